@@ -1,0 +1,79 @@
+"""Where the store is: URL resolution and opening a backend from a URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from durable._errors import ConfigurationError
+from durable.backends._base import Backend
+
+DEFAULT_PATH = Path(".durable") / "durable.db"
+"""The default store, relative to the working directory."""
+
+ENV_VAR = "DURABLE_URL"
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to use: the argument, else ``$DURABLE_URL``, else the default file."""
+    if url:
+        return url
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return env
+    return f"sqlite:///{DEFAULT_PATH.as_posix()}"
+
+
+def parse_url(url: str) -> sa.URL:
+    """Parse a store URL, or raise ConfigurationError saying what is expected."""
+    if not isinstance(url, str):
+        raise ConfigurationError(
+            f"a store URL must be a str, not {type(url).__name__}", url=repr(url)
+        )
+    if "://" not in url:
+        raise ConfigurationError(
+            f"{url!r} is not a store URL; use 'sqlite:///path/to/file.db', "
+            "'sqlite:///:memory:' or 'postgresql://user@host:5432/db'",
+            url=url,
+        )
+    try:
+        return sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ConfigurationError(
+            f"malformed store URL {_mask(url)!r}: {exc}", url=_mask(url)
+        ) from exc
+
+
+def open_backend(url: str) -> Backend:
+    """Open (creating or migrating its schema) the store at ``url``."""
+    parsed = parse_url(url)
+    scheme = parsed.get_backend_name()
+    if scheme == "sqlite":
+        if parsed.get_driver_name() not in ("pysqlite", ""):
+            raise ConfigurationError(
+                f"unsupported SQLite driver in {parsed.render_as_string()!r}; use plain "
+                "'sqlite:///...'",
+                url=parsed.render_as_string(),
+            )
+        from durable.backends._sqlite import SqliteBackend
+
+        return SqliteBackend(parsed)
+    raise ConfigurationError(
+        f"unsupported store URL scheme {parsed.drivername!r} in "
+        f"{parsed.render_as_string(hide_password=True)!r}; this version of "
+        "durable-sdk stores workflows in SQLite: 'sqlite:///path/to/file.db' "
+        "or 'sqlite:///:memory:'",
+        url=parsed.render_as_string(hide_password=True),
+    )
+
+
+def _mask(url: str) -> str:
+    """Hide the password in a URL that SQLAlchemy could not parse."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

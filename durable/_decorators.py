@@ -1,0 +1,366 @@
+"""The two decorators, ``@durable.step`` and ``@durable.durable_workflow``.
+
+Both are ``wrapt`` function wrappers, so the decorated function keeps its
+name, docstring, signature and ``inspect.iscoroutinefunction``, and works as
+an instance method, classmethod or staticmethod.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+import wrapt
+
+from durable import _context, _registry
+from durable._errors import ConfigurationError, SerializationError
+from durable._identity import fingerprint
+from durable._retry import RetryPolicy
+from durable._runtime import (
+    Invocation,
+    OnRunning,
+    StepSpec,
+    WorkflowSpec,
+    current_runtime,
+)
+from durable._serialization import dumps
+from durable._sync import drive, run_coroutine_sync
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+T_co = TypeVar("T_co", covariant=True)
+
+
+# Typing ---------------------------------------------------------------------
+
+
+class AsyncWorkflow(Protocol[P, T_co]):
+    """The type of an ``async def`` decorated with ``@durable.durable_workflow``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T_co]:
+        """Run the workflow under an id derived from its name and arguments."""
+
+    def run(
+        self, *args: Any, workflow_id: str | None = None, **kwargs: Any
+    ) -> Coroutine[Any, Any, T_co]:
+        """Run the workflow under ``workflow_id`` (derived when ``None``)."""
+
+    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
+        """Run the workflow to completion from sync code (a script, a notebook)."""
+
+    def __get__(self, instance: Any, owner: Any = None) -> AsyncWorkflow[..., T_co]:
+        """Bind the workflow to an instance or class, as a method."""
+
+
+class SyncWorkflow(Protocol[P, T_co]):
+    """The type of a plain ``def`` decorated with ``@durable.durable_workflow``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T_co:
+        """Run the workflow under an id derived from its name and arguments."""
+
+    def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
+        """Run the workflow under ``workflow_id`` (derived when ``None``)."""
+
+    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
+        """Same as :meth:`run` (for symmetry with async workflows)."""
+
+    def __get__(self, instance: Any, owner: Any = None) -> SyncWorkflow[..., T_co]:
+        """Bind the workflow to an instance or class, as a method."""
+
+
+class _WorkflowDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncWorkflow[P, T]: ...
+    @overload
+    def __call__(self, fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
+
+
+class _StepDecorator(Protocol):
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+# Steps ----------------------------------------------------------------------
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    backoff: float = 1.0,
+    backoff_multiplier: float = 2.0,
+    max_backoff: float = 300.0,
+    retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+) -> _StepDecorator: ...
+def step(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    backoff: float = 1.0,
+    backoff_multiplier: float = 2.0,
+    max_backoff: float = 300.0,
+    retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+) -> Any:
+    """Make a function a durable step: run once, its result recorded, replayed after.
+
+    Inside a workflow, a step's outcome (its return value, or the exception it
+    raised) is pickled into the store when it finishes; when the workflow is
+    resumed, the recorded outcome is returned instead of running the step
+    again. Outside a workflow, and inside another step, it is a plain call.
+
+    Args:
+        fn: The function (``async def`` or ``def``); omit it to pass options.
+        name: The name recorded for the step, checked on replay. Defaults to
+            the function's ``__qualname__``.
+        retries: How many times to retry after a failure (each failed attempt
+            is recorded).
+        backoff: Seconds to wait before the first retry.
+        backoff_multiplier: Growth factor of the wait between retries.
+        max_backoff: Upper bound of one wait, in seconds.
+        retry_on: Exception types worth retrying; others fail at once.
+
+    Example::
+
+        @durable.step(retries=3, backoff=0.5, retry_on=(TimeoutError,))
+        async def fetch(url: str) -> bytes:
+            ...
+    """
+    policy = RetryPolicy(
+        retries=retries,
+        backoff=backoff,
+        backoff_multiplier=backoff_multiplier,
+        max_backoff=max_backoff,
+        retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+    )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        raw = _check_decoratable(fn, "step")
+        spec = StepSpec(
+            name=_check_name(name) or raw.__qualname__,
+            is_async=inspect.iscoroutinefunction(raw),
+            retry=policy,
+        )
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            ctx = _context.current.get()
+            if not isinstance(ctx, _context.WorkflowContext):
+                return wrapped(*args, **kwargs)
+            if spec.is_async and ctx.port.sync:
+                raise ConfigurationError(
+                    f"async step {spec.name!r} was called from the sync workflow "
+                    f"{ctx.name!r}, which cannot await it; make the workflow "
+                    "`async def` or the step a plain `def`"
+                )
+            position = ctx.allocate()
+            call = functools.partial(wrapped, *args, **kwargs)
+            runtime = ctx.runtime
+            if spec.is_async:
+                return runtime.run_step(ctx, ctx.port, spec, position, call)
+            return drive(runtime.run_step(ctx, runtime.port(sync=True), spec, position, call))
+
+        return wrapt.FunctionWrapper(fn, wrapper)
+
+    return decorate if fn is None else decorate(fn)
+
+
+# Workflows ------------------------------------------------------------------
+
+
+class _RunMethods:
+    """``run`` and ``run_sync``, on the workflow and on its bound forms."""
+
+    __slots__ = ()
+
+    def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
+        token = _context.requested_workflow_id.set(workflow_id)
+        try:
+            return self(*args, **kwargs)  # type: ignore[operator]
+        finally:
+            _context.requested_workflow_id.reset(token)
+
+    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
+        outcome = self.run(*args, workflow_id=workflow_id, **kwargs)
+        if inspect.iscoroutine(outcome):
+            return run_coroutine_sync(outcome)
+        return outcome
+
+
+class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+    pass
+
+
+class _WorkflowFunction(_RunMethods, wrapt.FunctionWrapper):  # type: ignore[misc]
+    __bound_function_wrapper__ = _BoundWorkflowFunction
+
+
+@overload
+def durable_workflow(fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncWorkflow[P, T]: ...
+@overload
+def durable_workflow(fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
+@overload
+def durable_workflow(
+    *, name: str | None = None, on_running: OnRunning = "wait"
+) -> _WorkflowDecorator: ...
+def durable_workflow(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    on_running: OnRunning = "wait",
+) -> Any:
+    """Make a function a durable workflow: resumable, its steps never redone.
+
+    Calling the workflow records it under a workflow id (derived from its
+    name and arguments, or given with ``.run(..., workflow_id=...)``) and runs
+    it. Calling it again with the same id returns the recorded result of a
+    finished run, resumes a crashed one where it stopped, starts a new attempt
+    of a failed one that reuses every step that succeeded, and waits for (or,
+    with ``on_running="raise"``, refuses) one still running in another live
+    process. A workflow called inside another is its child.
+
+    Args:
+        fn: The function (``async def`` or ``def``); omit it to pass options.
+        name: The registered name, stored with each run and used by
+            :func:`durable.recover`. Defaults to ``module.qualname``; set it to
+            keep old runs resumable when you move or rename the function.
+        on_running: ``"wait"`` (default) for the live owner to finish and
+            return its result, or ``"raise"`` WorkflowAlreadyRunningError.
+
+    Example::
+
+        @durable.durable_workflow
+        async def digest(url: str) -> str:
+            page = await fetch(url)
+            return await summarize(page)
+
+        await digest("https://example.org")
+        await digest.run("https://example.org", workflow_id="job-42")
+        digest.run_sync("https://example.org")
+    """
+    if on_running not in ("wait", "raise"):
+        raise ConfigurationError(
+            f"on_running must be 'wait' or 'raise', not {on_running!r}"
+        )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        raw = _check_decoratable(fn, "workflow")
+        spec = WorkflowSpec(
+            name=_check_name(name) or f"{raw.__module__}.{raw.__qualname__}",
+            is_async=inspect.iscoroutinefunction(raw),
+            on_running=on_running,
+        )
+        signature = inspect.signature(raw)
+
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            requested = _context.requested_workflow_id.get()
+            if requested is not None:
+                _context.requested_workflow_id.set(None)  # not for its children
+            ctx = _context.current.get()
+            parent = ctx if isinstance(ctx, _context.WorkflowContext) else None
+            if parent is not None and spec.is_async and parent.port.sync:
+                raise ConfigurationError(
+                    f"async workflow {spec.name!r} was called from the sync workflow "
+                    f"{parent.name!r}, which cannot await it; make the parent "
+                    "`async def` or the child a plain `def`"
+                )
+            runtime = parent.runtime if parent is not None else current_runtime()
+            inv = Invocation(
+                spec=spec,
+                call=functools.partial(wrapped, *args, **kwargs),
+                args_fingerprint=_fingerprint(signature, instance, args, kwargs),
+                args_payload=_args_payload(spec, instance, args, kwargs),
+                args=args,
+                kwargs=kwargs,
+                requested_id=requested,
+                parent=parent,
+                position=parent.allocate() if parent is not None else None,
+            )
+            if spec.is_async:
+                return runtime.run_workflow(inv, runtime.port(sync=False))
+            return drive(runtime.run_workflow(inv, runtime.port(sync=True)))
+
+        workflow = _WorkflowFunction(fn, wrapper)
+        _registry.register(spec.name, workflow)
+        return workflow
+
+    return decorate if fn is None else decorate(fn)
+
+
+# Helpers --------------------------------------------------------------------
+
+
+def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
+    """The plain function behind ``fn`` (unwrapping classmethod/staticmethod)."""
+    raw = getattr(fn, "__func__", fn)
+    if not callable(raw) or not hasattr(raw, "__qualname__"):
+        raise ConfigurationError(
+            f"@durable.{'step' if kind == 'step' else 'durable_workflow'} decorates a "
+            f"function, not {type(fn).__name__} {fn!r}"
+        )
+    if inspect.isgeneratorfunction(raw) or inspect.isasyncgenfunction(raw):
+        raise ConfigurationError(
+            f"{raw.__qualname__} is a generator function; a durable {kind} must return "
+            "its result (collect the items into a list and return that)"
+        )
+    return raw  # type: ignore[no-any-return]
+
+
+def _check_name(name: str | None) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigurationError(f"name must be a non-empty str, not {name!r}")
+    return name
+
+
+def _fingerprint(
+    signature: inspect.Signature, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """Fingerprint the call by its bound arguments, so ``f(1)`` and ``f(x=1)``
+    (and a default passed explicitly) are the same call.
+
+    The instance of a method is not part of it: instances rarely pickle or
+    compare stably, and the method's qualified name already tells the class.
+    """
+    try:
+        if instance is not None:
+            bound = signature.bind(instance, *args, **kwargs)
+        else:
+            bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return fingerprint(args, kwargs)  # the call itself will raise the TypeError
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    if instance is not None:
+        arguments.pop(next(iter(signature.parameters)), None)
+    return fingerprint((), arguments)
+
+
+def _args_payload(
+    spec: WorkflowSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bytes:
+    what = f"arguments of workflow {spec.name!r}"
+    try:
+        return dumps((instance, args, kwargs), what=what)
+    except SerializationError:
+        if instance is None:
+            raise
+    # An unpicklable instance (a service holding a client) still runs; only
+    # recover() cannot rebuild the call, and says so.
+    return dumps((None, args, kwargs), what=what)
+

@@ -1,0 +1,128 @@
+"""The one error hierarchy of durable.
+
+Every error the SDK raises on purpose derives from :class:`DurableError`, and
+every message says what was wrong and what to do about it::
+
+    DurableError
+    ├── ConfigurationError          (also a ValueError)
+    │   └── SchemaVersionError
+    ├── BackendUnavailableError
+    ├── InvalidWorkflowIdError      (also a ValueError)
+    ├── WorkflowConflictError
+    ├── NonDeterminismError
+    ├── SerializationError          (also a TypeError)
+    ├── PayloadIntegrityError
+    ├── WorkflowAlreadyRunningError
+    ├── OwnershipLostError
+    ├── NotInWorkflowError
+    └── RecordedError
+
+Errors keep their keyword arguments so that they pickle (a workflow's error is
+itself recorded with cloudpickle, and may be one of these).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base class of every error raised by durable.
+
+    Catch this to handle any failure of the SDK itself (as opposed to an
+    exception raised by your own step or workflow code, which durable records
+    and re-raises unchanged).
+    """
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.details))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[DurableError], message: str, details: dict[str, Any]) -> DurableError:
+    error = cls.__new__(cls)
+    DurableError.__init__(error, message, **details)
+    return error
+
+
+class ConfigurationError(DurableError, ValueError):
+    """The configuration (a URL, an option, a decorator argument) is invalid."""
+
+
+class SchemaVersionError(ConfigurationError):
+    """The database was written by a newer durable-sdk than this one.
+
+    Nothing is changed in such a database: upgrade durable-sdk to open it.
+    """
+
+
+class BackendUnavailableError(DurableError):
+    """The storage backend could not be reached or opened."""
+
+
+class InvalidWorkflowIdError(DurableError, ValueError):
+    """A workflow id is empty, too long or contains a NUL character."""
+
+
+class WorkflowConflictError(DurableError):
+    """A workflow id is already recorded with other arguments or another workflow.
+
+    Attributes:
+        workflow_id: The id that is in conflict.
+    """
+
+
+class NonDeterminismError(DurableError):
+    """On replay, the code called a different step than the one recorded.
+
+    Attributes:
+        workflow_id: The workflow being replayed.
+        position: The step position at which the recorded and the called step differ.
+        expected: The step name recorded at that position.
+        found: The step name the code called there now.
+    """
+
+
+class SerializationError(DurableError, TypeError):
+    """A step result, workflow argument or result could not be pickled."""
+
+
+class PayloadIntegrityError(DurableError):
+    """A stored payload is unreadable: corrupt, truncated or of an unknown format.
+
+    Such a payload is never unpickled.
+    """
+
+
+class WorkflowAlreadyRunningError(DurableError):
+    """The workflow is running under a live owner and the caller chose not to wait."""
+
+
+class OwnershipLostError(DurableError):
+    """Another executor took the workflow over; this one may no longer write to it."""
+
+
+class NotInWorkflowError(DurableError):
+    """A workflow-only operation was called outside a running workflow."""
+
+
+class RecordedError(DurableError):
+    """Stands in for a recorded exception that cannot be rebuilt as itself.
+
+    Raised on replay when the original exception could not be pickled (or can
+    no longer be unpickled, for instance because its class was removed).
+
+    Attributes:
+        type_name: The qualified name of the original exception class.
+        error_message: ``str()`` of the original exception.
+        traceback_text: The formatted traceback recorded when it was raised.
+    """

@@ -1,0 +1,110 @@
+"""Workflow ids: validation, and derivation from a name and its arguments.
+
+A derived id must be the same in every process that makes the same call, so
+the fingerprint is computed from a canonical encoding of the arguments rather
+than from their pickle (which depends on set order and hash randomisation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+import cloudpickle
+
+from durable._errors import InvalidWorkflowIdError
+
+MAX_WORKFLOW_ID_LENGTH = 255
+"""The longest workflow id accepted, in characters."""
+
+
+def validate_workflow_id(workflow_id: object) -> str:
+    """Return ``workflow_id`` if it is usable, else raise InvalidWorkflowIdError."""
+    if not isinstance(workflow_id, str):
+        raise InvalidWorkflowIdError(
+            f"a workflow id must be a str, not {type(workflow_id).__name__} "
+            f"({workflow_id!r})",
+            workflow_id=workflow_id,
+        )
+    if not workflow_id:
+        raise InvalidWorkflowIdError("a workflow id must not be empty", workflow_id=workflow_id)
+    if len(workflow_id) > MAX_WORKFLOW_ID_LENGTH:
+        raise InvalidWorkflowIdError(
+            f"workflow id {workflow_id[:40]!r}... is {len(workflow_id)} characters long; "
+            f"the limit is {MAX_WORKFLOW_ID_LENGTH}",
+            workflow_id=workflow_id,
+        )
+    if "\x00" in workflow_id:
+        raise InvalidWorkflowIdError(
+            f"workflow id {workflow_id!r} contains a NUL character, which no "
+            "backend can store faithfully",
+            workflow_id=workflow_id,
+        )
+    return workflow_id
+
+
+def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """A stable hex digest of a call's (already bound) arguments."""
+    digest = hashlib.sha256()
+    _feed(digest, ("args", args, "kwargs", dict(kwargs)))
+    return digest.hexdigest()
+
+
+def derive_workflow_id(name: str, args_fingerprint: str) -> str:
+    """The id of a call that was given none: its name and argument fingerprint."""
+    return f"{name}:{args_fingerprint[:20]}"
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Write a canonical, type-tagged encoding of ``value`` into ``digest``."""
+    if value is None or isinstance(value, (bool, int, float, complex)):
+        _chunk(digest, b"n" + type(value).__name__.encode(), repr(value).encode())
+    elif isinstance(value, str):
+        _chunk(digest, b"s", value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        _chunk(digest, b"b", bytes(value))
+    elif isinstance(value, enum.Enum):
+        _chunk(digest, b"e", _qualname(type(value)).encode())
+        _feed(digest, value.value)
+    elif isinstance(value, (list, tuple)):
+        _chunk(digest, b"l" if isinstance(value, list) else b"t", str(len(value)).encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, Mapping):
+        items = sorted(((_sub_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        _chunk(digest, b"m", str(len(items)).encode())
+        for key_digest, item in items:
+            digest.update(key_digest)
+            _feed(digest, item)
+    elif isinstance(value, (set, frozenset)):
+        members = sorted(_sub_digest(item) for item in value)
+        _chunk(digest, b"S", str(len(members)).encode())
+        for member in members:
+            digest.update(member)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _chunk(digest, b"d", _qualname(type(value)).encode())
+        _feed(digest, {f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    else:
+        # Anything else is fingerprinted by its pickle: stable for the plain
+        # objects people pass, and at worst a new id (never a wrong replay).
+        _chunk(digest, b"p", cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _sub_digest(value: Any) -> bytes:
+    sub = hashlib.sha256()
+    _feed(sub, value)
+    return sub.digest()
+
+
+def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
+    digest.update(tag)
+    digest.update(len(data).to_bytes(8, "little"))
+    digest.update(data)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,65 @@
+"""Retry policy of a step: how often, how long to wait, on which errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from durable._errors import ConfigurationError
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """When and how a failing step is tried again.
+
+    The wait before retry ``n`` (1-based) is
+    ``min(backoff * backoff_multiplier ** (n - 1), max_backoff)`` seconds.
+    Every failed attempt is recorded before the wait, so the history shows it.
+
+    Example::
+
+        @durable.step(retries=3, backoff=2.0, retry_on=(TimeoutError,))
+        async def fetch(url: str) -> bytes: ...   # waits 2 s, 4 s, 8 s
+    """
+
+    retries: int = 0
+    """How many times to try again after the first failure."""
+    backoff: float = 1.0
+    """Seconds to wait before the first retry."""
+    backoff_multiplier: float = 2.0
+    """Factor by which the wait grows with each retry."""
+    max_backoff: float = 300.0
+    """Upper bound of a single wait, in seconds."""
+    retry_on: tuple[type[Exception], ...] = (Exception,)
+    """Exception types that are retried; any other error fails the step at once."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(
+                f"retries must be a whole number >= 0, not {self.retries!r}", field="retries"
+            )
+        for field in ("backoff", "backoff_multiplier", "max_backoff"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigurationError(
+                    f"{field} must be a number >= 0, not {value!r}", field=field
+                )
+        retry_on = self.retry_on
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+            object.__setattr__(self, "retry_on", retry_on)
+        if not isinstance(retry_on, tuple) or not all(
+            isinstance(t, type) and issubclass(t, Exception) for t in retry_on
+        ):
+            raise ConfigurationError(
+                f"retry_on must be an Exception subclass or a tuple of them, not {retry_on!r} "
+                "(BaseExceptions such as KeyboardInterrupt are never retried)",
+                field="retry_on",
+            )
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        return float(min(self.backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff))
+
+    def should_retry(self, error: Exception, retries_done: int) -> bool:
+        """Whether to try again after ``error`` when ``retries_done`` retries ran."""
+        return retries_done < self.retries and isinstance(error, self.retry_on)

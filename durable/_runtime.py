@@ -1,0 +1,730 @@
+"""The runtime: one object that runs workflows and steps against a backend.
+
+Everything here is written once, as coroutines, for sync and async callers
+alike (see ``_sync.drive``); the ``_Port`` decides whether a backend call
+blocks or is awaited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from durable import _context, _registry
+from durable._clock import SystemClock
+from durable._config import open_backend, parse_url, resolve_url
+from durable._errors import (
+    ConfigurationError,
+    DurableError,
+    NonDeterminismError,
+    OwnershipLostError,
+    SerializationError,
+    WorkflowAlreadyRunningError,
+    WorkflowConflictError,
+)
+from durable._identity import derive_workflow_id, validate_workflow_id
+from durable._owner import current_owner, is_alive_locally, is_local
+from durable._retry import RetryPolicy
+from durable._serialization import dumps, dumps_error, loads, loads_error
+from durable._sync import run_coroutine_sync
+from durable.backends._base import (
+    Backend,
+    NewWorkflow,
+    StepAttemptRow,
+    StepRow,
+    StepStatus,
+    WorkflowRow,
+    WorkflowStatus,
+)
+
+log = logging.getLogger("durable")
+
+OnRunning = Literal["wait", "raise"]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What the step decorator knows of a step."""
+
+    name: str
+    is_async: bool
+    retry: RetryPolicy
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What the workflow decorator knows of a workflow."""
+
+    name: str
+    is_async: bool
+    on_running: OnRunning
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of a workflow, as the decorator hands it to the runtime."""
+
+    spec: WorkflowSpec
+    call: Callable[[], Any]
+    args_fingerprint: str
+    args_payload: bytes
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    requested_id: str | None
+    parent: _context.WorkflowContext | None
+    position: int | None
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A recorded workflow, as :meth:`Runtime.get_workflow` reports it."""
+
+    workflow_id: str
+    name: str
+    status: WorkflowStatus
+    attempts: int
+    parent_id: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """A committed step record, with the failed attempts that preceded it."""
+
+    position: int
+    name: str
+    status: StepStatus
+    tries: int
+    started_at: float
+    finished_at: float
+    payload_bytes: int
+    failed_attempts: tuple[str, ...] = field(default=())
+    """``"ErrorType: message"`` of each retried failure, oldest first."""
+
+
+@dataclass
+class RecoveryReport:
+    """What :meth:`Runtime.recover` did."""
+
+    resumed: list[str] = field(default_factory=list)
+    """Ids of workflows that were resumed and finished."""
+    failed: dict[str, BaseException] = field(default_factory=dict)
+    """Ids of resumed workflows that raised, with their error."""
+    unknown: dict[str, str] = field(default_factory=dict)
+    """Ids of incomplete workflows whose name no imported code registers."""
+
+
+class _Lost(Exception):
+    """This executor lost the workflow it was running to another one."""
+
+
+class _Port:
+    """The backend as seen by one pipeline: awaited on the async path,
+    called directly (blocking) on the sync one."""
+
+    __slots__ = ("backend", "clock", "sync")
+
+    def __init__(self, backend: Backend, clock: SystemClock, sync: bool) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.sync = sync
+
+    async def start_workflow(self, new: NewWorkflow, lease: float) -> tuple[WorkflowRow, bool]:
+        b = self.backend
+        owner = current_owner()
+        if self.sync:
+            return b.start_workflow(new, owner, lease)
+        return await b.astart_workflow(new, owner, lease)
+
+    async def claim_workflow(
+        self, workflow_id: str, epoch: int, lease: float, new_attempt: bool
+    ) -> WorkflowRow | None:
+        b, owner = self.backend, current_owner()
+        if self.sync:
+            return b.claim_workflow(workflow_id, epoch, owner, lease, new_attempt=new_attempt)
+        return await b.aclaim_workflow(workflow_id, epoch, owner, lease, new_attempt=new_attempt)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        if self.sync:
+            return self.backend.get_workflow(workflow_id)
+        return await self.backend.aget_workflow(workflow_id)
+
+    async def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
+        if self.sync:
+            return self.backend.load_steps(workflow_id)
+        return await self.backend.aload_steps(workflow_id)
+
+    async def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        if self.sync:
+            return self.backend.record_step(workflow_id, epoch, step)
+        return await self.backend.arecord_step(workflow_id, epoch, step)
+
+    async def record_step_attempt(
+        self, workflow_id: str, epoch: int, attempt: StepAttemptRow
+    ) -> None:
+        if self.sync:
+            self.backend.record_step_attempt(workflow_id, epoch, attempt)
+        else:
+            await self.backend.arecord_step_attempt(workflow_id, epoch, attempt)
+
+    async def finish_workflow(
+        self,
+        workflow_id: str,
+        epoch: int,
+        status: WorkflowStatus,
+        result: bytes | None = None,
+        error: bytes | None = None,
+    ) -> bool:
+        b = self.backend
+        if self.sync:
+            return b.finish_workflow(workflow_id, epoch, status, result=result, error=error)
+        return await b.afinish_workflow(workflow_id, epoch, status, result=result, error=error)
+
+    async def sleep(self, seconds: float) -> None:
+        if self.sync:
+            self.clock.sleep(seconds)
+        else:
+            await self.clock.asleep(seconds)
+
+
+class Runtime:
+    """Runs durable workflows against one store.
+
+    Module-level calls (``await my_workflow(...)``, :func:`durable.recover`)
+    use the default runtime, configured by :func:`durable.configure` or the
+    ``DURABLE_URL`` environment variable. Create your own to work with another
+    store side by side, for instance in a test; ``with runtime:`` makes it the
+    active one in that block (and in tasks started from it) and closes it at
+    the end.
+
+    Args:
+        url: The store: ``sqlite:///path/to/file.db`` or ``sqlite:///:memory:``.
+            Defaults to ``$DURABLE_URL``, else ``.durable/durable.db`` in the
+            working directory.
+        lease_seconds: How long a workflow's owner is trusted without a
+            heartbeat by processes on other hosts. Owners on the same host are
+            checked directly, so a crash there is seen at once.
+        poll_interval: The longest pause between two looks at a workflow that
+            another live process is running, while waiting for its result.
+
+    Example::
+
+        with durable.Runtime("sqlite:///:memory:") as runtime:
+            print(pipeline.run_sync("input"))
+            print(runtime.get_workflow(pipeline_id).status)
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if lease_seconds <= 0 or poll_interval <= 0:
+            raise ConfigurationError(
+                "lease_seconds and poll_interval must be > 0, not "
+                f"{lease_seconds!r} and {poll_interval!r}"
+            )
+        resolved = resolve_url(url)
+        parse_url(resolved)
+        self.lease_seconds = float(lease_seconds)
+        self.poll_interval = float(poll_interval)
+        self.clock = SystemClock()
+        self.backend: Backend = open_backend(resolved)
+        self._leases: dict[str, int] = {}
+        self._heartbeat: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._tokens: list[Any] = []
+        self._ports = (
+            _Port(self.backend, self.clock, sync=False),
+            _Port(self.backend, self.clock, sync=True),
+        )
+
+    @property
+    def url(self) -> str:
+        """The store's URL, with any password masked."""
+        return self.backend.url
+
+    def __repr__(self) -> str:
+        return f"<durable.Runtime {self.url}>"
+
+    def port(self, sync: bool) -> _Port:
+        return self._ports[sync]
+
+    # Life cycle -------------------------------------------------------------
+
+    def __enter__(self) -> Runtime:
+        self._tokens.append(_context.active_runtime.set(self))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _context.active_runtime.reset(self._tokens.pop())
+        self.close()
+
+    def close(self) -> None:
+        """Stop heartbeats and release the store's connections."""
+        self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        self.backend.close()
+
+    # Inspection -------------------------------------------------------------
+
+    def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """What the store holds about a workflow, or None if it has no record."""
+        row = self.backend.get_workflow(validate_workflow_id(workflow_id))
+        if row is None:
+            return None
+        return WorkflowInfo(
+            workflow_id=row.workflow_id,
+            name=row.name,
+            status=row.status,
+            attempts=row.attempts,
+            parent_id=row.parent_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            finished_at=row.finished_at,
+        )
+
+    def list_steps(self, workflow_id: str) -> list[StepInfo]:
+        """The committed (replayable) step records of a workflow, by position."""
+        workflow_id = validate_workflow_id(workflow_id)
+        failures: dict[int, list[str]] = {}
+        for attempt in self.backend.step_attempts(workflow_id):
+            failures.setdefault(attempt.position, []).append(
+                f"{attempt.error_type}: {attempt.error_message}"
+            )
+        steps = self.backend.load_steps(workflow_id)
+        return [
+            StepInfo(
+                position=row.position,
+                name=row.name,
+                status=row.status,
+                tries=row.attempt,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                payload_bytes=len(row.output),
+                failed_attempts=tuple(failures.get(row.position, ())),
+            )
+            for row in sorted(steps.values(), key=lambda r: r.position)
+        ]
+
+    # Recovery ---------------------------------------------------------------
+
+    async def recover(self) -> RecoveryReport:
+        """Resume every incomplete workflow whose owner is dead.
+
+        Workflows are looked up by name among the decorated functions of the
+        code imported so far; a name nobody registers is reported in
+        ``unknown``, not raised. A resumed workflow that fails is reported in
+        ``failed``. Children are resumed through their parents.
+        """
+        report = RecoveryReport()
+        for row in self.backend.list_workflows([WorkflowStatus.RUNNING]):
+            if row.parent_id is not None or self._owner_alive(row):
+                continue
+            workflow = _registry.lookup(row.name)
+            if workflow is None:
+                report.unknown[row.workflow_id] = row.name
+                log.warning(
+                    "cannot recover workflow %r: no imported code registers a workflow "
+                    "named %r",
+                    row.workflow_id,
+                    row.name,
+                )
+                continue
+            try:
+                instance, args, kwargs = loads(
+                    row.args or b"", what=f"arguments of workflow {row.workflow_id!r}"
+                )
+                target = workflow if instance is None else getattr(instance, workflow.__name__)
+                outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
+                if isinstance(outcome, Coroutine):
+                    await outcome
+            except Exception as exc:
+                report.failed[row.workflow_id] = exc
+            else:
+                report.resumed.append(row.workflow_id)
+        return report
+
+    def recover_sync(self) -> RecoveryReport:
+        """Blocking form of :meth:`recover`."""
+        return run_coroutine_sync(self.recover())
+
+    # Workflows --------------------------------------------------------------
+
+    async def run_workflow(self, inv: Invocation, port: _Port) -> Any:
+        """Run (or resume, or return the recorded outcome of) one workflow call."""
+        if inv.parent is None:
+            workflow_id = validate_workflow_id(
+                inv.requested_id or derive_workflow_id(inv.spec.name, inv.args_fingerprint)
+            )
+            return await self._execute(inv, port, workflow_id, parent_id=None)
+        parent, position = inv.parent, inv.position
+        assert position is not None
+        recorded = _replayable(parent, position, inv.spec.name)
+        if recorded is not None:
+            return _decode_step(recorded, parent.workflow_id)
+        workflow_id = validate_workflow_id(inv.requested_id or f"{parent.workflow_id}/{position}")
+        started = self.clock.time()
+        try:
+            value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
+        except Exception as exc:
+            return await self._commit(parent, port, position, inv.spec.name, started, 1, error=exc)
+        return await self._commit(parent, port, position, inv.spec.name, started, 1, value=value)
+
+    async def _execute(
+        self, inv: Invocation, port: _Port, workflow_id: str, parent_id: str | None
+    ) -> Any:
+        new = NewWorkflow(
+            workflow_id=workflow_id,
+            name=inv.spec.name,
+            args_fingerprint=inv.args_fingerprint,
+            args=inv.args_payload,
+            parent_id=parent_id,
+        )
+        row, owned = await port.start_workflow(new, self.lease_seconds)
+        waited = False
+        while True:
+            if not owned:
+                self._check_same_call(row, inv)
+                if row.status is WorkflowStatus.SUCCESS or (
+                    waited and row.status is WorkflowStatus.ERROR
+                ):
+                    return _outcome(row)
+                if row.status is WorkflowStatus.RUNNING and self._owner_alive(row):
+                    row = await self._wait(port, row, inv.spec)
+                    waited = True
+                    continue
+                claimed = await port.claim_workflow(
+                    workflow_id,
+                    row.epoch,
+                    self.lease_seconds,
+                    new_attempt=row.status is WorkflowStatus.ERROR,
+                )
+                if claimed is None:
+                    row = await self._reload(port, workflow_id)
+                    continue
+                if row.status is WorkflowStatus.ERROR:
+                    log.info("workflow %r: new attempt %d", workflow_id, claimed.attempts)
+                else:
+                    log.info("workflow %r: resuming after its owner died", workflow_id)
+                row = claimed
+            try:
+                return await self._own(inv, port, row, fresh=owned)
+            except _Lost:
+                log.warning("workflow %r: taken over by another executor", workflow_id)
+                row, owned, waited = await self._reload(port, workflow_id), False, True
+
+    async def _own(self, inv: Invocation, port: _Port, row: WorkflowRow, fresh: bool) -> Any:
+        """Run the workflow body as its owner, replaying what is recorded."""
+        workflow_id, epoch = row.workflow_id, row.epoch
+        recorded = {} if fresh else await port.load_steps(workflow_id)
+        ctx = _context.WorkflowContext(
+            runtime=self,
+            port=port,
+            workflow_id=workflow_id,
+            name=row.name,
+            epoch=epoch,
+            attempt=row.attempts,
+            recorded=recorded,
+        )
+        self._hold_lease(workflow_id, epoch)
+        token = _context.current.set(ctx)
+        try:
+            try:
+                value = inv.call()
+                if inv.spec.is_async:
+                    value = await value
+            except OwnershipLostError:
+                raise _Lost() from None
+            except Exception as exc:
+                if not await port.finish_workflow(
+                    workflow_id, epoch, WorkflowStatus.ERROR, error=dumps_error(exc)
+                ):
+                    raise _Lost() from None
+                raise
+            try:
+                payload = dumps(value, what=f"result of workflow {workflow_id!r}")
+            except SerializationError as exc:
+                await port.finish_workflow(
+                    workflow_id, epoch, WorkflowStatus.ERROR, error=dumps_error(exc)
+                )
+                raise
+            if not await port.finish_workflow(
+                workflow_id, epoch, WorkflowStatus.SUCCESS, result=payload
+            ):
+                raise _Lost()
+            return value
+        finally:
+            _context.current.reset(token)
+            self._leases.pop(workflow_id, None)
+
+    async def _reload(self, port: _Port, workflow_id: str) -> WorkflowRow:
+        row = await port.get_workflow(workflow_id)
+        if row is None:
+            raise DurableError(
+                f"workflow {workflow_id!r} disappeared from the store while it was "
+                "being run (was it deleted by a cleanup?)",
+                workflow_id=workflow_id,
+            )
+        return row
+
+    def _check_same_call(self, row: WorkflowRow, inv: Invocation) -> None:
+        if row.name == inv.spec.name and row.args_fingerprint == inv.args_fingerprint:
+            return
+        try:
+            instance, args, kwargs = loads(row.args or b"", what="recorded arguments")
+            stored = _args_repr(instance, args, kwargs)
+        except Exception:
+            stored = "<arguments that can no longer be unpickled>"
+        called = _args_repr(None, inv.args, inv.kwargs)
+        raise WorkflowConflictError(
+            f"workflow id {row.workflow_id!r} is already recorded for "
+            f"{row.name}{stored}, but was now called as {inv.spec.name}{called}. "
+            "A workflow id names one call: pass another workflow_id for a "
+            "different call, or the same arguments to resume or fetch this one.",
+            workflow_id=row.workflow_id,
+            recorded=f"{row.name}{stored}",
+            called=f"{inv.spec.name}{called}",
+        )
+
+    def _owner_alive(self, row: WorkflowRow) -> bool:
+        owner = row.owner
+        if owner is None:
+            return False
+        if owner == current_owner():
+            # This very process: alive only if it is running the workflow now
+            # (an in-process crash leaves the row owned by a live process).
+            return self._leases.get(row.workflow_id) == row.epoch
+        if is_local(owner):
+            return is_alive_locally(owner)
+        return row.lease_expires_at is not None and row.lease_expires_at > self.backend_now()
+
+    def backend_now(self) -> float:
+        now = getattr(self.backend, "now", None)
+        return float(now()) if callable(now) else self.clock.time()
+
+    async def _wait(self, port: _Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
+        """Wait until a live owner finishes the workflow, or dies."""
+        owner = row.owner
+        if spec.on_running == "raise":
+            raise WorkflowAlreadyRunningError(
+                f"workflow {row.workflow_id!r} is running in process {owner.pid if owner else '?'}"
+                f" on {owner.host.split('/')[0] if owner else '?'}; not waiting for it "
+                "(on_running='raise'). Call it again later to get its result.",
+                workflow_id=row.workflow_id,
+            )
+        log.info("workflow %r is running elsewhere; waiting for its result", row.workflow_id)
+        delay = 0.01
+        while True:
+            await port.sleep(delay)
+            delay = min(delay * 1.5, self.poll_interval)
+            row = await self._reload(port, row.workflow_id)
+            if row.status is not WorkflowStatus.RUNNING or not self._owner_alive(row):
+                return row
+
+    # Steps ------------------------------------------------------------------
+
+    async def run_step(
+        self,
+        ctx: _context.WorkflowContext,
+        port: _Port,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Replay a step's record, or run it (with retries) and record it."""
+        recorded = _replayable(ctx, position, spec.name)
+        if recorded is not None:
+            return _decode_step(recorded, ctx.workflow_id)
+        retries = 0
+        while True:
+            started = self.clock.time()
+            token = _context.current.set(_context.IN_STEP)
+            try:
+                value = call()
+                if spec.is_async:
+                    value = await value
+            except Exception as exc:
+                if not spec.retry.should_retry(exc, retries):
+                    return await self._commit(
+                        ctx, port, position, spec.name, started, retries + 1, error=exc
+                    )
+                retries += 1
+                await port.record_step_attempt(
+                    ctx.workflow_id,
+                    ctx.epoch,
+                    StepAttemptRow(
+                        position=position,
+                        name=spec.name,
+                        attempt=retries,
+                        started_at=started,
+                        finished_at=self.clock.time(),
+                        error_type=_qualname(type(exc)),
+                        error_message=str(exc),
+                    ),
+                )
+                log.info(
+                    "workflow %r step %r (position %d) failed with %r; retry %d of %d",
+                    ctx.workflow_id, spec.name, position, exc, retries, spec.retry.retries,
+                )
+                await port.sleep(spec.retry.delay(retries))
+                continue
+            finally:
+                _context.current.reset(token)
+            return await self._commit(
+                ctx, port, position, spec.name, started, retries + 1, value=value
+            )
+
+    async def _commit(
+        self,
+        ctx: _context.WorkflowContext,
+        port: _Port,
+        position: int,
+        name: str,
+        started: float,
+        tries: int,
+        *,
+        value: Any = None,
+        error: Exception | None = None,
+    ) -> Any:
+        """Record a step's outcome; hand back the outcome that stands.
+
+        That is this one, unless another executor committed first, in which
+        case its record is adopted (and this outcome dropped).
+        """
+        where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
+        if error is None:
+            output = dumps(value, what=f"result of {where}")
+        else:
+            output = dumps_error(error)
+        row = StepRow(
+            position=position,
+            name=name,
+            status=StepStatus.SUCCESS if error is None else StepStatus.ERROR,
+            output=output,
+            attempt=tries,
+            started_at=started,
+            finished_at=self.clock.time(),
+        )
+        standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
+        if standing is not row:
+            return _decode_step(standing, ctx.workflow_id)
+        if error is not None:
+            raise error
+        return value
+
+    # Leases -----------------------------------------------------------------
+
+    def _hold_lease(self, workflow_id: str, epoch: int) -> None:
+        self._leases[workflow_id] = epoch
+        if self._heartbeat is None and not self._closing.is_set():
+            self._heartbeat = threading.Thread(
+                target=self._renew_leases, name="durable-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _renew_leases(self) -> None:
+        while not self._closing.wait(self.lease_seconds / 3):
+            leases = dict(self._leases)
+            if not leases:
+                continue
+            try:
+                self.backend.renew_leases(current_owner(), leases, self.lease_seconds)
+            except Exception:  # the next beat tries again; the lease has slack for it
+                log.warning("could not renew workflow leases", exc_info=True)
+
+
+def _replayable(ctx: _context.WorkflowContext, position: int, name: str) -> StepRow | None:
+    recorded = ctx.recorded.get(position)
+    if recorded is None:
+        return None
+    if recorded.name != name:
+        raise NonDeterminismError(
+            f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
+            f"step {recorded.name!r}, but the code now calls {name!r}. The workflow's "
+            "code changed the order of its steps since this run was recorded; "
+            "restore the old order to resume it, or start it under a new workflow_id.",
+            workflow_id=ctx.workflow_id,
+            position=position,
+            expected=recorded.name,
+            found=name,
+        )
+    return recorded
+
+
+def _decode_step(row: StepRow, workflow_id: str) -> Any:
+    what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
+    if row.status is StepStatus.SUCCESS:
+        return loads(row.output, what=what)
+    raise loads_error(row.output, what=what)
+
+
+def _outcome(row: WorkflowRow) -> Any:
+    if row.status is WorkflowStatus.SUCCESS:
+        return loads(row.result or b"", what=f"result of workflow {row.workflow_id!r}")
+    raise loads_error(row.error or b"", what=f"error of workflow {row.workflow_id!r}")
+
+
+def _args_repr(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    text = f"({', '.join(parts)})"
+    return text if len(text) <= 200 else text[:197] + "...)"
+
+
+def _qualname(cls: type) -> str:
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+_default: Runtime | None = None
+_default_lock = threading.Lock()
+
+
+def current_runtime() -> Runtime:
+    """The runtime in effect here: the active one (``with runtime:``), else the default.
+
+    The default runtime is created on first use from ``$DURABLE_URL`` or the
+    embedded SQLite file ``.durable/durable.db``.
+    """
+    active = _context.active_runtime.get()
+    if active is not None:
+        return active
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Runtime()
+        return _default
+
+
+def configure(url: str | None = None, **options: Any) -> Runtime:
+    """Set up the default runtime, used by every workflow outside ``with runtime:``.
+
+    Args:
+        url: The store URL (see :class:`Runtime`); ``None`` reads ``$DURABLE_URL``
+            and falls back to ``.durable/durable.db`` in the working directory.
+        **options: Further :class:`Runtime` options (``lease_seconds``,
+            ``poll_interval``).
+
+    Returns:
+        The new default runtime. The previous one, if any, is closed.
+
+    Example::
+
+        durable.configure(url="sqlite:///pipeline.db")
+    """
+    global _default
+    runtime = Runtime(url, **options)
+    with _default_lock:
+        previous, _default = _default, runtime
+    if previous is not None:
+        with contextlib.suppress(Exception):
+            previous.close()
+    return runtime

@@ -1,0 +1,59 @@
+"""Running one pipeline from sync and async code.
+
+The runtime's logic is written once, as coroutines. Sync callers drive those
+coroutines with :func:`drive`, which works because on the sync path they
+never suspend: every I/O they await goes through a port that blocks instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that completes without suspending, in this thread."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError(
+        "durable internal error: a sync pipeline tried to suspend; an async "
+        "object was awaited on the sync path"
+    )
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop.
+
+    With no loop running in this thread it gets a fresh one. Inside a running
+    loop (a notebook cell, an async framework) it runs on a fresh loop in a
+    helper thread while this thread waits, which avoids "event loop is already
+    running"; the context (the active runtime) is carried over.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    outcome: list[Any] = []
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome.append((True, context.run(asyncio.run, coro)))
+        except BaseException as exc:  # handed over to the waiting thread as is
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target, name="durable-run-sync", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value

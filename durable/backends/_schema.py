@@ -1,0 +1,139 @@
+"""The schema, defined once for every SQL backend, and its migrations.
+
+The schema version is stored in ``durable_meta``. Opening a database creates
+the schema if it is new, migrates it step by step if it is older, and refuses
+it, changing nothing, if a newer durable-sdk wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from durable._errors import SchemaVersionError
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "durable_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+workflows = sa.Table(
+    "durable_workflows",
+    metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("args_fingerprint", sa.String(64), nullable=False),
+    sa.Column("args", sa.LargeBinary, nullable=True),
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.Column("error", sa.LargeBinary, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    # The fencing token: bumped by every claim; every write by an owner is
+    # conditional on it, so an owner that lost the workflow writes nothing.
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("owner_host", sa.String(255), nullable=True),
+    sa.Column("owner_pid", sa.Integer, nullable=True),
+    sa.Column("owner_started", sa.String(32), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("parent_id", sa.String(255), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Index("ix_durable_workflows_status", "status"),
+    sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
+)
+
+steps = sa.Table(
+    "durable_steps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", sa.LargeBinary, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    # Superseded records are kept for audit but never replayed; at most one
+    # live record stands at a position, which makes "first commit wins" a
+    # property of the index rather than of the code.
+    sa.Column("superseded", sa.Boolean, nullable=False, default=False),
+)
+
+LIVE_STEP_WHERE = steps.c.superseded == sa.false()
+
+sa.Index(
+    "ux_durable_steps_live",
+    steps.c.workflow_id,
+    steps.c.position,
+    unique=True,
+    sqlite_where=LIVE_STEP_WHERE,
+    postgresql_where=LIVE_STEP_WHERE,
+)
+
+step_attempts = sa.Table(
+    "durable_step_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("error_type", sa.String(512), nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Index("ix_durable_step_attempts_workflow", "workflow_id", "position"),
+)
+
+Migration = Callable[[sa.Connection], None]
+
+# MIGRATIONS[n] brings a database from version n to n + 1.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def ensure_schema(conn: sa.Connection, where: str) -> int:
+    """Create or migrate the schema inside the caller's transaction.
+
+    Returns the version the database had before (0 for a new one).
+    """
+    found = stored_version(conn)
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database at {where} has durable schema version {found}, newer "
+            f"than this durable-sdk understands ({SCHEMA_VERSION}); it was left "
+            "untouched. Upgrade durable-sdk to use it.",
+            found=found,
+            supported=SCHEMA_VERSION,
+        )
+    if found == 0:
+        metadata.create_all(conn)
+        conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        return 0
+    for version in range(found, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+    if found != SCHEMA_VERSION:
+        conn.execute(
+            sa.update(meta)
+            .where(meta.c.key == "schema_version")
+            .values(value=str(SCHEMA_VERSION))
+        )
+    return found
+
+
+def stored_version(conn: sa.Connection) -> int:
+    """The schema version recorded in the database (0 if it has none)."""
+    if not sa.inspect(conn).has_table(meta.name):
+        return 0
+    value = conn.execute(
+        sa.select(meta.c.value).where(meta.c.key == "schema_version")
+    ).scalar_one_or_none()
+    return int(value) if value is not None else 0
