@@ -197,11 +197,11 @@ class _RunMethods:
         return outcome
 
 
-class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     pass
 
 
-class _WorkflowFunction(_RunMethods, wrapt.FunctionWrapper):  # type: ignore[misc]
+class _WorkflowFunction(_RunMethods, wrapt.FunctionWrapper):  # type: ignore[type-arg]
     __bound_function_wrapper__ = _BoundWorkflowFunction
 
 
@@ -250,9 +250,7 @@ def durable_workflow(
         digest.run_sync("https://example.org")
     """
     if on_running not in ("wait", "raise"):
-        raise ConfigurationError(
-            f"on_running must be 'wait' or 'raise', not {on_running!r}"
-        )
+        raise ConfigurationError(f"on_running must be 'wait' or 'raise', not {on_running!r}")
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
@@ -319,7 +317,7 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
             f"{raw.__qualname__} is a generator function; a durable {kind} must return "
             "its result (collect the items into a list and return that)"
         )
-    return raw  # type: ignore[no-any-return]
+    return raw
 
 
 def _check_name(name: str | None) -> str | None:
@@ -331,8 +329,9 @@ def _check_name(name: str | None) -> str | None:
 def _fingerprint(
     signature: inspect.Signature, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> str:
-    """Fingerprint the call by its bound arguments, so ``f(1)`` and ``f(x=1)``
-    (and a default passed explicitly) are the same call.
+    """Fingerprint a call by its bound arguments.
+
+    So ``f(1)`` and ``f(x=1)`` (and a default passed explicitly) are one call.
 
     The instance of a method is not part of it: instances rarely pickle or
     compare stably, and the method's qualified name already tells the class.
@@ -363,4 +362,3 @@ def _args_payload(
     # An unpicklable instance (a service holding a client) still runs; only
     # recover() cannot rebuild the call, and says so.
     return dumps((None, args, kwargs), what=what)
-

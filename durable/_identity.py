@@ -26,8 +26,7 @@ def validate_workflow_id(workflow_id: object) -> str:
     """Return ``workflow_id`` if it is usable, else raise InvalidWorkflowIdError."""
     if not isinstance(workflow_id, str):
         raise InvalidWorkflowIdError(
-            f"a workflow id must be a str, not {type(workflow_id).__name__} "
-            f"({workflow_id!r})",
+            f"a workflow id must be a str, not {type(workflow_id).__name__} ({workflow_id!r})",
             workflow_id=workflow_id,
         )
     if not workflow_id:

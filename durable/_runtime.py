@@ -125,8 +125,10 @@ class _Lost(Exception):
 
 
 class _Port:
-    """The backend as seen by one pipeline: awaited on the async path,
-    called directly (blocking) on the sync one."""
+    """The backend as one pipeline sees it.
+
+    Awaited on the async path, called directly (blocking) on the sync one.
+    """
 
     __slots__ = ("backend", "clock", "sync")
 
@@ -334,8 +336,7 @@ class Runtime:
             if workflow is None:
                 report.unknown[row.workflow_id] = row.name
                 log.warning(
-                    "cannot recover workflow %r: no imported code registers a workflow "
-                    "named %r",
+                    "cannot recover workflow %r: no imported code registers a workflow named %r",
                     row.workflow_id,
                     row.name,
                 )
@@ -574,7 +575,12 @@ class Runtime:
                 )
                 log.info(
                     "workflow %r step %r (position %d) failed with %r; retry %d of %d",
-                    ctx.workflow_id, spec.name, position, exc, retries, spec.retry.retries,
+                    ctx.workflow_id,
+                    spec.name,
+                    position,
+                    exc,
+                    retries,
+                    spec.retry.retries,
                 )
                 await port.sleep(spec.retry.delay(retries))
                 continue
@@ -602,10 +608,7 @@ class Runtime:
         case its record is adopted (and this outcome dropped).
         """
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
-        if error is None:
-            output = dumps(value, what=f"result of {where}")
-        else:
-            output = dumps_error(error)
+        output = dumps(value, what=f"result of {where}") if error is None else dumps_error(error)
         row = StepRow(
             position=position,
             name=name,
@@ -681,7 +684,9 @@ def _args_repr(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def _qualname(cls: type) -> str:
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 _default: Runtime | None = None

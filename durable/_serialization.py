@@ -23,7 +23,8 @@ _HEADER = bytes((_FORMAT_VERSION, _CODEC_CLOUDPICKLE))
 def dumps(value: Any, *, what: str) -> bytes:
     """Pickle ``value``; ``what`` names it in the error ("result of step 'fetch'")."""
     try:
-        return _HEADER + cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return _HEADER + data
     except Exception as exc:
         raise SerializationError(
             f"cannot pickle the {what}: a value of type {_type_name(value)} "
@@ -73,7 +74,7 @@ def dumps_error(exc: BaseException) -> bytes:
     must be found when it is recorded, not on some later replay.
     """
     try:
-        payload = _HEADER + cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        payload: bytes = _HEADER + cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(memoryview(payload)[2:])
         return payload
     except Exception:
@@ -82,7 +83,8 @@ def dumps_error(exc: BaseException) -> bytes:
             message=str(exc),
             traceback_text="".join(traceback.format_exception(exc)),
         )
-        return _HEADER + cloudpickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
+        data: bytes = cloudpickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
+        return _HEADER + data
 
 
 def loads_error(payload: bytes, *, what: str) -> BaseException:

@@ -122,9 +122,7 @@ def ensure_schema(conn: sa.Connection, where: str) -> int:
         MIGRATIONS[version](conn)
     if found != SCHEMA_VERSION:
         conn.execute(
-            sa.update(meta)
-            .where(meta.c.key == "schema_version")
-            .values(value=str(SCHEMA_VERSION))
+            sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
         )
     return found
 

@@ -276,8 +276,10 @@ class SqlBackend(Backend):
         ]
 
     def _fence(self, conn: sa.Connection, workflow_id: str, epoch: int) -> bool:
-        """Check the fencing token inside the write; touching the row also
-        keeps ``updated_at`` fresh for observers."""
+        """Check the fencing token inside the write.
+
+        Touching the row also keeps ``updated_at`` fresh for observers.
+        """
         w = s.workflows
         return bool(
             conn.execute(
