@@ -87,6 +87,7 @@ class WorkflowInfo:
     name: str
     status: WorkflowStatus
     attempts: int
+    """How many times it was started: 1, plus one per resume or re-run."""
     parent_id: str | None
     created_at: float
     updated_at: float
@@ -145,12 +146,12 @@ class _Port:
         return await b.astart_workflow(new, owner, lease)
 
     async def claim_workflow(
-        self, workflow_id: str, epoch: int, lease: float, new_attempt: bool
+        self, workflow_id: str, epoch: int, lease: float, rerun_failed: bool
     ) -> WorkflowRow | None:
         b, owner = self.backend, current_owner()
         if self.sync:
-            return b.claim_workflow(workflow_id, epoch, owner, lease, new_attempt=new_attempt)
-        return await b.aclaim_workflow(workflow_id, epoch, owner, lease, new_attempt=new_attempt)
+            return b.claim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
+        return await b.aclaim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         if self.sync:
@@ -408,7 +409,7 @@ class Runtime:
                     workflow_id,
                     row.epoch,
                     self.lease_seconds,
-                    new_attempt=row.status is WorkflowStatus.ERROR,
+                    rerun_failed=row.status is WorkflowStatus.ERROR,
                 )
                 if claimed is None:
                     row = await self._reload(port, workflow_id)

@@ -129,15 +129,15 @@ class Backend(ABC):
         owner: Owner,
         lease_seconds: float,
         *,
-        new_attempt: bool,
+        rerun_failed: bool,
     ) -> WorkflowRow | None:
         """Take over a workflow if its epoch is still ``expected_epoch``.
 
-        On success the epoch is incremented, the status set to running and the
-        row returned; ``None`` means someone else claimed it first. With
-        ``new_attempt`` (a failed workflow run again), the attempt counter is
-        incremented and recorded step errors are superseded so that the
-        failed steps run again.
+        On success the epoch and the attempt counter are incremented, the
+        status set to running and the row returned; ``None`` means someone
+        else claimed it first. With ``rerun_failed`` (a failed workflow run
+        again), its recorded error and its steps' recorded errors are
+        superseded, so that the failed steps run again.
         """
 
     @abstractmethod
@@ -202,11 +202,11 @@ class Backend(ABC):
         owner: Owner,
         lease_seconds: float,
         *,
-        new_attempt: bool,
+        rerun_failed: bool,
     ) -> WorkflowRow | None:
         """Async form of :meth:`claim_workflow`."""
         return self.claim_workflow(
-            workflow_id, expected_epoch, owner, lease_seconds, new_attempt=new_attempt
+            workflow_id, expected_epoch, owner, lease_seconds, rerun_failed=rerun_failed
         )
 
     async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:

@@ -103,20 +103,21 @@ class SqlBackend(Backend):
         owner: Owner,
         lease_seconds: float,
         *,
-        new_attempt: bool,
+        rerun_failed: bool,
     ) -> WorkflowRow | None:
         now = self.now()
         w = s.workflows
         values: dict[str, Any] = {
             "status": WorkflowStatus.RUNNING.value,
             "epoch": w.c.epoch + 1,
+            "attempts": w.c.attempts + 1,
             **_owner_values(owner),
             "lease_expires_at": now + lease_seconds,
             "updated_at": now,
             "finished_at": None,
         }
-        if new_attempt:
-            values.update(attempts=w.c.attempts + 1, error=None, result=None)
+        if rerun_failed:
+            values.update(error=None, result=None)
         with self._write() as conn:
             claimed = conn.execute(
                 sa.update(w)
@@ -125,7 +126,7 @@ class SqlBackend(Backend):
             ).rowcount
             if not claimed:
                 return None
-            if new_attempt:
+            if rerun_failed:
                 conn.execute(
                     sa.update(s.steps)
                     .where(
