@@ -16,7 +16,7 @@ import wrapt
 
 from durable import _context, _registry
 from durable._errors import ConfigurationError, SerializationError
-from durable._identity import fingerprint
+from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
 from durable._retry import RetryPolicy
 from durable._runtime import (
     Invocation,
@@ -51,6 +51,9 @@ class AsyncWorkflow(Protocol[P, T_co]):
     def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
         """Run the workflow to completion from sync code (a script, a notebook)."""
 
+    def id_for(self, *args: Any, **kwargs: Any) -> str:
+        """The workflow id a top-level call with these arguments gets."""
+
     def __get__(self, instance: Any, owner: Any = None) -> AsyncWorkflow[..., T_co]:
         """Bind the workflow to an instance or class, as a method."""
 
@@ -66,6 +69,9 @@ class SyncWorkflow(Protocol[P, T_co]):
 
     def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
         """Same as :meth:`run` (for symmetry with async workflows)."""
+
+    def id_for(self, *args: Any, **kwargs: Any) -> str:
+        """The workflow id a top-level call with these arguments gets."""
 
     def __get__(self, instance: Any, owner: Any = None) -> SyncWorkflow[..., T_co]:
         """Bind the workflow to an instance or class, as a method."""
@@ -184,6 +190,8 @@ class _RunMethods:
     __slots__ = ()
 
     def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
+        if workflow_id is not None:
+            validate_workflow_id(workflow_id)
         token = _context.requested_workflow_id.set(workflow_id)
         try:
             return self(*args, **kwargs)  # type: ignore[operator]
@@ -195,6 +203,13 @@ class _RunMethods:
         if inspect.iscoroutine(outcome):
             return run_coroutine_sync(outcome)
         return outcome
+
+    def id_for(self, *args: Any, **kwargs: Any) -> str:
+        workflow = getattr(self, "_self_parent", None) or self
+        spec, signature = workflow._self_durable
+        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        fp = _fingerprint(signature, instance, args, kwargs)
+        return validate_workflow_id(derive_workflow_id(spec.name, fp))
 
 
 class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -295,6 +310,7 @@ def durable_workflow(
             return drive(runtime.run_workflow(inv, runtime.port(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
+        workflow._self_durable = (spec, signature)
         _registry.register(spec.name, workflow)
         return workflow
 

@@ -365,8 +365,8 @@ class Runtime:
     async def run_workflow(self, inv: Invocation, port: _Port) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
-            workflow_id = validate_workflow_id(
-                inv.requested_id or derive_workflow_id(inv.spec.name, inv.args_fingerprint)
+            workflow_id = inv.requested_id or validate_workflow_id(
+                derive_workflow_id(inv.spec.name, inv.args_fingerprint)
             )
             return await self._execute(inv, port, workflow_id, parent_id=None)
         parent, position = inv.parent, inv.position
@@ -374,7 +374,7 @@ class Runtime:
         recorded = _replayable(parent, position, inv.spec.name)
         if recorded is not None:
             return _decode_step(recorded, parent.workflow_id)
-        workflow_id = validate_workflow_id(inv.requested_id or f"{parent.workflow_id}/{position}")
+        workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
         started = self.clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
