@@ -205,7 +205,7 @@ class _RunMethods:
         return outcome
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
-        workflow = getattr(self, "_self_parent", None) or self
+        workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
         instance = getattr(self, "_self_instance", None) if workflow is not self else None
         fp = _fingerprint(signature, instance, args, kwargs)
@@ -218,6 +218,7 @@ class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: 
 
 class _WorkflowFunction(_RunMethods, wrapt.FunctionWrapper):  # type: ignore[type-arg]
     __bound_function_wrapper__ = _BoundWorkflowFunction
+    _self_durable: tuple[WorkflowSpec, inspect.Signature]
 
 
 @overload
@@ -297,8 +298,9 @@ def durable_workflow(
             inv = Invocation(
                 spec=spec,
                 call=functools.partial(wrapped, *args, **kwargs),
-                args_fingerprint=_fingerprint(signature, instance, args, kwargs),
+                # The payload first: it says clearly which argument does not pickle.
                 args_payload=_args_payload(spec, instance, args, kwargs),
+                args_fingerprint=_fingerprint(signature, instance, args, kwargs),
                 args=args,
                 kwargs=kwargs,
                 requested_id=requested,

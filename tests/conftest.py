@@ -60,7 +60,9 @@ def run_program(name: str, *args: str, **env: str | int | Path) -> subprocess.Co
     return result
 
 
-def start_program(name: str, *args: str, stderr: Path, **env: str | int | Path) -> subprocess.Popen[str]:
+def start_program(
+    name: str, *args: str, stderr: Path, **env: str | int | Path
+) -> subprocess.Popen[str]:
     """Start tests/programs/<name>.py in the background; its stderr goes to a file."""
     with open(stderr, "w") as err:
         return subprocess.Popen(

@@ -143,7 +143,11 @@ def test_racing_processes_on_one_new_workflow_run_each_step_once(
     effects = tmp_path / "effects.txt"
     procs = [
         start_program(
-            "six_steps", "run", stderr=tmp_path / f"{n}.err", DURABLE_URL=db_url, SIDE_EFFECTS=effects
+            "six_steps",
+            "run",
+            stderr=tmp_path / f"{n}.err",
+            DURABLE_URL=db_url,
+            SIDE_EFFECTS=effects,
         )
         for n in range(4)
     ]

@@ -76,7 +76,9 @@ async def test_same_id_used_by_another_workflow_is_a_conflict(runtime: durable.R
         return "b"
 
     await a.run(workflow_id="shared")
-    with pytest.raises(durable.WorkflowConflictError, match=r"recorded for wf\.a\(\).*called as wf\.b\(\)"):
+    with pytest.raises(
+        durable.WorkflowConflictError, match=r"recorded for wf\.a\(\).*called as wf\.b\(\)"
+    ):
         await b.run(workflow_id="shared")
 
 
@@ -494,7 +496,8 @@ async def test_invalid_workflow_ids_are_rejected_before_any_query(
 
 
 @pytest.mark.parametrize(
-    "odd_id", ["it's", 'say "hi"', "100%", "x;--DROP TABLE durable_steps", "back\\slash", "ünïcødé ✓"]
+    "odd_id",
+    ["it's", 'say "hi"', "100%", "x;--DROP TABLE durable_steps", "back\\slash", "ünïcødé ✓"],
 )
 async def test_unusual_workflow_ids_round_trip(runtime: durable.Runtime, odd_id: str) -> None:
     @durable.durable_workflow(name="wf.odd")

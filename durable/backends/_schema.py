@@ -105,15 +105,7 @@ def ensure_schema(conn: sa.Connection, where: str) -> int:
 
     Returns the version the database had before (0 for a new one).
     """
-    found = stored_version(conn)
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"the database at {where} has durable schema version {found}, newer "
-            f"than this durable-sdk understands ({SCHEMA_VERSION}); it was left "
-            "untouched. Upgrade durable-sdk to use it.",
-            found=found,
-            supported=SCHEMA_VERSION,
-        )
+    found = check_version(conn, where)
     if found == 0:
         metadata.create_all(conn)
         conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -123,6 +115,20 @@ def ensure_schema(conn: sa.Connection, where: str) -> int:
     if found != SCHEMA_VERSION:
         conn.execute(
             sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
+    return found
+
+
+def check_version(conn: sa.Connection, where: str) -> int:
+    """The stored schema version; SchemaVersionError if it is newer than ours."""
+    found = stored_version(conn)
+    if found > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database at {where} has durable schema version {found}, newer "
+            f"than this durable-sdk understands ({SCHEMA_VERSION}); it was left "
+            "untouched. Upgrade durable-sdk to use it.",
+            found=found,
+            supported=SCHEMA_VERSION,
         )
     return found
 

@@ -40,8 +40,15 @@ class SqlBackend(Backend):
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if serialize_access else contextlib.nullcontext()
         )
+        # Refuse a newer database before anything (even a pragma) touches it.
+        with self._read() as conn:
+            s.check_version(conn, url)
+        self._prepare()
         with self._write() as conn:
             s.ensure_schema(conn, url)
+
+    def _prepare(self) -> None:
+        """Database-wide settings, applied once the version is known to be ours."""
 
     # Transactions -----------------------------------------------------------
 

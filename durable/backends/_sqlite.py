@@ -58,6 +58,15 @@ class SqliteBackend(SqlBackend):
                 url=shown,
             ) from exc
 
+    def _prepare(self) -> None:
+        if not self.memory:
+            with self.engine.connect() as conn:
+                # Outside any transaction (SQLAlchemy would begin one), and
+                # persistent in the file: later connections find WAL on.
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                dbapi.execute("PRAGMA journal_mode = WAL")
+
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)
 
@@ -69,7 +78,6 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()

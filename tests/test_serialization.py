@@ -1,0 +1,158 @@
+"""What cloudpickle must carry, and the clear errors when it cannot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from tests.conftest import run_program
+
+pytestmark = pytest.mark.usefixtures("runtime")
+
+
+async def test_lambdas_closures_and_local_classes_round_trip(runtime: durable.Runtime) -> None:
+    factor = 3
+
+    class Local:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+    @durable.step
+    async def make() -> tuple[Any, Any, Local]:
+        return (lambda x: x + 1), (lambda x: x * factor), Local(7)
+
+    @durable.durable_workflow(name="ser.closures")
+    async def wf() -> tuple[Any, Any, Local]:
+        return await make()
+
+    await wf()
+    inc, times, local = await wf()  # from the store this time
+    assert (inc(1), times(2), local.v) == (2, 6, 7)
+
+
+def test_classes_defined_in_main_round_trip_across_processes(tmp_path: Path, db_url: str) -> None:
+    first = run_program("main_classes", DURABLE_URL=db_url)
+    second = run_program("main_classes", DURABLE_URL=db_url)
+    assert json.loads(first.stdout) == {"point": [1, 2], "doubled": 6, "ran": True}
+    assert json.loads(second.stdout) == {"point": [1, 2], "doubled": 6, "ran": False}
+
+
+async def test_unpicklable_result_raises_serialization_error_naming_step_and_type(
+    runtime: durable.Runtime,
+) -> None:
+    @durable.step
+    async def returns_lock() -> Any:
+        return threading.Lock()
+
+    @durable.durable_workflow(name="ser.lock")
+    async def wf() -> None:
+        await returns_lock()
+
+    with pytest.raises(durable.SerializationError) as info:
+        await wf()
+    message = str(info.value)
+    assert "cannot pickle the result of step" in message
+    assert "returns_lock" in message
+    assert "_thread.lock" in message
+    assert isinstance(info.value, TypeError)
+    assert runtime.list_steps(wf.id_for()) == []  # nothing half-recorded
+
+
+async def test_unpicklable_workflow_result_fails_the_workflow(runtime: durable.Runtime) -> None:
+    @durable.durable_workflow(name="ser.wf_result")
+    async def wf() -> Any:
+        return sqlite3.connect(":memory:")
+
+    with pytest.raises(durable.SerializationError, match=r"result of workflow 'ser\.wf_result:"):
+        await wf()
+    info = runtime.get_workflow(wf.id_for())
+    assert info is not None
+    assert info.status is durable.WorkflowStatus.ERROR
+
+
+async def test_unpicklable_arguments_are_refused_before_running(runtime: durable.Runtime) -> None:
+    ran: list[int] = []
+
+    @durable.durable_workflow(name="ser.args")
+    async def wf(lock: Any) -> None:
+        ran.append(1)
+
+    with pytest.raises(durable.SerializationError, match=r"arguments of workflow 'ser\.args'"):
+        await wf(threading.Lock())
+    assert ran == []
+
+
+class NeedsTwoArgs(Exception):
+    """Pickles, but does not unpickle: a classic trap."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+
+
+class HoldsALock(Exception):
+    def __init__(self) -> None:
+        super().__init__("cannot pickle me")
+        self.lock = threading.Lock()
+
+
+@pytest.mark.parametrize("error_type", [NeedsTwoArgs, HoldsALock])
+async def test_unpicklable_errors_are_replayed_as_recorded_error(
+    runtime: durable.Runtime, error_type: type[Exception]
+) -> None:
+    crash = {"armed": True}
+
+    @durable.step
+    async def fails() -> None:
+        if error_type is NeedsTwoArgs:
+            raise NeedsTwoArgs(503, "unavailable")
+        raise HoldsALock()
+
+    @durable.step
+    async def tail() -> None:
+        if crash["armed"]:
+            raise KeyboardInterrupt  # a crash after the error was recorded
+
+    @durable.durable_workflow(name=f"ser.err.{error_type.__name__}")
+    async def wf() -> str:
+        try:
+            await fails()
+        except Exception as exc:
+            caught = exc
+        await tail()
+        return f"{type(caught).__name__}|{caught}"
+
+    with pytest.raises(KeyboardInterrupt):
+        await wf()
+    crash["armed"] = False
+    outcome = await wf()  # replays the recorded error instead of re-running the step
+    kind, _, text = outcome.partition("|")
+    assert kind == "RecordedError"
+    assert f"test_serialization.{error_type.__name__}:" in text
+    assert "could not be pickled" in text
+    assert "in fails" in text  # the recorded traceback
+
+
+async def test_errors_that_pickle_are_replayed_as_themselves(runtime: durable.Runtime) -> None:
+    @durable.durable_workflow(name="ser.plain_error")
+    async def wf() -> None:
+        raise PermissionError(13, "denied")
+
+    for _ in range(2):
+        with pytest.raises(PermissionError) as info:
+            await wf()
+        assert info.value.errno == 13
+
+
+def test_durable_errors_pickle() -> None:
+    import pickle
+
+    error = durable.NonDeterminismError("msg", workflow_id="w", position=3, expected="a", found="b")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is durable.NonDeterminismError
+    assert (str(copy), copy.position, copy.expected, copy.found) == ("msg", 3, "a", "b")
