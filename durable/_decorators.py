@@ -173,8 +173,8 @@ def step(
             call = functools.partial(wrapped, *args, **kwargs)
             runtime = ctx.runtime
             if spec.is_async:
-                return runtime.run_step(ctx, ctx.port, spec, position, call)
-            return drive(runtime.run_step(ctx, runtime.port(sync=True), spec, position, call))
+                return runtime._run_step(ctx, ctx.port, spec, position, call)
+            return drive(runtime._run_step(ctx, runtime._port_for(sync=True), spec, position, call))
 
         return wrapt.FunctionWrapper(fn, wrapper)
 
@@ -308,8 +308,8 @@ def durable_workflow(
                 position=parent.allocate() if parent is not None else None,
             )
             if spec.is_async:
-                return runtime.run_workflow(inv, runtime.port(sync=False))
-            return drive(runtime.run_workflow(inv, runtime.port(sync=True)))
+                return runtime._run_workflow(inv, runtime._port_for(sync=False))
+            return drive(runtime._run_workflow(inv, runtime._port_for(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

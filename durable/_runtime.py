@@ -131,15 +131,15 @@ class _Port:
     Awaited on the async path, called directly (blocking) on the sync one.
     """
 
-    __slots__ = ("backend", "clock", "sync")
+    __slots__ = ("_backend", "_clock", "sync")
 
     def __init__(self, backend: Backend, clock: SystemClock, sync: bool) -> None:
-        self.backend = backend
-        self.clock = clock
+        self._backend = backend
+        self._clock = clock
         self.sync = sync
 
     async def start_workflow(self, new: NewWorkflow, lease: float) -> tuple[WorkflowRow, bool]:
-        b = self.backend
+        b = self._backend
         owner = current_owner()
         if self.sync:
             return b.start_workflow(new, owner, lease)
@@ -148,33 +148,33 @@ class _Port:
     async def claim_workflow(
         self, workflow_id: str, epoch: int, lease: float, rerun_failed: bool
     ) -> WorkflowRow | None:
-        b, owner = self.backend, current_owner()
+        b, owner = self._backend, current_owner()
         if self.sync:
             return b.claim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
         return await b.aclaim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         if self.sync:
-            return self.backend.get_workflow(workflow_id)
-        return await self.backend.aget_workflow(workflow_id)
+            return self._backend.get_workflow(workflow_id)
+        return await self._backend.aget_workflow(workflow_id)
 
     async def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
         if self.sync:
-            return self.backend.load_steps(workflow_id)
-        return await self.backend.aload_steps(workflow_id)
+            return self._backend.load_steps(workflow_id)
+        return await self._backend.aload_steps(workflow_id)
 
     async def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
         if self.sync:
-            return self.backend.record_step(workflow_id, epoch, step)
-        return await self.backend.arecord_step(workflow_id, epoch, step)
+            return self._backend.record_step(workflow_id, epoch, step)
+        return await self._backend.arecord_step(workflow_id, epoch, step)
 
     async def record_step_attempt(
         self, workflow_id: str, epoch: int, attempt: StepAttemptRow
     ) -> None:
         if self.sync:
-            self.backend.record_step_attempt(workflow_id, epoch, attempt)
+            self._backend.record_step_attempt(workflow_id, epoch, attempt)
         else:
-            await self.backend.arecord_step_attempt(workflow_id, epoch, attempt)
+            await self._backend.arecord_step_attempt(workflow_id, epoch, attempt)
 
     async def finish_workflow(
         self,
@@ -184,16 +184,16 @@ class _Port:
         result: bytes | None = None,
         error: bytes | None = None,
     ) -> bool:
-        b = self.backend
+        b = self._backend
         if self.sync:
             return b.finish_workflow(workflow_id, epoch, status, result=result, error=error)
         return await b.afinish_workflow(workflow_id, epoch, status, result=result, error=error)
 
     async def sleep(self, seconds: float) -> None:
         if self.sync:
-            self.clock.sleep(seconds)
+            self._clock.sleep(seconds)
         else:
-            await self.clock.asleep(seconds)
+            await self._clock.asleep(seconds)
 
 
 class Runtime:
@@ -239,26 +239,26 @@ class Runtime:
         parse_url(resolved)
         self.lease_seconds = float(lease_seconds)
         self.poll_interval = float(poll_interval)
-        self.clock = SystemClock()
-        self.backend: Backend = open_backend(resolved)
+        self._clock = SystemClock()
+        self._backend: Backend = open_backend(resolved)
         self._leases: dict[str, int] = {}
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()
         self._tokens: list[Any] = []
         self._ports = (
-            _Port(self.backend, self.clock, sync=False),
-            _Port(self.backend, self.clock, sync=True),
+            _Port(self._backend, self._clock, sync=False),
+            _Port(self._backend, self._clock, sync=True),
         )
 
     @property
     def url(self) -> str:
         """The store's URL, with any password masked."""
-        return self.backend.url
+        return self._backend.url
 
     def __repr__(self) -> str:
         return f"<durable.Runtime {self.url}>"
 
-    def port(self, sync: bool) -> _Port:
+    def _port_for(self, sync: bool) -> _Port:
         return self._ports[sync]
 
     # Life cycle -------------------------------------------------------------
@@ -276,13 +276,13 @@ class Runtime:
         self._closing.set()
         if self._heartbeat is not None:
             self._heartbeat.join()
-        self.backend.close()
+        self._backend.close()
 
     # Inspection -------------------------------------------------------------
 
     def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
         """What the store holds about a workflow, or None if it has no record."""
-        row = self.backend.get_workflow(validate_workflow_id(workflow_id))
+        row = self._backend.get_workflow(validate_workflow_id(workflow_id))
         if row is None:
             return None
         return WorkflowInfo(
@@ -300,11 +300,11 @@ class Runtime:
         """The committed (replayable) step records of a workflow, by position."""
         workflow_id = validate_workflow_id(workflow_id)
         failures: dict[int, list[str]] = {}
-        for attempt in self.backend.step_attempts(workflow_id):
+        for attempt in self._backend.step_attempts(workflow_id):
             failures.setdefault(attempt.position, []).append(
                 f"{attempt.error_type}: {attempt.error_message}"
             )
-        steps = self.backend.load_steps(workflow_id)
+        steps = self._backend.load_steps(workflow_id)
         return [
             StepInfo(
                 position=row.position,
@@ -330,7 +330,7 @@ class Runtime:
         ``failed``. Children are resumed through their parents.
         """
         report = RecoveryReport()
-        for row in self.backend.list_workflows([WorkflowStatus.RUNNING]):
+        for row in self._backend.list_workflows([WorkflowStatus.RUNNING]):
             if row.parent_id is not None or self._owner_alive(row):
                 continue
             workflow = _registry.lookup(row.name)
@@ -362,7 +362,7 @@ class Runtime:
 
     # Workflows --------------------------------------------------------------
 
-    async def run_workflow(self, inv: Invocation, port: _Port) -> Any:
+    async def _run_workflow(self, inv: Invocation, port: _Port) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
             workflow_id = inv.requested_id or validate_workflow_id(
@@ -375,7 +375,7 @@ class Runtime:
         if recorded is not None:
             return _decode_step(recorded, parent.workflow_id)
         workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
-        started = self.clock.time()
+        started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
         except Exception as exc:
@@ -508,11 +508,11 @@ class Runtime:
             return self._leases.get(row.workflow_id) == row.epoch
         if is_local(owner):
             return is_alive_locally(owner)
-        return row.lease_expires_at is not None and row.lease_expires_at > self.backend_now()
+        return row.lease_expires_at is not None and row.lease_expires_at > self._backend_now()
 
-    def backend_now(self) -> float:
-        now = getattr(self.backend, "now", None)
-        return float(now()) if callable(now) else self.clock.time()
+    def _backend_now(self) -> float:
+        now = getattr(self._backend, "now", None)
+        return float(now()) if callable(now) else self._clock.time()
 
     async def _wait(self, port: _Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
         """Wait until a live owner finishes the workflow, or dies."""
@@ -535,7 +535,7 @@ class Runtime:
 
     # Steps ------------------------------------------------------------------
 
-    async def run_step(
+    async def _run_step(
         self,
         ctx: _context.WorkflowContext,
         port: _Port,
@@ -549,7 +549,7 @@ class Runtime:
             return _decode_step(recorded, ctx.workflow_id)
         retries = 0
         while True:
-            started = self.clock.time()
+            started = self._clock.time()
             token = _context.current.set(_context.IN_STEP)
             try:
                 value = call()
@@ -569,7 +569,7 @@ class Runtime:
                         name=spec.name,
                         attempt=retries,
                         started_at=started,
-                        finished_at=self.clock.time(),
+                        finished_at=self._clock.time(),
                         error_type=_qualname(type(exc)),
                         error_message=str(exc),
                     ),
@@ -617,7 +617,7 @@ class Runtime:
             output=output,
             attempt=tries,
             started_at=started,
-            finished_at=self.clock.time(),
+            finished_at=self._clock.time(),
         )
         standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
         if standing is not row:
@@ -642,7 +642,7 @@ class Runtime:
             if not leases:
                 continue
             try:
-                self.backend.renew_leases(current_owner(), leases, self.lease_seconds)
+                self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
             except Exception:  # the next beat tries again; the lease has slack for it
                 log.warning("could not renew workflow leases", exc_info=True)
 

@@ -1,0 +1,75 @@
+"""The public surface is exactly what durable/__init__.py exports, all documented."""
+
+from __future__ import annotations
+
+import inspect
+
+import durable
+
+EXPORTED = {
+    "MAX_WORKFLOW_ID_LENGTH",
+    "AsyncWorkflow",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "DurableError",
+    "InvalidWorkflowIdError",
+    "NonDeterminismError",
+    "NotInWorkflowError",
+    "OwnershipLostError",
+    "PayloadIntegrityError",
+    "RecordedError",
+    "RecoveryReport",
+    "RetryPolicy",
+    "Runtime",
+    "SchemaVersionError",
+    "SerializationError",
+    "StepInfo",
+    "StepStatus",
+    "SyncWorkflow",
+    "WorkflowAlreadyRunningError",
+    "WorkflowConflictError",
+    "WorkflowInfo",
+    "WorkflowStatus",
+    "__version__",
+    "configure",
+    "current_runtime",
+    "durable_workflow",
+    "recover",
+    "recover_sync",
+    "step",
+}
+
+
+def test_exported_names_are_pinned() -> None:
+    assert set(durable.__all__) == EXPORTED
+    for name in durable.__all__:
+        assert hasattr(durable, name), name
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for name in durable.__all__:
+        obj = getattr(durable, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"durable.{name} has no docstring"
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for attr, member in vars(obj).items():
+                if not attr.startswith("_") and inspect.isfunction(member):
+                    assert inspect.getdoc(member), f"durable.{name}.{attr} has no docstring"
+
+
+def test_one_error_hierarchy() -> None:
+    errors = [getattr(durable, n) for n in durable.__all__ if n.endswith("Error")]
+    assert all(issubclass(e, durable.DurableError) for e in errors)
+    assert issubclass(durable.ConfigurationError, ValueError)
+    assert issubclass(durable.SerializationError, TypeError)
+
+
+def test_implementation_modules_are_private() -> None:
+    import pkgutil
+
+    for module in pkgutil.walk_packages(durable.__path__, "durable."):
+        leaf = module.name.rsplit(".", 1)[-1]
+        assert leaf.startswith("_") or module.name in {
+            "durable.backends",
+            "durable.plugins",
+        }, module.name
