@@ -46,6 +46,7 @@ from durable._runtime import (
     WorkflowInfo,
     configure,
     current_runtime,
+    current_workflow_id,
 )
 from durable.backends._base import StepStatus, WorkflowStatus
 
@@ -99,6 +100,7 @@ __all__ = [
     "__version__",
     "configure",
     "current_runtime",
+    "current_workflow_id",
     "durable_workflow",
     "recover",
     "recover_sync",

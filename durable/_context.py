@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime, _Port
@@ -35,16 +35,15 @@ class WorkflowContext:
         return position
 
 
-class _InStep:
+@dataclass(frozen=True, eq=False)
+class InStep:
     """Marks code running inside a step body, where steps are plain calls."""
 
-    def __repr__(self) -> str:
-        return "IN_STEP"
+    workflow: WorkflowContext
+    position: int
 
 
-IN_STEP: Final = _InStep()
-
-current: ContextVar[WorkflowContext | _InStep | None] = ContextVar(
+current: ContextVar[WorkflowContext | InStep | None] = ContextVar(
     "durable_current_workflow", default=None
 )
 

@@ -21,6 +21,7 @@ from durable._errors import (
     ConfigurationError,
     DurableError,
     NonDeterminismError,
+    NotInWorkflowError,
     OwnershipLostError,
     SerializationError,
     WorkflowAlreadyRunningError,
@@ -550,7 +551,7 @@ class Runtime:
         retries = 0
         while True:
             started = self._clock.time()
-            token = _context.current.set(_context.IN_STEP)
+            token = _context.current.set(_context.InStep(ctx, position))
             try:
                 value = call()
                 if spec.is_async:
@@ -688,6 +689,32 @@ def _qualname(cls: type) -> str:
     if cls.__module__ == "builtins":
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def current_workflow_id() -> str:
+    """The id of the workflow running here, inside its body and its steps.
+
+    Handy as an idempotency key for external calls made by a step: a retried
+    or re-executed step sends the same key.
+
+    Raises:
+        NotInWorkflowError: When called outside any workflow.
+
+    Example::
+
+        @durable.step
+        async def charge(amount: int) -> str:
+            return await payments.charge(amount, idempotency_key=durable.current_workflow_id())
+    """
+    ctx = _context.current.get()
+    if isinstance(ctx, _context.InStep):
+        return ctx.workflow.workflow_id
+    if ctx is None:
+        raise NotInWorkflowError(
+            "current_workflow_id() was called outside a workflow; call it from a "
+            "function decorated with @durable.durable_workflow or from a step it runs"
+        )
+    return ctx.workflow_id
 
 
 _default: Runtime | None = None

@@ -33,6 +33,7 @@ EXPORTED = {
     "__version__",
     "configure",
     "current_runtime",
+    "current_workflow_id",
     "durable_workflow",
     "recover",
     "recover_sync",

@@ -508,3 +508,21 @@ async def test_unusual_workflow_ids_round_trip(runtime: durable.Runtime, odd_id:
     info = runtime.get_workflow(odd_id)
     assert info is not None
     assert info.workflow_id == odd_id
+
+
+async def test_current_workflow_id_inside_body_steps_and_children(runtime: durable.Runtime) -> None:
+    @durable.step
+    async def key() -> str:
+        return durable.current_workflow_id()
+
+    @durable.durable_workflow(name="wf.kid")
+    async def kid() -> str:
+        return durable.current_workflow_id()
+
+    @durable.durable_workflow(name="wf.ids_inside")
+    async def wf() -> list[str]:
+        return [durable.current_workflow_id(), await key(), await kid()]
+
+    assert await wf.run(workflow_id="outer") == ["outer", "outer", "outer/2"]
+    with pytest.raises(durable.NotInWorkflowError, match="called outside a workflow"):
+        durable.current_workflow_id()

@@ -1,0 +1,37 @@
+"""The README's code runs as written, and its set-up commands are the ones CI uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import durable
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("block", python_blocks())
+def test_readme_python_blocks_run(
+    block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with durable.Runtime("sqlite:///:memory:") as runtime:
+        namespace: dict[str, object] = {"__name__": "readme"}
+        exec(compile(block, "README.md", "exec"), namespace)
+        assert runtime.get_workflow("job-42") is not None
+
+
+def test_first_screen_gives_the_two_set_up_commands() -> None:
+    first_screen = "\n".join(README.splitlines()[:15])
+    assert 'pip install -e ".[dev]" && python examples/quickstart.py' in first_screen
+    assert 'pip install -e ".[dev]" && pytest' in first_screen
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -q -e ".[dev]"' in ci
+    assert "\npytest || status=$?" in ci
