@@ -509,11 +509,7 @@ class Runtime:
             return self._leases.get(row.workflow_id) == row.epoch
         if is_local(owner):
             return is_alive_locally(owner)
-        return row.lease_expires_at is not None and row.lease_expires_at > self._backend_now()
-
-    def _backend_now(self) -> float:
-        now = getattr(self._backend, "now", None)
-        return float(now()) if callable(now) else self._clock.time()
+        return row.lease_expires_at is not None and row.lease_expires_at > row.db_now
 
     async def _wait(self, port: _Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
         """Wait until a live owner finishes the workflow, or dies."""

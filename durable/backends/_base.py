@@ -62,6 +62,8 @@ class WorkflowRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    db_now: float
+    """The store's clock when the row was read: leases are judged against it."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,14 @@ class Backend(ABC):
     @abstractmethod
     def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> None:
         """Extend the leases of the workflows ``owner`` holds (id to epoch)."""
+
+    @abstractmethod
+    def now(self) -> float:
+        """The store's clock, in seconds since the epoch."""
+
+    @abstractmethod
+    def health(self) -> dict[str, object]:
+        """Check the store answers: its kind, server version, schema version, latency."""
 
     @abstractmethod
     def close(self) -> None:

@@ -100,14 +100,16 @@ Migration = Callable[[sa.Connection], None]
 MIGRATIONS: dict[int, Migration] = {}
 
 
-def ensure_schema(conn: sa.Connection, where: str) -> int:
+def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:
     """Create or migrate the schema inside the caller's transaction.
 
     Returns the version the database had before (0 for a new one).
     """
-    found = check_version(conn, where)
+    found = check_version(conn, where, schema)
     if found == 0:
-        metadata.create_all(conn)
+        # No half-made schema can exist (DDL is transactional on both
+        # databases), and checking would look in the wrong schema.
+        metadata.create_all(conn, checkfirst=False)
         conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         return 0
     for version in range(found, SCHEMA_VERSION):
@@ -119,9 +121,9 @@ def ensure_schema(conn: sa.Connection, where: str) -> int:
     return found
 
 
-def check_version(conn: sa.Connection, where: str) -> int:
+def check_version(conn: sa.Connection, where: str, schema: str | None = None) -> int:
     """The stored schema version; SchemaVersionError if it is newer than ours."""
-    found = stored_version(conn)
+    found = stored_version(conn, schema)
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the database at {where} has durable schema version {found}, newer "
@@ -133,9 +135,9 @@ def check_version(conn: sa.Connection, where: str) -> int:
     return found
 
 
-def stored_version(conn: sa.Connection) -> int:
+def stored_version(conn: sa.Connection, schema: str | None = None) -> int:
     """The schema version recorded in the database (0 if it has none)."""
-    if not sa.inspect(conn).has_table(meta.name):
+    if not sa.inspect(conn).has_table(meta.name, schema=schema):
         return 0
     value = conn.execute(
         sa.select(meta.c.value).where(meta.c.key == "schema_version")

@@ -1,22 +1,24 @@
-"""The Backend contract over SQLAlchemy Core, shared by every SQL database.
+"""The Backend contract over SQL, written once for every database.
 
-Dialect differences (how to open the engine, how to start a write
-transaction, which ``INSERT ... ON CONFLICT`` construct to use) are left to
-subclasses; the queries themselves live here once.
+Each operation is a coroutine over a ``Tx`` (something that executes a
+SQLAlchemy Core statement). A backend supplies the transactions: SQLite runs
+the statements through a SQLAlchemy connection, PostgreSQL through psycopg,
+sync or async. On a sync transaction the coroutine never suspends, so the
+sync methods drive it in place (``_sync.drive``); the async methods await it.
+That keeps one copy of every query and every decision.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from durable._errors import OwnershipLostError
 from durable._owner import Owner
+from durable._sync import drive
 from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
@@ -28,80 +30,201 @@ from durable.backends._base import (
     WorkflowStatus,
 )
 
+T = TypeVar("T")
+
+
+def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:  # noqa: N802
+    # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
+    return sa.bindparam(f"p_{name}", **kwargs)
+
+
+async def _exec(tx: Tx, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+    return await tx.execute(stmt, {f"p_{k}": v for k, v in params.items()} if params else None)
+
+
+class Result(Protocol):
+    """What an executed statement gives back."""
+
+    rowcount: int
+    rows: Sequence[Any]
+
+
+class Tx(Protocol):
+    """Executes statements inside one transaction (or in autocommit)."""
+
+    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+        """Execute ``stmt`` with ``params`` bound by name."""
+        ...
+
+
+class Statements:
+    """Every statement the backends run, built once per backend.
+
+    Timestamps that order or expire things (created, updated, leases) come
+    from the database's own clock, so that processes on hosts whose clocks
+    disagree still agree on who holds a lease.
+    """
+
+    def __init__(self, insert: Callable[[sa.Table], Any], now: sa.ColumnElement[float]) -> None:
+        w, st, at = s.workflows, s.steps, s.step_attempts
+        self.now = now
+        owner = {
+            "owner_host": _P("owner_host"),
+            "owner_pid": _P("owner_pid"),
+            "owner_started": _P("owner_started"),
+        }
+        lease = now + _P("lease", type_=sa.Float)
+        same_epoch = sa.and_(w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch"))
+
+        self.get_workflow = sa.select(w, now.label("db_now")).where(
+            w.c.workflow_id == _P("workflow_id")
+        )
+        self.insert_workflow = (
+            insert(w)
+            .values(
+                workflow_id=_P("workflow_id"),
+                name=_P("name"),
+                status=WorkflowStatus.RUNNING.value,
+                args_fingerprint=_P("args_fingerprint"),
+                args=_P("args"),
+                attempts=1,
+                epoch=1,
+                **owner,
+                lease_expires_at=lease,
+                parent_id=_P("parent_id"),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.claim = (
+            sa.update(w)
+            .where(same_epoch)
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                attempts=w.c.attempts + 1,
+                **owner,
+                lease_expires_at=lease,
+                updated_at=now,
+                finished_at=None,
+            )
+        )
+        self.clear_outcome = (
+            sa.update(w).where(w.c.workflow_id == _P("workflow_id")).values(result=None, error=None)
+        )
+        self.supersede_errors = (
+            sa.update(st)
+            .where(
+                st.c.workflow_id == _P("workflow_id"),
+                st.c.status == StepStatus.ERROR.value,
+                s.LIVE_STEP_WHERE,
+            )
+            .values(superseded=True)
+        )
+        self.finish = (
+            sa.update(w)
+            .where(same_epoch)
+            .values(
+                status=_P("status"),
+                result=_P("result"),
+                error=_P("error"),
+                lease_expires_at=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        self.renew = sa.update(w).where(same_epoch).values(lease_expires_at=lease)
+        self.live_steps = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
+        )
+        self.live_step = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"),
+            st.c.position == _P("position"),
+            s.LIVE_STEP_WHERE,
+        )
+        # Fenced and first-commit-wins in one statement: nothing is written
+        # unless the epoch still matches, and never over a standing record.
+        step_values = {
+            "workflow_id": _P("workflow_id", type_=sa.String),
+            "position": _P("position", type_=sa.Integer),
+            "name": _P("name", type_=sa.String),
+            "status": _P("status", type_=sa.String),
+            "output": _P("output", type_=sa.LargeBinary),
+            "attempt": _P("attempt", type_=sa.Integer),
+            "started_at": _P("started_at", type_=sa.Float),
+            "finished_at": _P("finished_at", type_=sa.Float),
+            "superseded": sa.false(),
+        }
+        fence = sa.exists().where(
+            w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
+        )
+        self.record_step = (
+            insert(st)
+            .from_select(list(step_values), sa.select(*step_values.values()).where(fence))
+            .on_conflict_do_nothing(
+                index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
+            )
+        )
+        attempt_values = {
+            "workflow_id": _P("workflow_id", type_=sa.String),
+            "position": _P("position", type_=sa.Integer),
+            "name": _P("name", type_=sa.String),
+            "attempt": _P("attempt", type_=sa.Integer),
+            "started_at": _P("started_at", type_=sa.Float),
+            "finished_at": _P("finished_at", type_=sa.Float),
+            "error_type": _P("error_type", type_=sa.String),
+            "error_message": _P("error_message", type_=sa.Text),
+        }
+        self.record_attempt = sa.insert(at).from_select(
+            list(attempt_values), sa.select(*attempt_values.values()).where(fence)
+        )
+        self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
+        self.clock = sa.select(now.label("db_now"))
+
+    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
+        wf = s.workflows
+        return (
+            sa.select(wf, self.now.label("db_now"))
+            .where(wf.c.status.in_([st.value for st in statuses]))
+            .order_by(wf.c.created_at, wf.c.workflow_id)
+        )
+
 
 class SqlBackend(Backend):
-    """A Backend over a SQLAlchemy engine."""
+    """The operations of the Backend contract, once, over any ``Tx``."""
 
-    def __init__(self, engine: sa.Engine, url: str, *, serialize_access: bool = False) -> None:
-        self.engine = engine
-        self.url = url
-        # A single shared connection (an in-memory SQLite database) must not
-        # be used by two threads at once; a pool of connections needs no lock.
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if serialize_access else contextlib.nullcontext()
-        )
-        # Refuse a newer database before anything (even a pragma) touches it.
-        with self._read() as conn:
-            s.check_version(conn, url)
-        self._prepare()
-        with self._write() as conn:
-            s.ensure_schema(conn, url)
+    q: Statements
 
-    def _prepare(self) -> None:
-        """Database-wide settings, applied once the version is known to be ours."""
+    # Transactions, supplied by each database --------------------------------
 
-    # Transactions -----------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
-        """A transaction that intends to write (takes the write lock up front)."""
-        with self._lock, self.engine.connect() as conn:
-            conn = conn.execution_options(durable_write=True)
-            with conn.begin():
-                yield conn
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with self._lock, self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    def _insert(self, table: sa.Table) -> Any:
-        """The dialect's INSERT construct that supports ``on_conflict_do_nothing``."""
+    def _sync_tx(self, atomic: bool) -> contextlib.AbstractContextManager[Tx]:
+        """A sync transaction; ``atomic=False`` allows autocommit per statement."""
         raise NotImplementedError
 
-    def now(self) -> float:
-        """The time used for timestamps and leases, in seconds since the epoch."""
-        return time.time()
+    def _async_tx(self, atomic: bool) -> contextlib.AbstractAsyncContextManager[Tx]:
+        """An async transaction; the default runs the sync one in place."""
+        return _AsyncFromSync(self._sync_tx(atomic))
 
-    # Workflows --------------------------------------------------------------
+    def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+        with self._sync_tx(atomic) as tx:
+            return drive(op(tx, *args))  # type: ignore[arg-type]
+
+    async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+        async with self._async_tx(atomic) as tx:
+            return await op(tx, *args)
+
+    # The contract, sync and async -------------------------------------------
 
     def start_workflow(
         self, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
-        now = self.now()
-        with self._write() as conn:
-            row = self._get_workflow(conn, new.workflow_id)
-            if row is not None:
-                return row, False
-            conn.execute(
-                sa.insert(s.workflows).values(
-                    workflow_id=new.workflow_id,
-                    name=new.name,
-                    status=WorkflowStatus.RUNNING.value,
-                    args_fingerprint=new.args_fingerprint,
-                    args=new.args,
-                    attempts=1,
-                    epoch=1,
-                    **_owner_values(owner),
-                    lease_expires_at=now + lease_seconds,
-                    parent_id=new.parent_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            created = self._get_workflow(conn, new.workflow_id)
-            assert created is not None
-            return created, True
+        return self._run(False, self._start_workflow, new, owner, lease_seconds)
+
+    async def astart_workflow(
+        self, new: NewWorkflow, owner: Owner, lease_seconds: float
+    ) -> tuple[WorkflowRow, bool]:
+        return await self._arun(False, self._start_workflow, new, owner, lease_seconds)
 
     def claim_workflow(
         self,
@@ -112,38 +235,42 @@ class SqlBackend(Backend):
         *,
         rerun_failed: bool,
     ) -> WorkflowRow | None:
-        now = self.now()
-        w = s.workflows
-        values: dict[str, Any] = {
-            "status": WorkflowStatus.RUNNING.value,
-            "epoch": w.c.epoch + 1,
-            "attempts": w.c.attempts + 1,
-            **_owner_values(owner),
-            "lease_expires_at": now + lease_seconds,
-            "updated_at": now,
-            "finished_at": None,
-        }
-        if rerun_failed:
-            values.update(error=None, result=None)
-        with self._write() as conn:
-            claimed = conn.execute(
-                sa.update(w)
-                .where(w.c.workflow_id == workflow_id, w.c.epoch == expected_epoch)
-                .values(**values)
-            ).rowcount
-            if not claimed:
-                return None
-            if rerun_failed:
-                conn.execute(
-                    sa.update(s.steps)
-                    .where(
-                        s.steps.c.workflow_id == workflow_id,
-                        s.steps.c.status == StepStatus.ERROR.value,
-                        s.LIVE_STEP_WHERE,
-                    )
-                    .values(superseded=True)
-                )
-            return self._get_workflow(conn, workflow_id)
+        return self._run(
+            True, self._claim, workflow_id, expected_epoch, owner, lease_seconds, rerun_failed
+        )
+
+    async def aclaim_workflow(
+        self,
+        workflow_id: str,
+        expected_epoch: int,
+        owner: Owner,
+        lease_seconds: float,
+        *,
+        rerun_failed: bool,
+    ) -> WorkflowRow | None:
+        return await self._arun(
+            True, self._claim, workflow_id, expected_epoch, owner, lease_seconds, rerun_failed
+        )
+
+    def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
+        return self._run(False, self._load_steps, workflow_id)
+
+    async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:
+        return await self._arun(False, self._load_steps, workflow_id)
+
+    def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        return self._run(False, self._record_step, workflow_id, epoch, step)
+
+    async def arecord_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        return await self._arun(False, self._record_step, workflow_id, epoch, step)
+
+    def record_step_attempt(self, workflow_id: str, epoch: int, attempt: StepAttemptRow) -> None:
+        self._run(False, self._record_attempt, workflow_id, epoch, attempt)
+
+    async def arecord_step_attempt(
+        self, workflow_id: str, epoch: int, attempt: StepAttemptRow
+    ) -> None:
+        await self._arun(False, self._record_attempt, workflow_id, epoch, attempt)
 
     def finish_workflow(
         self,
@@ -154,93 +281,117 @@ class SqlBackend(Backend):
         result: bytes | None = None,
         error: bytes | None = None,
     ) -> bool:
-        now = self.now()
-        w = s.workflows
-        with self._write() as conn:
-            return bool(
-                conn.execute(
-                    sa.update(w)
-                    .where(w.c.workflow_id == workflow_id, w.c.epoch == epoch)
-                    .values(
-                        status=status.value,
-                        result=result,
-                        error=error,
-                        lease_expires_at=None,
-                        updated_at=now,
-                        finished_at=now,
-                    )
-                ).rowcount
-            )
+        return self._run(False, self._finish, workflow_id, epoch, status, result, error)
+
+    async def afinish_workflow(
+        self,
+        workflow_id: str,
+        epoch: int,
+        status: WorkflowStatus,
+        *,
+        result: bytes | None = None,
+        error: bytes | None = None,
+    ) -> bool:
+        return await self._arun(False, self._finish, workflow_id, epoch, status, result, error)
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        with self._read() as conn:
-            return self._get_workflow(conn, workflow_id)
+        return self._run(False, self._get_workflow, workflow_id)
+
+    async def aget_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        return await self._arun(False, self._get_workflow, workflow_id)
+
+    def step_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
+        return self._run(False, self._step_attempts, workflow_id)
 
     def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> list[WorkflowRow]:
-        w = s.workflows
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(w)
-                .where(w.c.status.in_([st.value for st in statuses]))
-                .order_by(w.c.created_at, w.c.workflow_id)
-            ).all()
-        return [_workflow_row(r) for r in rows]
+        return self._run(False, self._list_workflows, statuses)
 
     def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> None:
-        if not leases:
-            return
-        w = s.workflows
-        expires = self.now() + lease_seconds
-        with self._write() as conn:
-            for workflow_id, epoch in leases.items():
-                conn.execute(
-                    sa.update(w)
-                    .where(w.c.workflow_id == workflow_id, w.c.epoch == epoch)
-                    .values(lease_expires_at=expires)
-                )
+        if leases:
+            self._run(True, self._renew, leases, lease_seconds)
 
-    def _get_workflow(self, conn: sa.Connection, workflow_id: str) -> WorkflowRow | None:
-        row = conn.execute(
-            sa.select(s.workflows).where(s.workflows.c.workflow_id == workflow_id)
-        ).one_or_none()
-        return _workflow_row(row) if row is not None else None
+    def now(self) -> float:
+        """The database's clock, in seconds since the epoch."""
+        return self._run(False, self._clock)
 
-    # Steps ------------------------------------------------------------------
+    # The operations, once ---------------------------------------------------
 
-    def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        st = s.steps
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(st).where(st.c.workflow_id == workflow_id, s.LIVE_STEP_WHERE)
-            ).all()
-        return {r.position: _step_row(r) for r in rows}
+    async def _start_workflow(
+        self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
+    ) -> tuple[WorkflowRow, bool]:
+        inserted = await _exec(
+            tx,
+            self.q.insert_workflow,
+            {
+                "workflow_id": new.workflow_id,
+                "name": new.name,
+                "args_fingerprint": new.args_fingerprint,
+                "args": new.args,
+                **_owner_params(owner),
+                "lease": lease_seconds,
+                "parent_id": new.parent_id,
+            },
+        )
+        row = await self._get_workflow(tx, new.workflow_id)
+        assert row is not None
+        return row, inserted.rowcount == 1
 
-    def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        with self._write() as conn:
-            if self._fence(conn, workflow_id, epoch):
-                inserted = conn.execute(
-                    self._insert(s.steps)
-                    .values(
-                        workflow_id=workflow_id,
-                        position=step.position,
-                        name=step.name,
-                        status=step.status.value,
-                        output=step.output,
-                        attempt=step.attempt,
-                        started_at=step.started_at,
-                        finished_at=step.finished_at,
-                        superseded=False,
-                    )
-                    .on_conflict_do_nothing(
-                        index_elements=[s.steps.c.workflow_id, s.steps.c.position],
-                        index_where=s.LIVE_STEP_WHERE,
-                    )
-                ).rowcount
-                if inserted:
-                    return step
-            standing = self._live_step(conn, workflow_id, step.position)
-        if standing is not None:
-            return standing
+    async def _claim(
+        self,
+        tx: Tx,
+        workflow_id: str,
+        expected_epoch: int,
+        owner: Owner,
+        lease_seconds: float,
+        rerun_failed: bool,
+    ) -> WorkflowRow | None:
+        claimed = await _exec(
+            tx,
+            self.q.claim,
+            {
+                "workflow_id": workflow_id,
+                "epoch": expected_epoch,
+                **_owner_params(owner),
+                "lease": lease_seconds,
+            },
+        )
+        if claimed.rowcount != 1:
+            return None
+        if rerun_failed:
+            await _exec(tx, self.q.clear_outcome, {"workflow_id": workflow_id})
+            await _exec(tx, self.q.supersede_errors, {"workflow_id": workflow_id})
+        return await self._get_workflow(tx, workflow_id)
+
+    async def _load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
+        result = await _exec(tx, self.q.live_steps, {"workflow_id": workflow_id})
+        return {r.position: _step_row(r) for r in result.rows}
+
+    async def _record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        inserted = await _exec(
+            tx,
+            self.q.record_step,
+            {
+                "workflow_id": workflow_id,
+                "epoch": epoch,
+                "position": step.position,
+                "name": step.name,
+                "status": step.status.value,
+                "output": step.output,
+                "attempt": step.attempt,
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+            },
+        )
+        if inserted.rowcount == 1:
+            return step
+        # Not written: a record already stands there (adopt it: first commit
+        # wins, and it may be our own whose acknowledgement was lost), or the
+        # fence stopped us.
+        standing = await _exec(
+            tx, self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
+        )
+        if standing.rows:
+            return _step_row(standing.rows[0])
         raise OwnershipLostError(
             f"workflow {workflow_id!r} was taken over by another executor (its "
             f"fencing epoch is no longer {epoch}); this executor stops writing to it",
@@ -248,28 +399,53 @@ class SqlBackend(Backend):
             epoch=epoch,
         )
 
-    def record_step_attempt(self, workflow_id: str, epoch: int, attempt: StepAttemptRow) -> None:
-        with self._write() as conn:
-            if self._fence(conn, workflow_id, epoch):
-                conn.execute(
-                    sa.insert(s.step_attempts).values(
-                        workflow_id=workflow_id,
-                        position=attempt.position,
-                        name=attempt.name,
-                        attempt=attempt.attempt,
-                        started_at=attempt.started_at,
-                        finished_at=attempt.finished_at,
-                        error_type=attempt.error_type,
-                        error_message=attempt.error_message,
-                    )
-                )
+    async def _record_attempt(
+        self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
+    ) -> None:
+        await _exec(
+            tx,
+            self.q.record_attempt,
+            {
+                "workflow_id": workflow_id,
+                "epoch": epoch,
+                "position": attempt.position,
+                "name": attempt.name,
+                "attempt": attempt.attempt,
+                "started_at": attempt.started_at,
+                "finished_at": attempt.finished_at,
+                "error_type": attempt.error_type,
+                "error_message": attempt.error_message,
+            },
+        )
 
-    def step_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
-        a = s.step_attempts
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(a).where(a.c.workflow_id == workflow_id).order_by(a.c.id)
-            ).all()
+    async def _finish(
+        self,
+        tx: Tx,
+        workflow_id: str,
+        epoch: int,
+        status: WorkflowStatus,
+        result: bytes | None,
+        error: bytes | None,
+    ) -> bool:
+        finished = await _exec(
+            tx,
+            self.q.finish,
+            {
+                "workflow_id": workflow_id,
+                "epoch": epoch,
+                "status": status.value,
+                "result": result,
+                "error": error,
+            },
+        )
+        return finished.rowcount == 1
+
+    async def _get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+        result = await _exec(tx, self.q.get_workflow, {"workflow_id": workflow_id})
+        return _workflow_row(result.rows[0]) if result.rows else None
+
+    async def _step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
+        result = await _exec(tx, self.q.attempts, {"workflow_id": workflow_id})
         return [
             StepAttemptRow(
                 position=r.position,
@@ -280,41 +456,46 @@ class SqlBackend(Backend):
                 error_type=r.error_type,
                 error_message=r.error_message,
             )
-            for r in rows
+            for r in result.rows
         ]
 
-    def _fence(self, conn: sa.Connection, workflow_id: str, epoch: int) -> bool:
-        """Check the fencing token inside the write.
+    async def _list_workflows(
+        self, tx: Tx, statuses: Sequence[WorkflowStatus]
+    ) -> list[WorkflowRow]:
+        result = await _exec(tx, self.q.list_workflows(statuses))
+        return [_workflow_row(r) for r in result.rows]
 
-        Touching the row also keeps ``updated_at`` fresh for observers.
-        """
-        w = s.workflows
-        return bool(
-            conn.execute(
-                sa.update(w)
-                .where(w.c.workflow_id == workflow_id, w.c.epoch == epoch)
-                .values(updated_at=self.now())
-            ).rowcount
-        )
-
-    def _live_step(self, conn: sa.Connection, workflow_id: str, position: int) -> StepRow | None:
-        st = s.steps
-        row = conn.execute(
-            sa.select(st).where(
-                st.c.workflow_id == workflow_id, st.c.position == position, s.LIVE_STEP_WHERE
+    async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> None:
+        for workflow_id, epoch in leases.items():
+            await _exec(
+                tx,
+                self.q.renew,
+                {"workflow_id": workflow_id, "epoch": epoch, "lease": lease_seconds},
             )
-        ).one_or_none()
-        return _step_row(row) if row is not None else None
 
-    def close(self) -> None:
-        self.engine.dispose()
+    async def _clock(self, tx: Tx) -> float:
+        result = await _exec(tx, self.q.clock)
+        return float(result.rows[0].db_now)
 
 
-def _owner_values(owner: Owner) -> dict[str, Any]:
+class _AsyncFromSync(contextlib.AbstractAsyncContextManager[Tx]):
+    """A sync transaction used from async code, for an embedded database."""
+
+    def __init__(self, sync: contextlib.AbstractContextManager[Tx]) -> None:
+        self._sync = sync
+
+    async def __aenter__(self) -> Tx:
+        return self._sync.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return self._sync.__exit__(*exc_info)
+
+
+def _owner_params(owner: Owner) -> dict[str, Any]:
     return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started}
 
 
-def _workflow_row(r: sa.Row[Any]) -> WorkflowRow:
+def _workflow_row(r: Any) -> WorkflowRow:
     owner = (
         Owner(host=r.owner_host, pid=r.owner_pid, started=r.owner_started or "")
         if r.owner_host is not None
@@ -325,9 +506,9 @@ def _workflow_row(r: sa.Row[Any]) -> WorkflowRow:
         name=r.name,
         status=WorkflowStatus(r.status),
         args_fingerprint=r.args_fingerprint,
-        args=r.args,
-        result=r.result,
-        error=r.error,
+        args=_bytes(r.args),
+        result=_bytes(r.result),
+        error=_bytes(r.error),
         attempts=r.attempts,
         epoch=r.epoch,
         owner=owner,
@@ -336,16 +517,21 @@ def _workflow_row(r: sa.Row[Any]) -> WorkflowRow:
         created_at=r.created_at,
         updated_at=r.updated_at,
         finished_at=r.finished_at,
+        db_now=float(r.db_now),
     )
 
 
-def _step_row(r: sa.Row[Any]) -> StepRow:
+def _step_row(r: Any) -> StepRow:
     return StepRow(
         position=r.position,
         name=r.name,
         status=StepStatus(r.status),
-        output=r.output,
+        output=_bytes(r.output) or b"",
         attempt=r.attempt,
         started_at=r.started_at,
         finished_at=r.finished_at,
     )
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +16,32 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError
-from durable.backends._sql import SqlBackend
+from durable.backends import _schema as s
+from durable.backends._sql import SqlBackend, Statements, Tx
 
 _BUSY_TIMEOUT_MS = 30_000
+# SQLite's clock, in Unix seconds with sub-millisecond precision.
+_NOW = sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float)
+
+
+@dataclass(frozen=True)
+class _Result:
+    rowcount: int
+    rows: Sequence[Any]
+
+
+class _ConnectionTx:
+    """Statements run through one SQLAlchemy connection, inside its transaction."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> _Result:
+        result = self._conn.execute(stmt, params or {})
+        rows = result.all() if result.returns_rows else []
+        return _Result(result.rowcount, rows)
 
 
 class SqliteBackend(SqlBackend):
@@ -21,44 +49,51 @@ class SqliteBackend(SqlBackend):
 
     A file database runs in WAL mode with ``synchronous=NORMAL``: a committed
     step survives a crash of the process (the guarantee durable makes); only a
-    power loss can take back the last commits. Write transactions start with
-    ``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a read
-    lock, and wait up to 30 s for each other.
+    power loss can take back the last commits. Writers wait up to 30 s for
+    each other. Its calls take microseconds, so the async forms run them in
+    place rather than hopping to a thread.
     """
 
     def __init__(self, url: sa.URL) -> None:
         database = url.database or ""
         self.memory = database in ("", ":memory:")
-        shown = url.render_as_string(hide_password=True)
+        self.url = url.render_as_string(hide_password=True)
+        self.q = Statements(sqlite_insert, _NOW)
         if not self.memory:
-            path = Path(database)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise BackendUnavailableError(
-                    f"cannot create the folder for the SQLite database {shown}: {exc}",
-                    url=shown,
+                    f"cannot create the folder for the SQLite database {self.url}: {exc}",
+                    url=self.url,
                 ) from exc
-        engine = sa.create_engine(
+        self.engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
             # One connection for :memory: (each connection would otherwise see
             # its own empty database); a pool of them for a file.
             poolclass=StaticPool if self.memory else None,
         )
-        sa.event.listen(engine, "connect", _on_connect)
-        sa.event.listen(engine, "begin", _on_begin)
+        sa.event.listen(self.engine, "connect", _on_connect)
+        sa.event.listen(self.engine, "begin", _on_begin)
+        # The single connection of :memory: must not serve two threads at once.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self.memory else contextlib.nullcontext()
+        )
         try:
-            super().__init__(engine, shown, serialize_access=self.memory)
+            self._open()
         except sa.exc.DatabaseError as exc:
-            engine.dispose()
+            self.engine.dispose()
             raise BackendUnavailableError(
-                f"cannot open the SQLite database {shown}: {exc.orig}. Is it a "
+                f"cannot open the SQLite database {self.url}: {exc.orig}. Is it a "
                 "durable database, and is its folder writable?",
-                url=shown,
+                url=self.url,
             ) from exc
 
-    def _prepare(self) -> None:
+    def _open(self) -> None:
+        # Refuse a newer database before anything, even a pragma, touches it.
+        with self.engine.connect() as conn, conn.begin():
+            s.check_version(conn, self.url)
         if not self.memory:
             with self.engine.connect() as conn:
                 # Outside any transaction (SQLAlchemy would begin one), and
@@ -66,14 +101,34 @@ class SqliteBackend(SqlBackend):
                 dbapi = conn.connection.dbapi_connection
                 assert dbapi is not None
                 dbapi.execute("PRAGMA journal_mode = WAL")
+        with self._sync_tx(atomic=True) as tx:
+            assert isinstance(tx, _ConnectionTx)
+            s.ensure_schema(tx._conn, self.url)
 
-    def _insert(self, table: sa.Table) -> Any:
-        return sqlite_insert(table)
+    @contextlib.contextmanager
+    def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
+        with self._lock, self.engine.connect() as conn:
+            if atomic:
+                conn = conn.execution_options(durable_immediate=True)
+            with conn.begin():
+                yield _ConnectionTx(conn)
+
+    def health(self) -> dict[str, object]:
+        started = time.perf_counter()
+        self.now()
+        return {
+            "backend": "sqlite",
+            "server_version": sqlite3.sqlite_version,
+            "latency_ms": (time.perf_counter() - started) * 1000,
+        }
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself: the sqlite3 module's
-    # own implicit transactions would start too late and as DEFERRED.
+    # own implicit transactions start late and cannot be made IMMEDIATE.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     try:
@@ -84,7 +139,10 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
 
 
 def _on_begin(conn: sa.Connection) -> None:
-    if conn.get_execution_options().get("durable_write"):
+    # Every operation's first statement is a write or it only reads, so a
+    # deferred BEGIN never has to upgrade a stale read snapshot. Operations of
+    # several statements take the write lock up front all the same.
+    if conn.get_execution_options().get("durable_immediate"):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
