@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ from durable.backends._base import (
 T = TypeVar("T")
 
 
-def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:  # noqa: N802
+def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
     # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
     return sa.bindparam(f"p_{name}", **kwargs)
 
@@ -42,7 +43,8 @@ async def _exec(tx: Tx, stmt: sa.Executable, params: dict[str, Any] | None = Non
     return await tx.execute(stmt, {f"p_{k}": v for k, v in params.items()} if params else None)
 
 
-class Result(Protocol):
+@dataclass(frozen=True)
+class Result:
     """What an executed statement gives back."""
 
     rowcount: int

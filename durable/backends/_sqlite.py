@@ -6,8 +6,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,11 @@ from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
-from durable.backends._sql import SqlBackend, Statements, Tx
+from durable.backends._sql import Result, SqlBackend, Statements, Tx
 
 _BUSY_TIMEOUT_MS = 30_000
 # SQLite's clock, in Unix seconds with sub-millisecond precision.
 _NOW = sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float)
-
-
-@dataclass(frozen=True)
-class _Result:
-    rowcount: int
-    rows: Sequence[Any]
 
 
 class _ConnectionTx:
@@ -38,10 +31,10 @@ class _ConnectionTx:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
 
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> _Result:
+    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         result = self._conn.execute(stmt, params or {})
         rows = result.all() if result.returns_rows else []
-        return _Result(result.rowcount, rows)
+        return Result(result.rowcount, rows)
 
 
 class SqliteBackend(SqlBackend):
