@@ -319,16 +319,18 @@ def _store_bytes(db: Path) -> int:
     return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def _measure(engine: str, session: Session, scenario: str, sizes: Sizes, tmp: Path) -> Sample:
-    db = tmp / f"{engine.split()[0].lower()}-{scenario}.db"
+def _measure(
+    engine: str, session: Session, scenario: str, sizes: Sizes, tmp: Path
+) -> tuple[float, float | None]:
+    """Seconds taken, and (scenario 3, on a store) bytes on disk / payload bytes."""
+    db = tmp / "store.db"
     # A fresh id prefix per repeat: no run can find another's records.
     tag = f"{scenario}-{uuid.uuid4().hex[:12]}"
     with session(db) as run:
         seconds = asyncio.run(_time_scenario(scenario, sizes, run, tag))
-    sample = Sample(seconds=[seconds])
-    if scenario == BLOB and engine != PYTHON:
-        sample.overhead.append(_store_bytes(db) / (sizes.blob_steps * sizes.blob_bytes))
-    return sample
+    if scenario != BLOB or engine == PYTHON:
+        return seconds, None
+    return seconds, _store_bytes(db) / (sizes.blob_steps * sizes.blob_bytes)
 
 
 def engines(with_dbos: bool) -> dict[str, tuple[Session, tuple[str, ...]]]:
@@ -353,10 +355,11 @@ def run_all(sizes: Sizes, repeat: int, with_dbos: bool) -> Results:
         for engine, (session, scenarios) in engines(with_dbos).items():
             for scenario in scenarios:
                 with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
-                    sample = _measure(engine, session, scenario, sizes, Path(tmp))
-                entry = results.setdefault((engine, scenario), Sample())
-                entry.seconds += sample.seconds
-                entry.overhead += sample.overhead
+                    seconds, overhead = _measure(engine, session, scenario, sizes, Path(tmp))
+                sample = results.setdefault((engine, scenario), Sample())
+                sample.seconds.append(seconds)
+                if overhead is not None:
+                    sample.overhead.append(overhead)
     _BLOBS.clear()
     return results
 

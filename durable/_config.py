@@ -53,20 +53,33 @@ def open_backend(url: str) -> Backend:
     if scheme == "sqlite":
         if parsed.get_driver_name() not in ("pysqlite", ""):
             raise ConfigurationError(
-                f"unsupported SQLite driver in {parsed.render_as_string()!r}; use plain "
-                "'sqlite:///...'",
-                url=parsed.render_as_string(),
+                f"unsupported SQLite driver in {_shown(parsed)!r}; use plain 'sqlite:///...'",
+                url=_shown(parsed),
             )
         from durable.backends._sqlite import SqliteBackend
 
         return SqliteBackend(parsed)
+    if scheme in ("postgresql", "postgres"):
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2", ""):
+            raise ConfigurationError(
+                f"unsupported PostgreSQL driver in {_shown(parsed)!r}; durable talks to "
+                "PostgreSQL through psycopg 3: use 'postgresql://...' or "
+                "'postgresql+psycopg://...'",
+                url=_shown(parsed),
+            )
+        from durable.backends._postgres import PostgresBackend
+
+        return PostgresBackend(parsed)
     raise ConfigurationError(
-        f"unsupported store URL scheme {parsed.drivername!r} in "
-        f"{parsed.render_as_string(hide_password=True)!r}; this version of "
-        "durable-sdk stores workflows in SQLite: 'sqlite:///path/to/file.db' "
-        "or 'sqlite:///:memory:'",
-        url=parsed.render_as_string(hide_password=True),
+        f"unsupported store URL scheme {parsed.drivername!r} in {_shown(parsed)!r}; "
+        "durable stores workflows in SQLite ('sqlite:///path/to/file.db', "
+        "'sqlite:///:memory:') or PostgreSQL ('postgresql://user@host:5432/db')",
+        url=_shown(parsed),
     )
+
+
+def _shown(url: sa.URL) -> str:
+    return url.render_as_string(hide_password=True)
 
 
 def _mask(url: str) -> str:

@@ -243,6 +243,8 @@ class Runtime:
         self._clock = SystemClock()
         self._backend: Backend = open_backend(resolved)
         self._leases: dict[str, int] = {}
+        self._held: dict[str, object] = {}
+        self._held_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()
         self._tokens: list[Any] = []
@@ -376,6 +378,12 @@ class Runtime:
         if recorded is not None:
             return _decode_step(recorded, parent.workflow_id)
         workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
+        if workflow_id == parent.workflow_id:
+            raise ConfigurationError(
+                f"workflow {workflow_id!r} calls itself as its own child, which would "
+                "wait for itself forever; give the child another workflow_id",
+                workflow_id=workflow_id,
+            )
         started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
@@ -393,6 +401,26 @@ class Runtime:
             args=inv.args_payload,
             parent_id=parent_id,
         )
+        token = object()
+        delay = 0.005
+        while not self._try_hold(workflow_id, token):
+            # Another call in this process runs it: never race it for ownership.
+            if inv.spec.on_running == "raise":
+                raise WorkflowAlreadyRunningError(
+                    f"workflow {workflow_id!r} is running in this process; not waiting "
+                    "for it (on_running='raise'). Call it again later to get its result.",
+                    workflow_id=workflow_id,
+                )
+            await port.sleep(delay)
+            delay = min(delay * 1.5, self.poll_interval)
+        try:
+            return await self._execute_held(inv, port, new)
+        finally:
+            self._release(workflow_id, token)
+
+    async def _execute_held(self, inv: Invocation, port: _Port, new: NewWorkflow) -> Any:
+        """Run, resume or wait for a workflow that no other call here runs."""
+        workflow_id = new.workflow_id
         row, owned = await port.start_workflow(new, self.lease_seconds)
         waited = False
         while True:
@@ -402,7 +430,7 @@ class Runtime:
                     waited and row.status is WorkflowStatus.ERROR
                 ):
                     return _outcome(row)
-                if row.status is WorkflowStatus.RUNNING and self._owner_alive(row):
+                if row.status is WorkflowStatus.RUNNING and self._owner_alive(row, holding=True):
                     row = await self._wait(port, row, inv.spec)
                     waited = True
                     continue
@@ -499,14 +527,27 @@ class Runtime:
             called=f"{inv.spec.name}{called}",
         )
 
-    def _owner_alive(self, row: WorkflowRow) -> bool:
+    def _try_hold(self, workflow_id: str, token: object) -> bool:
+        with self._held_lock:
+            if workflow_id in self._held:
+                return False
+            self._held[workflow_id] = token
+            return True
+
+    def _release(self, workflow_id: str, token: object) -> None:
+        with self._held_lock:
+            if self._held.get(workflow_id) is token:
+                del self._held[workflow_id]
+
+    def _owner_alive(self, row: WorkflowRow, holding: bool = False) -> bool:
         owner = row.owner
         if owner is None:
             return False
         if owner == current_owner():
-            # This very process: alive only if it is running the workflow now
-            # (an in-process crash leaves the row owned by a live process).
-            return self._leases.get(row.workflow_id) == row.epoch
+            # This very process: alive only if a call here runs it now (an
+            # in-process crash leaves the row owned by a live process).
+            with self._held_lock:
+                return row.workflow_id in self._held and not holding
         if is_local(owner):
             return is_alive_locally(owner)
         return row.lease_expires_at is not None and row.lease_expires_at > row.db_now
@@ -527,7 +568,7 @@ class Runtime:
             await port.sleep(delay)
             delay = min(delay * 1.5, self.poll_interval)
             row = await self._reload(port, row.workflow_id)
-            if row.status is not WorkflowStatus.RUNNING or not self._owner_alive(row):
+            if row.status is not WorkflowStatus.RUNNING or not self._owner_alive(row, True):
                 return row
 
     # Steps ------------------------------------------------------------------

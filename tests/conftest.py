@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,22 +17,71 @@ import durable
 
 PROGRAMS = Path(__file__).parent / "programs"
 
+POSTGRES_ENV = "DURABLE_TEST_POSTGRES_URL"
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
-@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+
+@functools.cache
+def postgres_server() -> tuple[str | None, str]:
+    """The PostgreSQL server for tests, or None with the reason it is not usable."""
+    import psycopg
+
+    url = os.environ.get(POSTGRES_ENV, LOCAL_POSTGRES)
+    try:
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(conninfo, connect_timeout=3):
+            return url, ""
+    except psycopg.Error as exc:
+        return None, f"PostgreSQL at {url} is not reachable ({str(exc).strip()})"
+
+
+def isolated_postgres_url() -> Iterator[str]:
+    """A URL with a fresh schema of its own, dropped afterwards."""
+    import psycopg
+
+    url, reason = postgres_server()
+    if url is None:
+        message = (
+            f"{reason}. Set {POSTGRES_ENV}=postgresql://user@host:5432/db to run the "
+            "PostgreSQL tests."
+        )
+        if os.environ.get("CI") or os.environ.get("DURABLE_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    schema = f"durable_test_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in url else "?"
+    yield f"{url}{sep}schema={schema}&pool_min=0"
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def store_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "postgresql":
+        yield from isolated_postgres_url()
+    elif kind == "sqlite-file":
+        yield f"sqlite:///{tmp_path / 'durable.db'}"
+    else:
+        yield "sqlite:///:memory:"
+
+
+@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[durable.Runtime]:
     """An isolated runtime, active for the test, on each kind of store."""
-    if request.param == "sqlite-file":
-        url = f"sqlite:///{tmp_path / 'durable.db'}"
-    else:
-        url = "sqlite:///:memory:"
-    with durable.Runtime(url, poll_interval=0.05) as rt:
-        yield rt
+    for url in store_url(request.param, tmp_path):
+        with durable.Runtime(url, poll_interval=0.05) as rt:
+            yield rt
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store shared by this test and the subprocesses it starts."""
+    yield from store_url(request.param, tmp_path)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A store file shared by this test and the subprocesses it starts."""
-    return f"sqlite:///{tmp_path / 'shared.db'}"
+def postgres_url() -> Iterator[str]:
+    """An isolated PostgreSQL store, for what is specific to PostgreSQL."""
+    yield from isolated_postgres_url()
 
 
 @pytest.fixture
