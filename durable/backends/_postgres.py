@@ -42,7 +42,7 @@ _NOW = sa.literal_column("(extract(epoch from clock_timestamp())::float8)", sa.F
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Waits between tries after a dropped connection: about 6 s in all.
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
-_DIALECT = PGDialect_psycopg()
+_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 DEFAULT_SCHEMA = "durable"
 DEFAULT_POOL_MIN = 1
@@ -58,7 +58,8 @@ class _Compiled:
     def __call__(self, stmt: sa.Executable, params: dict[str, Any] | None) -> tuple[str, Any]:
         entry = self._cache.get(id(stmt))
         if entry is None or entry[0] is not stmt:
-            compiled = stmt.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+            clause: Any = stmt
+            compiled = clause.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
             entry = (stmt, compiled)
             if not _has_expanding(compiled):
                 self._cache[id(stmt)] = entry
