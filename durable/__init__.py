@@ -40,6 +40,7 @@ from durable._errors import (
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
 from durable._retry import RetryPolicy
 from durable._runtime import (
+    HealthReport,
     RecoveryReport,
     Runtime,
     StepInfo,
@@ -68,6 +69,11 @@ async def recover() -> RecoveryReport:
     return await current_runtime().recover()
 
 
+def health_check() -> HealthReport:
+    """Check that the current runtime's store answers; see :meth:`Runtime.health_check`."""
+    return current_runtime().health_check()
+
+
 def recover_sync() -> RecoveryReport:
     """Blocking form of :func:`recover`, for scripts and notebooks."""
     return current_runtime().recover_sync()
@@ -79,6 +85,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigurationError",
     "DurableError",
+    "HealthReport",
     "InvalidWorkflowIdError",
     "NonDeterminismError",
     "NotInWorkflowError",
@@ -102,6 +109,7 @@ __all__ = [
     "current_runtime",
     "current_workflow_id",
     "durable_workflow",
+    "health_check",
     "recover",
     "recover_sync",
     "step",

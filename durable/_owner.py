@@ -3,7 +3,8 @@
 An owner is (host, pid, process start time). On the same host a dead owner is
 seen at once: its pid is gone, or reused by a process that started at another
 time. The host part includes the kernel's boot id, so every owner recorded
-before a reboot counts as dead after it. Owners on other hosts are judged by
+before a reboot counts as dead after it, and the pid namespace, so that
+containers sharing a kernel do not judge each other's pids. Owners on other hosts are judged by
 their lease instead (the caller's job).
 """
 
@@ -33,8 +34,13 @@ def _host_id() -> str:
             boot_id = f.read().strip()
     except OSError:
         pass
-    name = socket.gethostname()
-    return f"{name}/{boot_id}" if boot_id else name
+    try:
+        # Processes in another pid namespace (another container) cannot be
+        # checked by pid: they count as another host, judged by their lease.
+        pid_namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_namespace = ""
+    return "/".join(part for part in (socket.gethostname(), boot_id, pid_namespace) if part)
 
 
 def process_start_time(pid: int) -> str | None:

@@ -41,6 +41,7 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._schema import SCHEMA_VERSION
 
 log = logging.getLogger("durable")
 
@@ -108,6 +109,26 @@ class StepInfo:
     payload_bytes: int
     failed_attempts: tuple[str, ...] = field(default=())
     """``"ErrorType: message"`` of each retried failure, oldest first."""
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What :meth:`Runtime.health_check` found."""
+
+    ok: bool
+    """True when the store answered."""
+    backend: str
+    """``"sqlite"`` or ``"postgresql"``."""
+    url: str
+    """The store's URL, with any password masked."""
+    server_version: str | None
+    """The SQLite library's or the PostgreSQL server's version."""
+    schema_version: int
+    """The durable schema version in use."""
+    latency_ms: float | None
+    """Time of one round trip to the store, in milliseconds."""
+    error: str | None = None
+    """Why the store did not answer, when it did not."""
 
 
 @dataclass
@@ -321,6 +342,36 @@ class Runtime:
             )
             for row in sorted(steps.values(), key=lambda r: r.position)
         ]
+
+    def health_check(self) -> HealthReport:
+        """Check that the store answers, and how fast; never raises for a down store.
+
+        Example::
+
+            report = durable.current_runtime().health_check()
+            assert report.ok, report.error
+        """
+        backend = self.url.split(":", 1)[0].split("+", 1)[0]
+        try:
+            info = self._backend.health()
+        except DurableError as exc:
+            return HealthReport(
+                ok=False,
+                backend=backend,
+                url=self.url,
+                server_version=None,
+                schema_version=SCHEMA_VERSION,
+                latency_ms=None,
+                error=str(exc),
+            )
+        return HealthReport(
+            ok=True,
+            backend=str(info["backend"]),
+            url=self.url,
+            server_version=str(info["server_version"]),
+            schema_version=SCHEMA_VERSION,
+            latency_ms=float(info["latency_ms"]),  # type: ignore[arg-type]
+        )
 
     # Recovery ---------------------------------------------------------------
 

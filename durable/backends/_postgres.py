@@ -130,6 +130,7 @@ class PostgresBackend(SqlBackend):
                 'them with: pip install "durable-sdk[postgres]"'
             ) from exc
         self._psycopg = psycopg
+        self._pool_timeout = psycopg_pool.PoolTimeout
         self.url = url.render_as_string(hide_password=True)
         options = dict(url.query)
         self.schema = _pop_schema(options, self.url)
@@ -284,9 +285,12 @@ class PostgresBackend(SqlBackend):
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
-        with self._pool.connection() as conn:
-            conn.execute("SELECT 1")
-            version = conn.info.server_version
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                conn.execute("SELECT 1")
+                version = conn.info.server_version
+        except (self._psycopg.Error, self._pool_timeout) as exc:
+            raise self._unavailable(exc) from exc
         return {
             "backend": "postgresql",
             "server_version": f"{version // 10000}.{version % 10000}",

@@ -8,6 +8,8 @@ independently of what the store records. Environment:
 - PAUSE_AFTER=n: stop after step n's record committed (write PAUSED_FILE, then
   wait for RELEASE_FILE, or forever), where the test may SIGKILL the process.
 - HANG_IN=n: the same, inside step n's body, after it started.
+- OFFSET=k: add k to every step's value (tells whose records were kept).
+- LEASE_SECONDS: the owner's lease (short in the zombie test).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ async def square(i: int, acc: list[int]) -> list[int]:
     if int(os.environ.get("HANG_IN", 0)) == i:
         pause(f"in {i}")
     effect(f"done {i}")
-    return [*acc, i * i]
+    return [*acc, i * i + int(os.environ.get("OFFSET", 0))]
 
 
 @durable.durable_workflow(name="six_steps")
@@ -58,7 +60,11 @@ async def six_steps(n: int) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
-    durable.configure(url=os.environ["DURABLE_URL"], poll_interval=0.05)
+    durable.configure(
+        url=os.environ["DURABLE_URL"],
+        poll_interval=0.05,
+        lease_seconds=float(os.environ.get("LEASE_SECONDS", 30)),
+    )
     if sys.argv[1] == "run":
         print(json.dumps(asyncio.run(six_steps.run(6, workflow_id="six"))))
     elif sys.argv[1] == "recover":

@@ -1,0 +1,300 @@
+"""What is specific to PostgreSQL: configuration errors, dropped connections,
+zombie owners on other hosts, schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import durable
+from tests.conftest import read_lines, run_program, start_program, wait_for
+
+psycopg = pytest.importorskip(
+    "psycopg", reason='needs the postgres extra: pip install "durable-sdk[postgres]"'
+)
+
+
+def plain(url: str) -> str:
+    """The libpq form of a store URL (without durable's own options)."""
+    base = url.split("?", 1)[0]
+    return base.replace("postgresql+psycopg://", "postgresql://")
+
+
+def schema_of(url: str) -> str:
+    return url.split("schema=", 1)[1].split("&", 1)[0]
+
+
+def records_per_position(url: str, workflow_id: str) -> dict[int, int]:
+    with psycopg.connect(plain(url)) as conn:
+        rows = conn.execute(
+            f'SELECT position, count(*) FROM "{schema_of(url)}".durable_steps '
+            "WHERE workflow_id = %s GROUP BY position ORDER BY position",
+            (workflow_id,),
+        ).fetchall()
+    return dict(rows)
+
+
+def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
+    with durable.Runtime(postgres_url) as rt:
+        assert rt.url.startswith("postgresql://")
+    with psycopg.connect(plain(postgres_url)) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema_of(postgres_url),),
+            )
+        }
+    assert tables == {"durable_meta", "durable_workflows", "durable_steps", "durable_step_attempts"}
+
+
+def test_unreachable_server_names_host_port_database_and_masks_password() -> None:
+    with pytest.raises(durable.BackendUnavailableError) as info:
+        durable.Runtime("postgresql://bob:hunter2@127.0.0.1:1/appdb?connect_timeout=2")
+    message = str(info.value)
+    assert "host 127.0.0.1, port 1, database appdb, user bob" in message
+    assert "postgresql://bob:***@127.0.0.1:1/appdb" in message
+    assert "hunter2" not in message
+    assert "refused" in message.lower()
+
+
+def test_wrong_credentials_are_backend_unavailable(postgres_url: str) -> None:
+    bad = postgres_url.replace("postgresql://postgres@", "postgresql://no_such_role_x:pw@")
+    with pytest.raises(durable.BackendUnavailableError, match="no_such_role_x") as info:
+        durable.Runtime(bad)
+    assert ":pw@" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("schema=bad-name", "is not a plain PostgreSQL identifier"),
+        ("schema=x;drop", "is not a plain PostgreSQL identifier"),
+        ("pool_max=0", "pool_max='0' .* must be a whole number >= 1"),
+        ("pool_min=3&pool_max=2", r"pool_max \(2\) is below pool_min \(3\)"),
+        ("pool_min=many", "pool_min='many' .* must be a whole number >= 0"),
+    ],
+)
+def test_bad_options_are_configuration_errors(query: str, message: str) -> None:
+    with pytest.raises(durable.ConfigurationError, match=message):
+        durable.Runtime(f"postgresql://u:secret@127.0.0.1/db?{query}")
+
+
+def test_unsupported_driver_is_refused() -> None:
+    with pytest.raises(durable.ConfigurationError, match="through psycopg 3"):
+        durable.Runtime("postgresql+asyncpg://u@127.0.0.1/db")
+
+
+def test_missing_extra_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import durable\n"
+        "try:\n"
+        "    durable.Runtime('postgresql://u@127.0.0.1/db')\n"
+        "except durable.ConfigurationError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert 'pip install "durable-sdk[postgres]"' in out
+
+
+def test_health_check(postgres_url: str) -> None:
+    with durable.Runtime(postgres_url):
+        report = durable.health_check()
+    assert report.ok
+    assert report.backend == "postgresql"
+    assert report.server_version and report.server_version[0].isdigit()
+    assert report.latency_ms is not None and report.latency_ms >= 0
+    assert report.error is None
+
+
+def terminate_connections(url: str, application_name: str) -> int:
+    with psycopg.connect(plain(url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_connections_killed_mid_workflow_are_retried_without_losing_records(
+    postgres_url: str, kind: str
+) -> None:
+    app = f"durable-test-{uuid.uuid4().hex[:8]}"
+    url = f"{postgres_url}&application_name={app}"
+    ran: list[int] = []
+    killed: list[int] = []
+
+    def body(i: int) -> int:
+        ran.append(i)
+        if i == 3:
+            killed.append(terminate_connections(url, app))
+        return i * 10
+
+    @durable.step(name="a_step")
+    async def async_step(i: int) -> int:
+        return body(i)
+
+    @durable.step(name="s_step")
+    def sync_step(i: int) -> int:
+        return body(i)
+
+    @durable.durable_workflow(name="pg.killed.async")
+    async def async_wf() -> int:
+        return sum([await async_step(i) for i in range(1, 6)])
+
+    @durable.durable_workflow(name="pg.killed.sync")
+    def sync_wf() -> int:
+        return sum(sync_step(i) for i in range(1, 6))
+
+    with durable.Runtime(url) as rt:
+        if kind == "async":
+            assert await async_wf.run(workflow_id="killed") == 150
+        else:
+            assert sync_wf.run(workflow_id="killed") == 150
+        assert killed and killed[0] >= 1  # the store's connections really died
+        assert ran == [1, 2, 3, 4, 5]
+        assert [s.position for s in rt.list_steps("killed")] == [1, 2, 3, 4, 5]
+    assert records_per_position(url, "killed") == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+
+
+def python_child_of(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    wait_for(lambda: children.read_text().split(), "unshare to start python")
+    return int(children.read_text().split()[0])
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_zombie_owner_cannot_commit_over_the_new_owner(tmp_path: Path, postgres_url: str) -> None:
+    """An owner paused past its lease (SIGSTOP) on "another host" is taken over;
+    woken up (SIGCONT), its writes are fenced and it adopts the new owner's records."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to put the zombie in a pid namespace of its own")
+    effects, paused, release = tmp_path / "effects", tmp_path / "paused", tmp_path / "go"
+    env = {
+        "DURABLE_URL": postgres_url,
+        "SIDE_EFFECTS": effects,
+        "LEASE_SECONDS": "1",
+    }
+    # Another pid namespace: to the new owner, the zombie is on another host.
+    zombie_err = tmp_path / "zombie.err"
+    with open(zombie_err, "w") as err:
+        unshare = subprocess.Popen(
+            [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                sys.executable,
+                str(Path(__file__).parent / "programs" / "six_steps.py"),
+                "run",
+            ],
+            env={
+                **os.environ,
+                **{k: str(v) for k, v in env.items()},
+                "PYTHONPATH": str(Path(__file__).parent.parent),
+                "PAUSE_AFTER": "3",
+                "PAUSED_FILE": str(paused),
+                "RELEASE_FILE": str(release),
+                "OFFSET": "1000",
+            },
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        wait_for(paused.exists, "the zombie to pause after step 3")
+        zombie = python_child_of(unshare.pid)
+        os.kill(zombie, signal.SIGSTOP)
+        time.sleep(1.5)  # let its 1 s lease run out: no heartbeat while stopped
+
+        new_owner = run_program("six_steps", "run", **env)
+        assert "resuming after its owner died" in new_owner.stderr
+        assert json.loads(new_owner.stdout) == 3 * 1000 + 91
+
+        release.touch()
+        os.kill(zombie, signal.SIGCONT)
+        zombie_out, _ = unshare.communicate(timeout=60)
+    finally:
+        if unshare.poll() is None:
+            unshare.kill()
+            unshare.communicate()
+    assert unshare.returncode == 0, zombie_err.read_text()
+    assert json.loads(zombie_out) == 3 * 1000 + 91  # the new owner's records, not its own
+    assert "taken over by another executor" in zombie_err.read_text()
+    assert records_per_position(postgres_url, "six") == {i: 1 for i in range(1, 7)}
+    counts = Counter(read_lines(effects))
+    assert [counts[f"done {i}"] for i in range(1, 4)] == [1, 1, 1]
+    # The zombie re-ran 4..6 after waking (at-least-once), but only one record stands.
+    assert [counts[f"done {i}"] for i in range(4, 7)] == [2, 2, 2]
+
+
+def test_sixteen_processes_resume_one_crashed_workflow(tmp_path: Path, db_url: str) -> None:
+    from tests.test_crash_recovery import EXPECTED, crash_at
+
+    effects = crash_at(tmp_path, db_url, PAUSE_AFTER=2)
+    procs = [
+        start_program(
+            "six_steps",
+            "run",
+            stderr=tmp_path / f"{n}.err",
+            DURABLE_URL=db_url,
+            SIDE_EFFECTS=effects,
+        )
+        for n in range(16)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 16
+    assert [json.loads(out) for out in outputs] == [EXPECTED] * 16
+    counts = Counter(read_lines(effects))
+    assert [counts[f"done {i}"] for i in range(1, 7)] == [1] * 6, counts
+    with durable.Runtime(db_url) as rt:
+        assert [s.position for s in rt.list_steps("six")] == [1, 2, 3, 4, 5, 6]
+    if db_url.startswith("postgresql"):
+        assert records_per_position(db_url, "six") == {i: 1 for i in range(1, 7)}
+
+
+def test_suite_isolation_two_schemas_do_not_see_each_other(postgres_url: str) -> None:
+    other = postgres_url.replace("schema=", "schema=other_")
+
+    @durable.durable_workflow(name="pg.iso")
+    def wf() -> str:
+        return "x"
+
+    with durable.Runtime(postgres_url) as rt:
+        wf.run(workflow_id="iso")
+        assert rt.get_workflow("iso") is not None
+    try:
+        with durable.Runtime(other) as rt2:
+            assert rt2.get_workflow("iso") is None
+    finally:
+        with psycopg.connect(plain(other)) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema_of(other)}" CASCADE')
+
+
+async def test_one_runtime_serves_several_event_loops(postgres_url: str) -> None:
+    @durable.durable_workflow(name="pg.loops")
+    async def wf(x: int) -> int:
+        await asyncio.sleep(0)
+        return x
+
+    with durable.Runtime(postgres_url):
+        assert await wf(1) == 1
+        # run_sync inside a running loop uses a loop of its own, in a thread.
+        assert wf.run_sync(2) == 2
+        assert wf.run_sync(3) == 3
