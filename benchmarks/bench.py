@@ -1,17 +1,24 @@
 """Measure what durability costs per step, side by side with cheaper ways to do the same work.
 
-Scenarios (each on a fresh SQLite file in a fresh temp dir, per repeat):
+Scenarios (each repeat on a fresh store: a fresh SQLite file in a fresh temp
+dir, or a fresh PostgreSQL schema that is dropped afterwards):
 
 1. one workflow of many tiny async steps (per-step overhead);
 2. many short workflows of three steps (per-workflow overhead);
 3. a few steps returning 1 MiB each (throughput, storage overhead).
 
-Engines: durable; raw ``sqlite3`` (pickle + INSERT + COMMIT per step, WAL +
-``synchronous=NORMAL`` like durable: the floor any SQLite checkpointing can
-reach); plain Python (the same functions, awaited directly); and DBOS, if it
-is installed, for scenarios 1 and 2.
+Engines on SQLite: durable; raw ``sqlite3`` (pickle + INSERT + COMMIT per
+step, WAL + ``synchronous=NORMAL`` like durable: the floor any SQLite
+checkpointing can reach); plain Python (the same functions, awaited
+directly); and DBOS, if it is installed, for scenarios 1 and 2.
 
-Run: ``python benchmarks/bench.py [--repeat N] [--quick] [--markdown]``.
+Engines on PostgreSQL (if the server answers): durable; raw psycopg 3, async
+and sync (one autocommit connection, one single-row INSERT of the pickled
+result per step, the server's default durability); and DBOS, in a database of
+its own, for scenarios 1 and 2.
+
+Run: ``python benchmarks/bench.py [--repeat N] [--quick] [--markdown]
+[--backends sqlite,postgresql] [--postgres-url URL] [--no-dbos]``.
 Nothing here asserts on timings: the figures are for reading.
 """
 
@@ -37,26 +44,39 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
+import sqlalchemy as sa
 
 import durable
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Types -----------------------------------------------------------------------
 
 RunWorkflow = Callable[[str, int, str], Awaitable[object]]
 """Run one workflow: (kind of step, number of steps, workflow id)."""
 
-Session = Callable[[Path], contextlib.AbstractContextManager[RunWorkflow]]
-"""Open an engine on a database file for one scenario; yields how to run a workflow."""
+SQLITE, POSTGRES = "sqlite", "postgresql"
+BACKENDS = (SQLITE, POSTGRES)
+BACKEND_TITLES = {SQLITE: "SQLite", POSTGRES: "PostgreSQL"}
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 SEQ, MANY, BLOB = "seq", "many", "blob"
 SCENARIOS = (SEQ, MANY, BLOB)
-
-PYTHON, RAW, DURABLE = "plain Python", "raw sqlite3", "durable"
-DBOS_DEFAULT, DBOS_WAL = "DBOS (default)", "DBOS (WAL+NORMAL)"
 DBOS_SCENARIOS = (SEQ, MANY)
+
+PYTHON, DURABLE = "plain Python", "durable"
+RAW = "raw sqlite3"
+DBOS_DEFAULT, DBOS_WAL = "DBOS (default)", "DBOS (WAL+NORMAL)"
+RAW_PG, RAW_PG_SYNC = "raw psycopg (async)", "raw psycopg (sync)"
+DBOS_PG = "DBOS"
+
+# DBOS takes most of the run's time: its figures are the median of fewer
+# repeats (at most this many), so that the default run stays short.
+DBOS_MAX_REPEAT = 3
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,10 @@ class Sizes:
             BLOB: f"3. 1 workflow x {self.blob_steps} steps of {mib:g} MiB",
         }[scenario]
 
+    @property
+    def payload_bytes(self) -> int:
+        return self.blob_steps * self.blob_bytes
+
 
 FULL = Sizes()
 QUICK = Sizes(seq_steps=50, workflows=10, blob_steps=3)
@@ -96,10 +120,13 @@ class Sample:
 
     seconds: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
-    """Bytes on disk / payload bytes (scenario 3 on a store only)."""
+    """Bytes stored / payload bytes (scenario 3 on a store only)."""
+    wal: list[float] = field(default_factory=list)
+    """WAL bytes the server wrote during the run / payload bytes (scenario 3, PostgreSQL)."""
 
 
-Results = dict[tuple[str, str], Sample]
+Results = dict[tuple[str, str, str], Sample]
+"""Keyed by (backend, engine, scenario)."""
 
 # The work: plain functions ---------------------------------------------------
 
@@ -134,6 +161,12 @@ async def blob_chain(n: int) -> int:
 PLAIN_STEPS: dict[str, Callable[[int], Awaitable[object]]] = {"tiny": tiny, "blob": blob}
 PLAIN_CHAINS: dict[str, Callable[[int], Awaitable[int]]] = {"tiny": tiny_chain, "blob": blob_chain}
 
+
+def pickled(value: object) -> bytes:
+    """A step's result, pickled as durable pickles it."""
+    return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
 # The same work, durable ------------------------------------------------------
 
 durable_tiny = durable.step(name="bench.tiny")(tiny)
@@ -158,27 +191,121 @@ async def durable_blob_chain(n: int) -> int:
 
 DURABLE_CHAINS = {"tiny": durable_tiny_chain, "blob": durable_blob_chain}
 
-# Engine sessions -------------------------------------------------------------
+# Where a measurement keeps its data ------------------------------------------
+
+
+class PgServer:
+    """The PostgreSQL server under test, and one admin connection to it.
+
+    The admin connection (autocommit) creates and drops the schemas and
+    databases of the runs and reads sizes; it never runs a timed statement.
+    """
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self.admin: psycopg.Connection[Any] = psycopg.connect(
+            url, autocommit=True, connect_timeout=5
+        )
+        number = self.admin.info.server_version
+        self.version = f"{number // 10000}.{number % 10000}"
+        self.synchronous_commit = self.setting("synchronous_commit")
+
+    def setting(self, name: str) -> str:
+        row = self.admin.execute("SELECT current_setting(%s)", (name,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def url_with(self, *, database: str | None = None, schema: str | None = None) -> str:
+        url = sa.make_url(self.url)
+        if database is not None:
+            url = url.set(database=database)
+        if schema is not None:
+            url = url.update_query_dict({"schema": schema})
+        return url.render_as_string(hide_password=False)
+
+    def execute(self, query: str, *identifiers: str) -> None:
+        """Run DDL, with ``{}`` in ``query`` filled by quoted identifiers."""
+        from psycopg import sql
+
+        self.admin.execute(sql.SQL(query).format(*(sql.Identifier(n) for n in identifiers)))
+
+    def relation_bytes(self, schema: str, tables: tuple[str, ...]) -> int:
+        """Heap + TOAST + indexes of ``tables``, as ``pg_total_relation_size`` counts them."""
+        total = 0
+        for table in tables:
+            row = self.admin.execute(
+                "SELECT pg_total_relation_size(format('%%I.%%I', %s::text, %s::text)::regclass)",
+                (schema, table),
+            ).fetchone()
+            assert row is not None
+            total += int(row[0])
+        return total
+
+    def wal_lsn(self) -> str:
+        row = self.admin.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def wal_bytes_since(self, lsn: str) -> int:
+        row = self.admin.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (lsn,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def close(self) -> None:
+        self.admin.close()
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one measurement keeps its data: a fresh temp dir, or a fresh schema."""
+
+    dir: Path
+    schema: str
+    """A new name per measurement (PostgreSQL): the session creates it, the run drops it."""
+    pg: PgServer | None
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "store.db"
+
+    @property
+    def server(self) -> PgServer:
+        assert self.pg is not None
+        return self.pg
+
+
+Session = Callable[[Place], contextlib.AbstractContextManager[RunWorkflow]]
+"""Open an engine on a fresh store for one scenario; yields how to run a workflow."""
+
+
+# Engine sessions: SQLite -----------------------------------------------------
 
 
 @contextlib.contextmanager
-def python_session(_db: Path) -> Iterator[RunWorkflow]:
+def python_session(_place: Place) -> Iterator[RunWorkflow]:
     async def run(kind: str, n: int, _workflow_id: str) -> object:
         return await PLAIN_CHAINS[kind](n)
 
     yield run
 
 
+def _durable_run() -> RunWorkflow:
+    async def run(kind: str, n: int, workflow_id: str) -> object:
+        return await DURABLE_CHAINS[kind].run(n, workflow_id=workflow_id)
+
+    return run
+
+
 @contextlib.contextmanager
-def durable_session(db: Path) -> Iterator[RunWorkflow]:
+def durable_session(place: Place) -> Iterator[RunWorkflow]:
     # Runtime() is outside the timing: opening a store (schema creation) is a
     # once-per-process cost, not a per-step one.
-    with durable.Runtime(f"sqlite:///{db}"):
-
-        async def run(kind: str, n: int, workflow_id: str) -> object:
-            return await DURABLE_CHAINS[kind].run(n, workflow_id=workflow_id)
-
-        yield run
+    with durable.Runtime(f"sqlite:///{place.db}"):
+        yield _durable_run()
 
 
 _RAW_SCHEMA = """
@@ -193,8 +320,8 @@ _RAW_INSERT = "INSERT INTO steps (workflow_id, position, output) VALUES (?, ?, ?
 
 
 @contextlib.contextmanager
-def raw_session(db: Path) -> Iterator[RunWorkflow]:
-    conn = sqlite3.connect(db)
+def raw_session(place: Place) -> Iterator[RunWorkflow]:
+    conn = sqlite3.connect(place.db)
     try:
         # The same durability as durable's store: a commit survives a crash of
         # the process, not a power loss.
@@ -208,14 +335,96 @@ def raw_session(db: Path) -> Iterator[RunWorkflow]:
             for i in range(n):
                 value = await step(i)
                 # Pickled as durable pickles it, one transaction per step.
-                payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-                conn.execute(_RAW_INSERT, (workflow_id, i, payload))
+                conn.execute(_RAW_INSERT, (workflow_id, i, pickled(value)))
                 conn.commit()
             return None
 
         yield run
     finally:
         conn.close()
+
+
+# Engine sessions: PostgreSQL -------------------------------------------------
+
+
+@contextlib.contextmanager
+def durable_pg_session(place: Place) -> Iterator[RunWorkflow]:
+    # As on SQLite, opening the store (creating the schema) is not timed. The
+    # async path opens its connection at the first statement, inside the
+    # timing, as the raw baseline does.
+    with durable.Runtime(place.server.url_with(schema=place.schema)):
+        yield _durable_run()
+
+
+_PG_RAW_SCHEMA = """
+CREATE TABLE {}.steps (
+    workflow_id text NOT NULL,
+    position integer NOT NULL,
+    output bytea NOT NULL,
+    PRIMARY KEY (workflow_id, position)
+)
+"""
+_PG_RAW_INSERT = "INSERT INTO steps (workflow_id, position, output) VALUES (%s, %s, %s)"
+
+
+def _raw_pg_prepare(place: Place) -> dict[str, Any]:
+    """Create the baseline's schema and table; the connection options to use them."""
+    place.server.execute("CREATE SCHEMA {}", place.schema)
+    place.server.execute(_PG_RAW_SCHEMA, place.schema)
+    # Autocommit: each INSERT is its own transaction, committed (and, with
+    # the server's default synchronous_commit=on, flushed to the WAL on disk)
+    # before the server answers. psycopg's defaults otherwise (it prepares a
+    # statement after 5 executions), as durable's connections have.
+    return {"autocommit": True, "options": f"-c search_path={place.schema}"}
+
+
+@contextlib.contextmanager
+def raw_pg_session(place: Place) -> Iterator[RunWorkflow]:
+    import psycopg
+
+    options = _raw_pg_prepare(place)
+    conns: list[psycopg.AsyncConnection[Any]] = []
+
+    async def run(kind: str, n: int, workflow_id: str) -> object:
+        if not conns:
+            # Opened at the first statement, inside the timing, like durable's.
+            conns.append(await psycopg.AsyncConnection.connect(place.server.url, **options))
+        conn, step = conns[0], PLAIN_STEPS[kind]
+        for i in range(n):
+            value = await step(i)
+            await conn.execute(_PG_RAW_INSERT, (workflow_id, i, pickled(value)))
+        return None
+
+    try:
+        yield run
+    finally:
+        # The event loop it belonged to is gone: close the socket directly.
+        for conn in conns:
+            conn.pgconn.finish()
+
+
+@contextlib.contextmanager
+def raw_pg_sync_session(place: Place) -> Iterator[RunWorkflow]:
+    import psycopg
+
+    options = _raw_pg_prepare(place)
+    conns: list[psycopg.Connection[Any]] = []
+
+    async def run(kind: str, n: int, workflow_id: str) -> object:
+        if not conns:
+            conns.append(psycopg.connect(place.server.url, **options))
+        conn, step = conns[0], PLAIN_STEPS[kind]
+        for i in range(n):
+            value = await step(i)
+            # Blocking calls, as a sync program would make them.
+            conn.execute(_PG_RAW_INSERT, (workflow_id, i, pickled(value)))
+        return None
+
+    try:
+        yield run
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 # The DBOS peer (optional) ----------------------------------------------------
@@ -261,32 +470,129 @@ def _dbos_chain() -> Callable[[int], Awaitable[int]]:
     return chain
 
 
+@contextlib.contextmanager
+def _dbos_launched(system_database_url: str, **extra: Any) -> Iterator[RunWorkflow]:
+    from dbos import DBOS, DBOSConfig, SetWorkflowID
+
+    chain = _dbos_chain()
+    config: DBOSConfig = {
+        "name": "durable-bench",
+        "system_database_url": system_database_url,
+        "log_level": "WARNING",
+    }
+    if extra:
+        config["db_engine_kwargs"] = extra
+    DBOS(config=config)
+    DBOS.launch()
+    try:
+
+        async def run(kind: str, n: int, workflow_id: str) -> object:
+            with SetWorkflowID(workflow_id):
+                return await chain(n)
+
+        yield run
+    finally:
+        DBOS.destroy()
+
+
 def _dbos_session(wal: bool) -> Session:
     @contextlib.contextmanager
-    def session(db: Path) -> Iterator[RunWorkflow]:
-        from dbos import DBOS, DBOSConfig, SetWorkflowID
-
-        chain = _dbos_chain()
-        config: DBOSConfig = {
-            "name": "durable-bench",
-            "system_database_url": f"sqlite:///{db}",
-            "log_level": "WARNING",
-        }
-        if wal:
-            config["db_engine_kwargs"] = {"connect_args": {"factory": _WalNormalConnection}}
-        DBOS(config=config)
-        DBOS.launch()
-        try:
-
-            async def run(kind: str, n: int, workflow_id: str) -> object:
-                with SetWorkflowID(workflow_id):
-                    return await chain(n)
-
+    def session(place: Place) -> Iterator[RunWorkflow]:
+        extra = {"connect_args": {"factory": _WalNormalConnection}} if wal else {}
+        with _dbos_launched(f"sqlite:///{place.db}", **extra) as run:
             yield run
-        finally:
-            DBOS.destroy()
 
     return session
+
+
+@contextlib.contextmanager
+def dbos_pg_session(place: Place) -> Iterator[RunWorkflow]:
+    # A database of its own (DBOS keeps its tables in a "dbos" schema of the
+    # database it is given), fresh for each measurement like the schemas of
+    # the other engines, and dropped afterwards. Otherwise DBOS's defaults:
+    # only the URL is set.
+    server, database = place.server, f"dbos_{place.schema}"
+    server.execute("CREATE DATABASE {}", database)
+    try:
+        with _dbos_launched(server.url_with(database=database)) as run:
+            yield run
+    finally:
+        server.execute("DROP DATABASE IF EXISTS {} WITH (FORCE)", database)
+
+
+# Engines ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One engine on one backend, and what is measured of it."""
+
+    backend: str
+    label: str
+    session: Session
+    scenarios: tuple[str, ...] = SCENARIOS
+    stored: Callable[[Place], int] | None = None
+    """Bytes the store holds after scenario 3."""
+    max_repeat: int | None = None
+
+
+def _sqlite_bytes(place: Place) -> int:
+    """The database's size on disk once its WAL is folded back in."""
+    db = place.db
+    if not db.exists():
+        return 0
+    # A separate connection, after the engine is closed: what is measured is
+    # the file a user would keep, not a WAL still waiting to be checkpointed.
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _pg_tables_bytes(*tables: str) -> Callable[[Place], int]:
+    # Right after the run, without VACUUM: the tables are insert-only, so
+    # there is nothing to reclaim (a VACUUM would only add a visibility map
+    # and a free space map).
+    def stored(place: Place) -> int:
+        return place.server.relation_bytes(place.schema, tables)
+
+    return stored
+
+
+def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
+    """The engines to run, in the order they run within a repeat."""
+    found: list[Engine] = []
+    if SQLITE in backends:
+        found += [
+            Engine(SQLITE, DURABLE, durable_session, stored=_sqlite_bytes),
+            Engine(SQLITE, RAW, raw_session, stored=_sqlite_bytes),
+        ]
+    # The same functions, without a store, whichever backends run.
+    found.append(Engine(SQLITE if SQLITE in backends else POSTGRES, PYTHON, python_session))
+    if POSTGRES in backends:
+        found += [
+            Engine(
+                POSTGRES,
+                DURABLE,
+                durable_pg_session,
+                stored=_pg_tables_bytes("durable_steps", "durable_workflows"),
+            ),
+            Engine(POSTGRES, RAW_PG, raw_pg_session, stored=_pg_tables_bytes("steps")),
+            Engine(POSTGRES, RAW_PG_SYNC, raw_pg_sync_session, stored=_pg_tables_bytes("steps")),
+        ]
+    if with_dbos and SQLITE in backends:
+        found += [
+            Engine(SQLITE, label, _dbos_session(wal), DBOS_SCENARIOS, max_repeat=DBOS_MAX_REPEAT)
+            for label, wal in ((DBOS_DEFAULT, False), (DBOS_WAL, True))
+        ]
+    if with_dbos and POSTGRES in backends:
+        found.append(
+            Engine(POSTGRES, DBOS_PG, dbos_pg_session, DBOS_SCENARIOS, max_repeat=DBOS_MAX_REPEAT)
+        )
+    return found
 
 
 # Measuring -------------------------------------------------------------------
@@ -304,68 +610,75 @@ async def _time_scenario(scenario: str, sizes: Sizes, run: RunWorkflow, tag: str
     return time.perf_counter() - start
 
 
-def _store_bytes(db: Path) -> int:
-    """The database's size on disk once its WAL is folded back in."""
-    if not db.exists():
-        return 0
-    # A separate connection, after the engine is closed: what is measured is
-    # the file a user would keep, not a WAL still waiting to be checkpointed.
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    overhead: float | None = None
+    wal: float | None = None
 
 
-def _measure(
-    engine: str, session: Session, scenario: str, sizes: Sizes, tmp: Path
-) -> tuple[float, float | None]:
-    """Seconds taken, and (scenario 3, on a store) bytes on disk / payload bytes."""
-    db = tmp / "store.db"
+def _measure(engine: Engine, scenario: str, sizes: Sizes, place: Place) -> Measured:
+    """Seconds taken; for scenario 3 on a store, bytes stored and WAL written per payload byte."""
     # A fresh id prefix per repeat: no run can find another's records.
     tag = f"{scenario}-{uuid.uuid4().hex[:12]}"
-    with session(db) as run:
-        seconds = asyncio.run(_time_scenario(scenario, sizes, run, tag))
-    if scenario != BLOB or engine == PYTHON:
-        return seconds, None
-    return seconds, _store_bytes(db) / (sizes.blob_steps * sizes.blob_bytes)
+    measure_storage = scenario == BLOB and engine.stored is not None
+    pg = place.pg if engine.backend == POSTGRES else None
+    try:
+        with engine.session(place) as run:
+            lsn = pg.wal_lsn() if pg is not None and measure_storage else None
+            seconds = asyncio.run(_time_scenario(scenario, sizes, run, tag))
+            wal = pg.wal_bytes_since(lsn) if pg is not None and lsn is not None else None
+        if not measure_storage or engine.stored is None:
+            return Measured(seconds)
+        payload = sizes.payload_bytes
+        return Measured(
+            seconds, engine.stored(place) / payload, None if wal is None else wal / payload
+        )
+    finally:
+        if pg is not None:
+            pg.execute("DROP SCHEMA IF EXISTS {} CASCADE", place.schema)
 
 
-def engines(with_dbos: bool) -> dict[str, tuple[Session, tuple[str, ...]]]:
-    """Each engine's session, and the scenarios it runs."""
-    found: dict[str, tuple[Session, tuple[str, ...]]] = {
-        DURABLE: (durable_session, SCENARIOS),
-        RAW: (raw_session, SCENARIOS),
-        PYTHON: (python_session, SCENARIOS),
-    }
-    if with_dbos:
-        found[DBOS_DEFAULT] = (_dbos_session(wal=False), DBOS_SCENARIOS)
-        found[DBOS_WAL] = (_dbos_session(wal=True), DBOS_SCENARIOS)
-    return found
-
-
-def run_all(sizes: Sizes, repeat: int, with_dbos: bool) -> Results:
+def run_all(
+    sizes: Sizes, repeat: int, found: list[Engine], pg: PgServer | None
+) -> tuple[Results, dict[str, int]]:
+    """Every engine's samples, and how many repeats each engine ran."""
     _BLOBS[:] = [os.urandom(sizes.blob_bytes) for _ in range(sizes.blob_steps)]
     results: Results = {}
+    repeats: dict[str, int] = {}
     # Repeats outermost, so that a slow moment of the machine hits every
     # engine alike rather than all the repeats of one.
-    for _ in range(repeat):
-        for engine, (session, scenarios) in engines(with_dbos).items():
-            for scenario in scenarios:
+    for attempt in range(repeat):
+        for engine in found:
+            if engine.max_repeat is not None and attempt >= engine.max_repeat:
+                continue
+            repeats[engine.label] = attempt + 1
+            for scenario in engine.scenarios:
                 with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
-                    seconds, overhead = _measure(engine, session, scenario, sizes, Path(tmp))
-                sample = results.setdefault((engine, scenario), Sample())
-                sample.seconds.append(seconds)
-                if overhead is not None:
-                    sample.overhead.append(overhead)
+                    place = Place(Path(tmp), f"bench_{uuid.uuid4().hex[:16]}", pg)
+                    measured = _measure(engine, scenario, sizes, place)
+                sample = results.setdefault((engine.backend, engine.label, scenario), Sample())
+                sample.seconds.append(measured.seconds)
+                if measured.overhead is not None:
+                    sample.overhead.append(measured.overhead)
+                if measured.wal is not None:
+                    sample.wal.append(measured.wal)
     _BLOBS.clear()
-    return results
+    return results, repeats
 
 
-def _median_seconds(results: Results, engine: str, scenario: str) -> float | None:
-    sample = results.get((engine, scenario))
+def _sample(results: Results, backend: str, engine: str, scenario: str) -> Sample | None:
+    if engine == PYTHON:
+        # Plain Python runs once per repeat, filed under one backend.
+        for key in BACKENDS:
+            if (key, engine, scenario) in results:
+                return results[key, engine, scenario]
+        return None
+    return results.get((backend, engine, scenario))
+
+
+def _median_seconds(results: Results, backend: str, engine: str, scenario: str) -> float | None:
+    sample = _sample(results, backend, engine, scenario)
     return statistics.median(sample.seconds) if sample else None
 
 
@@ -402,15 +715,37 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def versions() -> dict[str, str]:
+def versions(dbos: str | None, pg: PgServer | None) -> dict[str, str]:
+    """Versions of what was measured; DBOS only if it could be imported (``dbos``)."""
     found = {
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
     }
-    for dist in ("durable-sdk", "sqlalchemy", "cloudpickle", "wrapt", "dbos"):
+    for dist in ("durable-sdk", "sqlalchemy", "cloudpickle", "wrapt", "psycopg", "psycopg-pool"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[dist] = importlib.metadata.version(dist)
+    if pg is not None:
+        import psycopg
+
+        found["libpq"] = str(psycopg.pq.version())
+        found["postgresql server"] = pg.version
+    if dbos is not None:
+        found["dbos"] = dbos
     return found
+
+
+def postgres_unavailable(url: str) -> str | None:
+    """Why the PostgreSQL server cannot be used, or None if it can."""
+    try:
+        import psycopg
+    except ImportError:
+        return 'psycopg 3 is not installed (pip install "durable-sdk[postgres]")'
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
 
 
 # Reporting -------------------------------------------------------------------
@@ -443,14 +778,21 @@ def _metrics(sizes: Sizes, scenario: str) -> list[tuple[str, Callable[[float], f
         return [("steps/s", lambda s: steps / s)]
     if scenario == MANY:
         return [("workflows/s", lambda s: sizes.workflows / s), ("steps/s", lambda s: steps / s)]
-    mib = sizes.blob_steps * sizes.blob_bytes / (1 << 20)
+    mib = sizes.payload_bytes / (1 << 20)
     return [("MiB/s", lambda s: mib / s)]
 
 
-def main_table(results: Results, sizes: Sizes) -> list[list[str]]:
-    rows = [["Scenario", "Metric", DURABLE, RAW, PYTHON, "durable / raw sqlite3 (per step)"]]
+def _median_of(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f}" if values else "—"
+
+
+def main_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
+    """Durable beside its raw baseline(s) and plain Python, on one backend."""
+    raw = RAW if backend == SQLITE else RAW_PG
+    order = (DURABLE, RAW, PYTHON) if backend == SQLITE else (DURABLE, RAW_PG, RAW_PG_SYNC, PYTHON)
+    rows = [["Scenario", "Metric", *order, f"durable / {raw} (per step)"]]
     for scenario in SCENARIOS:
-        medians = {e: _median_seconds(results, e, scenario) for e in (DURABLE, RAW, PYTHON)}
+        medians = {e: _median_seconds(results, backend, e, scenario) for e in order}
         title = sizes.title(scenario)
         for label, figure in _metrics(sizes, scenario):
             cells = [_num(figure(s) if s else None) for s in medians.values()]
@@ -458,26 +800,28 @@ def main_table(results: Results, sizes: Sizes) -> list[list[str]]:
             title = ""
         steps = sizes.steps(scenario)
         per_step = {e: _per_step_us(s, steps) for e, s in medians.items()}
-        ratio = _ratio(per_step[DURABLE], per_step[RAW])
+        ratio = _ratio(per_step[DURABLE], per_step[raw])
         rows.append(["", "µs/step", *(_num(v) for v in per_step.values()), f"{_num(ratio)}x"])
-        if scenario == BLOB:
-            rows.append(["", "bytes on disk / payload", *_overheads(results), "—", ""])
+        if scenario != BLOB:
+            continue
+        samples = [_sample(results, backend, e, BLOB) for e in order]
+        stored_label = "bytes on disk / payload" if backend == SQLITE else "bytes stored / payload"
+        rows.append(["", stored_label, *(_median_of(s.overhead if s else []) for s in samples), ""])
+        if backend == POSTGRES:
+            walled = [_median_of(s.wal if s else []) for s in samples]
+            rows.append(["", "WAL written / payload", *walled, ""])
     return rows
 
 
-def _overheads(results: Results) -> list[str]:
-    cells = []
-    for engine in (DURABLE, RAW):
-        sample = results.get((engine, BLOB))
-        cells.append(f"{statistics.median(sample.overhead):.3f}" if sample else "n/a")
-    return cells
-
-
-def dbos_table(results: Results, sizes: Sizes) -> list[list[str]]:
-    rows = [["Scenario", "Metric", DURABLE, DBOS_DEFAULT, DBOS_WAL, RAW]]
+def dbos_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
+    """Durable beside DBOS, on one backend, for scenarios 1 and 2."""
+    if backend == SQLITE:
+        order: tuple[str, ...] = (DURABLE, DBOS_DEFAULT, DBOS_WAL, RAW)
+    else:
+        order = (DURABLE, DBOS_PG, RAW_PG)
+    rows = [["Scenario", "Metric", *order]]
     for scenario in DBOS_SCENARIOS:
-        order = (DURABLE, DBOS_DEFAULT, DBOS_WAL, RAW)
-        medians = [_median_seconds(results, e, scenario) for e in order]
+        medians = [_median_seconds(results, backend, e, scenario) for e in order]
         title = sizes.title(scenario)
         for label, figure in _metrics(sizes, scenario):
             rows.append([title, label, *(_num(figure(s) if s else None) for s in medians)])
@@ -515,38 +859,112 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (1 repeat)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even if installed")
+    parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated, from: sqlite, postgresql (default: both, postgresql only "
+        "if its server answers)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("DURABLE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="the PostgreSQL server and database to use (default: $DURABLE_BENCH_POSTGRES_URL, "
+        f"else {DEFAULT_POSTGRES_URL}); each run makes a schema of its own there and drops it",
+    )
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 5
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.backends is None:
+        args.explicit_backends = False
+        args.backends = BACKENDS
+    else:
+        args.explicit_backends = True
+        chosen = tuple(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+        unknown = [b for b in chosen if b not in BACKENDS]
+        if unknown or not chosen:
+            parser.error(f"--backends takes a comma-separated list of {', '.join(BACKENDS)}")
+        args.backends = chosen
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    backends: tuple[str, ...] = args.backends
+    pg_note = None
+    if POSTGRES in backends:
+        reason = postgres_unavailable(args.postgres_url)
+        if reason is not None:
+            shown = sa.make_url(args.postgres_url).render_as_string(hide_password=True)
+            pg_note = f"PostgreSQL: skipped, the server at {shown} cannot be used: {reason}"
+            if args.explicit_backends:
+                print(pg_note, file=sys.stderr)
+                return 2
+            backends = tuple(b for b in backends if b != POSTGRES)
     dbos = None if args.no_dbos else dbos_version()
+    pg = PgServer(args.postgres_url) if POSTGRES in backends else None
+    try:
+        return _run_and_report(args, sizes, backends, dbos, pg, pg_note)
+    finally:
+        if pg is not None:
+            pg.close()
+
+
+def _run_and_report(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    backends: tuple[str, ...],
+    dbos: str | None,
+    pg: PgServer | None,
+    pg_note: str | None,
+) -> int:
     rss_before = peak_rss_mib()
     started = time.perf_counter()
-    results = run_all(sizes, args.repeat, with_dbos=dbos is not None)
+    found = engines(backends, with_dbos=dbos is not None)
+    results, repeats = run_all(sizes, args.repeat, found, pg)
     took = time.perf_counter() - started
 
-    print(f"durable benchmark: {args.repeat} repeat(s), median shown; {took:.1f} s of runs")
-    print(", ".join(f"{k} {v}" for k, v in versions().items()))
-    print()
-    print(render(main_table(results, sizes), args.markdown))
+    fewer = {label: n for label, n in repeats.items() if n < args.repeat}
+    print(
+        f"durable benchmark: {args.repeat} repeat(s), median shown"
+        + (f" (DBOS: {min(fewer.values())})" if fewer else "")
+        + f"; {took:.1f} s in all"
+    )
+    print(", ".join(f"{k} {v}" for k, v in versions(dbos, pg).items()))
+    for backend in backends:
+        print()
+        if backend == SQLITE:
+            print("SQLite (durable's default store: WAL + synchronous=NORMAL)")
+        else:
+            assert pg is not None
+            print(
+                f"PostgreSQL {pg.version} (synchronous_commit={pg.synchronous_commit}); "
+                "a fresh schema per run"
+            )
+        print()
+        print(render(main_table(results, sizes, backend), args.markdown))
+    if pg_note is not None:
+        print()
+        print(pg_note)
     print()
     if dbos is not None:
-        print(f"DBOS {dbos} on SQLite (scenarios 1-2): default config, and with WAL+NORMAL")
-        print()
-        print(render(dbos_table(results, sizes), args.markdown))
+        for backend in backends:
+            if backend == SQLITE:
+                print(f"DBOS {dbos} on SQLite (scenarios 1-2): default config, and with WAL+NORMAL")
+            else:
+                print(f"DBOS {dbos} on PostgreSQL (scenarios 1-2): a database of its own")
+            print()
+            print(render(dbos_table(results, sizes, backend), args.markdown))
+            print()
     elif args.no_dbos:
         print("DBOS: skipped (--no-dbos)")
+        print()
     else:
         print("DBOS: not installed (pip install dbos to compare)")
-    print()
-    blobs_mib = sizes.blob_steps * sizes.blob_bytes / (1 << 20)
+        print()
+    blobs_mib = sizes.payload_bytes / (1 << 20)
     print(
         f"peak RSS of this process: {rss_before:.1f} MiB before the runs, "
         f"{peak_rss_mib():.1f} MiB after (all engines, {blobs_mib:g} MiB of payloads held)"

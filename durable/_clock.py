@@ -4,6 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where a runtime's time comes from: the system's, or a virtual one in tests."""
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds``."""
+        ...
+
+    async def asleep(self, seconds: float) -> None:
+        """Suspend the calling task for ``seconds``."""
+        ...
 
 
 class SystemClock:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from durable._errors import ConfigurationError
-from durable.backends._base import Backend
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from durable.backends._base import Backend
+
+# SQLAlchemy and the drivers are imported when a store is opened, not with
+# durable itself: importing durable (and its pytest plugin) stays cheap.
 
 DEFAULT_PATH = Path(".durable") / "durable.db"
 """The default store, relative to the working directory."""
@@ -38,6 +44,8 @@ def parse_url(url: str) -> sa.URL:
             "'sqlite:///:memory:' or 'postgresql://user@host:5432/db'",
             url=url,
         )
+    import sqlalchemy as sa
+
     try:
         return sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime, _Port
@@ -28,11 +28,37 @@ class WorkflowContext:
     attempt: int
     recorded: dict[int, StepRow]
     next_position: int = field(default=1)
+    calls: dict[str, int] = field(default_factory=dict)
+    """How many times each step name was called so far (for crash targeting)."""
+    nth: dict[int, int] = field(default_factory=dict)
+    """For each position, which call of its step name it is (1-based)."""
 
-    def allocate(self) -> int:
+    def allocate(self, name: str) -> int:
         position = self.next_position
         self.next_position += 1
+        self.calls[name] = self.nth[position] = self.calls.get(name, 0) + 1
         return position
+
+
+SiteKind = Literal["workflow_start", "before_step", "after_step", "after_commit"]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A point in a workflow's execution where a crash can be injected.
+
+    ``workflow_start``: the workflow's row is committed (created, resumed or
+    retried), its body has not started. ``before_step``: a step is about to
+    run (it was not replayed). ``after_step``: its body returned or raised,
+    its record is not committed. ``after_commit``: its record is committed.
+    """
+
+    kind: SiteKind
+    workflow_id: str
+    workflow_name: str
+    position: int | None = None
+    step: str | None = None
+    nth: int | None = None
 
 
 @dataclass(frozen=True, eq=False)

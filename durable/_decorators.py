@@ -169,7 +169,7 @@ def step(
                     f"{ctx.name!r}, which cannot await it; make the workflow "
                     "`async def` or the step a plain `def`"
                 )
-            position = ctx.allocate()
+            position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
             runtime = ctx.runtime
             if spec.is_async:
@@ -305,7 +305,7 @@ def durable_workflow(
                 kwargs=kwargs,
                 requested_id=requested,
                 parent=parent,
-                position=parent.allocate() if parent is not None else None,
+                position=parent.allocate(spec.name) if parent is not None else None,
             )
             if spec.is_async:
                 return runtime._run_workflow(inv, runtime._port_for(sync=False))

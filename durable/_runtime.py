@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from durable import _context, _registry
-from durable._clock import SystemClock
+from durable._clock import Clock, SystemClock
 from durable._config import open_backend, parse_url, resolve_url
 from durable._errors import (
     ConfigurationError,
@@ -41,7 +41,6 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
-from durable.backends._schema import SCHEMA_VERSION
 
 log = logging.getLogger("durable")
 
@@ -155,7 +154,7 @@ class _Port:
 
     __slots__ = ("_backend", "_clock", "sync")
 
-    def __init__(self, backend: Backend, clock: SystemClock, sync: bool) -> None:
+    def __init__(self, backend: Backend, clock: Clock, sync: bool) -> None:
         self._backend = backend
         self._clock = clock
         self.sync = sync
@@ -237,6 +236,8 @@ class Runtime:
             checked directly, so a crash there is seen at once.
         poll_interval: The longest pause between two looks at a workflow that
             another live process is running, while waiting for its result.
+        clock: Where time comes from; :class:`durable.testing.VirtualClock`
+            makes retry backoffs and waits instant in tests.
 
     Example::
 
@@ -251,6 +252,7 @@ class Runtime:
         *,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
+        clock: Clock | None = None,
     ) -> None:
         if lease_seconds <= 0 or poll_interval <= 0:
             raise ConfigurationError(
@@ -261,7 +263,8 @@ class Runtime:
         parse_url(resolved)
         self.lease_seconds = float(lease_seconds)
         self.poll_interval = float(poll_interval)
-        self._clock = SystemClock()
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._hooks: list[Callable[[_context.Site], None]] = []
         self._backend: Backend = open_backend(resolved)
         self._leases: dict[str, int] = {}
         self._held: dict[str, object] = {}
@@ -284,6 +287,33 @@ class Runtime:
 
     def _port_for(self, sync: bool) -> _Port:
         return self._ports[sync]
+
+    @property
+    def clock(self) -> Clock:
+        """Where this runtime's time comes from (settable, e.g. to a virtual clock)."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        self._ports = (
+            _Port(self._backend, clock, sync=False),
+            _Port(self._backend, clock, sync=True),
+        )
+
+    def _site(
+        self,
+        kind: _context.SiteKind,
+        ctx: _context.WorkflowContext,
+        position: int | None = None,
+        step: str | None = None,
+    ) -> None:
+        """Tell the installed hook (a crash injector, a sweep) where we are."""
+        if self._hooks:
+            nth = ctx.nth.get(position) if position is not None else None
+            site = _context.Site(kind, ctx.workflow_id, ctx.name, position, step, nth)
+            for hook in list(self._hooks):
+                hook(site)
 
     # Life cycle -------------------------------------------------------------
 
@@ -351,6 +381,8 @@ class Runtime:
             report = durable.current_runtime().health_check()
             assert report.ok, report.error
         """
+        from durable.backends._schema import SCHEMA_VERSION
+
         backend = self.url.split(":", 1)[0].split("+", 1)[0]
         try:
             info = self._backend.health()
@@ -435,6 +467,7 @@ class Runtime:
                 "wait for itself forever; give the child another workflow_id",
                 workflow_id=workflow_id,
             )
+        self._site("before_step", parent, position, inv.spec.name)
         started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
@@ -521,6 +554,7 @@ class Runtime:
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
         try:
+            self._site("workflow_start", ctx)
             try:
                 value = inv.call()
                 if inv.spec.is_async:
@@ -636,6 +670,7 @@ class Runtime:
         recorded = _replayable(ctx, position, spec.name)
         if recorded is not None:
             return _decode_step(recorded, ctx.workflow_id)
+        self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
             started = self._clock.time()
@@ -708,7 +743,9 @@ class Runtime:
             started_at=started,
             finished_at=self._clock.time(),
         )
+        self._site("after_step", ctx, position, name)
         standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
+        self._site("after_commit", ctx, position, name)
         if standing is not row:
             return _decode_step(standing, ctx.workflow_id)
         if error is not None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,77 +14,46 @@ import durable
 
 PROGRAMS = Path(__file__).parent / "programs"
 
-POSTGRES_ENV = "DURABLE_TEST_POSTGRES_URL"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@functools.cache
-def postgres_server() -> tuple[str | None, str]:
-    """The PostgreSQL server for tests, or None with the reason it is not usable."""
-    import psycopg
+def _local_postgres_default() -> None:
+    """Run the PostgreSQL tests against a local server when none is configured.
 
-    url = os.environ.get(POSTGRES_ENV, LOCAL_POSTGRES)
+    The plugin runs them when $DURABLE_TEST_POSTGRES_URL (or --durable-url) names
+    a server; this suite also picks up the usual local one if it answers.
+    """
+    if os.environ.get("DURABLE_TEST_POSTGRES_URL"):
+        return
     try:
-        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(conninfo, connect_timeout=3):
-            return url, ""
-    except psycopg.Error as exc:
-        return None, f"PostgreSQL at {url} is not reachable ({str(exc).strip()})"
+        import psycopg
+
+        psycopg.connect(LOCAL_POSTGRES, connect_timeout=2).close()
+    except Exception:
+        return
+    os.environ["DURABLE_TEST_POSTGRES_URL"] = LOCAL_POSTGRES
 
 
-def isolated_postgres_url() -> Iterator[str]:
-    """A URL with a fresh schema of its own, dropped afterwards."""
-    import psycopg
-
-    url, reason = postgres_server()
-    if url is None:
-        message = (
-            f"{reason}. Set {POSTGRES_ENV}=postgresql://user@host:5432/db to run the "
-            "PostgreSQL tests."
-        )
-        if os.environ.get("CI") or os.environ.get("DURABLE_REQUIRE_POSTGRES"):
-            pytest.fail(message)
-        pytest.skip(message)
-    schema = f"durable_test_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in url else "?"
-    yield f"{url}{sep}schema={schema}&pool_min=0"
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+_local_postgres_default()
 
 
-def store_url(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "postgresql":
-        yield from isolated_postgres_url()
-    elif kind == "sqlite-file":
-        yield f"sqlite:///{tmp_path / 'durable.db'}"
-    else:
-        yield "sqlite:///:memory:"
-
-
-@pytest.fixture(params=["sqlite-file", "sqlite-memory", "postgresql"])
-def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[durable.Runtime]:
-    """An isolated runtime, active for the test, on each kind of store."""
-    for url in store_url(request.param, tmp_path):
-        with durable.Runtime(url, poll_interval=0.05) as rt:
-            yield rt
+@pytest.fixture
+def runtime(durable_runtime: durable.Runtime) -> durable.Runtime:
+    """The plugin's isolated runtime, on each backend in turn."""
+    return durable_runtime
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest) -> str:
     """A store shared by this test and the subprocesses it starts."""
-    yield from store_url(request.param, tmp_path)
+    fixture = "durable_sqlite" if request.param == "sqlite-file" else "durable_postgres"
+    return str(request.getfixturevalue(fixture))
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(durable_postgres: str) -> str:
     """An isolated PostgreSQL store, for what is specific to PostgreSQL."""
-    yield from isolated_postgres_url()
-
-
-@pytest.fixture
-def file_runtime(db_url: str) -> Iterator[durable.Runtime]:
-    with durable.Runtime(db_url, poll_interval=0.05) as rt:
-        yield rt
+    return durable_postgres
 
 
 def program_env(**extra: str | int | Path) -> dict[str, str]:

@@ -75,4 +75,44 @@ def test_implementation_modules_are_private() -> None:
         assert leaf.startswith("_") or module.name in {
             "durable.backends",
             "durable.plugins",
+            "durable.plugins.pytest",
+            "durable.testing",
         }, module.name
+
+
+def test_testing_module_surface_is_pinned_and_documented() -> None:
+    import durable.testing
+
+    assert set(durable.testing.__all__) == {
+        "CrashInjector",
+        "CrashPoint",
+        "KilledRun",
+        "PointOutcome",
+        "SimulatedCrash",
+        "Site",
+        "SweepFailed",
+        "SweepReport",
+        "VirtualClock",
+        "crash_sweep",
+        "crash_sweep_async",
+        "kill_at",
+    }
+    for name in durable.testing.__all__:
+        assert inspect.getdoc(getattr(durable.testing, name)), name
+    assert issubclass(durable.testing.SimulatedCrash, BaseException)
+    assert not issubclass(durable.testing.SimulatedCrash, Exception)
+
+
+def test_importing_durable_and_its_plugin_loads_no_database_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, durable, durable.plugins.pytest, durable.testing\n"
+        "heavy = [m for m in ('sqlalchemy', 'psycopg', 'psycopg_pool') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

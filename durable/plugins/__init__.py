@@ -1,0 +1,1 @@
+"""Integrations with other tools; ``durable.plugins.pytest`` is the pytest plugin."""
