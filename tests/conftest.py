@@ -12,6 +12,8 @@ import pytest
 
 import durable
 
+pytest_plugins = ["pytester"]
+
 PROGRAMS = Path(__file__).parent / "programs"
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -167,12 +167,17 @@ def durable_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         import psycopg
     except ImportError:
-        pytest.fail('the postgresql backend needs: pip install "durable-sdk[postgres]"')
+        pytest.fail('the postgresql backend needs: pip install "durable-sdk[postgres]"', False)
     server = url.replace("postgresql+psycopg://", "postgresql://")
     try:
         psycopg.connect(server, connect_timeout=5).close()
+        reason = None
     except psycopg.Error as exc:
-        pytest.fail(f"PostgreSQL at {_masked(url)} is not reachable: {str(exc).strip()}")
+        reason = str(exc).strip()
+    if reason is not None:
+        # Outside the except block, so the driver's frames (with the
+        # password among their locals) are not shown.
+        pytest.fail(f"PostgreSQL at {_masked(url)} is not reachable: {reason}", pytrace=False)
     schema = f"durable_test_{uuid.uuid4().hex[:12]}"
     yield f"{url}{'&' if '?' in url else '?'}schema={schema}&pool_min=0"
     with psycopg.connect(server, autocommit=True) as conn:

@@ -1,0 +1,262 @@
+"""The pytest plugin, tested the way pytest tests plugins: with pytester."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+INI = (
+    "[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
+    "filterwarnings = error\n"
+)
+
+WORKFLOWS = """
+import durable
+
+COUNTER = []
+
+@durable.step
+async def fetch(x: int) -> int:
+    return x + 1
+
+@durable.step
+async def count(x: int) -> int:
+    COUNTER.append(x)
+    return len(COUNTER)
+
+@durable.step(retries=5, backoff=60)
+def flaky(attempts: list) -> str:
+    attempts.append(1)
+    if len(attempts) < 3:
+        raise TimeoutError("slow")
+    return "ok"
+
+@durable.durable_workflow(name="plugin.good")
+async def good(x: int) -> int:
+    return await fetch(await fetch(x))
+
+@durable.durable_workflow(name="plugin.buggy")
+async def buggy(x: int) -> int:
+    return await fetch(x) + await count(x)
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(workflows=WORKFLOWS)
+    pytester.makeini(INI.format(mode="strict"))
+    return pytester
+
+
+def test_fixtures_give_isolated_runtimes_per_backend(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_flows="""
+        import pytest, durable
+        import workflows
+
+        @pytest.mark.asyncio
+        async def test_good(durable_runtime, durable_backend):
+            assert durable.current_runtime() is durable_runtime
+            assert durable_runtime.url.split(":")[0] == durable_backend.split(":")[0]
+            assert await workflows.good(1) == 3
+            assert await workflows.good(1) == 3
+
+        def test_fresh_store_each_time(durable_runtime):
+            assert durable_runtime.get_workflow(workflows.good.id_for(1)) is None
+
+        def test_crash_fixture(durable_crash, durable_runtime):
+            durable_crash.arm("after_commit", step="fetch")
+            with pytest.raises(durable.testing.SimulatedCrash):
+                workflows.good.run_sync(5)
+            assert workflows.good.run_sync(5) == 7
+
+        def test_clock_fixture(durable_clock, durable_runtime):
+            @durable.durable_workflow(name="plugin.clocked")
+            def clocked():
+                return workflows.flaky([])
+            assert clocked() == "ok"
+            assert durable_clock.elapsed == 60 + 120
+        """
+    )
+    result = project.runpytest_subprocess("-v", "-p", "no:cacheprovider")
+    backends = ["sqlite-file", "sqlite-memory", "postgresql"]
+    expected = {f"*test_good?{b}? PASSED*" for b in backends[:2]}
+    result.stdout.fnmatch_lines(sorted(expected), consecutive=False)
+    if os.environ.get("DURABLE_TEST_POSTGRES_URL"):
+        result.assert_outcomes(passed=12)
+        result.stdout.fnmatch_lines(
+            ["durable: backends sqlite-file, sqlite-memory, postgresql; postgresql at *"]
+        )
+    else:
+        result.assert_outcomes(passed=8, skipped=4)
+
+
+def test_postgres_skips_with_a_reason_when_not_configured(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DURABLE_TEST_POSTGRES_URL", raising=False)
+    project.makepyfile(test_pg="def test_pg(durable_postgres):\n    pass\n")
+    result = project.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*no PostgreSQL configured: set DURABLE_TEST_POSTGRES_URL=postgresql://user@host:5432/db*"]
+    )
+    result.stdout.fnmatch_lines(["durable: backends *; postgresql not configured"])
+
+
+def test_configured_but_unreachable_postgres_fails(project: pytest.Pytester) -> None:
+    project.makepyfile(test_pg="def test_pg(durable_postgres):\n    pass\n")
+    result = project.runpytest_subprocess("--durable-url=postgresql://u:secret@127.0.0.1:1/db")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*PostgreSQL at postgresql://u:***@127.0.0.1:1/db is not reachable*"]
+    )
+    assert "secret" not in result.stdout.str()
+
+
+def test_backends_option_and_marker_select_backends(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_sel="""
+        import pytest
+
+        def test_any(durable_backend):
+            pass
+
+        @pytest.mark.durable_backends("sqlite-memory")
+        def test_memory_only(durable_backend):
+            assert durable_backend == "sqlite:///:memory:"
+        """
+    )
+    result = project.runpytest_subprocess("-v", "--durable-backends=sqlite-file,sqlite-memory")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test_memory_only?sqlite-memory? PASSED*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--durable-backends=sqlite-file,oracle"],
+            "*unknown backend oracle; valid values: sqlite-file, sqlite-memory, postgresql*",
+        ),
+        (["--durable-crash-seed=abc"], "*--durable-crash-seed: 'abc' is not a whole number*"),
+        (
+            ["--durable-url=mysql://x/y"],
+            "*is not a PostgreSQL URL; valid values look like postgresql://*",
+        ),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    project: pytest.Pytester, args: list[str], message: str
+) -> None:
+    project.makepyfile(test_x="def test_x():\n    pass\n")
+    result = project.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_settings_work_like_options(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+        "durable_backends = sqlite-memory\ndurable_crash_seed = 3\n"
+    )
+    pytester.makepyfile(
+        test_x="def test_x(durable_backend):\n    assert 'memory' in durable_backend\n"
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+
+
+def test_sweep_fixture_passes_and_reports_each_point(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_sweep="""
+        import workflows
+
+        def test_good_survives_any_crash(durable_sweep):
+            report = durable_sweep(workflows.good, 1)
+            assert len(report.outcomes) == 7
+        """
+    )
+    result = project.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*7 subtests passed*"])
+
+
+def test_sweep_fixture_catches_a_planted_bug_readably(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_sweep="""
+        import workflows
+
+        def test_buggy_survives_any_crash(durable_sweep):
+            durable_sweep(workflows.buggy, 1, setup=workflows.COUNTER.clear)
+        """
+    )
+    result = project.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "SUBFAILED[crash after_step:count]" in out
+    assert "the resumed run returned 4 where the crash-free run returned 3" in out
+    assert (
+        "reproduce: durable.testing.crash_sweep(workflows.buggy, 1, setup=list.clear, "
+        "only='after_step:count')" in out
+    )
+    assert "crash sweep of plugin.buggy: 7 crash points, 6 passed, 1 failed" in out
+
+
+def test_erroring_test_is_reported_as_an_error(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_err="""
+        import pytest
+
+        @pytest.fixture
+        def broken(durable_runtime):
+            raise RuntimeError("fixture broke")
+
+        def test_x(broken):
+            pass
+        """
+    )
+    result = project.runpytest_subprocess("--durable-backends=sqlite-memory")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: fixture broke*"])
+
+
+def test_coexists_with_pytest_asyncio_auto_mode_and_anyio(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(workflows=WORKFLOWS)
+    pytester.makeini(INI.format(mode="auto"))
+    pytester.makepyfile(
+        test_mix="""
+        import pytest, durable
+        import workflows
+
+        async def test_auto(durable_runtime):
+            assert await workflows.good(2) == 4
+
+        @pytest.mark.anyio
+        async def test_anyio(durable_runtime, anyio_backend):
+            assert await workflows.good(3) == 5
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        def test_sync(durable_runtime):
+            assert workflows.good.run_sync(4) == 6
+        """
+    )
+    result = pytester.runpytest_subprocess("--durable-backends=sqlite-file")
+    result.assert_outcomes(passed=3)
+
+
+def test_plugin_defines_no_event_loop_and_no_autouse_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--fixtures", "-p", "no:asyncio", "-p", "no:anyio")
+    out = result.stdout.str()
+    assert "durable_runtime" in out
+    assert not [line for line in out.splitlines() if line.startswith("event_loop")]
+    import durable.plugins.pytest as plugin
+
+    fixtures = [getattr(plugin, name) for name in dir(plugin) if name.startswith("durable_")]
+    for fixture in fixtures:
+        assert "autouse=True" not in repr(fixture)
