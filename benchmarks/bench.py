@@ -930,7 +930,7 @@ def _run_and_report(
     print(
         f"durable benchmark: {args.repeat} repeat(s), median shown"
         + (f" (DBOS: {min(fewer.values())})" if fewer else "")
-        + f"; {took:.1f} s in all"
+        + f"; {took:.1f} s running the engines (opening stores included)"
     )
     print(", ".join(f"{k} {v}" for k, v in versions(dbos, pg).items()))
     for backend in backends:

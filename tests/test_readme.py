@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import durable
+import durable.testing
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -25,7 +26,20 @@ def test_readme_python_blocks_run(
     with durable.Runtime("sqlite:///:memory:") as runtime:
         namespace: dict[str, object] = {"__name__": "readme"}
         exec(compile(block, "README.md", "exec"), namespace)
-        assert runtime.get_workflow("job-42") is not None
+        if "job-42" in block:
+            assert runtime.get_workflow("job-42") is not None
+        if "durable_sweep" in block:  # a test function: run it as pytest would
+            namespace["checkout"] = namespace.get("checkout") or _checkout()
+            test = namespace["test_checkout_survives_any_crash"]
+            test(lambda wf, *args: durable.testing.crash_sweep(wf, *args).assert_ok())  # type: ignore[operator]
+
+
+def _checkout() -> object:
+    @durable.durable_workflow(name="readme.checkout")
+    async def checkout(order_id: int) -> int:
+        return order_id
+
+    return checkout
 
 
 def test_first_screen_gives_the_two_set_up_commands() -> None:
