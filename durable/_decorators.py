@@ -25,7 +25,7 @@ from durable._runtime import (
     WorkflowSpec,
     current_runtime,
 )
-from durable._serialization import dumps
+from durable._serialization import pickle_value
 from durable._sync import drive, run_coroutine_sync
 
 P = ParamSpec("P")
@@ -299,7 +299,7 @@ def durable_workflow(
                 spec=spec,
                 call=functools.partial(wrapped, *args, **kwargs),
                 # The payload first: it says clearly which argument does not pickle.
-                args_payload=_args_payload(spec, instance, args, kwargs),
+                args_body=_args_body(spec, instance, args, kwargs),
                 args_fingerprint=_fingerprint(signature, instance, args, kwargs),
                 args=args,
                 kwargs=kwargs,
@@ -368,15 +368,15 @@ def _fingerprint(
     return fingerprint((), arguments)
 
 
-def _args_payload(
+def _args_body(
     spec: WorkflowSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> bytes:
     what = f"arguments of workflow {spec.name!r}"
     try:
-        return dumps((instance, args, kwargs), what=what)
+        return pickle_value((instance, args, kwargs), what=what)
     except SerializationError:
         if instance is None:
             raise
     # An unpicklable instance (a service holding a client) still runs; only
     # recover() cannot rebuild the call, and says so.
-    return dumps((None, args, kwargs), what=what)
+    return pickle_value((None, args, kwargs), what=what)

@@ -12,6 +12,7 @@ every message says what was wrong and what to do about it::
     ├── NonDeterminismError
     ├── SerializationError          (also a TypeError)
     ├── PayloadIntegrityError
+    ├── PayloadTooLargeError
     ├── WorkflowAlreadyRunningError
     ├── OwnershipLostError
     ├── NotInWorkflowError
@@ -100,6 +101,16 @@ class PayloadIntegrityError(DurableError):
     """A stored payload is unreadable: corrupt, truncated or of an unknown format.
 
     Such a payload is never unpickled.
+    """
+
+
+class PayloadTooLargeError(DurableError):
+    """A value to store is larger than the configured ``max_payload_bytes``.
+
+    Attributes:
+        what: Which value (the result of which step).
+        size: Its size once serialised, in bytes.
+        limit: The configured limit.
     """
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from durable import _context, _registry
 from durable._clock import Clock, SystemClock
+from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES
 from durable._config import open_backend, parse_url, resolve_url
 from durable._errors import (
     ConfigurationError,
@@ -23,6 +24,7 @@ from durable._errors import (
     NonDeterminismError,
     NotInWorkflowError,
     OwnershipLostError,
+    PayloadTooLargeError,
     SerializationError,
     WorkflowAlreadyRunningError,
     WorkflowConflictError,
@@ -30,7 +32,7 @@ from durable._errors import (
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._retry import RetryPolicy
-from durable._serialization import dumps, dumps_error, loads, loads_error
+from durable._serialization import Codec, place, step_slot
 from durable._sync import run_coroutine_sync
 from durable.backends._base import (
     Backend,
@@ -72,7 +74,8 @@ class Invocation:
     spec: WorkflowSpec
     call: Callable[[], Any]
     args_fingerprint: str
-    args_payload: bytes
+    args_body: bytes
+    """The arguments, pickled (sealed once the workflow id is known)."""
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     requested_id: str | None
@@ -238,6 +241,16 @@ class Runtime:
             another live process is running, while waiting for its result.
         clock: Where time comes from; :class:`durable.testing.VirtualClock`
             makes retry backoffs and waits instant in tests.
+        secret_key: Sign every stored payload (HMAC-SHA256) and refuse
+            unsigned or tampered ones, never unpickling them. Default
+            ``$DURABLE_SECRET_KEY``; none, no signing.
+        old_secret_keys: Former keys still accepted for reading (rotation).
+            Default ``$DURABLE_OLD_SECRET_KEYS``, comma-separated.
+        compress_threshold: Payloads from this size (bytes) are compressed
+            when they compress well (zstd if installed, else zlib). ``None``
+            turns compression off.
+        max_payload_bytes: Refuse to store larger payloads
+            (PayloadTooLargeError, before anything is written).
 
     Example::
 
@@ -253,6 +266,10 @@ class Runtime:
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
         clock: Clock | None = None,
+        secret_key: str | bytes | None = None,
+        old_secret_keys: Sequence[str | bytes] | None = None,
+        compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if lease_seconds <= 0 or poll_interval <= 0:
             raise ConfigurationError(
@@ -261,6 +278,12 @@ class Runtime:
             )
         resolved = resolve_url(url)
         parse_url(resolved)
+        self._codec = Codec(
+            secret_key=secret_key,
+            old_secret_keys=old_secret_keys,
+            compress_threshold=compress_threshold,
+            max_payload_bytes=max_payload_bytes,
+        )
         self.lease_seconds = float(lease_seconds)
         self.poll_interval = float(poll_interval)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -429,8 +452,10 @@ class Runtime:
                 )
                 continue
             try:
-                instance, args, kwargs = loads(
-                    row.args or b"", what=f"arguments of workflow {row.workflow_id!r}"
+                instance, args, kwargs = self._codec.loads(
+                    row.args or b"",
+                    place(row.workflow_id, "args"),
+                    what=f"arguments of workflow {row.workflow_id!r}",
                 )
                 target = workflow if instance is None else getattr(instance, workflow.__name__)
                 outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
@@ -459,7 +484,7 @@ class Runtime:
         assert position is not None
         recorded = _replayable(parent, position, inv.spec.name)
         if recorded is not None:
-            return _decode_step(recorded, parent.workflow_id)
+            return self._decode_step(recorded, parent.workflow_id)
         workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
         if workflow_id == parent.workflow_id:
             raise ConfigurationError(
@@ -482,7 +507,11 @@ class Runtime:
             workflow_id=workflow_id,
             name=inv.spec.name,
             args_fingerprint=inv.args_fingerprint,
-            args=inv.args_payload,
+            args=self._codec.seal(
+                inv.args_body,
+                place(workflow_id, "args"),
+                what=f"arguments of workflow {workflow_id!r}",
+            ),
             parent_id=parent_id,
         )
         token = object()
@@ -513,7 +542,7 @@ class Runtime:
                 if row.status is WorkflowStatus.SUCCESS or (
                     waited and row.status is WorkflowStatus.ERROR
                 ):
-                    return _outcome(row)
+                    return self._outcome(row)
                 if row.status is WorkflowStatus.RUNNING and self._owner_alive(row, holding=True):
                     row = await self._wait(port, row, inv.spec)
                     waited = True
@@ -562,17 +591,23 @@ class Runtime:
             except OwnershipLostError:
                 raise _Lost() from None
             except Exception as exc:
+                error = self._codec.dumps_error(
+                    exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
+                )
                 if not await port.finish_workflow(
-                    workflow_id, epoch, WorkflowStatus.ERROR, error=dumps_error(exc)
+                    workflow_id, epoch, WorkflowStatus.ERROR, error=error
                 ):
                     raise _Lost() from None
                 raise
             try:
-                payload = dumps(value, what=f"result of workflow {workflow_id!r}")
-            except SerializationError as exc:
-                await port.finish_workflow(
-                    workflow_id, epoch, WorkflowStatus.ERROR, error=dumps_error(exc)
+                payload = self._codec.dumps(
+                    value, place(workflow_id, "result"), what=f"result of workflow {workflow_id!r}"
                 )
+            except (SerializationError, PayloadTooLargeError) as exc:
+                error = self._codec.dumps_error(
+                    exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
+                )
+                await port.finish_workflow(workflow_id, epoch, WorkflowStatus.ERROR, error=error)
                 raise
             if not await port.finish_workflow(
                 workflow_id, epoch, WorkflowStatus.SUCCESS, result=payload
@@ -582,6 +617,25 @@ class Runtime:
         finally:
             _context.current.reset(token)
             self._leases.pop(workflow_id, None)
+
+    def _decode_step(self, row: StepRow, workflow_id: str) -> Any:
+        """A recorded step's value, or its recorded exception raised."""
+        what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
+        slot = place(workflow_id, step_slot(row.position))
+        if row.status is StepStatus.SUCCESS:
+            return self._codec.loads(row.output, slot, what=what)
+        raise self._codec.loads_error(row.output, slot, what=what)
+
+    def _outcome(self, row: WorkflowRow) -> Any:
+        """A finished workflow's recorded result, or its recorded error raised."""
+        wid = row.workflow_id
+        if row.status is WorkflowStatus.SUCCESS:
+            return self._codec.loads(
+                row.result or b"", place(wid, "result"), what=f"result of workflow {wid!r}"
+            )
+        raise self._codec.loads_error(
+            row.error or b"", place(wid, "error"), what=f"error of workflow {wid!r}"
+        )
 
     async def _reload(self, port: _Port, workflow_id: str) -> WorkflowRow:
         row = await port.get_workflow(workflow_id)
@@ -597,7 +651,9 @@ class Runtime:
         if row.name == inv.spec.name and row.args_fingerprint == inv.args_fingerprint:
             return
         try:
-            instance, args, kwargs = loads(row.args or b"", what="recorded arguments")
+            instance, args, kwargs = self._codec.loads(
+                row.args or b"", place(row.workflow_id, "args"), what="recorded arguments"
+            )
             stored = _args_repr(instance, args, kwargs)
         except Exception:
             stored = "<arguments that can no longer be unpickled>"
@@ -669,7 +725,7 @@ class Runtime:
         """Replay a step's record, or run it (with retries) and record it."""
         recorded = _replayable(ctx, position, spec.name)
         if recorded is not None:
-            return _decode_step(recorded, ctx.workflow_id)
+            return self._decode_step(recorded, ctx.workflow_id)
         self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
@@ -733,7 +789,12 @@ class Runtime:
         case its record is adopted (and this outcome dropped).
         """
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
-        output = dumps(value, what=f"result of {where}") if error is None else dumps_error(error)
+        slot = place(ctx.workflow_id, step_slot(position))
+        output = (
+            self._codec.dumps(value, slot, what=f"result of {where}")
+            if error is None
+            else self._codec.dumps_error(error, slot, what=f"error of {where}")
+        )
         row = StepRow(
             position=position,
             name=name,
@@ -747,7 +808,7 @@ class Runtime:
         standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
         self._site("after_commit", ctx, position, name)
         if standing is not row:
-            return _decode_step(standing, ctx.workflow_id)
+            return self._decode_step(standing, ctx.workflow_id)
         if error is not None:
             raise error
         return value
@@ -789,19 +850,6 @@ def _replayable(ctx: _context.WorkflowContext, position: int, name: str) -> Step
             found=name,
         )
     return recorded
-
-
-def _decode_step(row: StepRow, workflow_id: str) -> Any:
-    what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
-    if row.status is StepStatus.SUCCESS:
-        return loads(row.output, what=what)
-    raise loads_error(row.output, what=what)
-
-
-def _outcome(row: WorkflowRow) -> Any:
-    if row.status is WorkflowStatus.SUCCESS:
-        return loads(row.result or b"", what=f"result of workflow {row.workflow_id!r}")
-    raise loads_error(row.error or b"", what=f"error of workflow {row.workflow_id!r}")
 
 
 def _args_repr(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -1,30 +1,55 @@
-"""Payload encoding: cloudpickle behind a two-byte header.
+"""Payloads: cloudpickle behind a small header, optionally compressed and signed.
 
-The header (format version, codec) lets later versions add compression and
-signing without ever guessing what an old row holds.
+Every stored value (step outcome, workflow arguments, result, error) is::
+
+    [format version: 1 byte][flags: 1 byte]([key id: 4 bytes][HMAC-SHA256: 32 bytes])[body]
+
+The flags say whether the body is zlib- or zstd-compressed and whether the
+payload is signed. A signature covers the header, the body and the payload's
+*place* (its workflow id and slot), so a row copied into another workflow or
+position fails verification as surely as an edited one. With a secret key
+configured, an unsigned, tampered or misplaced payload raises
+PayloadIntegrityError and is never unpickled. Payloads of format 1 (no
+flags) are still read when no key is configured.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import pickle
 import traceback
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
 
-from durable._errors import PayloadIntegrityError, RecordedError, SerializationError
+from durable._errors import (
+    ConfigurationError,
+    PayloadIntegrityError,
+    PayloadTooLargeError,
+    RecordedError,
+    SerializationError,
+)
 
-_FORMAT_VERSION = 1
-_CODEC_CLOUDPICKLE = 0
-_HEADER = bytes((_FORMAT_VERSION, _CODEC_CLOUDPICKLE))
+_V1, _V2 = 1, 2
+_ZLIB, _ZSTD, _SIGNED = 0x01, 0x02, 0x04
+_MAC_LEN, _KEY_ID_LEN = 32, 4
+_SAMPLE = 64 * 1024
+
+SECRET_KEY_ENV = "DURABLE_SECRET_KEY"
+OLD_SECRET_KEYS_ENV = "DURABLE_OLD_SECRET_KEYS"
+DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
 
 
-def dumps(value: Any, *, what: str) -> bytes:
+def pickle_value(value: Any, *, what: str) -> bytes:
     """Pickle ``value``; ``what`` names it in the error ("result of step 'fetch'")."""
     try:
         data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        return _HEADER + data
     except Exception as exc:
         raise SerializationError(
             f"cannot pickle the {what}: a value of type {_type_name(value)} "
@@ -33,18 +58,28 @@ def dumps(value: Any, *, what: str) -> bytes:
             what=what,
             type_name=_type_name(value),
         ) from exc
+    return data
 
 
-def loads(payload: bytes, *, what: str) -> Any:
-    """Unpickle a payload written by :func:`dumps`, refusing unknown formats."""
-    if len(payload) < 2 or payload[0] != _FORMAT_VERSION or payload[1] != _CODEC_CLOUDPICKLE:
-        raise PayloadIntegrityError(
-            f"the stored {what} has an unknown payload header {payload[:2]!r}; "
-            "it was written by another (newer?) durable-sdk or is damaged, so it "
-            "is not unpickled",
-            what=what,
+def pickle_error(exc: BaseException) -> bytes:
+    """Pickle an exception, or a readable stand-in when it cannot round-trip.
+
+    The round trip is checked here because many exception classes pickle fine
+    but fail to unpickle (a custom ``__init__`` with other arguments), and that
+    must be found when it is recorded, not on some later replay.
+    """
+    try:
+        data: bytes = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+        return data
+    except Exception:
+        info = _ErrorInfo(
+            type_name=_type_name(exc),
+            message=str(exc),
+            traceback_text="".join(traceback.format_exception(exc)),
         )
-    return pickle.loads(memoryview(payload)[2:])
+        stand_in: bytes = cloudpickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
+        return stand_in
 
 
 @dataclass(frozen=True)
@@ -66,46 +101,193 @@ class _ErrorInfo:
         )
 
 
-def dumps_error(exc: BaseException) -> bytes:
-    """Pickle an exception, or a readable stand-in when it cannot round-trip.
+def place(workflow_id: str, slot: str) -> bytes:
+    """Where a payload lives: part of what its signature covers."""
+    return f"{workflow_id}\x00{slot}".encode("utf-8", "surrogatepass")
 
-    The round trip is checked here because many exception classes pickle fine
-    but fail to unpickle (a custom ``__init__`` with other arguments), and that
-    must be found when it is recorded, not on some later replay.
+
+def step_slot(position: int) -> str:
+    return f"step:{position}"
+
+
+class Codec:
+    """Seals pickled bodies into stored payloads and opens them again.
+
+    Args:
+        secret_key: Sign every payload with HMAC-SHA256 under this key, and
+            refuse unsigned or badly signed ones. Defaults to
+            ``$DURABLE_SECRET_KEY``.
+        old_secret_keys: Keys still accepted for reading (key rotation).
+            Defaults to ``$DURABLE_OLD_SECRET_KEYS`` (comma-separated).
+        compress_threshold: Bodies at least this large are compressed, when a
+            sample shows they compress (random or already compressed data is
+            stored as is). ``None`` turns compression off.
+        max_payload_bytes: The largest payload stored; larger ones raise
+            PayloadTooLargeError before anything is written.
     """
-    try:
-        payload: bytes = _HEADER + cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(memoryview(payload)[2:])
+
+    def __init__(
+        self,
+        *,
+        secret_key: str | bytes | None = None,
+        old_secret_keys: Sequence[str | bytes] | None = None,
+        compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        if secret_key is None:
+            secret_key = os.environ.get(SECRET_KEY_ENV) or None
+        if old_secret_keys is None:
+            env = os.environ.get(OLD_SECRET_KEYS_ENV, "")
+            old_secret_keys = [k for k in env.split(",") if k]
+        for name, number in (
+            ("compress_threshold", compress_threshold),
+            ("max_payload_bytes", max_payload_bytes),
+        ):
+            if number is not None and (not isinstance(number, int) or number < 1):
+                raise ConfigurationError(
+                    f"{name} must be a whole number of bytes >= 1 (or None), not {number!r}"
+                )
+        self._key = _as_key(secret_key) if secret_key else None
+        self._keys = {_key_id(k): k for k in map(_as_key, old_secret_keys)}
+        if self._key is not None:
+            self._keys[_key_id(self._key)] = self._key
+        self.compress_threshold = compress_threshold
+        self.max_payload_bytes = max_payload_bytes
+        self._zstd = _zstd()
+
+    @property
+    def signing(self) -> bool:
+        """Whether payloads are signed (a secret key is configured)."""
+        return self._key is not None
+
+    def seal(self, body: bytes, where: bytes, *, what: str) -> bytes:
+        """The stored form of a pickled body at ``where``."""
+        flags = 0
+        if self.compress_threshold is not None and len(body) >= self.compress_threshold:
+            body, flags = self._compress(body)
+        if self._key is not None:
+            flags |= _SIGNED
+            header = bytes((_V2, flags))
+            mac = hmac.new(self._key, where + header + body, hashlib.sha256).digest()
+            payload = header + _key_id(self._key) + mac + body
+        else:
+            payload = bytes((_V2, flags)) + body
+        if self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"the {what} is {len(payload):,} bytes once serialised, over the limit of "
+                f"{self.max_payload_bytes:,} bytes (max_payload_bytes); store large data "
+                "elsewhere and return a reference to it, or raise the limit",
+                what=what,
+                size=len(payload),
+                limit=self.max_payload_bytes,
+            )
         return payload
-    except Exception:
-        info = _ErrorInfo(
-            type_name=_type_name(exc),
-            message=str(exc),
-            traceback_text="".join(traceback.format_exception(exc)),
+
+    def open(self, payload: bytes, where: bytes, *, what: str) -> bytes:
+        """The pickled body of a stored payload, verified; never unpickles it."""
+        if len(payload) < 2 or payload[0] not in (_V1, _V2):
+            raise self._refuse(what, f"an unknown header {bytes(payload[:2])!r}")
+        version, flags = payload[0], payload[1]
+        if version == _V1:
+            if flags or self._key is not None:
+                raise self._refuse(what, "no signature (it predates signing)")
+            return payload[2:]
+        body_at = 2
+        if flags & _SIGNED:
+            body_at = 2 + _KEY_ID_LEN + _MAC_LEN
+            key = self._keys.get(payload[2 : 2 + _KEY_ID_LEN])
+            if key is None:
+                raise self._refuse(
+                    what,
+                    "a signature by a key that is not configured (set DURABLE_SECRET_KEY, "
+                    "or list the old key in DURABLE_OLD_SECRET_KEYS)",
+                )
+            mac = payload[2 + _KEY_ID_LEN : body_at]
+            expected = hmac.new(
+                key, where + payload[:2] + payload[body_at:], hashlib.sha256
+            ).digest()
+            if not hmac.compare_digest(mac, expected):
+                raise self._refuse(
+                    what,
+                    "a signature that does not match (tampered with, or moved from "
+                    "another workflow or position)",
+                )
+        elif self._key is not None:
+            raise self._refuse(what, "no signature, and a secret key is configured")
+        body = payload[body_at:]
+        if flags & _ZSTD:
+            if self._zstd is None:
+                raise ConfigurationError(
+                    f"the stored {what} is zstd-compressed; install zstandard to read it: "
+                    'pip install "durable-sdk[zstd]"'
+                )
+            return bytes(self._zstd.ZstdDecompressor().decompress(body))
+        if flags & _ZLIB:
+            return zlib.decompress(body)
+        return bytes(body)
+
+    def dumps(self, value: Any, where: bytes, *, what: str) -> bytes:
+        """Pickle and seal a value."""
+        return self.seal(pickle_value(value, what=what), where, what=what)
+
+    def loads(self, payload: bytes, where: bytes, *, what: str) -> Any:
+        """Open and unpickle a payload."""
+        return pickle.loads(self.open(payload, where, what=what))
+
+    def dumps_error(self, exc: BaseException, where: bytes, *, what: str) -> bytes:
+        """Pickle (see :func:`pickle_error`) and seal an exception."""
+        return self.seal(pickle_error(exc), where, what=what)
+
+    def loads_error(self, payload: bytes, where: bytes, *, what: str) -> BaseException:
+        """The exception recorded by :meth:`dumps_error`, ready to raise."""
+        body = self.open(payload, where, what=what)
+        try:
+            value = pickle.loads(body)
+        except Exception as exc:
+            return RecordedError(
+                f"the recorded {what} can no longer be unpickled "
+                f"({type(exc).__name__}: {exc}); was its class renamed or removed?",
+                type_name="<unknown>",
+                error_message=str(exc),
+                traceback_text="",
+            )
+        if isinstance(value, _ErrorInfo):
+            return value.to_exception()
+        if not isinstance(value, BaseException):
+            raise self._refuse(what, "a value that is not an exception")
+        return value
+
+    def _compress(self, body: bytes) -> tuple[bytes, int]:
+        sample = body[:_SAMPLE]
+        # Random or already compressed data: not worth the CPU.
+        if len(zlib.compress(sample, 1)) > 0.9 * len(sample):
+            return body, 0
+        if self._zstd is not None:
+            return self._zstd.ZstdCompressor(level=3).compress(body), _ZSTD
+        return zlib.compress(body, 3), _ZLIB
+
+    @staticmethod
+    def _refuse(what: str, why: str) -> PayloadIntegrityError:
+        return PayloadIntegrityError(
+            f"the stored {what} was refused: it has {why}. It was not unpickled.",
+            what=what,
         )
-        data: bytes = cloudpickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
-        return _HEADER + data
 
 
-def loads_error(payload: bytes, *, what: str) -> BaseException:
-    """The exception recorded by :func:`dumps_error`, ready to raise."""
+def _as_key(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+def _key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"durable-key-id:" + key).digest()[:_KEY_ID_LEN]
+
+
+def _zstd() -> Any:
     try:
-        value = loads(payload, what=what)
-    except PayloadIntegrityError:
-        raise
-    except Exception as exc:
-        return RecordedError(
-            f"the recorded {what} can no longer be unpickled "
-            f"({type(exc).__name__}: {exc}); was its class renamed or removed?",
-            type_name="<unknown>",
-            error_message=str(exc),
-            traceback_text="",
-        )
-    if isinstance(value, _ErrorInfo):
-        return value.to_exception()
-    if not isinstance(value, BaseException):
-        raise PayloadIntegrityError(f"the recorded {what} is not an exception", what=what)
-    return value
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard
 
 
 def _type_name(value: object) -> str:

@@ -18,6 +18,7 @@ EXPORTED = {
     "NotInWorkflowError",
     "OwnershipLostError",
     "PayloadIntegrityError",
+    "PayloadTooLargeError",
     "RecordedError",
     "RecoveryReport",
     "RetryPolicy",
