@@ -1,0 +1,256 @@
+"""Stored payloads: signed, compressed when it pays, bounded, and refused when wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import durable
+from durable.testing import CrashInjector, SimulatedCrash
+
+KEY = "s3cret-key-for-tests"
+
+
+def execute(url: str, sql: str, *params: Any) -> list[Any]:
+    """Write to the store behind durable's back, as an attacker or a bit flip would."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.split("sqlite:///", 1)[1]) as conn:
+            return conn.execute(sql.replace("%s", "?"), params).fetchall()
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+
+@durable.step(name="make")
+async def make(x: int) -> dict[str, int]:
+    return {"x": x}
+
+
+@durable.step(name="finish")
+async def finish(d: dict[str, int]) -> int:
+    return d["x"] * 2
+
+
+@durable.durable_workflow(name="payloads.flow")
+async def flow(x: int) -> int:
+    return await finish(await make(x))
+
+
+async def crash_after_first_step(runtime: durable.Runtime, workflow_id: str) -> None:
+    CrashInjector(runtime).arm("after_commit", step="make")
+    with pytest.raises(SimulatedCrash):
+        await flow.run(21, workflow_id=workflow_id)
+
+
+class Evil:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (self.path,))
+
+
+async def test_a_planted_pickle_is_never_unpickled(db_url: str, tmp_path: Path) -> None:
+    pwned = tmp_path / "pwned"
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "w")
+        evil = bytes((2, 0)) + pickle.dumps(Evil(pwned))  # well-formed, unsigned
+        execute(db_url, "UPDATE durable_steps SET output = %s WHERE position = 1", evil)
+        with pytest.raises(durable.PayloadIntegrityError) as info:
+            await flow.run(21, workflow_id="w")
+    assert "no signature, and a secret key is configured" in str(info.value)
+    assert "It was not unpickled" in str(info.value)
+    assert not pwned.exists()
+
+
+async def test_a_tampered_payload_is_refused(db_url: str) -> None:
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "w")
+        [(output,)] = execute(db_url, "SELECT output FROM durable_steps WHERE position = 1")
+        flipped = bytes(output[:-1]) + bytes((output[-1] ^ 1,))
+        execute(db_url, "UPDATE durable_steps SET output = %s WHERE position = 1", flipped)
+        with pytest.raises(durable.PayloadIntegrityError, match="does not match"):
+            await flow.run(21, workflow_id="w")
+
+
+async def test_a_signed_payload_moved_to_another_workflow_is_refused(db_url: str) -> None:
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "victim")
+        assert await flow.run(99, workflow_id="donor") == 198
+        [(donor,)] = execute(
+            db_url, "SELECT output FROM durable_steps WHERE workflow_id = 'donor' AND position = 1"
+        )
+        execute(
+            db_url,
+            "UPDATE durable_steps SET output = %s WHERE workflow_id = 'victim' AND position = 1",
+            donor,
+        )
+        with pytest.raises(durable.PayloadIntegrityError, match="moved from another workflow"):
+            await flow.run(21, workflow_id="victim")
+
+
+async def test_key_rotation_reads_old_keys_and_refuses_unknown_ones(db_url: str) -> None:
+    with durable.Runtime(db_url, secret_key="old-key") as runtime:
+        await crash_after_first_step(runtime, "w")
+    with durable.Runtime(db_url, secret_key="new-key"):
+        with pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"):
+            await flow.run(21, workflow_id="w")
+    with durable.Runtime(db_url, secret_key="new-key", old_secret_keys=["old-key"]):
+        assert await flow.run(21, workflow_id="w") == 42
+
+
+async def test_secret_key_from_the_environment(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DURABLE_SECRET_KEY", KEY)
+    with durable.Runtime(db_url) as runtime:
+        await crash_after_first_step(runtime, "w")
+    monkeypatch.delenv("DURABLE_SECRET_KEY")
+    monkeypatch.setenv("DURABLE_OLD_SECRET_KEYS", f"other,{KEY}")
+    with durable.Runtime(db_url, secret_key="brand-new"):
+        assert await flow.run(21, workflow_id="w") == 42
+
+
+async def test_signed_payloads_are_refused_without_the_key(db_url: str) -> None:
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "w")
+    with durable.Runtime(db_url):
+        with pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"):
+            await flow.run(21, workflow_id="w")
+
+
+@durable.step(name="big")
+def big(kind: str, size: int) -> bytes:
+    return os.urandom(size) if kind == "random" else b"abc" * (size // 3)
+
+
+@durable.durable_workflow(name="payloads.big")
+def big_flow(kind: str, size: int) -> int:
+    return len(big(kind, size))
+
+
+def test_compressible_payloads_are_compressed_and_random_ones_are_not(
+    runtime: durable.Runtime,
+) -> None:
+    size = 3 << 19
+    assert big_flow.run("text", size, workflow_id="text") == size
+    assert big_flow.run("random", size, workflow_id="random") == size
+    [text] = runtime.list_steps("text")
+    [random] = runtime.list_steps("random")
+    assert text.payload_bytes < size // 50
+    assert size < random.payload_bytes < size * 1.001
+    assert big_flow.run("text", size, workflow_id="text") == size  # reads back
+
+
+def test_compression_can_be_turned_off(durable_sqlite: str) -> None:
+    with durable.Runtime(durable_sqlite, compress_threshold=None) as runtime:
+        big_flow.run("text", 300_000, workflow_id="plain")
+        [step] = runtime.list_steps("plain")
+    assert step.payload_bytes > 300_000
+
+
+def test_payloads_over_the_limit_are_refused_before_writing(durable_sqlite: str) -> None:
+    with durable.Runtime(durable_sqlite, max_payload_bytes=100_000) as runtime:
+        with pytest.raises(durable.PayloadTooLargeError) as info:
+            big_flow.run("random", 200_000, workflow_id="huge")
+        assert runtime.list_steps("huge") == []
+    error = info.value
+    assert error.limit == 100_000
+    assert error.size > 200_000
+    assert "result of step 'big' (position 1 of workflow 'huge')" in str(error)
+    assert "over the limit of 100,000 bytes (max_payload_bytes)" in str(error)
+
+
+def test_bad_codec_settings_are_configuration_errors() -> None:
+    with pytest.raises(durable.ConfigurationError, match="max_payload_bytes must be"):
+        durable.Runtime("sqlite://", max_payload_bytes=0)
+    with pytest.raises(durable.ConfigurationError, match="compress_threshold must be"):
+        durable.Runtime("sqlite://", compress_threshold=-5)  # type: ignore[arg-type]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+EDGE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=True)
+    | st.binary(max_size=64)
+    | st.text(max_size=32)
+    | st.decimals(allow_nan=False)
+    | st.datetimes(timezones=st.just(dt.timezone(dt.timedelta(hours=5, minutes=30)))),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=EDGE_VALUES)
+def test_step_results_round_trip_through_the_store(value: Any) -> None:
+    @durable.step(name="echo")
+    def echo() -> Any:
+        return value
+
+    @durable.durable_workflow(name="payloads.echo")
+    def wf() -> Any:
+        return echo()
+
+    with durable.Runtime("sqlite:///:memory:", secret_key=KEY, compress_threshold=1):
+        CrashInjector().arm("after_commit", step="echo")
+        with pytest.raises(SimulatedCrash):
+            wf()
+        replayed = wf()  # decoded from the stored, signed, maybe compressed payload
+    assert _same(value, replayed)
+
+
+def test_self_referencing_and_numpy_values_round_trip(durable_sqlite: str) -> None:
+    numpy = pytest.importorskip("numpy")
+    loop: list[Any] = [1]
+    loop.append(loop)
+    array = numpy.arange(12, dtype="float32").reshape(3, 4)
+
+    @durable.step(name="odd")
+    def odd() -> tuple[list[Any], Any, decimal.Decimal]:
+        return loop, array, decimal.Decimal("-0.000")
+
+    @durable.durable_workflow(name="payloads.odd")
+    def wf() -> tuple[list[Any], Any, decimal.Decimal]:
+        return odd()
+
+    with durable.Runtime(durable_sqlite):
+        wf()
+        got_loop, got_array, got_decimal = wf()
+    assert got_loop[1] is got_loop
+    assert (got_array == array).all()
+    assert got_array.dtype == array.dtype
+    assert str(got_decimal) == "-0.000"
