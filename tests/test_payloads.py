@@ -108,9 +108,11 @@ async def test_a_signed_payload_moved_to_another_workflow_is_refused(db_url: str
 async def test_key_rotation_reads_old_keys_and_refuses_unknown_ones(db_url: str) -> None:
     with durable.Runtime(db_url, secret_key="old-key") as runtime:
         await crash_after_first_step(runtime, "w")
-    with durable.Runtime(db_url, secret_key="new-key"):
-        with pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"):
-            await flow.run(21, workflow_id="w")
+    with (
+        durable.Runtime(db_url, secret_key="new-key"),
+        pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"),
+    ):
+        await flow.run(21, workflow_id="w")
     with durable.Runtime(db_url, secret_key="new-key", old_secret_keys=["old-key"]):
         assert await flow.run(21, workflow_id="w") == 42
 
@@ -130,9 +132,11 @@ async def test_secret_key_from_the_environment(
 async def test_signed_payloads_are_refused_without_the_key(db_url: str) -> None:
     with durable.Runtime(db_url, secret_key=KEY) as runtime:
         await crash_after_first_step(runtime, "w")
-    with durable.Runtime(db_url):
-        with pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"):
-            await flow.run(21, workflow_id="w")
+    with (
+        durable.Runtime(db_url),
+        pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"),
+    ):
+        await flow.run(21, workflow_id="w")
 
 
 @durable.step(name="big")
