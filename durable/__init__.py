@@ -36,7 +36,9 @@ from durable._errors import (
     SchemaVersionError,
     SerializationError,
     WorkflowAlreadyRunningError,
+    WorkflowCancelledError,
     WorkflowConflictError,
+    WorkflowNotFoundError,
 )
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
 from durable._retry import RetryPolicy
@@ -45,11 +47,20 @@ from durable._runtime import (
     RecoveryReport,
     Runtime,
     StepInfo,
-    WorkflowInfo,
     configure,
     current_runtime,
     current_workflow_id,
 )
+from durable._snapshot import snapshot
+from durable._store import (
+    CleanupReport,
+    HistoryEntry,
+    Metrics,
+    SnapshotInfo,
+    Store,
+    WorkflowInfo,
+)
+from durable._transaction import Transaction, transaction
 from durable.backends._base import StepStatus, WorkflowStatus
 
 __version__ = "0.1.0"
@@ -75,19 +86,44 @@ def health_check() -> HealthReport:
     return current_runtime().health_check()
 
 
+def restore(workflow_id: str, snapshot: str) -> None:
+    """Rewind a workflow to a snapshot on the current runtime; see :meth:`Store.restore`.
+
+    Example::
+
+        durable.restore("order-7", "before_charge")
+        await checkout.run(7, workflow_id="order-7")   # runs again from the snapshot
+    """
+    current_runtime().store.restore(workflow_id, snapshot)
+
+
+def fork(workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+    """Start a new workflow from another's snapshot; see :meth:`Store.fork`.
+
+    Example::
+
+        durable.fork("order-7", "before_charge", new_workflow_id="order-7-retry")
+        await checkout.run(7, workflow_id="order-7-retry")
+    """
+    return current_runtime().store.fork(workflow_id, snapshot, new_workflow_id)
+
+
 def recover_sync() -> RecoveryReport:
     """Blocking form of :func:`recover`, for scripts and notebooks."""
     return current_runtime().recover_sync()
 
 
 __all__ = [
-    "MAX_WORKFLOW_ID_LENGTH",
     "AsyncWorkflow",
     "BackendUnavailableError",
+    "CleanupReport",
     "ConfigurationError",
     "DurableError",
     "HealthReport",
+    "HistoryEntry",
     "InvalidWorkflowIdError",
+    "MAX_WORKFLOW_ID_LENGTH",
+    "Metrics",
     "NonDeterminismError",
     "NotInWorkflowError",
     "OwnershipLostError",
@@ -99,20 +135,29 @@ __all__ = [
     "Runtime",
     "SchemaVersionError",
     "SerializationError",
+    "SnapshotInfo",
     "StepInfo",
     "StepStatus",
+    "Store",
     "SyncWorkflow",
+    "Transaction",
     "WorkflowAlreadyRunningError",
+    "WorkflowCancelledError",
     "WorkflowConflictError",
     "WorkflowInfo",
+    "WorkflowNotFoundError",
     "WorkflowStatus",
-    "__version__",
     "configure",
     "current_runtime",
     "current_workflow_id",
     "durable_workflow",
+    "fork",
     "health_check",
     "recover",
     "recover_sync",
+    "restore",
+    "snapshot",
     "step",
+    "transaction",
+    "__version__",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime, _Port
+    from durable._transaction import Transaction
     from durable.backends._base import StepRow
 
 
@@ -32,6 +33,10 @@ class WorkflowContext:
     """How many times each step name was called so far (for crash targeting)."""
     nth: dict[int, int] = field(default_factory=dict)
     """For each position, which call of its step name it is (1-based)."""
+    snapshots: dict[str, int] = field(default_factory=dict)
+    """Snapshot names reached in this execution, with their positions."""
+    tx: Transaction | None = None
+    """The innermost open transaction block, whose records are held back."""
 
     def allocate(self, name: str) -> int:
         position = self.next_position

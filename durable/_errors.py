@@ -14,6 +14,8 @@ every message says what was wrong and what to do about it::
     ├── PayloadIntegrityError
     ├── PayloadTooLargeError
     ├── WorkflowAlreadyRunningError
+    ├── WorkflowCancelledError
+    ├── WorkflowNotFoundError       (also a LookupError)
     ├── OwnershipLostError
     ├── NotInWorkflowError
     └── RecordedError
@@ -116,6 +118,14 @@ class PayloadTooLargeError(DurableError):
 
 class WorkflowAlreadyRunningError(DurableError):
     """The workflow is running under a live owner and the caller chose not to wait."""
+
+
+class WorkflowCancelledError(DurableError):
+    """The workflow was cancelled; it stops at its next step boundary and is never resumed."""
+
+
+class WorkflowNotFoundError(DurableError, LookupError):
+    """No workflow (or no snapshot) of that name is in the store."""
 
 
 class OwnershipLostError(DurableError):

@@ -7,16 +7,17 @@ blocks or is awaited.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from durable import _context, _registry
 from durable._clock import Clock, SystemClock
-from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES
 from durable._config import open_backend, parse_url, resolve_url
 from durable._errors import (
     ConfigurationError,
@@ -27,12 +28,20 @@ from durable._errors import (
     PayloadTooLargeError,
     SerializationError,
     WorkflowAlreadyRunningError,
+    WorkflowCancelledError,
     WorkflowConflictError,
 )
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._retry import RetryPolicy
-from durable._serialization import Codec, place, step_slot
+from durable._serialization import (
+    DEFAULT_COMPRESS_THRESHOLD,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Codec,
+    place,
+    step_slot,
+)
+from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
 from durable.backends._base import (
     Backend,
@@ -56,6 +65,7 @@ class StepSpec:
     name: str
     is_async: bool
     retry: RetryPolicy
+    kind: str = "step"
 
 
 @dataclass(frozen=True)
@@ -81,21 +91,6 @@ class Invocation:
     requested_id: str | None
     parent: _context.WorkflowContext | None
     position: int | None
-
-
-@dataclass(frozen=True)
-class WorkflowInfo:
-    """A recorded workflow, as :meth:`Runtime.get_workflow` reports it."""
-
-    workflow_id: str
-    name: str
-    status: WorkflowStatus
-    attempts: int
-    """How many times it was started: 1, plus one per resume or re-run."""
-    parent_id: str | None
-    created_at: float
-    updated_at: float
-    finished_at: float | None
 
 
 @dataclass(frozen=True)
@@ -191,6 +186,12 @@ class _Port:
         if self.sync:
             return self._backend.record_step(workflow_id, epoch, step)
         return await self._backend.arecord_step(workflow_id, epoch, step)
+
+    async def record_steps(self, workflow_id: str, epoch: int, steps: list[StepRow]) -> None:
+        if self.sync:
+            self._backend.record_steps(workflow_id, epoch, steps)
+        else:
+            await self._backend.arecord_steps(workflow_id, epoch, steps)
 
     async def record_step_attempt(
         self, workflow_id: str, epoch: int, attempt: StepAttemptRow
@@ -299,6 +300,8 @@ class Runtime:
             _Port(self._backend, self._clock, sync=False),
             _Port(self._backend, self._clock, sync=True),
         )
+        self._store = Store(self)
+        self._checkpoint_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
 
     @property
     def url(self) -> str:
@@ -357,21 +360,14 @@ class Runtime:
 
     # Inspection -------------------------------------------------------------
 
+    @property
+    def store(self) -> Store:
+        """Queries and maintenance of this runtime's store (history, restore, cleanup...)."""
+        return self._store
+
     def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
         """What the store holds about a workflow, or None if it has no record."""
-        row = self._backend.get_workflow(validate_workflow_id(workflow_id))
-        if row is None:
-            return None
-        return WorkflowInfo(
-            workflow_id=row.workflow_id,
-            name=row.name,
-            status=row.status,
-            attempts=row.attempts,
-            parent_id=row.parent_id,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            finished_at=row.finished_at,
-        )
+        return self._store.get_workflow(workflow_id)
 
     def list_steps(self, workflow_id: str) -> list[StepInfo]:
         """The committed (replayable) step records of a workflow, by position."""
@@ -482,7 +478,7 @@ class Runtime:
             return await self._execute(inv, port, workflow_id, parent_id=None)
         parent, position = inv.parent, inv.position
         assert position is not None
-        recorded = _replayable(parent, position, inv.spec.name)
+        recorded = _replayable(parent, position, inv.spec.name, "child")
         if recorded is not None:
             return self._decode_step(recorded, parent.workflow_id)
         workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
@@ -497,8 +493,12 @@ class Runtime:
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
         except Exception as exc:
-            return await self._commit(parent, port, position, inv.spec.name, started, 1, error=exc)
-        return await self._commit(parent, port, position, inv.spec.name, started, 1, value=value)
+            return await self._commit(
+                parent, port, position, inv.spec.name, started, 1, error=exc, kind="child"
+            )
+        return await self._commit(
+            parent, port, position, inv.spec.name, started, 1, value=value, kind="child"
+        )
 
     async def _execute(
         self, inv: Invocation, port: _Port, workflow_id: str, parent_id: str | None
@@ -539,6 +539,12 @@ class Runtime:
         while True:
             if not owned:
                 self._check_same_call(row, inv)
+                if row.status is WorkflowStatus.CANCELLED:
+                    raise WorkflowCancelledError(
+                        f"workflow {workflow_id!r} was cancelled; a cancelled workflow is "
+                        "never resumed. Run it under a new workflow_id to start afresh.",
+                        workflow_id=workflow_id,
+                    )
                 if row.status is WorkflowStatus.SUCCESS or (
                     waited and row.status is WorkflowStatus.ERROR
                 ):
@@ -723,7 +729,7 @@ class Runtime:
         call: Callable[[], Any],
     ) -> Any:
         """Replay a step's record, or run it (with retries) and record it."""
-        recorded = _replayable(ctx, position, spec.name)
+        recorded = _replayable(ctx, position, spec.name, spec.kind)
         if recorded is not None:
             return self._decode_step(recorded, ctx.workflow_id)
         self._site("before_step", ctx, position, spec.name)
@@ -738,7 +744,14 @@ class Runtime:
             except Exception as exc:
                 if not spec.retry.should_retry(exc, retries):
                     return await self._commit(
-                        ctx, port, position, spec.name, started, retries + 1, error=exc
+                        ctx,
+                        port,
+                        position,
+                        spec.name,
+                        started,
+                        retries + 1,
+                        error=exc,
+                        kind=spec.kind,
                     )
                 retries += 1
                 await port.record_step_attempt(
@@ -768,7 +781,7 @@ class Runtime:
             finally:
                 _context.current.reset(token)
             return await self._commit(
-                ctx, port, position, spec.name, started, retries + 1, value=value
+                ctx, port, position, spec.name, started, retries + 1, value=value, kind=spec.kind
             )
 
     async def _commit(
@@ -782,11 +795,13 @@ class Runtime:
         *,
         value: Any = None,
         error: Exception | None = None,
+        kind: str = "step",
     ) -> Any:
         """Record a step's outcome; hand back the outcome that stands.
 
         That is this one, unless another executor committed first, in which
-        case its record is adopted (and this outcome dropped).
+        case its record is adopted (and this outcome dropped). Inside a
+        transaction the record is held back until the transaction commits.
         """
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
         slot = place(ctx.workflow_id, step_slot(position))
@@ -803,15 +818,36 @@ class Runtime:
             attempt=tries,
             started_at=started,
             finished_at=self._clock.time(),
+            kind=kind,
+            tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
+            error_type=_qualname(type(error)) if error is not None else None,
+            error_message=str(error) if error is not None else None,
         )
-        self._site("after_step", ctx, position, name)
+        if kind != "snapshot":
+            self._site("after_step", ctx, position, name)
+        if ctx.tx is not None:
+            ctx.tx.hold(row)
+            if error is not None:
+                raise error
+            return value
+        write_started = time.perf_counter()
         standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
-        self._site("after_commit", ctx, position, name)
+        self._checkpoint_seconds.append(time.perf_counter() - write_started)
+        if kind != "snapshot":
+            self._site("after_commit", ctx, position, name)
         if standing is not row:
             return self._decode_step(standing, ctx.workflow_id)
         if error is not None:
             raise error
         return value
+
+    async def _snapshot(
+        self, ctx: _context.WorkflowContext, port: _Port, position: int, name: str
+    ) -> None:
+        """Record a snapshot at ``position``, unless it is recorded already."""
+        if _replayable(ctx, position, name, "snapshot") is None:
+            started = self._clock.time()
+            await self._commit(ctx, port, position, name, started, 1, kind="snapshot")
 
     # Leases -----------------------------------------------------------------
 
@@ -834,14 +870,21 @@ class Runtime:
                 log.warning("could not renew workflow leases", exc_info=True)
 
 
-def _replayable(ctx: _context.WorkflowContext, position: int, name: str) -> StepRow | None:
+_SAME_KIND = {"step": "step", "child": "step", "snapshot": "snapshot", "compensation": "step"}
+
+
+def _replayable(
+    ctx: _context.WorkflowContext, position: int, name: str, kind: str = "step"
+) -> StepRow | None:
     recorded = ctx.recorded.get(position)
     if recorded is None:
         return None
-    if recorded.name != name:
+    if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
+        what = "step" if recorded.kind != "snapshot" else "snapshot"
+        now = "step" if kind != "snapshot" else "snapshot"
         raise NonDeterminismError(
             f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
-            f"step {recorded.name!r}, but the code now calls {name!r}. The workflow's "
+            f"{what} {recorded.name!r}, but the code now calls {now} {name!r}. The workflow's "
             "code changed the order of its steps since this run was recorded; "
             "restore the old order to resume it, or start it under a new workflow_id.",
             workflow_id=ctx.workflow_id,

@@ -7,6 +7,18 @@ import inspect
 import durable
 
 EXPORTED = {
+    "CleanupReport",
+    "HistoryEntry",
+    "Metrics",
+    "SnapshotInfo",
+    "Store",
+    "Transaction",
+    "WorkflowCancelledError",
+    "WorkflowNotFoundError",
+    "fork",
+    "restore",
+    "snapshot",
+    "transaction",
     "MAX_WORKFLOW_ID_LENGTH",
     "AsyncWorkflow",
     "BackendUnavailableError",

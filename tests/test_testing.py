@@ -241,7 +241,7 @@ def test_sweep_reports_a_workflow_whose_path_changes_on_resume() -> None:
     )
     assert (
         "NonDeterminismError: workflow 'crash-sweep' position 1: the record there is of "
-        "step 'first', but the code now calls 'other'" in problems["after_commit:first"]
+        "step 'first', but the code now calls step 'other'" in problems["after_commit:first"]
     )
     assert "workflow_start" not in problems
 

@@ -189,8 +189,9 @@ async def test_changed_step_order_raises_non_determinism_error(runtime: durable.
         await wf()
     error = info.value
     assert (error.position, error.expected, error.found) == (1, "fetch", "parse")
-    assert "position 1: the record there is of step 'fetch', but the code now calls 'parse'" in str(
-        error
+    assert (
+        "position 1: the record there is of step 'fetch', but the code now calls step 'parse'"
+        in str(error)
     )
 
 

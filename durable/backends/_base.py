@@ -16,6 +16,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from durable._owner import Owner
 
@@ -29,11 +30,13 @@ class WorkflowStatus(str, enum.Enum):
     """Finished and returned; its result is recorded."""
     ERROR = "error"
     """Finished by raising; calling it again starts a new attempt."""
+    CANCELLED = "cancelled"
+    """Cancelled: it stopped at its next step boundary and is never resumed."""
 
     @property
     def finished(self) -> bool:
         """True for a status that no owner will change any more by itself."""
-        return self in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR)
+        return self is not WorkflowStatus.RUNNING
 
 
 class StepStatus(str, enum.Enum):
@@ -64,6 +67,7 @@ class WorkflowRow:
     finished_at: float | None
     db_now: float
     """The store's clock when the row was read: leases are judged against it."""
+    forked_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,50 @@ class StepRow:
     attempt: int
     started_at: float
     finished_at: float
+    kind: str = "step"
+    """``step``, ``child`` (a child workflow's outcome), ``snapshot`` or ``compensation``."""
+    tx_id: str | None = None
+    """The transaction that committed it, if any."""
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class StepHistoryRow:
+    """A step record as the history shows it: superseded ones too, payload by size."""
+
+    position: int
+    name: str
+    kind: str
+    status: StepStatus
+    attempt: int
+    started_at: float
+    finished_at: float
+    payload_bytes: int
+    superseded: bool
+    tx_id: str | None
+    error_type: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowQuery:
+    """Filters of a workflow listing; None means any."""
+
+    statuses: tuple[WorkflowStatus, ...] | None = None
+    name: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Rows counted (and deleted, unless it was a dry run) by a clean-up."""
+
+    workflows: int = 0
+    steps: int = 0
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,6 +236,55 @@ class Backend(ABC):
         """Extend the leases of the workflows ``owner`` holds (id to epoch)."""
 
     @abstractmethod
+    def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
+        """Commit several step records in one transaction (all or none).
+
+        Raises OwnershipLostError when the epoch no longer matches or a record
+        already stands at one of the positions.
+        """
+
+    @abstractmethod
+    def query_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
+        """Workflows matching ``query``, newest first, without their payloads."""
+
+    @abstractmethod
+    def step_history(self, workflow_id: str) -> list[StepHistoryRow]:
+        """Every step record of a workflow, superseded ones included, by position."""
+
+    @abstractmethod
+    def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
+        """The live step records at or before ``position``, with their payloads."""
+
+    @abstractmethod
+    def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:
+        """Supersede live records after ``position`` and make the workflow resumable.
+
+        The workflow becomes running with no owner (so the next call resumes
+        it) under a new epoch (so its previous owner can write nothing more).
+        False if the epoch changed meanwhile.
+        """
+
+    @abstractmethod
+    def create_fork(self, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]) -> bool:
+        """Create a workflow holding copies of ``steps``; False if the id is taken."""
+
+    @abstractmethod
+    def cancel(self, workflow_id: str) -> WorkflowRow | None:
+        """Mark a running workflow cancelled, fencing out its owner; the row after."""
+
+    @abstractmethod
+    def cleanup(self, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool) -> Counts:
+        """Delete finished workflows (of ``statuses``) finished before ``cutoff``."""
+
+    @abstractmethod
+    def prune(self, keep_snapshots: int, dry_run: bool) -> Counts:
+        """Delete superseded records, and snapshots beyond the newest N of finished workflows."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counts by status, live steps, and payload bytes stored."""
+
+    @abstractmethod
     def now(self) -> float:
         """The store's clock, in seconds since the epoch."""
 
@@ -244,6 +341,10 @@ class Backend(ABC):
     ) -> bool:
         """Async form of :meth:`finish_workflow`."""
         return self.finish_workflow(workflow_id, epoch, status, result=result, error=error)
+
+    async def arecord_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
+        """Async form of :meth:`record_steps`."""
+        self.record_steps(workflow_id, epoch, steps)
 
     async def aget_workflow(self, workflow_id: str) -> WorkflowRow | None:
         """Async form of :meth:`get_workflow`."""

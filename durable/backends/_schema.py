@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from durable._errors import SchemaVersionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -46,6 +46,8 @@ workflows = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    # "<workflow id>@<snapshot>" for a workflow made by fork() (version 2).
+    sa.Column("forked_from", sa.String(512), nullable=True),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
 )
@@ -66,6 +68,13 @@ steps = sa.Table(
     # live record stands at a position, which makes "first commit wins" a
     # property of the index rather than of the code.
     sa.Column("superseded", sa.Boolean, nullable=False, default=False),
+    # Version 2: what the record is (step, child, snapshot, compensation), the
+    # transaction that committed it, and its error in words (so a history
+    # never has to unpickle anything).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="step"),
+    sa.Column("tx_id", sa.String(64), nullable=True),
+    sa.Column("error_type", sa.String(512), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
 )
 
 LIVE_STEP_WHERE = steps.c.superseded == sa.false()
@@ -96,8 +105,21 @@ step_attempts = sa.Table(
 
 Migration = Callable[[sa.Connection], None]
 
-# MIGRATIONS[n] brings a database from version n to n + 1.
-MIGRATIONS: dict[int, Migration] = {}
+
+def _v1_to_v2(conn: sa.Connection) -> None:
+    for statement in (
+        "ALTER TABLE durable_steps ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'step'",
+        "ALTER TABLE durable_steps ADD COLUMN tx_id VARCHAR(64)",
+        "ALTER TABLE durable_steps ADD COLUMN error_type VARCHAR(512)",
+        "ALTER TABLE durable_steps ADD COLUMN error_message TEXT",
+        "ALTER TABLE durable_workflows ADD COLUMN forked_from VARCHAR(512)",
+    ):
+        conn.exec_driver_sql(statement)
+
+
+# MIGRATIONS[n] brings a database from version n to n + 1, inside the
+# transaction that opens it: all of it happens, or none.
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 
 def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:

@@ -23,10 +23,13 @@ from durable._sync import drive
 from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
+    Counts,
     NewWorkflow,
     StepAttemptRow,
+    StepHistoryRow,
     StepRow,
     StepStatus,
+    WorkflowQuery,
     WorkflowRow,
     WorkflowStatus,
 )
@@ -157,6 +160,10 @@ class Statements:
             "started_at": _P("started_at", type_=sa.Float),
             "finished_at": _P("finished_at", type_=sa.Float),
             "superseded": sa.false(),
+            "kind": _P("kind", type_=sa.String),
+            "tx_id": _P("tx_id", type_=sa.String),
+            "error_type": _P("error_type", type_=sa.String),
+            "error_message": _P("error_message", type_=sa.Text),
         }
         fence = sa.exists().where(
             w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
@@ -183,6 +190,94 @@ class Statements:
         )
         self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
         self.clock = sa.select(now.label("db_now"))
+        self.fence = sa.select(w.c.epoch).where(same_epoch)
+        self.history = (
+            sa.select(
+                *(c for c in st.c if c.name != "output"),
+                sa.func.length(st.c.output).label("payload_bytes"),
+            )
+            .where(st.c.workflow_id == _P("workflow_id"))
+            .order_by(st.c.position, st.c.id)
+        )
+        self.steps_up_to = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"),
+            st.c.position <= _P("position"),
+            s.LIVE_STEP_WHERE,
+        )
+        self.supersede_after = (
+            sa.update(st)
+            .where(
+                st.c.workflow_id == _P("workflow_id"),
+                st.c.position > _P("position"),
+                s.LIVE_STEP_WHERE,
+            )
+            .values(superseded=True)
+        )
+        self.rewind = (
+            sa.update(w)
+            .where(same_epoch)
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                owner_host=None,
+                owner_pid=None,
+                owner_started=None,
+                lease_expires_at=None,
+                result=None,
+                error=None,
+                updated_at=now,
+                finished_at=None,
+            )
+        )
+        self.insert_fork = (
+            insert(w)
+            .values(
+                workflow_id=_P("workflow_id"),
+                name=_P("name"),
+                status=WorkflowStatus.RUNNING.value,
+                args_fingerprint=_P("args_fingerprint"),
+                args=_P("args"),
+                attempts=0,
+                epoch=1,
+                parent_id=None,
+                created_at=now,
+                updated_at=now,
+                forked_from=_P("forked_from"),
+            )
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.insert_step = insert(st).values(
+            {name: value for name, value in step_values.items() if name != "superseded"}
+        )
+        self.cancel = (
+            sa.update(w)
+            .where(
+                w.c.workflow_id == _P("workflow_id"),
+                w.c.status == WorkflowStatus.RUNNING.value,
+            )
+            .values(
+                status=WorkflowStatus.CANCELLED.value,
+                epoch=w.c.epoch + 1,
+                lease_expires_at=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        self.count_by_status = sa.select(w.c.status, sa.func.count()).group_by(w.c.status)
+        self.count_live_steps = sa.select(sa.func.count()).select_from(st).where(s.LIVE_STEP_WHERE)
+        self.payload_bytes = sa.select(
+            sa.func.coalesce(sa.func.sum(sa.func.length(st.c.output)), 0)
+        ).select_from(st)
+        self.workflow_bytes = sa.select(
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.func.coalesce(sa.func.length(w.c.args), 0)
+                    + sa.func.coalesce(sa.func.length(w.c.result), 0)
+                    + sa.func.coalesce(sa.func.length(w.c.error), 0)
+                ),
+                0,
+            )
+        ).select_from(w)
 
     def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
         wf = s.workflows
@@ -316,6 +411,52 @@ class SqlBackend(Backend):
         """The database's clock, in seconds since the epoch."""
         return self._run(False, self._clock)
 
+    def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
+        self._run(True, self._record_steps, workflow_id, epoch, steps)
+
+    async def arecord_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
+        """Async form of :meth:`record_steps`."""
+        await self._arun(True, self._record_steps, workflow_id, epoch, steps)
+
+    def query_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
+        return self._run(False, self._query_workflows, query)
+
+    async def aquery_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
+        """Async form of :meth:`query_workflows`."""
+        return await self._arun(False, self._query_workflows, query)
+
+    def step_history(self, workflow_id: str) -> list[StepHistoryRow]:
+        return self._run(False, self._step_history, workflow_id)
+
+    async def astep_history(self, workflow_id: str) -> list[StepHistoryRow]:
+        """Async form of :meth:`step_history`."""
+        return await self._arun(False, self._step_history, workflow_id)
+
+    async def astep_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
+        """Async form of :meth:`step_attempts`."""
+        return await self._arun(False, self._step_attempts, workflow_id)
+
+    def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
+        return self._run(False, self._steps_up_to, workflow_id, position)
+
+    def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:
+        return self._run(True, self._rewind, workflow_id, expected_epoch, position)
+
+    def create_fork(self, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]) -> bool:
+        return self._run(True, self._create_fork, new, forked_from, steps)
+
+    def cancel(self, workflow_id: str) -> WorkflowRow | None:
+        return self._run(True, self._cancel, workflow_id)
+
+    def cleanup(self, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool) -> Counts:
+        return self._run(True, self._cleanup, cutoff, statuses, dry_run)
+
+    def prune(self, keep_snapshots: int, dry_run: bool) -> Counts:
+        return self._run(True, self._prune, keep_snapshots, dry_run)
+
+    def stats(self) -> dict[str, Any]:
+        return self._run(False, self._stats)
+
     # The operations, once ---------------------------------------------------
 
     async def _start_workflow(
@@ -369,21 +510,7 @@ class SqlBackend(Backend):
         return {r.position: _step_row(r) for r in result.rows}
 
     async def _record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        inserted = await _exec(
-            tx,
-            self.q.record_step,
-            {
-                "workflow_id": workflow_id,
-                "epoch": epoch,
-                "position": step.position,
-                "name": step.name,
-                "status": step.status.value,
-                "output": step.output,
-                "attempt": step.attempt,
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-            },
-        )
+        inserted = await _exec(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
         if inserted.rowcount == 1:
             return step
         # Not written: a record already stands there (adopt it: first commit
@@ -394,12 +521,7 @@ class SqlBackend(Backend):
         )
         if standing.rows:
             return _step_row(standing.rows[0])
-        raise OwnershipLostError(
-            f"workflow {workflow_id!r} was taken over by another executor (its "
-            f"fencing epoch is no longer {epoch}); this executor stops writing to it",
-            workflow_id=workflow_id,
-            epoch=epoch,
-        )
+        raise _lost(workflow_id, epoch)
 
     async def _record_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
@@ -475,6 +597,179 @@ class SqlBackend(Backend):
                 {"workflow_id": workflow_id, "epoch": epoch, "lease": lease_seconds},
             )
 
+    async def _record_steps(
+        self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]
+    ) -> None:
+        fenced = await _exec(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        if not fenced.rows:
+            raise _lost(workflow_id, epoch)
+        for step in steps:
+            inserted = await _exec(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
+            if inserted.rowcount != 1:
+                # The transaction is rolled back: none of its records stand.
+                raise _lost(workflow_id, epoch)
+
+    async def _query_workflows(self, tx: Tx, query: WorkflowQuery) -> list[WorkflowRow]:
+        w = s.workflows
+        light = [c for c in w.c if c.name not in ("args", "result", "error")]
+        stmt = sa.select(
+            *light,
+            sa.null().label("args"),
+            sa.null().label("result"),
+            sa.null().label("error"),
+            self.q.now.label("db_now"),
+        )
+        if query.statuses is not None:
+            stmt = stmt.where(w.c.status.in_([st.value for st in query.statuses]))
+        if query.name is not None:
+            stmt = stmt.where(w.c.name == query.name)
+        if query.since is not None:
+            stmt = stmt.where(w.c.created_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(w.c.created_at < query.until)
+        stmt = stmt.order_by(w.c.created_at.desc(), w.c.workflow_id)
+        if query.limit is not None:
+            stmt = stmt.limit(query.limit)
+        result = await tx.execute(stmt)
+        return [_workflow_row(r) for r in result.rows]
+
+    async def _step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
+        result = await _exec(tx, self.q.history, {"workflow_id": workflow_id})
+        return [
+            StepHistoryRow(
+                position=r.position,
+                name=r.name,
+                kind=r.kind,
+                status=StepStatus(r.status),
+                attempt=r.attempt,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                payload_bytes=int(r.payload_bytes or 0),
+                superseded=bool(r.superseded),
+                tx_id=r.tx_id,
+                error_type=r.error_type,
+                error_message=r.error_message,
+            )
+            for r in result.rows
+        ]
+
+    async def _steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
+        result = await _exec(
+            tx, self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
+        )
+        return sorted((_step_row(r) for r in result.rows), key=lambda row: row.position)
+
+    async def _rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
+        rewound = await _exec(
+            tx, self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
+        )
+        if rewound.rowcount != 1:
+            return False
+        await _exec(tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position})
+        return True
+
+    async def _create_fork(
+        self, tx: Tx, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
+    ) -> bool:
+        created = await _exec(
+            tx,
+            self.q.insert_fork,
+            {
+                "workflow_id": new.workflow_id,
+                "name": new.name,
+                "args_fingerprint": new.args_fingerprint,
+                "args": new.args,
+                "forked_from": forked_from,
+            },
+        )
+        if created.rowcount != 1:
+            return False
+        for step in steps:
+            params = _step_params(new.workflow_id, 0, step)
+            del params["epoch"]
+            await _exec(tx, self.q.insert_step, params)
+        return True
+
+    async def _cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+        await _exec(tx, self.q.cancel, {"workflow_id": workflow_id})
+        return await self._get_workflow(tx, workflow_id)
+
+    async def _cleanup(
+        self, tx: Tx, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool
+    ) -> Counts:
+        w = s.workflows
+        doomed = sa.select(w.c.workflow_id).where(
+            w.c.status.in_([st.value for st in statuses if st.finished]),
+            w.c.finished_at < cutoff,
+        )
+        return await self._delete(tx, doomed, None, dry_run)
+
+    async def _prune(self, tx: Tx, keep_snapshots: int, dry_run: bool) -> Counts:
+        st, w = s.steps, s.workflows
+        newer = sa.alias(st, "newer")
+        # A snapshot goes when N newer snapshots of its (finished) workflow stand.
+        newer_count = (
+            sa.select(sa.func.count())
+            .select_from(newer)
+            .where(
+                newer.c.workflow_id == st.c.workflow_id,
+                newer.c.kind == "snapshot",
+                newer.c.position > st.c.position,
+                newer.c.superseded == sa.false(),
+            )
+            .scalar_subquery()
+        )
+        finished = sa.select(w.c.workflow_id).where(w.c.status != WorkflowStatus.RUNNING.value)
+        old_snapshots = sa.and_(
+            st.c.kind == "snapshot",
+            st.c.workflow_id.in_(finished),
+            newer_count >= keep_snapshots,
+        )
+        doomed_steps = sa.or_(st.c.superseded == sa.true(), old_snapshots)
+        return await self._delete(tx, None, doomed_steps, dry_run)
+
+    async def _delete(
+        self,
+        tx: Tx,
+        workflows: sa.Select[Any] | None,
+        steps: sa.ColumnElement[bool] | None,
+        dry_run: bool,
+    ) -> Counts:
+        w, st, at = s.workflows, s.steps, s.step_attempts
+        step_where = st.c.workflow_id.in_(workflows) if workflows is not None else steps
+        assert step_where is not None
+        count = sa.select(sa.func.count())
+        counts = Counts(
+            workflows=(
+                (await tx.execute(count.select_from(workflows.subquery()))).rows[0][0]
+                if workflows is not None
+                else 0
+            ),
+            steps=(await tx.execute(count.select_from(st).where(step_where))).rows[0][0],
+            attempts=(
+                (
+                    await tx.execute(count.select_from(at).where(at.c.workflow_id.in_(workflows)))
+                ).rows[0][0]
+                if workflows is not None
+                else 0
+            ),
+        )
+        if not dry_run:
+            await tx.execute(sa.delete(st).where(step_where))
+            if workflows is not None:
+                await tx.execute(sa.delete(at).where(at.c.workflow_id.in_(workflows)))
+                await tx.execute(sa.delete(w).where(w.c.workflow_id.in_(workflows)))
+        return counts
+
+    async def _stats(self, tx: Tx) -> dict[str, Any]:
+        by_status = {r[0]: int(r[1]) for r in (await tx.execute(self.q.count_by_status)).rows}
+        return {
+            "by_status": by_status,
+            "steps": int((await tx.execute(self.q.count_live_steps)).rows[0][0]),
+            "payload_bytes": int((await tx.execute(self.q.payload_bytes)).rows[0][0])
+            + int((await tx.execute(self.q.workflow_bytes)).rows[0][0]),
+        }
+
     async def _clock(self, tx: Tx) -> float:
         result = await _exec(tx, self.q.clock)
         return float(result.rows[0].db_now)
@@ -491,6 +786,33 @@ class _AsyncFromSync(contextlib.AbstractAsyncContextManager[Tx]):
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         return self._sync.__exit__(*exc_info)
+
+
+def _lost(workflow_id: str, epoch: int) -> OwnershipLostError:
+    return OwnershipLostError(
+        f"workflow {workflow_id!r} was taken over by another executor, or cancelled "
+        f"(its fencing epoch is no longer {epoch}); this executor stops writing to it",
+        workflow_id=workflow_id,
+        epoch=epoch,
+    )
+
+
+def _step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "epoch": epoch,
+        "position": step.position,
+        "name": step.name,
+        "status": step.status.value,
+        "output": step.output,
+        "attempt": step.attempt,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+        "kind": step.kind,
+        "tx_id": step.tx_id,
+        "error_type": step.error_type,
+        "error_message": step.error_message,
+    }
 
 
 def _owner_params(owner: Owner) -> dict[str, Any]:
@@ -520,6 +842,7 @@ def _workflow_row(r: Any) -> WorkflowRow:
         updated_at=r.updated_at,
         finished_at=r.finished_at,
         db_now=float(r.db_now),
+        forked_from=r.forked_from,
     )
 
 
@@ -532,6 +855,10 @@ def _step_row(r: Any) -> StepRow:
         attempt=r.attempt,
         started_at=r.started_at,
         finished_at=r.finished_at,
+        kind=r.kind,
+        tx_id=r.tx_id,
+        error_type=r.error_type,
+        error_message=r.error_message,
     )
 
 

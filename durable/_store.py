@@ -1,0 +1,558 @@
+"""``durable.Store``: query, inspect, rewind, fork and clean up recorded workflows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from durable._errors import (
+    ConfigurationError,
+    WorkflowAlreadyRunningError,
+    WorkflowConflictError,
+    WorkflowNotFoundError,
+)
+from durable._identity import validate_workflow_id
+from durable._serialization import place, step_slot
+from durable._sync import drive
+from durable.backends._base import (
+    NewWorkflow,
+    StepHistoryRow,
+    StepStatus,
+    WorkflowQuery,
+    WorkflowRow,
+    WorkflowStatus,
+)
+
+if TYPE_CHECKING:
+    from durable._runtime import Runtime
+
+_FINISHED = (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR, WorkflowStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A recorded workflow. Its result or error is loaded only when asked for."""
+
+    workflow_id: str
+    name: str
+    status: WorkflowStatus
+    attempts: int
+    """How many times it was started: 1, plus one per resume or re-run."""
+    parent_id: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    owner_host: str | None = None
+    """Host (with boot and pid-namespace ids) of the process that owns or owned it."""
+    owner_pid: int | None = None
+    forked_from: str | None = None
+    """``"<workflow id>@<snapshot>"`` for a workflow made by :meth:`Store.fork`."""
+    _store: Store | None = field(default=None, repr=False, compare=False)
+
+    def result(self) -> Any:
+        """The recorded result (raises the recorded error of a failed workflow)."""
+        if self._store is None:
+            raise ConfigurationError("this WorkflowInfo is not attached to a store")
+        row = self._store._runtime._backend.get_workflow(self.workflow_id)
+        if row is None or row.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
+            raise ConfigurationError(
+                f"workflow {self.workflow_id!r} has no recorded outcome "
+                f"(status {row.status.value if row else 'deleted'})"
+            )
+        return self._store._runtime._outcome(row)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step attempt in a workflow's history."""
+
+    position: int
+    name: str
+    kind: str
+    """``step``, ``child``, ``snapshot`` or ``compensation``."""
+    status: str
+    """``success``, ``error`` (recorded), or ``retried`` (a failed attempt retried)."""
+    started_at: float
+    finished_at: float
+    payload_bytes: int
+    error: str | None
+    """``"ErrorType: message"`` of a failed attempt or recorded error."""
+    superseded: bool
+    """Rewound by :meth:`Store.restore` or a re-run: kept for audit, never replayed."""
+    transaction_id: str | None
+    attempt: int
+    """Which try of the step this was (1-based)."""
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end."""
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A named point of a workflow, to restore or fork from."""
+
+    name: str
+    position: int
+    created_at: float
+    steps: tuple[str, ...]
+    """Names of the steps recorded before it, in order."""
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What :meth:`Store.cleanup` or :meth:`Store.prune` deleted (or would delete)."""
+
+    workflows: int
+    steps: int
+    attempts: int
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The store at a glance."""
+
+    by_status: dict[str, int]
+    workflows: int
+    steps: int
+    """Live (replayable) step records."""
+    storage_bytes: int
+    """Bytes of stored payloads: arguments, results, errors, step outcomes."""
+    checkpoint_ms_mean: float | None
+    """Mean time to commit a step record, as this process measured it."""
+    checkpoint_ms_p99: float | None
+    checkpoints_measured: int
+
+
+class Store:
+    """The records of a store: query them, inspect them, rewind and fork, clean up.
+
+    Get the current runtime's with ``durable.current_runtime().store``, or
+    open one from a URL with :meth:`Store.open`. Every method has an async
+    form with an ``a`` prefix (``await store.alist_workflows()``).
+
+    Example::
+
+        store = durable.current_runtime().store
+        for wf in store.list_workflows(status="error", limit=20):
+            print(wf.workflow_id, wf.name, wf.attempts)
+        store.cleanup(older_than=dt.timedelta(days=30))
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._owned = False
+
+    @classmethod
+    def open(cls, url: str | None = None, **options: Any) -> Store:
+        """Open the store at ``url`` (see :class:`durable.Runtime` for options)."""
+        from durable._runtime import Runtime
+
+        store = cls(Runtime(url, **options))
+        store._owned = True
+        return store
+
+    def close(self) -> None:
+        """Close the store if :meth:`open` opened it."""
+        if self._owned:
+            self._runtime.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Queries ----------------------------------------------------------------
+
+    def list_workflows(
+        self,
+        *,
+        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
+        name: str | None = None,
+        since: dt.datetime | float | None = None,
+        until: dt.datetime | float | None = None,
+        limit: int | None = 100,
+    ) -> list[WorkflowInfo]:
+        """Workflows, newest first, filtered by status, registered name and creation time."""
+        return drive(self._list(True, status, name, since, until, limit))
+
+    async def alist_workflows(
+        self,
+        *,
+        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
+        name: str | None = None,
+        since: dt.datetime | float | None = None,
+        until: dt.datetime | float | None = None,
+        limit: int | None = 100,
+    ) -> list[WorkflowInfo]:
+        """Async form of :meth:`list_workflows`."""
+        return await self._list(False, status, name, since, until, limit)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """A workflow's record, or None."""
+        return drive(self._get(True, workflow_id))
+
+    async def aget_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+        """Async form of :meth:`get_workflow`."""
+        return await self._get(False, workflow_id)
+
+    def history(self, workflow_id: str) -> list[HistoryEntry]:
+        """Every step attempt of a workflow, in order, superseded and retried ones too."""
+        return drive(self._history(True, workflow_id))
+
+    async def ahistory(self, workflow_id: str) -> list[HistoryEntry]:
+        """Async form of :meth:`history`."""
+        return await self._history(False, workflow_id)
+
+    def snapshots(self, workflow_id: str) -> list[SnapshotInfo]:
+        """The live snapshots of a workflow, in order."""
+        return drive(self._snapshots(True, workflow_id))
+
+    async def asnapshots(self, workflow_id: str) -> list[SnapshotInfo]:
+        """Async form of :meth:`snapshots`."""
+        return await self._snapshots(False, workflow_id)
+
+    def metrics(self) -> Metrics:
+        """Workflows by status, steps, bytes stored, and checkpoint times."""
+        return drive(self._metrics(True))
+
+    async def ametrics(self) -> Metrics:
+        """Async form of :meth:`metrics`."""
+        return await self._metrics(False)
+
+    # Changes ----------------------------------------------------------------
+
+    def restore(self, workflow_id: str, snapshot: str) -> None:
+        """Rewind a workflow to a snapshot: the next run re-executes from there.
+
+        Records after the snapshot are superseded (kept for audit, never
+        replayed). Works on finished, failed and crashed workflows; refuses
+        one that a live process is running. Child workflows that already
+        finished keep their recorded results.
+        """
+        drive(self._restore(True, workflow_id, snapshot))
+
+    async def arestore(self, workflow_id: str, snapshot: str) -> None:
+        """Async form of :meth:`restore`."""
+        await self._restore(False, workflow_id, snapshot)
+
+    def fork(self, workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+        """Create ``new_workflow_id`` sharing the records up to a snapshot; run it to go on.
+
+        The original is untouched. Call the workflow with the same arguments
+        and ``workflow_id=new_workflow_id`` to run the fork from the snapshot.
+        """
+        return drive(self._fork(True, workflow_id, snapshot, new_workflow_id))
+
+    async def afork(self, workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+        """Async form of :meth:`fork`."""
+        return await self._fork(False, workflow_id, snapshot, new_workflow_id)
+
+    def cancel(self, workflow_id: str) -> bool:
+        """Cancel a running workflow: it stops at its next step boundary, is never resumed.
+
+        Returns False when the workflow had already finished.
+        """
+        return drive(self._cancel(True, workflow_id))
+
+    async def acancel(self, workflow_id: str) -> bool:
+        """Async form of :meth:`cancel`."""
+        return await self._cancel(False, workflow_id)
+
+    def cleanup(
+        self,
+        *,
+        older_than: dt.timedelta | float,
+        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
+        dry_run: bool = False,
+    ) -> CleanupReport:
+        """Delete finished workflows (with all their records) finished over ``older_than`` ago.
+
+        ``status`` narrows which finished states go (default: all of them);
+        running workflows are never deleted. ``dry_run`` counts only.
+        """
+        return drive(self._cleanup(True, older_than, status, dry_run))
+
+    async def acleanup(
+        self,
+        *,
+        older_than: dt.timedelta | float,
+        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
+        dry_run: bool = False,
+    ) -> CleanupReport:
+        """Async form of :meth:`cleanup`."""
+        return await self._cleanup(False, older_than, status, dry_run)
+
+    def prune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> CleanupReport:
+        """Drop superseded records, and all but the newest snapshots of finished workflows.
+
+        Live records are never touched, nor the snapshots of running
+        workflows; forks hold their own copies, so pruning never breaks one.
+        """
+        return drive(self._prune(True, keep_snapshots, dry_run))
+
+    async def aprune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> CleanupReport:
+        """Async form of :meth:`prune`."""
+        return await self._prune(False, keep_snapshots, dry_run)
+
+    # Implementation (once, for both forms) ----------------------------------
+
+    async def _call(self, sync: bool, name: str, *args: Any) -> Any:
+        backend = self._runtime._backend
+        if sync:
+            return getattr(backend, name)(*args)
+        async_form = getattr(backend, f"a{name}", None)
+        if async_form is None:
+            return getattr(backend, name)(*args)
+        return await async_form(*args)
+
+    async def _list(
+        self,
+        sync: bool,
+        status: Any,
+        name: str | None,
+        since: dt.datetime | float | None,
+        until: dt.datetime | float | None,
+        limit: int | None,
+    ) -> list[WorkflowInfo]:
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ConfigurationError(f"limit must be a whole number >= 1 or None, not {limit!r}")
+        query = WorkflowQuery(
+            statuses=_statuses(status),
+            name=name,
+            since=_timestamp(since),
+            until=_timestamp(until),
+            limit=limit,
+        )
+        rows = await self._call(sync, "query_workflows", query)
+        return [self._info(row) for row in rows]
+
+    async def _get(self, sync: bool, workflow_id: str) -> WorkflowInfo | None:
+        row = await self._call(sync, "get_workflow", validate_workflow_id(workflow_id))
+        return self._info(row) if row is not None else None
+
+    async def _row(self, sync: bool, workflow_id: str) -> WorkflowRow:
+        row = await self._call(sync, "get_workflow", validate_workflow_id(workflow_id))
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} in the store {self._runtime.url}",
+                workflow_id=workflow_id,
+            )
+        return row  # type: ignore[no-any-return]
+
+    async def _history(self, sync: bool, workflow_id: str) -> list[HistoryEntry]:
+        workflow_id = validate_workflow_id(workflow_id)
+        steps: list[StepHistoryRow] = await self._call(sync, "step_history", workflow_id)
+        attempts = await self._call(sync, "step_attempts", workflow_id)
+        entries = [
+            HistoryEntry(
+                position=a.position,
+                name=a.name,
+                kind="step",
+                status="retried",
+                started_at=a.started_at,
+                finished_at=a.finished_at,
+                payload_bytes=0,
+                error=f"{a.error_type}: {a.error_message}",
+                superseded=False,
+                transaction_id=None,
+                attempt=a.attempt,
+            )
+            for a in attempts
+        ]
+        entries += [
+            HistoryEntry(
+                position=s.position,
+                name=s.name,
+                kind=s.kind,
+                status="snapshot" if s.kind == "snapshot" else s.status.value,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+                payload_bytes=s.payload_bytes,
+                error=(
+                    f"{s.error_type}: {s.error_message}" if s.status is StepStatus.ERROR else None
+                ),
+                superseded=s.superseded,
+                transaction_id=s.tx_id,
+                attempt=s.attempt,
+            )
+            for s in steps
+        ]
+        return sorted(entries, key=lambda e: (e.position, e.started_at, e.status != "retried"))
+
+    async def _snapshots(self, sync: bool, workflow_id: str) -> list[SnapshotInfo]:
+        steps: list[StepHistoryRow] = await self._call(
+            sync, "step_history", validate_workflow_id(workflow_id)
+        )
+        live = [s for s in steps if not s.superseded]
+        return [
+            SnapshotInfo(
+                name=s.name,
+                position=s.position,
+                created_at=s.finished_at,
+                steps=tuple(
+                    p.name for p in live if p.position < s.position and p.kind != "snapshot"
+                ),
+            )
+            for s in live
+            if s.kind == "snapshot"
+        ]
+
+    async def _metrics(self, sync: bool) -> Metrics:
+        stats = await self._call(sync, "stats")
+        times = sorted(self._runtime._checkpoint_seconds)
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else None
+        return Metrics(
+            by_status=stats["by_status"],
+            workflows=sum(stats["by_status"].values()),
+            steps=stats["steps"],
+            storage_bytes=stats["payload_bytes"],
+            checkpoint_ms_mean=statistics.fmean(times) * 1000 if times else None,
+            checkpoint_ms_p99=p99,
+            checkpoints_measured=len(times),
+        )
+
+    async def _snapshot_position(self, sync: bool, row: WorkflowRow, snapshot: str) -> int:
+        for info in await self._snapshots(sync, row.workflow_id):
+            if info.name == snapshot:
+                return info.position
+        raise WorkflowNotFoundError(
+            f"workflow {row.workflow_id!r} has no snapshot {snapshot!r}; its snapshots: "
+            + (
+                ", ".join(repr(s.name) for s in await self._snapshots(sync, row.workflow_id))
+                or "none"
+            ),
+            workflow_id=row.workflow_id,
+        )
+
+    def _refuse_live(self, row: WorkflowRow, action: str) -> None:
+        if row.status is WorkflowStatus.RUNNING and self._runtime._owner_alive(row):
+            raise WorkflowAlreadyRunningError(
+                f"cannot {action} workflow {row.workflow_id!r} while a live process runs it "
+                f"(pid {row.owner.pid if row.owner else '?'}); wait for it to finish or cancel it",
+                workflow_id=row.workflow_id,
+            )
+
+    async def _restore(self, sync: bool, workflow_id: str, snapshot: str) -> None:
+        row = await self._row(sync, workflow_id)
+        self._refuse_live(row, "restore")
+        position = await self._snapshot_position(sync, row, snapshot)
+        if not await self._call(sync, "rewind", row.workflow_id, row.epoch, position):
+            raise WorkflowAlreadyRunningError(
+                f"workflow {workflow_id!r} changed while it was being restored (another "
+                "process took it over); try again once it has finished",
+                workflow_id=workflow_id,
+            )
+
+    async def _fork(self, sync: bool, workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+        new_workflow_id = validate_workflow_id(new_workflow_id)
+        row = await self._row(sync, workflow_id)
+        self._refuse_live(row, "fork")
+        position = await self._snapshot_position(sync, row, snapshot)
+        codec = self._runtime._codec
+        steps = [
+            _replace_output(
+                s,
+                codec.seal(
+                    codec.open(s.output, place(workflow_id, step_slot(s.position)), what="record"),
+                    place(new_workflow_id, step_slot(s.position)),
+                    what="record",
+                ),
+            )
+            for s in await self._call(sync, "steps_up_to", row.workflow_id, position)
+        ]
+        args = codec.seal(
+            codec.open(row.args or b"", place(workflow_id, "args"), what="arguments"),
+            place(new_workflow_id, "args"),
+            what="arguments",
+        )
+        new = NewWorkflow(new_workflow_id, row.name, row.args_fingerprint, args, None)
+        if not await self._call(sync, "create_fork", new, f"{workflow_id}@{snapshot}", steps):
+            raise WorkflowConflictError(
+                f"cannot fork into {new_workflow_id!r}: a workflow of that id exists already",
+                workflow_id=new_workflow_id,
+            )
+        return new_workflow_id
+
+    async def _cancel(self, sync: bool, workflow_id: str) -> bool:
+        before = await self._row(sync, workflow_id)
+        after = await self._call(sync, "cancel", before.workflow_id)
+        return bool(
+            before.status is WorkflowStatus.RUNNING
+            and after is not None
+            and after.status is WorkflowStatus.CANCELLED
+        )
+
+    async def _cleanup(
+        self, sync: bool, older_than: dt.timedelta | float, status: Any, dry_run: bool
+    ) -> CleanupReport:
+        seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+        if not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ConfigurationError(
+                f"older_than must be a timedelta or seconds >= 0, not {older_than!r}"
+            )
+        statuses = _statuses(status) or _FINISHED
+        cutoff = await self._call(sync, "now") - seconds
+        counts = await self._call(sync, "cleanup", cutoff, statuses, dry_run)
+        return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
+
+    async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> CleanupReport:
+        if not isinstance(keep_snapshots, int) or keep_snapshots < 0:
+            raise ConfigurationError(
+                f"keep_snapshots must be a whole number >= 0, not {keep_snapshots!r}"
+            )
+        counts = await self._call(sync, "prune", keep_snapshots, dry_run)
+        return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
+
+    def _info(self, row: WorkflowRow) -> WorkflowInfo:
+        return WorkflowInfo(
+            workflow_id=row.workflow_id,
+            name=row.name,
+            status=row.status,
+            attempts=row.attempts,
+            parent_id=row.parent_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            finished_at=row.finished_at,
+            owner_host=row.owner.host if row.owner else None,
+            owner_pid=row.owner.pid if row.owner else None,
+            forked_from=row.forked_from,
+            _store=self,
+        )
+
+
+def _replace_output(step: Any, output: bytes) -> Any:
+    from dataclasses import replace
+
+    return replace(step, output=output, tx_id=None)
+
+
+def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, (str, WorkflowStatus)) else list(status)
+    try:
+        return tuple(WorkflowStatus(s) for s in items)
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown workflow status in {status!r}; the statuses are "
+            + ", ".join(s.value for s in WorkflowStatus)
+        ) from None
+
+
+def _timestamp(value: dt.datetime | float | None) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ConfigurationError(
+                f"{value!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
+            )
+        return value.timestamp()
+    raise ConfigurationError(f"expected a datetime or a Unix timestamp, not {value!r}")
