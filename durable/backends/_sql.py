@@ -246,9 +246,7 @@ class Statements:
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
-        self.insert_step = insert(st).values(
-            {name: value for name, value in step_values.items() if name != "superseded"}
-        )
+        self.insert_step = insert(st).values(step_values)
         self.cancel = (
             sa.update(w)
             .where(
