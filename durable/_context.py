@@ -33,6 +33,8 @@ class WorkflowContext:
     """How many times each step name was called so far (for crash targeting)."""
     nth: dict[int, int] = field(default_factory=dict)
     """For each position, which call of its step name it is (1-based)."""
+    ancestors: tuple[str, ...] = ()
+    """Ids of the workflows this one is a child of, nearest first."""
     snapshots: dict[str, int] = field(default_factory=dict)
     """Snapshot names reached in this execution, with their positions."""
     tx: Transaction | None = None
@@ -79,6 +81,9 @@ current: ContextVar[WorkflowContext | InStep | None] = ContextVar(
 )
 
 active_runtime: ContextVar[Runtime | None] = ContextVar("durable_active_runtime", default=None)
+
+blocking_a_loop: ContextVar[bool] = ContextVar("durable_blocking_a_loop", default=False)
+"""True in the helper thread of a run_sync() that blocks a running event loop."""
 
 requested_workflow_id: ContextVar[str | None] = ContextVar(
     "durable_requested_workflow_id", default=None

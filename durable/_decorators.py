@@ -20,6 +20,7 @@ from durable._identity import derive_workflow_id, fingerprint, validate_workflow
 from durable._retry import RetryPolicy
 from durable._runtime import (
     Invocation,
+    MissingInstance,
     OnRunning,
     StepSpec,
     WorkflowSpec,
@@ -102,6 +103,7 @@ def step(
     backoff_multiplier: float = 2.0,
     max_backoff: float = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+    retry: RetryPolicy | None = None,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -113,6 +115,7 @@ def step(
     backoff_multiplier: float = 2.0,
     max_backoff: float = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
+    retry: RetryPolicy | None = None,
 ) -> Any:
     """Make a function a durable step: run once, its result recorded, replayed after.
 
@@ -131,6 +134,8 @@ def step(
         backoff_multiplier: Growth factor of the wait between retries.
         max_backoff: Upper bound of one wait, in seconds.
         retry_on: Exception types worth retrying; others fail at once.
+        retry: A whole :class:`durable.RetryPolicy` instead of the four
+            options above (to share one policy between steps).
 
     Example::
 
@@ -138,13 +143,26 @@ def step(
         async def fetch(url: str) -> bytes:
             ...
     """
-    policy = RetryPolicy(
-        retries=retries,
-        backoff=backoff,
-        backoff_multiplier=backoff_multiplier,
-        max_backoff=max_backoff,
-        retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
-    )
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a durable.RetryPolicy, not {retry!r}")
+        if (retries, backoff, backoff_multiplier, max_backoff, retry_on) != (
+            0,
+            1.0,
+            2.0,
+            300.0,
+            (Exception,),
+        ):
+            raise ConfigurationError("pass either retry=RetryPolicy(...) or retries=..., not both")
+        policy = retry
+    else:
+        policy = RetryPolicy(
+            retries=retries,
+            backoff=backoff,
+            backoff_multiplier=backoff_multiplier,
+            max_backoff=max_backoff,
+            retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+        )
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "step")
@@ -339,9 +357,16 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
 
 
 def _check_name(name: str | None) -> str | None:
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ConfigurationError(f"name must be a non-empty str, not {name!r}")
+    if name is not None and (
+        not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME
+    ):
+        raise ConfigurationError(
+            f"name must be a non-empty str of at most {_MAX_NAME} characters, not {name!r}"
+        )
     return name
+
+
+_MAX_NAME = 500
 
 
 def _fingerprint(
@@ -361,11 +386,28 @@ def _fingerprint(
             bound = signature.bind(*args, **kwargs)
     except TypeError:
         return fingerprint(args, kwargs)  # the call itself will raise the TypeError
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
+    # Arguments at their defaults do not count: f(1) is f(1, y=<default>), and
+    # a default need not be picklable (a lock, a client).
+    arguments = {
+        name: value
+        for name, value in bound.arguments.items()
+        if not _is_default(signature.parameters[name], value)
+    }
     if instance is not None:
         arguments.pop(next(iter(signature.parameters)), None)
     return fingerprint((), arguments)
+
+
+def _is_default(parameter: inspect.Parameter, value: Any) -> bool:
+    default = parameter.default
+    if default is inspect.Parameter.empty:
+        return False
+    if value is default:
+        return True
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # values whose == raises (arrays) are never "the default"
+        return False
 
 
 def _args_body(
@@ -379,4 +421,5 @@ def _args_body(
             raise
     # An unpicklable instance (a service holding a client) still runs; only
     # recover() cannot rebuild the call, and says so.
-    return pickle_value((None, args, kwargs), what=what)
+    missing = MissingInstance(f"{type(instance).__module__}.{type(instance).__qualname__}")
+    return pickle_value((missing, args, kwargs), what=what)

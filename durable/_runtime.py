@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -31,7 +32,7 @@ from durable._errors import (
     WorkflowCancelledError,
     WorkflowConflictError,
 )
-from durable._identity import derive_workflow_id, validate_workflow_id
+from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._retry import RetryPolicy
 from durable._serialization import (
@@ -165,12 +166,18 @@ class _Port:
         return await b.astart_workflow(new, owner, lease)
 
     async def claim_workflow(
-        self, workflow_id: str, epoch: int, lease: float, rerun_failed: bool
+        self,
+        workflow_id: str,
+        epoch: int,
+        status: WorkflowStatus,
+        lease: float,
+        rerun_failed: bool,
     ) -> WorkflowRow | None:
         b, owner = self._backend, current_owner()
+        args = (workflow_id, epoch, status, owner, lease)
         if self.sync:
-            return b.claim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
-        return await b.aclaim_workflow(workflow_id, epoch, owner, lease, rerun_failed=rerun_failed)
+            return b.claim_workflow(*args, rerun_failed=rerun_failed)
+        return await b.aclaim_workflow(*args, rerun_failed=rerun_failed)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         if self.sync:
@@ -291,8 +298,7 @@ class Runtime:
         self._hooks: list[Callable[[_context.Site], None]] = []
         self._backend: Backend = open_backend(resolved)
         self._leases: dict[str, int] = {}
-        self._held: dict[str, object] = {}
-        self._held_lock = threading.Lock()
+        self._closed = False
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()
         self._tokens: list[Any] = []
@@ -312,6 +318,10 @@ class Runtime:
         return f"<durable.Runtime {self.url}>"
 
     def _port_for(self, sync: bool) -> _Port:
+        if self._closed:
+            raise DurableError(
+                f"{self!r} is closed; open a new Runtime (or leave `with runtime:` later)"
+            )
         return self._ports[sync]
 
     @property
@@ -353,6 +363,7 @@ class Runtime:
 
     def close(self) -> None:
         """Stop heartbeats and release the store's connections."""
+        self._closed = True
         self._closing.set()
         if self._heartbeat is not None:
             self._heartbeat.join()
@@ -453,10 +464,21 @@ class Runtime:
                     place(row.workflow_id, "args"),
                     what=f"arguments of workflow {row.workflow_id!r}",
                 )
+                if isinstance(instance, MissingInstance):
+                    raise DurableError(
+                        f"cannot recover workflow {row.workflow_id!r}: it is a method, and "
+                        f"its instance (a {instance.type_name}) could not be pickled; call "
+                        "it again on a live instance with the same workflow_id",
+                        workflow_id=row.workflow_id,
+                    )
                 target = workflow if instance is None else getattr(instance, workflow.__name__)
-                outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
-                if isinstance(outcome, Coroutine):
-                    await outcome
+                token = _context.active_runtime.set(self)  # resume here, not on the default
+                try:
+                    outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
+                    if isinstance(outcome, Coroutine):
+                        await outcome
+                finally:
+                    _context.active_runtime.reset(token)
             except Exception as exc:
                 report.failed[row.workflow_id] = exc
             else:
@@ -481,10 +503,10 @@ class Runtime:
         recorded = _replayable(parent, position, inv.spec.name, "child")
         if recorded is not None:
             return self._decode_step(recorded, parent.workflow_id)
-        workflow_id = inv.requested_id or validate_workflow_id(f"{parent.workflow_id}/{position}")
-        if workflow_id == parent.workflow_id:
+        workflow_id = inv.requested_id or _child_id(parent.workflow_id, position)
+        if workflow_id in (parent.workflow_id, *parent.ancestors):
             raise ConfigurationError(
-                f"workflow {workflow_id!r} calls itself as its own child, which would "
+                f"workflow {workflow_id!r} calls itself as its own descendant, which would "
                 "wait for itself forever; give the child another workflow_id",
                 workflow_id=workflow_id,
             )
@@ -516,26 +538,35 @@ class Runtime:
         )
         token = object()
         delay = 0.005
+        waited = False
         while not self._try_hold(workflow_id, token):
             # Another call in this process runs it: never race it for ownership.
-            if inv.spec.on_running == "raise":
+            if inv.spec.on_running == "raise" or _context.blocking_a_loop.get():
                 raise WorkflowAlreadyRunningError(
                     f"workflow {workflow_id!r} is running in this process; not waiting "
-                    "for it (on_running='raise'). Call it again later to get its result.",
+                    "for it ("
+                    + (
+                        "on_running='raise'"
+                        if inv.spec.on_running == "raise"
+                        else "run_sync() blocks the event loop that runs it: await it instead"
+                    )
+                    + "). Call it again later to get its result.",
                     workflow_id=workflow_id,
                 )
             await port.sleep(delay)
             delay = min(delay * 1.5, self.poll_interval)
+            waited = True
         try:
-            return await self._execute_held(inv, port, new)
+            return await self._execute_held(inv, port, new, waited)
         finally:
             self._release(workflow_id, token)
 
-    async def _execute_held(self, inv: Invocation, port: _Port, new: NewWorkflow) -> Any:
+    async def _execute_held(
+        self, inv: Invocation, port: _Port, new: NewWorkflow, waited: bool
+    ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
         workflow_id = new.workflow_id
         row, owned = await port.start_workflow(new, self.lease_seconds)
-        waited = False
         while True:
             if not owned:
                 self._check_same_call(row, inv)
@@ -556,6 +587,7 @@ class Runtime:
                 claimed = await port.claim_workflow(
                     workflow_id,
                     row.epoch,
+                    row.status,
                     self.lease_seconds,
                     rerun_failed=row.status is WorkflowStatus.ERROR,
                 )
@@ -585,6 +617,7 @@ class Runtime:
             epoch=epoch,
             attempt=row.attempts,
             recorded=recorded,
+            ancestors=(inv.parent.workflow_id, *inv.parent.ancestors) if inv.parent else (),
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
@@ -675,29 +708,38 @@ class Runtime:
         )
 
     def _try_hold(self, workflow_id: str, token: object) -> bool:
-        with self._held_lock:
-            if workflow_id in self._held:
+        key = (self._backend.identity, workflow_id)
+        with _HELD_LOCK:
+            if key in _HELD:
                 return False
-            self._held[workflow_id] = token
+            _HELD[key] = token
             return True
 
     def _release(self, workflow_id: str, token: object) -> None:
-        with self._held_lock:
-            if self._held.get(workflow_id) is token:
-                del self._held[workflow_id]
+        key = (self._backend.identity, workflow_id)
+        with _HELD_LOCK:
+            if _HELD.get(key) is token:
+                del _HELD[key]
+
+    def _held_here(self, workflow_id: str) -> bool:
+        with _HELD_LOCK:
+            return (self._backend.identity, workflow_id) in _HELD
 
     def _owner_alive(self, row: WorkflowRow, holding: bool = False) -> bool:
         owner = row.owner
         if owner is None:
             return False
         if owner == current_owner():
-            # This very process: alive only if a call here runs it now (an
-            # in-process crash leaves the row owned by a live process).
-            with self._held_lock:
-                return row.workflow_id in self._held and not holding
+            # This very process (whichever runtime of it): alive only if a
+            # call here runs it now; an in-process crash leaves the row owned
+            # by a live process.
+            return not holding and self._held_here(row.workflow_id)
+        leased = row.lease_expires_at is not None and row.lease_expires_at > row.db_now
         if is_local(owner):
-            return is_alive_locally(owner)
-        return row.lease_expires_at is not None and row.lease_expires_at > row.db_now
+            # A live process that abandoned the workflow (a cancelled task)
+            # stops renewing its lease: then it counts as dead too.
+            return leased and is_alive_locally(owner)
+        return leased
 
     async def _wait(self, port: _Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
         """Wait until a live owner finishes the workflow, or dies."""
@@ -764,7 +806,7 @@ class Runtime:
                         started_at=started,
                         finished_at=self._clock.time(),
                         error_type=_qualname(type(exc)),
-                        error_message=str(exc),
+                        error_message=_text(str(exc)),
                     ),
                 )
                 log.info(
@@ -821,7 +863,7 @@ class Runtime:
             kind=kind,
             tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
             error_type=_qualname(type(error)) if error is not None else None,
-            error_message=str(error) if error is not None else None,
+            error_message=_text(str(error)) if error is not None else None,
         )
         if kind != "snapshot":
             self._site("after_step", ctx, position, name)
@@ -895,6 +937,21 @@ def _replayable(
     return recorded
 
 
+def _text(message: str) -> str:
+    """An error message as a column can hold it: no NUL, bounded length."""
+    message = message.replace("\x00", "\\x00")
+    return message if len(message) <= 4000 else message[:3997] + "..."
+
+
+def _child_id(parent_id: str, position: int) -> str:
+    """A child's derived id: the parent's and its position, hashed if too long."""
+    child = f"{parent_id}/{position}"
+    if len(child) > MAX_WORKFLOW_ID_LENGTH:
+        digest = hashlib.sha256(parent_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        child = f"{parent_id[:150]}~{digest}/{position}"
+    return child
+
+
 def _args_repr(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     text = f"({', '.join(parts)})"
@@ -932,6 +989,19 @@ def current_workflow_id() -> str:
         )
     return ctx.workflow_id
 
+
+@dataclass(frozen=True)
+class MissingInstance:
+    """Stored in place of a method's instance that could not be pickled."""
+
+    type_name: str
+
+
+# Which workflows a call in this process runs right now, by store and id:
+# process-wide, so that two runtimes on one store never take a workflow from
+# each other.
+_HELD: dict[tuple[str, str], object] = {}
+_HELD_LOCK = threading.Lock()
 
 _default: Runtime | None = None
 _default_lock = threading.Lock()

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from durable import _context
+
 T = TypeVar("T")
 
 
@@ -22,6 +24,12 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
         coro.send(None)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+    except RuntimeError as exc:
+        # PEP 479 turns a StopIteration raised by user code inside the
+        # coroutine into a RuntimeError; a sync caller expects it as it was.
+        if isinstance(exc.__cause__, StopIteration) and "raised StopIteration" in str(exc):
+            raise exc.__cause__ from None
+        raise
     coro.close()
     raise RuntimeError(
         "durable internal error: a sync pipeline tried to suspend; an async "
@@ -43,6 +51,7 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     outcome: list[Any] = []
     context = contextvars.copy_context()
+    context.run(_context.blocking_a_loop.set, True)
 
     def target() -> None:
         try:

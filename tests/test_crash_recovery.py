@@ -156,3 +156,28 @@ def test_racing_processes_on_one_new_workflow_run_each_step_once(
     assert {json.loads(out) for out in outputs} == {EXPECTED}
     counts = Counter(read_lines(effects))
     assert [counts[f"done {i}"] for i in range(1, 7)] == [1] * 6, counts
+
+
+def test_a_workflow_abandoned_by_a_live_process_resumes_once_its_lease_ends(
+    tmp_path: Path, db_url: str
+) -> None:
+    effects, paused = tmp_path / "effects.txt", tmp_path / "paused"
+    abandoner = start_program(
+        "six_steps",
+        "abandon",
+        stderr=tmp_path / "abandoner.err",
+        DURABLE_URL=db_url,
+        SIDE_EFFECTS=effects,
+        PAUSED_FILE=paused,
+        SLOW_STEPS=1,
+        LEASE_SECONDS=1,
+    )
+    try:
+        wait_for(paused.exists, "the first process to give up on the workflow")
+        # The first process is alive, but no longer renews the lease.
+        resumed = run_program("six_steps", "run", DURABLE_URL=db_url, SIDE_EFFECTS=effects)
+        assert json.loads(resumed.stdout) == EXPECTED
+        assert "resuming after its owner died" in resumed.stderr
+    finally:
+        abandoner.kill()
+        abandoner.communicate()

@@ -161,6 +161,8 @@ class Backend(ABC):
 
     url: str
     """The URL this backend was opened from, with any password masked."""
+    identity: str
+    """Names the store itself: two backends with one identity share their data."""
 
     @abstractmethod
     def start_workflow(
@@ -176,12 +178,16 @@ class Backend(ABC):
         self,
         workflow_id: str,
         expected_epoch: int,
+        expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
         *,
         rerun_failed: bool,
     ) -> WorkflowRow | None:
-        """Take over a workflow if its epoch is still ``expected_epoch``.
+        """Take over a workflow if its epoch and status are still as read.
+
+        The status matters too: a workflow finished by its owner keeps its
+        epoch, and must not be claimed from a read taken before it finished.
 
         On success the epoch and the attempt counter are incremented, the
         status set to running and the row returned; ``None`` means someone
@@ -306,6 +312,7 @@ class Backend(ABC):
         self,
         workflow_id: str,
         expected_epoch: int,
+        expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
         *,
@@ -313,7 +320,12 @@ class Backend(ABC):
     ) -> WorkflowRow | None:
         """Async form of :meth:`claim_workflow`."""
         return self.claim_workflow(
-            workflow_id, expected_epoch, owner, lease_seconds, rerun_failed=rerun_failed
+            workflow_id,
+            expected_epoch,
+            expected_status,
+            owner,
+            lease_seconds,
+            rerun_failed=rerun_failed,
         )
 
     async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:

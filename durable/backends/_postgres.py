@@ -145,14 +145,24 @@ class PostgresBackend(SqlBackend):
             f"host {url.host or 'localhost'}, port {url.port or 5432}, database "
             f"{url.database or '(default)'}, user {url.username or '(default)'}"
         )
-        self._conninfo = psycopg.conninfo.make_conninfo(
-            "",
-            host=url.host,
-            port=url.port,
-            dbname=url.database,
-            user=url.username,
-            password=url.password,
-            **{k: str(v) for k, v in options.items()},
+        try:
+            self._conninfo = psycopg.conninfo.make_conninfo(
+                "",
+                host=url.host,
+                port=url.port,
+                dbname=url.database,
+                user=url.username,
+                password=url.password,
+                **{k: str(v) for k, v in options.items()},
+            )
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"unknown option in {self.url}: {exc}; durable's own options are schema, "
+                "pool_min and pool_max, and libpq's are listed in its documentation",
+                url=self.url,
+            ) from exc
+        self.identity = (
+            f"postgresql:{url.host or 'localhost'}:{url.port or 5432}/{url.database}/{self.schema}"
         )
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,

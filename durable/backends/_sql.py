@@ -104,7 +104,7 @@ class Statements:
         )
         self.claim = (
             sa.update(w)
-            .where(same_epoch)
+            .where(same_epoch, w.c.status == _P("status"))
             .values(
                 status=WorkflowStatus.RUNNING.value,
                 epoch=w.c.epoch + 1,
@@ -325,27 +325,27 @@ class SqlBackend(Backend):
         self,
         workflow_id: str,
         expected_epoch: int,
+        expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
         *,
         rerun_failed: bool,
     ) -> WorkflowRow | None:
-        return self._run(
-            True, self._claim, workflow_id, expected_epoch, owner, lease_seconds, rerun_failed
-        )
+        args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
+        return self._run(True, self._claim, *args)
 
     async def aclaim_workflow(
         self,
         workflow_id: str,
         expected_epoch: int,
+        expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
         *,
         rerun_failed: bool,
     ) -> WorkflowRow | None:
-        return await self._arun(
-            True, self._claim, workflow_id, expected_epoch, owner, lease_seconds, rerun_failed
-        )
+        args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
+        return await self._arun(True, self._claim, *args)
 
     def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
         return self._run(False, self._load_steps, workflow_id)
@@ -482,6 +482,7 @@ class SqlBackend(Backend):
         tx: Tx,
         workflow_id: str,
         expected_epoch: int,
+        expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
         rerun_failed: bool,
@@ -492,6 +493,7 @@ class SqlBackend(Backend):
             {
                 "workflow_id": workflow_id,
                 "epoch": expected_epoch,
+                "status": expected_status.value,
                 **_owner_params(owner),
                 "lease": lease_seconds,
             },

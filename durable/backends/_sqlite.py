@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -17,6 +18,8 @@ from sqlalchemy.pool import StaticPool
 from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
 from durable.backends._sql import Result, SqlBackend, Statements, Tx
+
+T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 30_000
 # SQLite's clock, in Unix seconds with sub-millisecond precision.
@@ -51,6 +54,9 @@ class SqliteBackend(SqlBackend):
         database = url.database or ""
         self.memory = database in ("", ":memory:")
         self.url = url.render_as_string(hide_password=True)
+        self.identity = (
+            f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
+        )
         self.q = Statements(sqlite_insert, _NOW)
         if not self.memory:
             try:
@@ -98,6 +104,26 @@ class SqliteBackend(SqlBackend):
             assert isinstance(tx, _ConnectionTx)
             s.ensure_schema(tx._conn, self.url)
 
+    def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return super()._run(atomic, op, *args)
+        except sa.exc.OperationalError as exc:
+            raise BackendUnavailableError(
+                f"the SQLite store {self.url} did not answer: {exc.orig}"
+                + (
+                    f" (another connection held its write lock for over "
+                    f"{_BUSY_TIMEOUT_MS // 1000} s)"
+                    if "locked" in str(exc.orig)
+                    else ""
+                ),
+                url=self.url,
+            ) from exc
+        except sa.exc.DatabaseError as exc:
+            raise BackendUnavailableError(
+                f"the SQLite store {self.url} failed: {exc.orig}. Is the file damaged?",
+                url=self.url,
+            ) from exc
+
     @contextlib.contextmanager
     def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
         with self._lock, self.engine.connect() as conn:
@@ -108,7 +134,7 @@ class SqliteBackend(SqlBackend):
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
-        self.now()
+        self.now()  # a damaged or locked file raises BackendUnavailableError here
         return {
             "backend": "sqlite",
             "server_version": sqlite3.sqlite_version,

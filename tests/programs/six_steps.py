@@ -15,6 +15,7 @@ independently of what the store records. Environment:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +45,8 @@ async def square(i: int, acc: list[int]) -> list[int]:
     effect(f"start {i}")
     if int(os.environ.get("HANG_IN", 0)) == i:
         pause(f"in {i}")
+    if os.environ.get("SLOW_STEPS"):
+        await asyncio.sleep(0.2)
     effect(f"done {i}")
     return [*acc, i * i + int(os.environ.get("OFFSET", 0))]
 
@@ -67,6 +70,15 @@ def main() -> None:
     )
     if sys.argv[1] == "run":
         print(json.dumps(asyncio.run(six_steps.run(6, workflow_id="six"))))
+    elif sys.argv[1] == "abandon":
+        # Give up on the workflow (a timeout cancels it) but stay alive.
+        async def give_up() -> None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(six_steps.run(6, workflow_id="six"), 0.5)
+
+        os.environ["HANG_IN"] = "0"
+        asyncio.run(give_up())
+        pause("abandoned")
     elif sys.argv[1] == "recover":
         report = durable.recover_sync()
         print(json.dumps({"resumed": report.resumed, "unknown": report.unknown}))

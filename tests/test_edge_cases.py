@@ -1,0 +1,269 @@
+"""Edge cases found by review: each test reproduces a defect that was fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from durable.testing import CrashInjector, SimulatedCrash
+
+RAN: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    RAN.clear()
+
+
+@durable.step(name="slow_step")
+async def slow_step(x: int) -> int:
+    RAN.append(f"slow {x}")
+    await asyncio.sleep(0.1)
+    return x
+
+
+@durable.durable_workflow(name="edge.slow")
+async def slow(x: int) -> int:
+    return await slow_step(x)
+
+
+async def test_two_runtimes_on_one_store_share_one_execution(durable_sqlite: str) -> None:
+    a, b = durable.Runtime(durable_sqlite), durable.Runtime(durable_sqlite)
+
+    async def via(rt: durable.Runtime) -> int:
+        with _active(rt):
+            return await slow.run(1, workflow_id="job")
+
+    try:
+        assert await asyncio.wait_for(asyncio.gather(via(a), via(b)), 10) == [1, 1]
+    finally:
+        a.close()
+        b.close()
+    assert RAN == ["slow 1"]
+
+
+class _active:
+    """Make a runtime current without closing it at the end."""
+
+    def __init__(self, runtime: durable.Runtime) -> None:
+        self.runtime = runtime
+
+    def __enter__(self) -> None:
+        from durable import _context
+
+        self.token = _context.active_runtime.set(self.runtime)
+
+    def __exit__(self, *exc: object) -> None:
+        from durable import _context
+
+        _context.active_runtime.reset(self.token)
+
+
+async def test_recover_resumes_on_its_own_store_not_the_default(
+    durable_sqlite: str, tmp_path: Path
+) -> None:
+    mine = durable.Runtime(durable_sqlite)
+    try:
+        CrashInjector(mine).arm("before_step", step="slow_step")
+        with _active(mine), pytest.raises(SimulatedCrash):
+            await slow.run(2, workflow_id="crashed")
+        report = await mine.recover()  # called outside `with`: the default is elsewhere
+        assert report.resumed == ["crashed"]
+        info = mine.get_workflow("crashed")
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.SUCCESS
+    finally:
+        mine.close()
+
+
+async def test_concurrent_calls_do_not_rerun_a_failure(durable_runtime: durable.Runtime) -> None:
+    @durable.step(name="boom")
+    async def boom() -> None:
+        RAN.append("boom")
+        await asyncio.sleep(0.05)
+        raise ValueError("once")
+
+    @durable.durable_workflow(name="edge.fail")
+    async def wf() -> None:
+        await boom()
+
+    results = await asyncio.gather(wf(), wf(), return_exceptions=True)
+    assert [type(r) for r in results] == [ValueError, ValueError]
+    assert RAN == ["boom"]
+
+
+def test_a_locked_database_is_a_durable_error(durable_sqlite: str, monkeypatch: Any) -> None:
+    import durable.backends._sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "_BUSY_TIMEOUT_MS", 200)
+    with durable.Runtime(durable_sqlite) as rt:
+        path = durable_sqlite.split("sqlite:///", 1)[1]
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+
+            @durable.durable_workflow(name="edge.locked")
+            def wf() -> int:
+                return 1
+
+            with pytest.raises(durable.BackendUnavailableError, match="database is locked"):
+                wf()
+            assert rt.health_check().ok  # readers are not blocked by a writer (WAL)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+
+def test_an_unknown_postgres_option_is_a_configuration_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(durable.ConfigurationError, match="unknown option"):
+        durable.Runtime("postgresql://u@127.0.0.1:1/db?bogus=1")
+
+
+async def test_error_messages_with_nul_and_long_names_are_stored(
+    durable_runtime: durable.Runtime,
+) -> None:
+    @durable.step(name="n" * 400, retries=1, backoff=0)
+    async def nul() -> None:
+        raise ValueError("bad\x00byte")
+
+    @durable.durable_workflow(name="edge.nul")
+    async def wf() -> None:
+        await nul()
+
+    with pytest.raises(ValueError, match="bad"):
+        await wf.run(workflow_id="nul")
+    [retried, failed] = durable_runtime.store.history("nul")
+    assert retried.error == "ValueError: bad\\x00byte"
+    assert failed.name == "n" * 400
+    with pytest.raises(durable.ConfigurationError, match="at most 500 characters"):
+        durable.step(name="x" * 501)(lambda: None)
+
+
+def test_unpicklable_defaults_do_not_count_in_the_call(durable_runtime: durable.Runtime) -> None:
+    lock = threading.Lock()
+
+    @durable.durable_workflow(name="edge.default")
+    def wf(x: int, guard: Any = lock, scale: int = 2) -> int:
+        with guard:
+            return x * scale
+
+    assert wf(3) == 6
+    assert wf.id_for(3) == wf.id_for(3, scale=2) == wf.id_for(x=3, guard=lock)
+    assert wf.id_for(3) != wf.id_for(3, scale=3)
+
+
+async def test_run_sync_refuses_to_deadlock_its_own_event_loop(
+    durable_runtime: durable.Runtime,
+) -> None:
+    task = asyncio.ensure_future(slow.run(5, workflow_id="notebook"))
+    await asyncio.sleep(0.01)
+    with pytest.raises(durable.WorkflowAlreadyRunningError, match="await it instead"):
+        slow.run_sync(5, workflow_id="notebook")
+    assert await task == 5
+
+
+class Service:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # not picklable
+
+    @durable.durable_workflow(name="edge.Service.process")
+    async def process(self, x: int) -> int:
+        return await self.double(x)
+
+    @durable.step(name="edge.double")
+    async def double(self, x: int) -> int:
+        if RAN.count("crash") == 0:
+            RAN.append("crash")
+            raise SimulatedCrash.__new__(SimulatedCrash)
+        return 2 * x
+
+
+async def test_recover_explains_a_method_whose_instance_did_not_pickle(
+    durable_runtime: durable.Runtime,
+) -> None:
+    with pytest.raises(SimulatedCrash):
+        await Service().process.run(4, workflow_id="svc")
+    report = await durable_runtime.recover()
+    assert "its instance (a tests.test_edge_cases.Service) could not be pickled" in str(
+        report.failed["svc"]
+    )
+    assert await Service().process.run(4, workflow_id="svc") == 8
+
+
+def test_stop_iteration_from_a_sync_step_stays_stop_iteration(
+    durable_runtime: durable.Runtime,
+) -> None:
+    @durable.step(name="first_of")
+    def first_of(items: list[int]) -> int:
+        return next(iter(items))
+
+    @durable.durable_workflow(name="edge.stop")
+    def wf() -> int:
+        return first_of([])
+
+    with pytest.raises(StopIteration):
+        wf()
+
+
+async def test_child_ids_of_long_parents_and_cycles(durable_runtime: durable.Runtime) -> None:
+    @durable.durable_workflow(name="edge.kid")
+    async def kid() -> str:
+        return durable.current_workflow_id()
+
+    @durable.durable_workflow(name="edge.parent")
+    async def parent() -> str:
+        return await kid()
+
+    child_id = await parent.run(workflow_id="p" * 254)
+    assert len(child_id) <= durable.MAX_WORKFLOW_ID_LENGTH
+    assert child_id.endswith("/1")
+
+    @durable.durable_workflow(name="edge.ping")
+    async def ping() -> None:
+        await pong.run(workflow_id="pong")
+
+    @durable.durable_workflow(name="edge.pong")
+    async def pong() -> None:
+        await ping.run(workflow_id="ping")
+
+    with pytest.raises(durable.ConfigurationError, match="calls itself as its own descendant"):
+        await asyncio.wait_for(ping.run(workflow_id="ping"), 10)
+
+
+def test_a_closed_runtime_says_so(durable_sqlite: str) -> None:
+    runtime = durable.Runtime(durable_sqlite)
+    runtime.close()
+
+    @durable.durable_workflow(name="edge.closed")
+    def wf() -> int:
+        return 1
+
+    with _active(runtime), pytest.raises(durable.DurableError, match="is closed"):
+        wf()
+
+
+def test_step_takes_a_shared_retry_policy(durable_runtime: durable.Runtime) -> None:
+    policy = durable.RetryPolicy(retries=2, backoff=0)
+    tries: list[int] = []
+
+    @durable.step(retry=policy)
+    def flaky() -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            raise OSError("flaky")
+        return "ok"
+
+    @durable.durable_workflow(name="edge.policy")
+    def wf() -> str:
+        return flaky()
+
+    assert wf() == "ok"
+    with pytest.raises(durable.ConfigurationError, match="not both"):
+        durable.step(retry=policy, retries=3)
