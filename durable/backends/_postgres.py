@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
-from durable.backends._sql import Result, SqlBackend, Statements, Tx
+from durable.backends._sql import Result, SqlBackend, Tx, statements_for
 
 if TYPE_CHECKING:
     import psycopg
@@ -69,6 +69,10 @@ class _Compiled:
 
 def _has_expanding(compiled: Any) -> bool:
     return any(getattr(b, "expanding", False) for b in compiled.binds.values())
+
+
+# Shared by every backend: the statements themselves are shared (statements_for).
+_COMPILED = _Compiled()
 
 
 class _SyncTx:
@@ -169,8 +173,8 @@ class PostgresBackend(SqlBackend):
             "row_factory": namedtuple_row,
             "options": f"-c search_path={self.schema}",
         }
-        self.q = Statements(pg_insert, _NOW)
-        self._compiled = _Compiled()
+        self.q = statements_for("postgresql", pg_insert, _NOW)
+        self._compiled = _COMPILED
         self._pool_max = pool_max
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
             weakref.WeakKeyDictionary()

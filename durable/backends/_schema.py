@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from durable._errors import SchemaVersionError
 
@@ -130,8 +131,10 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
     found = check_version(conn, where, schema)
     if found == 0:
         # No half-made schema can exist (DDL is transactional on both
-        # databases), and checking would look in the wrong schema.
-        metadata.create_all(conn, checkfirst=False)
+        # databases), and checking would look in the wrong schema. The DDL
+        # is compiled once per dialect: test suites open many fresh stores.
+        for statement in _ddl(conn.dialect):
+            conn.exec_driver_sql(statement)
         conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         return 0
     for version in range(found, SCHEMA_VERSION):
@@ -141,6 +144,23 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
             sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
         )
     return found
+
+
+_DDL: dict[str, list[str]] = {}
+
+
+def _ddl(dialect: sa.Dialect) -> list[str]:
+    statements = _DDL.get(dialect.name)
+    if statements is None:
+        statements = []
+        for table in metadata.sorted_tables:
+            statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            statements += [
+                str(CreateIndex(index).compile(dialect=dialect)).strip()
+                for index in sorted(table.indexes, key=lambda i: str(i.name))
+            ]
+        _DDL[dialect.name] = statements
+    return statements
 
 
 def check_version(conn: sa.Connection, where: str, schema: str | None = None) -> int:

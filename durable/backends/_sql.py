@@ -286,6 +286,17 @@ class Statements:
         )
 
 
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) -> Statements:
+    """The statements of a dialect, built once per process (they are immutable)."""
+    found = _STATEMENTS.get(dialect)
+    if found is None:
+        found = _STATEMENTS[dialect] = Statements(insert, now)
+    return found
+
+
 class SqlBackend(Backend):
     """The operations of the Backend contract, once, over any ``Tx``."""
 

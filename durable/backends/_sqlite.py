@@ -17,7 +17,7 @@ from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
-from durable.backends._sql import Result, SqlBackend, Statements, Tx
+from durable.backends._sql import Result, SqlBackend, Tx, statements_for
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class SqliteBackend(SqlBackend):
         self.identity = (
             f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
         )
-        self.q = Statements(sqlite_insert, _NOW)
+        self.q = statements_for("sqlite", sqlite_insert, _NOW)
         if not self.memory:
             try:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
