@@ -24,7 +24,7 @@ def test_readme_python_blocks_run(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     with durable.Runtime("sqlite:///:memory:") as runtime:
-        namespace: dict[str, object] = {"__name__": "readme"}
+        namespace: dict[str, object] = {"__name__": "readme", "durable": durable}
         exec(compile(block, "README.md", "exec"), namespace)
         if "job-42" in block:
             assert runtime.get_workflow("job-42") is not None
