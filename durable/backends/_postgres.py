@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
+from durable.backends._compiled import Compiled
 from durable.backends._sql import Result, SqlBackend, Tx, statements_for
 
 if TYPE_CHECKING:
@@ -49,36 +50,14 @@ DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 10
 
 
-class _Compiled:
-    """Statements compiled for psycopg once, then reused on every call."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[sa.Executable, Any]] = {}
-
-    def __call__(self, stmt: sa.Executable, params: dict[str, Any] | None) -> tuple[str, Any]:
-        entry = self._cache.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            clause: Any = stmt
-            compiled = clause.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-            entry = (stmt, compiled)
-            if not _has_expanding(compiled):
-                self._cache[id(stmt)] = entry
-        compiled = entry[1]
-        return compiled.string, compiled.construct_params(params or {})
-
-
-def _has_expanding(compiled: Any) -> bool:
-    return any(getattr(b, "expanding", False) for b in compiled.binds.values())
-
-
 # Shared by every backend: the statements themselves are shared (statements_for).
-_COMPILED = _Compiled()
+_COMPILED = Compiled(_DIALECT)
 
 
 class _SyncTx:
     __slots__ = ("_compiled", "_conn")
 
-    def __init__(self, conn: psycopg.Connection[Any], compiled: _Compiled) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
@@ -90,7 +69,7 @@ class _SyncTx:
 class _AsyncTx:
     __slots__ = ("_compiled", "_conn")
 
-    def __init__(self, conn: psycopg.AsyncConnection[Any], compiled: _Compiled) -> None:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:

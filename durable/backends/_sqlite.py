@@ -9,56 +9,85 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import StaticPool
 
-from durable._errors import BackendUnavailableError
+from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
+from durable.backends._compiled import Compiled, named_row
 from durable.backends._sql import Result, SqlBackend, Tx, statements_for
 
 T = TypeVar("T")
 
+Durability = Literal["normal", "full"]
+
 _BUSY_TIMEOUT_MS = 30_000
-# SQLite's clock, in Unix seconds with sub-millisecond precision.
-_NOW = sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float)
+# The host's clock (SQLite's own, julianday('now'), has only milliseconds;
+# the database and this process share the host anyway).
+_NOW = sa.literal_column("durable_now()", sa.Float)
+_COMPILED = Compiled(SQLiteDialect_pysqlite())
+_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 
 
-class _ConnectionTx:
-    """Statements run through one SQLAlchemy connection, inside its transaction."""
+class _RawTx:
+    """Statements run on one sqlite3 connection (in its transaction, if one is open)."""
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-        result = self._conn.execute(stmt, params or {})
-        rows = result.all() if result.returns_rows else []
-        return Result(result.rowcount, rows)
+        sql, values = _COMPILED(stmt, params)
+        cursor = self._conn.execute(sql, values)
+        rows = cursor.fetchall() if cursor.description else []
+        return Result(cursor.rowcount, rows)
 
 
 class SqliteBackend(SqlBackend):
     """The store in one SQLite database file, or in memory.
 
-    A file database runs in WAL mode with ``synchronous=NORMAL``: a committed
-    step survives a crash of the process (the guarantee durable makes); only a
-    power loss can take back the last commits. Writers wait up to 30 s for
-    each other. Its calls take microseconds, so the async forms run them in
-    place rather than hopping to a thread.
+    A file database runs in WAL mode. With ``durability="normal"`` (the
+    default, ``synchronous=NORMAL``) a committed step survives a crash of the
+    process, the guarantee durable makes; only a power loss can take back the
+    last commits. ``durability="full"`` (``synchronous=FULL``) syncs every
+    commit to disk, surviving a power loss too. Writers wait up to 30 s for
+    each other.
+
+    Statements run on plain sqlite3 connections (one per thread; the single
+    one of ``:memory:`` behind a lock), in autocommit unless an operation
+    needs several statements to be atomic. Calls take microseconds, so the
+    async forms run them in place rather than hopping to a thread.
     """
 
-    def __init__(self, url: sa.URL) -> None:
+    def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"durability must be one of {', '.join(_SYNCHRONOUS)} for SQLite, "
+                f"not {durability!r}"
+            )
         database = url.database or ""
         self.memory = database in ("", ":memory:")
         self.url = url.render_as_string(hide_password=True)
+        self.durability = durability
+        self._path = database
         self.identity = (
             f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
         )
         self.q = statements_for("sqlite", sqlite_insert, _NOW)
-        if not self.memory:
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        # The single connection of :memory: must not serve two threads at once.
+        self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        self._shared: sqlite3.Connection | None = None
+        if self.memory:
+            self._lock = threading.RLock()
+        else:
             try:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -66,71 +95,105 @@ class SqliteBackend(SqlBackend):
                     f"cannot create the folder for the SQLite database {self.url}: {exc}",
                     url=self.url,
                 ) from exc
-        self.engine = sa.create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000},
-            # One connection for :memory: (each connection would otherwise see
-            # its own empty database); a pool of them for a file.
-            poolclass=StaticPool if self.memory else None,
-        )
-        sa.event.listen(self.engine, "connect", _on_connect)
-        sa.event.listen(self.engine, "begin", _on_begin)
-        # The single connection of :memory: must not serve two threads at once.
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.memory else contextlib.nullcontext()
-        )
         try:
+            if self.memory:
+                self._shared = self._connect()
             self._open()
-        except sa.exc.DatabaseError as exc:
-            self.engine.dispose()
+        except (sqlite3.Error, sa.exc.DatabaseError) as exc:
+            self.close()
+            reason = getattr(exc, "orig", None) or exc
             raise BackendUnavailableError(
-                f"cannot open the SQLite database {self.url}: {exc.orig}. Is it a "
+                f"cannot open the SQLite database {self.url}: {reason}. Is it a "
                 "durable database, and is its folder writable?",
                 url=self.url,
             ) from exc
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path or ":memory:",
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # autocommit: transactions are begun explicitly
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+        conn.row_factory = named_row
+        conn.create_function("durable_now", 0, time.time)
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            conn = local.conn = self._connect()
+            local.pid = os.getpid()
+        return conn
+
     def _open(self) -> None:
-        # Refuse a newer database before anything, even a pragma, touches it.
-        with self.engine.connect() as conn, conn.begin():
-            s.check_version(conn, self.url)
-        if not self.memory:
-            with self.engine.connect() as conn:
-                # Outside any transaction (SQLAlchemy would begin one), and
-                # persistent in the file: later connections find WAL on.
-                dbapi = conn.connection.dbapi_connection
-                assert dbapi is not None
-                dbapi.execute("PRAGMA journal_mode = WAL")
-        with self._sync_tx(atomic=True) as tx:
-            assert isinstance(tx, _ConnectionTx)
-            s.ensure_schema(tx._conn, self.url)
+        """Check the version, switch to WAL, create or migrate the schema."""
+        engine = sa.create_engine(
+            "sqlite://", creator=self._connection, poolclass=StaticPool if self.memory else None
+        )
+        try:
+            # Refuse a newer database before anything, even a pragma, touches it.
+            with engine.connect() as conn:
+                s.check_version(conn, self.url)
+                conn.rollback()
+            if not self.memory:
+                # Persistent in the file: later connections find WAL on.
+                self._connection().execute("PRAGMA journal_mode = WAL")
+            with engine.connect() as conn:
+                # The raw connection is in autocommit: the transaction is ours.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    s.ensure_schema(conn, self.url)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
+        finally:
+            engine.dispose(close=False)
+
+    @contextlib.contextmanager
+    def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
+        with self._lock:
+            conn = self._connection()
+            if not atomic:
+                yield _RawTx(conn)
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _RawTx(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
             return super()._run(atomic, op, *args)
-        except sa.exc.OperationalError as exc:
+        except sqlite3.OperationalError as exc:
+            locked = "locked" in str(exc)
             raise BackendUnavailableError(
-                f"the SQLite store {self.url} did not answer: {exc.orig}"
+                f"the SQLite store {self.url} did not answer: {exc}"
                 + (
                     f" (another connection held its write lock for over "
                     f"{_BUSY_TIMEOUT_MS // 1000} s)"
-                    if "locked" in str(exc.orig)
+                    if locked
                     else ""
                 ),
                 url=self.url,
             ) from exc
-        except sa.exc.DatabaseError as exc:
+        except sqlite3.DatabaseError as exc:
             raise BackendUnavailableError(
-                f"the SQLite store {self.url} failed: {exc.orig}. Is the file damaged?",
+                f"the SQLite store {self.url} failed: {exc}. Is the file damaged?",
                 url=self.url,
             ) from exc
-
-    @contextlib.contextmanager
-    def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
-        with self._lock, self.engine.connect() as conn:
-            if atomic:
-                conn = conn.execution_options(durable_immediate=True)
-            with conn.begin():
-                yield _ConnectionTx(conn)
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
@@ -142,26 +205,8 @@ class SqliteBackend(SqlBackend):
         }
 
     def close(self) -> None:
-        self.engine.dispose()
-
-
-def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN itself: the sqlite3 module's
-    # own implicit transactions start late and cannot be made IMMEDIATE.
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
-
-
-def _on_begin(conn: sa.Connection) -> None:
-    # Every operation's first statement is a write or it only reads, so a
-    # deferred BEGIN never has to upgrade a stale read snapshot. Operations of
-    # several statements take the write lock up front all the same.
-    if conn.get_execution_options().get("durable_immediate"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
