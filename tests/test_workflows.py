@@ -527,3 +527,20 @@ async def test_current_workflow_id_inside_body_steps_and_children(runtime: durab
     assert await wf.run(workflow_id="outer") == ["outer", "outer", "outer/2"]
     with pytest.raises(durable.NotInWorkflowError, match="called outside a workflow"):
         durable.current_workflow_id()
+
+
+async def test_many_concurrent_workflows_record_each_step_once(runtime: durable.Runtime) -> None:
+    @durable.step(name="c_step")
+    async def c_step(w: int, i: int) -> int:
+        await asyncio.sleep(0)
+        return w * 100 + i
+
+    @durable.durable_workflow(name="wf.many")
+    async def many(w: int) -> int:
+        return sum([await c_step(w, i) for i in range(5)])
+
+    results = await asyncio.gather(*(many.run(w, workflow_id=f"many-{w}") for w in range(60)))
+    assert results == [w * 500 + 10 for w in range(60)]
+    for w in (0, 31, 59):
+        assert [s.position for s in runtime.list_steps(f"many-{w}")] == [1, 2, 3, 4, 5]
+    assert runtime.store.metrics().steps == 300

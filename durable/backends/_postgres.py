@@ -155,6 +155,7 @@ class PostgresBackend(SqlBackend):
         self.q = statements_for("postgresql", pg_insert, _NOW)
         self._compiled = _COMPILED
         self._pool_max = pool_max
+        self.max_in_flight = pool_max
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections] = (
             weakref.WeakKeyDictionary()
         )

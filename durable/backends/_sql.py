@@ -10,7 +10,9 @@ That keeps one copy of every query and every decision.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -297,10 +299,81 @@ def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) ->
     return found
 
 
+_Queued = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class _Group:
+    """The writes of one event loop waiting for the one in flight to commit."""
+
+    def __init__(self, backend: SqlBackend, loop: asyncio.AbstractEventLoop) -> None:
+        self.backend = backend
+        self.loop = loop
+        self.in_flight = 0
+        self.pending: list[_Queued] = []
+
+    @property
+    def full(self) -> bool:
+        return self.in_flight >= self.backend.max_in_flight
+
+    def next_batch(self) -> None:
+        """A write (or batch) committed: its slot goes to all that queued meanwhile."""
+        if not self.pending:
+            self.in_flight -= 1
+            return
+        batch, self.pending = self.pending, []
+        self.loop.create_task(self._commit(batch))
+
+    async def _commit(self, batch: list[_Queued]) -> None:
+        try:
+            try:
+                outcomes = await self.backend._arun(True, self.backend._run_batch, batch)
+            except Exception:
+                # The shared transaction failed as a whole: give each write its
+                # own, so one bad write cannot take the others down.
+                outcomes = []
+                for op, args, _ in batch:
+                    try:
+                        outcomes.append((True, await self.backend._arun(False, op, *args)))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():  # its caller was cancelled: a crash after commit
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            self.next_batch()
+
+
+_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _group_for(backend: SqlBackend) -> _Group:
+    loop = asyncio.get_running_loop()
+    groups = _GROUPS.get(loop)
+    if groups is None:
+        groups = _GROUPS[loop] = {}
+    group: _Group | None = groups.get(id(backend))
+    if group is None or group.backend is not backend:
+        group = groups[id(backend)] = _Group(backend, loop)
+    return group
+
+
 class SqlBackend(Backend):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements
+    max_in_flight = 1
+    """How many grouped writes of one event loop may be in flight at once."""
 
     # Transactions, supplied by each database --------------------------------
 
@@ -320,6 +393,37 @@ class SqlBackend(Backend):
         async with self._async_tx(atomic) as tx:
             return await op(tx, *args)
 
+    async def _grouped(self, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a write on the async path, committed together with concurrent ones.
+
+        Group commit: while ``max_in_flight`` writes are in flight (one per
+        connection), writes from other tasks of the same event loop queue up,
+        and the next free connection commits all of them in one transaction
+        (one round trip and one disk flush for all). Each caller is answered
+        only after the commit that holds its write, so nothing is
+        acknowledged early. A write alone costs what it did without grouping;
+        an embedded database, whose writes never suspend, never groups.
+        """
+        group = _group_for(self)
+        if group.full:
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            group.pending.append((op, args, future))
+            return await future  # type: ignore[no-any-return]
+        group.in_flight += 1
+        try:
+            return await self._arun(False, op, *args)
+        finally:
+            group.next_batch()
+
+    async def _run_batch(self, tx: Tx, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for op, args, _ in batch:
+            try:
+                outcomes.append((True, await op(tx, *args)))
+            except Exception as exc:  # this write's own outcome (e.g. fenced off)
+                outcomes.append((False, exc))
+        return outcomes
+
     # The contract, sync and async -------------------------------------------
 
     def start_workflow(
@@ -330,7 +434,7 @@ class SqlBackend(Backend):
     async def astart_workflow(
         self, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
-        return await self._arun(False, self._start_workflow, new, owner, lease_seconds)
+        return await self._grouped(self._start_workflow, new, owner, lease_seconds)
 
     def claim_workflow(
         self,
@@ -368,7 +472,7 @@ class SqlBackend(Backend):
         return self._run(False, self._record_step, workflow_id, epoch, step)
 
     async def arecord_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        return await self._arun(False, self._record_step, workflow_id, epoch, step)
+        return await self._grouped(self._record_step, workflow_id, epoch, step)
 
     def record_step_attempt(self, workflow_id: str, epoch: int, attempt: StepAttemptRow) -> None:
         self._run(False, self._record_attempt, workflow_id, epoch, attempt)
@@ -398,7 +502,7 @@ class SqlBackend(Backend):
         result: bytes | None = None,
         error: bytes | None = None,
     ) -> bool:
-        return await self._arun(False, self._finish, workflow_id, epoch, status, result, error)
+        return await self._grouped(self._finish, workflow_id, epoch, status, result, error)
 
     def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         return self._run(False, self._get_workflow, workflow_id)
