@@ -54,9 +54,16 @@ def parse_url(url: str) -> sa.URL:
         ) from exc
 
 
-def open_backend(url: str) -> Backend:
+DURABILITY = ("normal", "full", "batched")
+
+
+def open_backend(url: str, durability: str = "normal") -> Backend:
     """Open (creating or migrating its schema) the store at ``url``."""
     parsed = parse_url(url)
+    if durability not in DURABILITY:
+        raise ConfigurationError(
+            f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}"
+        )
     scheme = parsed.get_backend_name()
     if scheme == "sqlite":
         if parsed.get_driver_name() not in ("pysqlite", ""):
@@ -66,7 +73,7 @@ def open_backend(url: str) -> Backend:
             )
         from durable.backends._sqlite import SqliteBackend
 
-        return SqliteBackend(parsed)
+        return SqliteBackend(parsed, durability)  # type: ignore[arg-type]
     if scheme in ("postgresql", "postgres"):
         if parsed.get_driver_name() not in ("psycopg", "psycopg2", ""):
             raise ConfigurationError(
@@ -77,7 +84,7 @@ def open_backend(url: str) -> Backend:
             )
         from durable.backends._postgres import PostgresBackend
 
-        return PostgresBackend(parsed)
+        return PostgresBackend(parsed, durability)
     raise ConfigurationError(
         f"unsupported store URL scheme {parsed.drivername!r} in {_shown(parsed)!r}; "
         "durable stores workflows in SQLite ('sqlite:///path/to/file.db', "

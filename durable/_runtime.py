@@ -259,6 +259,16 @@ class Runtime:
             turns compression off.
         max_payload_bytes: Refuse to store larger payloads
             (PayloadTooLargeError, before anything is written).
+        durability: ``"normal"`` (default): a step is acknowledged once its
+            record is committed, surviving a crash of the process (SQLite
+            WAL with ``synchronous=NORMAL``; PostgreSQL ``synchronous_commit``
+            on). ``"full"``: every commit also synced to disk on SQLite
+            (``synchronous=FULL``), surviving a power loss. ``"batched"``: the
+            store may acknowledge commits before they reach the disk; a crash
+            of the machine or database server (not of the process) can lose
+            the last ones, which then simply run again (SQLite
+            ``synchronous=OFF``; PostgreSQL ``synchronous_commit=off``, a
+            window of about 600 ms).
 
     Example::
 
@@ -278,6 +288,7 @@ class Runtime:
         old_secret_keys: Sequence[str | bytes] | None = None,
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        durability: str = "normal",
     ) -> None:
         if lease_seconds <= 0 or poll_interval <= 0:
             raise ConfigurationError(
@@ -296,7 +307,7 @@ class Runtime:
         self.poll_interval = float(poll_interval)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._hooks: list[Callable[[_context.Site], None]] = []
-        self._backend: Backend = open_backend(resolved)
+        self._backend: Backend = open_backend(resolved, durability)
         self._leases: dict[str, int] = {}
         self._closed = False
         self._heartbeat: threading.Thread | None = None

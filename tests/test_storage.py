@@ -146,3 +146,20 @@ def test_bad_urls_are_configuration_errors_with_the_password_masked(url: str, me
 def test_runtime_options_are_validated() -> None:
     with pytest.raises(durable.ConfigurationError, match="must be > 0"):
         durable.Runtime("sqlite://", lease_seconds=0)
+
+
+@pytest.mark.parametrize("mode", ["normal", "full", "batched"])
+def test_durability_modes(durable_backend: str, mode: str) -> None:
+    with durable.Runtime(durable_backend, durability=mode):
+        assert answer() == 42
+        assert answer() == 42
+
+
+def test_durability_modes_set_the_store_up(durable_sqlite: str) -> None:
+    expected = {"normal": 1, "full": 2, "batched": 0}  # SQLite's synchronous levels
+    for mode, level in expected.items():
+        with durable.Runtime(durable_sqlite, durability=mode) as runtime:
+            connection = runtime._backend._connection()  # type: ignore[attr-defined]
+            assert connection.execute("PRAGMA synchronous").fetchone()[0] == level
+    with pytest.raises(durable.ConfigurationError, match="durability must be one of"):
+        durable.Runtime(durable_sqlite, durability="fast")

@@ -23,14 +23,14 @@ from durable.backends._sql import Result, SqlBackend, Tx, statements_for
 
 T = TypeVar("T")
 
-Durability = Literal["normal", "full"]
+Durability = Literal["normal", "full", "batched"]
 
 _BUSY_TIMEOUT_MS = 30_000
 # The host's clock (SQLite's own, julianday('now'), has only milliseconds;
 # the database and this process share the host anyway).
 _NOW = sa.literal_column("durable_now()", sa.Float)
 _COMPILED = Compiled(SQLiteDialect_pysqlite())
-_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "batched": "OFF"}
 
 
 class _RawTx:
@@ -55,8 +55,10 @@ class SqliteBackend(SqlBackend):
     default, ``synchronous=NORMAL``) a committed step survives a crash of the
     process, the guarantee durable makes; only a power loss can take back the
     last commits. ``durability="full"`` (``synchronous=FULL``) syncs every
-    commit to disk, surviving a power loss too. Writers wait up to 30 s for
-    each other.
+    commit to disk, surviving a power loss too. ``durability="batched"``
+    (``synchronous=OFF``) leaves flushing to the operating system: a process
+    crash still loses nothing, an OS crash or power loss may lose the commits
+    not yet written out. Writers wait up to 30 s for each other.
 
     Statements run on plain sqlite3 connections (one per thread; the single
     one of ``:memory:`` behind a lock), in autocommit unless an operation
