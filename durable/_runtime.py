@@ -454,11 +454,16 @@ class Runtime:
         Workflows are looked up by name among the decorated functions of the
         code imported so far; a name nobody registers is reported in
         ``unknown``, not raised. A resumed workflow that fails is reported in
-        ``failed``. Children are resumed through their parents.
+        ``failed``. Children are resumed through their parents (or by
+        themselves when their parent is no longer running).
         """
         report = RecoveryReport()
-        for row in self._backend.list_workflows([WorkflowStatus.RUNNING]):
-            if row.parent_id is not None or self._owner_alive(row):
+        incomplete = self._backend.list_workflows([WorkflowStatus.RUNNING])
+        running = {row.workflow_id for row in incomplete}
+        for row in incomplete:
+            # A child resumes with its parent, unless the parent is no longer
+            # running (it went on without it, or was deleted): then by itself.
+            if row.parent_id in running or self._owner_alive(row):
                 continue
             workflow = _registry.lookup(row.name)
             if workflow is None:

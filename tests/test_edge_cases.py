@@ -267,3 +267,30 @@ def test_step_takes_a_shared_retry_policy(durable_runtime: durable.Runtime) -> N
     assert wf() == "ok"
     with pytest.raises(durable.ConfigurationError, match="not both"):
         durable.step(retry=policy, retries=3)
+
+
+async def test_an_orphaned_child_is_recovered_by_itself(durable_runtime: durable.Runtime) -> None:
+    @durable.step(name="child_work")
+    async def child_work() -> str:
+        RAN.append("child")
+        await asyncio.sleep(0.2 if RAN.count("child") == 1 else 0)
+        return "child done"
+
+    @durable.durable_workflow(name="edge.orphan_child")
+    async def orphan_child() -> str:
+        return await child_work()
+
+    @durable.durable_workflow(name="edge.impatient_parent")
+    async def parent() -> str:
+        try:
+            return await asyncio.wait_for(orphan_child(), 0.05)
+        except asyncio.TimeoutError:
+            return "gave up"
+
+    assert await parent.run(workflow_id="impatient") == "gave up"
+    child = durable_runtime.get_workflow("impatient/1")
+    assert child is not None
+    assert child.status is durable.WorkflowStatus.RUNNING
+    report = await durable_runtime.recover()
+    assert report.resumed == ["impatient/1"]
+    assert durable_runtime.get_workflow("impatient/1").status is durable.WorkflowStatus.SUCCESS  # type: ignore[union-attr]
