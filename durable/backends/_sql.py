@@ -86,21 +86,24 @@ class Statements:
         self.get_workflow = sa.select(w, now.label("db_now")).where(
             w.c.workflow_id == _P("workflow_id")
         )
+        new_workflow = {
+            "workflow_id": _P("workflow_id"),
+            "name": _P("name"),
+            "status": WorkflowStatus.RUNNING.value,
+            "args_fingerprint": _P("args_fingerprint"),
+            "args": _P("args"),
+            "epoch": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
         self.insert_workflow = (
             insert(w)
             .values(
-                workflow_id=_P("workflow_id"),
-                name=_P("name"),
-                status=WorkflowStatus.RUNNING.value,
-                args_fingerprint=_P("args_fingerprint"),
-                args=_P("args"),
+                **new_workflow,
                 attempts=1,
-                epoch=1,
                 **owner,
                 lease_expires_at=lease,
                 parent_id=_P("parent_id"),
-                created_at=now,
-                updated_at=now,
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
@@ -231,21 +234,10 @@ class Statements:
                 finished_at=None,
             )
         )
+        # A fork: owned by nobody (the next call claims it), not yet started.
         self.insert_fork = (
             insert(w)
-            .values(
-                workflow_id=_P("workflow_id"),
-                name=_P("name"),
-                status=WorkflowStatus.RUNNING.value,
-                args_fingerprint=_P("args_fingerprint"),
-                args=_P("args"),
-                attempts=0,
-                epoch=1,
-                parent_id=None,
-                created_at=now,
-                updated_at=now,
-                forked_from=_P("forked_from"),
-            )
+            .values(**new_workflow, attempts=0, parent_id=None, forked_from=_P("forked_from"))
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
         self.insert_step = insert(st).values(step_values)
