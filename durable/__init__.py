@@ -21,6 +21,8 @@ Example::
     await digest("https://example.org")
 """
 
+import logging
+
 from durable._decorators import AsyncWorkflow, SyncWorkflow, durable_workflow, step
 from durable._errors import (
     BackendUnavailableError,
@@ -64,6 +66,9 @@ from durable._transaction import Transaction, transaction
 from durable.backends._base import StepStatus, WorkflowStatus
 
 __version__ = "0.1.0"
+
+# A library stays quiet unless the application configures logging.
+logging.getLogger("durable").addHandler(logging.NullHandler())
 
 
 async def recover() -> RecoveryReport:
