@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from durable import _context, _registry
+from durable import _context, _registry, _tracing
 from durable._clock import Clock, SystemClock
 from durable._config import open_backend, parse_url, resolve_url
 from durable._errors import (
@@ -472,6 +472,7 @@ class Runtime:
                     "cannot recover workflow %r: no imported code registers a workflow named %r",
                     row.workflow_id,
                     row.name,
+                    extra=_extra(row.workflow_id),
                 )
                 continue
             try:
@@ -611,14 +612,27 @@ class Runtime:
                     row = await self._reload(port, workflow_id)
                     continue
                 if row.status is WorkflowStatus.ERROR:
-                    log.info("workflow %r: new attempt %d", workflow_id, claimed.attempts)
+                    log.info(
+                        "workflow %r: new attempt %d",
+                        workflow_id,
+                        claimed.attempts,
+                        extra=_extra(workflow_id),
+                    )
                 else:
-                    log.info("workflow %r: resuming after its owner died", workflow_id)
+                    log.info(
+                        "workflow %r: resuming after its owner died",
+                        workflow_id,
+                        extra=_extra(workflow_id),
+                    )
                 row = claimed
             try:
                 return await self._own(inv, port, row, fresh=owned)
             except _Lost:
-                log.warning("workflow %r: taken over by another executor", workflow_id)
+                log.warning(
+                    "workflow %r: taken over by another executor",
+                    workflow_id,
+                    extra=_extra(workflow_id),
+                )
                 row, owned, waited = await self._reload(port, workflow_id), False, True
 
     async def _own(self, inv: Invocation, port: _Port, row: WorkflowRow, fresh: bool) -> Any:
@@ -637,6 +651,19 @@ class Runtime:
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
+        attributes = {
+            "durable.workflow.id": workflow_id,
+            "durable.workflow.name": row.name,
+            "durable.workflow.attempt": row.attempts,
+            "durable.workflow.resumed": not fresh,
+        }
+        with _tracing.span(f"workflow {row.name}", attributes):
+            return await self._own_body(inv, port, ctx, token)
+
+    async def _own_body(
+        self, inv: Invocation, port: _Port, ctx: _context.WorkflowContext, token: Any
+    ) -> Any:
+        workflow_id, epoch = ctx.workflow_id, ctx.epoch
         try:
             self._site("workflow_start", ctx)
             try:
@@ -767,7 +794,11 @@ class Runtime:
                 "(on_running='raise'). Call it again later to get its result.",
                 workflow_id=row.workflow_id,
             )
-        log.info("workflow %r is running elsewhere; waiting for its result", row.workflow_id)
+        log.info(
+            "workflow %r is running elsewhere; waiting for its result",
+            row.workflow_id,
+            extra=_extra(row.workflow_id),
+        )
         delay = 0.01
         while True:
             await port.sleep(delay)
@@ -788,8 +819,28 @@ class Runtime:
     ) -> Any:
         """Replay a step's record, or run it (with retries) and record it."""
         recorded = _replayable(ctx, position, spec.name, spec.kind)
-        if recorded is not None:
-            return self._decode_step(recorded, ctx.workflow_id)
+        attributes = {
+            "durable.workflow.id": ctx.workflow_id,
+            "durable.step.name": spec.name,
+            "durable.step.kind": spec.kind,
+            "durable.step.position": position,
+            "durable.step.replayed": recorded is not None,
+        }
+        with _tracing.span(f"step {spec.name}", attributes):
+            if recorded is not None:
+                _tracing.annotate(payload_bytes=len(recorded.output))
+                return self._decode_step(recorded, ctx.workflow_id)
+            return await self._execute_step(ctx, port, spec, position, call)
+
+    async def _execute_step(
+        self,
+        ctx: _context.WorkflowContext,
+        port: _Port,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Run a step that has no record (with its retries) and record it."""
         self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
@@ -833,6 +884,7 @@ class Runtime:
                     exc,
                     retries,
                     spec.retry.retries,
+                    extra=_extra(ctx.workflow_id, spec.name, position),
                 )
                 await port.sleep(spec.retry.delay(retries))
                 continue
@@ -881,6 +933,7 @@ class Runtime:
             error_type=_qualname(type(error)) if error is not None else None,
             error_message=_text(str(error)) if error is not None else None,
         )
+        _tracing.annotate(payload_bytes=len(output), attempt=tries)
         if kind != "snapshot":
             self._site("after_step", ctx, position, name)
         if ctx.tx is not None:
@@ -951,6 +1004,11 @@ def _replayable(
             found=name,
         )
     return recorded
+
+
+def _extra(workflow_id: str, step: str | None = None, position: int | None = None) -> Any:
+    """Fields every durable log record carries (``%(workflow_id)s`` in a format)."""
+    return {"workflow_id": workflow_id, "step": step, "position": position}
 
 
 def _text(message: str) -> str:

@@ -1,0 +1,52 @@
+"""OpenTelemetry spans for workflows and steps, when ``opentelemetry-api`` is installed.
+
+Without it (or without an SDK configured) this costs next to nothing: spans
+are no-ops. Span names are ``workflow <name>`` and ``step <name>``; their
+attributes carry the workflow id, the step position and attempt, whether the
+step was replayed from its record or executed, and the payload size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+try:
+    from opentelemetry import trace as _trace
+except ImportError:  # the "otel" extra is optional
+    _trace = None  # type: ignore[assignment]
+
+# A proxy tracer: it follows whatever provider the application sets later.
+_TRACER = _trace.get_tracer("durable") if _trace is not None else None
+
+
+def span(name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+    """A span around a workflow or a step (the current span while it runs)."""
+    if _TRACER is None:
+        return contextlib.nullcontext()
+    return _span(name, attributes)
+
+
+@contextlib.contextmanager
+def _span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
+    with _TRACER.start_as_current_span(name, attributes=attributes) as current:
+        try:
+            yield current
+        except Exception:
+            raise  # recorded by OpenTelemetry itself
+        except BaseException as exc:
+            # A crash, a cancellation, an interrupt: OpenTelemetry leaves these
+            # unmarked, but for a durable run they are the interesting ones.
+            current.set_attribute("durable.interrupted", type(exc).__name__)
+            current.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
+def annotate(**attributes: Any) -> None:
+    """Add attributes (``durable.*``) to the current span, once they are known."""
+    if _trace is None:
+        return
+    current = _trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes({f"durable.{k}": v for k, v in attributes.items()})
