@@ -26,6 +26,8 @@ import logging
 from durable._decorators import AsyncWorkflow, SyncWorkflow, durable_workflow, step
 from durable._errors import (
     BackendUnavailableError,
+    CodeChangedError,
+    CodeChangedWarning,
     ConfigurationError,
     DurableError,
     InvalidWorkflowIdError,
@@ -121,6 +123,8 @@ def recover_sync() -> RecoveryReport:
 __all__ = [
     "AsyncWorkflow",
     "BackendUnavailableError",
+    "CodeChangedError",
+    "CodeChangedWarning",
     "CleanupReport",
     "ConfigurationError",
     "DurableError",

@@ -34,6 +34,8 @@ class WorkflowContext:
     nth: dict[int, int] = field(default_factory=dict)
     """For each position, which call of its step name it is (1-based)."""
     ancestors: tuple[str, ...] = ()
+    on_code_change: str | None = None
+    """The workflow's policy for records written by code that has changed since."""
     """Ids of the workflows this one is a child of, nearest first."""
     snapshots: dict[str, int] = field(default_factory=dict)
     """Snapshot names reached in this execution, with their positions."""

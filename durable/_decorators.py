@@ -21,6 +21,7 @@ from durable._retry import RetryPolicy
 from durable._runtime import (
     Invocation,
     MissingInstance,
+    OnCodeChange,
     OnRunning,
     StepSpec,
     WorkflowSpec,
@@ -104,6 +105,7 @@ def step(
     max_backoff: float = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
+    on_code_change: OnCodeChange | None = None,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -116,6 +118,7 @@ def step(
     max_backoff: float = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
+    on_code_change: OnCodeChange | None = None,
 ) -> Any:
     """Make a function a durable step: run once, its result recorded, replayed after.
 
@@ -136,6 +139,11 @@ def step(
         retry_on: Exception types worth retrying; others fail at once.
         retry: A whole :class:`durable.RetryPolicy` instead of the four
             options above (to share one policy between steps).
+        on_code_change: What to do on resume when this step's code (or
+            project code it calls) changed since its record was written:
+            ``"reuse"`` the record (with a CodeChangedWarning), ``"rerun"``
+            it and every step after it, or raise CodeChangedError
+            (``"error"``). Defaults to the workflow's policy.
 
     Example::
 
@@ -170,6 +178,8 @@ def step(
             name=_check_name(name) or raw.__qualname__,
             is_async=inspect.iscoroutinefunction(raw),
             retry=policy,
+            function=raw,
+            on_code_change=_check_code_policy(on_code_change),
         )
 
         def wrapper(
@@ -245,7 +255,10 @@ def durable_workflow(fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncWorkflo
 def durable_workflow(fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
 @overload
 def durable_workflow(
-    *, name: str | None = None, on_running: OnRunning = "wait"
+    *,
+    name: str | None = None,
+    on_running: OnRunning = "wait",
+    on_code_change: OnCodeChange | None = None,
 ) -> _WorkflowDecorator: ...
 def durable_workflow(
     fn: Callable[..., Any] | None = None,
@@ -253,6 +266,7 @@ def durable_workflow(
     *,
     name: str | None = None,
     on_running: OnRunning = "wait",
+    on_code_change: OnCodeChange | None = None,
 ) -> Any:
     """Make a function a durable workflow: resumable, its steps never redone.
 
@@ -271,6 +285,9 @@ def durable_workflow(
             keep old runs resumable when you move or rename the function.
         on_running: ``"wait"`` (default) for the live owner to finish and
             return its result, or ``"raise"`` WorkflowAlreadyRunningError.
+        on_code_change: The policy for steps whose code changed since their
+            record was written (see :func:`step`): ``"reuse"`` (the default;
+            ``"rerun"`` in a Jupyter kernel), ``"rerun"`` or ``"error"``.
 
     Example::
 
@@ -292,6 +309,7 @@ def durable_workflow(
             name=_check_name(name) or f"{raw.__module__}.{raw.__qualname__}",
             is_async=inspect.iscoroutinefunction(raw),
             on_running=on_running,
+            on_code_change=_check_code_policy(on_code_change),
         )
         signature = inspect.signature(raw)
 
@@ -354,6 +372,14 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
             "its result (collect the items into a list and return that)"
         )
     return raw
+
+
+def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
+    if policy not in (None, "reuse", "rerun", "error"):
+        raise ConfigurationError(
+            f"on_code_change must be 'reuse', 'rerun' or 'error', not {policy!r}"
+        )
+    return policy
 
 
 def _check_name(name: str | None) -> str | None:

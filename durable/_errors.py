@@ -10,6 +10,7 @@ every message says what was wrong and what to do about it::
     ├── InvalidWorkflowIdError      (also a ValueError)
     ├── WorkflowConflictError
     ├── NonDeterminismError
+    ├── CodeChangedError
     ├── SerializationError          (also a TypeError)
     ├── PayloadIntegrityError
     ├── PayloadTooLargeError
@@ -92,6 +93,23 @@ class NonDeterminismError(DurableError):
         position: The step position at which the recorded and the called step differ.
         expected: The step name recorded at that position.
         found: The step name the code called there now.
+    """
+
+
+class CodeChangedError(DurableError):
+    """A step's code changed since its record was written (``on_code_change="error"``).
+
+    Attributes:
+        workflow_id: The workflow being resumed.
+        position: The step's position.
+        step: The step's name.
+    """
+
+
+class CodeChangedWarning(UserWarning):
+    """A step's code changed since its record was written; the record is replayed.
+
+    Issued under ``on_code_change="reuse"`` (the default outside notebooks).
     """
 
 

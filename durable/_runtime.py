@@ -11,16 +11,21 @@ import collections
 import contextlib
 import hashlib
 import logging
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
 from durable._clock import Clock, SystemClock
+from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
 from durable._errors import (
+    CodeChangedError,
+    CodeChangedWarning,
     ConfigurationError,
     DurableError,
     NonDeterminismError,
@@ -57,6 +62,7 @@ from durable.backends._base import (
 log = logging.getLogger("durable")
 
 OnRunning = Literal["wait", "raise"]
+OnCodeChange = Literal["reuse", "rerun", "error"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class StepSpec:
     is_async: bool
     retry: RetryPolicy
     kind: str = "step"
+    function: Callable[..., Any] | None = None
+    """The decorated function, whose code is fingerprinted with each record."""
+    on_code_change: OnCodeChange | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class WorkflowSpec:
     name: str
     is_async: bool
     on_running: OnRunning
+    on_code_change: OnCodeChange | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,12 @@ class _Port:
             self._backend.record_steps(workflow_id, epoch, steps)
         else:
             await self._backend.arecord_steps(workflow_id, epoch, steps)
+
+    async def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
+        if self.sync:
+            self._backend.supersede_from(workflow_id, epoch, position)
+        else:
+            await self._backend.asupersede_from(workflow_id, epoch, position)
 
     async def record_step_attempt(
         self, workflow_id: str, epoch: int, attempt: StepAttemptRow
@@ -648,6 +664,7 @@ class Runtime:
             attempt=row.attempts,
             recorded=recorded,
             ancestors=(inv.parent.workflow_id, *inv.parent.ancestors) if inv.parent else (),
+            on_code_change=inv.spec.on_code_change,
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
@@ -827,10 +844,56 @@ class Runtime:
             "durable.step.replayed": recorded is not None,
         }
         with _tracing.span(f"step {spec.name}", attributes):
+            if _code_differs(recorded, spec):
+                assert recorded is not None
+                recorded = await self._code_changed(ctx, port, spec, position, recorded)
             if recorded is not None:
                 _tracing.annotate(payload_bytes=len(recorded.output))
                 return self._decode_step(recorded, ctx.workflow_id)
             return await self._execute_step(ctx, port, spec, position, call)
+
+    async def _code_changed(
+        self,
+        ctx: _context.WorkflowContext,
+        port: _Port,
+        spec: StepSpec,
+        position: int,
+        recorded: StepRow,
+    ) -> StepRow | None:
+        """Apply the code-change policy to a record written by other code.
+
+        Returns the record to replay, or None when the step must run again.
+        """
+        policy = spec.on_code_change or ctx.on_code_change or _default_code_policy()
+        where = f"step {spec.name!r} (position {position} of workflow {ctx.workflow_id!r})"
+        if policy == "error":
+            raise CodeChangedError(
+                f"the code of {where} changed since its record was written; refusing to "
+                "replay it (on_code_change='error'). Restore the old code, or use "
+                "on_code_change='rerun' to run changed steps again.",
+                workflow_id=ctx.workflow_id,
+                position=position,
+                step=spec.name,
+            )
+        if policy == "rerun":
+            # This step and everything after it run again on the new code.
+            log.info(
+                "%s: code changed, running it and what follows again",
+                where,
+                extra=_extra(ctx.workflow_id, spec.name, position),
+            )
+            await port.supersede_from(ctx.workflow_id, ctx.epoch, position)
+            ctx.recorded = {p: r for p, r in ctx.recorded.items() if p < position}
+            return None
+        warnings.warn(
+            CodeChangedWarning(
+                f"the code of {where} changed since its record was written; replaying the "
+                "recorded result (on_code_change='reuse'). Use on_code_change='rerun' to run "
+                "changed steps again, or 'error' to refuse."
+            ),
+            stacklevel=2,
+        )
+        return recorded
 
     async def _execute_step(
         self,
@@ -861,6 +924,7 @@ class Runtime:
                         retries + 1,
                         error=exc,
                         kind=spec.kind,
+                        code_hash=_code_hash(spec),
                     )
                 retries += 1
                 await port.record_step_attempt(
@@ -891,7 +955,15 @@ class Runtime:
             finally:
                 _context.current.reset(token)
             return await self._commit(
-                ctx, port, position, spec.name, started, retries + 1, value=value, kind=spec.kind
+                ctx,
+                port,
+                position,
+                spec.name,
+                started,
+                retries + 1,
+                value=value,
+                kind=spec.kind,
+                code_hash=_code_hash(spec),
             )
 
     async def _commit(
@@ -906,6 +978,7 @@ class Runtime:
         value: Any = None,
         error: Exception | None = None,
         kind: str = "step",
+        code_hash: str | None = None,
     ) -> Any:
         """Record a step's outcome; hand back the outcome that stands.
 
@@ -932,6 +1005,7 @@ class Runtime:
             tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
             error_type=_qualname(type(error)) if error is not None else None,
             error_message=_text(str(error)) if error is not None else None,
+            code_hash=code_hash,
         )
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
         if kind != "snapshot":
@@ -1004,6 +1078,24 @@ def _replayable(
             found=name,
         )
     return recorded
+
+
+def _code_differs(recorded: StepRow | None, spec: StepSpec) -> bool:
+    return bool(
+        recorded is not None
+        and recorded.code_hash
+        and spec.function is not None
+        and recorded.code_hash != fingerprint(spec.function)
+    )
+
+
+def _code_hash(spec: StepSpec) -> str | None:
+    return fingerprint(spec.function) if spec.function is not None else None
+
+
+def _default_code_policy() -> OnCodeChange:
+    """``rerun`` in a notebook (fix a cell, re-run: changed steps run again), else ``reuse``."""
+    return "rerun" if "ipykernel" in sys.modules else "reuse"
 
 
 def _extra(workflow_id: str, step: str | None = None, position: int | None = None) -> Any:

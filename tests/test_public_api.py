@@ -7,6 +7,8 @@ import inspect
 import durable
 
 EXPORTED = {
+    "CodeChangedError",
+    "CodeChangedWarning",
     "CleanupReport",
     "HistoryEntry",
     "Metrics",

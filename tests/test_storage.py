@@ -41,7 +41,7 @@ def test_default_store_is_a_wal_sqlite_file_under_the_working_directory(
     assert db.is_file()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)
 
 
 @pytest.mark.usefixtures("restore_default_runtime")
@@ -107,7 +107,7 @@ def test_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path: P
         durable.Runtime(f"sqlite:///{path}")
 
     message = str(info.value)
-    assert "has durable schema version 99, newer than this durable-sdk understands (2)" in message
+    assert "has durable schema version 99, newer than this durable-sdk understands (3)" in message
     assert "left untouched. Upgrade durable-sdk" in message
     assert isinstance(info.value, durable.ConfigurationError)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before

@@ -295,4 +295,4 @@ def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
         [entry] = runtime.store.history("done-v1")
         assert (entry.name, entry.kind, entry.transaction_id) == ("fetch", "step", None)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)

@@ -87,6 +87,8 @@ class StepRow:
     """The transaction that committed it, if any."""
     error_type: str | None = None
     error_message: str | None = None
+    code_hash: str | None = None
+    """Fingerprint of the code that produced it (None for records without code)."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,14 @@ class Backend(ABC):
     @abstractmethod
     def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
         """The live step records at or before ``position``, with their payloads."""
+
+    @abstractmethod
+    def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
+        """Supersede the live records at and after ``position`` (fenced by ``epoch``)."""
+
+    async def asupersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
+        """Async form of :meth:`supersede_from`."""
+        self.supersede_from(workflow_id, epoch, position)
 
     @abstractmethod
     def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from durable._errors import SchemaVersionError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -76,6 +76,9 @@ steps = sa.Table(
     sa.Column("tx_id", sa.String(64), nullable=True),
     sa.Column("error_type", sa.String(512), nullable=True),
     sa.Column("error_message", sa.Text, nullable=True),
+    # Version 3: a fingerprint of the code that produced the record (its
+    # bytecode and constants, and those of project-local functions it calls).
+    sa.Column("code_hash", sa.String(64), nullable=True),
 )
 
 LIVE_STEP_WHERE = steps.c.superseded == sa.false()
@@ -120,7 +123,11 @@ def _v1_to_v2(conn: sa.Connection) -> None:
 
 # MIGRATIONS[n] brings a database from version n to n + 1, inside the
 # transaction that opens it: all of it happens, or none.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("ALTER TABLE durable_steps ADD COLUMN code_hash VARCHAR(64)")
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:

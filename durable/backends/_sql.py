@@ -169,6 +169,7 @@ class Statements:
             "tx_id": _P("tx_id", type_=sa.String),
             "error_type": _P("error_type", type_=sa.String),
             "error_message": _P("error_message", type_=sa.Text),
+            "code_hash": _P("code_hash", type_=sa.String),
         }
         fence = sa.exists().where(
             w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
@@ -544,6 +545,13 @@ class SqlBackend(Backend):
     def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
         return self._run(False, self._steps_up_to, workflow_id, position)
 
+    def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
+        self._run(True, self._supersede_from, workflow_id, epoch, position)
+
+    async def asupersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
+        """Async form of :meth:`supersede_from`."""
+        await self._arun(True, self._supersede_from, workflow_id, epoch, position)
+
     def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:
         return self._run(True, self._rewind, workflow_id, expected_epoch, position)
 
@@ -766,6 +774,14 @@ class SqlBackend(Backend):
         )
         return sorted((_step_row(r) for r in result.rows), key=lambda row: row.position)
 
+    async def _supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
+        fenced = await _exec(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        if not fenced.rows:
+            raise _lost(workflow_id, epoch)
+        await _exec(
+            tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
+        )
+
     async def _rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
         rewound = await _exec(
             tx, self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
@@ -919,6 +935,7 @@ def _step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
         "tx_id": step.tx_id,
         "error_type": step.error_type,
         "error_message": step.error_message,
+        "code_hash": step.code_hash,
     }
 
 
@@ -966,6 +983,7 @@ def _step_row(r: Any) -> StepRow:
         tx_id=r.tx_id,
         error_type=r.error_type,
         error_message=r.error_message,
+        code_hash=r.code_hash,
     )
 
 
