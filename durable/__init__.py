@@ -58,6 +58,7 @@ from durable._runtime import (
 from durable._snapshot import snapshot
 from durable._store import (
     CleanupReport,
+    History,
     HistoryEntry,
     Metrics,
     SnapshotInfo,
@@ -129,6 +130,7 @@ __all__ = [
     "ConfigurationError",
     "DurableError",
     "HealthReport",
+    "History",
     "HistoryEntry",
     "InvalidWorkflowIdError",
     "MAX_WORKFLOW_ID_LENGTH",

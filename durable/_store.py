@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from durable import _display
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -63,6 +64,29 @@ class WorkflowInfo:
                 f"(status {row.status.value if row else 'deleted'})"
             )
         return self._store._runtime._outcome(row)
+
+    def history(self) -> History:
+        """Its step attempts (see :meth:`Store.history`)."""
+        if self._store is None:
+            raise ConfigurationError("this WorkflowInfo is not attached to a store")
+        return self._store.history(self.workflow_id)
+
+    def __str__(self) -> str:
+        return _display.workflow_summary(self)
+
+    def _repr_html_(self) -> str:
+        entries = self.history() if self._store is not None else History()
+        return _display.workflow_html(self, entries)
+
+
+class History(list["HistoryEntry"]):
+    """A workflow's step attempts, in order; a table in a terminal or a notebook."""
+
+    def __str__(self) -> str:
+        return _display.history_text(self)
+
+    def _repr_html_(self) -> str:
+        return _display.history_html(self)
 
 
 @dataclass(frozen=True)
@@ -202,11 +226,15 @@ class Store:
         """Async form of :meth:`get_workflow`."""
         return await self._get(False, workflow_id)
 
-    def history(self, workflow_id: str) -> list[HistoryEntry]:
-        """Every step attempt of a workflow, in order, superseded and retried ones too."""
+    def history(self, workflow_id: str) -> History:
+        """Every step attempt of a workflow, in order, superseded and retried ones too.
+
+        In a notebook it renders as a table with a timeline; ``print()`` it in
+        a terminal.
+        """
         return drive(self._history(True, workflow_id))
 
-    async def ahistory(self, workflow_id: str) -> list[HistoryEntry]:
+    async def ahistory(self, workflow_id: str) -> History:
         """Async form of :meth:`history`."""
         return await self._history(False, workflow_id)
 
@@ -346,7 +374,7 @@ class Store:
             )
         return row  # type: ignore[no-any-return]
 
-    async def _history(self, sync: bool, workflow_id: str) -> list[HistoryEntry]:
+    async def _history(self, sync: bool, workflow_id: str) -> History:
         workflow_id = validate_workflow_id(workflow_id)
         steps: list[StepHistoryRow] = await self._call(sync, "step_history", workflow_id)
         attempts = await self._call(sync, "step_attempts", workflow_id)
@@ -384,7 +412,9 @@ class Store:
             )
             for s in steps
         ]
-        return sorted(entries, key=lambda e: (e.position, e.started_at, e.status != "retried"))
+        return History(
+            sorted(entries, key=lambda e: (e.position, e.started_at, e.status != "retried"))
+        )
 
     async def _snapshots(self, sync: bool, workflow_id: str) -> list[SnapshotInfo]:
         steps: list[StepHistoryRow] = await self._call(

@@ -7,6 +7,7 @@ import inspect
 import durable
 
 EXPORTED = {
+    "History",
     "CodeChangedError",
     "CodeChangedWarning",
     "CleanupReport",

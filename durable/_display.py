@@ -1,0 +1,135 @@
+"""How records look: a plain-text table for terminals, HTML with a timeline for notebooks.
+
+The HTML is self-contained (inline styles, no JavaScript): a table of step
+attempts with status, duration and size, and Gantt-style bars on one time
+axis, so a slow or retried step stands out at a glance.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from durable._store import HistoryEntry, WorkflowInfo
+
+_COLORS = {
+    "success": "#2e7d32",
+    "error": "#c62828",
+    "retried": "#ef6c00",
+    "snapshot": "#1565c0",
+}
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def size_text(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
+
+
+def history_text(entries: Sequence[HistoryEntry]) -> str:
+    """A fixed-width table of a workflow's step attempts."""
+    if not entries:
+        return "(no steps recorded)"
+    rows = [("pos", "step", "kind", "status", "duration", "size", "note")]
+    for e in entries:
+        note = "superseded" if e.superseded else (e.error or "")
+        rows.append(
+            (
+                str(e.position),
+                e.name,
+                e.kind,
+                e.status,
+                duration_text(e.duration),
+                size_text(e.payload_bytes) if e.payload_bytes else "",
+                note[:60],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
+
+
+def history_html(entries: Sequence[HistoryEntry]) -> str:
+    """An HTML table of step attempts with a timeline column."""
+    if not entries:
+        return "<p><em>No steps recorded.</em></p>"
+    start = min(e.started_at for e in entries)
+    span = max(max(e.finished_at for e in entries) - start, 1e-9)
+    cells = []
+    for e in entries:
+        left = (e.started_at - start) / span * 100
+        width = max((e.finished_at - e.started_at) / span * 100, 0.6)
+        color = _COLORS.get(e.status, "#616161")
+        opacity = "0.35" if e.superseded else "1"
+        note = "superseded" if e.superseded else (e.error or "")
+        bar = (
+            f'<div style="position:relative;height:10px;min-width:160px;background:#eee">'
+            f'<div title="{html.escape(duration_text(e.duration))}" style="position:absolute;'
+            f"left:{left:.2f}%;width:{min(width, 100 - left):.2f}%;height:10px;"
+            f'background:{color};opacity:{opacity}"></div></div>'
+        )
+        cells.append(
+            "<tr>"
+            f"<td>{e.position}</td><td><code>{html.escape(e.name)}</code></td>"
+            f"<td>{html.escape(e.kind)}</td>"
+            f'<td style="color:{color}">{html.escape(e.status)}</td>'
+            f'<td style="text-align:right">{html.escape(duration_text(e.duration))}</td>'
+            f'<td style="text-align:right">'
+            f"{html.escape(size_text(e.payload_bytes)) if e.payload_bytes else ''}</td>"
+            f"<td>{bar}</td><td>{html.escape(note[:120])}</td>"
+            "</tr>"
+        )
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("pos", "step", "kind", "status", "duration", "size", "timeline", "note")
+    )
+    return (
+        '<table class="durable-history" style="border-collapse:collapse;font-size:90%">'
+        f"<thead><tr>{header}</tr></thead><tbody>{''.join(cells)}</tbody></table>"
+    )
+
+
+def workflow_summary(info: WorkflowInfo) -> str:
+    took = (
+        f", took {duration_text(info.finished_at - info.created_at)}"
+        if info.finished_at is not None
+        else ""
+    )
+    return (
+        f"workflow {info.workflow_id!r} ({info.name}): {info.status.value}, "
+        f"attempt {info.attempts}{took}"
+    )
+
+
+def workflow_html(info: WorkflowInfo, entries: Sequence[HistoryEntry]) -> str:
+    color = _COLORS.get(info.status.value, "#616161")
+    return (
+        '<div class="durable-workflow">'
+        f"<p><strong><code>{html.escape(info.workflow_id)}</code></strong> "
+        f"({html.escape(info.name)}): "
+        f'<span style="color:{color}">{html.escape(info.status.value)}</span>, '
+        f"attempt {info.attempts}"
+        + (
+            f", took {html.escape(duration_text(info.finished_at - info.created_at))}"
+            if info.finished_at is not None
+            else ""
+        )
+        + "</p>"
+        + history_html(entries)
+        + "</div>"
+    )
