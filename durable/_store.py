@@ -144,7 +144,11 @@ class Metrics:
     by_status: dict[str, int]
     workflows: int
     steps: int
-    """Live (replayable) step records."""
+    """Live (replayable) step records (snapshots not counted)."""
+    step_ms_mean: float | None
+    """Mean run time of those steps (body and retries), from their records."""
+    step_ms_max: float | None
+    """Longest run time of those steps."""
     storage_bytes: int
     """Bytes of stored payloads: arguments, results, errors, step outcomes."""
     checkpoint_ms_mean: float | None
@@ -442,6 +446,8 @@ class Store:
             by_status=stats["by_status"],
             workflows=sum(stats["by_status"].values()),
             steps=stats["steps"],
+            step_ms_mean=_ms(stats["step_seconds_mean"]),
+            step_ms_max=_ms(stats["step_seconds_max"]),
             storage_bytes=stats["payload_bytes"],
             checkpoint_ms_mean=statistics.fmean(times) * 1000 if times else None,
             checkpoint_ms_p99=p99,
@@ -555,6 +561,10 @@ class Store:
             forked_from=row.forked_from,
             _store=self,
         )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return seconds * 1000 if seconds is not None else None
 
 
 def _replace_output(step: Any, output: bytes) -> Any:

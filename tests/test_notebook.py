@@ -46,4 +46,8 @@ def test_notebook_fix_and_rerun_skips_the_expensive_step(tmp_path: Path) -> None
     history = outputs_text(code[6])
     assert 'class="durable-history"' in history
     assert "expensive" in history
+    assert "ConnectionError: publisher down" in outputs_text(code[8])
+    after_change = outputs_text(code[9])
+    assert "NOTEBOOKS: 3.67" in after_change  # the new code's values
+    assert "expensive ran 3 time(s)" in after_change  # its code changed: it ran again
     assert (tmp_path / ".durable" / "durable.db").is_file()

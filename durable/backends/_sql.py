@@ -257,7 +257,11 @@ class Statements:
             )
         )
         self.count_by_status = sa.select(w.c.status, sa.func.count()).group_by(w.c.status)
-        self.count_live_steps = sa.select(sa.func.count()).select_from(st).where(s.LIVE_STEP_WHERE)
+        self.count_live_steps = sa.select(
+            sa.func.count(),
+            sa.func.avg(st.c.finished_at - st.c.started_at),
+            sa.func.max(st.c.finished_at - st.c.started_at),
+        ).where(s.LIVE_STEP_WHERE, st.c.kind != "snapshot")
         self.payload_bytes = sa.select(
             sa.func.coalesce(sa.func.sum(sa.func.length(st.c.output)), 0)
         ).select_from(st)
@@ -886,9 +890,12 @@ class SqlBackend(Backend):
 
     async def _stats(self, tx: Tx) -> dict[str, Any]:
         by_status = {r[0]: int(r[1]) for r in (await tx.execute(self.q.count_by_status)).rows}
+        steps, mean, longest = (await tx.execute(self.q.count_live_steps)).rows[0]
         return {
             "by_status": by_status,
-            "steps": int((await tx.execute(self.q.count_live_steps)).rows[0][0]),
+            "steps": int(steps),
+            "step_seconds_mean": float(mean) if mean is not None else None,
+            "step_seconds_max": float(longest) if longest is not None else None,
             "payload_bytes": int((await tx.execute(self.q.payload_bytes)).rows[0][0])
             + int((await tx.execute(self.q.workflow_bytes)).rows[0][0]),
         }
