@@ -1,0 +1,32 @@
+"""The benchmark scripts still run (smoke runs: their figures are read, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["bench.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
+        ["fixture_setup.py", "--tests", "3"],
+    ],
+    ids=["bench", "fixture_setup"],
+)
+def test_benchmark_smoke_run(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / command[0]), *command[1:]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "|" in result.stdout  # it printed its table
