@@ -149,3 +149,22 @@ def test_retry_policy_is_a_small_frozen_value() -> None:
     assert durable.RetryPolicy(retry_on=TimeoutError).retry_on == (TimeoutError,)
     with pytest.raises(AttributeError):
         policy.retries = 4  # type: ignore[misc]
+
+
+def test_redefining_a_workflow_replaces_its_registration_quietly(
+    runtime: durable.Runtime, recwarn: pytest.WarningsRecorder
+) -> None:
+    from durable import _registry
+
+    def define(version: int) -> Any:
+        @durable.durable_workflow(name="decorators.cell")
+        def cell() -> int:  # as when a notebook cell is run again
+            return version
+
+        return cell
+
+    first, second = define(1), define(2)
+    assert _registry.lookup("decorators.cell") is second
+    assert second.run(workflow_id="cell-v2") == 2
+    assert first.run(workflow_id="cell-v1") == 1
+    assert len(recwarn) == 0
