@@ -915,17 +915,8 @@ class Runtime:
                     value = await value
             except Exception as exc:
                 if not spec.retry.should_retry(exc, retries):
-                    return await self._commit(
-                        ctx,
-                        port,
-                        position,
-                        spec.name,
-                        started,
-                        retries + 1,
-                        error=exc,
-                        kind=spec.kind,
-                        code_hash=_code_hash(spec),
-                    )
+                    outcome: dict[str, Any] = {"error": exc}
+                    break
                 retries += 1
                 await port.record_step_attempt(
                     ctx.workflow_id,
@@ -954,17 +945,19 @@ class Runtime:
                 continue
             finally:
                 _context.current.reset(token)
-            return await self._commit(
-                ctx,
-                port,
-                position,
-                spec.name,
-                started,
-                retries + 1,
-                value=value,
-                kind=spec.kind,
-                code_hash=_code_hash(spec),
-            )
+            outcome = {"value": value}
+            break
+        return await self._commit(
+            ctx,
+            port,
+            position,
+            spec.name,
+            started,
+            retries + 1,
+            kind=spec.kind,
+            code_hash=_code_hash(spec),
+            **outcome,
+        )
 
     async def _commit(
         self,

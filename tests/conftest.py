@@ -71,6 +71,17 @@ def start_program(
         )
 
 
+def race(n: int, tmp_path: Path, **env: str | int | Path) -> list[str]:
+    """Start ``n`` six_steps processes at once; their outputs once all have finished."""
+    procs = [
+        start_program("six_steps", "run", stderr=tmp_path / f"racer-{i}.err", **env)
+        for i in range(n)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * n
+    return outputs
+
+
 def wait_for(predicate: object, what: str, timeout: float = 60.0) -> None:
     """Poll until ``predicate()`` is true (never a fixed sleep)."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import durable
-from tests.conftest import read_lines, run_program, start_program, wait_for
+from tests.conftest import race, read_lines, run_program, start_program, wait_for
 
 EXPECTED = sum(i * i for i in range(1, 7))
 
@@ -141,18 +141,7 @@ def test_racing_processes_on_one_new_workflow_run_each_step_once(
     tmp_path: Path, db_url: str
 ) -> None:
     effects = tmp_path / "effects.txt"
-    procs = [
-        start_program(
-            "six_steps",
-            "run",
-            stderr=tmp_path / f"{n}.err",
-            DURABLE_URL=db_url,
-            SIDE_EFFECTS=effects,
-        )
-        for n in range(4)
-    ]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    outputs = race(4, tmp_path, DURABLE_URL=db_url, SIDE_EFFECTS=effects)
     assert {json.loads(out) for out in outputs} == {EXPECTED}
     counts = Counter(read_lines(effects))
     assert [counts[f"done {i}"] for i in range(1, 7)] == [1] * 6, counts

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import durable
-from tests.conftest import read_lines, run_program, start_program, wait_for
+from tests.conftest import race, read_lines, run_program, wait_for
 
 psycopg = pytest.importorskip(
     "psycopg", reason='needs the postgres extra: pip install "durable-sdk[postgres]"'
@@ -251,18 +251,7 @@ def test_sixteen_processes_resume_one_crashed_workflow(tmp_path: Path, db_url: s
     from tests.test_crash_recovery import EXPECTED, crash_at
 
     effects = crash_at(tmp_path, db_url, PAUSE_AFTER=2)
-    procs = [
-        start_program(
-            "six_steps",
-            "run",
-            stderr=tmp_path / f"{n}.err",
-            DURABLE_URL=db_url,
-            SIDE_EFFECTS=effects,
-        )
-        for n in range(16)
-    ]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 16
+    outputs = race(16, tmp_path, DURABLE_URL=db_url, SIDE_EFFECTS=effects)
     assert [json.loads(out) for out in outputs] == [EXPECTED] * 16
     counts = Counter(read_lines(effects))
     assert [counts[f"done {i}"] for i in range(1, 7)] == [1] * 6, counts
