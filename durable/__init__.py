@@ -55,6 +55,7 @@ from durable._runtime import (
     current_runtime,
     current_workflow_id,
 )
+from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import (
     CleanupReport,
@@ -167,6 +168,8 @@ __all__ = [
     "recover",
     "recover_sync",
     "restore",
+    "sleep",
+    "sleep_until",
     "snapshot",
     "step",
     "transaction",

@@ -1027,6 +1027,25 @@ class Runtime:
             started = self._clock.time()
             await self._commit(ctx, port, position, name, started, 1, kind="snapshot")
 
+    async def _sleep(
+        self,
+        ctx: _context.WorkflowContext,
+        port: _Port,
+        position: int,
+        name: str,
+        deadline_from: Callable[[float], float],
+    ) -> None:
+        """A durable timer: its deadline is recorded first, then waited for."""
+        recorded = _replayable(ctx, position, name, "sleep")
+        if recorded is None:
+            deadline = float(deadline_from(self._clock.time()))
+            deadline = await self._commit(
+                ctx, port, position, name, self._clock.time(), 1, value=deadline, kind="sleep"
+            )
+        else:
+            deadline = float(self._decode_step(recorded, ctx.workflow_id))
+        await port.sleep(deadline - self._clock.time())
+
     # Leases -----------------------------------------------------------------
 
     def _hold_lease(self, workflow_id: str, epoch: int) -> None:
@@ -1048,7 +1067,13 @@ class Runtime:
                 log.warning("could not renew workflow leases", exc_info=True)
 
 
-_SAME_KIND = {"step": "step", "child": "step", "snapshot": "snapshot", "compensation": "step"}
+_SAME_KIND = {
+    "step": "step",
+    "child": "step",
+    "snapshot": "snapshot",
+    "compensation": "step",
+    "sleep": "sleep",
+}
 
 
 def _replayable(
@@ -1058,8 +1083,8 @@ def _replayable(
     if recorded is None:
         return None
     if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
-        what = "step" if recorded.kind != "snapshot" else "snapshot"
-        now = "step" if kind != "snapshot" else "snapshot"
+        what = recorded.kind if recorded.kind in ("snapshot", "sleep") else "step"
+        now = kind if kind in ("snapshot", "sleep") else "step"
         raise NonDeterminismError(
             f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
             f"{what} {recorded.name!r}, but the code now calls {now} {name!r}. The workflow's "

@@ -7,6 +7,8 @@ import inspect
 import durable
 
 EXPORTED = {
+    "sleep",
+    "sleep_until",
     "History",
     "CodeChangedError",
     "CodeChangedWarning",

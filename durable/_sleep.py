@@ -1,0 +1,81 @@
+"""``durable.sleep`` and ``durable.sleep_until``: timers that survive a restart."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable
+
+from durable import _context
+from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._snapshot import _Done
+from durable._sync import drive
+
+
+def sleep(duration: float | dt.timedelta) -> Awaitable[None]:
+    """Wait durably: a resumed workflow sleeps only what is left of the wait.
+
+    The wake-up time is recorded as a step when the sleep starts; after a
+    crash or a restart, the resumed run waits until that time and no longer
+    (not at all if it has passed). In an async workflow ``await`` it; in a
+    sync one just call it. Outside a workflow it is an ordinary sleep. A
+    :class:`durable.testing.VirtualClock` makes it instant in tests.
+
+    Example::
+
+        await charge(order)
+        await durable.sleep(dt.timedelta(days=3))   # survives restarts
+        await send_reminder(order)
+    """
+    seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ConfigurationError(f"sleep takes seconds >= 0 or a timedelta, not {duration!r}")
+    return _sleep(lambda now: now + seconds, f"sleep({seconds:g} s)")
+
+
+def sleep_until(moment: dt.datetime | float) -> Awaitable[None]:
+    """Wait durably until a moment (an aware datetime, or a Unix timestamp).
+
+    Example::
+
+        await durable.sleep_until(dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
+    """
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is None:
+            raise ConfigurationError(
+                f"{moment!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
+            )
+        deadline = moment.timestamp()
+    elif isinstance(moment, (int, float)) and not isinstance(moment, bool):
+        deadline = float(moment)
+    else:
+        raise ConfigurationError(f"sleep_until takes a datetime or a timestamp, not {moment!r}")
+    return _sleep(lambda now: deadline, "sleep_until")
+
+
+def _sleep(deadline_from: object, name: str) -> Awaitable[None]:
+    ctx = _context.current.get()
+    if isinstance(ctx, _context.InStep):
+        raise NotInWorkflowError(
+            "durable.sleep() was called inside a step; a durable timer belongs in the "
+            "workflow's body (inside a step, use time.sleep or asyncio.sleep)"
+        )
+    if ctx is None:
+        return _plain_sleep(deadline_from)
+    position = ctx.allocate(name)
+    runtime = ctx.runtime
+    if ctx.port.sync:
+        drive(runtime._sleep(ctx, ctx.port, position, name, deadline_from))  # type: ignore[arg-type]
+        return _Done()
+    return runtime._sleep(ctx, ctx.port, position, name, deadline_from)  # type: ignore[arg-type]
+
+
+def _plain_sleep(deadline_from: object) -> Awaitable[None]:
+    from durable._runtime import current_runtime
+
+    clock = current_runtime().clock
+    wait = deadline_from(clock.time()) - clock.time()  # type: ignore[operator]
+
+    async def pause() -> None:
+        await clock.asleep(wait)
+
+    return pause()
