@@ -326,3 +326,32 @@ async def test_virtual_clock_in_manual_mode_waits_for_advance() -> None:
     assert woke == [60]
     with pytest.raises(ValueError, match="only moves forward"):
         clock.advance(-1)
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_crash_point_of_a_real_process(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process sweep's claims, checked with real SIGKILLs at every point."""
+    monkeypatch.setenv("SHOP_EFFECTS", str(tmp_path / "effects"))
+    with durable.Runtime(db_url):
+        points = [str(o.point) for o in crash_sweep(shop.checkout, "lamp", 30).outcomes]
+    assert len(points) == 10
+    for n, point in enumerate(points):
+        workflow_id = f"kill-{n}"
+        effects = tmp_path / "effects"
+        effects.write_text("")
+        kill_at(point, shop.checkout, "lamp", 30, workflow_id=workflow_id, url=db_url)
+        with durable.Runtime(db_url) as runtime:
+            committed = {s.name for s in runtime.list_steps(workflow_id)}
+            result = shop.checkout.run_sync("lamp", 30, workflow_id=workflow_id)
+        assert result == ["r-lamp", "c-30", "s-r-lamp"], point
+        counts = Counter(read_lines(effects))
+        for step, line in (
+            ("reserve", "reserve lamp"),
+            ("charge", "charge 30"),
+            ("ship", "ship r-lamp"),
+        ):
+            # A step whose record committed before the kill never ran again.
+            assert counts[line] == (1 if step in committed else counts[line]), (point, counts)
+            assert counts[line] in (1, 2), (point, counts)
