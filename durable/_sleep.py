@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
@@ -52,7 +52,7 @@ def sleep_until(moment: dt.datetime | float) -> Awaitable[None]:
     return _sleep(lambda now: deadline, "sleep_until")
 
 
-def _sleep(deadline_from: object, name: str) -> Awaitable[None]:
+def _sleep(deadline_from: Callable[[float], float], name: str) -> Awaitable[None]:
     ctx = _context.current.get()
     if isinstance(ctx, _context.InStep):
         raise NotInWorkflowError(
@@ -64,16 +64,16 @@ def _sleep(deadline_from: object, name: str) -> Awaitable[None]:
     position = ctx.allocate(name)
     runtime = ctx.runtime
     if ctx.port.sync:
-        drive(runtime._sleep(ctx, ctx.port, position, name, deadline_from))  # type: ignore[arg-type]
+        drive(runtime._sleep(ctx, ctx.port, position, name, deadline_from))
         return _Done()
-    return runtime._sleep(ctx, ctx.port, position, name, deadline_from)  # type: ignore[arg-type]
+    return runtime._sleep(ctx, ctx.port, position, name, deadline_from)
 
 
-def _plain_sleep(deadline_from: object) -> Awaitable[None]:
+def _plain_sleep(deadline_from: Callable[[float], float]) -> Awaitable[None]:
     from durable._runtime import current_runtime
 
     clock = current_runtime().clock
-    wait = deadline_from(clock.time()) - clock.time()  # type: ignore[operator]
+    wait = deadline_from(clock.time()) - clock.time()
 
     async def pause() -> None:
         await clock.asleep(wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from durable import _display
@@ -21,6 +21,7 @@ from durable._sync import drive
 from durable.backends._base import (
     NewWorkflow,
     StepHistoryRow,
+    StepRow,
     StepStatus,
     WorkflowQuery,
     WorkflowRow,
@@ -567,9 +568,7 @@ def _ms(seconds: float | None) -> float | None:
     return seconds * 1000 if seconds is not None else None
 
 
-def _replace_output(step: Any, output: bytes) -> Any:
-    from dataclasses import replace
-
+def _replace_output(step: StepRow, output: bytes) -> StepRow:
     return replace(step, output=output, tx_id=None)
 
 
