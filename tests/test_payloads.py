@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import math
@@ -25,7 +26,7 @@ def execute(url: str, sql: str, *params: Any) -> list[Any]:
     if url.startswith("sqlite"):
         import sqlite3
 
-        with sqlite3.connect(url.split("sqlite:///", 1)[1]) as conn:
+        with contextlib.closing(sqlite3.connect(url.split("sqlite:///", 1)[1])) as conn, conn:
             return conn.execute(sql.replace("%s", "?"), params).fetchall()
     import psycopg
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ async def test_unpicklable_result_raises_serialization_error_naming_step_and_typ
 async def test_unpicklable_workflow_result_fails_the_workflow(runtime: durable.Runtime) -> None:
     @durable.durable_workflow(name="ser.wf_result")
     async def wf() -> Any:
-        return sqlite3.connect(":memory:")
+        return (n for n in range(3))  # generators do not pickle
 
     with pytest.raises(durable.SerializationError, match=r"result of workflow 'ser\.wf_result:"):
         await wf()

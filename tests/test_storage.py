@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ def test_default_store_is_a_wal_sqlite_file_under_the_working_directory(
     assert answer() == 42
     db = tmp_path / ".durable" / "durable.db"
     assert db.is_file()
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)
 
@@ -98,7 +99,7 @@ def test_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path: P
     path = tmp_path / "newer.db"
     with durable.Runtime(f"sqlite:///{path}"):
         answer()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("PRAGMA journal_mode = DELETE")  # fold the WAL in: one file to compare
         conn.execute("UPDATE durable_meta SET value = '99' WHERE key = 'schema_version'")
     before = hashlib.sha256(path.read_bytes()).hexdigest()

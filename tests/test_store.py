@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -285,7 +286,7 @@ def test_store_open_from_a_url(tmp_path: Path) -> None:
 def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     dump = (Path(__file__).parent / "data" / "schema_v1.sql").read_text()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(dump)
         assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("1",)
 
@@ -297,5 +298,5 @@ def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
         assert flow.run(1, workflow_id="done-v1") == 4
         [entry] = runtime.store.history("done-v1")
         assert (entry.name, entry.kind, entry.transaction_id) == ("fetch", "step", None)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)
