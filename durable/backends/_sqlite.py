@@ -109,6 +109,9 @@ class SqliteBackend(SqlBackend):
                 "durable database, and is its folder writable?",
                 url=self.url,
             ) from exc
+        except BaseException:  # a newer schema, an interrupt: leave no connection open
+            self.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -117,12 +120,12 @@ class SqliteBackend(SqlBackend):
             isolation_level=None,  # autocommit: transactions are begun explicitly
             check_same_thread=False,
         )
+        with self._connections_lock:
+            self._connections.append(conn)  # closed by close(), whatever happens next
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
         conn.row_factory = named_row
         conn.create_function("durable_now", 0, time.time)
-        with self._connections_lock:
-            self._connections.append(conn)
         return conn
 
     def _connection(self) -> sqlite3.Connection:
