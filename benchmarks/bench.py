@@ -10,12 +10,13 @@ dir, or a fresh PostgreSQL schema that is dropped afterwards):
 Engines on SQLite: durable; raw ``sqlite3`` (pickle + INSERT + COMMIT per
 step, WAL + ``synchronous=NORMAL`` like durable: the floor any SQLite
 checkpointing can reach); plain Python (the same functions, awaited
-directly); and DBOS, if it is installed, for scenarios 1 and 2.
+directly); and DBOS, if it is installed, once with its defaults and once
+with WAL + ``synchronous=NORMAL``.
 
 Engines on PostgreSQL (if the server answers): durable; raw psycopg 3, async
 and sync (one autocommit connection, one single-row INSERT of the pickled
 result per step, the server's default durability); and DBOS, in a database of
-its own, for scenarios 1 and 2.
+its own.
 
 Run: ``python benchmarks/bench.py [--repeat N] [--quick] [--markdown]
 [--backends sqlite,postgresql] [--postgres-url URL] [--no-dbos]``.
@@ -66,7 +67,7 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 SEQ, MANY, BLOB = "seq", "many", "blob"
 SCENARIOS = (SEQ, MANY, BLOB)
-DBOS_SCENARIOS = (SEQ, MANY)
+DBOS_SCENARIOS = SCENARIOS
 
 PYTHON, DURABLE = "plain Python", "durable"
 RAW = "raw sqlite3"
@@ -453,12 +454,13 @@ class _WalNormalConnection(sqlite3.Connection):
 
 
 @functools.cache
-def _dbos_chain() -> Callable[[int], Awaitable[int]]:
+def _dbos_chains() -> dict[str, Callable[[int], Awaitable[int]]]:
     # Decorated once per process: DBOS keeps a global registry that outlives
     # DBOS.destroy(), and launch() registers what it holds.
     from dbos import DBOS
 
     step = DBOS.step(name="bench.tiny")(tiny)
+    blob_step = DBOS.step(name="bench.blob")(blob)
 
     @DBOS.workflow(name="bench.tiny_chain")
     async def chain(n: int) -> int:
@@ -467,14 +469,21 @@ def _dbos_chain() -> Callable[[int], Awaitable[int]]:
             total += await step(i)
         return total
 
-    return chain
+    @DBOS.workflow(name="bench.blob_chain")
+    async def blobs(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += len(await blob_step(i))
+        return total
+
+    return {"tiny": chain, "blob": blobs}
 
 
 @contextlib.contextmanager
 def _dbos_launched(system_database_url: str, **extra: Any) -> Iterator[RunWorkflow]:
     from dbos import DBOS, DBOSConfig, SetWorkflowID
 
-    chain = _dbos_chain()
+    chains = _dbos_chains()
     config: DBOSConfig = {
         "name": "durable-bench",
         "system_database_url": system_database_url,
@@ -488,7 +497,7 @@ def _dbos_launched(system_database_url: str, **extra: Any) -> Iterator[RunWorkfl
 
         async def run(kind: str, n: int, workflow_id: str) -> object:
             with SetWorkflowID(workflow_id):
-                return await chain(n)
+                return await chains[kind](n)
 
         yield run
     finally:
@@ -505,13 +514,17 @@ def _dbos_session(wal: bool) -> Session:
     return session
 
 
+def _dbos_database(place: Place) -> str:
+    return f"dbos_{place.schema}"
+
+
 @contextlib.contextmanager
 def dbos_pg_session(place: Place) -> Iterator[RunWorkflow]:
     # A database of its own (DBOS keeps its tables in a "dbos" schema of the
     # database it is given), fresh for each measurement like the schemas of
     # the other engines, and dropped afterwards. Otherwise DBOS's defaults:
     # only the URL is set.
-    server, database = place.server, f"dbos_{place.schema}"
+    server, database = place.server, _dbos_database(place)
     server.execute("CREATE DATABASE {}", database)
     try:
         with _dbos_launched(server.url_with(database=database)) as run:
@@ -532,7 +545,8 @@ class Engine:
     session: Session
     scenarios: tuple[str, ...] = SCENARIOS
     stored: Callable[[Place], int] | None = None
-    """Bytes the store holds after scenario 3."""
+    """Bytes the store holds after scenario 3 (read after the session on SQLite,
+    before it closes on PostgreSQL)."""
     max_repeat: int | None = None
 
 
@@ -562,6 +576,20 @@ def _pg_tables_bytes(*tables: str) -> Callable[[Place], int]:
     return stored
 
 
+def _dbos_pg_bytes(place: Place) -> int:
+    """DBOS's step outputs and workflow rows, in the database it was given."""
+    import psycopg
+
+    url = place.server.url_with(database=_dbos_database(place))
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_total_relation_size('dbos.operation_outputs')"
+            " + pg_total_relation_size('dbos.workflow_status')"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
     """The engines to run, in the order they run within a repeat."""
     found: list[Engine] = []
@@ -585,12 +613,26 @@ def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
         ]
     if with_dbos and SQLITE in backends:
         found += [
-            Engine(SQLITE, label, _dbos_session(wal), DBOS_SCENARIOS, max_repeat=DBOS_MAX_REPEAT)
+            Engine(
+                SQLITE,
+                label,
+                _dbos_session(wal),
+                DBOS_SCENARIOS,
+                stored=_sqlite_bytes,
+                max_repeat=DBOS_MAX_REPEAT,
+            )
             for label, wal in ((DBOS_DEFAULT, False), (DBOS_WAL, True))
         ]
     if with_dbos and POSTGRES in backends:
         found.append(
-            Engine(POSTGRES, DBOS_PG, dbos_pg_session, DBOS_SCENARIOS, max_repeat=DBOS_MAX_REPEAT)
+            Engine(
+                POSTGRES,
+                DBOS_PG,
+                dbos_pg_session,
+                DBOS_SCENARIOS,
+                stored=_dbos_pg_bytes,
+                max_repeat=DBOS_MAX_REPEAT,
+            )
         )
     return found
 
@@ -623,17 +665,21 @@ def _measure(engine: Engine, scenario: str, sizes: Sizes, place: Place) -> Measu
     tag = f"{scenario}-{uuid.uuid4().hex[:12]}"
     measure_storage = scenario == BLOB and engine.stored is not None
     pg = place.pg if engine.backend == POSTGRES else None
+    stored: int | None = None
     try:
         with engine.session(place) as run:
             lsn = pg.wal_lsn() if pg is not None and measure_storage else None
             seconds = asyncio.run(_time_scenario(scenario, sizes, run, tag))
             wal = pg.wal_bytes_since(lsn) if pg is not None and lsn is not None else None
+            if pg is not None and measure_storage and engine.stored is not None:
+                # Before the session ends: DBOS's database is dropped with it.
+                stored = engine.stored(place)
         if not measure_storage or engine.stored is None:
             return Measured(seconds)
+        if stored is None:
+            stored = engine.stored(place)
         payload = sizes.payload_bytes
-        return Measured(
-            seconds, engine.stored(place) / payload, None if wal is None else wal / payload
-        )
+        return Measured(seconds, stored / payload, None if wal is None else wal / payload)
     finally:
         if pg is not None:
             pg.execute("DROP SCHEMA IF EXISTS {} CASCADE", place.schema)
@@ -814,7 +860,7 @@ def main_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
 
 
 def dbos_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
-    """Durable beside DBOS, on one backend, for scenarios 1 and 2."""
+    """Durable beside DBOS, on one backend."""
     if backend == SQLITE:
         order: tuple[str, ...] = (DURABLE, DBOS_DEFAULT, DBOS_WAL, RAW)
     else:
@@ -828,6 +874,15 @@ def dbos_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
             title = ""
         steps = sizes.steps(scenario)
         rows.append(["", "µs/step", *(_num(_per_step_us(s, steps)) for s in medians)])
+        if scenario != BLOB:
+            continue
+        samples = [_sample(results, backend, e, BLOB) for e in order]
+        stored_label = "bytes on disk / payload" if backend == SQLITE else "bytes stored / payload"
+        rows.append(["", stored_label, *(_median_of(s.overhead if s else []) for s in samples)])
+        if backend == POSTGRES:
+            rows.append(
+                ["", "WAL written / payload", *(_median_of(s.wal if s else []) for s in samples)]
+            )
     return rows
 
 
@@ -952,9 +1007,9 @@ def _run_and_report(
     if dbos is not None:
         for backend in backends:
             if backend == SQLITE:
-                print(f"DBOS {dbos} on SQLite (scenarios 1-2): default config, and with WAL+NORMAL")
+                print(f"DBOS {dbos} on SQLite: default config, and with WAL+NORMAL")
             else:
-                print(f"DBOS {dbos} on PostgreSQL (scenarios 1-2): a database of its own")
+                print(f"DBOS {dbos} on PostgreSQL: a database of its own")
             print()
             print(render(dbos_table(results, sizes, backend), args.markdown))
             print()
