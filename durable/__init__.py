@@ -45,12 +45,10 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
+from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
 from durable._runtime import (
-    HealthReport,
-    RecoveryReport,
     Runtime,
-    StepInfo,
     configure,
     current_runtime,
     current_workflow_id,

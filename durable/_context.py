@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from durable._runtime import Runtime, _Port
+    from durable._port import Port
+    from durable._runtime import Runtime
     from durable._transaction import Transaction
     from durable.backends._base import StepRow
 
@@ -22,7 +23,7 @@ class WorkflowContext:
     """
 
     runtime: Runtime
-    port: _Port
+    port: Port
     workflow_id: str
     name: str
     epoch: int

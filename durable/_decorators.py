@@ -18,16 +18,16 @@ from durable import _context, _registry
 from durable._errors import ConfigurationError, SerializationError
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
 from durable._retry import RetryPolicy
-from durable._runtime import (
+from durable._runtime import current_runtime
+from durable._serialization import pickle_value
+from durable._specs import (
     Invocation,
     MissingInstance,
     OnCodeChange,
     OnRunning,
     StepSpec,
     WorkflowSpec,
-    current_runtime,
 )
-from durable._serialization import pickle_value
 from durable._sync import drive, run_coroutine_sync
 
 P = ParamSpec("P")

@@ -1,7 +1,7 @@
 """The runtime: one object that runs workflows and steps against a backend.
 
 Everything here is written once, as coroutines, for sync and async callers
-alike (see ``_sync.drive``); the ``_Port`` decides whether a backend call
+alike (see ``_sync.drive``); the ``Port`` decides whether a backend call
 blocks or is awaited.
 """
 
@@ -16,8 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from durable import _context, _registry, _tracing
 from durable._clock import Clock, SystemClock
@@ -39,7 +38,8 @@ from durable._errors import (
 )
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner, is_alive_locally, is_local
-from durable._retry import RetryPolicy
+from durable._port import Port
+from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._serialization import (
     DEFAULT_COMPRESS_THRESHOLD,
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -47,6 +47,7 @@ from durable._serialization import (
     place,
     step_slot,
 )
+from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
 from durable.backends._base import (
@@ -61,187 +62,9 @@ from durable.backends._base import (
 
 log = logging.getLogger("durable")
 
-OnRunning = Literal["wait", "raise"]
-OnCodeChange = Literal["reuse", "rerun", "error"]
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """What the step decorator knows of a step."""
-
-    name: str
-    is_async: bool
-    retry: RetryPolicy
-    kind: str = "step"
-    function: Callable[..., Any] | None = None
-    """The decorated function, whose code is fingerprinted with each record."""
-    on_code_change: OnCodeChange | None = None
-
-
-@dataclass(frozen=True)
-class WorkflowSpec:
-    """What the workflow decorator knows of a workflow."""
-
-    name: str
-    is_async: bool
-    on_running: OnRunning
-    on_code_change: OnCodeChange | None = None
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One call of a workflow, as the decorator hands it to the runtime."""
-
-    spec: WorkflowSpec
-    call: Callable[[], Any]
-    args_fingerprint: str
-    args_body: bytes
-    """The arguments, pickled (sealed once the workflow id is known)."""
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    requested_id: str | None
-    parent: _context.WorkflowContext | None
-    position: int | None
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """A committed step record, with the failed attempts that preceded it."""
-
-    position: int
-    name: str
-    status: StepStatus
-    tries: int
-    started_at: float
-    finished_at: float
-    payload_bytes: int
-    failed_attempts: tuple[str, ...] = field(default=())
-    """``"ErrorType: message"`` of each retried failure, oldest first."""
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    """What :meth:`Runtime.health_check` found."""
-
-    ok: bool
-    """True when the store answered."""
-    backend: str
-    """``"sqlite"`` or ``"postgresql"``."""
-    url: str
-    """The store's URL, with any password masked."""
-    server_version: str | None
-    """The SQLite library's or the PostgreSQL server's version."""
-    schema_version: int
-    """The durable schema version in use."""
-    latency_ms: float | None
-    """Time of one round trip to the store, in milliseconds."""
-    error: str | None = None
-    """Why the store did not answer, when it did not."""
-
-
-@dataclass
-class RecoveryReport:
-    """What :meth:`Runtime.recover` did."""
-
-    resumed: list[str] = field(default_factory=list)
-    """Ids of workflows that were resumed and finished."""
-    failed: dict[str, BaseException] = field(default_factory=dict)
-    """Ids of resumed workflows that raised, with their error."""
-    unknown: dict[str, str] = field(default_factory=dict)
-    """Ids of incomplete workflows whose name no imported code registers."""
-
 
 class _Lost(Exception):
     """This executor lost the workflow it was running to another one."""
-
-
-class _Port:
-    """The backend as one pipeline sees it.
-
-    Awaited on the async path, called directly (blocking) on the sync one.
-    """
-
-    __slots__ = ("_backend", "_clock", "sync")
-
-    def __init__(self, backend: Backend, clock: Clock, sync: bool) -> None:
-        self._backend = backend
-        self._clock = clock
-        self.sync = sync
-
-    async def start_workflow(self, new: NewWorkflow, lease: float) -> tuple[WorkflowRow, bool]:
-        b = self._backend
-        owner = current_owner()
-        if self.sync:
-            return b.start_workflow(new, owner, lease)
-        return await b.astart_workflow(new, owner, lease)
-
-    async def claim_workflow(
-        self,
-        workflow_id: str,
-        epoch: int,
-        status: WorkflowStatus,
-        lease: float,
-        rerun_failed: bool,
-    ) -> WorkflowRow | None:
-        b, owner = self._backend, current_owner()
-        args = (workflow_id, epoch, status, owner, lease)
-        if self.sync:
-            return b.claim_workflow(*args, rerun_failed=rerun_failed)
-        return await b.aclaim_workflow(*args, rerun_failed=rerun_failed)
-
-    async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        if self.sync:
-            return self._backend.get_workflow(workflow_id)
-        return await self._backend.aget_workflow(workflow_id)
-
-    async def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        if self.sync:
-            return self._backend.load_steps(workflow_id)
-        return await self._backend.aload_steps(workflow_id)
-
-    async def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        if self.sync:
-            return self._backend.record_step(workflow_id, epoch, step)
-        return await self._backend.arecord_step(workflow_id, epoch, step)
-
-    async def record_steps(self, workflow_id: str, epoch: int, steps: list[StepRow]) -> None:
-        if self.sync:
-            self._backend.record_steps(workflow_id, epoch, steps)
-        else:
-            await self._backend.arecord_steps(workflow_id, epoch, steps)
-
-    async def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
-        if self.sync:
-            self._backend.supersede_from(workflow_id, epoch, position)
-        else:
-            await self._backend.asupersede_from(workflow_id, epoch, position)
-
-    async def record_step_attempt(
-        self, workflow_id: str, epoch: int, attempt: StepAttemptRow
-    ) -> None:
-        if self.sync:
-            self._backend.record_step_attempt(workflow_id, epoch, attempt)
-        else:
-            await self._backend.arecord_step_attempt(workflow_id, epoch, attempt)
-
-    async def finish_workflow(
-        self,
-        workflow_id: str,
-        epoch: int,
-        status: WorkflowStatus,
-        result: bytes | None = None,
-        error: bytes | None = None,
-    ) -> bool:
-        b = self._backend
-        if self.sync:
-            return b.finish_workflow(workflow_id, epoch, status, result=result, error=error)
-        return await b.afinish_workflow(workflow_id, epoch, status, result=result, error=error)
-
-    async def sleep(self, seconds: float) -> None:
-        if self.sync:
-            self._clock.sleep(seconds)
-        else:
-            await self._clock.asleep(seconds)
 
 
 class Runtime:
@@ -330,8 +153,8 @@ class Runtime:
         self._closing = threading.Event()
         self._tokens: list[Any] = []
         self._ports = (
-            _Port(self._backend, self._clock, sync=False),
-            _Port(self._backend, self._clock, sync=True),
+            Port(self._backend, self._clock, sync=False),
+            Port(self._backend, self._clock, sync=True),
         )
         self._store = Store(self)
         self._checkpoint_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -344,7 +167,7 @@ class Runtime:
     def __repr__(self) -> str:
         return f"<durable.Runtime {self.url}>"
 
-    def _port_for(self, sync: bool) -> _Port:
+    def _port_for(self, sync: bool) -> Port:
         if self._closed:
             raise DurableError(
                 f"{self!r} is closed; open a new Runtime (or leave `with runtime:` later)"
@@ -360,8 +183,8 @@ class Runtime:
     def clock(self, clock: Clock) -> None:
         self._clock = clock
         self._ports = (
-            _Port(self._backend, clock, sync=False),
-            _Port(self._backend, clock, sync=True),
+            Port(self._backend, clock, sync=False),
+            Port(self._backend, clock, sync=True),
         )
 
     def _site(
@@ -524,7 +347,7 @@ class Runtime:
 
     # Workflows --------------------------------------------------------------
 
-    async def _run_workflow(self, inv: Invocation, port: _Port) -> Any:
+    async def _run_workflow(self, inv: Invocation, port: Port) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
             workflow_id = inv.requested_id or validate_workflow_id(
@@ -556,7 +379,7 @@ class Runtime:
         )
 
     async def _execute(
-        self, inv: Invocation, port: _Port, workflow_id: str, parent_id: str | None
+        self, inv: Invocation, port: Port, workflow_id: str, parent_id: str | None
     ) -> Any:
         new = NewWorkflow(
             workflow_id=workflow_id,
@@ -595,7 +418,7 @@ class Runtime:
             self._release(workflow_id, token)
 
     async def _execute_held(
-        self, inv: Invocation, port: _Port, new: NewWorkflow, waited: bool
+        self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool
     ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
         workflow_id = new.workflow_id
@@ -651,7 +474,7 @@ class Runtime:
                 )
                 row, owned, waited = await self._reload(port, workflow_id), False, True
 
-    async def _own(self, inv: Invocation, port: _Port, row: WorkflowRow, fresh: bool) -> Any:
+    async def _own(self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool) -> Any:
         """Run the workflow body as its owner, replaying what is recorded."""
         workflow_id, epoch = row.workflow_id, row.epoch
         recorded = {} if fresh else await port.load_steps(workflow_id)
@@ -678,7 +501,7 @@ class Runtime:
             return await self._own_body(inv, port, ctx, token)
 
     async def _own_body(
-        self, inv: Invocation, port: _Port, ctx: _context.WorkflowContext, token: Any
+        self, inv: Invocation, port: Port, ctx: _context.WorkflowContext, token: Any
     ) -> Any:
         workflow_id, epoch = ctx.workflow_id, ctx.epoch
         try:
@@ -736,7 +559,7 @@ class Runtime:
             row.error or b"", place(wid, "error"), what=f"error of workflow {wid!r}"
         )
 
-    async def _reload(self, port: _Port, workflow_id: str) -> WorkflowRow:
+    async def _reload(self, port: Port, workflow_id: str) -> WorkflowRow:
         row = await port.get_workflow(workflow_id)
         if row is None:
             raise DurableError(
@@ -801,7 +624,7 @@ class Runtime:
             return leased and is_alive_locally(owner)
         return leased
 
-    async def _wait(self, port: _Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
+    async def _wait(self, port: Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
         """Wait until a live owner finishes the workflow, or dies."""
         owner = row.owner
         if spec.on_running == "raise":
@@ -829,7 +652,7 @@ class Runtime:
     async def _run_step(
         self,
         ctx: _context.WorkflowContext,
-        port: _Port,
+        port: Port,
         spec: StepSpec,
         position: int,
         call: Callable[[], Any],
@@ -855,7 +678,7 @@ class Runtime:
     async def _code_changed(
         self,
         ctx: _context.WorkflowContext,
-        port: _Port,
+        port: Port,
         spec: StepSpec,
         position: int,
         recorded: StepRow,
@@ -898,7 +721,7 @@ class Runtime:
     async def _execute_step(
         self,
         ctx: _context.WorkflowContext,
-        port: _Port,
+        port: Port,
         spec: StepSpec,
         position: int,
         call: Callable[[], Any],
@@ -962,7 +785,7 @@ class Runtime:
     async def _commit(
         self,
         ctx: _context.WorkflowContext,
-        port: _Port,
+        port: Port,
         position: int,
         name: str,
         started: float,
@@ -1020,7 +843,7 @@ class Runtime:
         return value
 
     async def _snapshot(
-        self, ctx: _context.WorkflowContext, port: _Port, position: int, name: str
+        self, ctx: _context.WorkflowContext, port: Port, position: int, name: str
     ) -> None:
         """Record a snapshot at ``position``, unless it is recorded already."""
         if _replayable(ctx, position, name, "snapshot") is None:
@@ -1030,7 +853,7 @@ class Runtime:
     async def _sleep(
         self,
         ctx: _context.WorkflowContext,
-        port: _Port,
+        port: Port,
         position: int,
         name: str,
         deadline_from: Callable[[float], float],
@@ -1172,13 +995,6 @@ def current_workflow_id() -> str:
             "function decorated with @durable.durable_workflow or from a step it runs"
         )
     return ctx.workflow_id
-
-
-@dataclass(frozen=True)
-class MissingInstance:
-    """Stored in place of a method's instance that could not be pickled."""
-
-    type_name: str
 
 
 # Which workflows a call in this process runs right now, by store and id:

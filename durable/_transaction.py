@@ -11,7 +11,7 @@ from typing import Any
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._retry import RetryPolicy
-from durable._runtime import StepSpec
+from durable._specs import StepSpec
 from durable._sync import drive
 from durable.backends._base import StepRow
 

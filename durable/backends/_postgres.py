@@ -32,7 +32,8 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
-from durable.backends._sql import Result, SqlBackend, Tx, statements_for
+from durable.backends._sql import SqlBackend
+from durable.backends._statements import Result, Tx, statements_for
 
 if TYPE_CHECKING:
     import psycopg

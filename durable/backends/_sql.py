@@ -10,12 +10,9 @@ That keeps one copy of every query and every decision.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -35,334 +32,10 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._group_commit import Queued, grouped
+from durable.backends._statements import Statements, Tx, execute
 
 T = TypeVar("T")
-
-
-def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
-    # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
-    return sa.bindparam(f"p_{name}", **kwargs)
-
-
-async def _exec(tx: Tx, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-    return await tx.execute(stmt, {f"p_{k}": v for k, v in params.items()} if params else None)
-
-
-@dataclass(frozen=True)
-class Result:
-    """What an executed statement gives back."""
-
-    rowcount: int
-    rows: Sequence[Any]
-
-
-class Tx(Protocol):
-    """Executes statements inside one transaction (or in autocommit)."""
-
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-        """Execute ``stmt`` with ``params`` bound by name."""
-        ...
-
-
-class Statements:
-    """Every statement the backends run, built once per backend.
-
-    Timestamps that order or expire things (created, updated, leases) come
-    from the database's own clock, so that processes on hosts whose clocks
-    disagree still agree on who holds a lease.
-    """
-
-    def __init__(self, insert: Callable[[sa.Table], Any], now: sa.ColumnElement[float]) -> None:
-        w, st, at = s.workflows, s.steps, s.step_attempts
-        self.now = now
-        owner = {
-            "owner_host": _P("owner_host"),
-            "owner_pid": _P("owner_pid"),
-            "owner_started": _P("owner_started"),
-        }
-        lease = now + _P("lease", type_=sa.Float)
-        same_epoch = sa.and_(w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch"))
-
-        self.get_workflow = sa.select(w, now.label("db_now")).where(
-            w.c.workflow_id == _P("workflow_id")
-        )
-        new_workflow = {
-            "workflow_id": _P("workflow_id"),
-            "name": _P("name"),
-            "status": WorkflowStatus.RUNNING.value,
-            "args_fingerprint": _P("args_fingerprint"),
-            "args": _P("args"),
-            "epoch": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-        self.insert_workflow = (
-            insert(w)
-            .values(
-                **new_workflow,
-                attempts=1,
-                **owner,
-                lease_expires_at=lease,
-                parent_id=_P("parent_id"),
-            )
-            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
-        )
-        self.claim = (
-            sa.update(w)
-            .where(same_epoch, w.c.status == _P("status"))
-            .values(
-                status=WorkflowStatus.RUNNING.value,
-                epoch=w.c.epoch + 1,
-                attempts=w.c.attempts + 1,
-                **owner,
-                lease_expires_at=lease,
-                updated_at=now,
-                finished_at=None,
-            )
-        )
-        self.clear_outcome = (
-            sa.update(w).where(w.c.workflow_id == _P("workflow_id")).values(result=None, error=None)
-        )
-        self.supersede_errors = (
-            sa.update(st)
-            .where(
-                st.c.workflow_id == _P("workflow_id"),
-                st.c.status == StepStatus.ERROR.value,
-                s.LIVE_STEP_WHERE,
-            )
-            .values(superseded=True)
-        )
-        self.finish = (
-            sa.update(w)
-            .where(same_epoch)
-            .values(
-                status=_P("status"),
-                result=_P("result"),
-                error=_P("error"),
-                lease_expires_at=None,
-                updated_at=now,
-                finished_at=now,
-            )
-        )
-        self.renew = sa.update(w).where(same_epoch).values(lease_expires_at=lease)
-        self.live_steps = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
-        )
-        self.live_step = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"),
-            st.c.position == _P("position"),
-            s.LIVE_STEP_WHERE,
-        )
-        # Fenced and first-commit-wins in one statement: nothing is written
-        # unless the epoch still matches, and never over a standing record.
-        step_values = {
-            "workflow_id": _P("workflow_id", type_=sa.String),
-            "position": _P("position", type_=sa.Integer),
-            "name": _P("name", type_=sa.String),
-            "status": _P("status", type_=sa.String),
-            "output": _P("output", type_=sa.LargeBinary),
-            "attempt": _P("attempt", type_=sa.Integer),
-            "started_at": _P("started_at", type_=sa.Float),
-            "finished_at": _P("finished_at", type_=sa.Float),
-            "superseded": sa.false(),
-            "kind": _P("kind", type_=sa.String),
-            "tx_id": _P("tx_id", type_=sa.String),
-            "error_type": _P("error_type", type_=sa.String),
-            "error_message": _P("error_message", type_=sa.Text),
-            "code_hash": _P("code_hash", type_=sa.String),
-        }
-        fence = sa.exists().where(
-            w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
-        )
-        self.record_step = (
-            insert(st)
-            .from_select(list(step_values), sa.select(*step_values.values()).where(fence))
-            .on_conflict_do_nothing(
-                index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
-            )
-        )
-        attempt_values = {
-            "workflow_id": _P("workflow_id", type_=sa.String),
-            "position": _P("position", type_=sa.Integer),
-            "name": _P("name", type_=sa.String),
-            "attempt": _P("attempt", type_=sa.Integer),
-            "started_at": _P("started_at", type_=sa.Float),
-            "finished_at": _P("finished_at", type_=sa.Float),
-            "error_type": _P("error_type", type_=sa.String),
-            "error_message": _P("error_message", type_=sa.Text),
-        }
-        self.record_attempt = sa.insert(at).from_select(
-            list(attempt_values), sa.select(*attempt_values.values()).where(fence)
-        )
-        self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
-        self.clock = sa.select(now.label("db_now"))
-        self.fence = sa.select(w.c.epoch).where(same_epoch)
-        self.history = (
-            sa.select(
-                *(c for c in st.c if c.name != "output"),
-                sa.func.length(st.c.output).label("payload_bytes"),
-            )
-            .where(st.c.workflow_id == _P("workflow_id"))
-            .order_by(st.c.position, st.c.id)
-        )
-        self.steps_up_to = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"),
-            st.c.position <= _P("position"),
-            s.LIVE_STEP_WHERE,
-        )
-        self.supersede_after = (
-            sa.update(st)
-            .where(
-                st.c.workflow_id == _P("workflow_id"),
-                st.c.position > _P("position"),
-                s.LIVE_STEP_WHERE,
-            )
-            .values(superseded=True)
-        )
-        self.rewind = (
-            sa.update(w)
-            .where(same_epoch)
-            .values(
-                status=WorkflowStatus.RUNNING.value,
-                epoch=w.c.epoch + 1,
-                owner_host=None,
-                owner_pid=None,
-                owner_started=None,
-                lease_expires_at=None,
-                result=None,
-                error=None,
-                updated_at=now,
-                finished_at=None,
-            )
-        )
-        # A fork: owned by nobody (the next call claims it), not yet started.
-        self.insert_fork = (
-            insert(w)
-            .values(**new_workflow, attempts=0, parent_id=None, forked_from=_P("forked_from"))
-            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
-        )
-        self.insert_step = insert(st).values(step_values)
-        self.cancel = (
-            sa.update(w)
-            .where(
-                w.c.workflow_id == _P("workflow_id"),
-                w.c.status == WorkflowStatus.RUNNING.value,
-            )
-            .values(
-                status=WorkflowStatus.CANCELLED.value,
-                epoch=w.c.epoch + 1,
-                lease_expires_at=None,
-                updated_at=now,
-                finished_at=now,
-            )
-        )
-        self.count_by_status = sa.select(w.c.status, sa.func.count()).group_by(w.c.status)
-        self.count_live_steps = sa.select(
-            sa.func.count(),
-            sa.func.avg(st.c.finished_at - st.c.started_at),
-            sa.func.max(st.c.finished_at - st.c.started_at),
-        ).where(s.LIVE_STEP_WHERE, st.c.kind != "snapshot")
-        self.payload_bytes = sa.select(
-            sa.func.coalesce(sa.func.sum(sa.func.length(st.c.output)), 0)
-        ).select_from(st)
-        self.workflow_bytes = sa.select(
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.func.coalesce(sa.func.length(w.c.args), 0)
-                    + sa.func.coalesce(sa.func.length(w.c.result), 0)
-                    + sa.func.coalesce(sa.func.length(w.c.error), 0)
-                ),
-                0,
-            )
-        ).select_from(w)
-
-    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
-        wf = s.workflows
-        return (
-            sa.select(wf, self.now.label("db_now"))
-            .where(wf.c.status.in_([st.value for st in statuses]))
-            .order_by(wf.c.created_at, wf.c.workflow_id)
-        )
-
-
-_STATEMENTS: dict[str, Statements] = {}
-
-
-def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) -> Statements:
-    """The statements of a dialect, built once per process (they are immutable)."""
-    found = _STATEMENTS.get(dialect)
-    if found is None:
-        found = _STATEMENTS[dialect] = Statements(insert, now)
-    return found
-
-
-_Queued = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "asyncio.Future[Any]"]
-
-
-class _Group:
-    """The writes of one event loop waiting for the one in flight to commit."""
-
-    def __init__(self, backend: SqlBackend, loop: asyncio.AbstractEventLoop) -> None:
-        self.backend = backend
-        self.loop = loop
-        self.in_flight = 0
-        self.pending: list[_Queued] = []
-
-    @property
-    def full(self) -> bool:
-        return self.in_flight >= self.backend.max_in_flight
-
-    def next_batch(self) -> None:
-        """A write (or batch) committed: its slot goes to all that queued meanwhile."""
-        if not self.pending:
-            self.in_flight -= 1
-            return
-        batch, self.pending = self.pending, []
-        self.loop.create_task(self._commit(batch))
-
-    async def _commit(self, batch: list[_Queued]) -> None:
-        try:
-            try:
-                outcomes = await self.backend._arun(True, self.backend._run_batch, batch)
-            except Exception:
-                # The shared transaction failed as a whole: give each write its
-                # own, so one bad write cannot take the others down.
-                outcomes = []
-                for op, args, _ in batch:
-                    try:
-                        outcomes.append((True, await self.backend._arun(False, op, *args)))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
-            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller was cancelled: a crash after commit
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
-        except BaseException as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
-        finally:
-            self.next_batch()
-
-
-_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _group_for(backend: SqlBackend) -> _Group:
-    loop = asyncio.get_running_loop()
-    groups = _GROUPS.get(loop)
-    if groups is None:
-        groups = _GROUPS[loop] = {}
-    group: _Group | None = groups.get(id(backend))
-    if group is None or group.backend is not backend:
-        group = groups[id(backend)] = _Group(backend, loop)
-    return group
 
 
 class SqlBackend(Backend):
@@ -391,28 +64,10 @@ class SqlBackend(Backend):
             return await op(tx, *args)
 
     async def _grouped(self, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run a write on the async path, committed together with concurrent ones.
+        """A write on the async path, committed with concurrent ones (``_group_commit``)."""
+        return await grouped(self, op, *args)
 
-        Group commit: while ``max_in_flight`` writes are in flight (one per
-        connection), writes from other tasks of the same event loop queue up,
-        and the next free connection commits all of them in one transaction
-        (one round trip and one disk flush for all). Each caller is answered
-        only after the commit that holds its write, so nothing is
-        acknowledged early. A write alone costs what it did without grouping;
-        an embedded database, whose writes never suspend, never groups.
-        """
-        group = _group_for(self)
-        if group.full:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            group.pending.append((op, args, future))
-            return await future  # type: ignore[no-any-return]
-        group.in_flight += 1
-        try:
-            return await self._arun(False, op, *args)
-        finally:
-            group.next_batch()
-
-    async def _run_batch(self, tx: Tx, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+    async def _run_batch(self, tx: Tx, batch: list[Queued]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         for op, args, _ in batch:
             try:
@@ -579,7 +234,7 @@ class SqlBackend(Backend):
     async def _start_workflow(
         self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
-        inserted = await _exec(
+        inserted = await execute(
             tx,
             self.q.insert_workflow,
             {
@@ -606,7 +261,7 @@ class SqlBackend(Backend):
         lease_seconds: float,
         rerun_failed: bool,
     ) -> WorkflowRow | None:
-        claimed = await _exec(
+        claimed = await execute(
             tx,
             self.q.claim,
             {
@@ -620,22 +275,22 @@ class SqlBackend(Backend):
         if claimed.rowcount != 1:
             return None
         if rerun_failed:
-            await _exec(tx, self.q.clear_outcome, {"workflow_id": workflow_id})
-            await _exec(tx, self.q.supersede_errors, {"workflow_id": workflow_id})
+            await execute(tx, self.q.clear_outcome, {"workflow_id": workflow_id})
+            await execute(tx, self.q.supersede_errors, {"workflow_id": workflow_id})
         return await self._get_workflow(tx, workflow_id)
 
     async def _load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
-        result = await _exec(tx, self.q.live_steps, {"workflow_id": workflow_id})
+        result = await execute(tx, self.q.live_steps, {"workflow_id": workflow_id})
         return {r.position: _step_row(r) for r in result.rows}
 
     async def _record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        inserted = await _exec(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
+        inserted = await execute(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
         if inserted.rowcount == 1:
             return step
         # Not written: a record already stands there (adopt it: first commit
         # wins, and it may be our own whose acknowledgement was lost), or the
         # fence stopped us.
-        standing = await _exec(
+        standing = await execute(
             tx, self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
         )
         if standing.rows:
@@ -645,7 +300,7 @@ class SqlBackend(Backend):
     async def _record_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
     ) -> None:
-        await _exec(
+        await execute(
             tx,
             self.q.record_attempt,
             {
@@ -670,7 +325,7 @@ class SqlBackend(Backend):
         result: bytes | None,
         error: bytes | None,
     ) -> bool:
-        finished = await _exec(
+        finished = await execute(
             tx,
             self.q.finish,
             {
@@ -684,11 +339,11 @@ class SqlBackend(Backend):
         return finished.rowcount == 1
 
     async def _get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        result = await _exec(tx, self.q.get_workflow, {"workflow_id": workflow_id})
+        result = await execute(tx, self.q.get_workflow, {"workflow_id": workflow_id})
         return _workflow_row(result.rows[0]) if result.rows else None
 
     async def _step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
-        result = await _exec(tx, self.q.attempts, {"workflow_id": workflow_id})
+        result = await execute(tx, self.q.attempts, {"workflow_id": workflow_id})
         return [
             StepAttemptRow(
                 position=r.position,
@@ -705,12 +360,12 @@ class SqlBackend(Backend):
     async def _list_workflows(
         self, tx: Tx, statuses: Sequence[WorkflowStatus]
     ) -> list[WorkflowRow]:
-        result = await _exec(tx, self.q.list_workflows(statuses))
+        result = await execute(tx, self.q.list_workflows(statuses))
         return [_workflow_row(r) for r in result.rows]
 
     async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> None:
         for workflow_id, epoch in leases.items():
-            await _exec(
+            await execute(
                 tx,
                 self.q.renew,
                 {"workflow_id": workflow_id, "epoch": epoch, "lease": lease_seconds},
@@ -719,11 +374,11 @@ class SqlBackend(Backend):
     async def _record_steps(
         self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]
     ) -> None:
-        fenced = await _exec(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        fenced = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         if not fenced.rows:
             raise _lost(workflow_id, epoch)
         for step in steps:
-            inserted = await _exec(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
+            inserted = await execute(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
             if inserted.rowcount != 1:
                 # The transaction is rolled back: none of its records stand.
                 raise _lost(workflow_id, epoch)
@@ -753,7 +408,7 @@ class SqlBackend(Backend):
         return [_workflow_row(r) for r in result.rows]
 
     async def _step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
-        result = await _exec(tx, self.q.history, {"workflow_id": workflow_id})
+        result = await execute(tx, self.q.history, {"workflow_id": workflow_id})
         return [
             StepHistoryRow(
                 position=r.position,
@@ -773,32 +428,34 @@ class SqlBackend(Backend):
         ]
 
     async def _steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
-        result = await _exec(
+        result = await execute(
             tx, self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
         )
         return sorted((_step_row(r) for r in result.rows), key=lambda row: row.position)
 
     async def _supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
-        fenced = await _exec(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        fenced = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         if not fenced.rows:
             raise _lost(workflow_id, epoch)
-        await _exec(
+        await execute(
             tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
         )
 
     async def _rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
-        rewound = await _exec(
+        rewound = await execute(
             tx, self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
         )
         if rewound.rowcount != 1:
             return False
-        await _exec(tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position})
+        await execute(
+            tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position}
+        )
         return True
 
     async def _create_fork(
         self, tx: Tx, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
     ) -> bool:
-        created = await _exec(
+        created = await execute(
             tx,
             self.q.insert_fork,
             {
@@ -814,11 +471,11 @@ class SqlBackend(Backend):
         for step in steps:
             params = _step_params(new.workflow_id, 0, step)
             del params["epoch"]
-            await _exec(tx, self.q.insert_step, params)
+            await execute(tx, self.q.insert_step, params)
         return True
 
     async def _cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        await _exec(tx, self.q.cancel, {"workflow_id": workflow_id})
+        await execute(tx, self.q.cancel, {"workflow_id": workflow_id})
         return await self._get_workflow(tx, workflow_id)
 
     async def _cleanup(
@@ -901,7 +558,7 @@ class SqlBackend(Backend):
         }
 
     async def _clock(self, tx: Tx) -> float:
-        result = await _exec(tx, self.q.clock)
+        result = await execute(tx, self.q.clock)
         return float(result.rows[0].db_now)
 
 

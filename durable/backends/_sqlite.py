@@ -19,7 +19,8 @@ from sqlalchemy.pool import StaticPool
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled, named_row
-from durable.backends._sql import Result, SqlBackend, Tx, statements_for
+from durable.backends._sql import SqlBackend
+from durable.backends._statements import Result, Tx, statements_for
 
 T = TypeVar("T")
 

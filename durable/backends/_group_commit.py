@@ -1,0 +1,105 @@
+"""Group commit: concurrent writes of one event loop share a transaction.
+
+While ``max_in_flight`` writes are in flight (one per connection), writes
+from other tasks of the same event loop queue up, and the next free
+connection commits all of them in one transaction (one round trip and one
+disk flush for all). Each caller is answered only after the commit that holds
+its write, so nothing is acknowledged early. A write alone costs what it did
+without grouping; an embedded database, whose writes never suspend, never
+groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from durable.backends._sql import SqlBackend
+
+T = TypeVar("T")
+
+
+Queued = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class _Group:
+    """The writes of one event loop waiting for the one in flight to commit."""
+
+    def __init__(self, backend: SqlBackend, loop: asyncio.AbstractEventLoop) -> None:
+        self.backend = backend
+        self.loop = loop
+        self.in_flight = 0
+        self.pending: list[Queued] = []
+
+    @property
+    def full(self) -> bool:
+        return self.in_flight >= self.backend.max_in_flight
+
+    def next_batch(self) -> None:
+        """A write (or batch) committed: its slot goes to all that queued meanwhile."""
+        if not self.pending:
+            self.in_flight -= 1
+            return
+        batch, self.pending = self.pending, []
+        self.loop.create_task(self._commit(batch))
+
+    async def _commit(self, batch: list[Queued]) -> None:
+        try:
+            try:
+                outcomes = await self.backend._arun(True, self.backend._run_batch, batch)
+            except Exception:
+                # The shared transaction failed as a whole: give each write its
+                # own, so one bad write cannot take the others down.
+                outcomes = []
+                for op, args, _ in batch:
+                    try:
+                        outcomes.append((True, await self.backend._arun(False, op, *args)))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():  # its caller was cancelled: a crash after commit
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            self.next_batch()
+
+
+_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def group_for(backend: SqlBackend) -> _Group:
+    loop = asyncio.get_running_loop()
+    groups = _GROUPS.get(loop)
+    if groups is None:
+        groups = _GROUPS[loop] = {}
+    group: _Group | None = groups.get(id(backend))
+    if group is None or group.backend is not backend:
+        group = groups[id(backend)] = _Group(backend, loop)
+    return group
+
+
+async def grouped(backend: SqlBackend, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``op`` as a write, grouped with concurrent ones; its own outcome."""
+    group = group_for(backend)
+    if group.full:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        group.pending.append((op, args, future))
+        return await future  # type: ignore[no-any-return]
+    group.in_flight += 1
+    try:
+        return await backend._arun(False, op, *args)
+    finally:
+        group.next_batch()

@@ -1,0 +1,269 @@
+"""Every statement the SQL backends run, defined once in SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from durable.backends import _schema as s
+from durable.backends._base import StepStatus, WorkflowStatus
+
+
+def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
+    # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
+    return sa.bindparam(f"p_{name}", **kwargs)
+
+
+async def execute(tx: Tx, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+    return await tx.execute(stmt, {f"p_{k}": v for k, v in params.items()} if params else None)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an executed statement gives back."""
+
+    rowcount: int
+    rows: Sequence[Any]
+
+
+class Tx(Protocol):
+    """Executes statements inside one transaction (or in autocommit)."""
+
+    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+        """Execute ``stmt`` with ``params`` bound by name."""
+        ...
+
+
+class Statements:
+    """Every statement the backends run, built once per backend.
+
+    Timestamps that order or expire things (created, updated, leases) come
+    from the database's own clock, so that processes on hosts whose clocks
+    disagree still agree on who holds a lease.
+    """
+
+    def __init__(self, insert: Callable[[sa.Table], Any], now: sa.ColumnElement[float]) -> None:
+        w, st, at = s.workflows, s.steps, s.step_attempts
+        self.now = now
+        owner = {
+            "owner_host": _P("owner_host"),
+            "owner_pid": _P("owner_pid"),
+            "owner_started": _P("owner_started"),
+        }
+        lease = now + _P("lease", type_=sa.Float)
+        same_epoch = sa.and_(w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch"))
+
+        self.get_workflow = sa.select(w, now.label("db_now")).where(
+            w.c.workflow_id == _P("workflow_id")
+        )
+        new_workflow = {
+            "workflow_id": _P("workflow_id"),
+            "name": _P("name"),
+            "status": WorkflowStatus.RUNNING.value,
+            "args_fingerprint": _P("args_fingerprint"),
+            "args": _P("args"),
+            "epoch": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.insert_workflow = (
+            insert(w)
+            .values(
+                **new_workflow,
+                attempts=1,
+                **owner,
+                lease_expires_at=lease,
+                parent_id=_P("parent_id"),
+            )
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.claim = (
+            sa.update(w)
+            .where(same_epoch, w.c.status == _P("status"))
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                attempts=w.c.attempts + 1,
+                **owner,
+                lease_expires_at=lease,
+                updated_at=now,
+                finished_at=None,
+            )
+        )
+        self.clear_outcome = (
+            sa.update(w).where(w.c.workflow_id == _P("workflow_id")).values(result=None, error=None)
+        )
+        self.supersede_errors = (
+            sa.update(st)
+            .where(
+                st.c.workflow_id == _P("workflow_id"),
+                st.c.status == StepStatus.ERROR.value,
+                s.LIVE_STEP_WHERE,
+            )
+            .values(superseded=True)
+        )
+        self.finish = (
+            sa.update(w)
+            .where(same_epoch)
+            .values(
+                status=_P("status"),
+                result=_P("result"),
+                error=_P("error"),
+                lease_expires_at=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        self.renew = sa.update(w).where(same_epoch).values(lease_expires_at=lease)
+        self.live_steps = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
+        )
+        self.live_step = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"),
+            st.c.position == _P("position"),
+            s.LIVE_STEP_WHERE,
+        )
+        # Fenced and first-commit-wins in one statement: nothing is written
+        # unless the epoch still matches, and never over a standing record.
+        step_values = {
+            "workflow_id": _P("workflow_id", type_=sa.String),
+            "position": _P("position", type_=sa.Integer),
+            "name": _P("name", type_=sa.String),
+            "status": _P("status", type_=sa.String),
+            "output": _P("output", type_=sa.LargeBinary),
+            "attempt": _P("attempt", type_=sa.Integer),
+            "started_at": _P("started_at", type_=sa.Float),
+            "finished_at": _P("finished_at", type_=sa.Float),
+            "superseded": sa.false(),
+            "kind": _P("kind", type_=sa.String),
+            "tx_id": _P("tx_id", type_=sa.String),
+            "error_type": _P("error_type", type_=sa.String),
+            "error_message": _P("error_message", type_=sa.Text),
+            "code_hash": _P("code_hash", type_=sa.String),
+        }
+        fence = sa.exists().where(
+            w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
+        )
+        self.record_step = (
+            insert(st)
+            .from_select(list(step_values), sa.select(*step_values.values()).where(fence))
+            .on_conflict_do_nothing(
+                index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
+            )
+        )
+        attempt_values = {
+            "workflow_id": _P("workflow_id", type_=sa.String),
+            "position": _P("position", type_=sa.Integer),
+            "name": _P("name", type_=sa.String),
+            "attempt": _P("attempt", type_=sa.Integer),
+            "started_at": _P("started_at", type_=sa.Float),
+            "finished_at": _P("finished_at", type_=sa.Float),
+            "error_type": _P("error_type", type_=sa.String),
+            "error_message": _P("error_message", type_=sa.Text),
+        }
+        self.record_attempt = sa.insert(at).from_select(
+            list(attempt_values), sa.select(*attempt_values.values()).where(fence)
+        )
+        self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
+        self.clock = sa.select(now.label("db_now"))
+        self.fence = sa.select(w.c.epoch).where(same_epoch)
+        self.history = (
+            sa.select(
+                *(c for c in st.c if c.name != "output"),
+                sa.func.length(st.c.output).label("payload_bytes"),
+            )
+            .where(st.c.workflow_id == _P("workflow_id"))
+            .order_by(st.c.position, st.c.id)
+        )
+        self.steps_up_to = sa.select(st).where(
+            st.c.workflow_id == _P("workflow_id"),
+            st.c.position <= _P("position"),
+            s.LIVE_STEP_WHERE,
+        )
+        self.supersede_after = (
+            sa.update(st)
+            .where(
+                st.c.workflow_id == _P("workflow_id"),
+                st.c.position > _P("position"),
+                s.LIVE_STEP_WHERE,
+            )
+            .values(superseded=True)
+        )
+        self.rewind = (
+            sa.update(w)
+            .where(same_epoch)
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                owner_host=None,
+                owner_pid=None,
+                owner_started=None,
+                lease_expires_at=None,
+                result=None,
+                error=None,
+                updated_at=now,
+                finished_at=None,
+            )
+        )
+        # A fork: owned by nobody (the next call claims it), not yet started.
+        self.insert_fork = (
+            insert(w)
+            .values(**new_workflow, attempts=0, parent_id=None, forked_from=_P("forked_from"))
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.insert_step = insert(st).values(step_values)
+        self.cancel = (
+            sa.update(w)
+            .where(
+                w.c.workflow_id == _P("workflow_id"),
+                w.c.status == WorkflowStatus.RUNNING.value,
+            )
+            .values(
+                status=WorkflowStatus.CANCELLED.value,
+                epoch=w.c.epoch + 1,
+                lease_expires_at=None,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        self.count_by_status = sa.select(w.c.status, sa.func.count()).group_by(w.c.status)
+        self.count_live_steps = sa.select(
+            sa.func.count(),
+            sa.func.avg(st.c.finished_at - st.c.started_at),
+            sa.func.max(st.c.finished_at - st.c.started_at),
+        ).where(s.LIVE_STEP_WHERE, st.c.kind != "snapshot")
+        self.payload_bytes = sa.select(
+            sa.func.coalesce(sa.func.sum(sa.func.length(st.c.output)), 0)
+        ).select_from(st)
+        self.workflow_bytes = sa.select(
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.func.coalesce(sa.func.length(w.c.args), 0)
+                    + sa.func.coalesce(sa.func.length(w.c.result), 0)
+                    + sa.func.coalesce(sa.func.length(w.c.error), 0)
+                ),
+                0,
+            )
+        ).select_from(w)
+
+    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
+        wf = s.workflows
+        return (
+            sa.select(wf, self.now.label("db_now"))
+            .where(wf.c.status.in_([st.value for st in statuses]))
+            .order_by(wf.c.created_at, wf.c.workflow_id)
+        )
+
+
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) -> Statements:
+    """The statements of a dialect, built once per process (they are immutable)."""
+    found = _STATEMENTS.get(dialect)
+    if found is None:
+        found = _STATEMENTS[dialect] = Statements(insert, now)
+    return found
