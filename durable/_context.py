@@ -38,6 +38,8 @@ class WorkflowContext:
     on_code_change: str | None = None
     """The workflow's policy for records written by code that has changed since."""
     """Ids of the workflows this one is a child of, nearest first."""
+    code_hashes: dict[int, tuple[object, str]] = field(default_factory=dict)
+    """Code fingerprints of the steps called so far (a loop hashes its step once)."""
     snapshots: dict[str, int] = field(default_factory=dict)
     """Snapshot names reached in this execution, with their positions."""
     tx: Transaction | None = None

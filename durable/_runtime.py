@@ -667,7 +667,7 @@ class Runtime:
             "durable.step.replayed": recorded is not None,
         }
         with _tracing.span(f"step {spec.name}", attributes):
-            if _code_differs(recorded, spec):
+            if _code_differs(ctx, recorded, spec):
                 assert recorded is not None
                 recorded = await self._code_changed(ctx, port, spec, position, recorded)
             if recorded is not None:
@@ -778,7 +778,7 @@ class Runtime:
             started,
             retries + 1,
             kind=spec.kind,
-            code_hash=_code_hash(spec),
+            code_hash=_code_hash(ctx, spec),
             **outcome,
         )
 
@@ -921,17 +921,24 @@ def _replayable(
     return recorded
 
 
-def _code_differs(recorded: StepRow | None, spec: StepSpec) -> bool:
+def _code_differs(ctx: _context.WorkflowContext, recorded: StepRow | None, spec: StepSpec) -> bool:
     return bool(
         recorded is not None
         and recorded.code_hash
         and spec.function is not None
-        and recorded.code_hash != fingerprint(spec.function)
+        and recorded.code_hash != _code_hash(ctx, spec)
     )
 
 
-def _code_hash(spec: StepSpec) -> str | None:
-    return fingerprint(spec.function) if spec.function is not None else None
+def _code_hash(ctx: _context.WorkflowContext, spec: StepSpec) -> str | None:
+    """A step's code fingerprint, computed once per execution of its workflow."""
+    function = spec.function
+    if function is None:
+        return None
+    found = ctx.code_hashes.get(id(function))
+    if found is None or found[0] is not function:
+        found = ctx.code_hashes[id(function)] = (function, fingerprint(function))
+    return found[1]
 
 
 def _default_code_policy() -> OnCodeChange:

@@ -21,11 +21,26 @@ except ImportError:  # the "otel" extra is optional
 _TRACER = _trace.get_tracer("durable") if _trace is not None else None
 
 
+_configured = False
+
+
+def _tracing() -> bool:
+    """Whether an SDK is set up: until then spans would be no-ops, and cost per step."""
+    global _configured
+    if not _configured and _trace is not None:
+        provider = type(_trace.get_tracer_provider()).__name__
+        _configured = provider not in ("ProxyTracerProvider", "NoOpTracerProvider")
+    return _configured
+
+
 def span(name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
     """A span around a workflow or a step (the current span while it runs)."""
-    if _TRACER is None:
-        return contextlib.nullcontext()
+    if not _tracing():
+        return _NO_SPAN
     return _span(name, attributes)
+
+
+_NO_SPAN = contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -45,7 +60,7 @@ def _span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
 
 def annotate(**attributes: Any) -> None:
     """Add attributes (``durable.*``) to the current span, once they are known."""
-    if _trace is None:
+    if not _configured:
         return
     current = _trace.get_current_span()
     if current.is_recording():
