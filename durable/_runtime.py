@@ -573,13 +573,13 @@ class Runtime:
         if row.name == inv.spec.name and row.args_fingerprint == inv.args_fingerprint:
             return
         try:
-            instance, args, kwargs = self._codec.loads(
+            _, args, kwargs = self._codec.loads(
                 row.args or b"", place(row.workflow_id, "args"), what="recorded arguments"
             )
-            stored = _args_repr(instance, args, kwargs)
+            stored = _args_repr(args, kwargs)
         except Exception:
             stored = "<arguments that can no longer be unpickled>"
-        called = _args_repr(None, inv.args, inv.kwargs)
+        called = _args_repr(inv.args, inv.kwargs)
         raise WorkflowConflictError(
             f"workflow id {row.workflow_id!r} is already recorded for "
             f"{row.name}{stored}, but was now called as {inv.spec.name}{called}. "
@@ -966,7 +966,7 @@ def _child_id(parent_id: str, position: int) -> str:
     return child
 
 
-def _args_repr(instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     text = f"({', '.join(parts)})"
     return text if len(text) <= 200 else text[:197] + "...)"

@@ -7,8 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
-from durable._snapshot import _Done
-from durable._sync import drive
+from durable._sync import here
 
 
 def sleep(duration: float | dt.timedelta) -> Awaitable[None]:
@@ -62,11 +61,7 @@ def _sleep(deadline_from: Callable[[float], float], name: str) -> Awaitable[None
     if ctx is None:
         return _plain_sleep(deadline_from)
     position = ctx.allocate(name)
-    runtime = ctx.runtime
-    if ctx.port.sync:
-        drive(runtime._sleep(ctx, ctx.port, position, name, deadline_from))
-        return _Done()
-    return runtime._sleep(ctx, ctx.port, position, name, deadline_from)
+    return here(ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from), ctx.port.sync)
 
 
 def _plain_sleep(deadline_from: Callable[[float], float]) -> Awaitable[None]:

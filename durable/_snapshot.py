@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Generator
-from typing import Any
+from collections.abc import Awaitable
 
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
-from durable._sync import drive
-
-
-class _Done(Awaitable[None]):
-    """An awaitable that is already complete (the sync path did the work)."""
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
+from durable._sync import here
 
 
 def snapshot(name: str) -> Awaitable[None]:
@@ -55,8 +46,4 @@ def snapshot(name: str) -> Awaitable[None]:
                 f"{ctx.workflow_id!r}; snapshot names are unique within a workflow"
             )
     ctx.snapshots[name] = position
-    runtime = ctx.runtime
-    if ctx.port.sync:
-        drive(runtime._snapshot(ctx, ctx.port, position, name))
-        return _Done()
-    return runtime._snapshot(ctx, ctx.port, position, name)
+    return here(ctx.runtime._snapshot(ctx, ctx.port, position, name), ctx.port.sync)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from durable import _context
@@ -35,6 +35,26 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
         "durable internal error: a sync pipeline tried to suspend; an async "
         "object was awaited on the sync path"
     )
+
+
+class _Done(Awaitable[None]):
+    """An awaitable that is already complete (the sync path did the work)."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+def here(coro: Coroutine[Any, Any, None], sync: bool) -> Awaitable[None]:
+    """Run ``coro`` now on the sync path (an awaitable done already), or hand it back.
+
+    For operations that a workflow awaits when it is async and just calls
+    when it is sync (``durable.snapshot``, ``durable.sleep``).
+    """
+    if sync:
+        drive(coro)
+        return _Done()
+    return coro
 
 
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -128,22 +128,12 @@ class Statements:
         )
         # Fenced and first-commit-wins in one statement: nothing is written
         # unless the epoch still matches, and never over a standing record.
-        step_values = {
-            "workflow_id": _P("workflow_id", type_=sa.String),
-            "position": _P("position", type_=sa.Integer),
-            "name": _P("name", type_=sa.String),
-            "status": _P("status", type_=sa.String),
-            "output": _P("output", type_=sa.LargeBinary),
-            "attempt": _P("attempt", type_=sa.Integer),
-            "started_at": _P("started_at", type_=sa.Float),
-            "finished_at": _P("finished_at", type_=sa.Float),
-            "superseded": sa.false(),
-            "kind": _P("kind", type_=sa.String),
-            "tx_id": _P("tx_id", type_=sa.String),
-            "error_type": _P("error_type", type_=sa.String),
-            "error_message": _P("error_message", type_=sa.Text),
-            "code_hash": _P("code_hash", type_=sa.String),
+        # INSERT ... SELECT binds its values in a SELECT list, where the
+        # database needs their types: each takes its column's.
+        step_values: dict[str, Any] = {
+            c.name: _P(c.name, type_=c.type) for c in st.c if c.name not in ("id", "superseded")
         }
+        step_values["superseded"] = sa.false()
         fence = sa.exists().where(
             w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
         )
@@ -154,16 +144,7 @@ class Statements:
                 index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
             )
         )
-        attempt_values = {
-            "workflow_id": _P("workflow_id", type_=sa.String),
-            "position": _P("position", type_=sa.Integer),
-            "name": _P("name", type_=sa.String),
-            "attempt": _P("attempt", type_=sa.Integer),
-            "started_at": _P("started_at", type_=sa.Float),
-            "finished_at": _P("finished_at", type_=sa.Float),
-            "error_type": _P("error_type", type_=sa.String),
-            "error_message": _P("error_message", type_=sa.Text),
-        }
+        attempt_values = {c.name: _P(c.name, type_=c.type) for c in at.c if c.name != "id"}
         self.record_attempt = sa.insert(at).from_select(
             list(attempt_values), sa.select(*attempt_values.values()).where(fence)
         )
