@@ -50,7 +50,7 @@ def parse_url(url: str) -> sa.URL:
         return sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise ConfigurationError(
-            f"malformed store URL {_mask(url)!r}: {exc}", url=_mask(url)
+            f"malformed store URL {mask_password(url)!r}: {exc}", url=mask_password(url)
         ) from exc
 
 
@@ -97,7 +97,7 @@ def _shown(url: sa.URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _mask(url: str) -> str:
+def mask_password(url: str) -> str:
     """Hide the password in a URL that SQLAlchemy could not parse."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")

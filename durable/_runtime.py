@@ -491,13 +491,15 @@ class Runtime:
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
-        attributes = {
-            "durable.workflow.id": workflow_id,
-            "durable.workflow.name": row.name,
-            "durable.workflow.attempt": row.attempts,
-            "durable.workflow.resumed": not fresh,
-        }
-        with _tracing.span(f"workflow {row.name}", attributes):
+        with _tracing.span(
+            f"workflow {row.name}",
+            lambda: {
+                "durable.workflow.id": workflow_id,
+                "durable.workflow.name": row.name,
+                "durable.workflow.attempt": row.attempts,
+                "durable.workflow.resumed": not fresh,
+            },
+        ):
             return await self._own_body(inv, port, ctx, token)
 
     async def _own_body(
@@ -659,14 +661,16 @@ class Runtime:
     ) -> Any:
         """Replay a step's record, or run it (with retries) and record it."""
         recorded = _replayable(ctx, position, spec.name, spec.kind)
-        attributes = {
-            "durable.workflow.id": ctx.workflow_id,
-            "durable.step.name": spec.name,
-            "durable.step.kind": spec.kind,
-            "durable.step.position": position,
-            "durable.step.replayed": recorded is not None,
-        }
-        with _tracing.span(f"step {spec.name}", attributes):
+        with _tracing.span(
+            f"step {spec.name}",
+            lambda: {
+                "durable.workflow.id": ctx.workflow_id,
+                "durable.step.name": spec.name,
+                "durable.step.kind": spec.kind,
+                "durable.step.position": position,
+                "durable.step.replayed": recorded is not None,
+            },
+        ):
             if _code_differs(ctx, recorded, spec):
                 assert recorded is not None
                 recorded = await self._code_changed(ctx, port, spec, position, recorded)

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from durable import _context
+from durable._clock import timestamp
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._sync import here
 
@@ -38,16 +39,7 @@ def sleep_until(moment: dt.datetime | float) -> Awaitable[None]:
 
         await durable.sleep_until(dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
     """
-    if isinstance(moment, dt.datetime):
-        if moment.tzinfo is None:
-            raise ConfigurationError(
-                f"{moment!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
-            )
-        deadline = moment.timestamp()
-    elif isinstance(moment, (int, float)) and not isinstance(moment, bool):
-        deadline = float(moment)
-    else:
-        raise ConfigurationError(f"sleep_until takes a datetime or a timestamp, not {moment!r}")
+    deadline = timestamp(moment)
     return _sleep(lambda now: deadline, "sleep_until")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from durable import _display
+from durable._clock import timestamp
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -586,12 +587,4 @@ def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
 
 
 def _timestamp(value: dt.datetime | float | None) -> float | None:
-    if value is None or isinstance(value, (int, float)):
-        return value
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ConfigurationError(
-                f"{value!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
-            )
-        return value.timestamp()
-    raise ConfigurationError(f"expected a datetime or a Unix timestamp, not {value!r}")
+    return None if value is None else timestamp(value)

@@ -9,7 +9,7 @@ step was replayed from its record or executed, and the payload size.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 try:
@@ -33,11 +33,16 @@ def _tracing() -> bool:
     return _configured
 
 
-def span(name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
-    """A span around a workflow or a step (the current span while it runs)."""
+def span(
+    name: str, attributes: Callable[[], dict[str, Any]]
+) -> contextlib.AbstractContextManager[Any]:
+    """A span around a workflow or a step (the current span while it runs).
+
+    The attributes are built only when a span is really recorded.
+    """
     if not _tracing():
         return _NO_SPAN
-    return _span(name, attributes)
+    return _span(name, attributes())
 
 
 _NO_SPAN = contextlib.nullcontext()

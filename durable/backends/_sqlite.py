@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import StaticPool
 
-from durable._errors import BackendUnavailableError, ConfigurationError
+from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._sql import SqlBackend
@@ -68,11 +68,6 @@ class SqliteBackend(SqlBackend):
     """
 
     def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
-        if durability not in _SYNCHRONOUS:
-            raise ConfigurationError(
-                f"durability must be one of {', '.join(_SYNCHRONOUS)} for SQLite, "
-                f"not {durability!r}"
-            )
         database = url.database or ""
         self.memory = database in ("", ":memory:")
         self.url = url.render_as_string(hide_password=True)

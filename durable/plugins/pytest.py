@@ -272,10 +272,6 @@ def durable_sweep(
 
 
 def _masked(url: str | None) -> str:
-    if not url:
-        return ""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if at and ":" in credentials:
-        return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
-    return url
+    from durable._config import mask_password
+
+    return mask_password(url) if url else ""
