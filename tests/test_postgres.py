@@ -56,7 +56,13 @@ def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
                 (schema_of(postgres_url),),
             )
         }
-    assert tables == {"durable_meta", "durable_workflows", "durable_steps", "durable_step_attempts"}
+    assert tables == {
+        "durable_meta",
+        "durable_workflows",
+        "durable_steps",
+        "durable_step_attempts",
+        "durable_events",
+    }
 
 
 def test_unreachable_server_names_host_port_database_and_masks_password() -> None:

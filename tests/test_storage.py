@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import durable
+from durable.backends._schema import SCHEMA_VERSION
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_default_store_is_a_wal_sqlite_file_under_the_working_directory(
     assert db.is_file()
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM durable_meta").fetchone() == (str(SCHEMA_VERSION),)
 
 
 @pytest.mark.usefixtures("restore_default_runtime")
@@ -108,7 +109,10 @@ def test_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path: P
         durable.Runtime(f"sqlite:///{path}")
 
     message = str(info.value)
-    assert "has durable schema version 99, newer than this durable-sdk understands (3)" in message
+    assert (
+        "has durable schema version 99, newer than this durable-sdk understands "
+        f"({SCHEMA_VERSION})" in message
+    )
     assert "left untouched. Upgrade durable-sdk" in message
     assert isinstance(info.value, durable.ConfigurationError)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before

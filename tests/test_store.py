@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import durable
+from durable.backends._schema import SCHEMA_VERSION
 from durable.testing import CrashInjector, SimulatedCrash
 
 pytestmark = pytest.mark.usefixtures("runtime")
@@ -299,4 +300,4 @@ def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
         [entry] = runtime.store.history("done-v1")
         assert (entry.name, entry.kind, entry.transaction_id) == ("fetch", "step", None)
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM durable_meta").fetchone() == (str(SCHEMA_VERSION),)

@@ -14,29 +14,44 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from durable._owner import Owner
+from durable.backends._notify import Notifier
 
 
 class WorkflowStatus(str, enum.Enum):
     """The life-cycle state of a recorded workflow."""
 
+    ENQUEUED = "enqueued"
+    """Recorded by ``enqueue`` and not started yet: a worker will claim it."""
     RUNNING = "running"
     """Started and not finished: running now, or crashed and waiting to resume."""
+    WAITING = "waiting"
+    """Waiting for a durable timer or an event; suspended if it has no owner."""
     SUCCESS = "success"
     """Finished and returned; its result is recorded."""
     ERROR = "error"
     """Finished by raising; calling it again starts a new attempt."""
     CANCELLED = "cancelled"
     """Cancelled: it stopped at its next step boundary and is never resumed."""
+    QUARANTINED = "quarantined"
+    """Crashed its executor on too many recoveries in a row; resumed only by hand."""
 
     @property
     def finished(self) -> bool:
         """True for a status that no owner will change any more by itself."""
-        return self is not WorkflowStatus.RUNNING
+        return self not in _ACTIVE
+
+    @property
+    def active(self) -> bool:
+        """True while the workflow has work left: enqueued, running or waiting."""
+        return self in _ACTIVE
+
+
+_ACTIVE = frozenset({WorkflowStatus.ENQUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING})
 
 
 class StepStatus(str, enum.Enum):
@@ -68,6 +83,26 @@ class WorkflowRow:
     db_now: float
     """The store's clock when the row was read: leases are judged against it."""
     forked_from: str | None = None
+    queue: str | None = None
+    """The queue it was enqueued on, if any."""
+    priority: int = 0
+    wake_at: float | None = None
+    """While waiting: when its timer fires (or its event wait times out)."""
+    waiting_for: str | None = None
+    """While waiting for an event: the event's key."""
+    recoveries: int = 0
+    """Resumes after its owner died, in a row; too many quarantine it."""
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event sent to a workflow and not yet consumed by it."""
+
+    event_id: int
+    workflow_id: str
+    key: str
+    value: bytes
+    sent_at: float
 
 
 @dataclass(frozen=True)
@@ -185,6 +220,7 @@ class Backend(ABC):
         lease_seconds: float,
         *,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         """Take over a workflow if its epoch and status are still as read.
 
@@ -195,7 +231,9 @@ class Backend(ABC):
         status set to running and the row returned; ``None`` means someone
         else claimed it first. With ``rerun_failed`` (a failed workflow run
         again), its recorded error and its steps' recorded errors are
-        superseded, so that the failed steps run again.
+        superseded, so that the failed steps run again. ``recovery`` (its
+        owner died holding it) counts one more recovery in a row; any other
+        claim resets the count.
         """
 
     @abstractmethod
@@ -300,6 +338,93 @@ class Backend(ABC):
     def stats(self) -> dict[str, Any]:
         """Counts by status, live steps, and payload bytes stored."""
 
+    # Queues, waits and events ---------------------------------------------
+
+    @abstractmethod
+    def enqueue_workflow(
+        self, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        """Record ``new`` as enqueued (owned by nobody), or return the row already there."""
+
+    @abstractmethod
+    def claim_queued(
+        self,
+        owner: Owner,
+        lease_seconds: float,
+        queues: Sequence[str],
+        limit: int,
+        queue_limits: Mapping[str, int],
+    ) -> list[WorkflowRow]:
+        """Claim up to ``limit`` enqueued workflows of ``queues`` for ``owner``.
+
+        Highest priority first, then oldest. A queue named in ``queue_limits``
+        never has more running workflows than its limit, counted across every
+        process that claims from the store. Claimed rows are running, owned
+        by ``owner``, under a new epoch.
+        """
+
+    @abstractmethod
+    def set_waiting(
+        self,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        """Mark a workflow waiting (fenced); ``suspend`` also gives up its ownership.
+
+        A suspended workflow has no owner and a new epoch, so that whoever
+        resumes it claims it afresh. False if the epoch no longer matches.
+        """
+
+    @abstractmethod
+    def set_running(self, workflow_id: str, epoch: int) -> bool:
+        """Mark a waiting workflow running again (fenced)."""
+
+    @abstractmethod
+    def release_workflow(self, workflow_id: str, epoch: int) -> bool:
+        """Give up a running workflow (fenced): no owner, new epoch, anyone may resume it."""
+
+    @abstractmethod
+    def quarantine(self, workflow_id: str, epoch: int) -> bool:
+        """Stop resuming a workflow that keeps crashing its executors (fenced)."""
+
+    @abstractmethod
+    def unquarantine(self, workflow_id: str) -> WorkflowRow | None:
+        """Make a quarantined workflow resumable again (no owner, recoveries reset)."""
+
+    @abstractmethod
+    def resumable(self) -> list[WorkflowRow]:
+        """Candidates for recovery, without their payloads.
+
+        Running or waiting workflows with an owner (alive or not: the caller
+        judges), and waiting ones without an owner whose timer is due or whose
+        awaited event has arrived.
+        """
+
+    @abstractmethod
+    def send_event(
+        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        """Store an event for a workflow; False if ``idempotency_key`` was sent already."""
+
+    @abstractmethod
+    def next_event(self, workflow_id: str, key: str) -> EventRow | None:
+        """The oldest event of ``key`` the workflow has not consumed, or None."""
+
+    @abstractmethod
+    def take_event(self, workflow_id: str, epoch: int, event_id: int, step: StepRow) -> StepRow:
+        """Consume an event and commit the step record holding it, in one transaction.
+
+        Like :meth:`record_step`: returns the record that stands at the
+        position (adopting another executor's, in which case the event is left
+        unconsumed) and raises OwnershipLostError when fenced off.
+        """
+
+    notifier: Notifier
+    """Wakes waiters when an event or a queued workflow arrives."""
+
     @abstractmethod
     def now(self) -> float:
         """The store's clock, in seconds since the epoch."""
@@ -327,6 +452,7 @@ class Backend(ABC):
         lease_seconds: float,
         *,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         """Async form of :meth:`claim_workflow`."""
         return self.claim_workflow(
@@ -336,6 +462,7 @@ class Backend(ABC):
             owner,
             lease_seconds,
             rerun_failed=rerun_failed,
+            recovery=recovery,
         )
 
     async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import logging
 import re
 import threading
 import time
@@ -32,6 +34,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
+from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
 
@@ -43,6 +46,8 @@ T = TypeVar("T")
 _NOW = sa.literal_column("(extract(epoch from clock_timestamp())::float8)", sa.Float)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Waits between tries after a dropped connection: about 6 s in all.
+log = logging.getLogger("durable")
+
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
@@ -158,6 +163,10 @@ class PostgresBackend(SqlBackend):
             + (" -c synchronous_commit=off" if durability == "batched" else ""),
         }
         self.q = statements_for("postgresql", pg_insert, _NOW)
+        # One channel per schema, named by a digest (channel names are short).
+        self._channel = "durable_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
+        self._closing = threading.Event()
+        self.notifier = _ListeningNotifier(self)
         self._compiled = _COMPILED
         self._pool_max = pool_max
         self.max_in_flight = pool_max
@@ -280,6 +289,36 @@ class PostgresBackend(SqlBackend):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    # Queues and events --------------------------------------------------------
+
+    async def _lock_queue(self, tx: Tx, queue: str) -> None:
+        # Claimers of one limited queue take turns (SKIP LOCKED alone would
+        # let two of them each count the same free slot).
+        await tx.execute(_LOCK_QUEUE, {"key": f"durable-queue:{self.schema}:{queue}"})
+
+    async def _notify(self, tx: Tx, topic: str) -> None:
+        # Delivered to listeners when the transaction commits, not before.
+        await tx.execute(_NOTIFY, {"channel": self._channel, "topic": topic})
+
+    def _listen(self, notifier: Notifier) -> None:
+        """Relay this schema's notifications to local waiters, until closed."""
+        delay = 0.1
+        while not self._closing.is_set():
+            try:
+                with self._psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{self._channel}"')
+                    delay = 0.1
+                    # Whatever was sent while not listening: everyone looks again.
+                    notifier.notify_all()
+                    while not self._closing.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            notifier.notify(note.payload)
+            except self._psycopg.Error:
+                # Waiters poll meanwhile; listen again shortly.
+                log.debug("durable: event listener lost its connection", exc_info=True)
+                self._closing.wait(delay)
+                delay = min(delay * 2, 5.0)
+
     # The rest ---------------------------------------------------------------
 
     def health(self) -> dict[str, object]:
@@ -298,11 +337,36 @@ class PostgresBackend(SqlBackend):
         }
 
     def close(self) -> None:
+        self._closing.set()
         self._pool.close()
         with self._loops_lock:
             for conns in list(self._loops.values()):
                 _finish_all(conns.all)
             self._loops.clear()
+
+
+_LOCK_QUEUE = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :topic)")
+
+
+class _ListeningNotifier(Notifier):
+    """Wakes local waiters on this schema's NOTIFYs too (one listening thread)."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        super().__init__()
+        self._backend = weakref.ref(backend)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _listening(self) -> None:
+        with self._start_lock:
+            backend = self._backend()
+            if self._thread is not None or backend is None:
+                return
+            self._thread = threading.Thread(
+                target=backend._listen, args=(self,), name="durable-listener", daemon=True
+            )
+            self._thread.start()
 
 
 def _pop_schema(options: dict[str, Any], shown: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from durable._errors import SchemaVersionError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = sa.MetaData()
 
@@ -49,7 +49,16 @@ workflows = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     # "<workflow id>@<snapshot>" for a workflow made by fork() (version 2).
     sa.Column("forked_from", sa.String(512), nullable=True),
+    # Version 4: queues (a worker claims the highest priority, then the
+    # oldest), durable waits (when the timer fires, which event is awaited)
+    # and crash loops (recoveries in a row after the owner died).
+    sa.Column("queue", sa.String(64), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("wake_at", sa.Float, nullable=True),
+    sa.Column("waiting_for", sa.String(255), nullable=True),
+    sa.Column("recoveries", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_durable_workflows_status", "status"),
+    sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
 )
 
@@ -107,6 +116,22 @@ step_attempts = sa.Table(
     sa.Index("ix_durable_step_attempts_workflow", "workflow_id", "position"),
 )
 
+# Version 4: events sent to workflows. An event stays until the workflow
+# consumes it, in the same transaction that records the step holding its
+# value (so it is delivered exactly once, and never lost if sent early).
+events = sa.Table(
+    "durable_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
+    sa.Column("consumed_at", sa.Float, nullable=True),
+    sa.Index("ix_durable_events_pending", "workflow_id", "key", "consumed_at", "id"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -127,7 +152,18 @@ def _v2_to_v3(conn: sa.Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE durable_steps ADD COLUMN code_hash VARCHAR(64)")
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: sa.Connection) -> None:
+    for column in ("queue", "priority", "wake_at", "waiting_for", "recoveries"):
+        ddl = CreateColumn(workflows.c[column]).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+    index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_queue")
+    conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+    conn.exec_driver_sql(str(CreateTable(events).compile(dialect=conn.dialect)))
+    for index in events.indexes:
+        conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:

@@ -11,18 +11,19 @@ That keeps one copy of every query and every decision.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from durable._errors import OwnershipLostError
+from durable._errors import OwnershipLostError, WorkflowNotFoundError
 from durable._owner import Owner
 from durable._sync import drive
 from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
     Counts,
+    EventRow,
     NewWorkflow,
     StepAttemptRow,
     StepHistoryRow,
@@ -33,7 +34,8 @@ from durable.backends._base import (
     WorkflowStatus,
 )
 from durable.backends._group_commit import Queued, grouped
-from durable.backends._statements import Statements, Tx, execute
+from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic
+from durable.backends._statements import Statements, Tx, execute, is_active
 
 T = TypeVar("T")
 
@@ -42,6 +44,7 @@ class SqlBackend(Backend):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements
+    notifier: Notifier
     max_in_flight = 1
     """How many grouped writes of one event loop may be in flight at once."""
 
@@ -97,9 +100,10 @@ class SqlBackend(Backend):
         lease_seconds: float,
         *,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return self._run(True, self._claim, *args)
+        return self._run(True, self._claim, *args, recovery)
 
     async def aclaim_workflow(
         self,
@@ -110,9 +114,10 @@ class SqlBackend(Backend):
         lease_seconds: float,
         *,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return await self._arun(True, self._claim, *args)
+        return await self._arun(True, self._claim, *args, recovery)
 
     def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
         return self._run(False, self._load_steps, workflow_id)
@@ -229,7 +234,258 @@ class SqlBackend(Backend):
     def stats(self) -> dict[str, Any]:
         return self._run(False, self._stats)
 
+    def enqueue_workflow(
+        self, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        found = self._run(True, self._enqueue, new, queue, priority)
+        self.notifier.notify(QUEUE_TOPIC)
+        return found
+
+    async def aenqueue_workflow(
+        self, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        found = await self._arun(True, self._enqueue, new, queue, priority)
+        self.notifier.notify(QUEUE_TOPIC)
+        return found
+
+    def claim_queued(
+        self,
+        owner: Owner,
+        lease_seconds: float,
+        queues: Sequence[str],
+        limit: int,
+        queue_limits: Mapping[str, int],
+    ) -> list[WorkflowRow]:
+        claimed: list[WorkflowRow] = []
+        # One transaction per limited queue, so that its lock is held briefly.
+        unlimited = [q for q in queues if q not in queue_limits]
+        for group in [[q] for q in queues if q in queue_limits] + [unlimited]:
+            if group and len(claimed) < limit:
+                claimed += self._run(
+                    True,
+                    self._claim_queued,
+                    owner,
+                    lease_seconds,
+                    group,
+                    limit - len(claimed),
+                    queue_limits.get(group[0]),
+                )
+        return claimed
+
+    def set_waiting(
+        self,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        return self._run(
+            False, self._set_waiting, workflow_id, epoch, wake_at, waiting_for, suspend
+        )
+
+    async def aset_waiting(
+        self,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        args = (workflow_id, epoch, wake_at, waiting_for, suspend)
+        return await self._arun(False, self._set_waiting, *args)
+
+    def set_running(self, workflow_id: str, epoch: int) -> bool:
+        return self._run(False, self._update_fenced, self.q.set_running, workflow_id, epoch)
+
+    async def aset_running(self, workflow_id: str, epoch: int) -> bool:
+        return await self._arun(False, self._update_fenced, self.q.set_running, workflow_id, epoch)
+
+    def release_workflow(self, workflow_id: str, epoch: int) -> bool:
+        return self._run(False, self._update_fenced, self.q.release, workflow_id, epoch)
+
+    def quarantine(self, workflow_id: str, epoch: int) -> bool:
+        return self._run(False, self._update_fenced, self.q.quarantine, workflow_id, epoch)
+
+    async def aquarantine(self, workflow_id: str, epoch: int) -> bool:
+        return await self._arun(False, self._update_fenced, self.q.quarantine, workflow_id, epoch)
+
+    def unquarantine(self, workflow_id: str) -> WorkflowRow | None:
+        return self._run(True, self._unquarantine, workflow_id)
+
+    def resumable(self) -> list[WorkflowRow]:
+        return self._run(False, self._resumable)
+
+    def send_event(
+        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        sent = self._run(True, self._send_event, workflow_id, key, value, idempotency_key)
+        self.notifier.notify(event_topic(workflow_id))
+        return sent
+
+    async def asend_event(
+        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        args = (workflow_id, key, value, idempotency_key)
+        sent = await self._arun(True, self._send_event, *args)
+        self.notifier.notify(event_topic(workflow_id))
+        return sent
+
+    def next_event(self, workflow_id: str, key: str) -> EventRow | None:
+        return self._run(False, self._next_event, workflow_id, key)
+
+    async def anext_event(self, workflow_id: str, key: str) -> EventRow | None:
+        return await self._arun(False, self._next_event, workflow_id, key)
+
+    def take_event(self, workflow_id: str, epoch: int, event_id: int, step: StepRow) -> StepRow:
+        return self._run(True, self._take_event, workflow_id, epoch, event_id, step)
+
+    async def atake_event(
+        self, workflow_id: str, epoch: int, event_id: int, step: StepRow
+    ) -> StepRow:
+        return await self._arun(True, self._take_event, workflow_id, epoch, event_id, step)
+
     # The operations, once ---------------------------------------------------
+
+    async def _lock_queue(self, tx: Tx, queue: str) -> None:
+        """Serialise claims from one limited queue (inside the claiming transaction).
+
+        SQLite needs nothing: its write transactions are serial already.
+        """
+
+    async def _enqueue(
+        self, tx: Tx, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        inserted = await execute(
+            tx,
+            self.q.insert_enqueued,
+            {
+                "workflow_id": new.workflow_id,
+                "name": new.name,
+                "args_fingerprint": new.args_fingerprint,
+                "args": new.args,
+                "queue": queue,
+                "priority": priority,
+            },
+        )
+        row = await self._get_workflow(tx, new.workflow_id)
+        assert row is not None
+        if inserted.rowcount == 1:
+            await self._notify(tx, QUEUE_TOPIC)
+        return row, inserted.rowcount == 1
+
+    async def _claim_queued(
+        self,
+        tx: Tx,
+        owner: Owner,
+        lease_seconds: float,
+        queues: list[str],
+        limit: int,
+        queue_limit: int | None,
+    ) -> list[WorkflowRow]:
+        if queue_limit is not None:
+            await self._lock_queue(tx, queues[0])
+            running = await execute(tx, self.q.running_in_queue, {"queue": queues[0]})
+            limit = min(limit, queue_limit - int(running.rows[0][0]))
+        if limit <= 0:
+            return []
+        found = await tx.execute(self.q.claimable(queues, limit))
+        claimed = []
+        for (workflow_id,) in found.rows:
+            params = {"workflow_id": workflow_id, **_owner_params(owner), "lease": lease_seconds}
+            if (await execute(tx, self.q.claim_enqueued, params)).rowcount == 1:
+                row = await self._get_workflow(tx, workflow_id)
+                assert row is not None
+                claimed.append(row)
+        return claimed
+
+    async def _set_waiting(
+        self,
+        tx: Tx,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        updated = await execute(
+            tx,
+            self.q.suspend if suspend else self.q.set_waiting,
+            {
+                "workflow_id": workflow_id,
+                "epoch": epoch,
+                "wake_at": wake_at,
+                "waiting_for": waiting_for,
+            },
+        )
+        return updated.rowcount == 1
+
+    async def _update_fenced(
+        self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int
+    ) -> bool:
+        updated = await execute(tx, stmt, {"workflow_id": workflow_id, "epoch": epoch})
+        return updated.rowcount == 1
+
+    async def _unquarantine(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+        updated = await execute(tx, self.q.unquarantine, {"workflow_id": workflow_id})
+        return await self._get_workflow(tx, workflow_id) if updated.rowcount == 1 else None
+
+    async def _resumable(self, tx: Tx) -> list[WorkflowRow]:
+        return [_workflow_row(r) for r in (await tx.execute(self.q.resumable)).rows]
+
+    async def _send_event(
+        self, tx: Tx, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        found = await execute(tx, self.q.workflow_status, {"workflow_id": workflow_id})
+        if not found.rows:
+            raise WorkflowNotFoundError(
+                f"cannot send event {key!r} to workflow {workflow_id!r}: the store has no "
+                "such workflow. Start or enqueue it first (an event sent before the "
+                "workflow waits for it is kept until it does).",
+                workflow_id=workflow_id,
+            )
+        inserted = await execute(
+            tx,
+            self.q.insert_event,
+            {
+                "workflow_id": workflow_id,
+                "key": key,
+                "value": value,
+                "idempotency_key": idempotency_key,
+            },
+        )
+        if inserted.rowcount == 1:
+            await self._notify(tx, event_topic(workflow_id))
+        return inserted.rowcount == 1
+
+    async def _notify(self, tx: Tx, topic: str) -> None:
+        """Tell waiters in other processes (PostgreSQL relays it at commit)."""
+
+    async def _next_event(self, tx: Tx, workflow_id: str, key: str) -> EventRow | None:
+        found = await execute(tx, self.q.next_event, {"workflow_id": workflow_id, "key": key})
+        if not found.rows:
+            return None
+        r = found.rows[0]
+        return EventRow(
+            event_id=r.id,
+            workflow_id=r.workflow_id,
+            key=r.key,
+            value=bytes(r.value),
+            sent_at=r.sent_at,
+        )
+
+    async def _take_event(
+        self, tx: Tx, workflow_id: str, epoch: int, event_id: int, step: StepRow
+    ) -> StepRow:
+        standing = await self._record_step(tx, workflow_id, epoch, step)
+        if standing is not step:
+            return standing  # another executor's record: the event stays for nobody else
+        consumed = await execute(tx, self.q.consume_event, {"event_id": event_id})
+        if consumed.rowcount != 1:
+            # Consumed meanwhile by an executor this one lost the workflow to;
+            # raising rolls back this record too.
+            raise _lost(workflow_id, epoch)
+        return step
 
     async def _start_workflow(
         self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
@@ -260,6 +516,7 @@ class SqlBackend(Backend):
         owner: Owner,
         lease_seconds: float,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         claimed = await execute(
             tx,
@@ -270,6 +527,8 @@ class SqlBackend(Backend):
                 "status": expected_status.value,
                 **_owner_params(owner),
                 "lease": lease_seconds,
+                "keep": int(recovery),
+                "add": int(recovery),
             },
         )
         if claimed.rowcount != 1:
@@ -503,7 +762,7 @@ class SqlBackend(Backend):
             )
             .scalar_subquery()
         )
-        finished = sa.select(w.c.workflow_id).where(w.c.status != WorkflowStatus.RUNNING.value)
+        finished = sa.select(w.c.workflow_id).where(sa.not_(is_active(w.c.status)))
         old_snapshots = sa.and_(
             st.c.kind == "snapshot",
             st.c.workflow_id.in_(finished),
@@ -542,6 +801,7 @@ class SqlBackend(Backend):
             await tx.execute(sa.delete(st).where(step_where))
             if workflows is not None:
                 await tx.execute(sa.delete(at).where(at.c.workflow_id.in_(workflows)))
+                await tx.execute(sa.delete(s.events).where(s.events.c.workflow_id.in_(workflows)))
                 await tx.execute(sa.delete(w).where(w.c.workflow_id.in_(workflows)))
         return counts
 
@@ -631,6 +891,11 @@ def _workflow_row(r: Any) -> WorkflowRow:
         finished_at=r.finished_at,
         db_now=float(r.db_now),
         forked_from=r.forked_from,
+        queue=r.queue,
+        priority=r.priority,
+        wake_at=r.wake_at,
+        waiting_for=r.waiting_for,
+        recoveries=r.recoveries,
     )
 
 

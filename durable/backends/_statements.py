@@ -11,6 +11,13 @@ import sqlalchemy as sa
 from durable.backends import _schema as s
 from durable.backends._base import StepStatus, WorkflowStatus
 
+ACTIVE = [st.value for st in WorkflowStatus if st.active]
+
+
+def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """``status`` is one of a workflow with work left (no IN list: those recompile)."""
+    return sa.or_(*(status == value for value in ACTIVE))
+
 
 def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
     # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
@@ -46,7 +53,7 @@ class Statements:
     """
 
     def __init__(self, insert: Callable[[sa.Table], Any], now: sa.ColumnElement[float]) -> None:
-        w, st, at = s.workflows, s.steps, s.step_attempts
+        w, st, at, ev = s.workflows, s.steps, s.step_attempts, s.events
         self.now = now
         owner = {
             "owner_host": _P("owner_host"),
@@ -91,6 +98,11 @@ class Statements:
                 lease_expires_at=lease,
                 updated_at=now,
                 finished_at=None,
+                wake_at=None,
+                waiting_for=None,
+                # One more recovery in a row (keep 1, add 1), or a fresh count.
+                recoveries=w.c.recoveries * _P("keep", type_=sa.Integer)
+                + _P("add", type_=sa.Integer),
             )
         )
         self.clear_outcome = (
@@ -151,6 +163,7 @@ class Statements:
         self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
         self.clock = sa.select(now.label("db_now"))
         self.fence = sa.select(w.c.epoch).where(same_epoch)
+        self.workflow_status = sa.select(w.c.status).where(w.c.workflow_id == _P("workflow_id"))
         self.history = (
             sa.select(
                 *(c for c in st.c if c.name != "output"),
@@ -198,10 +211,7 @@ class Statements:
         self.insert_step = insert(st).values(step_values)
         self.cancel = (
             sa.update(w)
-            .where(
-                w.c.workflow_id == _P("workflow_id"),
-                w.c.status == WorkflowStatus.RUNNING.value,
-            )
+            .where(w.c.workflow_id == _P("workflow_id"), is_active(w.c.status))
             .values(
                 status=WorkflowStatus.CANCELLED.value,
                 epoch=w.c.epoch + 1,
@@ -229,6 +239,153 @@ class Statements:
                 0,
             )
         ).select_from(w)
+
+        # Queues ------------------------------------------------------------
+        self.insert_enqueued = (
+            insert(w)
+            .values(
+                **{**new_workflow, "status": WorkflowStatus.ENQUEUED.value},
+                attempts=0,
+                parent_id=None,
+                queue=_P("queue"),
+                priority=_P("priority"),
+            )
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.running_in_queue = sa.select(sa.func.count()).where(
+            w.c.queue == _P("queue"),
+            sa.or_(
+                w.c.status == WorkflowStatus.RUNNING.value,
+                sa.and_(w.c.status == WorkflowStatus.WAITING.value, w.c.owner_host.is_not(None)),
+            ),
+        )
+        self.claim_enqueued = (
+            sa.update(w)
+            .where(
+                w.c.workflow_id == _P("workflow_id"),
+                w.c.status == WorkflowStatus.ENQUEUED.value,
+            )
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                attempts=w.c.attempts + 1,
+                **owner,
+                lease_expires_at=lease,
+                updated_at=now,
+            )
+        )
+        # Waits ---------------------------------------------------------------
+        active_epoch = sa.and_(
+            same_epoch,
+            sa.or_(
+                w.c.status == WorkflowStatus.RUNNING.value,
+                w.c.status == WorkflowStatus.WAITING.value,
+            ),
+        )
+        waiting = {
+            "status": WorkflowStatus.WAITING.value,
+            "wake_at": _P("wake_at", type_=sa.Float),
+            "waiting_for": _P("waiting_for"),
+            "updated_at": now,
+        }
+        ownerless = {
+            "owner_host": None,
+            "owner_pid": None,
+            "owner_started": None,
+            "lease_expires_at": None,
+            "epoch": w.c.epoch + 1,
+        }
+        self.set_waiting = sa.update(w).where(active_epoch).values(waiting)
+        self.suspend = sa.update(w).where(active_epoch).values(**waiting, **ownerless)
+        self.set_running = (
+            sa.update(w)
+            .where(same_epoch, w.c.status == WorkflowStatus.WAITING.value)
+            .values(
+                status=WorkflowStatus.RUNNING.value, wake_at=None, waiting_for=None, updated_at=now
+            )
+        )
+        self.release = sa.update(w).where(active_epoch).values(**ownerless, updated_at=now)
+        self.quarantine = (
+            sa.update(w)
+            .where(active_epoch)
+            .values(
+                status=WorkflowStatus.QUARANTINED.value,
+                **ownerless,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+        self.unquarantine = (
+            sa.update(w)
+            .where(
+                w.c.workflow_id == _P("workflow_id"),
+                w.c.status == WorkflowStatus.QUARANTINED.value,
+            )
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                **ownerless,
+                recoveries=0,
+                updated_at=now,
+                finished_at=None,
+            )
+        )
+        pending = ev.c.consumed_at.is_(None)
+        event_arrived = (
+            sa.exists()
+            .where(ev.c.workflow_id == w.c.workflow_id, ev.c.key == w.c.waiting_for, pending)
+            .correlate(w)
+        )
+        self.resumable = (
+            sa.select(
+                *(c for c in w.c if c.name not in ("args", "result", "error")),
+                sa.null().label("args"),
+                sa.null().label("result"),
+                sa.null().label("error"),
+                now.label("db_now"),
+            )
+            .where(
+                sa.or_(
+                    w.c.status == WorkflowStatus.RUNNING.value,
+                    sa.and_(
+                        w.c.status == WorkflowStatus.WAITING.value,
+                        sa.or_(w.c.owner_host.is_not(None), w.c.wake_at <= now, event_arrived),
+                    ),
+                )
+            )
+            .order_by(w.c.created_at, w.c.workflow_id)
+        )
+        # Events --------------------------------------------------------------
+        self.insert_event = (
+            insert(ev)
+            .values(
+                workflow_id=_P("workflow_id"),
+                key=_P("key"),
+                value=_P("value"),
+                sent_at=now,
+                idempotency_key=_P("idempotency_key"),
+            )
+            .on_conflict_do_nothing(index_elements=[ev.c.idempotency_key])
+        )
+        self.next_event = (
+            sa.select(ev)
+            .where(ev.c.workflow_id == _P("workflow_id"), ev.c.key == _P("key"), pending)
+            .order_by(ev.c.id)
+            .limit(1)
+        )
+        self.consume_event = (
+            sa.update(ev).where(ev.c.id == _P("event_id"), pending).values(consumed_at=now)
+        )
+
+    def claimable(self, queues: Sequence[str], limit: int) -> sa.Select[Any]:
+        """Enqueued workflows of ``queues``, best first, skipping rows others are claiming."""
+        wf = s.workflows
+        return (
+            sa.select(wf.c.workflow_id)
+            .where(wf.c.status == WorkflowStatus.ENQUEUED.value, wf.c.queue.in_(list(queues)))
+            .order_by(wf.c.priority.desc(), wf.c.created_at, wf.c.workflow_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
 
     def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
         wf = s.workflows

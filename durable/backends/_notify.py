@@ -1,0 +1,108 @@
+"""Wake-ups for waiters: an event sent, a workflow enqueued.
+
+A waiter subscribes to a topic (``event:<workflow id>``, ``queue``) before it
+looks in the store, then sleeps until notified or until its poll interval
+ends, and looks again. A notification is only a hint to look now: the store
+is the truth, so a lost notification costs at most one poll interval.
+
+Sends in this process notify directly; PostgreSQL also relays them between
+processes (LISTEN/NOTIFY, see ``_postgres``); SQLite relies on polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+
+
+class Subscription:
+    """One waiter's interest in a topic; remembers a wake-up that came early."""
+
+    __slots__ = ("_async", "_loop", "_sync", "topic")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._sync = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._async: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        self._sync.set()
+        if self._loop is not None and self._async is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                self._loop.call_soon_threadsafe(self._async.set)
+
+    def wait(self, timeout: float) -> bool:
+        """Block until woken or ``timeout`` seconds pass; True if woken."""
+        woken = self._sync.wait(max(timeout, 0.0))
+        self._sync.clear()
+        return woken
+
+    async def await_(self, timeout: float) -> bool:
+        """Suspend until woken or ``timeout`` seconds pass; True if woken."""
+        if self._async is None:
+            self._loop = asyncio.get_running_loop()
+            self._async = asyncio.Event()
+            if self._sync.is_set():
+                self._async.set()
+        try:
+            await asyncio.wait_for(self._async.wait(), max(timeout, 0.0))
+            woken = True
+        except asyncio.TimeoutError:
+            woken = False
+        self._async.clear()
+        self._sync.clear()
+        return woken
+
+
+class Notifier:
+    """Topics and their subscribers, in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    @contextlib.contextmanager
+    def subscribe(self, topic: str) -> Iterator[Subscription]:
+        """Be woken by notifications of ``topic`` while in the block."""
+        subscription = Subscription(topic)
+        with self._lock:
+            self._subscribers.setdefault(topic, set()).add(subscription)
+        self._listening()
+        try:
+            yield subscription
+        finally:
+            with self._lock:
+                found = self._subscribers.get(topic)
+                if found is not None:
+                    found.discard(subscription)
+                    if not found:
+                        del self._subscribers[topic]
+
+    def notify(self, topic: str) -> None:
+        """Wake every subscriber of ``topic``."""
+        with self._lock:
+            found = list(self._subscribers.get(topic, ()))
+        for subscription in found:
+            subscription.wake()
+
+    def notify_all(self) -> None:
+        """Wake every subscriber (notifications may have been missed)."""
+        with self._lock:
+            found = [sub for subs in self._subscribers.values() for sub in subs]
+        for subscription in found:
+            subscription.wake()
+
+    def _listening(self) -> None:
+        """Hook: a backend that relays notifications between processes starts here."""
+
+
+def event_topic(workflow_id: str) -> str:
+    """The topic of events sent to one workflow."""
+    return f"event:{workflow_id}"
+
+
+QUEUE_TOPIC = "queue"
+"""The topic of workflows enqueued (on any queue)."""
