@@ -30,6 +30,7 @@ from durable._errors import (
     CodeChangedWarning,
     ConfigurationError,
     DurableError,
+    EventTimeoutError,
     InvalidWorkflowIdError,
     NonDeterminismError,
     NotInWorkflowError,
@@ -43,7 +44,11 @@ from durable._errors import (
     WorkflowCancelledError,
     WorkflowConflictError,
     WorkflowNotFoundError,
+    WorkflowQuarantinedError,
+    WorkflowSuspendedError,
 )
+from durable._events import send_event, send_event_sync, wait_for_event, wait_for_event_sync
+from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
@@ -65,6 +70,7 @@ from durable._store import (
     WorkflowInfo,
 )
 from durable._transaction import Transaction, transaction
+from durable._worker import Worker, WorkerReport
 from durable.backends._base import StepStatus, WorkflowStatus
 
 __version__ = "0.1.0"
@@ -128,6 +134,7 @@ __all__ = [
     "CleanupReport",
     "ConfigurationError",
     "DurableError",
+    "EventTimeoutError",
     "HealthReport",
     "History",
     "HistoryEntry",
@@ -155,7 +162,12 @@ __all__ = [
     "WorkflowCancelledError",
     "WorkflowConflictError",
     "WorkflowInfo",
+    "Worker",
+    "WorkerReport",
+    "WorkflowHandle",
     "WorkflowNotFoundError",
+    "WorkflowQuarantinedError",
+    "WorkflowSuspendedError",
     "WorkflowStatus",
     "configure",
     "current_runtime",
@@ -166,10 +178,14 @@ __all__ = [
     "recover",
     "recover_sync",
     "restore",
+    "send_event",
+    "send_event_sync",
     "sleep",
     "sleep_until",
     "snapshot",
     "step",
     "transaction",
+    "wait_for_event",
+    "wait_for_event_sync",
     "__version__",
 ]

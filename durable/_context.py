@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from durable._port import Port
     from durable._runtime import Runtime
     from durable._transaction import Transaction
-    from durable.backends._base import StepRow
+    from durable.backends._base import StepRow, WorkflowRow
 
 
 @dataclass(eq=False)
@@ -44,6 +44,8 @@ class WorkflowContext:
     """Snapshot names reached in this execution, with their positions."""
     tx: Transaction | None = None
     """The innermost open transaction block, whose records are held back."""
+    waits: int = 0
+    """Durable waits in progress (the workflow shows as waiting while any is)."""
 
     def allocate(self, name: str) -> int:
         position = self.next_position
@@ -93,3 +95,11 @@ blocking_a_loop: ContextVar[bool] = ContextVar("durable_blocking_a_loop", defaul
 requested_workflow_id: ContextVar[str | None] = ContextVar(
     "durable_requested_workflow_id", default=None
 )
+
+# Set by workers and recovery: resume a workflow only if nobody else runs it,
+# never wait for another live owner (that would hold a worker slot idle).
+never_wait: ContextVar[bool] = ContextVar("durable_never_wait", default=False)
+
+# Set by a worker for the workflow it just claimed from a queue: the call runs
+# it as its owner at once, without claiming it again.
+preclaimed: ContextVar[WorkflowRow | None] = ContextVar("durable_preclaimed", default=None)

@@ -16,6 +16,7 @@ import wrapt
 
 from durable import _context, _registry
 from durable._errors import ConfigurationError, SerializationError
+from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
 from durable._retry import RetryPolicy
 from durable._runtime import current_runtime
@@ -53,6 +54,31 @@ class AsyncWorkflow(Protocol[P, T_co]):
     def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
         """Run the workflow to completion from sync code (a script, a notebook)."""
 
+    def enqueue(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
+        """Record the call for a worker to run, without running it; a handle on it.
+
+        Idempotent per workflow id. Workers claim the highest ``priority``
+        first, then the oldest. Run ``durable worker`` (or a
+        :class:`durable.Worker`) to run enqueued workflows.
+        """
+
+    def enqueue_sync(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[T_co]:
+        """Blocking form of :meth:`enqueue`."""
+
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         """The workflow id a top-level call with these arguments gets."""
 
@@ -72,6 +98,30 @@ class SyncWorkflow(Protocol[P, T_co]):
     def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
         """Same as :meth:`run` (for symmetry with async workflows)."""
 
+    def enqueue(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[T_co]:
+        """Record the call for a worker to run, without running it; a handle on it.
+
+        Idempotent per workflow id. Workers claim the highest ``priority``
+        first, then the oldest.
+        """
+
+    def enqueue_sync(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> WorkflowHandle[T_co]:
+        """Same as :meth:`enqueue`."""
+
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         """The workflow id a top-level call with these arguments gets."""
 
@@ -80,8 +130,11 @@ class SyncWorkflow(Protocol[P, T_co]):
 
 
 class _WorkflowDecorator(Protocol):
+    # An async function matches the first overload; the second is for the rest.
     @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncWorkflow[P, T]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[P, Coroutine[Any, Any, T]], /
+    ) -> AsyncWorkflow[P, T]: ...
     @overload
     def __call__(self, fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
 
@@ -232,6 +285,64 @@ class _RunMethods:
             return run_coroutine_sync(outcome)
         return outcome
 
+    def enqueue(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> Any:
+        workflow: Any = getattr(self, "_self_parent", None) or self
+        spec: WorkflowSpec = workflow._self_durable[0]
+        coro = self._enqueue(args, kwargs, workflow_id, queue, priority, sync=not spec.is_async)
+        return coro if spec.is_async else drive(coro)
+
+    def enqueue_sync(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> Any:
+        return drive(self._enqueue(args, kwargs, workflow_id, queue, priority, sync=True))
+
+    def _enqueue(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        workflow_id: str | None,
+        queue: str,
+        priority: int,
+        sync: bool,
+    ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
+        if workflow_id is not None:
+            validate_workflow_id(workflow_id)
+        if not isinstance(queue, str) or not queue or len(queue) > 64:
+            raise ConfigurationError(
+                f"a queue name is a non-empty str of at most 64 characters, not {queue!r}"
+            )
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ConfigurationError(f"priority must be an int, not {priority!r}")
+        workflow: Any = getattr(self, "_self_parent", None) or self
+        spec, signature = workflow._self_durable
+        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        ctx = _context.current.get()
+        runtime = ctx.runtime if isinstance(ctx, _context.WorkflowContext) else current_runtime()
+        inv = Invocation(
+            spec=spec,
+            call=lambda: None,
+            args_body=_args_body(spec, instance, args, kwargs),
+            args_fingerprint=_fingerprint(signature, instance, args, kwargs),
+            args=args,
+            kwargs=kwargs,
+            requested_id=workflow_id,
+            parent=None,
+            position=None,
+        )
+        return runtime._enqueue(inv, runtime._port_for(sync=sync), queue, priority)
+
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
@@ -250,7 +361,9 @@ class _WorkflowFunction(_RunMethods, wrapt.FunctionWrapper):  # type: ignore[typ
 
 
 @overload
-def durable_workflow(fn: Callable[P, Coroutine[Any, Any, T]], /) -> AsyncWorkflow[P, T]: ...
+def durable_workflow(  # type: ignore[overload-overlap]
+    fn: Callable[P, Coroutine[Any, Any, T]], /
+) -> AsyncWorkflow[P, T]: ...
 @overload
 def durable_workflow(fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
 @overload

@@ -16,6 +16,9 @@ every message says what was wrong and what to do about it::
     ├── PayloadTooLargeError
     ├── WorkflowAlreadyRunningError
     ├── WorkflowCancelledError
+    ├── WorkflowSuspendedError
+    ├── WorkflowQuarantinedError
+    ├── EventTimeoutError           (also a TimeoutError)
     ├── WorkflowNotFoundError       (also a LookupError)
     ├── OwnershipLostError
     ├── NotInWorkflowError
@@ -140,6 +143,44 @@ class WorkflowAlreadyRunningError(DurableError):
 
 class WorkflowCancelledError(DurableError):
     """The workflow was cancelled; it stops at its next step boundary and is never resumed."""
+
+
+class WorkflowSuspendedError(DurableError):
+    """The workflow suspended itself to wait (``suspend=True``); it was not finished here.
+
+    Its process may exit: :func:`durable.recover` or a worker resumes it
+    once its timer fires or the awaited event arrives; calling it again
+    resumes it at once (and waits again if it must).
+
+    Attributes:
+        workflow_id: The suspended workflow.
+        wake_at: When its timer fires (Unix time), or None.
+        waiting_for: The event key it waits for, or None.
+    """
+
+
+class WorkflowQuarantinedError(DurableError):
+    """The workflow crashed its executors on too many recoveries and is no longer resumed.
+
+    Look at why (``durable show ID``), fix it, then resume it by hand:
+    :meth:`durable.Runtime.resume` or ``durable resume ID``.
+
+    Attributes:
+        workflow_id: The quarantined workflow.
+    """
+
+
+class EventTimeoutError(DurableError, TimeoutError):
+    """:func:`durable.wait_for_event` reached its timeout before the event arrived.
+
+    The timeout is recorded: a resumed workflow raises it again at the same
+    point, even if the event arrives later.
+
+    Attributes:
+        workflow_id: The waiting workflow.
+        key: The event key it waited for.
+        timeout: The timeout, in seconds.
+    """
 
 
 class WorkflowNotFoundError(DurableError, LookupError):

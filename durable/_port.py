@@ -6,12 +6,14 @@ from durable._clock import Clock
 from durable._owner import current_owner
 from durable.backends._base import (
     Backend,
+    EventRow,
     NewWorkflow,
     StepAttemptRow,
     StepRow,
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._notify import Subscription
 
 
 class Port:
@@ -41,12 +43,13 @@ class Port:
         status: WorkflowStatus,
         lease: float,
         rerun_failed: bool,
+        recovery: bool = False,
     ) -> WorkflowRow | None:
         b, owner = self._backend, current_owner()
         args = (workflow_id, epoch, status, owner, lease)
         if self.sync:
-            return b.claim_workflow(*args, rerun_failed=rerun_failed)
-        return await b.aclaim_workflow(*args, rerun_failed=rerun_failed)
+            return b.claim_workflow(*args, rerun_failed=rerun_failed, recovery=recovery)
+        return await b.aclaim_workflow(*args, rerun_failed=rerun_failed, recovery=recovery)
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         if self.sync:
@@ -95,6 +98,62 @@ class Port:
         if self.sync:
             return b.finish_workflow(workflow_id, epoch, status, result=result, error=error)
         return await b.afinish_workflow(workflow_id, epoch, status, result=result, error=error)
+
+    async def set_waiting(
+        self,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        b, args = self._backend, (workflow_id, epoch, wake_at, waiting_for, suspend)
+        if self.sync:
+            return b.set_waiting(*args)
+        return await b.aset_waiting(*args)
+
+    async def set_running(self, workflow_id: str, epoch: int) -> bool:
+        if self.sync:
+            return self._backend.set_running(workflow_id, epoch)
+        return await self._backend.aset_running(workflow_id, epoch)
+
+    async def quarantine(self, workflow_id: str, epoch: int) -> bool:
+        if self.sync:
+            return self._backend.quarantine(workflow_id, epoch)
+        return await self._backend.aquarantine(workflow_id, epoch)
+
+    async def enqueue_workflow(
+        self, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        if self.sync:
+            return self._backend.enqueue_workflow(new, queue, priority)
+        return await self._backend.aenqueue_workflow(new, queue, priority)
+
+    async def send_event(
+        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        b, args = self._backend, (workflow_id, key, value, idempotency_key)
+        if self.sync:
+            return b.send_event(*args)
+        return await b.asend_event(*args)
+
+    async def next_event(self, workflow_id: str, key: str) -> EventRow | None:
+        if self.sync:
+            return self._backend.next_event(workflow_id, key)
+        return await self._backend.anext_event(workflow_id, key)
+
+    async def take_event(
+        self, workflow_id: str, epoch: int, event_id: int, step: StepRow
+    ) -> StepRow:
+        if self.sync:
+            return self._backend.take_event(workflow_id, epoch, event_id, step)
+        return await self._backend.atake_event(workflow_id, epoch, event_id, step)
+
+    async def wait_for(self, subscription: Subscription, seconds: float) -> bool:
+        """Wait up to ``seconds`` (real time) for a notification; True if one came."""
+        if self.sync:
+            return subscription.wait(seconds)
+        return await subscription.await_(seconds)
 
     async def sleep(self, seconds: float) -> None:
         if self.sync:

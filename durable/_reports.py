@@ -52,3 +52,5 @@ class RecoveryReport:
     """Ids of resumed workflows that raised, with their error."""
     unknown: dict[str, str] = field(default_factory=dict)
     """Ids of incomplete workflows whose name no imported code registers."""
+    suspended: list[str] = field(default_factory=list)
+    """Ids of resumed workflows that suspended themselves again to wait."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import sys
@@ -27,6 +28,7 @@ from durable._errors import (
     CodeChangedWarning,
     ConfigurationError,
     DurableError,
+    EventTimeoutError,
     NonDeterminismError,
     NotInWorkflowError,
     OwnershipLostError,
@@ -35,7 +37,11 @@ from durable._errors import (
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
     WorkflowConflictError,
+    WorkflowNotFoundError,
+    WorkflowQuarantinedError,
+    WorkflowSuspendedError,
 )
+from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._port import Port
@@ -44,6 +50,7 @@ from durable._serialization import (
     DEFAULT_COMPRESS_THRESHOLD,
     DEFAULT_MAX_PAYLOAD_BYTES,
     Codec,
+    event_slot,
     place,
     step_slot,
 )
@@ -59,12 +66,55 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._notify import Subscription, event_topic
 
 log = logging.getLogger("durable")
 
 
 class _Lost(Exception):
     """This executor lost the workflow it was running to another one."""
+
+
+class _Unknown(Exception):
+    """No imported code registers a workflow of this name."""
+
+
+class _Suspended(BaseException):
+    """Unwinds a workflow (and its parents) that suspended itself to wait.
+
+    A BaseException, like a crash: the user's ``except Exception`` must not
+    swallow it. The outermost call turns it into WorkflowSuspendedError.
+    """
+
+    def __init__(self, workflow_id: str, wake_at: float | None, waiting_for: str | None) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id, self.wake_at, self.waiting_for = workflow_id, wake_at, waiting_for
+
+    def error(self) -> WorkflowSuspendedError:
+        until = []
+        if self.waiting_for is not None:
+            until.append(f"event {self.waiting_for!r} arrives")
+        if self.wake_at is not None:
+            moment = dt.datetime.fromtimestamp(self.wake_at, dt.timezone.utc)
+            until.append(f"{moment:%Y-%m-%d %H:%M:%S} UTC")
+        return WorkflowSuspendedError(
+            f"workflow {self.workflow_id!r} suspended until {' or '.join(until)}; this "
+            "process may exit. durable.recover() or a durable worker resumes it then "
+            "(calling it again resumes it now).",
+            workflow_id=self.workflow_id,
+            wake_at=self.wake_at,
+            waiting_for=self.waiting_for,
+        )
+
+
+def _quarantined(row: WorkflowRow) -> WorkflowQuarantinedError:
+    return WorkflowQuarantinedError(
+        f"workflow {row.workflow_id!r} is quarantined: its executor died on each of its "
+        f"last {row.recoveries} recoveries, so it is no longer resumed by itself. Find "
+        f"out why (durable show {row.workflow_id}), fix it, then resume it by hand "
+        "(Runtime.resume or durable resume).",
+        workflow_id=row.workflow_id,
+    )
 
 
 class Runtime:
@@ -108,6 +158,14 @@ class Runtime:
             the last ones, which then simply run again (SQLite
             ``synchronous=OFF``; PostgreSQL ``synchronous_commit=off``, a
             window of about 600 ms).
+        event_poll_interval: How often a workflow waiting for an event looks
+            for it when no notification comes (SQLite has none; PostgreSQL
+            notifies, and this is the fallback).
+        max_recoveries: Resumes in a row after the owner died before the
+            workflow is quarantined (status ``quarantined``, never resumed
+            again by itself): a workflow that crashes its process every time
+            stops there instead of looping. Resume it by hand with
+            :meth:`resume` once fixed.
 
     Example::
 
@@ -128,12 +186,16 @@ class Runtime:
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         durability: str = "normal",
+        event_poll_interval: float = 0.1,
+        max_recoveries: int = 10,
     ) -> None:
-        if lease_seconds <= 0 or poll_interval <= 0:
+        if lease_seconds <= 0 or poll_interval <= 0 or event_poll_interval <= 0:
             raise ConfigurationError(
-                "lease_seconds and poll_interval must be > 0, not "
-                f"{lease_seconds!r} and {poll_interval!r}"
+                "lease_seconds, poll_interval and event_poll_interval must be > 0, not "
+                f"{lease_seconds!r}, {poll_interval!r} and {event_poll_interval!r}"
             )
+        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
+            raise ConfigurationError(f"max_recoveries must be an int, not {max_recoveries!r}")
         resolved = resolve_url(url)
         parse_url(resolved)
         self._codec = Codec(
@@ -144,6 +206,8 @@ class Runtime:
         )
         self.lease_seconds = float(lease_seconds)
         self.poll_interval = float(poll_interval)
+        self.event_poll_interval = float(event_poll_interval)
+        self.max_recoveries = max_recoveries
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._hooks: list[Callable[[_context.Site], None]] = []
         self._backend: Backend = open_backend(resolved, durability)
@@ -288,58 +352,136 @@ class Runtime:
     # Recovery ---------------------------------------------------------------
 
     async def recover(self) -> RecoveryReport:
-        """Resume every incomplete workflow whose owner is dead.
+        """Resume every incomplete workflow whose owner is dead, and every due wait.
 
-        Workflows are looked up by name among the decorated functions of the
-        code imported so far; a name nobody registers is reported in
-        ``unknown``, not raised. A resumed workflow that fails is reported in
-        ``failed``. Children are resumed through their parents (or by
-        themselves when their parent is no longer running).
+        That is: running workflows whose owner died, and suspended ones whose
+        timer fired or whose awaited event arrived (a workflow suspended
+        inside a child resumes from its root). Workflows are looked up by name
+        among the decorated functions of the code imported so far; a name
+        nobody registers is reported in ``unknown``, not raised. A resumed
+        workflow that fails is reported in ``failed``, one that suspends
+        again in ``suspended``. Enqueued workflows are left to workers.
         """
         report = RecoveryReport()
-        incomplete = self._backend.list_workflows([WorkflowStatus.RUNNING])
-        running = {row.workflow_id for row in incomplete}
-        for row in incomplete:
-            # A child resumes with its parent, unless the parent is no longer
-            # running (it went on without it, or was deleted): then by itself.
-            if row.parent_id in running or self._owner_alive(row):
-                continue
-            workflow = _registry.lookup(row.name)
-            if workflow is None:
-                report.unknown[row.workflow_id] = row.name
-                log.warning(
-                    "cannot recover workflow %r: no imported code registers a workflow named %r",
-                    row.workflow_id,
-                    row.name,
-                    extra=_extra(row.workflow_id),
-                )
-                continue
-            try:
-                instance, args, kwargs = self._codec.loads(
-                    row.args or b"",
-                    place(row.workflow_id, "args"),
-                    what=f"arguments of workflow {row.workflow_id!r}",
-                )
-                if isinstance(instance, MissingInstance):
-                    raise DurableError(
-                        f"cannot recover workflow {row.workflow_id!r}: it is a method, and "
-                        f"its instance (a {instance.type_name}) could not be pickled; call "
-                        "it again on a live instance with the same workflow_id",
-                        workflow_id=row.workflow_id,
-                    )
-                target = workflow if instance is None else getattr(instance, workflow.__name__)
-                token = _context.active_runtime.set(self)  # resume here, not on the default
-                try:
-                    outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
-                    if isinstance(outcome, Coroutine):
-                        await outcome
-                finally:
-                    _context.active_runtime.reset(token)
-            except Exception as exc:
-                report.failed[row.workflow_id] = exc
-            else:
-                report.resumed.append(row.workflow_id)
+        for row in await self._due(self._ports[True]):
+            await self._resume_row(row, report)
         return report
+
+    async def _due(self, port: Port) -> list[WorkflowRow]:
+        """Roots of the workflows to resume now: owner dead, or wait over."""
+        candidates = self._backend.resumable()
+        by_id = {row.workflow_id: row for row in candidates}
+        roots: dict[str, WorkflowRow] = {}
+        for row in candidates:
+            if row.owner is not None and self._owner_alive(row):
+                continue
+            # A child resumes through its parent, which replays down to it.
+            root = row
+            while root.parent_id is not None:
+                parent = by_id.get(root.parent_id) or await port.get_workflow(root.parent_id)
+                if parent is None or not parent.status.active:
+                    break
+                root = parent
+            if root.owner is not None and self._owner_alive(root):
+                continue
+            roots.setdefault(root.workflow_id, root)
+        return list(roots.values())
+
+    async def _resume_row(self, row: WorkflowRow, report: RecoveryReport) -> None:
+        """Call a stored workflow again, by its registered name and stored arguments."""
+        try:
+            target, args, kwargs = self._rebuild_call(row)
+        except _Unknown:
+            report.unknown[row.workflow_id] = row.name
+            log.warning(
+                "cannot resume workflow %r: no imported code registers a workflow named %r",
+                row.workflow_id,
+                row.name,
+                extra=_extra(row.workflow_id),
+            )
+            return
+        except Exception as exc:
+            report.failed[row.workflow_id] = exc
+            return
+        tokens = (_context.active_runtime.set(self), _context.never_wait.set(True))
+        try:
+            outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
+            if isinstance(outcome, Coroutine):
+                await outcome
+        except WorkflowSuspendedError:
+            report.suspended.append(row.workflow_id)
+        except WorkflowAlreadyRunningError:
+            pass  # someone else resumed it first
+        except Exception as exc:
+            report.failed[row.workflow_id] = exc
+        else:
+            report.resumed.append(row.workflow_id)
+        finally:
+            _context.never_wait.reset(tokens[1])
+            _context.active_runtime.reset(tokens[0])
+
+    def _rebuild_call(self, row: WorkflowRow) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        workflow = _registry.lookup(row.name)
+        if workflow is None:
+            raise _Unknown(row.name)
+        if row.args is None:  # a light row: fetch the arguments
+            full = self._backend.get_workflow(row.workflow_id)
+            row = full if full is not None else row
+        instance, args, kwargs = self._codec.loads(
+            row.args or b"",
+            place(row.workflow_id, "args"),
+            what=f"arguments of workflow {row.workflow_id!r}",
+        )
+        if isinstance(instance, MissingInstance):
+            raise DurableError(
+                f"cannot resume workflow {row.workflow_id!r}: it is a method, and "
+                f"its instance (a {instance.type_name}) could not be pickled; call "
+                "it again on a live instance with the same workflow_id",
+                workflow_id=row.workflow_id,
+            )
+        target = workflow if instance is None else getattr(instance, workflow.__name__)
+        return target, args, kwargs
+
+    async def resume(self, workflow_id: str) -> Any:
+        """Run a stored workflow again by its id and return its result.
+
+        For the workflow's code, the modules that define it must be imported.
+        A quarantined workflow is released from quarantine first: this is how
+        to resume one by hand once the cause is fixed. A finished workflow
+        returns its recorded result; a running one with a live owner is
+        waited for.
+
+        Example::
+
+            import myapp.workflows
+            result = await runtime.resume("order-7")
+        """
+        workflow_id = validate_workflow_id(workflow_id)
+        row = self._backend.get_workflow(workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} in {self.url}", workflow_id=workflow_id
+            )
+        if row.status is WorkflowStatus.QUARANTINED:
+            row = self._backend.unquarantine(workflow_id) or row
+        try:
+            target, args, kwargs = self._rebuild_call(row)
+        except _Unknown:
+            raise WorkflowNotFoundError(
+                f"workflow {workflow_id!r} is a {row.name!r}, and no imported code registers "
+                "a workflow of that name; import the module that defines it first",
+                workflow_id=workflow_id,
+            ) from None
+        token = _context.active_runtime.set(self)
+        try:
+            outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
+            return await outcome if isinstance(outcome, Coroutine) else outcome
+        finally:
+            _context.active_runtime.reset(token)
+
+    def resume_sync(self, workflow_id: str) -> Any:
+        """Blocking form of :meth:`resume`."""
+        return run_coroutine_sync(self.resume(workflow_id))
 
     def recover_sync(self) -> RecoveryReport:
         """Blocking form of :meth:`recover`."""
@@ -353,7 +495,10 @@ class Runtime:
             workflow_id = inv.requested_id or validate_workflow_id(
                 derive_workflow_id(inv.spec.name, inv.args_fingerprint)
             )
-            return await self._execute(inv, port, workflow_id, parent_id=None)
+            try:
+                return await self._execute(inv, port, workflow_id, parent_id=None)
+            except _Suspended as suspended:
+                raise suspended.error() from None
         parent, position = inv.parent, inv.position
         assert position is not None
         recorded = _replayable(parent, position, inv.spec.name, "child")
@@ -377,6 +522,29 @@ class Runtime:
         return await self._commit(
             parent, port, position, inv.spec.name, started, 1, value=value, kind="child"
         )
+
+    async def _enqueue(
+        self, inv: Invocation, port: Port, queue: str, priority: int
+    ) -> WorkflowHandle[Any]:
+        """Record a workflow call as enqueued, for a worker (idempotent per id)."""
+        workflow_id = inv.requested_id or validate_workflow_id(
+            derive_workflow_id(inv.spec.name, inv.args_fingerprint)
+        )
+        new = NewWorkflow(
+            workflow_id=workflow_id,
+            name=inv.spec.name,
+            args_fingerprint=inv.args_fingerprint,
+            args=self._codec.seal(
+                inv.args_body,
+                place(workflow_id, "args"),
+                what=f"arguments of workflow {workflow_id!r}",
+            ),
+            parent_id=None,
+        )
+        row, created = await port.enqueue_workflow(new, queue, priority)
+        if not created:
+            self._check_same_call(row, inv)
+        return WorkflowHandle(workflow_id, self)
 
     async def _execute(
         self, inv: Invocation, port: Port, workflow_id: str, parent_id: str | None
@@ -422,7 +590,12 @@ class Runtime:
     ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
         workflow_id = new.workflow_id
-        row, owned = await port.start_workflow(new, self.lease_seconds)
+        claimed_for_us = _context.preclaimed.get()
+        if claimed_for_us is not None and claimed_for_us.workflow_id == workflow_id:
+            _context.preclaimed.set(None)
+            row, owned = claimed_for_us, True
+        else:
+            row, owned = await port.start_workflow(new, self.lease_seconds)
         while True:
             if not owned:
                 self._check_same_call(row, inv)
@@ -432,13 +605,35 @@ class Runtime:
                         "never resumed. Run it under a new workflow_id to start afresh.",
                         workflow_id=workflow_id,
                     )
+                if row.status is WorkflowStatus.QUARANTINED:
+                    raise _quarantined(row)
                 if row.status is WorkflowStatus.SUCCESS or (
                     waited and row.status is WorkflowStatus.ERROR
                 ):
                     return self._outcome(row)
-                if row.status is WorkflowStatus.RUNNING and self._owner_alive(row, holding=True):
+                started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+                if started and self._owner_alive(row, holding=True):
+                    if _context.never_wait.get():
+                        raise WorkflowAlreadyRunningError(
+                            f"workflow {workflow_id!r} is running under another live owner",
+                            workflow_id=workflow_id,
+                        )
                     row = await self._wait(port, row, inv.spec)
                     waited = True
+                    continue
+                # Its owner died holding it (a suspended or released workflow
+                # has no owner): one more recovery in a row.
+                recovery = started and row.owner is not None
+                if recovery and row.recoveries >= self.max_recoveries:
+                    if await port.quarantine(workflow_id, row.epoch):
+                        log.error(
+                            "workflow %r: quarantined after %d recoveries in a row",
+                            workflow_id,
+                            row.recoveries,
+                            extra=_extra(workflow_id),
+                        )
+                        raise _quarantined(row)
+                    row = await self._reload(port, workflow_id)
                     continue
                 claimed = await port.claim_workflow(
                     workflow_id,
@@ -446,24 +641,24 @@ class Runtime:
                     row.status,
                     self.lease_seconds,
                     rerun_failed=row.status is WorkflowStatus.ERROR,
+                    recovery=recovery,
                 )
                 if claimed is None:
                     row = await self._reload(port, workflow_id)
                     continue
-                if row.status is WorkflowStatus.ERROR:
-                    log.info(
-                        "workflow %r: new attempt %d",
-                        workflow_id,
-                        claimed.attempts,
-                        extra=_extra(workflow_id),
-                    )
-                else:
-                    log.info(
-                        "workflow %r: resuming after its owner died",
-                        workflow_id,
-                        extra=_extra(workflow_id),
-                    )
-                row = claimed
+                log.info(
+                    "workflow %r: %s",
+                    workflow_id,
+                    {
+                        WorkflowStatus.ERROR: f"new attempt {claimed.attempts}",
+                        WorkflowStatus.ENQUEUED: "starting from its queue",
+                    }.get(
+                        row.status,
+                        "resuming after its owner died" if recovery else "resuming",
+                    ),
+                    extra=_extra(workflow_id),
+                )
+                owned, row = row.status is WorkflowStatus.ENQUEUED, claimed
             try:
                 return await self._own(inv, port, row, fresh=owned)
             except _Lost:
@@ -514,6 +709,14 @@ class Runtime:
                     value = await value
             except OwnershipLostError:
                 raise _Lost() from None
+            except _Suspended as suspended:
+                if suspended.workflow_id != workflow_id:
+                    # A child suspended: so does this parent, which replays
+                    # down to it when resumed.
+                    await port.set_waiting(
+                        workflow_id, epoch, suspended.wake_at, None, suspend=True
+                    )
+                raise
             except Exception as exc:
                 error = self._codec.dumps_error(
                     exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
@@ -646,7 +849,8 @@ class Runtime:
             await port.sleep(delay)
             delay = min(delay * 1.5, self.poll_interval)
             row = await self._reload(port, row.workflow_id)
-            if row.status is not WorkflowStatus.RUNNING or not self._owner_alive(row, True):
+            started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+            if not started or not self._owner_alive(row, True):
                 return row
 
     # Steps ------------------------------------------------------------------
@@ -861,6 +1065,7 @@ class Runtime:
         position: int,
         name: str,
         deadline_from: Callable[[float], float],
+        suspend: bool = False,
     ) -> None:
         """A durable timer: its deadline is recorded first, then waited for."""
         recorded = _replayable(ctx, position, name, "sleep")
@@ -871,7 +1076,137 @@ class Runtime:
             )
         else:
             deadline = float(self._decode_step(recorded, ctx.workflow_id))
-        await port.sleep(deadline - self._clock.time())
+        remaining = deadline - self._clock.time()
+        if remaining <= 0:
+            return
+        # A short sleep is not worth two writes to show it in the status.
+        shown = suspend or remaining >= _SHOW_WAITS_FROM
+        if shown:
+            await self._enter_wait(ctx, port, deadline, None, suspend)
+        await port.sleep(remaining)
+        if shown:
+            await self._leave_wait(ctx, port)
+
+    async def _wait_for_event(
+        self,
+        ctx: _context.WorkflowContext,
+        port: Port,
+        position: int,
+        key: str,
+        timeout: float | None,
+        suspend: bool,
+    ) -> Any:
+        """Wait for an event; record its value (consuming it) or the timeout.
+
+        Two positions: ``position`` holds the deadline (when there is a
+        timeout), ``position + 1`` the outcome.
+        """
+        workflow_id = ctx.workflow_id
+        name = f"wait_for_event({key!r})"
+        at = position + 1
+        recorded = _replayable(ctx, at, name, "event")
+        if recorded is not None:
+            return self._decode_step(recorded, workflow_id)
+        deadline: float | None = None
+        if timeout is not None:
+            timer_name = f"{name} timeout"
+            timer = _replayable(ctx, position, timer_name, "sleep")
+            if timer is None:
+                now = self._clock.time()
+                deadline = await self._commit(
+                    ctx, port, position, timer_name, now, 1, value=now + timeout, kind="sleep"
+                )
+            else:
+                deadline = float(self._decode_step(timer, workflow_id))
+        self._site("before_step", ctx, at, name)
+        started = self._clock.time()
+        waiting = False
+        with self._backend.notifier.subscribe(event_topic(workflow_id)) as subscription:
+            while True:
+                event = await port.next_event(workflow_id, key)
+                if event is not None or (deadline is not None and self._clock.time() >= deadline):
+                    break
+                if not waiting:
+                    await self._enter_wait(ctx, port, deadline, key, suspend)
+                    waiting = True
+                await self._pause(port, subscription, deadline)
+        if waiting:
+            await self._leave_wait(ctx, port)
+        where = f"{name} (position {at} of workflow {workflow_id!r})"
+        if event is None:
+            assert timeout is not None
+            timed_out = EventTimeoutError(
+                f"workflow {workflow_id!r}: no event {key!r} arrived within {timeout:g} s "
+                f"(position {at}); the timeout is recorded, so a resumed run raises it too",
+                workflow_id=workflow_id,
+                key=key,
+                timeout=timeout,
+            )
+            return await self._commit(
+                ctx, port, at, name, started, 1, error=timed_out, kind="event"
+            )
+        value = self._codec.loads(
+            event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
+        )
+        row = StepRow(
+            position=at,
+            name=name,
+            status=StepStatus.SUCCESS,
+            output=self._codec.dumps(
+                value, place(workflow_id, step_slot(at)), what=f"event for {where}"
+            ),
+            attempt=1,
+            started_at=started,
+            finished_at=self._clock.time(),
+            kind="event",
+        )
+        self._site("after_step", ctx, at, name)
+        standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
+        self._site("after_commit", ctx, at, name)
+        return value if standing is row else self._decode_step(standing, workflow_id)
+
+    async def _enter_wait(
+        self,
+        ctx: _context.WorkflowContext,
+        port: Port,
+        wake_at: float | None,
+        key: str | None,
+        suspend: bool,
+    ) -> None:
+        """Show the workflow as waiting; when suspending, give it up and unwind."""
+        if suspend and ctx.tx is not None:
+            raise ConfigurationError(
+                "a workflow cannot suspend inside durable.transaction(): the block's "
+                "records would be lost; wait outside the block"
+            )
+        if ctx.waits == 0 or suspend:
+            if not await port.set_waiting(ctx.workflow_id, ctx.epoch, wake_at, key, suspend):
+                raise OwnershipLostError(
+                    f"workflow {ctx.workflow_id!r} was taken over while it started to wait",
+                    workflow_id=ctx.workflow_id,
+                    epoch=ctx.epoch,
+                )
+            if suspend:
+                self._leases.pop(ctx.workflow_id, None)
+                raise _Suspended(ctx.workflow_id, wake_at, key)
+        ctx.waits += 1
+
+    async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
+        ctx.waits -= 1
+        if ctx.waits == 0:
+            await port.set_running(ctx.workflow_id, ctx.epoch)
+
+    async def _pause(self, port: Port, subscription: Subscription, deadline: float | None) -> None:
+        """Wait for a notification, at most one poll interval or until the deadline."""
+        clock = self._clock
+        interval = self.event_poll_interval
+        if deadline is not None and isinstance(clock, SystemClock):
+            interval = min(interval, deadline - clock.time())
+        woken = await port.wait_for(subscription, interval)
+        # A virtual clock that advances by itself jumps to the deadline once a
+        # real poll interval brought nothing: timeouts cost no time in tests.
+        if not woken and deadline is not None and getattr(clock, "auto_advance", False):
+            await port.sleep(deadline - clock.time())
 
     # Leases -----------------------------------------------------------------
 
@@ -894,7 +1229,11 @@ class Runtime:
                 log.warning("could not renew workflow leases", exc_info=True)
 
 
+# Sleeps from this length show the workflow as waiting (two writes).
+_SHOW_WAITS_FROM = 1.0
+
 _SAME_KIND = {
+    "event": "event",
     "step": "step",
     "child": "step",
     "snapshot": "snapshot",
@@ -910,8 +1249,8 @@ def _replayable(
     if recorded is None:
         return None
     if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
-        what = recorded.kind if recorded.kind in ("snapshot", "sleep") else "step"
-        now = kind if kind in ("snapshot", "sleep") else "step"
+        what = recorded.kind if recorded.kind in ("snapshot", "sleep", "event") else "step"
+        now = kind if kind in ("snapshot", "sleep", "event") else "step"
         raise NonDeterminismError(
             f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
             f"{what} {recorded.name!r}, but the code now calls {now} {name!r}. The workflow's "

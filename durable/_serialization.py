@@ -110,6 +110,10 @@ def step_slot(position: int) -> str:
     return f"step:{position}"
 
 
+def event_slot(key: str) -> str:
+    return f"event:{key}"
+
+
 class Codec:
     """Seals pickled bodies into stored payloads and opens them again.
 

@@ -11,7 +11,7 @@ from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._sync import here
 
 
-def sleep(duration: float | dt.timedelta) -> Awaitable[None]:
+def sleep(duration: float | dt.timedelta, *, suspend: bool = False) -> Awaitable[None]:
     """Wait durably: a resumed workflow sleeps only what is left of the wait.
 
     The wake-up time is recorded as a step when the sleep starts; after a
@@ -19,6 +19,12 @@ def sleep(duration: float | dt.timedelta) -> Awaitable[None]:
     (not at all if it has passed). In an async workflow ``await`` it; in a
     sync one just call it. Outside a workflow it is an ordinary sleep. A
     :class:`durable.testing.VirtualClock` makes it instant in tests.
+
+    A sleep of a second or more shows the workflow as ``waiting`` (with its
+    wake-up time) while it lasts. With ``suspend=True`` the workflow does not
+    wait in this process: the call that ran it raises
+    :class:`durable.WorkflowSuspendedError`, the process may exit, and
+    :func:`durable.recover` or a worker resumes it once the time has come.
 
     Example::
 
@@ -29,21 +35,23 @@ def sleep(duration: float | dt.timedelta) -> Awaitable[None]:
     seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
         raise ConfigurationError(f"sleep takes seconds >= 0 or a timedelta, not {duration!r}")
-    return _sleep(lambda now: now + seconds, f"sleep({seconds:g} s)")
+    return _sleep(lambda now: now + seconds, f"sleep({seconds:g} s)", suspend)
 
 
-def sleep_until(moment: dt.datetime | float) -> Awaitable[None]:
+def sleep_until(moment: dt.datetime | float, *, suspend: bool = False) -> Awaitable[None]:
     """Wait durably until a moment (an aware datetime, or a Unix timestamp).
+
+    ``suspend`` as for :func:`sleep`.
 
     Example::
 
         await durable.sleep_until(dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
     """
     deadline = timestamp(moment)
-    return _sleep(lambda now: deadline, "sleep_until")
+    return _sleep(lambda now: deadline, "sleep_until", suspend)
 
 
-def _sleep(deadline_from: Callable[[float], float], name: str) -> Awaitable[None]:
+def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) -> Awaitable[None]:
     ctx = _context.current.get()
     if isinstance(ctx, _context.InStep):
         raise NotInWorkflowError(
@@ -53,7 +61,9 @@ def _sleep(deadline_from: Callable[[float], float], name: str) -> Awaitable[None
     if ctx is None:
         return _plain_sleep(deadline_from)
     position = ctx.allocate(name)
-    return here(ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from), ctx.port.sync)
+    return here(
+        ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from, suspend), ctx.port.sync
+    )
 
 
 def _plain_sleep(deadline_from: Callable[[float], float]) -> Awaitable[None]:

@@ -37,23 +37,27 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
     )
 
 
-class _Done(Awaitable[None]):
+class _Done(Awaitable[T]):
     """An awaitable that is already complete (the sync path did the work)."""
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._value
         yield
 
 
-def here(coro: Coroutine[Any, Any, None], sync: bool) -> Awaitable[None]:
+def here(coro: Coroutine[Any, Any, T], sync: bool) -> Awaitable[T]:
     """Run ``coro`` now on the sync path (an awaitable done already), or hand it back.
 
     For operations that a workflow awaits when it is async and just calls
     when it is sync (``durable.snapshot``, ``durable.sleep``).
     """
     if sync:
-        drive(coro)
-        return _Done()
+        return _Done(drive(coro))
     return coro
 
 

@@ -8,6 +8,16 @@ import durable
 
 EXPORTED = {
     "sleep",
+    "wait_for_event",
+    "wait_for_event_sync",
+    "send_event",
+    "send_event_sync",
+    "WorkflowHandle",
+    "Worker",
+    "WorkerReport",
+    "WorkflowSuspendedError",
+    "WorkflowQuarantinedError",
+    "EventTimeoutError",
     "sleep_until",
     "History",
     "CodeChangedError",

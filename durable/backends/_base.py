@@ -498,3 +498,44 @@ class Backend(ABC):
     async def aget_workflow(self, workflow_id: str) -> WorkflowRow | None:
         """Async form of :meth:`get_workflow`."""
         return self.get_workflow(workflow_id)
+
+    async def aenqueue_workflow(
+        self, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        """Async form of :meth:`enqueue_workflow`."""
+        return self.enqueue_workflow(new, queue, priority)
+
+    async def aset_waiting(
+        self,
+        workflow_id: str,
+        epoch: int,
+        wake_at: float | None,
+        waiting_for: str | None,
+        suspend: bool,
+    ) -> bool:
+        """Async form of :meth:`set_waiting`."""
+        return self.set_waiting(workflow_id, epoch, wake_at, waiting_for, suspend)
+
+    async def aset_running(self, workflow_id: str, epoch: int) -> bool:
+        """Async form of :meth:`set_running`."""
+        return self.set_running(workflow_id, epoch)
+
+    async def aquarantine(self, workflow_id: str, epoch: int) -> bool:
+        """Async form of :meth:`quarantine`."""
+        return self.quarantine(workflow_id, epoch)
+
+    async def asend_event(
+        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        """Async form of :meth:`send_event`."""
+        return self.send_event(workflow_id, key, value, idempotency_key)
+
+    async def anext_event(self, workflow_id: str, key: str) -> EventRow | None:
+        """Async form of :meth:`next_event`."""
+        return self.next_event(workflow_id, key)
+
+    async def atake_event(
+        self, workflow_id: str, epoch: int, event_id: int, step: StepRow
+    ) -> StepRow:
+        """Async form of :meth:`take_event`."""
+        return self.take_event(workflow_id, epoch, event_id, step)

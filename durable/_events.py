@@ -1,0 +1,213 @@
+"""Events: ``durable.wait_for_event`` in a workflow, ``durable.send_event`` from anywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Coroutine
+from typing import Any
+
+from durable import _context
+from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._identity import validate_workflow_id
+from durable._serialization import event_slot, place
+from durable._sync import drive, here, run_coroutine_sync
+
+_MAX_KEY = 255
+
+
+def wait_for_event(
+    key: str, timeout: float | dt.timedelta | None = None, *, suspend: bool = False
+) -> Awaitable[Any]:
+    """Wait durably for the event ``key`` sent to this workflow, and return its value.
+
+    Events are kept in the store until the workflow consumes them, so one sent
+    before the wait starts (even before the workflow starts) is not lost;
+    several events of one key are consumed one per wait, oldest first. The
+    value is recorded as a step in the same transaction that consumes the
+    event: a resumed workflow gets the same value back and never consumes a
+    second event for the same wait.
+
+    While it waits the workflow's status is ``waiting``, and it holds no
+    database connection. On PostgreSQL a sent event wakes the waiter at once
+    (LISTEN/NOTIFY); on SQLite it is seen within ``event_poll_interval``.
+
+    Args:
+        key: The event's name (at most 255 characters).
+        timeout: Give up after this long (seconds or a timedelta); ``None``
+            waits for ever. The deadline is recorded when the wait starts, so
+            a resumed workflow waits only what is left.
+        suspend: Instead of waiting in this process, record the wait and
+            unwind: the call that ran the workflow raises
+            :class:`durable.WorkflowSuspendedError`, the process may exit, and
+            :func:`durable.recover` or a worker resumes the workflow once the
+            event arrives or the timeout passes.
+
+    Raises:
+        EventTimeoutError: The timeout passed first (recorded, so a resumed
+            run raises it again at the same point).
+
+    Example::
+
+        @durable.durable_workflow
+        async def expense(claim: Claim) -> str:
+            await notify_approver(claim)
+            try:
+                decision = await durable.wait_for_event("decision", timeout=dt.timedelta(days=7))
+            except durable.EventTimeoutError:
+                decision = "rejected: no answer"
+            return await book(claim, decision)
+
+        # elsewhere, any process:
+        await durable.send_event(expense.id_for(claim), "decision", "approved")
+    """
+    _check_key(key)
+    seconds = _seconds(timeout)
+    ctx = _workflow_context(key)
+    if ctx.port.sync:
+        raise ConfigurationError(
+            f"durable.wait_for_event({key!r}) was called in the sync workflow {ctx.name!r}, "
+            "which cannot await it; call durable.wait_for_event_sync() there"
+        )
+    return _wait(ctx, key, seconds, suspend)
+
+
+def wait_for_event_sync(
+    key: str, timeout: float | dt.timedelta | None = None, *, suspend: bool = False
+) -> Any:
+    """:func:`wait_for_event` in a sync workflow (``def``): blocks, returns the value.
+
+    Example::
+
+        @durable.durable_workflow
+        def expense(claim_id: int) -> str:
+            return durable.wait_for_event_sync("decision", timeout=3600)
+    """
+    _check_key(key)
+    seconds = _seconds(timeout)
+    ctx = _workflow_context(key)
+    if not ctx.port.sync:
+        raise ConfigurationError(
+            f"durable.wait_for_event_sync({key!r}) was called in the async workflow "
+            f"{ctx.name!r}; use `await durable.wait_for_event(...)` there"
+        )
+    return drive(_wait(ctx, key, seconds, suspend))
+
+
+def _wait(
+    ctx: _context.WorkflowContext, key: str, seconds: float | None, suspend: bool
+) -> Coroutine[Any, Any, Any]:
+    position = ctx.allocate(f"wait_for_event({key!r}) timeout")
+    ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
+    return ctx.runtime._wait_for_event(ctx, ctx.port, position, key, seconds, suspend)
+
+
+def _workflow_context(key: str) -> _context.WorkflowContext:
+    ctx = _context.current.get()
+    if not isinstance(ctx, _context.WorkflowContext):
+        raise NotInWorkflowError(
+            f"durable.wait_for_event({key!r}) was called outside a workflow's body; call it "
+            "in a function decorated with @durable.durable_workflow (not inside a step)"
+        )
+    if ctx.tx is not None:
+        raise ConfigurationError(
+            f"durable.wait_for_event({key!r}) was called inside durable.transaction(); a "
+            "transaction commits its records together at its end and cannot span a wait. "
+            "Wait before or after the block."
+        )
+    return ctx
+
+
+def send_event(
+    workflow_id: str, key: str, value: Any = None, *, idempotency_key: str | None = None
+) -> Awaitable[bool]:
+    """Send an event to a workflow, from any process; ``await`` it.
+
+    The event is stored (pickled with cloudpickle, signed like every payload)
+    until the workflow consumes it with :func:`wait_for_event`. The workflow
+    must exist (running, waiting, enqueued or even finished); otherwise
+    :class:`durable.WorkflowNotFoundError`.
+
+    Sent from a workflow's body, the send is done once: a resumed workflow
+    does not send it again. Elsewhere, pass ``idempotency_key`` to make
+    retries of the same send harmless.
+
+    Returns:
+        True if the event was stored, False if ``idempotency_key`` was already
+        used (the earlier event stands).
+
+    Example::
+
+        await durable.send_event("expense-17", "decision", "approved")
+    """
+    validate_workflow_id(workflow_id)
+    _check_key(key)
+    _check_idempotency_key(idempotency_key)
+    return here(*_send(workflow_id, key, value, idempotency_key, sync=None))
+
+
+def send_event_sync(
+    workflow_id: str, key: str, value: Any = None, *, idempotency_key: str | None = None
+) -> bool:
+    """Blocking form of :func:`send_event`, for scripts, threads and sync workflows.
+
+    Example::
+
+        durable.send_event_sync("expense-17", "decision", "approved")
+    """
+    validate_workflow_id(workflow_id)
+    _check_key(key)
+    _check_idempotency_key(idempotency_key)
+    coro, sync = _send(workflow_id, key, value, idempotency_key, sync=True)
+    return drive(coro) if sync else run_coroutine_sync(coro)
+
+
+def _send(
+    workflow_id: str, key: str, value: Any, idempotency_key: str | None, sync: bool | None
+) -> tuple[Coroutine[Any, Any, bool], bool]:
+    """The send, on the sync or the async path (``None``: as the caller's workflow is)."""
+    ctx = _context.current.get()
+    if isinstance(ctx, _context.WorkflowContext):
+        position = ctx.allocate(f"send_event({key!r})")
+        if idempotency_key is None:
+            idempotency_key = f"{ctx.workflow_id}#{position}"
+        runtime, path = ctx.runtime, ctx.port.sync
+    else:
+        from durable._runtime import current_runtime
+
+        runtime, path = current_runtime(), bool(sync)
+    payload = runtime._codec.dumps(
+        value,
+        place(workflow_id, event_slot(key)),
+        what=f"value of event {key!r} for workflow {workflow_id!r}",
+    )
+    port = runtime._port_for(sync=path)
+    return port.send_event(workflow_id, key, payload, idempotency_key), path
+
+
+def _check_idempotency_key(idempotency_key: object) -> None:
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 255
+    ):
+        raise ConfigurationError(
+            f"idempotency_key must be a non-empty str of at most 255 characters, "
+            f"not {idempotency_key!r}"
+        )
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY or "\x00" in key:
+        raise ConfigurationError(
+            f"an event key is a non-empty str of at most {_MAX_KEY} characters "
+            f"without NUL, not {key!r}"
+        )
+
+
+def _seconds(timeout: float | dt.timedelta | None) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise ConfigurationError(
+            f"timeout takes seconds >= 0, a timedelta or None, not {timeout!r}"
+        )
+    return float(seconds)

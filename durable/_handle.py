@@ -1,0 +1,109 @@
+"""``wf.enqueue(...)``: record a workflow for a worker to run, and a handle on it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from durable._errors import WorkflowNotFoundError
+from durable.backends._base import WorkflowStatus
+
+if TYPE_CHECKING:
+    from durable._runtime import Runtime
+    from durable._store import WorkflowInfo
+
+T_co = TypeVar("T_co", covariant=True)
+
+DEFAULT_QUEUE = "default"
+
+
+class WorkflowHandle(Generic[T_co]):
+    """A workflow recorded in a store, to follow by its id: its status, its result.
+
+    :meth:`enqueue` returns one; anyone can make one for a known id with
+    ``WorkflowHandle(workflow_id)``.
+
+    Example::
+
+        handle = await report.enqueue("2026-11", queue="reports")
+        print(handle.workflow_id, handle.status())
+        print(await handle.result(timeout=600))   # once a worker has run it
+    """
+
+    def __init__(self, workflow_id: str, runtime: Runtime | None = None) -> None:
+        from durable._runtime import current_runtime
+
+        self.workflow_id = workflow_id
+        self._runtime = runtime if runtime is not None else current_runtime()
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.workflow_id!r}>"
+
+    def info(self) -> WorkflowInfo:
+        """What the store holds about the workflow now."""
+        found = self._runtime.get_workflow(self.workflow_id)
+        if found is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {self.workflow_id!r} in {self._runtime.url} (deleted?)",
+                workflow_id=self.workflow_id,
+            )
+        return found
+
+    def status(self) -> WorkflowStatus:
+        """Its status now (``enqueued``, ``running``, ``waiting``, ``success``...)."""
+        return self.info().status
+
+    async def result(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
+        """Wait until the workflow finishes and return its result (or raise its error).
+
+        Raises:
+            TimeoutError: It did not finish within ``timeout`` seconds.
+            WorkflowCancelledError, WorkflowQuarantinedError: It never will.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(0.01, poll_interval)
+        while (outcome := self._finished()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"workflow {self.workflow_id!r} did not finish within {timeout:g} s "
+                    f"(status {self.status().value})"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, poll_interval)
+        return outcome[0]  # type: ignore[no-any-return]
+
+    def result_sync(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
+        """Blocking form of :meth:`result`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(0.01, poll_interval)
+        while (outcome := self._finished()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"workflow {self.workflow_id!r} did not finish within {timeout:g} s "
+                    f"(status {self.status().value})"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, poll_interval)
+        return outcome[0]  # type: ignore[no-any-return]
+
+    def _finished(self) -> tuple[Any] | None:
+        from durable._runtime import _quarantined
+
+        row = self._runtime._backend.get_workflow(self.workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {self.workflow_id!r} in {self._runtime.url} (deleted?)",
+                workflow_id=self.workflow_id,
+            )
+        if row.status is WorkflowStatus.QUARANTINED:
+            raise _quarantined(row)
+        if row.status is WorkflowStatus.CANCELLED:
+            from durable._errors import WorkflowCancelledError
+
+            raise WorkflowCancelledError(
+                f"workflow {self.workflow_id!r} was cancelled", workflow_id=self.workflow_id
+            )
+        if row.status.active:
+            return None
+        return (self._runtime._outcome(row),)

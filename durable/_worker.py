@@ -1,0 +1,306 @@
+"""Workers: processes that run enqueued workflows, resume due waits and dead owners' work.
+
+Many workers, on many hosts, share one store (PostgreSQL for more than one
+host). Each claims enqueued workflows in a short transaction (``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), runs them as
+their owner (heartbeating the leases, like any workflow call), and now and
+then resumes what is due: suspended workflows whose timer fired or whose
+event arrived, and workflows whose owner died (a killed worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from durable import _context, _registry
+from durable._errors import (
+    ConfigurationError,
+    WorkflowAlreadyRunningError,
+    WorkflowQuarantinedError,
+    WorkflowSuspendedError,
+)
+from durable._handle import DEFAULT_QUEUE
+from durable._owner import current_owner
+from durable._runtime import Runtime, _Unknown
+from durable.backends._base import WorkflowRow
+from durable.backends._notify import QUEUE_TOPIC
+
+log = logging.getLogger("durable")
+
+
+@dataclass
+class WorkerReport:
+    """What a worker did while it ran."""
+
+    completed: list[str] = field(default_factory=list)
+    """Workflows it ran to success."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Workflows it ran that raised (id to the error's text)."""
+    suspended: list[str] = field(default_factory=list)
+    """Workflows that suspended themselves to wait (a worker resumes them when due)."""
+    resumed: list[str] = field(default_factory=list)
+    """Workflows it took over from a dead owner, or resumed from a due wait."""
+    unknown: dict[str, str] = field(default_factory=dict)
+    """Workflows whose name no imported module registers (id to name); left alone."""
+    released: list[str] = field(default_factory=list)
+    """Workflows it gave up unfinished at shutdown, for another worker to resume."""
+
+
+class Worker:
+    """Runs enqueued workflows from one store until stopped.
+
+    Import the modules that define your workflows before starting it: they
+    are found by their registered names. ``durable worker --import myapp``
+    is the same from the command line.
+
+    Args:
+        url: The store (see :class:`durable.Runtime`); ignored when
+            ``runtime`` is given.
+        queues: The queues to claim from.
+        concurrency: Workflows run at once by this worker (async ones as
+            tasks on its event loop, sync ones in threads).
+        queue_limits: Most workflows of a queue running at once across all
+            workers, e.g. ``{"emails": 4}``. Give every worker the same limits.
+        poll_interval: Longest pause between two looks for enqueued work when
+            no notification comes (PostgreSQL notifies at once; SQLite polls).
+        recovery_interval: How often to look for due waits and dead owners'
+            workflows (default: a third of the lease).
+        shutdown_grace: On :meth:`stop` (or SIGTERM), how long running
+            workflows may take to finish before they are released for
+            another worker to resume.
+        runtime: Use this runtime instead of opening one on ``url``.
+        **runtime_options: Further :class:`durable.Runtime` options.
+
+    Example::
+
+        import myapp.workflows               # registers the workflows
+        durable.Worker("postgresql://db/app", queues=["default", "emails"],
+                       concurrency=16, queue_limits={"emails": 4}).run_sync()
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
+        concurrency: int = 16,
+        queue_limits: Mapping[str, int] | None = None,
+        poll_interval: float = 0.5,
+        recovery_interval: float | None = None,
+        shutdown_grace: float = 30.0,
+        runtime: Runtime | None = None,
+        **runtime_options: Any,
+    ) -> None:
+        if isinstance(queues, str):
+            queues = [queues]
+        if not queues or not all(isinstance(q, str) and q for q in queues):
+            raise ConfigurationError(f"queues must be non-empty queue names, not {queues!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        limits = dict(queue_limits or {})
+        for name, limit in limits.items():
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ConfigurationError(
+                    f"the limit of queue {name!r} must be an int >= 1, not {limit!r}"
+                )
+        if poll_interval <= 0 or shutdown_grace < 0:
+            raise ConfigurationError(
+                "poll_interval must be > 0 and shutdown_grace >= 0, not "
+                f"{poll_interval!r} and {shutdown_grace!r}"
+            )
+        self.runtime = runtime if runtime is not None else Runtime(url, **runtime_options)
+        self._owns_runtime = runtime is None
+        self.queues = list(dict.fromkeys(queues))
+        self.concurrency = concurrency
+        self.queue_limits = limits
+        self.poll_interval = float(poll_interval)
+        self.recovery_interval = (
+            float(recovery_interval)
+            if recovery_interval is not None
+            else min(self.runtime.lease_seconds / 3, 5.0)
+        )
+        self.shutdown_grace = float(shutdown_grace)
+        self.report = WorkerReport()
+        self._stopping = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<durable.Worker {self.runtime.url} queues={self.queues}>"
+
+    # Running ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; let running workflows finish (within the grace period). Thread-safe."""
+        self._stopping.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def run_sync(self, *, until_idle: bool = False, handle_signals: bool = True) -> WorkerReport:
+        """Run until :meth:`stop`, SIGTERM or SIGINT (or until idle); see :meth:`run`."""
+        return asyncio.run(self.run(until_idle=until_idle, handle_signals=handle_signals))
+
+    async def run(self, *, until_idle: bool = False, handle_signals: bool = False) -> WorkerReport:
+        """Claim and run workflows until stopped; returns what was done.
+
+        Args:
+            until_idle: Return once nothing is running, enqueued or due
+                (handy in tests and batch jobs).
+            handle_signals: Stop gracefully on SIGTERM and SIGINT (only in the
+                main thread); a second signal releases running work at once.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        installed = self._install_signals() if handle_signals else []
+        log.info("worker %s started (owner pid %d)", self, current_owner().pid)
+        try:
+            await self._loop_until_stopped(until_idle)
+            await self._drain()
+        finally:
+            for signum in installed:
+                self._loop.remove_signal_handler(signum)
+            if self._owns_runtime:
+                self.runtime.close()
+        return self.report
+
+    async def _loop_until_stopped(self, until_idle: bool) -> None:
+        backend = self.runtime._backend
+        next_recovery = 0.0
+        with backend.notifier.subscribe(QUEUE_TOPIC) as subscription:
+            while not self._stopping.is_set():
+                started = len(self._tasks)
+                free = self.concurrency - len(self._tasks)
+                if free > 0:
+                    for row in backend.claim_queued(
+                        current_owner(),
+                        self.runtime.lease_seconds,
+                        self.queues,
+                        free,
+                        self.queue_limits,
+                    ):
+                        self._start(row, claimed=True)
+                if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
+                    next_recovery = time.monotonic() + self.recovery_interval
+                    await self._start_due()
+                if until_idle and not self._tasks and len(self._tasks) == started:
+                    return
+                if len(self._tasks) > started and len(self._tasks) < self.concurrency:
+                    continue  # there may be more to claim right away
+                assert self._wake is not None
+                self._wake.clear()
+                waits = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(subscription.await_(self.poll_interval)),
+                ]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waits:
+                    waiter.cancel()
+
+    async def _start_due(self) -> None:
+        port = self.runtime._port_for(sync=True)
+        for row in await self.runtime._due(port):
+            if row.workflow_id in self._tasks:
+                continue
+            if len(self._tasks) >= self.concurrency:
+                break
+            self._start(row, claimed=False)
+
+    def _start(self, row: WorkflowRow, claimed: bool) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run_one(row, claimed), name=f"durable-worker:{row.workflow_id}"
+        )
+        self._tasks[row.workflow_id] = task
+        task.add_done_callback(lambda _: self._done(row.workflow_id))
+
+    def _done(self, workflow_id: str) -> None:
+        self._tasks.pop(workflow_id, None)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run_one(self, row: WorkflowRow, claimed: bool) -> None:
+        workflow_id, report = row.workflow_id, self.report
+        try:
+            target, args, kwargs = self.runtime._rebuild_call(row)
+        except _Unknown:
+            report.unknown[workflow_id] = row.name
+            log.warning(
+                "worker: no imported module registers workflow %r (of %r); import it with --import",
+                row.name,
+                workflow_id,
+            )
+            if claimed:
+                self.runtime._backend.release_workflow(workflow_id, row.epoch)
+            return
+        except Exception as exc:
+            report.failed[workflow_id] = f"{type(exc).__name__}: {exc}"
+            return
+        # Each task runs in its own copy of the context: set, never reset.
+        _context.active_runtime.set(self.runtime)
+        _context.never_wait.set(True)
+        _context.preclaimed.set(row if claimed else None)
+        try:
+            workflow = _registry.lookup(row.name)
+            is_async = workflow is not None and workflow._self_durable[0].is_async
+            if is_async:
+                await target.run(*args, workflow_id=workflow_id, **kwargs)
+            else:
+                # A sync workflow blocks: a thread of its own (the context goes along).
+                await asyncio.to_thread(target.run, *args, workflow_id=workflow_id, **kwargs)
+        except WorkflowSuspendedError:
+            report.suspended.append(workflow_id)
+        except (WorkflowAlreadyRunningError, WorkflowQuarantinedError) as exc:
+            log.info("worker: skipping workflow %r: %s", workflow_id, exc)
+        except Exception as exc:
+            report.failed[workflow_id] = f"{type(exc).__name__}: {exc}"
+        else:
+            (report.completed if claimed else report.resumed).append(workflow_id)
+
+    async def _drain(self) -> None:
+        """Let running workflows finish within the grace period; release the rest."""
+        if not self._tasks:
+            return
+        log.info(
+            "worker: waiting up to %g s for %d workflow(s)", self.shutdown_grace, len(self._tasks)
+        )
+        _, pending = await asyncio.wait(list(self._tasks.values()), timeout=self.shutdown_grace)
+        if not pending:
+            return
+        held = dict(self.runtime._leases)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=5)
+        for workflow_id, epoch in held.items():
+            # Another worker may resume it at once (no lease to wait out).
+            if self.runtime._backend.release_workflow(workflow_id, epoch):
+                self.report.released.append(workflow_id)
+                log.info("worker: released workflow %r unfinished", workflow_id)
+
+    def _install_signals(self) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        assert self._loop is not None
+        installed: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(signum, self._on_signal)
+                installed.append(signum)
+        return installed
+
+    def _on_signal(self) -> None:
+        if self._stopping.is_set():
+            self.shutdown_grace = 0.0  # a second signal: release at once
+            for task in self._tasks.values():
+                task.cancel()
+        log.info("worker: stopping (finishing running workflows)")
+        self.stop()
