@@ -23,6 +23,7 @@ from typing import Any
 from durable import _context, _registry
 from durable._errors import (
     ConfigurationError,
+    DurableError,
     WorkflowAlreadyRunningError,
     WorkflowQuarantinedError,
     WorkflowSuspendedError,
@@ -181,18 +182,25 @@ class Worker:
             while not self._stopping.is_set():
                 started = len(self._tasks)
                 free = self.concurrency - len(self._tasks)
-                if free > 0:
-                    for row in backend.claim_queued(
-                        current_owner(),
-                        self.runtime.lease_seconds,
-                        self.queues,
-                        free,
-                        self.queue_limits,
-                    ):
-                        self._start(row, claimed=True)
-                if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
-                    next_recovery = time.monotonic() + self.recovery_interval
-                    await self._start_due()
+                try:
+                    if free > 0:
+                        for row in backend.claim_queued(
+                            current_owner(),
+                            self.runtime.lease_seconds,
+                            self.queues,
+                            free,
+                            self.queue_limits,
+                        ):
+                            self._start(row, claimed=True)
+                    if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
+                        next_recovery = time.monotonic() + self.recovery_interval
+                        await self._start_due()
+                except DurableError as exc:
+                    # The store is down or refusing connections: running
+                    # workflows retry on their own; claims resume when it is back.
+                    log.warning("worker: cannot reach the store (%s); retrying", exc)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
                 if until_idle and not self._tasks and len(self._tasks) == started:
                     return
                 if len(self._tasks) > started and len(self._tasks) < self.concurrency:

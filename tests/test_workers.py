@@ -1,0 +1,320 @@
+"""Queues and workers: claims, priorities, limits, graceful stops, and crashed workers."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durable
+from tests.conftest import PROGRAMS, program_env, read_lines, wait_for
+
+ORDER: list[str] = []
+RUNNING: collections.Counter[str] = collections.Counter()
+PEAK: collections.Counter[str] = collections.Counter()
+
+
+@durable.step
+async def tick(label: str) -> str:
+    ORDER.append(label)
+    return label
+
+
+@durable.durable_workflow(name="workers.labelled")
+async def labelled(label: str) -> str:
+    return await tick(label)
+
+
+@durable.step
+async def hold(queue: str) -> None:
+    RUNNING[queue] += 1
+    PEAK[queue] = max(PEAK[queue], RUNNING[queue])
+    await asyncio.sleep(0.02)
+    RUNNING[queue] -= 1
+
+
+@durable.durable_workflow(name="workers.limited")
+async def limited(queue: str, i: int) -> int:
+    await hold(queue)
+    return i
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    ORDER.clear()
+    RUNNING.clear()
+    PEAK.clear()
+
+
+async def test_enqueue_records_without_running_and_is_idempotent_per_id(
+    runtime: durable.Runtime,
+) -> None:
+    handle = await labelled.enqueue("a", workflow_id="job-a", queue="q", priority=3)
+    again = await labelled.enqueue("a", workflow_id="job-a", queue="q", priority=3)
+    assert handle.workflow_id == again.workflow_id == "job-a"
+    assert handle.status() is durable.WorkflowStatus.ENQUEUED
+    assert ORDER == []
+    with pytest.raises(durable.WorkflowConflictError, match="job-a"):
+        await labelled.enqueue("b", workflow_id="job-a")
+    with pytest.raises(durable.ConfigurationError, match="queue name"):
+        await labelled.enqueue("a", queue="")
+    # Calling it directly runs it here, once.
+    assert await labelled.run("a", workflow_id="job-a") == "a"
+    assert await handle.result(timeout=5) == "a"
+    assert ORDER == ["a"]
+
+
+async def test_a_worker_runs_the_highest_priority_first_then_the_oldest(
+    runtime: durable.Runtime,
+) -> None:
+    for label, priority in [("low", 0), ("high", 5), ("low2", 0), ("mid", 1)]:
+        await labelled.enqueue(label, priority=priority)
+    await labelled.enqueue("elsewhere", queue="other")
+    worker = durable.Worker(runtime=runtime, concurrency=1)
+    report = await worker.run(until_idle=True)
+    assert ORDER == ["high", "mid", "low", "low2"]
+    assert len(report.completed) == 4
+    assert labelled.id_for("elsewhere") not in report.completed  # another queue
+
+
+async def test_queue_limits_hold_across_workers(runtime: durable.Runtime) -> None:
+    for i in range(12):
+        await limited.enqueue("narrow", i, queue="narrow")
+        await limited.enqueue("wide", i, queue="wide")
+    workers = [
+        durable.Worker(
+            runtime=runtime, queues=["narrow", "wide"], concurrency=8, queue_limits={"narrow": 2}
+        )
+        for _ in range(2)
+    ]
+    reports = await asyncio.gather(*(w.run(until_idle=True) for w in workers))
+    assert sum(len(r.completed) for r in reports) == 24
+    assert PEAK["narrow"] <= 2
+    assert PEAK["wide"] > 2  # the limit is per queue
+
+
+async def test_a_worker_resumes_suspended_workflows_when_they_are_due(
+    runtime: durable.Runtime,
+) -> None:
+    @durable.durable_workflow(name="workers.parked")
+    async def parked() -> str:
+        return str(await durable.wait_for_event("go", suspend=True))
+
+    handle = await parked.enqueue(workflow_id="parked")
+    worker = durable.Worker(runtime=runtime, recovery_interval=0.01)
+    first = await worker.run(until_idle=True)
+    assert first.suspended == ["parked"]
+    assert handle.status() is durable.WorkflowStatus.WAITING
+    await durable.send_event("parked", "go", 7)
+    second = await durable.Worker(runtime=runtime).run(until_idle=True)
+    assert second.resumed == ["parked"]
+    assert await handle.result(timeout=5) == "7"
+
+
+async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
+    runtime: durable.Runtime,
+) -> None:
+    @durable.durable_workflow(name="workers.unknown")
+    async def unknown() -> str:
+        return "ran"
+
+    handle = await unknown.enqueue()
+    from durable import _registry
+
+    saved = _registry.lookup("workers.unknown")
+    _registry._workflows.pop("workers.unknown")  # this "process" never imported it
+    try:
+        report = await durable.Worker(runtime=runtime).run(until_idle=True)
+    finally:
+        _registry.register("workers.unknown", saved)
+    assert report.unknown == {handle.workflow_id: "workers.unknown"}
+    info = handle.info()
+    assert info.status is durable.WorkflowStatus.RUNNING
+    assert info.owner_host is None  # released: anyone may take it
+    assert (await durable.Worker(runtime=runtime).run(until_idle=True)).resumed == [
+        handle.workflow_id
+    ]
+
+
+def test_worker_options_are_checked() -> None:
+    with pytest.raises(durable.ConfigurationError, match="concurrency"):
+        durable.Worker("sqlite:///:memory:", concurrency=0)
+    with pytest.raises(durable.ConfigurationError, match="limit of queue 'q'"):
+        durable.Worker("sqlite:///:memory:", queue_limits={"q": 0})
+
+
+# Real worker processes ---------------------------------------------------------
+
+
+def _worker(url: str, log: Path, err: Path, *extra: str, **env: Any) -> subprocess.Popen[str]:
+    with open(err, "w") as stderr:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "durable",
+                "--url",
+                url,
+                "worker",
+                "--import",
+                "queue_app",
+                *extra,
+            ],
+            cwd=PROGRAMS,
+            env=program_env(QUEUE_APP_LOG=log, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+
+
+def _stderr(tmp_path: Path) -> str:
+    return "\n".join(f"{p.name}:\n{p.read_text()[-3000:]}" for p in tmp_path.glob("*.err"))
+
+
+def test_sigterm_lets_running_workflows_finish(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "effects.log"
+    with durable.Runtime(db_url):
+        sys.path.insert(0, str(PROGRAMS))
+        try:
+            import queue_app
+        finally:
+            sys.path.remove(str(PROGRAMS))
+        queue_app.slow.enqueue_sync(1.0, workflow_id="slow")
+    worker = _worker(db_url, log, tmp_path / "w.err", "--grace", "30")
+    wait_for(lambda: len(read_lines(log)) >= 1, "the first step")
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=60)
+    assert worker.returncode == 0, (tmp_path / "w.err").read_text()
+    with durable.Runtime(db_url):
+        assert durable.WorkflowHandle("slow").result_sync(timeout=5) == "slept"
+    assert "1 completed" in (tmp_path / "w.err").read_text()
+
+
+def test_a_worker_out_of_grace_releases_its_work_for_another(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "effects.log"
+    with durable.Runtime(db_url):
+        sys.path.insert(0, str(PROGRAMS))
+        try:
+            import queue_app
+        finally:
+            sys.path.remove(str(PROGRAMS))
+        queue_app.slow.enqueue_sync(2.0, workflow_id="slow")
+    first = _worker(db_url, log, tmp_path / "first.err", "--grace", "0")
+    wait_for(lambda: _committed(db_url, "slow") >= 1, "the first step's record")
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=60)
+    assert first.returncode == 0, (tmp_path / "first.err").read_text()
+    with durable.Store.open(db_url) as store:
+        info = store.get_workflow("slow")
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.RUNNING
+        assert info.owner_host is None  # released, not left to a lease
+    assert "1 released" in (tmp_path / "first.err").read_text()
+    second = _worker(db_url, log, tmp_path / "second.err", "--until-idle")
+    second.communicate(timeout=120)
+    assert second.returncode == 0, (tmp_path / "second.err").read_text()
+    with durable.Runtime(db_url):
+        assert durable.WorkflowHandle("slow").result_sync(timeout=5) == "slept"
+    # The first step committed before the stop: it never ran again.
+    assert [line.split()[1] for line in read_lines(log)] == ["0", "1"]
+
+
+def _committed(url: str, workflow_id: str) -> int:
+    with durable.Store.open(url) as store:
+        return len(store.history(workflow_id))
+
+
+def _enqueue_jobs(url: str, count: int) -> None:
+    subprocess.run(
+        [sys.executable, str(PROGRAMS / "queue_app.py"), "enqueue", str(count)],
+        env=program_env(DURABLE_URL=url),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def _check_soak(url: str, log: Path, count: int, killed: set[int]) -> int:
+    """Every job done, one record per step, no step re-run after its commit, no overlap."""
+    with durable.Store.open(url) as store:
+        workflows = store.list_workflows(limit=None)
+        assert len(workflows) == count
+        assert {w.status for w in workflows} == {durable.WorkflowStatus.SUCCESS}
+        committed: dict[tuple[str, int], float] = {}
+        for info in workflows:
+            history = store.history(info.workflow_id)
+            live = [e for e in history if not e.superseded]
+            assert [e.position for e in live] == [1, 2, 3, 4, 5], info.workflow_id
+            assert not [e for e in history if e.superseded]
+            for entry in live:
+                committed[(info.workflow_id, entry.position - 1)] = entry.finished_at
+            assert info.result() == int(info.workflow_id.split("-")[1]) + 10
+    runs: dict[tuple[str, int], list[tuple[float, int]]] = collections.defaultdict(list)
+    by_workflow: dict[str, list[tuple[float, int]]] = collections.defaultdict(list)
+    for line in read_lines(log):
+        workflow_id, n, pid, started, _ = line.split()
+        runs[(workflow_id, int(n))].append((float(started), int(pid)))
+        by_workflow[workflow_id].append((float(started), int(pid)))
+    assert set(runs) == set(committed)
+    for key, executions in runs.items():
+        survivors = [pid for _, pid in executions if pid not in killed]
+        assert len(survivors) <= 1, f"{key} ran {executions}"
+        # No execution started after the step's record was written.
+        assert all(started <= committed[key] for started, _ in executions), (key, executions)
+    taken_over = 0
+    for workflow_id, executions in by_workflow.items():
+        pids = [pid for _, pid in sorted(executions)]
+        owners = [pid for i, pid in enumerate(pids) if i == 0 or pids[i - 1] != pid]
+        # Owners follow one another (a dead one replaced); never back and forth.
+        assert len(owners) == len(set(owners)), (workflow_id, pids)
+        assert all(pid in killed for pid in owners[:-1]), (workflow_id, pids)
+        taken_over += len(owners) > 1
+    return taken_over
+
+
+def _soak(url: str, tmp_path: Path, count: int, workers: int, kill: int) -> None:
+    log = tmp_path / "effects.log"
+    _enqueue_jobs(url, count)
+    procs = [
+        _worker(url, log, tmp_path / f"w{i}.err", "--concurrency", "16") for i in range(workers)
+    ]
+    killed: set[int] = set()
+    with durable.Store.open(url) as store:
+
+        def done() -> int:
+            for proc in procs:
+                # A worker that died by itself fails the test at once.
+                assert proc.poll() is None or proc.pid in killed, _stderr(tmp_path)
+            return len(store.list_workflows(status="success", limit=None))
+
+        wait_for(lambda: done() >= count // 4, "a quarter done", timeout=120)
+        for proc in procs[:kill]:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            killed.add(proc.pid)
+        procs.append(_worker(url, log, tmp_path / "late.err", "--concurrency", "16"))
+        wait_for(lambda: done() == count, "every job done", timeout=300)
+    for proc in procs[kill:]:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0, _stderr(tmp_path)
+    # The killed workers held workflows mid-run, which others finished.
+    assert _check_soak(url, log, count, killed) > 0
+
+
+@pytest.mark.slow
+def test_soak_postgres_four_workers_two_killed(postgres_url: str, tmp_path: Path) -> None:
+    # Four workers and this test share the server's connections (100 by default).
+    _soak(f"{postgres_url}&pool_max=4", tmp_path, count=1000, workers=4, kill=2)
+
+
+@pytest.mark.slow
+def test_soak_sqlite_two_workers_one_killed(durable_sqlite: str, tmp_path: Path) -> None:
+    _soak(durable_sqlite, tmp_path, count=300, workers=2, kill=1)
