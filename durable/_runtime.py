@@ -1130,6 +1130,7 @@ class Runtime:
                     await self._enter_wait(ctx, port, deadline, key, suspend)
                     waiting = True
                 await self._pause(port, subscription, deadline)
+                await self._check_still_owned(ctx, port)
         if waiting:
             await self._leave_wait(ctx, port)
         where = f"{name} (position {at} of workflow {workflow_id!r})"
@@ -1190,6 +1191,16 @@ class Runtime:
                 self._leases.pop(ctx.workflow_id, None)
                 raise _Suspended(ctx.workflow_id, wake_at, key)
         ctx.waits += 1
+
+    async def _check_still_owned(self, ctx: _context.WorkflowContext, port: Port) -> None:
+        """Stop waiting for a workflow that was cancelled or taken over meanwhile."""
+        row = await port.get_workflow(ctx.workflow_id)
+        if row is None or row.epoch != ctx.epoch:
+            raise OwnershipLostError(
+                f"workflow {ctx.workflow_id!r} was cancelled or taken over while it waited",
+                workflow_id=ctx.workflow_id,
+                epoch=ctx.epoch,
+            )
 
     async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
         ctx.waits -= 1

@@ -470,7 +470,8 @@ class Store:
         )
 
     def _refuse_live(self, row: WorkflowRow, action: str) -> None:
-        if row.status is WorkflowStatus.RUNNING and self._runtime._owner_alive(row):
+        live = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+        if live and self._runtime._owner_alive(row):
             raise WorkflowAlreadyRunningError(
                 f"cannot {action} workflow {row.workflow_id!r} while a live process runs it "
                 f"(pid {row.owner.pid if row.owner else '?'}); wait for it to finish or cancel it",
@@ -522,9 +523,7 @@ class Store:
         before = await self._row(sync, workflow_id)
         after = await self._call(sync, "cancel", before.workflow_id)
         return bool(
-            before.status is WorkflowStatus.RUNNING
-            and after is not None
-            and after.status is WorkflowStatus.CANCELLED
+            before.status.active and after is not None and after.status is WorkflowStatus.CANCELLED
         )
 
     async def _cleanup(

@@ -324,3 +324,13 @@ async def test_postgres_wakes_a_waiter_in_another_runtime_without_polling(
                 None,
             )
         assert await asyncio.wait_for(task, timeout=60) == "claim 8: notified"
+
+
+async def test_cancelling_a_waiting_workflow_stops_its_wait(runtime: durable.Runtime) -> None:
+    workflow_id = approval.id_for(9)
+    task = asyncio.create_task(approval(9))
+    await _until_waiting(runtime, workflow_id)
+    assert runtime.store.cancel(workflow_id)
+    with pytest.raises(durable.WorkflowCancelledError):
+        await asyncio.wait_for(task, timeout=30)
+    assert SEEN == ["asked 9"]

@@ -223,7 +223,9 @@ class SqlBackend(Backend):
         return self._run(True, self._create_fork, new, forked_from, steps)
 
     def cancel(self, workflow_id: str) -> WorkflowRow | None:
-        return self._run(True, self._cancel, workflow_id)
+        row = self._run(True, self._cancel, workflow_id)
+        self.notifier.notify(event_topic(workflow_id))  # a waiting owner looks at once
+        return row
 
     def cleanup(self, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool) -> Counts:
         return self._run(True, self._cleanup, cutoff, statuses, dry_run)
@@ -734,7 +736,9 @@ class SqlBackend(Backend):
         return True
 
     async def _cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        await execute(tx, self.q.cancel, {"workflow_id": workflow_id})
+        cancelled = await execute(tx, self.q.cancel, {"workflow_id": workflow_id})
+        if cancelled.rowcount == 1:
+            await self._notify(tx, event_topic(workflow_id))
         return await self._get_workflow(tx, workflow_id)
 
     async def _cleanup(
