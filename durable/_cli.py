@@ -1083,6 +1083,13 @@ def _add_worker(cli: click.Group) -> None:
         is_flag=True,
         help="Exit once nothing is running, enqueued or due (batch jobs, tests).",
     )
+    @click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="What the worker logs to stderr.",
+    )
     @click.pass_context
     def worker(
         ctx: click.Context,
@@ -1092,6 +1099,7 @@ def _add_worker(cli: click.Group) -> None:
         limits: tuple[str, ...],
         grace: float,
         until_idle: bool,
+        log_level: str,
     ) -> None:
         """Run enqueued workflows; resume due waits and the work of dead workers.
 
@@ -1108,7 +1116,7 @@ def _add_worker(cli: click.Group) -> None:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logging.getLogger("durable").addHandler(handler)
-            logging.getLogger("durable").setLevel(logging.INFO)
+            logging.getLogger("durable").setLevel(log_level.upper())
         runner = Worker(
             runtime=state.runtime(),
             queues=queues,
@@ -1120,8 +1128,7 @@ def _add_worker(cli: click.Group) -> None:
         click.echo(
             f"worker done: {len(report.completed)} completed, {len(report.resumed)} resumed, "
             f"{len(report.failed)} failed, {len(report.suspended)} suspended, "
-            f"{len(report.released)} released",
-            err=True,
+            f"{len(report.released)} released"
         )
 
 

@@ -63,8 +63,9 @@ class Worker:
     is the same from the command line.
 
     Args:
-        url: The store (see :class:`durable.Runtime`); ignored when
-            ``runtime`` is given.
+        url: The store (see :class:`durable.Runtime`), opened by the worker
+            and closed when it stops. Without ``url`` and ``runtime``, the
+            current runtime (:func:`durable.current_runtime`).
         queues: The queues to claim from.
         concurrency: Workflows run at once by this worker (async ones as
             tasks on its event loop, sync ones in threads).
@@ -117,8 +118,14 @@ class Worker:
                 "poll_interval must be > 0 and shutdown_grace >= 0, not "
                 f"{poll_interval!r} and {shutdown_grace!r}"
             )
+        if runtime is None and url is None and not runtime_options:
+            from durable._runtime import current_runtime
+
+            runtime = current_runtime()  # the active one, like every other call
+            self._owns_runtime = False
+        else:
+            self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(url, **runtime_options)
-        self._owns_runtime = runtime is None
         self.queues = list(dict.fromkeys(queues))
         self.concurrency = concurrency
         self.queue_limits = limits
@@ -129,6 +136,7 @@ class Worker:
             else min(self.runtime.lease_seconds / 3, 5.0)
         )
         self.shutdown_grace = float(shutdown_grace)
+        self._batch = max(1, concurrency // 4)
         self.report = WorkerReport()
         self._stopping = threading.Event()
         self._wake: asyncio.Event | None = None
@@ -183,8 +191,11 @@ class Worker:
                 started = len(self._tasks)
                 free = self.concurrency - len(self._tasks)
                 try:
-                    if free > 0:
-                        for row in backend.claim_queued(
+                    # Claim in batches, off the event loop: a claim is a round
+                    # trip, during which running workflows should move on.
+                    if free >= self._batch or (free > 0 and not self._tasks):
+                        for row in await asyncio.to_thread(
+                            backend.claim_queued,
                             current_owner(),
                             self.runtime.lease_seconds,
                             self.queues,
@@ -203,7 +214,10 @@ class Worker:
                     continue
                 if until_idle and not self._tasks and len(self._tasks) == started:
                     return
-                if len(self._tasks) > started and len(self._tasks) < self.concurrency:
+                if (
+                    len(self._tasks) > started
+                    and self.concurrency - len(self._tasks) >= self._batch
+                ):
                     continue  # there may be more to claim right away
                 assert self._wake is not None
                 self._wake.clear()

@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
     [
         ["bench.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
         ["fixture_setup.py", "--tests", "3"],
+        ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
     ],
     ids=["bench", "fixture_setup"],
 )

@@ -153,12 +153,12 @@ def copy_of(shop: Path, where: Path) -> Path:
 
 
 def test_the_page_has_its_examples() -> None:
-    assert len(EXAMPLES) == 14
+    assert len(EXAMPLES) == 16
     commands = [command for block in EXAMPLES for command, _ in block]
     assert all(command.startswith("durable ") for command in commands), commands
     shown = {command.split()[1] for command in commands}
     assert shown >= {"list", "show", "history", "restore", "resume", "fork", "cancel"}
-    assert shown >= {"recover", "cleanup", "prune", "metrics", "health"}
+    assert shown >= {"recover", "cleanup", "prune", "metrics", "health", "worker", "send-event"}
 
 
 def test_every_example_of_the_page_prints_what_it_shows(shop: Path, tmp_path: Path) -> None:

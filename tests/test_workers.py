@@ -168,7 +168,7 @@ def _worker(url: str, log: Path, err: Path, *extra: str, **env: Any) -> subproce
             ],
             cwd=PROGRAMS,
             env=program_env(QUEUE_APP_LOG=log, **env),
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
         )
@@ -190,11 +190,11 @@ def test_sigterm_lets_running_workflows_finish(db_url: str, tmp_path: Path) -> N
     worker = _worker(db_url, log, tmp_path / "w.err", "--grace", "30")
     wait_for(lambda: len(read_lines(log)) >= 1, "the first step")
     worker.send_signal(signal.SIGTERM)
-    worker.communicate(timeout=60)
+    out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 0, (tmp_path / "w.err").read_text()
     with durable.Runtime(db_url):
         assert durable.WorkflowHandle("slow").result_sync(timeout=5) == "slept"
-    assert "1 completed" in (tmp_path / "w.err").read_text()
+    assert "1 completed" in out
 
 
 def test_a_worker_out_of_grace_releases_its_work_for_another(db_url: str, tmp_path: Path) -> None:
@@ -209,14 +209,14 @@ def test_a_worker_out_of_grace_releases_its_work_for_another(db_url: str, tmp_pa
     first = _worker(db_url, log, tmp_path / "first.err", "--grace", "0")
     wait_for(lambda: _committed(db_url, "slow") >= 1, "the first step's record")
     first.send_signal(signal.SIGTERM)
-    first.communicate(timeout=60)
+    out, _ = first.communicate(timeout=60)
     assert first.returncode == 0, (tmp_path / "first.err").read_text()
     with durable.Store.open(db_url) as store:
         info = store.get_workflow("slow")
         assert info is not None
         assert info.status is durable.WorkflowStatus.RUNNING
         assert info.owner_host is None  # released, not left to a lease
-    assert "1 released" in (tmp_path / "first.err").read_text()
+    assert "1 released" in out
     second = _worker(db_url, log, tmp_path / "second.err", "--until-idle")
     second.communicate(timeout=120)
     assert second.returncode == 0, (tmp_path / "second.err").read_text()
@@ -282,29 +282,39 @@ def _check_soak(url: str, log: Path, count: int, killed: set[int]) -> int:
 def _soak(url: str, tmp_path: Path, count: int, workers: int, kill: int) -> None:
     log = tmp_path / "effects.log"
     _enqueue_jobs(url, count)
+    # Steps long enough (20 ms) that every worker has workflows in flight when killed.
+    slow_steps = {"QUEUE_APP_STEP_SECONDS": "0.02"}
     procs = [
-        _worker(url, log, tmp_path / f"w{i}.err", "--concurrency", "16") for i in range(workers)
+        _worker(url, log, tmp_path / f"w{i}.err", "--concurrency", "16", **slow_steps)
+        for i in range(workers)
     ]
     killed: set[int] = set()
-    with durable.Store.open(url) as store:
+    try:
+        with durable.Store.open(url) as store:
 
-        def done() -> int:
-            for proc in procs:
-                # A worker that died by itself fails the test at once.
-                assert proc.poll() is None or proc.pid in killed, _stderr(tmp_path)
-            return len(store.list_workflows(status="success", limit=None))
+            def done() -> int:
+                for proc in procs:
+                    # A worker that died by itself fails the test at once.
+                    assert proc.poll() is None or proc.pid in killed, _stderr(tmp_path)
+                return len(store.list_workflows(status="success", limit=None))
 
-        wait_for(lambda: done() >= count // 4, "a quarter done", timeout=120)
-        for proc in procs[:kill]:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            killed.add(proc.pid)
-        procs.append(_worker(url, log, tmp_path / "late.err", "--concurrency", "16"))
-        wait_for(lambda: done() == count, "every job done", timeout=300)
-    for proc in procs[kill:]:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 0, _stderr(tmp_path)
+            wait_for(lambda: done() >= count // 4, "a quarter done", timeout=120)
+            for proc in procs[:kill]:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=30)
+                killed.add(proc.pid)
+            late = _worker(url, log, tmp_path / "late.err", "--concurrency", "16", **slow_steps)
+            procs.append(late)
+            wait_for(lambda: done() == count, "every job done", timeout=300)
+        for proc in procs[kill:]:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+            assert proc.returncode == 0, _stderr(tmp_path)
+    finally:
+        for proc in procs:  # never leave a worker behind, whatever failed
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
     # The killed workers held workflows mid-run, which others finished.
     assert _check_soak(url, log, count, killed) > 0
 
@@ -317,4 +327,4 @@ def test_soak_postgres_four_workers_two_killed(postgres_url: str, tmp_path: Path
 
 @pytest.mark.slow
 def test_soak_sqlite_two_workers_one_killed(durable_sqlite: str, tmp_path: Path) -> None:
-    _soak(durable_sqlite, tmp_path, count=300, workers=2, kill=1)
+    _soak(durable_sqlite, tmp_path, count=1000, workers=2, kill=1)

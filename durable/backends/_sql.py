@@ -391,14 +391,10 @@ class SqlBackend(Backend):
             limit = min(limit, queue_limit - int(running.rows[0][0]))
         if limit <= 0:
             return []
-        found = await tx.execute(self.q.claimable(queues, limit))
-        claimed = []
-        for (workflow_id,) in found.rows:
-            params = {"workflow_id": workflow_id, **_owner_params(owner), "lease": lease_seconds}
-            if (await execute(tx, self.q.claim_enqueued, params)).rowcount == 1:
-                row = await self._get_workflow(tx, workflow_id)
-                assert row is not None
-                claimed.append(row)
+        params = {**_owner_params(owner), "lease": lease_seconds, "limit": limit}
+        found = await execute(tx, self.q.claim_queued(queues), params)
+        claimed = [_workflow_row(r) for r in found.rows]
+        claimed.sort(key=lambda row: (-row.priority, row.created_at, row.workflow_id))
         return claimed
 
     async def _set_waiting(

@@ -259,21 +259,15 @@ class Statements:
                 sa.and_(w.c.status == WorkflowStatus.WAITING.value, w.c.owner_host.is_not(None)),
             ),
         )
-        self.claim_enqueued = (
-            sa.update(w)
-            .where(
-                w.c.workflow_id == _P("workflow_id"),
-                w.c.status == WorkflowStatus.ENQUEUED.value,
-            )
-            .values(
-                status=WorkflowStatus.RUNNING.value,
-                epoch=w.c.epoch + 1,
-                attempts=w.c.attempts + 1,
-                **owner,
-                lease_expires_at=lease,
-                updated_at=now,
-            )
-        )
+        self._claims: dict[tuple[str, ...], sa.Update] = {}
+        self._claim_enqueued_values = {
+            "status": WorkflowStatus.RUNNING.value,
+            "epoch": w.c.epoch + 1,
+            "attempts": w.c.attempts + 1,
+            **owner,
+            "lease_expires_at": lease,
+            "updated_at": now,
+        }
         # Waits ---------------------------------------------------------------
         active_epoch = sa.and_(
             same_epoch,
@@ -376,16 +370,35 @@ class Statements:
             sa.update(ev).where(ev.c.id == _P("event_id"), pending).values(consumed_at=now)
         )
 
-    def claimable(self, queues: Sequence[str], limit: int) -> sa.Select[Any]:
-        """Enqueued workflows of ``queues``, best first, skipping rows others are claiming."""
+    def claim_queued(self, queues: Sequence[str]) -> sa.Update:
+        """Claim the best ``p_limit`` enqueued workflows of ``queues`` in one statement.
+
+        Rows other claimers are taking are skipped, not waited for (PostgreSQL
+        ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers anyway). Built
+        once per set of queues (no IN list: those compile on every call).
+        """
+        key = tuple(queues)
+        found = self._claims.get(key)
+        if found is not None:
+            return found
         wf = s.workflows
-        return (
+        best = (
             sa.select(wf.c.workflow_id)
-            .where(wf.c.status == WorkflowStatus.ENQUEUED.value, wf.c.queue.in_(list(queues)))
+            .where(
+                wf.c.status == WorkflowStatus.ENQUEUED.value,
+                sa.or_(*(wf.c.queue == queue for queue in key)),
+            )
             .order_by(wf.c.priority.desc(), wf.c.created_at, wf.c.workflow_id)
-            .limit(limit)
+            .limit(_P("limit", type_=sa.Integer))
             .with_for_update(skip_locked=True)
         )
+        found = self._claims[key] = (
+            sa.update(wf)
+            .where(wf.c.workflow_id.in_(best.scalar_subquery()))
+            .values(self._claim_enqueued_values)
+            .returning(*wf.c, self.now.label("db_now"))
+        )
+        return found
 
     def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
         wf = s.workflows
