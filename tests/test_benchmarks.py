@@ -19,7 +19,7 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
         ["fixture_setup.py", "--tests", "3"],
         ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
     ],
-    ids=["bench", "fixture_setup"],
+    ids=["bench", "fixture_setup", "queues"],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(
