@@ -1084,6 +1084,13 @@ def _add_worker(cli: click.Group) -> None:
         help="Exit once nothing is running, enqueued or due (batch jobs, tests).",
     )
     @click.option(
+        "--max-recoveries",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Resumes in a row after a workflow's owner died before it is quarantined "
+        "(default 10).",
+    )
+    @click.option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="info",
@@ -1099,6 +1106,7 @@ def _add_worker(cli: click.Group) -> None:
         limits: tuple[str, ...],
         grace: float,
         until_idle: bool,
+        max_recoveries: int | None,
         log_level: str,
     ) -> None:
         """Run enqueued workflows; resume due waits and the work of dead workers.
@@ -1117,8 +1125,11 @@ def _add_worker(cli: click.Group) -> None:
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logging.getLogger("durable").addHandler(handler)
             logging.getLogger("durable").setLevel(log_level.upper())
+        runtime = state.runtime()
+        if max_recoveries is not None:
+            runtime.max_recoveries = max_recoveries
         runner = Worker(
-            runtime=state.runtime(),
+            runtime=runtime,
             queues=queues,
             concurrency=concurrency,
             queue_limits=queue_limits,

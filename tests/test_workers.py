@@ -226,6 +226,33 @@ def test_a_worker_out_of_grace_releases_its_work_for_another(db_url: str, tmp_pa
     assert [line.split()[1] for line in read_lines(log)] == ["0", "1"]
 
 
+def test_a_poison_workflow_is_quarantined_instead_of_killing_workers_for_ever(
+    durable_sqlite: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "effects.log"
+    with durable.Runtime(durable_sqlite):
+        sys.path.insert(0, str(PROGRAMS))
+        try:
+            import queue_app
+        finally:
+            sys.path.remove(str(PROGRAMS))
+        queue_app.poison.enqueue_sync(workflow_id="poison")
+    options = ("--until-idle", "--max-recoveries", "2")
+    for run in range(3):  # its first run, then two recoveries: each kills its worker
+        worker = _worker(durable_sqlite, log, tmp_path / f"{run}.err", *options)
+        worker.communicate(timeout=60)
+        assert worker.returncode == -signal.SIGKILL, (tmp_path / f"{run}.err").read_text()
+    last = _worker(durable_sqlite, log, tmp_path / "last.err", *options)
+    last.communicate(timeout=60)
+    assert last.returncode == 0, (tmp_path / "last.err").read_text()
+    assert "quarantined after 2 recoveries" in (tmp_path / "last.err").read_text()
+    with durable.Store.open(durable_sqlite) as store:
+        info = store.get_workflow("poison")
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.QUARANTINED
+    assert len(read_lines(log)) == 1  # its first step committed once, never re-run
+
+
 def _committed(url: str, workflow_id: str) -> int:
     with durable.Store.open(url) as store:
         return len(store.history(workflow_id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import time
 
@@ -48,6 +49,17 @@ async def slow(seconds: float) -> str:
     await asyncio.sleep(seconds)  # not a step: a long stretch of workflow code
     await work(durable.current_workflow_id(), 1)
     return "slept"
+
+
+@durable.step
+async def crash_the_process() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@durable.durable_workflow(name="queue_app.poison")
+async def poison() -> None:
+    await work(durable.current_workflow_id(), 0)
+    await crash_the_process()
 
 
 @durable.durable_workflow(name="queue_app.sync_job")
