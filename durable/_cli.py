@@ -437,6 +437,11 @@ def _workflow_json(info: WorkflowInfo) -> dict[str, Any]:
         "forked_from": info.forked_from,
         "owner_host": info.owner_host,
         "owner_pid": info.owner_pid,
+        "queue": info.queue,
+        "priority": info.priority,
+        "wake_at": _iso(info.wake_at),
+        "waiting_for": info.waiting_for,
+        "recoveries": info.recoveries,
     }
 
 
@@ -640,6 +645,10 @@ def _add_show(cli: click.Group) -> None:
             ("took", _took(info)),
             ("forked from", info.forked_from or ""),
             ("parent", info.parent_id or ""),
+            ("queue", f"{info.queue} (priority {info.priority})" if info.queue else ""),
+            ("waiting for", f"event {info.waiting_for!r}" if info.waiting_for else ""),
+            ("wakes", _local(info.wake_at) if info.status.active else ""),
+            ("recoveries", str(info.recoveries) if info.recoveries else ""),
             ("result", result or ""),
             ("error", error or ""),
         ]

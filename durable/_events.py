@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -132,8 +133,9 @@ def send_event(
     retries of the same send harmless.
 
     Returns:
-        True if the event was stored, False if ``idempotency_key`` was already
-        used (the earlier event stands).
+        True if the event was stored, False if the ``idempotency_key`` you
+        gave was already used for this workflow (the earlier event stands).
+        Keys are per workflow: one request id may be sent to several.
 
     Example::
 
@@ -166,6 +168,7 @@ def _send(
 ) -> tuple[Coroutine[Any, Any, bool], bool]:
     """The send, on the sync or the async path (``None``: as the caller's workflow is)."""
     ctx = _context.current.get()
+    sent_once = idempotency_key is None  # a key of our own: a conflict is our own retry
     if isinstance(ctx, _context.WorkflowContext):
         position = ctx.allocate(f"send_event({key!r})")
         if idempotency_key is None:
@@ -175,13 +178,23 @@ def _send(
         from durable._runtime import current_runtime
 
         runtime, path = current_runtime(), bool(sync)
+    if idempotency_key is None:
+        # A key of its own even so: a send retried after a lost acknowledgement
+        # (PostgreSQL) is then stored once.
+        idempotency_key = f"send:{uuid.uuid4().hex}"
     payload = runtime._codec.dumps(
         value,
         place(workflow_id, event_slot(key)),
         what=f"value of event {key!r} for workflow {workflow_id!r}",
     )
     port = runtime._port_for(sync=path)
-    return port.send_event(workflow_id, key, payload, idempotency_key), path
+    sending = port.send_event(workflow_id, key, payload, idempotency_key)
+    return (_always_sent(sending) if sent_once else sending), path
+
+
+async def _always_sent(sending: Coroutine[Any, Any, bool]) -> bool:
+    await sending  # False only if a retry of this very send found it stored
+    return True
 
 
 def _check_idempotency_key(idempotency_key: object) -> None:

@@ -117,6 +117,11 @@ class Port:
             return self._backend.set_running(workflow_id, epoch)
         return await self._backend.aset_running(workflow_id, epoch)
 
+    async def owns(self, workflow_id: str, epoch: int) -> bool:
+        if self.sync:
+            return self._backend.owns(workflow_id, epoch)
+        return await self._backend.aowns(workflow_id, epoch)
+
     async def quarantine(self, workflow_id: str, epoch: int) -> bool:
         if self.sync:
             return self._backend.quarantine(workflow_id, epoch)

@@ -59,6 +59,7 @@ from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
 from durable.backends._base import (
     Backend,
+    EventGone,
     NewWorkflow,
     StepAttemptRow,
     StepRow,
@@ -89,19 +90,22 @@ class _Suspended(BaseException):
     def __init__(self, workflow_id: str, wake_at: float | None, waiting_for: str | None) -> None:
         super().__init__(workflow_id)
         self.workflow_id, self.wake_at, self.waiting_for = workflow_id, wake_at, waiting_for
+        self.current = workflow_id
+        """The workflow unwinding now (a parent, once its child has unwound)."""
 
-    def error(self) -> WorkflowSuspendedError:
+    def error(self, called: str) -> WorkflowSuspendedError:
         until = []
         if self.waiting_for is not None:
             until.append(f"event {self.waiting_for!r} arrives")
         if self.wake_at is not None:
             moment = dt.datetime.fromtimestamp(self.wake_at, dt.timezone.utc)
             until.append(f"{moment:%Y-%m-%d %H:%M:%S} UTC")
+        inner = "" if called == self.workflow_id else f" (its child {self.workflow_id!r} waits)"
         return WorkflowSuspendedError(
-            f"workflow {self.workflow_id!r} suspended until {' or '.join(until)}; this "
+            f"workflow {called!r} suspended until {' or '.join(until)}{inner}; this "
             "process may exit. durable.recover() or a durable worker resumes it then "
             "(calling it again resumes it now).",
-            workflow_id=self.workflow_id,
+            workflow_id=called,
             wake_at=self.wake_at,
             waiting_for=self.waiting_for,
         )
@@ -375,6 +379,9 @@ class Runtime:
         for row in candidates:
             if row.owner is not None and self._owner_alive(row):
                 continue
+            suspended = row.owner is None and row.status is WorkflowStatus.WAITING
+            if suspended and not await self._wait_over(port, row):
+                continue
             # A child resumes through its parent, which replays down to it.
             root = row
             while root.parent_id is not None:
@@ -386,6 +393,17 @@ class Runtime:
                 continue
             roots.setdefault(root.workflow_id, root)
         return list(roots.values())
+
+    async def _wait_over(self, port: Port, row: WorkflowRow) -> bool:
+        """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""
+        if row.event_arrived or (row.wake_at is not None and row.wake_at <= self._clock.time()):
+            return True
+        if row.waiting_for is not None and row.waiting_for.startswith(_CHILD):
+            # Suspended because a child did: over once that child is no longer
+            # active (cancelled, or finished by a direct call).
+            child = await port.get_workflow(row.waiting_for[len(_CHILD) :])
+            return child is None or not child.status.active
+        return False
 
     async def _resume_row(self, row: WorkflowRow, report: RecoveryReport) -> None:
         """Call a stored workflow again, by its registered name and stored arguments."""
@@ -442,6 +460,13 @@ class Runtime:
         target = workflow if instance is None else getattr(instance, workflow.__name__)
         return target, args, kwargs
 
+    def _fail_unrunnable(self, row: WorkflowRow, exc: Exception) -> None:
+        """Record as failed a claimed workflow whose call cannot be rebuilt."""
+        error = self._codec.dumps_error(
+            exc, place(row.workflow_id, "error"), what=f"error of workflow {row.workflow_id!r}"
+        )
+        self._backend.finish_workflow(row.workflow_id, row.epoch, WorkflowStatus.ERROR, error=error)
+
     async def resume(self, workflow_id: str) -> Any:
         """Run a stored workflow again by its id and return its result.
 
@@ -462,8 +487,6 @@ class Runtime:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id!r} in {self.url}", workflow_id=workflow_id
             )
-        if row.status is WorkflowStatus.QUARANTINED:
-            row = self._backend.unquarantine(workflow_id) or row
         try:
             target, args, kwargs = self._rebuild_call(row)
         except _Unknown:
@@ -472,6 +495,9 @@ class Runtime:
                 "a workflow of that name; import the module that defines it first",
                 workflow_id=workflow_id,
             ) from None
+        if row.status is WorkflowStatus.QUARANTINED:
+            # Only now that it can run: a failed resume leaves it quarantined.
+            self._backend.unquarantine(workflow_id)
         token = _context.active_runtime.set(self)
         try:
             outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
@@ -498,7 +524,7 @@ class Runtime:
             try:
                 return await self._execute(inv, port, workflow_id, parent_id=None)
             except _Suspended as suspended:
-                raise suspended.error() from None
+                raise suspended.error(workflow_id) from None
         parent, position = inv.parent, inv.position
         assert position is not None
         recorded = _replayable(parent, position, inv.spec.name, "child")
@@ -621,9 +647,10 @@ class Runtime:
                     row = await self._wait(port, row, inv.spec)
                     waited = True
                     continue
-                # Its owner died holding it (a suspended or released workflow
-                # has no owner): one more recovery in a row.
-                recovery = started and row.owner is not None
+                # Its owner process died holding it: one more recovery in a
+                # row. Not so for a suspended or released workflow (no owner),
+                # nor one this process dropped (an interrupt in a notebook).
+                recovery = started and row.owner is not None and row.owner != current_owner()
                 if recovery and row.recoveries >= self.max_recoveries:
                     if await port.quarantine(workflow_id, row.epoch):
                         log.error(
@@ -710,12 +737,17 @@ class Runtime:
             except OwnershipLostError:
                 raise _Lost() from None
             except _Suspended as suspended:
-                if suspended.workflow_id != workflow_id:
+                if suspended.current != workflow_id:
                     # A child suspended: so does this parent, which replays
                     # down to it when resumed.
                     await port.set_waiting(
-                        workflow_id, epoch, suspended.wake_at, None, suspend=True
+                        workflow_id,
+                        epoch,
+                        suspended.wake_at,
+                        f"{_CHILD}{suspended.current}",
+                        suspend=True,
                     )
+                    suspended.current = workflow_id
                 raise
             except Exception as exc:
                 error = self._codec.dumps_error(
@@ -1080,12 +1112,21 @@ class Runtime:
         if remaining <= 0:
             return
         # A short sleep is not worth two writes to show it in the status.
-        shown = suspend or remaining >= _SHOW_WAITS_FROM
-        if shown:
-            await self._enter_wait(ctx, port, deadline, None, suspend)
-        await port.sleep(remaining)
-        if shown:
-            await self._leave_wait(ctx, port)
+        if not suspend and remaining < _SHOW_WAITS_FROM:
+            await port.sleep(remaining)
+            return
+        await self._enter_wait(ctx, port, deadline, None, suspend)
+        # A long sleep listens, like an event wait, for a cancel (which
+        # notifies) and looks now and then whether it still owns the workflow.
+        if not isinstance(self._clock, SystemClock):
+            await port.sleep(remaining)  # a test's clock: instant, or moved by the test
+        else:
+            topic = event_topic(ctx.workflow_id)
+            with self._backend.notifier.subscribe(topic) as subscription:
+                while self._clock.time() < deadline:
+                    await self._pause(port, subscription, deadline, _SLEEP_CHECK_INTERVAL)
+                    await self._check_still_owned(ctx, port)
+        await self._leave_wait(ctx, port)
 
     async def _wait_for_event(
         self,
@@ -1129,7 +1170,7 @@ class Runtime:
                 if not waiting:
                     await self._enter_wait(ctx, port, deadline, key, suspend)
                     waiting = True
-                await self._pause(port, subscription, deadline)
+                await self._pause(port, subscription, deadline, self.event_poll_interval)
                 await self._check_still_owned(ctx, port)
         if waiting:
             await self._leave_wait(ctx, port)
@@ -1162,7 +1203,11 @@ class Runtime:
             kind="event",
         )
         self._site("after_step", ctx, at, name)
-        standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
+        try:
+            standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
+        except EventGone:
+            # Another wait of this workflow took that event first: wait again.
+            return await self._wait_for_event(ctx, port, position, key, timeout, suspend)
         self._site("after_commit", ctx, at, name)
         return value if standing is row else self._decode_step(standing, workflow_id)
 
@@ -1194,8 +1239,7 @@ class Runtime:
 
     async def _check_still_owned(self, ctx: _context.WorkflowContext, port: Port) -> None:
         """Stop waiting for a workflow that was cancelled or taken over meanwhile."""
-        row = await port.get_workflow(ctx.workflow_id)
-        if row is None or row.epoch != ctx.epoch:
+        if not await port.owns(ctx.workflow_id, ctx.epoch):
             raise OwnershipLostError(
                 f"workflow {ctx.workflow_id!r} was cancelled or taken over while it waited",
                 workflow_id=ctx.workflow_id,
@@ -1207,10 +1251,11 @@ class Runtime:
         if ctx.waits == 0:
             await port.set_running(ctx.workflow_id, ctx.epoch)
 
-    async def _pause(self, port: Port, subscription: Subscription, deadline: float | None) -> None:
-        """Wait for a notification, at most one poll interval or until the deadline."""
+    async def _pause(
+        self, port: Port, subscription: Subscription, deadline: float | None, interval: float
+    ) -> None:
+        """Wait for a notification, at most ``interval`` or until the deadline."""
         clock = self._clock
-        interval = self.event_poll_interval
         if deadline is not None and isinstance(clock, SystemClock):
             interval = min(interval, deadline - clock.time())
         woken = await port.wait_for(subscription, interval)
@@ -1240,8 +1285,14 @@ class Runtime:
                 log.warning("could not renew workflow leases", exc_info=True)
 
 
+# ``waiting_for`` of a parent suspended because its child suspended.
+_CHILD = "child:"
+
 # Sleeps from this length show the workflow as waiting (two writes).
 _SHOW_WAITS_FROM = 1.0
+# How often a long sleep looks whether it still owns its workflow (a cancel
+# in this process, or on PostgreSQL, wakes it at once).
+_SLEEP_CHECK_INTERVAL = 5.0
 
 _SAME_KIND = {
     "event": "event",

@@ -53,6 +53,15 @@ class WorkflowInfo:
     owner_pid: int | None = None
     forked_from: str | None = None
     """``"<workflow id>@<snapshot>"`` for a workflow made by :meth:`Store.fork`."""
+    queue: str | None = None
+    """The queue it was enqueued on (None for a direct call)."""
+    priority: int = 0
+    wake_at: float | None = None
+    """While waiting: when its timer fires or its event wait times out."""
+    waiting_for: str | None = None
+    """While waiting for an event: its key (``child:<id>`` while a child waits)."""
+    recoveries: int = 0
+    """Resumes in a row after the process running it died (quarantined past the limit)."""
     _store: Store | None = field(default=None, repr=False, compare=False)
 
     def result(self) -> Any:
@@ -560,6 +569,11 @@ class Store:
             owner_host=row.owner.host if row.owner else None,
             owner_pid=row.owner.pid if row.owner else None,
             forked_from=row.forked_from,
+            queue=row.queue,
+            priority=row.priority,
+            wake_at=row.wake_at,
+            waiting_for=row.waiting_for,
+            recoveries=row.recoveries,
             _store=self,
         )
 

@@ -140,6 +140,7 @@ class Worker:
         self.report = WorkerReport()
         self._stopping = threading.Event()
         self._wake: asyncio.Event | None = None
+        self._hurry: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -171,11 +172,14 @@ class Worker:
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()
         installed = self._install_signals() if handle_signals else []
         log.info("worker %s started (owner pid %d)", self, current_owner().pid)
         try:
-            await self._loop_until_stopped(until_idle)
-            await self._drain()
+            try:
+                await self._loop_until_stopped(until_idle)
+            finally:  # also when the loop failed or this task was cancelled
+                await self._drain()
         finally:
             for signum in installed:
                 self._loop.remove_signal_handler(signum)
@@ -232,7 +236,7 @@ class Worker:
     async def _start_due(self) -> None:
         port = self.runtime._port_for(sync=True)
         for row in await self.runtime._due(port):
-            if row.workflow_id in self._tasks:
+            if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
                 continue
             if len(self._tasks) >= self.concurrency:
                 break
@@ -265,7 +269,12 @@ class Worker:
                 self.runtime._backend.release_workflow(workflow_id, row.epoch)
             return
         except Exception as exc:
+            # Its arguments cannot be read back (a class that is gone, a key
+            # that changed): running it again will not help. A claimed one is
+            # recorded as failed, so that it leaves the queue.
             report.failed[workflow_id] = f"{type(exc).__name__}: {exc}"
+            if claimed:
+                self.runtime._fail_unrunnable(row, exc)
             return
         # Each task runs in its own copy of the context: set, never reset.
         _context.active_runtime.set(self.runtime)
@@ -295,10 +304,24 @@ class Worker:
         log.info(
             "worker: waiting up to %g s for %d workflow(s)", self.shutdown_grace, len(self._tasks)
         )
-        _, pending = await asyncio.wait(list(self._tasks.values()), timeout=self.shutdown_grace)
+        assert self._hurry is not None
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        deadline = time.monotonic() + self.shutdown_grace
+        running = [task for task in self._tasks.values() if not task.done()]
+        while running and not hurry.done() and time.monotonic() < deadline:
+            await asyncio.wait(
+                [*running, hurry],
+                timeout=deadline - time.monotonic(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            running = [task for task in running if not task.done()]
+        hurry.cancel()
+        pending = [task for task in self._tasks.values() if not task.done()]
         if not pending:
             return
-        held = dict(self.runtime._leases)
+        # Only this worker's workflows (the runtime may run others for the
+        # application), with the epochs they hold now.
+        held = {wid: e for wid, e in self.runtime._leases.items() if wid in self._tasks}
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=5)
@@ -320,9 +343,9 @@ class Worker:
         return installed
 
     def _on_signal(self) -> None:
-        if self._stopping.is_set():
-            self.shutdown_grace = 0.0  # a second signal: release at once
-            for task in self._tasks.values():
-                task.cancel()
+        if self._stopping.is_set() and self._hurry is not None:
+            log.info("worker: second signal, releasing running workflows now")
+            self._hurry.set()  # _drain stops waiting, cancels and releases
+            return
         log.info("worker: stopping (finishing running workflows)")
         self.stop()

@@ -279,27 +279,52 @@ def test_sync_workflows_wait_with_the_sync_form(runtime: durable.Runtime) -> Non
     assert sync_flow.run(workflow_id="sync") == "42"
 
 
-async def test_a_workflow_that_keeps_crashing_its_executor_is_quarantined(
+async def test_interrupts_in_this_process_never_count_toward_quarantine(
     runtime: durable.Runtime, durable_crash: CrashInjector
 ) -> None:
-    runtime.max_recoveries = 2
+    runtime.max_recoveries = 1
 
+    @durable.durable_workflow(name="events.interrupted")
+    async def interrupted() -> str:
+        return await note("done")
+
+    for _ in range(3):  # as a notebook user interrupting a cell, again and again
+        durable_crash.arm("before_step", step="note")
+        with pytest.raises(SimulatedCrash):
+            await interrupted.run(workflow_id="interrupted")
+    assert await interrupted.run(workflow_id="interrupted") == "done"
+
+
+async def test_a_quarantined_workflow_waits_for_a_resume_by_hand(
+    runtime: durable.Runtime, durable_crash: CrashInjector
+) -> None:
     @durable.durable_workflow(name="events.poison")
     async def poison() -> str:
         return await note("done")
 
-    crash = durable_crash
-    for _ in range(3):  # the first run, then two recoveries: each crashes
-        crash.arm("before_step", step="note")
-        with pytest.raises(SimulatedCrash):
-            await poison.run(workflow_id="poison")
-    with pytest.raises(durable.WorkflowQuarantinedError, match="quarantined"):
+    durable_crash.arm("before_step", step="note")
+    with pytest.raises(SimulatedCrash):
         await poison.run(workflow_id="poison")
+    # As a worker does after max_recoveries deaths of the process running it
+    # (tests/test_workers.py shows that with real processes).
+    row = runtime._backend.get_workflow("poison")
+    assert row is not None
+    assert runtime._backend.quarantine("poison", row.epoch)
+
+    with pytest.raises(durable.WorkflowQuarantinedError, match="resume it by hand"):
+        await poison.run(workflow_id="poison")
+    assert (await runtime.recover()).resumed == []  # never resumed by itself
+    from durable import _registry
+
+    _registry._workflows.pop("events.poison")  # code not imported: stays quarantined
+    try:
+        with pytest.raises(durable.WorkflowNotFoundError, match="import the module"):
+            await runtime.resume("poison")
+    finally:
+        _registry.register("events.poison", poison)
     info = runtime.get_workflow("poison")
     assert info is not None
     assert info.status is durable.WorkflowStatus.QUARANTINED
-    assert (await runtime.recover()).resumed == []  # never resumed by itself
-    # Fixed (no more crashes): resumed by hand.
     assert await runtime.resume("poison") == "done"
     assert SEEN == ["done"]
 
@@ -334,3 +359,77 @@ async def test_cancelling_a_waiting_workflow_stops_its_wait(runtime: durable.Run
     with pytest.raises(durable.WorkflowCancelledError):
         await asyncio.wait_for(task, timeout=30)
     assert SEEN == ["asked 9"]
+
+
+async def test_a_parent_suspended_by_its_child_resumes_when_the_child_ends_otherwise(
+    runtime: durable.Runtime,
+) -> None:
+    @durable.durable_workflow(name="events.child2")
+    async def child() -> str:
+        return await durable.wait_for_event("go", suspend=True)
+
+    @durable.durable_workflow(name="events.parent2")
+    async def parent() -> str:
+        try:
+            value = await child()
+        except durable.WorkflowCancelledError:
+            value = "child cancelled"
+        return await note(value)
+
+    with pytest.raises(durable.WorkflowSuspendedError) as info:
+        await parent.run(workflow_id="p2")
+    assert info.value.details["workflow_id"] == "p2"  # the workflow called, not the child
+    assert "its child 'p2/1' waits" in str(info.value)
+    assert runtime.store.cancel("p2/1")
+    assert (await runtime.recover()).resumed == ["p2"]
+    assert SEEN == ["child cancelled"]
+
+
+async def test_a_suspended_timer_is_not_resumed_before_it_is_due(
+    runtime: durable.Runtime,
+) -> None:
+    runtime.clock = VirtualClock(auto_advance=False)
+
+    @durable.durable_workflow(name="events.later")
+    async def later() -> str:
+        await durable.sleep(3600, suspend=True)
+        return "later"
+
+    with pytest.raises(durable.WorkflowSuspendedError):
+        await later.run(workflow_id="later")
+    for _ in range(3):
+        report = await runtime.recover()
+        assert (report.resumed, report.suspended) == ([], [])
+    info = runtime.get_workflow("later")
+    assert info is not None
+    assert info.attempts == 1  # never claimed again before its time
+
+
+async def test_cancelling_a_long_sleep_stops_it(runtime: durable.Runtime) -> None:
+    @durable.durable_workflow(name="events.long_sleep")
+    async def long_sleep() -> None:
+        await durable.sleep(dt.timedelta(hours=1))
+        await note("woke")
+
+    task = asyncio.create_task(long_sleep.run(workflow_id="long"))
+    await _until_waiting(runtime, "long")
+    assert runtime.store.cancel("long")
+    with pytest.raises(durable.WorkflowCancelledError):
+        await asyncio.wait_for(task, timeout=60)
+    assert SEEN == []
+
+
+async def test_concurrent_waits_for_one_key_take_one_event_each(
+    runtime: durable.Runtime,
+) -> None:
+    @durable.durable_workflow(name="events.approvals")
+    async def approvals() -> list[str]:
+        return sorted(await asyncio.gather(*(durable.wait_for_event("ok") for _ in range(3))))
+
+    await approvals.enqueue(workflow_id="three")
+    for who in ("ana", "bo", "cy"):
+        await durable.send_event("three", "ok", who)
+    assert await approvals.run(workflow_id="three") == ["ana", "bo", "cy"]
+    info = runtime.get_workflow("three")
+    assert info is not None
+    assert info.attempts == 1  # no wait mistook another for a takeover

@@ -142,6 +142,21 @@ async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
     ]
 
 
+async def test_a_claimed_workflow_whose_arguments_cannot_be_read_is_failed_not_stuck(
+    durable_sqlite: str,
+) -> None:
+    with durable.Runtime(durable_sqlite, secret_key="old key"):
+        handle = await labelled.enqueue("signed", workflow_id="signed", queue="q")
+    with durable.Runtime(durable_sqlite, secret_key="new key") as runtime:
+        worker = durable.Worker(runtime=runtime, queues=["q"], queue_limits={"q": 1})
+        report = await worker.run(until_idle=True)
+        assert "PayloadIntegrityError" in report.failed["signed"]
+        info = runtime.get_workflow(handle.workflow_id)
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.ERROR  # out of the queue, its slot free
+    assert ORDER == []
+
+
 def test_worker_options_are_checked() -> None:
     with pytest.raises(durable.ConfigurationError, match="concurrency"):
         durable.Worker("sqlite:///:memory:", concurrency=0)
@@ -256,6 +271,29 @@ def test_a_poison_workflow_is_quarantined_instead_of_killing_workers_for_ever(
 def _committed(url: str, workflow_id: str) -> int:
     with durable.Store.open(url) as store:
         return len(store.history(workflow_id))
+
+
+def test_a_second_sigterm_releases_at_once(db_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "effects.log"
+    with durable.Runtime(db_url):
+        sys.path.insert(0, str(PROGRAMS))
+        try:
+            import queue_app
+        finally:
+            sys.path.remove(str(PROGRAMS))
+        queue_app.slow.enqueue_sync(600.0, workflow_id="slow")
+    worker = _worker(db_url, log, tmp_path / "w.err", "--grace", "600")
+    wait_for(lambda: _committed(db_url, "slow") >= 1, "the first step's record")
+    worker.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stopping" in (tmp_path / "w.err").read_text(), "the first signal")
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=60)  # not 600 s
+    assert worker.returncode == 0, (tmp_path / "w.err").read_text()
+    assert "1 released" in out
+    with durable.Store.open(db_url) as store:
+        info = store.get_workflow("slow")
+        assert info is not None
+        assert info.owner_host is None
 
 
 def _enqueue_jobs(url: str, count: int) -> None:

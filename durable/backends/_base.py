@@ -92,6 +92,12 @@ class WorkflowRow:
     """While waiting for an event: the event's key."""
     recoveries: int = 0
     """Resumes after its owner died, in a row; too many quarantine it."""
+    event_arrived: bool = False
+    """In :meth:`Backend.resumable` rows: the event it waits for has arrived."""
+
+
+class EventGone(Exception):
+    """The event to consume was consumed meanwhile (by another wait of the workflow)."""
 
 
 @dataclass(frozen=True)
@@ -387,6 +393,18 @@ class Backend(ABC):
         """Give up a running workflow (fenced): no owner, new epoch, anyone may resume it."""
 
     @abstractmethod
+    def requeue_workflow(self, workflow_id: str, epoch: int) -> bool:
+        """Put a claimed workflow back on its queue, unclaimed (fenced)."""
+
+    @abstractmethod
+    def owns(self, workflow_id: str, epoch: int) -> bool:
+        """Whether ``epoch`` is still the workflow's (nobody cancelled or took it over)."""
+
+    async def aowns(self, workflow_id: str, epoch: int) -> bool:
+        """Async form of :meth:`owns`."""
+        return self.owns(workflow_id, epoch)
+
+    @abstractmethod
     def quarantine(self, workflow_id: str, epoch: int) -> bool:
         """Stop resuming a workflow that keeps crashing its executors (fenced)."""
 
@@ -419,7 +437,8 @@ class Backend(ABC):
 
         Like :meth:`record_step`: returns the record that stands at the
         position (adopting another executor's, in which case the event is left
-        unconsumed) and raises OwnershipLostError when fenced off.
+        unconsumed) and raises OwnershipLostError when fenced off. Raises
+        EventGone, committing nothing, when the event was consumed meanwhile.
         """
 
     notifier: Notifier

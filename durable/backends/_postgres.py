@@ -313,9 +313,8 @@ class PostgresBackend(SqlBackend):
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=0.5):
                             notifier.notify(note.payload)
-            except self._psycopg.Error:
-                # Waiters poll meanwhile; listen again shortly.
-                log.debug("durable: event listener lost its connection", exc_info=True)
+            except Exception:  # whatever it was, waiters poll meanwhile; listen again
+                log.warning("durable: the event listener failed; retrying", exc_info=True)
                 self._closing.wait(delay)
                 delay = min(delay * 2, 5.0)
 

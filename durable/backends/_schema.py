@@ -127,9 +127,11 @@ events = sa.Table(
     sa.Column("key", sa.String(255), nullable=False),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("sent_at", sa.Float, nullable=False),
-    sa.Column("idempotency_key", sa.String(255), nullable=True, unique=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("consumed_at", sa.Float, nullable=True),
     sa.Index("ix_durable_events_pending", "workflow_id", "key", "consumed_at", "id"),
+    # Per workflow: one request id may well be sent to several workflows.
+    sa.Index("ux_durable_events_idempotency", "workflow_id", "idempotency_key", unique=True),
 )
 
 Migration = Callable[[sa.Connection], None]

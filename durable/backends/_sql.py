@@ -23,6 +23,7 @@ from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
     Counts,
+    EventGone,
     EventRow,
     NewWorkflow,
     StepAttemptRow,
@@ -306,6 +307,19 @@ class SqlBackend(Backend):
     def release_workflow(self, workflow_id: str, epoch: int) -> bool:
         return self._run(False, self._update_fenced, self.q.release, workflow_id, epoch)
 
+    def requeue_workflow(self, workflow_id: str, epoch: int) -> bool:
+        return self._run(False, self._update_fenced, self.q.requeue, workflow_id, epoch)
+
+    def owns(self, workflow_id: str, epoch: int) -> bool:
+        return self._run(False, self._owns, workflow_id, epoch)
+
+    async def aowns(self, workflow_id: str, epoch: int) -> bool:
+        return await self._arun(False, self._owns, workflow_id, epoch)
+
+    async def _owns(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        found = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        return bool(found.rows)
+
     def quarantine(self, workflow_id: str, epoch: int) -> bool:
         return self._run(False, self._update_fenced, self.q.quarantine, workflow_id, epoch)
 
@@ -480,9 +494,9 @@ class SqlBackend(Backend):
             return standing  # another executor's record: the event stays for nobody else
         consumed = await execute(tx, self.q.consume_event, {"event_id": event_id})
         if consumed.rowcount != 1:
-            # Consumed meanwhile by an executor this one lost the workflow to;
-            # raising rolls back this record too.
-            raise _lost(workflow_id, epoch)
+            # Consumed meanwhile (another wait of this workflow for the same
+            # key): raising rolls back this record; the wait takes the next.
+            raise EventGone(event_id)
         return step
 
     async def _start_workflow(
@@ -896,6 +910,7 @@ def _workflow_row(r: Any) -> WorkflowRow:
         wake_at=r.wake_at,
         waiting_for=r.waiting_for,
         recoveries=r.recoveries,
+        event_arrived=bool(getattr(r, "event_arrived", False)),
     )
 
 

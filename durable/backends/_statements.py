@@ -211,7 +211,10 @@ class Statements:
         self.insert_step = insert(st).values(step_values)
         self.cancel = (
             sa.update(w)
-            .where(w.c.workflow_id == _P("workflow_id"), is_active(w.c.status))
+            .where(
+                w.c.workflow_id == _P("workflow_id"),
+                sa.or_(is_active(w.c.status), w.c.status == WorkflowStatus.QUARANTINED.value),
+            )
             .values(
                 status=WorkflowStatus.CANCELLED.value,
                 epoch=w.c.epoch + 1,
@@ -252,11 +255,14 @@ class Statements:
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
+        # What occupies a queue's slots: workflows an owner runs or waits in
+        # (not suspended, released or crashed ones, which hold no process).
         self.running_in_queue = sa.select(sa.func.count()).where(
             w.c.queue == _P("queue"),
+            w.c.owner_host.is_not(None),
             sa.or_(
                 w.c.status == WorkflowStatus.RUNNING.value,
-                sa.and_(w.c.status == WorkflowStatus.WAITING.value, w.c.owner_host.is_not(None)),
+                w.c.status == WorkflowStatus.WAITING.value,
             ),
         )
         self._claims: dict[tuple[str, ...], sa.Update] = {}
@@ -299,6 +305,17 @@ class Statements:
             )
         )
         self.release = sa.update(w).where(active_epoch).values(**ownerless, updated_at=now)
+        # Back to its queue, as if never claimed (a worker that lacks its code).
+        self.requeue = (
+            sa.update(w)
+            .where(same_epoch, w.c.status == WorkflowStatus.RUNNING.value, w.c.queue.is_not(None))
+            .values(
+                status=WorkflowStatus.ENQUEUED.value,
+                **ownerless,
+                attempts=w.c.attempts - 1,
+                updated_at=now,
+            )
+        )
         self.quarantine = (
             sa.update(w)
             .where(active_epoch)
@@ -329,6 +346,8 @@ class Statements:
             .where(ev.c.workflow_id == w.c.workflow_id, ev.c.key == w.c.waiting_for, pending)
             .correlate(w)
         )
+        # Timers are judged by the caller, on the clock that set them (the
+        # runtime's: virtual in tests), so every timed or keyed wait comes back.
         self.resumable = (
             sa.select(
                 *(c for c in w.c if c.name not in ("args", "result", "error")),
@@ -336,13 +355,18 @@ class Statements:
                 sa.null().label("result"),
                 sa.null().label("error"),
                 now.label("db_now"),
+                event_arrived.label("event_arrived"),
             )
             .where(
                 sa.or_(
                     w.c.status == WorkflowStatus.RUNNING.value,
                     sa.and_(
                         w.c.status == WorkflowStatus.WAITING.value,
-                        sa.or_(w.c.owner_host.is_not(None), w.c.wake_at <= now, event_arrived),
+                        sa.or_(
+                            w.c.owner_host.is_not(None),
+                            w.c.wake_at.is_not(None),
+                            w.c.waiting_for.is_not(None),
+                        ),
                     ),
                 )
             )
@@ -358,7 +382,7 @@ class Statements:
                 sent_at=now,
                 idempotency_key=_P("idempotency_key"),
             )
-            .on_conflict_do_nothing(index_elements=[ev.c.idempotency_key])
+            .on_conflict_do_nothing(index_elements=[ev.c.workflow_id, ev.c.idempotency_key])
         )
         self.next_event = (
             sa.select(ev)
