@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from durable._errors import WorkflowNotFoundError
@@ -61,31 +62,33 @@ class WorkflowHandle(Generic[T_co]):
             TimeoutError: It did not finish within ``timeout`` seconds.
             WorkflowCancelledError, WorkflowQuarantinedError: It never will.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = min(0.01, poll_interval)
-        while (outcome := self._finished()) is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"workflow {self.workflow_id!r} did not finish within {timeout:g} s "
-                    f"(status {self.status().value})"
-                )
+        for delay in self._polls(timeout, poll_interval):
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, poll_interval)
-        return outcome[0]  # type: ignore[no-any-return]
+        return self._outcome()
 
     def result_sync(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
         """Blocking form of :meth:`result`."""
+        for delay in self._polls(timeout, poll_interval):
+            time.sleep(delay)
+        return self._outcome()
+
+    def _polls(self, timeout: float | None, poll_interval: float) -> Iterator[float]:
+        """The pauses between looks until the workflow has finished (growing, bounded)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.01, poll_interval)
-        while (outcome := self._finished()) is None:
+        while self._finished() is None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"workflow {self.workflow_id!r} did not finish within {timeout:g} s "
                     f"(status {self.status().value})"
                 )
-            time.sleep(delay)
+            yield delay
             delay = min(delay * 1.5, poll_interval)
-        return outcome[0]  # type: ignore[no-any-return]
+
+    def _outcome(self) -> T_co:
+        finished = self._finished()
+        assert finished is not None
+        return finished[0]  # type: ignore[no-any-return]
 
     def _finished(self) -> tuple[Any] | None:
         from durable._runtime import _quarantined

@@ -556,26 +556,17 @@ class Runtime:
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
-        new = NewWorkflow(
-            workflow_id=workflow_id,
-            name=inv.spec.name,
-            args_fingerprint=inv.args_fingerprint,
-            args=self._codec.seal(
-                inv.args_body,
-                place(workflow_id, "args"),
-                what=f"arguments of workflow {workflow_id!r}",
-            ),
-            parent_id=None,
-        )
+        new = self._new_workflow(inv, workflow_id, parent_id=None)
         row, created = await port.enqueue_workflow(new, queue, priority)
         if not created:
             self._check_same_call(row, inv)
         return WorkflowHandle(workflow_id, self)
 
-    async def _execute(
-        self, inv: Invocation, port: Port, workflow_id: str, parent_id: str | None
-    ) -> Any:
-        new = NewWorkflow(
+    def _new_workflow(
+        self, inv: Invocation, workflow_id: str, parent_id: str | None
+    ) -> NewWorkflow:
+        """The row of a new workflow for this call, its arguments sealed for their place."""
+        return NewWorkflow(
             workflow_id=workflow_id,
             name=inv.spec.name,
             args_fingerprint=inv.args_fingerprint,
@@ -586,6 +577,11 @@ class Runtime:
             ),
             parent_id=parent_id,
         )
+
+    async def _execute(
+        self, inv: Invocation, port: Port, workflow_id: str, parent_id: str | None
+    ) -> Any:
+        new = self._new_workflow(inv, workflow_id, parent_id)
         token = object()
         delay = 0.005
         waited = False

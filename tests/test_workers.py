@@ -189,6 +189,17 @@ def _worker(url: str, log: Path, err: Path, *extra: str, **env: Any) -> subproce
         )
 
 
+def _queue_app() -> Any:
+    """tests/programs/queue_app.py, imported here as the workers import it."""
+    sys.path.insert(0, str(PROGRAMS))
+    try:
+        import queue_app
+
+        return queue_app
+    finally:
+        sys.path.remove(str(PROGRAMS))
+
+
 def _stderr(tmp_path: Path) -> str:
     return "\n".join(f"{p.name}:\n{p.read_text()[-3000:]}" for p in tmp_path.glob("*.err"))
 
@@ -196,11 +207,7 @@ def _stderr(tmp_path: Path) -> str:
 def test_sigterm_lets_running_workflows_finish(db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "effects.log"
     with durable.Runtime(db_url):
-        sys.path.insert(0, str(PROGRAMS))
-        try:
-            import queue_app
-        finally:
-            sys.path.remove(str(PROGRAMS))
+        queue_app = _queue_app()
         queue_app.slow.enqueue_sync(1.0, workflow_id="slow")
     worker = _worker(db_url, log, tmp_path / "w.err", "--grace", "30")
     wait_for(lambda: len(read_lines(log)) >= 1, "the first step")
@@ -215,11 +222,7 @@ def test_sigterm_lets_running_workflows_finish(db_url: str, tmp_path: Path) -> N
 def test_a_worker_out_of_grace_releases_its_work_for_another(db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "effects.log"
     with durable.Runtime(db_url):
-        sys.path.insert(0, str(PROGRAMS))
-        try:
-            import queue_app
-        finally:
-            sys.path.remove(str(PROGRAMS))
+        queue_app = _queue_app()
         queue_app.slow.enqueue_sync(2.0, workflow_id="slow")
     first = _worker(db_url, log, tmp_path / "first.err", "--grace", "0")
     wait_for(lambda: _committed(db_url, "slow") >= 1, "the first step's record")
@@ -246,11 +249,7 @@ def test_a_poison_workflow_is_quarantined_instead_of_killing_workers_for_ever(
 ) -> None:
     log = tmp_path / "effects.log"
     with durable.Runtime(durable_sqlite):
-        sys.path.insert(0, str(PROGRAMS))
-        try:
-            import queue_app
-        finally:
-            sys.path.remove(str(PROGRAMS))
+        queue_app = _queue_app()
         queue_app.poison.enqueue_sync(workflow_id="poison")
     options = ("--until-idle", "--max-recoveries", "2")
     for run in range(3):  # its first run, then two recoveries: each kills its worker
@@ -276,11 +275,7 @@ def _committed(url: str, workflow_id: str) -> int:
 def test_a_second_sigterm_releases_at_once(db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "effects.log"
     with durable.Runtime(db_url):
-        sys.path.insert(0, str(PROGRAMS))
-        try:
-            import queue_app
-        finally:
-            sys.path.remove(str(PROGRAMS))
+        queue_app = _queue_app()
         queue_app.slow.enqueue_sync(600.0, workflow_id="slow")
     worker = _worker(db_url, log, tmp_path / "w.err", "--grace", "600")
     wait_for(lambda: _committed(db_url, "slow") >= 1, "the first step's record")
