@@ -376,10 +376,7 @@ class SqlBackend(Backend):
             tx,
             self.q.insert_enqueued,
             {
-                "workflow_id": new.workflow_id,
-                "name": new.name,
-                "args_fingerprint": new.args_fingerprint,
-                "args": new.args,
+                **_new_params(new),
                 "queue": queue,
                 "priority": priority,
             },
@@ -506,10 +503,7 @@ class SqlBackend(Backend):
             tx,
             self.q.insert_workflow,
             {
-                "workflow_id": new.workflow_id,
-                "name": new.name,
-                "args_fingerprint": new.args_fingerprint,
-                "args": new.args,
+                **_new_params(new),
                 **_owner_params(owner),
                 "lease": lease_seconds,
                 "parent_id": new.parent_id,
@@ -729,13 +723,7 @@ class SqlBackend(Backend):
         created = await execute(
             tx,
             self.q.insert_fork,
-            {
-                "workflow_id": new.workflow_id,
-                "name": new.name,
-                "args_fingerprint": new.args_fingerprint,
-                "args": new.args,
-                "forked_from": forked_from,
-            },
+            {**_new_params(new), "forked_from": forked_from},
         )
         if created.rowcount != 1:
             return False
@@ -874,6 +862,15 @@ def _step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
         "error_type": step.error_type,
         "error_message": step.error_message,
         "code_hash": step.code_hash,
+    }
+
+
+def _new_params(new: NewWorkflow) -> dict[str, Any]:
+    return {
+        "workflow_id": new.workflow_id,
+        "name": new.name,
+        "args_fingerprint": new.args_fingerprint,
+        "args": new.args,
     }
 
 
