@@ -62,21 +62,26 @@ class WorkflowHandle(Generic[T_co]):
             TimeoutError: It did not finish within ``timeout`` seconds.
             WorkflowCancelledError, WorkflowQuarantinedError: It never will.
         """
-        for delay in self._polls(timeout, poll_interval):
-            await asyncio.sleep(delay)
-        return self._outcome()
+        polls = self._polls(timeout, poll_interval)
+        for step in polls:
+            if isinstance(step, tuple):
+                return step[0]  # type: ignore[no-any-return]
+            await asyncio.sleep(step)
+        raise AssertionError("unreachable: the polls end with the outcome")
 
     def result_sync(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
         """Blocking form of :meth:`result`."""
-        for delay in self._polls(timeout, poll_interval):
-            time.sleep(delay)
-        return self._outcome()
+        for step in self._polls(timeout, poll_interval):
+            if isinstance(step, tuple):
+                return step[0]  # type: ignore[no-any-return]
+            time.sleep(step)
+        raise AssertionError("unreachable: the polls end with the outcome")
 
-    def _polls(self, timeout: float | None, poll_interval: float) -> Iterator[float]:
-        """The pauses between looks until the workflow has finished (growing, bounded)."""
+    def _polls(self, timeout: float | None, poll_interval: float) -> Iterator[float | tuple[Any]]:
+        """Pauses (growing, bounded) until the workflow has finished, then its outcome."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.01, poll_interval)
-        while self._finished() is None:
+        while (outcome := self._finished()) is None:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"workflow {self.workflow_id!r} did not finish within {timeout:g} s "
@@ -84,11 +89,7 @@ class WorkflowHandle(Generic[T_co]):
                 )
             yield delay
             delay = min(delay * 1.5, poll_interval)
-
-    def _outcome(self) -> T_co:
-        finished = self._finished()
-        assert finished is not None
-        return finished[0]  # type: ignore[no-any-return]
+        yield outcome
 
     def _finished(self) -> tuple[Any] | None:
         from durable._runtime import _quarantined

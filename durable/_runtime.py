@@ -7,17 +7,19 @@ blocks or is awaited.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import datetime as dt
 import hashlib
+import inspect
 import logging
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
 from durable._clock import Clock, SystemClock
@@ -60,6 +62,7 @@ from durable._sync import run_coroutine_sync
 from durable.backends._base import (
     Backend,
     EventGone,
+    EventRow,
     NewWorkflow,
     StepAttemptRow,
     StepRow,
@@ -74,6 +77,10 @@ log = logging.getLogger("durable")
 
 class _Lost(Exception):
     """This executor lost the workflow it was running to another one."""
+
+
+RerunOutcome = Literal["done", "suspended", "skipped", "failed", "unknown", "unrunnable"]
+"""What came of calling a stored workflow again (see ``Runtime._rerun``)."""
 
 
 class _Unknown(Exception):
@@ -406,10 +413,13 @@ class Runtime:
         return False
 
     async def _resume_row(self, row: WorkflowRow, report: RecoveryReport) -> None:
-        """Call a stored workflow again, by its registered name and stored arguments."""
-        try:
-            target, args, kwargs = self._rebuild_call(row)
-        except _Unknown:
+        """Resume one workflow for :meth:`recover`, and say what came of it in ``report``."""
+        outcome, error = await self._rerun(row)
+        if outcome == "done":
+            report.resumed.append(row.workflow_id)
+        elif outcome == "suspended":
+            report.suspended.append(row.workflow_id)
+        elif outcome == "unknown":
             report.unknown[row.workflow_id] = row.name
             log.warning(
                 "cannot resume workflow %r: no imported code registers a workflow named %r",
@@ -417,26 +427,46 @@ class Runtime:
                 row.name,
                 extra=_extra(row.workflow_id),
             )
-            return
-        except Exception as exc:
-            report.failed[row.workflow_id] = exc
-            return
-        tokens = (_context.active_runtime.set(self), _context.never_wait.set(True))
+        elif error is not None:  # failed, or its call could not be rebuilt
+            report.failed[row.workflow_id] = error
+
+    async def _rerun(
+        self, row: WorkflowRow, claimed: bool = False
+    ) -> tuple[RerunOutcome, Exception | None]:
+        """Call a stored workflow again, by its registered name and stored arguments.
+
+        Never waits for another live owner (``skipped``: someone else runs it).
+        A workflow the caller ``claimed`` from its queue is run as claimed,
+        without claiming it again. A sync workflow runs in a thread, so that
+        the event loop (a worker's other workflows) goes on meanwhile.
+        """
         try:
-            outcome = target.run(*args, workflow_id=row.workflow_id, **kwargs)
-            if isinstance(outcome, Coroutine):
-                await outcome
-        except WorkflowSuspendedError:
-            report.suspended.append(row.workflow_id)
-        except WorkflowAlreadyRunningError:
-            pass  # someone else resumed it first
+            target, args, kwargs = self._rebuild_call(row)
+        except _Unknown:
+            return "unknown", None
         except Exception as exc:
-            report.failed[row.workflow_id] = exc
-        else:
-            report.resumed.append(row.workflow_id)
+            return "unrunnable", exc
+        tokens = (
+            _context.active_runtime.set(self),
+            _context.never_wait.set(True),
+            _context.preclaimed.set(row if claimed else None),
+        )
+        try:
+            if inspect.iscoroutinefunction(target):
+                await target.run(*args, workflow_id=row.workflow_id, **kwargs)
+            else:  # the context goes along into the thread
+                await asyncio.to_thread(target.run, *args, workflow_id=row.workflow_id, **kwargs)
+        except WorkflowSuspendedError:
+            return "suspended", None
+        except WorkflowAlreadyRunningError:
+            return "skipped", None
+        except Exception as exc:
+            return "failed", exc
         finally:
+            _context.preclaimed.reset(tokens[2])
             _context.never_wait.reset(tokens[1])
             _context.active_runtime.reset(tokens[0])
+        return "done", None
 
     def _rebuild_call(self, row: WorkflowRow) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         workflow = _registry.lookup(row.name)
@@ -1157,10 +1187,57 @@ class Runtime:
                 deadline = float(self._decode_step(timer, workflow_id))
         self._site("before_step", ctx, at, name)
         started = self._clock.time()
+        where = f"{name} (position {at} of workflow {workflow_id!r})"
+        while True:
+            event = await self._event_or_deadline(ctx, port, key, deadline, suspend)
+            if event is None:
+                assert timeout is not None
+                timed_out = EventTimeoutError(
+                    f"workflow {workflow_id!r}: no event {key!r} arrived within {timeout:g} s "
+                    f"(position {at}); the timeout is recorded, so a resumed run raises it too",
+                    workflow_id=workflow_id,
+                    key=key,
+                    timeout=timeout,
+                )
+                return await self._commit(
+                    ctx, port, at, name, started, 1, error=timed_out, kind="event"
+                )
+            value = self._codec.loads(
+                event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
+            )
+            row = StepRow(
+                position=at,
+                name=name,
+                status=StepStatus.SUCCESS,
+                output=self._codec.dumps(
+                    value, place(workflow_id, step_slot(at)), what=f"event for {where}"
+                ),
+                attempt=1,
+                started_at=started,
+                finished_at=self._clock.time(),
+                kind="event",
+            )
+            self._site("after_step", ctx, at, name)
+            try:
+                standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
+            except EventGone:
+                continue  # another wait of this workflow took that event first
+            self._site("after_commit", ctx, at, name)
+            return value if standing is row else self._decode_step(standing, workflow_id)
+
+    async def _event_or_deadline(
+        self,
+        ctx: _context.WorkflowContext,
+        port: Port,
+        key: str,
+        deadline: float | None,
+        suspend: bool,
+    ) -> EventRow | None:
+        """The oldest unconsumed event of ``key``, waited for; None at the deadline."""
         waiting = False
-        with self._backend.notifier.subscribe(event_topic(workflow_id)) as subscription:
+        with self._backend.notifier.subscribe(event_topic(ctx.workflow_id)) as subscription:
             while True:
-                event = await port.next_event(workflow_id, key)
+                event = await port.next_event(ctx.workflow_id, key)
                 if event is not None or (deadline is not None and self._clock.time() >= deadline):
                     break
                 if not waiting:
@@ -1170,42 +1247,7 @@ class Runtime:
                 await self._check_still_owned(ctx, port)
         if waiting:
             await self._leave_wait(ctx, port)
-        where = f"{name} (position {at} of workflow {workflow_id!r})"
-        if event is None:
-            assert timeout is not None
-            timed_out = EventTimeoutError(
-                f"workflow {workflow_id!r}: no event {key!r} arrived within {timeout:g} s "
-                f"(position {at}); the timeout is recorded, so a resumed run raises it too",
-                workflow_id=workflow_id,
-                key=key,
-                timeout=timeout,
-            )
-            return await self._commit(
-                ctx, port, at, name, started, 1, error=timed_out, kind="event"
-            )
-        value = self._codec.loads(
-            event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
-        )
-        row = StepRow(
-            position=at,
-            name=name,
-            status=StepStatus.SUCCESS,
-            output=self._codec.dumps(
-                value, place(workflow_id, step_slot(at)), what=f"event for {where}"
-            ),
-            attempt=1,
-            started_at=started,
-            finished_at=self._clock.time(),
-            kind="event",
-        )
-        self._site("after_step", ctx, at, name)
-        try:
-            standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
-        except EventGone:
-            # Another wait of this workflow took that event first: wait again.
-            return await self._wait_for_event(ctx, port, position, key, timeout, suspend)
-        self._site("after_commit", ctx, at, name)
-        return value if standing is row else self._decode_step(standing, workflow_id)
+        return event
 
     async def _enter_wait(
         self,

@@ -20,17 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from durable import _context, _registry
 from durable._errors import (
     ConfigurationError,
     DurableError,
-    WorkflowAlreadyRunningError,
     WorkflowQuarantinedError,
-    WorkflowSuspendedError,
 )
 from durable._handle import DEFAULT_QUEUE
 from durable._owner import current_owner
-from durable._runtime import Runtime, _Unknown
+from durable._runtime import Runtime
 from durable.backends._base import WorkflowRow
 from durable.backends._notify import QUEUE_TOPIC
 
@@ -256,46 +253,29 @@ class Worker:
 
     async def _run_one(self, row: WorkflowRow, claimed: bool) -> None:
         workflow_id, report = row.workflow_id, self.report
-        try:
-            target, args, kwargs = self.runtime._rebuild_call(row)
-        except _Unknown:
+        outcome, error = await self.runtime._rerun(row, claimed=claimed)
+        if outcome == "done":
+            (report.completed if claimed else report.resumed).append(workflow_id)
+        elif outcome == "suspended":
+            report.suspended.append(workflow_id)
+        elif outcome == "unknown":
             report.unknown[workflow_id] = row.name
             log.warning(
                 "worker: no imported module registers workflow %r (of %r); import it with --import",
                 row.name,
                 workflow_id,
             )
-            if claimed:
+            if claimed:  # for a worker that has the code
                 self.runtime._backend.release_workflow(workflow_id, row.epoch)
-            return
-        except Exception as exc:
-            # Its arguments cannot be read back (a class that is gone, a key
-            # that changed): running it again will not help. A claimed one is
-            # recorded as failed, so that it leaves the queue.
-            report.failed[workflow_id] = f"{type(exc).__name__}: {exc}"
-            if claimed:
-                self.runtime._fail_unrunnable(row, exc)
-            return
-        # Each task runs in its own copy of the context: set, never reset.
-        _context.active_runtime.set(self.runtime)
-        _context.never_wait.set(True)
-        _context.preclaimed.set(row if claimed else None)
-        try:
-            workflow = _registry.lookup(row.name)
-            is_async = workflow is not None and workflow._self_durable[0].is_async
-            if is_async:
-                await target.run(*args, workflow_id=workflow_id, **kwargs)
-            else:
-                # A sync workflow blocks: a thread of its own (the context goes along).
-                await asyncio.to_thread(target.run, *args, workflow_id=workflow_id, **kwargs)
-        except WorkflowSuspendedError:
-            report.suspended.append(workflow_id)
-        except (WorkflowAlreadyRunningError, WorkflowQuarantinedError) as exc:
-            log.info("worker: skipping workflow %r: %s", workflow_id, exc)
-        except Exception as exc:
-            report.failed[workflow_id] = f"{type(exc).__name__}: {exc}"
-        else:
-            (report.completed if claimed else report.resumed).append(workflow_id)
+        elif isinstance(error, WorkflowQuarantinedError):
+            log.info("worker: skipping workflow %r: %s", workflow_id, error)
+        elif error is not None:
+            report.failed[workflow_id] = f"{type(error).__name__}: {error}"
+            if outcome == "unrunnable" and claimed:
+                # Its arguments cannot be read back (a class that is gone, a
+                # key that changed): running it again will not help. Recorded
+                # as failed, it leaves the queue.
+                self.runtime._fail_unrunnable(row, error)
 
     async def _drain(self) -> None:
         """Let running workflows finish within the grace period; release the rest."""
