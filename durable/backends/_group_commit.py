@@ -5,8 +5,14 @@ from other tasks of the same event loop queue up, and the next free
 connection commits all of them in one transaction (one round trip and one
 disk flush for all). Each caller is answered only after the commit that holds
 its write, so nothing is acknowledged early. A write alone costs what it did
-without grouping; an embedded database, whose writes never suspend, never
-groups.
+without grouping.
+
+An embedded database's writes never suspend, so nothing would ever queue
+behind them. There the write that finds no write in flight first gives the
+loop's other ready tasks one turn, so that those reaching a write in that
+turn commit with it. A turn that gathers nobody means the writes are
+sequential: the next ``_PROBE_EVERY`` writes then go straight through, so a
+lone workflow does not pay a turn per step.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+_PROBE_EVERY = 32
+"""Writes that skip the gathering turn after a turn gathered nobody."""
+
 Queued = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "asyncio.Future[Any]"]
 
 
@@ -33,6 +42,17 @@ class _Group:
         self.loop = loop
         self.in_flight = 0
         self.pending: list[Queued] = []
+        self.gather = not backend.writes_suspend
+        self.skip = 0
+
+    def gathers(self) -> bool:
+        """Whether this write should first give other tasks a turn to join it."""
+        if not self.gather:
+            return False
+        if self.skip:
+            self.skip -= 1
+            return False
+        return True
 
     @property
     def full(self) -> bool:
@@ -47,6 +67,13 @@ class _Group:
         self.loop.create_task(self._commit(batch))
 
     async def _commit(self, batch: list[Queued]) -> None:
+        try:
+            await self.settle(batch)
+        finally:
+            self.next_batch()
+
+    async def settle(self, batch: list[Queued]) -> None:
+        """Commit ``batch`` in one transaction and answer each of its callers."""
         try:
             try:
                 outcomes = await self.backend._arun(True, self.backend._run_batch, batch)
@@ -71,8 +98,6 @@ class _Group:
                 if not future.done():
                     future.set_exception(exc)
             raise
-        finally:
-            self.next_batch()
 
 
 _GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]] = (
@@ -100,6 +125,18 @@ async def grouped(backend: SqlBackend, op: Callable[..., Awaitable[T]], *args: A
         return await future  # type: ignore[no-any-return]
     group.in_flight += 1
     try:
+        if group.gathers():
+            await asyncio.sleep(0)
+            if group.pending:
+                own: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                batch, group.pending = [(op, args, own), *group.pending], []
+                try:
+                    await group.settle(batch)
+                except BaseException:
+                    own.exception()  # reported by this raise, not again when collected
+                    raise
+                return own.result()  # type: ignore[no-any-return]
+            group.skip = _PROBE_EVERY
         return await backend._arun(False, op, *args)
     finally:
         group.next_batch()

@@ -48,6 +48,8 @@ class SqlBackend(Backend):
     notifier: Notifier
     max_in_flight = 1
     """How many grouped writes of one event loop may be in flight at once."""
+    writes_suspend = True
+    """Whether an async write awaits I/O (False for an embedded database)."""
 
     # Transactions, supplied by each database --------------------------------
 

@@ -68,6 +68,8 @@ class SqliteBackend(SqlBackend):
     async forms run them in place rather than hopping to a thread.
     """
 
+    writes_suspend = False
+
     def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
         database = url.database or ""
         self.memory = database in ("", ":memory:")
