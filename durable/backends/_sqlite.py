@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
+from durable.backends._checkpointer import BACKSTOP_PAGES, Checkpointer
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
@@ -38,13 +39,16 @@ _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "batched": "OFF"}
 class _RawTx:
     """Statements run on one sqlite3 connection (in its transaction, if one is open)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_checkpointer", "_conn")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, checkpointer: Checkpointer | None) -> None:
         self._conn = conn
+        self._checkpointer = checkpointer
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = _COMPILED(stmt, params)
+        if self._checkpointer is not None:
+            self._checkpointer.wrote(values)
         cursor = self._conn.execute(sql, values)
         rows = cursor.fetchall() if cursor.description else []
         return Result(cursor.rowcount, rows)
@@ -60,7 +64,8 @@ class SqliteBackend(SqlBackend):
     commit to disk, surviving a power loss too. ``durability="batched"``
     (``synchronous=OFF``) leaves flushing to the operating system: a process
     crash still loses nothing, an OS crash or power loss may lose the commits
-    not yet written out. Writers wait up to 30 s for each other.
+    not yet written out. Writers wait up to 30 s for each other. Checkpoints
+    run on a background thread (``_checkpointer``).
 
     Statements run on plain sqlite3 connections (one per thread; the single
     one of ``:memory:`` behind a lock), in autocommit unless an operation
@@ -87,6 +92,7 @@ class SqliteBackend(SqlBackend):
         # The single connection of :memory: must not serve two threads at once.
         self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._shared: sqlite3.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
         if self.memory:
             self._lock = threading.RLock()
         else:
@@ -100,6 +106,8 @@ class SqliteBackend(SqlBackend):
         try:
             if self.memory:
                 self._shared = self._connect()
+            else:
+                self._checkpointer = Checkpointer(self._connect, self.url)
             self._open()
         except (sqlite3.Error, sa.exc.DatabaseError) as exc:
             self.close()
@@ -124,6 +132,8 @@ class SqliteBackend(SqlBackend):
             self._connections.append(conn)  # closed by close(), whatever happens next
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+        if not self.memory:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         conn.row_factory = named_row
         conn.create_function("durable_now", 0, time.time)
         return conn
@@ -168,11 +178,11 @@ class SqliteBackend(SqlBackend):
         with self._lock:
             conn = self._connection()
             if not atomic:
-                yield _RawTx(conn)
+                yield _RawTx(conn, self._checkpointer)
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _RawTx(conn)
+                yield _RawTx(conn, self._checkpointer)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -210,6 +220,8 @@ class SqliteBackend(SqlBackend):
         }
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()  # first: its connection is among those closed below
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
