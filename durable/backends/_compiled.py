@@ -14,34 +14,101 @@ from typing import Any
 
 import sqlalchemy as sa
 
+_REQUIRED: Any = object()
+
 
 class Compiled:
-    """Compiles statements for one dialect, once each, and binds parameters."""
+    """Compiles statements for one dialect, once each, and binds parameters.
+
+    Parameters are given by name, without the ``p_`` prefix the statements'
+    bind parameters carry (``_statements._P``). Binding reads them straight
+    into the driver's positional tuple or dict, in the compiled order: SQLAlchemy's
+    ``construct_params`` costs more than the rest of a one-row insert's Python.
+    """
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
-        self._cache: dict[int, tuple[sa.Executable, Any, tuple[str, ...] | None]] = {}
+        self._cache: dict[int, _Entry] = {}
 
     def __call__(
         self, stmt: sa.Executable, params: Mapping[str, Any] | None
     ) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
         """The SQL text of ``stmt`` and its parameters, as the driver wants them."""
         entry = self._cache.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            clause: Any = stmt
-            compiled = clause.compile(
-                dialect=self._dialect, compile_kwargs={"render_postcompile": True}
-            )
-            order = tuple(compiled.positiontup) if compiled.positional else None
-            entry = (stmt, compiled, order)
-            # Statements built on the fly (an IN list) are not worth keeping.
-            if not any(getattr(b, "expanding", False) for b in compiled.binds.values()):
-                self._cache[id(stmt)] = entry
-        _, compiled, order = entry
-        values = compiled.construct_params(params or {})
-        if order is None:
-            return compiled.string, values
-        return compiled.string, tuple(values[name] for name in order)
+        if entry is None or entry.stmt is not stmt:
+            entry = self._compile(stmt)
+        given = params or {}
+        if entry.slots is None:  # an IN list, expanded into one parameter per item
+            return entry.sql, entry.expanded(given)
+        try:
+            if entry.keys is not None:  # every parameter is given by the caller
+                values = [given[key] for key in entry.keys]
+            else:
+                values = [
+                    given[key] if default is _REQUIRED else given.get(key, default)
+                    for key, default in entry.slots
+                ]
+        except KeyError as exc:
+            raise TypeError(f"no value for parameter {exc} of {entry.sql!r}") from None
+        if entry.positional:
+            return entry.sql, tuple(values)
+        return entry.sql, dict(zip(entry.names, values, strict=True))
+
+    def _compile(self, stmt: sa.Executable) -> _Entry:
+        clause: Any = stmt
+        compiled = clause.compile(
+            dialect=self._dialect, compile_kwargs={"render_postcompile": True}
+        )
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
+        if any(getattr(b, "expanding", False) for b in binds.values()):
+            # Built on the fly (an IN list): bound by SQLAlchemy, and not kept.
+            return _Entry(stmt, compiled.string, bool(compiled.positional), names, None, compiled)
+        slots = tuple(_slot(name, binds[name]) for name in names)
+        entry = _Entry(stmt, compiled.string, bool(compiled.positional), names, slots)
+        self._cache[id(stmt)] = entry
+        return entry
+
+
+class _Entry:
+    __slots__ = ("compiled", "keys", "names", "positional", "slots", "sql", "stmt")
+
+    def __init__(
+        self,
+        stmt: sa.Executable,
+        sql: str,
+        positional: bool,
+        names: tuple[str, ...],
+        slots: tuple[tuple[str, Any], ...] | None,
+        compiled: Any = None,
+    ) -> None:
+        self.stmt, self.sql, self.positional, self.names = stmt, sql, positional, names
+        self.slots, self.compiled = slots, compiled
+        self.keys = (
+            tuple(key for key, _ in slots)
+            if slots is not None and all(default is _REQUIRED for _, default in slots)
+            else None
+        )
+
+    def expanded(self, given: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        values = self.compiled.construct_params({f"p_{k}": v for k, v in given.items()})
+        if self.positional:
+            return tuple(values[name] for name in self.names)
+        return values  # type: ignore[no-any-return]
+
+
+def _slot(name: str, bind: Any) -> tuple[str, Any]:
+    """Where a bind parameter's value comes from: the caller's key, else its own value.
+
+    A value written into the statement (``.values(status="running")`` binds it
+    under the column's name) is never taken from the caller, whose parameters
+    may use the same name for something else.
+    """
+    if name.startswith("p_"):
+        return name[2:], _REQUIRED if bind.required else bind.effective_value
+    if bind.required:  # a named parameter of a text() statement
+        return name, _REQUIRED
+    return f"\x00{name}", bind.effective_value
 
 
 _ROW_TYPES: dict[tuple[str, ...], Any] = {}

@@ -36,7 +36,7 @@ from durable.backends._base import (
 )
 from durable.backends._group_commit import Queued, grouped
 from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic
-from durable.backends._statements import Statements, Tx, execute, is_active
+from durable.backends._statements import Statements, Tx, is_active
 
 T = TypeVar("T")
 
@@ -319,7 +319,7 @@ class SqlBackend(Backend):
         return await self._arun(False, self._owns, workflow_id, epoch)
 
     async def _owns(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
-        found = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        found = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         return bool(found.rows)
 
     def quarantine(self, workflow_id: str, epoch: int) -> bool:
@@ -374,8 +374,7 @@ class SqlBackend(Backend):
     async def _enqueue(
         self, tx: Tx, new: NewWorkflow, queue: str, priority: int
     ) -> tuple[WorkflowRow, bool]:
-        inserted = await execute(
-            tx,
+        inserted = await tx.execute(
             self.q.insert_enqueued,
             {
                 **_new_params(new),
@@ -400,12 +399,12 @@ class SqlBackend(Backend):
     ) -> list[WorkflowRow]:
         if queue_limit is not None:
             await self._lock_queue(tx, queues[0])
-            running = await execute(tx, self.q.running_in_queue, {"queue": queues[0]})
+            running = await tx.execute(self.q.running_in_queue, {"queue": queues[0]})
             limit = min(limit, queue_limit - int(running.rows[0][0]))
         if limit <= 0:
             return []
         params = {**_owner_params(owner), "lease": lease_seconds, "limit": limit}
-        found = await execute(tx, self.q.claim_queued(queues), params)
+        found = await tx.execute(self.q.claim_queued(queues), params)
         claimed = [_workflow_row(r) for r in found.rows]
         claimed.sort(key=lambda row: (-row.priority, row.created_at, row.workflow_id))
         return claimed
@@ -419,8 +418,7 @@ class SqlBackend(Backend):
         waiting_for: str | None,
         suspend: bool,
     ) -> bool:
-        updated = await execute(
-            tx,
+        updated = await tx.execute(
             self.q.suspend if suspend else self.q.set_waiting,
             {
                 "workflow_id": workflow_id,
@@ -434,11 +432,11 @@ class SqlBackend(Backend):
     async def _update_fenced(
         self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int
     ) -> bool:
-        updated = await execute(tx, stmt, {"workflow_id": workflow_id, "epoch": epoch})
+        updated = await tx.execute(stmt, {"workflow_id": workflow_id, "epoch": epoch})
         return updated.rowcount == 1
 
     async def _unquarantine(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        updated = await execute(tx, self.q.unquarantine, {"workflow_id": workflow_id})
+        updated = await tx.execute(self.q.unquarantine, {"workflow_id": workflow_id})
         return await self._get_workflow(tx, workflow_id) if updated.rowcount == 1 else None
 
     async def _resumable(self, tx: Tx) -> list[WorkflowRow]:
@@ -447,7 +445,7 @@ class SqlBackend(Backend):
     async def _send_event(
         self, tx: Tx, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
     ) -> bool:
-        found = await execute(tx, self.q.workflow_status, {"workflow_id": workflow_id})
+        found = await tx.execute(self.q.workflow_status, {"workflow_id": workflow_id})
         if not found.rows:
             raise WorkflowNotFoundError(
                 f"cannot send event {key!r} to workflow {workflow_id!r}: the store has no "
@@ -455,8 +453,7 @@ class SqlBackend(Backend):
                 "workflow waits for it is kept until it does).",
                 workflow_id=workflow_id,
             )
-        inserted = await execute(
-            tx,
+        inserted = await tx.execute(
             self.q.insert_event,
             {
                 "workflow_id": workflow_id,
@@ -473,7 +470,7 @@ class SqlBackend(Backend):
         """Tell waiters in other processes (PostgreSQL relays it at commit)."""
 
     async def _next_event(self, tx: Tx, workflow_id: str, key: str) -> EventRow | None:
-        found = await execute(tx, self.q.next_event, {"workflow_id": workflow_id, "key": key})
+        found = await tx.execute(self.q.next_event, {"workflow_id": workflow_id, "key": key})
         if not found.rows:
             return None
         r = found.rows[0]
@@ -491,7 +488,7 @@ class SqlBackend(Backend):
         standing = await self._record_step(tx, workflow_id, epoch, step)
         if standing is not step:
             return standing  # another executor's record: the event stays for nobody else
-        consumed = await execute(tx, self.q.consume_event, {"event_id": event_id})
+        consumed = await tx.execute(self.q.consume_event, {"event_id": event_id})
         if consumed.rowcount != 1:
             # Consumed meanwhile (another wait of this workflow for the same
             # key): raising rolls back this record; the wait takes the next.
@@ -501,8 +498,7 @@ class SqlBackend(Backend):
     async def _start_workflow(
         self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
-        inserted = await execute(
-            tx,
+        inserted = await tx.execute(
             self.q.insert_workflow,
             {
                 **_new_params(new),
@@ -526,8 +522,7 @@ class SqlBackend(Backend):
         rerun_failed: bool,
         recovery: bool = False,
     ) -> WorkflowRow | None:
-        claimed = await execute(
-            tx,
+        claimed = await tx.execute(
             self.q.claim,
             {
                 "workflow_id": workflow_id,
@@ -542,23 +537,23 @@ class SqlBackend(Backend):
         if claimed.rowcount != 1:
             return None
         if rerun_failed:
-            await execute(tx, self.q.clear_outcome, {"workflow_id": workflow_id})
-            await execute(tx, self.q.supersede_errors, {"workflow_id": workflow_id})
+            await tx.execute(self.q.clear_outcome, {"workflow_id": workflow_id})
+            await tx.execute(self.q.supersede_errors, {"workflow_id": workflow_id})
         return await self._get_workflow(tx, workflow_id)
 
     async def _load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
-        result = await execute(tx, self.q.live_steps, {"workflow_id": workflow_id})
+        result = await tx.execute(self.q.live_steps, {"workflow_id": workflow_id})
         return {r.position: _step_row(r) for r in result.rows}
 
     async def _record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        inserted = await execute(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
+        inserted = await tx.execute(self.q.record_step, _step_params(workflow_id, epoch, step))
         if inserted.rowcount == 1:
             return step
         # Not written: a record already stands there (adopt it: first commit
         # wins, and it may be our own whose acknowledgement was lost), or the
         # fence stopped us.
-        standing = await execute(
-            tx, self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
+        standing = await tx.execute(
+            self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
         )
         if standing.rows:
             return _step_row(standing.rows[0])
@@ -567,8 +562,7 @@ class SqlBackend(Backend):
     async def _record_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
     ) -> None:
-        await execute(
-            tx,
+        await tx.execute(
             self.q.record_attempt,
             {
                 "workflow_id": workflow_id,
@@ -592,8 +586,7 @@ class SqlBackend(Backend):
         result: bytes | None,
         error: bytes | None,
     ) -> bool:
-        finished = await execute(
-            tx,
+        finished = await tx.execute(
             self.q.finish,
             {
                 "workflow_id": workflow_id,
@@ -606,11 +599,11 @@ class SqlBackend(Backend):
         return finished.rowcount == 1
 
     async def _get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        result = await execute(tx, self.q.get_workflow, {"workflow_id": workflow_id})
+        result = await tx.execute(self.q.get_workflow, {"workflow_id": workflow_id})
         return _workflow_row(result.rows[0]) if result.rows else None
 
     async def _step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
-        result = await execute(tx, self.q.attempts, {"workflow_id": workflow_id})
+        result = await tx.execute(self.q.attempts, {"workflow_id": workflow_id})
         return [
             StepAttemptRow(
                 position=r.position,
@@ -627,13 +620,12 @@ class SqlBackend(Backend):
     async def _list_workflows(
         self, tx: Tx, statuses: Sequence[WorkflowStatus]
     ) -> list[WorkflowRow]:
-        result = await execute(tx, self.q.list_workflows(statuses))
+        result = await tx.execute(self.q.list_workflows(statuses))
         return [_workflow_row(r) for r in result.rows]
 
     async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> None:
         for workflow_id, epoch in leases.items():
-            await execute(
-                tx,
+            await tx.execute(
                 self.q.renew,
                 {"workflow_id": workflow_id, "epoch": epoch, "lease": lease_seconds},
             )
@@ -641,11 +633,11 @@ class SqlBackend(Backend):
     async def _record_steps(
         self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]
     ) -> None:
-        fenced = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         if not fenced.rows:
             raise _lost(workflow_id, epoch)
         for step in steps:
-            inserted = await execute(tx, self.q.record_step, _step_params(workflow_id, epoch, step))
+            inserted = await tx.execute(self.q.record_step, _step_params(workflow_id, epoch, step))
             if inserted.rowcount != 1:
                 # The transaction is rolled back: none of its records stand.
                 raise _lost(workflow_id, epoch)
@@ -675,7 +667,7 @@ class SqlBackend(Backend):
         return [_workflow_row(r) for r in result.rows]
 
     async def _step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
-        result = await execute(tx, self.q.history, {"workflow_id": workflow_id})
+        result = await tx.execute(self.q.history, {"workflow_id": workflow_id})
         return [
             StepHistoryRow(
                 position=r.position,
@@ -695,35 +687,32 @@ class SqlBackend(Backend):
         ]
 
     async def _steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
-        result = await execute(
-            tx, self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
+        result = await tx.execute(
+            self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
         )
         return sorted((_step_row(r) for r in result.rows), key=lambda row: row.position)
 
     async def _supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
-        fenced = await execute(tx, self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         if not fenced.rows:
             raise _lost(workflow_id, epoch)
-        await execute(
-            tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
+        await tx.execute(
+            self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
         )
 
     async def _rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
-        rewound = await execute(
-            tx, self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
+        rewound = await tx.execute(
+            self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
         )
         if rewound.rowcount != 1:
             return False
-        await execute(
-            tx, self.q.supersede_after, {"workflow_id": workflow_id, "position": position}
-        )
+        await tx.execute(self.q.supersede_after, {"workflow_id": workflow_id, "position": position})
         return True
 
     async def _create_fork(
         self, tx: Tx, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
     ) -> bool:
-        created = await execute(
-            tx,
+        created = await tx.execute(
             self.q.insert_fork,
             {**_new_params(new), "forked_from": forked_from},
         )
@@ -732,11 +721,11 @@ class SqlBackend(Backend):
         for step in steps:
             params = _step_params(new.workflow_id, 0, step)
             del params["epoch"]
-            await execute(tx, self.q.insert_step, params)
+            await tx.execute(self.q.insert_step, params)
         return True
 
     async def _cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        cancelled = await execute(tx, self.q.cancel, {"workflow_id": workflow_id})
+        cancelled = await tx.execute(self.q.cancel, {"workflow_id": workflow_id})
         if cancelled.rowcount == 1:
             await self._notify(tx, event_topic(workflow_id))
         return await self._get_workflow(tx, workflow_id)
@@ -822,7 +811,7 @@ class SqlBackend(Backend):
         }
 
     async def _clock(self, tx: Tx) -> float:
-        result = await execute(tx, self.q.clock)
+        result = await tx.execute(self.q.clock)
         return float(result.rows[0].db_now)
 
 

@@ -24,10 +24,6 @@ def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
     return sa.bindparam(f"p_{name}", **kwargs)
 
 
-async def execute(tx: Tx, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-    return await tx.execute(stmt, {f"p_{k}": v for k, v in params.items()} if params else None)
-
-
 @dataclass(frozen=True)
 class Result:
     """What an executed statement gives back."""
@@ -40,7 +36,7 @@ class Tx(Protocol):
     """Executes statements inside one transaction (or in autocommit)."""
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-        """Execute ``stmt`` with ``params`` bound by name."""
+        """Execute ``stmt`` with ``params`` bound by name (without the ``p_`` prefix)."""
         ...
 
 
