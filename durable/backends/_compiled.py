@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 _REQUIRED: Any = object()
+_CACHE_LIMIT = 512
 
 
 class Compiled:
@@ -66,6 +67,10 @@ class Compiled:
             return _Entry(stmt, compiled.string, bool(compiled.positional), names, None, compiled)
         slots = tuple(_slot(name, binds[name]) for name in names)
         entry = _Entry(stmt, compiled.string, bool(compiled.positional), names, slots)
+        if len(self._cache) >= _CACHE_LIMIT:
+            # Statements built per call (a query's filters) would pile up
+            # forever; the fixed ones are compiled again once, after this.
+            self._cache.clear()
         self._cache[id(stmt)] = entry
         return entry
 
