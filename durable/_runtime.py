@@ -932,6 +932,7 @@ class Runtime:
                 "durable.step.position": position,
                 "durable.step.replayed": recorded is not None,
             },
+            inner=True,
         ):
             if _code_differs(ctx, recorded, spec):
                 assert recorded is not None

@@ -46,8 +46,15 @@ DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
 
 
+# Pickled alike by pickle and cloudpickle, whose pickler costs more to set up
+# than pickling one of these.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+
+
 def pickle_value(value: Any, *, what: str) -> bytes:
     """Pickle ``value``; ``what`` names it in the error ("result of step 'fetch'")."""
+    if type(value) in _PLAIN:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     try:
         data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:

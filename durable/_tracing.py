@@ -34,13 +34,17 @@ def _tracing() -> bool:
 
 
 def span(
-    name: str, attributes: Callable[[], dict[str, Any]]
+    name: str, attributes: Callable[[], dict[str, Any]], *, inner: bool = False
 ) -> contextlib.AbstractContextManager[Any]:
     """A span around a workflow or a step (the current span while it runs).
 
-    The attributes are built only when a span is really recorded.
+    The attributes are built only when a span is really recorded. An
+    ``inner`` span (a step's) goes by what its workflow's span found: looking
+    for a configured SDK reads the environment, which costs more than the
+    rest of a step's bookkeeping, so a provider set up while a workflow runs
+    traces from its next run.
     """
-    if not _tracing():
+    if not (_configured if inner else _tracing()):
         return _NO_SPAN
     return _span(name, attributes())
 
