@@ -120,6 +120,28 @@ def test_a_locked_database_is_a_durable_error(durable_sqlite: str, monkeypatch: 
             blocker.close()
 
 
+def test_a_write_waits_for_another_connection_to_release_the_lock(durable_sqlite: str) -> None:
+    """A busy database is waited out, not an error."""
+    path = durable_sqlite.split("sqlite:///", 1)[1]
+    with durable.Runtime(durable_sqlite) as rt:
+        blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        timer = threading.Timer(0.3, blocker.execute, ("COMMIT",))
+        timer.start()
+        try:
+
+            @durable.durable_workflow(name="edge.waits")
+            def wf() -> int:
+                return 1
+
+            assert wf() == 1
+            assert not blocker.in_transaction  # it did have to wait for the commit
+            assert rt.store.get_workflow(wf.id_for()).status == "success"  # type: ignore[union-attr]
+        finally:
+            timer.join()
+            blocker.close()
+
+
 def test_an_unknown_postgres_option_is_a_configuration_error() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(durable.ConfigurationError, match="unknown option"):
