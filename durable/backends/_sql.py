@@ -507,9 +507,11 @@ class SqlBackend(Backend):
                 "parent_id": new.parent_id,
             },
         )
-        row = await self._get_workflow(tx, new.workflow_id)
+        if inserted.rows:
+            return _workflow_row(inserted.rows[0]), True
+        row = await self._get_workflow(tx, new.workflow_id)  # it was there already
         assert row is not None
-        return row, inserted.rowcount == 1
+        return row, False
 
     async def _claim(
         self,

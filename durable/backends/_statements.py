@@ -82,6 +82,8 @@ class Statements:
                 parent_id=_P("parent_id"),
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+            # The new row as get_workflow reads it: no second round trip.
+            .returning(*w.c, now.label("db_now"))
         )
         self.claim = (
             sa.update(w)
