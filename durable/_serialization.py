@@ -43,6 +43,10 @@ _SAMPLE = 4 * 1024
 SECRET_KEY_ENV = "DURABLE_SECRET_KEY"
 OLD_SECRET_KEYS_ENV = "DURABLE_OLD_SECRET_KEYS"
 DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
+_LARGE_BYTES = 64 * 1024
+"""A bytes result this large is pickled by hand (``Codec.dumps``)."""
+_BINBYTES_HEAD = pickle.PROTO + bytes((5,)) + pickle.BINBYTES
+_BINBYTES_TAIL = pickle.MEMOIZE + pickle.STOP
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
 
 
@@ -173,26 +177,33 @@ class Codec:
 
     def seal(self, body: bytes, where: bytes, *, what: str) -> bytes:
         """The stored form of a pickled body at ``where``."""
+        return self._seal((body,), where, what=what)
+
+    def _seal(self, parts: tuple[bytes, ...], where: bytes, *, what: str) -> bytes:
+        """The stored form of the pickled body made of ``parts``, joined once."""
         flags = 0
-        if self.compress_threshold is not None and len(body) >= self.compress_threshold:
-            body, flags = self._compress(body)
+        if self.compress_threshold is not None and sum(map(len, parts)) >= self.compress_threshold:
+            parts, flags = self._compress(parts)
         if self._key is not None:
             flags |= _SIGNED
             header = bytes((_V2, flags))
-            mac = hmac.new(self._key, where + header + body, hashlib.sha256).digest()
-            payload = header + _key_id(self._key) + mac + body
+            mac = hmac.new(self._key, where + header, hashlib.sha256)
+            for part in parts:
+                mac.update(part)
+            pieces: tuple[bytes, ...] = (header, _key_id(self._key), mac.digest(), *parts)
         else:
-            payload = bytes((_V2, flags)) + body
-        if self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes:
+            pieces = (bytes((_V2, flags)), *parts)
+        size = sum(map(len, pieces))
+        if self.max_payload_bytes is not None and size > self.max_payload_bytes:
             raise PayloadTooLargeError(
-                f"the {what} is {len(payload):,} bytes once serialised, over the limit of "
+                f"the {what} is {size:,} bytes once serialised, over the limit of "
                 f"{self.max_payload_bytes:,} bytes (max_payload_bytes); store large data "
                 "elsewhere and return a reference to it, or raise the limit",
                 what=what,
-                size=len(payload),
+                size=size,
                 limit=self.max_payload_bytes,
             )
-        return payload
+        return b"".join(pieces)
 
     def open(self, payload: bytes, where: bytes, *, what: str) -> bytes:
         """The pickled body of a stored payload, verified; never unpickles it."""
@@ -239,6 +250,12 @@ class Codec:
 
     def dumps(self, value: Any, where: bytes, *, what: str) -> bytes:
         """Pickle and seal a value."""
+        if type(value) is bytes and _LARGE_BYTES <= len(value) < 1 << 32:
+            # A file, an image, a buffer: pickle.dumps would copy it twice and
+            # sealing once more. Its pickle is a few opcodes around it (the
+            # very bytes pickle.dumps gives), so the stored form takes one copy.
+            head = _BINBYTES_HEAD + len(value).to_bytes(4, "little")
+            return self._seal((head, value, _BINBYTES_TAIL), where, what=what)
         return self.seal(pickle_value(value, what=what), where, what=what)
 
     def loads(self, payload: bytes, where: bytes, *, what: str) -> Any:
@@ -268,14 +285,15 @@ class Codec:
             raise self._refuse(what, "a value that is not an exception")
         return value
 
-    def _compress(self, body: bytes) -> tuple[bytes, int]:
-        sample = body[:_SAMPLE]
+    def _compress(self, parts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], int]:
+        sample = b"".join(parts[:2])[:_SAMPLE] if len(parts[0]) < _SAMPLE else parts[0][:_SAMPLE]
         # Random or already compressed data: not worth the CPU.
         if len(zlib.compress(sample, 1)) > 0.9 * len(sample):
-            return body, 0
+            return parts, 0
+        body = b"".join(parts)
         if self._zstd is not None:
-            return self._zstd.ZstdCompressor(level=3).compress(body), _ZSTD
-        return zlib.compress(body, 3), _ZLIB
+            return (self._zstd.ZstdCompressor(level=3).compress(body),), _ZSTD
+        return (zlib.compress(body, 3),), _ZLIB
 
     @staticmethod
     def _refuse(what: str, why: str) -> PayloadIntegrityError:

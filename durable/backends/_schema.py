@@ -188,7 +188,46 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
         conn.execute(
             sa.update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
         )
+    if conn.dialect.name == "postgresql":
+        _store_payloads_as_they_are(conn)
     return found
+
+
+def _payload_columns() -> list[tuple[str, str]]:
+    return [
+        (table.name, column.name)
+        for table in metadata.sorted_tables
+        for column in table.c
+        if isinstance(column.type, sa.LargeBinary)
+    ]
+
+
+def _set_storage_external(table: str, column: str) -> str:
+    return f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE EXTERNAL"
+
+
+def _store_payloads_as_they_are(conn: sa.Connection) -> None:
+    """PostgreSQL: no pglz compression of payload columns (``STORAGE EXTERNAL``).
+
+    durable compresses payloads itself, when a sample says it pays (Codec).
+    pglz would try again on every value over 2 kB, and on one whose start
+    compresses (a pickled dict of some text and an image) it goes through the
+    whole value before finding it does not: about 13 ms per MiB of random
+    bytes, against 2 ms to store them (benchmarks/RESULTS.md). New databases
+    get this in their DDL; older ones here, once (it changes no stored row).
+    """
+    wanted = _payload_columns()
+    found = conn.execute(
+        sa.text(
+            "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " WHERE c.oid = ANY(CAST(:tables AS regclass[])) AND a.attname = ANY(:columns)"
+            " AND a.attstorage <> 'e'"
+        ),
+        {"tables": sorted({t for t, _ in wanted}), "columns": sorted({c for _, c in wanted})},
+    )
+    for table, column in found:
+        if (table, column) in wanted:
+            conn.exec_driver_sql(_set_storage_external(table, column))
 
 
 _DDL: dict[str, list[str]] = {}
@@ -204,6 +243,8 @@ def _ddl(dialect: sa.Dialect) -> list[str]:
                 str(CreateIndex(index).compile(dialect=dialect)).strip()
                 for index in sorted(table.indexes, key=lambda i: str(i.name))
             ]
+        if dialect.name == "postgresql":
+            statements += [_set_storage_external(t, c) for t, c in _payload_columns()]
         _DDL[dialect.name] = statements
     return statements
 
