@@ -1417,9 +1417,11 @@ def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 def _qualname(cls: type) -> str:
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    """An error's type as the records keep it (a column of 512 characters)."""
+    name = cls.__qualname__
+    if cls.__module__ != "builtins":
+        name = f"{cls.__module__}.{cls.__qualname__}"
+    return name if len(name) <= 512 else name[:509] + "..."
 
 
 def current_workflow_id() -> str:

@@ -21,8 +21,13 @@ from tests.conftest import read_lines, start_program, wait_for
 MiB = 1024 * 1024
 
 
-def _checkpoint_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("durable-checkpoint")]
+def _checkpoint_threads(path: Path) -> list[threading.Thread]:
+    """This store's checkpoint threads (named after its file)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith("durable-checkpoint") and str(path) in t.name
+    ]
 
 
 def _writer(steps: int, size: int) -> durable.SyncWorkflow[[], int]:
@@ -46,16 +51,17 @@ def test_pages_reach_the_database_file_while_the_store_is_open(tmp_path: Path) -
         # only the background thread copies them into the file this soon.
         assert 100 * MiB < _checkpointer.BACKSTOP_PAGES * 4096
         wait_for(lambda: path.stat().st_size > 6 * MiB, "a background checkpoint")
-        assert _checkpoint_threads()
-    assert not any(t.is_alive() for t in _checkpoint_threads())
+        assert _checkpoint_threads(path)
+    assert not any(t.is_alive() for t in _checkpoint_threads(path))
     with durable.Runtime(f"sqlite:///{path}") as runtime:
         assert runtime.store.metrics().steps == 40
 
 
 def test_no_thread_for_a_store_that_writes_little(tmp_path: Path) -> None:
-    with durable.Runtime(f"sqlite:///{tmp_path / 'small.db'}"):
+    path = tmp_path / "small.db"
+    with durable.Runtime(f"sqlite:///{path}"):
         assert _writer(5, 100).run_sync(workflow_id="w") == 500
-        assert not _checkpoint_threads()
+        assert not _checkpoint_threads(path)
 
 
 @pytest.mark.slow

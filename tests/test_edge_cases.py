@@ -148,6 +148,28 @@ def test_an_unknown_postgres_option_is_a_configuration_error() -> None:
         durable.Runtime("postgresql://u@127.0.0.1:1/db?bogus=1")
 
 
+async def test_an_error_type_with_a_very_long_name_is_recorded(
+    durable_runtime: durable.Runtime,
+) -> None:
+    """PostgreSQL refuses a value longer than its column: the type name is cut to fit."""
+    long_error = type("E" * 600, (ValueError,), {})
+
+    @durable.step(name="edge.long_error")
+    async def fails() -> None:
+        raise long_error("with a long name")
+
+    @durable.durable_workflow(name="edge.long_error_wf")
+    async def wf() -> None:
+        await fails()
+
+    with pytest.raises(ValueError, match="with a long name"):
+        await wf()
+    (entry,) = durable_runtime.store.history(wf.id_for())
+    assert entry.error is not None
+    assert entry.error.startswith(f"{__name__}.EEEE")
+    assert "...: with a long name" in entry.error
+
+
 async def test_error_messages_with_nul_and_long_names_are_stored(
     durable_runtime: durable.Runtime,
 ) -> None:

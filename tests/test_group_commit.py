@@ -35,6 +35,21 @@ def _count(statements: list[str], prefix: str) -> int:
     return sum(1 for sql in statements if sql.lstrip().upper().startswith(prefix))
 
 
+def _commits(statements: list[str]) -> int:
+    """Commits made: explicit ones, and each write run outside a transaction."""
+    commits, in_tx = 0, False
+    for sql in statements:
+        verb = sql.lstrip().split(None, 1)[0].upper()
+        if verb == "BEGIN":
+            in_tx = True
+        elif verb in ("COMMIT", "ROLLBACK"):
+            commits += verb == "COMMIT"
+            in_tx = False
+        elif verb in ("INSERT", "UPDATE", "DELETE") and not in_tx:
+            commits += 1
+    return commits
+
+
 @durable.step(name="gc.add")
 async def add(w: int, i: int) -> int:
     return w * 100 + i
@@ -49,10 +64,9 @@ async def test_concurrent_workflows_share_commits_on_sqlite(durable_sqlite: str)
     with durable.Runtime(durable_sqlite) as runtime, traced(runtime) as statements:
         results = await asyncio.gather(*(chain.run(w, 5, workflow_id=f"gc-{w}") for w in range(40)))
         assert results == [w * 500 + 10 for w in range(40)]
-        steps = _count(statements, "INSERT INTO DURABLE_STEPS")
-        commits = _count(statements, "COMMIT")
-        assert steps == 200
+        assert _count(statements, "INSERT INTO DURABLE_STEPS") == 200
         # 40 starts, 200 steps and 40 finishes: each commit must carry many.
+        commits = _commits(statements)
         assert 0 < commits <= 280 // 10, (commits, statements[:20])
         assert runtime.store.metrics().steps == 200
         for w in (0, 17, 39):
@@ -65,7 +79,7 @@ async def test_a_lone_workflow_commits_each_write_by_itself(durable_sqlite: str)
         assert await chain.run(1, 100, workflow_id="lone") == sum(100 + i for i in range(100))
         assert _count(statements, "INSERT INTO DURABLE_STEPS") == 100
         assert _count(statements, "BEGIN") == 0
-        assert _count(statements, "COMMIT") == 0
+        assert _commits(statements) == 102  # the start, 100 steps, the finish
 
 
 async def test_a_fenced_write_fails_alone_in_its_group(runtime: durable.Runtime) -> None:
@@ -112,3 +126,47 @@ async def test_each_step_is_committed_before_it_returns_under_gather(db_url: str
 
         await asyncio.gather(*(watched.run(w, workflow_id=f"watched-{w}") for w in range(30)))
     assert seen == {f"watched-{w}": [1, 2, 3, 4] for w in range(30)}
+
+
+async def test_a_database_error_in_a_group_loses_none_of_the_other_writes(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL aborts a transaction at its first error and then turns COMMIT into a
+    rollback: a write that fails in the server must not take the group's other,
+    acknowledged writes with it. One connection (pool_max=1) makes every write queue;
+    a trigger makes the server refuse one record."""
+    import psycopg
+
+    schema = postgres_url.split("schema=", 1)[1].split("&", 1)[0]
+    url = f"{postgres_url}&pool_max=1"
+    with durable.Runtime(url):
+        pass  # the tables, before the trigger goes on one
+    with psycopg.connect(postgres_url.split("?", 1)[0], autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON durable_steps FOR EACH ROW"
+            " WHEN (NEW.workflow_id = 'mixed-4' AND NEW.position = 2) EXECUTE FUNCTION refuse()"
+        )
+
+    @durable.durable_workflow(name="gc.mixed")
+    async def mixed(w: int) -> int:
+        return await add(w, 0) + await add(w, 1)
+
+    with durable.Runtime(url):
+        outcomes = await asyncio.gather(
+            *(mixed.run(w, workflow_id=f"mixed-{w}") for w in range(10)), return_exceptions=True
+        )
+    assert "refused by the test" in str(outcomes[4])
+    assert [o for w, o in enumerate(outcomes) if w != 4] == [
+        2 * w * 100 + 1 for w in range(10) if w != 4
+    ]
+    with durable.Store.open(postgres_url) as store:
+        for w in range(10):
+            if w != 4:
+                assert [e.position for e in store.history(f"mixed-{w}")] == [1, 2]
+                assert store.get_workflow(f"mixed-{w}").status == "success"  # type: ignore[union-attr]
+        assert [e.position for e in store.history("mixed-4")] == [1]

@@ -10,10 +10,11 @@ neither readers nor writers, each time about ``TRIGGER_BYTES`` were written;
 sqlite3 releases the GIL while it copies, so the copy overlaps the writers'
 work on another core.
 
-A passive checkpoint racing a writer rarely finds the log fully copied, and
-SQLite starts the log over only then: once it has grown past
-``RESTART_PAGES``, the thread runs a ``RESTART`` checkpoint, which makes the
-writers wait while it copies the last pages and starts the log over. The
+A passive checkpoint racing a writer rarely leaves the log fully copied when
+the next write begins, and SQLite starts the log over only then: once it has
+grown past ``RESTART_PAGES`` and a passive checkpoint copied all of it, the
+thread runs a ``RESTART`` checkpoint, which makes the writers wait (50 ms at
+most) while it starts the log over. The
 writers' own autocheckpoint stays on, at ``BACKSTOP_PAGES``, for a process
 that forked from the one that owns the thread, and for a thread that fell
 behind.
@@ -35,25 +36,36 @@ RESTART_PAGES = 16_384
 """Log size, in pages, past which a checkpoint also starts the log over."""
 BACKSTOP_PAGES = 32_768
 """The writers' ``wal_autocheckpoint``: used only when this thread cannot keep up."""
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+"""What the ``-wal`` file is cut back to when the log starts over."""
 _PAGE = 4096
-_BUSY_MS = 1000
+_BUSY_MS = 50
 
 
 class Checkpointer:
-    """Checkpoints one database file's log on a background thread, on demand."""
+    """Checkpoints one database file's log on a background thread, on demand.
+
+    Nothing here may fail a write: a checkpoint that cannot run, or a thread
+    that cannot start, leaves the work to the writers' backstop.
+    """
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], name: str) -> None:
         self._connect = connect
         self._name = name
-        self._wake = threading.Event()
         self._closed = False
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also in a forked child: the parent's thread did not come along.
         self._pid = os.getpid()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._restart_at = RESTART_PAGES
         self.pending = 0
 
     def wrote(self, values: tuple[object, ...] | object) -> None:
-        """Count a statement's parameters towards the next checkpoint."""
+        """Count a write's parameters towards the next checkpoint."""
         written = _PAGE
         if isinstance(values, tuple):
             for value in values:
@@ -65,21 +77,28 @@ class Checkpointer:
             self._request()
 
     def _request(self) -> None:
-        if self._closed or os.getpid() != self._pid:  # a forked child: the backstop
+        if self._closed:
             return
+        if self._pid != os.getpid():
+            self._reset()
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._closed:
-                    self._thread = threading.Thread(
+                    thread = threading.Thread(
                         target=self._run, name=f"durable-checkpoint {self._name}", daemon=True
                     )
-                    self._thread.start()
+                    try:
+                        thread.start()
+                    except RuntimeError as exc:  # interpreter shutdown, thread limit
+                        log.debug("no background checkpoints for %s: %s", self._name, exc)
+                        return
+                    self._thread = thread
         self._wake.set()
 
     def _run(self) -> None:
         try:
             conn = self._connect()
-            # A RESTART waits for writers; closing the store waits for this thread.
+            # A RESTART makes writers wait: never for long.
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         except sqlite3.Error as exc:
             log.warning("no background checkpoints for %s: %s", self._name, exc)
@@ -87,22 +106,33 @@ class Checkpointer:
         try:
             while True:
                 self._wake.wait()
+                self._wake.clear()  # before looking at _closed: a close() now is not missed
                 if self._closed:
                     return
-                self._wake.clear()
                 try:
-                    _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if pages >= RESTART_PAGES:
-                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                    self._checkpoint(conn)
                 except sqlite3.Error as exc:  # the writers' backstop takes over meanwhile
                     log.debug("background checkpoint of %s failed: %s", self._name, exc)
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        _, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages < self._restart_at:
+            return
+        # Only once everything is copied, so it waits for nothing but readers
+        # of old snapshots; if one holds on (a backup, a long query), try again
+        # only after as much again was written, not at every trigger.
+        busy = 1
+        if copied == pages:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        self._restart_at = RESTART_PAGES if not busy else pages + RESTART_PAGES
 
     def close(self) -> None:
         """Stop the thread, after the checkpoint it may be running."""
         self._closed = True
         self._wake.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        mine = self._pid == os.getpid()  # a forked child has no thread to wait for
+        if thread is not None and mine and thread is not threading.current_thread():
             thread.join()

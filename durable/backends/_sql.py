@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from durable._errors import OwnershipLostError, WorkflowNotFoundError
+from durable._errors import DurableError, OwnershipLostError, WorkflowNotFoundError
 from durable._owner import Owner
 from durable._sync import drive
 from durable.backends import _schema as s
@@ -78,8 +78,12 @@ class SqlBackend(Backend):
         for op, args, _ in batch:
             try:
                 outcomes.append((True, await op(tx, *args)))
-            except Exception as exc:  # this write's own outcome (e.g. fenced off)
+            except DurableError as exc:  # this write's own outcome (e.g. fenced off)
                 outcomes.append((False, exc))
+            # A database error propagates: it may have aborted the transaction
+            # (PostgreSQL then turns COMMIT into a rollback; SQLite may roll
+            # back and go on in autocommit), so nothing of the batch may be
+            # reported committed. The group then commits each write alone.
         return outcomes
 
     # The contract, sync and async -------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
-from durable.backends._checkpointer import BACKSTOP_PAGES, Checkpointer
+from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
@@ -47,7 +47,7 @@ class _RawTx:
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = _COMPILED(stmt, params)
-        if self._checkpointer is not None:
+        if self._checkpointer is not None and sql[0] != "S":  # a write, not a SELECT
             self._checkpointer.wrote(values)
         cursor = self._conn.execute(sql, values)
         rows = cursor.fetchall() if cursor.description else []
@@ -107,7 +107,7 @@ class SqliteBackend(SqlBackend):
             if self.memory:
                 self._shared = self._connect()
             else:
-                self._checkpointer = Checkpointer(self._connect, self.url)
+                self._checkpointer = Checkpointer(self._checkpoint_connection, self.url)
             self._open()
         except (sqlite3.Error, sa.exc.DatabaseError) as exc:
             self.close()
@@ -122,20 +122,31 @@ class SqliteBackend(SqlBackend):
             raise
 
     def _connect(self) -> sqlite3.Connection:
+        conn = self._checkpoint_connection()
+        with self._connections_lock:
+            self._connections.append(conn)  # closed by close(), whatever happens next
+        conn.row_factory = named_row
+        conn.create_function("durable_now", 0, time.time)
+        return conn
+
+    def _checkpoint_connection(self) -> sqlite3.Connection:
+        """A connection with the store's settings (its checkpoint thread closes its own)."""
         conn = sqlite3.connect(
             self._path or ":memory:",
             timeout=_BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,  # autocommit: transactions are begun explicitly
             check_same_thread=False,
         )
-        with self._connections_lock:
-            self._connections.append(conn)  # closed by close(), whatever happens next
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
-        if not self.memory:
-            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
-        conn.row_factory = named_row
-        conn.create_function("durable_now", 0, time.time)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
+            if not self.memory:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+                # Once the log starts over, its file shrinks back to this.
+                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connection(self) -> sqlite3.Connection:
