@@ -18,8 +18,9 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
         ["bench.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
         ["fixture_setup.py", "--tests", "3"],
         ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
+        ["checkpoints.py", "--steps", "3", "--repeat", "1"],
     ],
-    ids=["bench", "fixture_setup", "queues"],
+    ids=["bench", "fixture_setup", "queues", "checkpoints"],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(

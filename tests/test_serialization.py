@@ -155,3 +155,34 @@ def test_durable_errors_pickle() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is durable.NonDeterminismError
     assert (str(copy), copy.position, copy.expected, copy.found) == ("msg", 3, "a", "b")
+
+
+@pytest.mark.parametrize("secret_key", [None, "k" * 32])
+@pytest.mark.parametrize("compress_threshold", [None, 64 * 1024])
+def test_large_bytes_are_stored_as_the_general_path_would_store_them(
+    secret_key: str | None, compress_threshold: int | None
+) -> None:
+    """Large bytes take a shortcut past pickle.dumps: the stored bytes must not change."""
+    import os
+    import pickle
+
+    from durable._serialization import Codec
+
+    codec = Codec(secret_key=secret_key, compress_threshold=compress_threshold)
+    where = b"wf\x00step:1"
+    for value in (os.urandom(70_000), b"compressible" * 20_000, os.urandom(1 << 20)):
+        stored = codec.dumps(value, where, what="result")
+        assert stored == codec.seal(pickle.dumps(value, protocol=5), where, what="result")
+        assert codec.loads(stored, where, what="result") == value
+
+
+def test_plain_values_pickle_as_cloudpickle_would() -> None:
+    import pickle
+
+    import cloudpickle
+
+    from durable._serialization import pickle_value
+
+    for value in (0, -1, 2**80, 1.5, float("nan"), -0.0, "", "é" * 10, b"x", True, None):
+        assert pickle_value(value, what="v") == cloudpickle.dumps(value, protocol=5)
+        assert pickle.loads(pickle_value(value, what="v")) == value or value != value
