@@ -286,7 +286,10 @@ class Codec:
         return value
 
     def _compress(self, parts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], int]:
-        sample = b"".join(parts[:2])[:_SAMPLE] if len(parts[0]) < _SAMPLE else parts[0][:_SAMPLE]
+        first = parts[0]
+        sample = first[:_SAMPLE]
+        if len(sample) < _SAMPLE and len(parts) > 1:  # a header: sample what follows it
+            sample += parts[1][: _SAMPLE - len(sample)]
         # Random or already compressed data: not worth the CPU.
         if len(zlib.compress(sample, 1)) > 0.9 * len(sample):
             return parts, 0

@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,31 @@ def test_a_sigkill_during_background_checkpoints_loses_no_committed_step(
     ran_after = [int(line) for line in read_lines(effects)][len(ran_before) :]
     # Every committed step was replayed from its record, byte for byte.
     assert ran_after == list(range(len(recorded), 40))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_checkpoints_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    writer = _writer(20, 256 * 1024)  # 5 MiB: over the trigger
+    with durable.Runtime(f"sqlite:///{path}"):
+        writer.run_sync(workflow_id="parent")
+        assert _checkpoint_threads(path)
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's thread did not come along
+            code = 3
+            try:
+                writer.run_sync(workflow_id="child")
+                code = 0 if _checkpoint_threads(path) else 2
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError("the forked child hung")
+            time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -111,6 +111,45 @@ def test_payloads_are_stored_as_they_are_without_pglz(postgres_url: str) -> None
         assert blob() == b"kept" * 100_000  # the recorded result, read back
 
 
+def test_a_role_that_may_only_write_rows_still_opens_an_older_database(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Switching the payload columns needs the tables' owner: without it, the store
+    opens as before, says why, and works."""
+    with durable.Runtime(postgres_url):
+        pass
+    schema = schema_of(postgres_url)
+    role = f"durable_rows_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for table, column in PAYLOAD_COLUMNS:
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE EXTENDED")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        # CREATE on the database: opening a store runs CREATE SCHEMA IF NOT EXISTS.
+        conn.execute(f"GRANT CREATE ON DATABASE {conn.info.dbname} TO {role}")
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+        conn.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}'
+        )
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+    try:
+        as_role = postgres_url.replace("postgres@", f"{role}@", 1)
+
+        @durable.durable_workflow(name="pg.rows_only")
+        def rows_only() -> int:
+            return 7
+
+        with caplog.at_level("WARNING", logger="durable"), durable.Runtime(as_role):
+            assert rows_only() == 7
+        assert "keep PostgreSQL's own compression" in caplog.text
+        assert "must be owner" in caplog.text
+        assert set(storage_of_payload_columns(postgres_url).values()) == {"x"}
+    finally:
+        with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
 def test_unreachable_server_names_host_port_database_and_masks_password() -> None:
     with pytest.raises(durable.BackendUnavailableError) as info:
         durable.Runtime("postgresql://bob:hunter2@127.0.0.1:1/appdb?connect_timeout=2")

@@ -12,12 +12,13 @@ work on another core.
 
 A passive checkpoint racing a writer rarely leaves the log fully copied when
 the next write begins, and SQLite starts the log over only then: once it has
-grown past ``RESTART_PAGES`` and a passive checkpoint copied all of it, the
-thread runs a ``RESTART`` checkpoint, which makes the writers wait (50 ms at
-most) while it starts the log over. The
-writers' own autocheckpoint stays on, at ``BACKSTOP_PAGES``, for a process
-that forked from the one that owns the thread, and for a thread that fell
-behind.
+grown past ``RESTART_PAGES``, the thread follows its passive checkpoint with
+a ``RESTART`` one, which makes the writers wait while it copies the few pages
+written meanwhile and starts the log over (it waits 50 ms at most for a
+reader of an old snapshot, and otherwise tries again once as much again was
+written). The writers' own autocheckpoint stays on, at ``BACKSTOP_PAGES``,
+for a process that forked from the one that owns the thread, and for a
+thread that fell behind.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 
 log = logging.getLogger("durable.sqlite")
@@ -53,12 +55,13 @@ class Checkpointer:
         self._connect = connect
         self._name = name
         self._closed = False
-        self._lock = threading.Lock()
         self._reset()
+        _ALL.add(self)
 
     def _reset(self) -> None:
-        # Also in a forked child: the parent's thread did not come along.
-        self._pid = os.getpid()
+        # Also in a forked child (_after_fork): the parent's thread did not
+        # come along, and its lock may have been held at the fork.
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._restart_at = RESTART_PAGES
@@ -77,10 +80,6 @@ class Checkpointer:
             self._request()
 
     def _request(self) -> None:
-        if self._closed:
-            return
-        if self._pid != os.getpid():
-            self._reset()
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._closed:
@@ -117,22 +116,33 @@ class Checkpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        _, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if pages < self._restart_at:
             return
-        # Only once everything is copied, so it waits for nothing but readers
-        # of old snapshots; if one holds on (a backup, a long query), try again
-        # only after as much again was written, not at every trigger.
-        busy = 1
-        if copied == pages:
-            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        # Copies what the passive one could not, then starts the log over. If
+        # a reader of an old snapshot holds on (a backup, a long query), it
+        # gives up after 50 ms, and tries again only once as much again was
+        # written, not at every trigger: writers wait while it tries.
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         self._restart_at = RESTART_PAGES if not busy else pages + RESTART_PAGES
 
     def close(self) -> None:
         """Stop the thread, after the checkpoint it may be running."""
-        self._closed = True
+        with self._lock:  # so that no thread starts after this
+            self._closed = True
+            thread = self._thread
         self._wake.set()
-        thread = self._thread
-        mine = self._pid == os.getpid()  # a forked child has no thread to wait for
-        if thread is not None and mine and thread is not threading.current_thread():
+        if thread is not None and thread is not threading.current_thread():
             thread.join()
+
+
+_ALL: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for checkpointer in list(_ALL):
+        checkpointer._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

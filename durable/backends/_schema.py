@@ -7,6 +7,7 @@ it, changing nothing, if a newer durable-sdk wrote it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -15,6 +16,8 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from durable._errors import SchemaVersionError
 
 SCHEMA_VERSION = 4
+
+log = logging.getLogger("durable")
 
 metadata = sa.MetaData()
 
@@ -225,9 +228,23 @@ def _store_payloads_as_they_are(conn: sa.Connection) -> None:
         ),
         {"tables": sorted({t for t, _ in wanted}), "columns": sorted({c for _, c in wanted})},
     )
-    for table, column in found:
-        if (table, column) in wanted:
-            conn.exec_driver_sql(_set_storage_external(table, column))
+    missing = [(table, column) for table, column in found if (table, column) in wanted]
+    if not missing:
+        return
+    # Only the tables' owner may do this, and it locks each table briefly:
+    # a store opened by a role that may only read and write rows, or while a
+    # long transaction holds a table, opens as before and says why.
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+            for table, column in missing:
+                conn.exec_driver_sql(_set_storage_external(table, column))
+    except sa.exc.DBAPIError as exc:
+        log.warning(
+            "payload columns keep PostgreSQL's own compression, which costs time on large "
+            "payloads: %s (the tables' owner can open the store once to change this)",
+            str(exc.orig).strip(),
+        )
 
 
 _DDL: dict[str, list[str]] = {}
