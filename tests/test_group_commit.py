@@ -3,7 +3,8 @@
 On SQLite the statements are counted with sqlite3's trace callback on the
 store's own connection: concurrent writes must share transactions, a lone
 workflow's must not pay for grouping, and a write that fails (fenced off by a
-cancel) must fail alone.
+cancel) must fail alone. On PostgreSQL they are recorded as the store sends
+them: a group's small step records share one statement.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import pytest
 
 import durable
 from durable.backends._sqlite import SqliteBackend
@@ -170,3 +174,153 @@ async def test_a_database_error_in_a_group_loses_none_of_the_other_writes(
                 assert [e.position for e in store.history(f"mixed-{w}")] == [1, 2]
                 assert store.get_workflow(f"mixed-{w}").status == "success"  # type: ignore[union-attr]
         assert [e.position for e in store.history("mixed-4")] == [1]
+
+
+@contextmanager
+def traced_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL statements the PostgreSQL store sends on its async path, in order."""
+    from durable.backends import _postgres
+
+    statements: list[str] = []
+    execute = _postgres._AsyncTx.execute
+
+    async def recording(self: Any, stmt: Any, params: Any = None) -> Any:
+        statements.append(self._compiled(stmt, params)[0])
+        return await execute(self, stmt, params)
+
+    monkeypatch.setattr(_postgres._AsyncTx, "execute", recording)
+    yield statements
+
+
+async def test_small_step_records_of_a_group_share_one_statement_on_postgres(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where each statement is a round trip, a group's step records go in one
+    ``INSERT ... SELECT FROM unnest(...)``: one connection (pool_max=1) makes
+    every write queue behind the one in flight."""
+    with (
+        durable.Runtime(f"{postgres_url}&pool_max=1") as runtime,
+        traced_postgres(monkeypatch) as statements,
+    ):
+        results = await asyncio.gather(*(chain.run(w, 5, workflow_id=f"pg-{w}") for w in range(40)))
+        assert results == [w * 500 + 10 for w in range(40)]
+        step_inserts = [sql for sql in statements if sql.startswith("INSERT INTO durable_steps")]
+        shared = [sql for sql in step_inserts if "unnest(" in sql]
+        assert shared, step_inserts[:3]
+        # 200 records: the first write of each wave goes alone, the rest share.
+        assert len(step_inserts) <= 200 // 5, len(step_inserts)
+        assert runtime.store.metrics().steps == 200
+        for w in range(40):
+            records = runtime._backend.load_steps(f"pg-{w}")
+            assert sorted(records) == [1, 2, 3, 4, 5]
+            replayed = [runtime._decode_step(records[p], f"pg-{w}") for p in sorted(records)]
+            assert replayed == [w * 100 + i for i in range(5)]
+
+
+async def test_a_shared_statement_writes_only_what_a_lone_one_would(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch on PostgreSQL, straight at the store: new records are written; a
+    record standing at a position is adopted, not overwritten; a stale epoch is
+    refused; a large record takes its own statement, byte for byte."""
+    from durable._owner import current_owner
+    from durable.backends._base import NewWorkflow, StepRow, StepStatus
+    from durable.backends._postgres import PostgresBackend
+    from durable.backends._sql import SHARED_RECORD_BYTES
+
+    def row(position: int, output: bytes) -> StepRow:
+        return StepRow(position, "gc.direct", StepStatus.SUCCESS, output, 1, 1.0, 2.0)
+
+    with durable.Runtime(postgres_url) as runtime:
+        backend = runtime._backend
+        assert isinstance(backend, PostgresBackend)
+        owner = current_owner()
+        for wid in ("direct-a", "direct-b"):
+            backend.start_workflow(NewWorkflow(wid, "gc.direct", "fp", None, None), owner, 60)
+        standing = row(2, b"first")
+        backend.record_step("direct-a", 1, standing)
+        large = b"\x00\xff" * SHARED_RECORD_BYTES
+        loop = asyncio.get_running_loop()
+        writes = [
+            ("direct-a", 1, row(1, b"one")),
+            ("direct-a", 1, row(2, b"second")),  # a record stands there
+            ("direct-b", 1, row(1, b"b-one")),
+            ("direct-b", 7, row(2, b"stale")),  # not the epoch that owns it
+            ("direct-b", 1, row(3, large)),
+            ("direct-b", 1, row(4, b"b-four")),
+        ]
+        batch = [(backend._record_step, w, loop.create_future()) for w in writes]
+        with traced_postgres(monkeypatch) as statements:
+            outcomes = await backend._arun(True, backend._run_batch, batch)
+        inserts = [sql for sql in statements if sql.startswith("INSERT INTO durable_steps")]
+        # One shared statement, then one each for the three it could not or would not write.
+        assert ["unnest(" in sql for sql in inserts] == [True, False, False, False]
+        assert [ok for ok, _ in outcomes] == [True, True, True, False, True, True]
+        assert outcomes[1][1].output == b"first"
+        assert isinstance(outcomes[3][1], durable.OwnershipLostError)
+        a, b = backend.load_steps("direct-a"), backend.load_steps("direct-b")
+        assert {p: r.output for p, r in a.items()} == {1: b"one", 2: b"first"}
+        assert {p: r.output for p, r in b.items()} == {1: b"b-one", 3: large, 4: b"b-four"}
+
+
+async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starts share an ``INSERT``, finishes an ``UPDATE``: a workflow that was there
+    already is read back as it stands, a finish from a stale epoch changes nothing,
+    and a start with large arguments takes its own statement."""
+    from durable._owner import current_owner
+    from durable.backends._base import NewWorkflow
+    from durable.backends._postgres import PostgresBackend
+    from durable.backends._sql import SHARED_RECORD_BYTES
+
+    def new(workflow_id: str, args: bytes | None = None) -> NewWorkflow:
+        return NewWorkflow(workflow_id, "gc.shared", f"fp-{workflow_id}", args, None)
+
+    with durable.Runtime(postgres_url) as runtime:
+        backend = runtime._backend
+        assert isinstance(backend, PostgresBackend)
+        owner = current_owner()
+        for wid in ("e1", "e2"):
+            backend.start_workflow(new(wid), owner, 60)
+        large = b"\x01" * (SHARED_RECORD_BYTES + 1)
+        ok = durable.WorkflowStatus.SUCCESS
+        loop = asyncio.get_running_loop()
+        writes: list[tuple[Any, tuple[Any, ...]]] = [
+            (backend._start_workflow, (new("n1", b"args-1"), owner, 60)),
+            (backend._start_workflow, (new("n2"), owner, 60)),
+            (backend._start_workflow, (new("e1", b"other"), owner, 60)),  # there already
+            (backend._start_workflow, (new("n3", large), owner, 60)),
+            (backend._finish, ("e2", 1, ok, b"done", None)),
+            (backend._finish, ("e1", 5, ok, b"stale", None)),  # not its epoch
+        ]
+        batch = [(op, args, loop.create_future()) for op, args in writes]
+        with traced_postgres(monkeypatch) as statements:
+            outcomes = await backend._arun(True, backend._run_batch, batch)
+        assert [("unnest(" in sql, sql.split(None, 3)[:3]) for sql in statements] == [
+            (True, ["INSERT", "INTO", "durable_workflows"]),
+            (True, ["UPDATE", "durable_workflows", "SET"]),
+            (False, ["INSERT", "INTO", "durable_workflows"]),  # e1: there already,
+            (False, ["SELECT", "durable_workflows.workflow_id,", "durable_workflows.name,"]),
+            (False, ["INSERT", "INTO", "durable_workflows"]),  # n3: large
+            (False, ["UPDATE", "durable_workflows", "SET"]),  # e1's stale finish
+        ]
+        assert all(ok for ok, _ in outcomes)
+        started = [value for _, value in outcomes[:4]]
+        assert [(row.workflow_id, created) for row, created in started] == [
+            ("n1", True),
+            ("n2", True),
+            ("e1", False),
+            ("n3", True),
+        ]
+        assert [row.args for row, _ in started] == [b"args-1", None, None, large]
+        for row, _ in started:
+            assert (row.owner, row.epoch, row.status) == (owner, 1, durable.WorkflowStatus.RUNNING)
+            assert row.lease_expires_at is not None
+        assert started[2][0].args_fingerprint == "fp-e1"  # the row as it stood
+        assert [value for _, value in outcomes[4:]] == [True, False]
+        e1, e2 = backend.get_workflow("e1"), backend.get_workflow("e2")
+        assert e1 is not None
+        assert e1.status == durable.WorkflowStatus.RUNNING
+        assert e2 is not None
+        assert (e2.status, e2.result, e2.lease_expires_at) == (ok, b"done", None)

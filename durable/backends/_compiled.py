@@ -9,6 +9,7 @@ for a one-row insert (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 _REQUIRED: Any = object()
 _CACHE_LIMIT = 512
+_PYFORMAT_BIND = re.compile(r"(?<!%)%\((\w+)\)s")
 
 
 class Compiled:
@@ -66,7 +68,11 @@ class Compiled:
             # Built on the fly (an IN list): bound by SQLAlchemy, and not kept.
             return _Entry(stmt, compiled.string, bool(compiled.positional), names, None, compiled)
         slots = tuple(_slot(name, binds[name]) for name in names)
-        entry = _Entry(stmt, compiled.string, bool(compiled.positional), names, slots)
+        sql = compiled.string
+        if clause.get_execution_options().get("binary_binds"):
+            # psycopg: %(name)b sends the value in binary (arrays without quoting).
+            sql = _PYFORMAT_BIND.sub(r"%(\1)b", sql)
+        entry = _Entry(stmt, sql, bool(compiled.positional), names, slots)
         if len(self._cache) >= _CACHE_LIMIT:
             # Statements built per call (a query's filters) would pile up
             # forever; the fixed ones are compiled again once, after this.

@@ -72,20 +72,27 @@ class _Group:
         finally:
             self.next_batch()
 
+    async def _outcomes(self, batch: list[Queued]) -> list[tuple[bool, Any]]:
+        if len(batch) > 1:
+            try:
+                return await self.backend._arun(True, self.backend._run_batch, batch)
+            except Exception:
+                pass  # the shared transaction failed as a whole: see below
+        # Alone, or after a shared transaction failed: each write commits on
+        # its own, so one bad write cannot take the others down (and a lone
+        # write pays for no BEGIN and COMMIT around it).
+        outcomes: list[tuple[bool, Any]] = []
+        for op, args, _ in batch:
+            try:
+                outcomes.append((True, await self.backend._arun(False, op, *args)))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
+
     async def settle(self, batch: list[Queued]) -> None:
         """Commit ``batch`` in one transaction and answer each of its callers."""
         try:
-            try:
-                outcomes = await self.backend._arun(True, self.backend._run_batch, batch)
-            except Exception:
-                # The shared transaction failed as a whole: give each write its
-                # own, so one bad write cannot take the others down.
-                outcomes = []
-                for op, args, _ in batch:
-                    try:
-                        outcomes.append((True, await self.backend._arun(False, op, *args)))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
+            outcomes = await self._outcomes(batch)
             for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():  # its caller was cancelled: a crash after commit
                     continue

@@ -11,8 +11,8 @@ That keeps one copy of every query and every decision.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
@@ -39,6 +39,9 @@ from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic
 from durable.backends._statements import Statements, Tx, is_active
 
 T = TypeVar("T")
+
+SHARED_RECORD_BYTES = 16 * 1024
+"""Writes carrying up to this many payload bytes share a statement in a group (PostgreSQL)."""
 
 
 class SqlBackend(Backend):
@@ -74,17 +77,50 @@ class SqlBackend(Backend):
         return await grouped(self, op, *args)
 
     async def _run_batch(self, tx: Tx, batch: list[Queued]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
-        for op, args, _ in batch:
+        outcomes: list[tuple[bool, Any] | None] = [None] * len(batch)
+        if self.q.rows:
+            await self._write_rows(tx, batch, outcomes)
+        for i, (op, args, _) in enumerate(batch):
+            if outcomes[i] is not None:
+                continue
             try:
-                outcomes.append((True, await op(tx, *args)))
+                outcomes[i] = (True, await op(tx, *args))
             except DurableError as exc:  # this write's own outcome (e.g. fenced off)
-                outcomes.append((False, exc))
+                outcomes[i] = (False, exc)
             # A database error propagates: it may have aborted the transaction
             # (PostgreSQL then turns COMMIT into a rollback; SQLite may roll
             # back and go on in autocommit), so nothing of the batch may be
             # reported committed. The group then commits each write alone.
-        return outcomes
+        return outcomes  # type: ignore[return-value]
+
+    async def _write_rows(
+        self, tx: Tx, batch: list[Queued], outcomes: list[tuple[bool, Any] | None]
+    ) -> None:
+        """A batch's writes of each kind in one statement (``Statements.rows``).
+
+        A write that statement did not make (a record stood there already, the
+        workflow existed, the fence stopped it) is left to its one-row form,
+        which tells which; so is a large one, whose cost is its bytes, not its
+        round trip.
+        """
+        kinds: dict[str, list[int]] = {}
+        for i, (op, args, _) in enumerate(batch):
+            name = getattr(op, "__name__", "")
+            if name in _ROWS and _ROWS[name].fits(*args):
+                kinds.setdefault(name, []).append(i)
+        for name, picked in kinds.items():
+            shape = _ROWS[name]
+            keys = [shape.key(*batch[i][1]) for i in picked]
+            if len(picked) < 2 or len(set(keys)) < len(keys):
+                continue
+            rows = [shape.params(*batch[i][1]) for i in picked]
+            written = await tx.execute(
+                self.q.rows[shape.stmt], {key: [row[key] for row in rows] for key in rows[0]}
+            )
+            done = {shape.row_key(r): r for r in written.rows}
+            for i, key in zip(picked, keys, strict=True):
+                if key in done:
+                    outcomes[i] = (True, shape.outcome(batch[i][1], done[key]))
 
     # The contract, sync and async -------------------------------------------
 
@@ -503,13 +539,7 @@ class SqlBackend(Backend):
         self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
         inserted = await tx.execute(
-            self.q.insert_workflow,
-            {
-                **_new_params(new),
-                **_owner_params(owner),
-                "lease": lease_seconds,
-                "parent_id": new.parent_id,
-            },
+            self.q.insert_workflow, _start_params(new, owner, lease_seconds)
         )
         if inserted.rows:
             return _workflow_row(inserted.rows[0]), True
@@ -593,14 +623,7 @@ class SqlBackend(Backend):
         error: bytes | None,
     ) -> bool:
         finished = await tx.execute(
-            self.q.finish,
-            {
-                "workflow_id": workflow_id,
-                "epoch": epoch,
-                "status": status.value,
-                "result": result,
-                "error": error,
-            },
+            self.q.finish, _finish_params(workflow_id, epoch, status, result, error)
         )
         return finished.rowcount == 1
 
@@ -862,6 +885,31 @@ def _step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
     }
 
 
+def _start_params(new: NewWorkflow, owner: Owner, lease_seconds: float) -> dict[str, Any]:
+    return {
+        **_new_params(new),
+        **_owner_params(owner),
+        "lease": lease_seconds,
+        "parent_id": new.parent_id,
+    }
+
+
+def _finish_params(
+    workflow_id: str,
+    epoch: int,
+    status: WorkflowStatus,
+    result: bytes | None,
+    error: bytes | None,
+) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "epoch": epoch,
+        "status": status.value,
+        "result": result,
+        "error": error,
+    }
+
+
 def _new_params(new: NewWorkflow) -> dict[str, Any]:
     return {
         "workflow_id": new.workflow_id,
@@ -927,3 +975,50 @@ def _step_row(r: Any) -> StepRow:
 
 def _bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
+
+
+class _Shape(NamedTuple):
+    """How writes of one kind share a statement: see ``SqlBackend._write_rows``."""
+
+    stmt: str
+    """Its key in ``Statements.rows``."""
+    params: Callable[..., dict[str, Any]]
+    """A write's row, from the write's arguments."""
+    fits: Callable[..., bool]
+    key: Callable[..., Hashable]
+    row_key: Callable[[Any], Hashable]
+    """The key of a row the statement returns."""
+    outcome: Callable[[tuple[Any, ...], Any], Any]
+    """What the one-row form would have returned, from the write's arguments and row."""
+
+
+def _small(*payloads: bytes | None) -> bool:
+    return sum(len(p) for p in payloads if p is not None) <= SHARED_RECORD_BYTES
+
+
+_ROWS: dict[str, _Shape] = {
+    "_start_workflow": _Shape(
+        "start_workflow",
+        _start_params,
+        fits=lambda new, owner, lease: _small(new.args),
+        key=lambda new, owner, lease: new.workflow_id,
+        row_key=lambda r: r.workflow_id,
+        outcome=lambda args, r: (_workflow_row(r), True),
+    ),
+    "_record_step": _Shape(
+        "record_step",
+        _step_params,
+        fits=lambda workflow_id, epoch, step: _small(step.output),
+        key=lambda workflow_id, epoch, step: (workflow_id, step.position),
+        row_key=lambda r: (r.workflow_id, r.position),
+        outcome=lambda args, r: args[2],
+    ),
+    "_finish": _Shape(
+        "finish",
+        _finish_params,
+        fits=lambda workflow_id, epoch, status, result, error: _small(result, error),
+        key=lambda workflow_id, *_: workflow_id,
+        row_key=lambda r: r.workflow_id,
+        outcome=lambda args, r: True,
+    ),
+}

@@ -62,25 +62,10 @@ class Statements:
         self.get_workflow = sa.select(w, now.label("db_now")).where(
             w.c.workflow_id == _P("workflow_id")
         )
-        new_workflow = {
-            "workflow_id": _P("workflow_id"),
-            "name": _P("name"),
-            "status": WorkflowStatus.RUNNING.value,
-            "args_fingerprint": _P("args_fingerprint"),
-            "args": _P("args"),
-            "epoch": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
+        new_workflow = _new_values(_P, now)
         self.insert_workflow = (
             insert(w)
-            .values(
-                **new_workflow,
-                attempts=1,
-                **owner,
-                lease_expires_at=lease,
-                parent_id=_P("parent_id"),
-            )
+            .values(_started_values(_P, now))
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
             # The new row as get_workflow reads it: no second round trip.
             .returning(*w.c, now.label("db_now"))
@@ -115,18 +100,7 @@ class Statements:
             )
             .values(superseded=True)
         )
-        self.finish = (
-            sa.update(w)
-            .where(same_epoch)
-            .values(
-                status=_P("status"),
-                result=_P("result"),
-                error=_P("error"),
-                lease_expires_at=None,
-                updated_at=now,
-                finished_at=now,
-            )
-        )
+        self.finish = sa.update(w).where(same_epoch).values(_finished_values(_P, now))
         self.renew = sa.update(w).where(same_epoch).values(lease_expires_at=lease)
         self.live_steps = sa.select(st).where(
             st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
@@ -140,10 +114,7 @@ class Statements:
         # unless the epoch still matches, and never over a standing record.
         # INSERT ... SELECT binds its values in a SELECT list, where the
         # database needs their types: each takes its column's.
-        step_values: dict[str, Any] = {
-            c.name: _P(c.name, type_=c.type) for c in st.c if c.name not in ("id", "superseded")
-        }
-        step_values["superseded"] = sa.false()
+        step_values = _step_values(lambda name: _P(name, type_=st.c[name].type))
         fence = sa.exists().where(
             w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
         )
@@ -155,6 +126,9 @@ class Statements:
             )
         )
         attempt_values = {c.name: _P(c.name, type_=c.type) for c in at.c if c.name != "id"}
+        self.rows: dict[str, sa.Executable] = {}
+        """Statements that write many rows at once, by the write they stand for
+        (``record_step``, ``start_workflow``, ``finish``), where a database has them."""
         self.record_attempt = sa.insert(at).from_select(
             list(attempt_values), sa.select(*attempt_values.values()).where(fence)
         )
@@ -439,4 +413,121 @@ def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) ->
     found = _STATEMENTS.get(dialect)
     if found is None:
         found = _STATEMENTS[dialect] = Statements(insert, now)
+        if dialect == "postgresql":
+            found.rows.update(_rows_at_once(insert, now))
     return found
+
+
+def _new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    """A new workflow's row (started, forked or enqueued), its values from ``bind``."""
+    return {
+        "workflow_id": bind("workflow_id"),
+        "name": bind("name"),
+        "status": WorkflowStatus.RUNNING.value,
+        "args_fingerprint": bind("args_fingerprint"),
+        "args": bind("args"),
+        "epoch": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    """A workflow started by the process that runs it."""
+    return {
+        **_new_values(bind, now),
+        "attempts": 1,
+        "owner_host": bind("owner_host"),
+        "owner_pid": bind("owner_pid"),
+        "owner_started": bind("owner_started"),
+        "lease_expires_at": now + bind("lease"),
+        "parent_id": bind("parent_id"),
+    }
+
+
+def _finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    return {
+        "status": bind("status"),
+        "result": bind("result"),
+        "error": bind("error"),
+        "lease_expires_at": None,
+        "updated_at": now,
+        "finished_at": now,
+    }
+
+
+def _step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
+    """A step record, live."""
+    values = {c.name: bind(c.name) for c in s.steps.c if c.name not in ("id", "superseded")}
+    values["superseded"] = sa.false()
+    return values
+
+
+def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Executable]:
+    """Many-row forms of three writes, for PostgreSQL: one statement and one round trip.
+
+    Each parameter is an array with one element per row, sent in binary and
+    unnested into rows that the statement reads where the one-row form binds
+    a value; each returns the rows it wrote, and writes only what the
+    one-row form would (the same fence, the same conflict rule).
+    """
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    w, st = s.workflows, s.steps
+
+    def unnest(types: dict[str, Any]) -> Any:
+        return (
+            sa.func.unnest(*(sa.cast(_P(n), ARRAY(t)) for n, t in types.items()))
+            .table_valued(*(sa.column(n, t) for n, t in types.items()))
+            .render_derived(name="v")
+        )
+
+    def select(values: dict[str, Any], table: sa.Table) -> sa.Select[Any]:
+        # Constants of the one-row form, as typed columns of a SELECT list.
+        return sa.select(
+            *(
+                v if isinstance(v, sa.ColumnElement) else sa.literal(v, table.c[k].type)
+                for k, v in values.items()
+            )
+        )
+
+    new = unnest(
+        {
+            **{c: w.c[c].type for c in ("workflow_id", "name", "args_fingerprint", "args")},
+            **{c: w.c[c].type for c in ("owner_host", "owner_pid", "owner_started")},
+            "lease": sa.Float(),
+            "parent_id": w.c.parent_id.type,
+        }
+    )
+    started = _started_values(lambda name: new.c[name], now)
+    step = unnest(
+        {
+            **{c.name: c.type for c in st.c if c.name not in ("id", "superseded")},
+            "epoch": sa.Integer(),
+        }
+    )
+    finished = unnest(
+        {c: w.c[c].type for c in ("workflow_id", "epoch", "status", "result", "error")}
+    )
+    stmts: dict[str, Any] = {
+        "start_workflow": insert(w)
+        .from_select(list(started), select(started, w))
+        .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        .returning(*w.c, now.label("db_now")),
+        "record_step": insert(st)
+        .from_select(
+            list(_step_values(lambda name: step.c[name])),
+            select(_step_values(lambda name: step.c[name]), st).where(
+                sa.exists().where(w.c.workflow_id == step.c.workflow_id, w.c.epoch == step.c.epoch)
+            ),
+        )
+        .on_conflict_do_nothing(
+            index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
+        )
+        .returning(st.c.workflow_id, st.c.position),
+        "finish": sa.update(w)
+        .where(w.c.workflow_id == finished.c.workflow_id, w.c.epoch == finished.c.epoch)
+        .values(_finished_values(lambda name: finished.c[name], now))
+        .returning(w.c.workflow_id),
+    }
+    return {k: v.execution_options(binary_binds=True) for k, v in stmts.items()}
