@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -381,3 +382,43 @@ async def test_one_runtime_serves_several_event_loops(postgres_url: str) -> None
         # run_sync inside a running loop uses a loop of its own, in a thread.
         assert wf.run_sync(2) == 2
         assert wf.run_sync(3) == 3
+
+
+def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
+    postgres_url: str,
+) -> None:
+    """A heartbeat renews every lease it holds in one transaction; waiting there for
+    a row that a group commit (finishing that workflow) holds could deadlock with it.
+    It skips that row instead, renews the others, and the next beat tries again."""
+    from durable._owner import current_owner
+    from durable.backends._base import NewWorkflow
+
+    owner = current_owner()
+    with durable.Runtime(postgres_url) as runtime:
+        backend = runtime._backend
+
+        def lease(workflow_id: str) -> float:
+            row = backend.get_workflow(workflow_id)
+            assert row is not None
+            assert row.lease_expires_at is not None
+            return row.lease_expires_at
+
+        for wid in ("held", "free"):
+            backend.start_workflow(NewWorkflow(wid, "pg.lease", "fp", None, None), owner, 1)
+        before = {wid: lease(wid) for wid in ("held", "free")}
+        with psycopg.connect(plain(postgres_url)) as other:
+            other.execute(f'SET search_path TO "{schema_of(postgres_url)}"')
+            other.execute("SELECT 1 FROM durable_workflows WHERE workflow_id = 'held' FOR UPDATE")
+            renewer = threading.Thread(
+                target=backend.renew_leases, args=(owner, {"held": 1, "free": 1}, 600)
+            )
+            renewer.start()
+            renewer.join(timeout=30)
+            waited = renewer.is_alive()
+            other.rollback()  # releases the row (and a renewer still waiting on it)
+            renewer.join()
+        assert not waited, "the renewal waited for the locked row"
+        assert lease("held") == before["held"]
+        assert lease("free") > before["free"] + 300
+        backend.renew_leases(owner, {"held": 1}, 600)  # the next beat
+        assert lease("held") > before["held"] + 300

@@ -1,11 +1,13 @@
 """Group commit: concurrent writes of one event loop share a transaction.
 
-While ``max_in_flight`` writes are in flight (one per connection), writes
-from other tasks of the same event loop queue up, and the next free
-connection commits all of them in one transaction (one round trip and one
-disk flush for all). Each caller is answered only after the commit that holds
-its write, so nothing is acknowledged early. A write alone costs what it did
-without grouping.
+While ``max_in_flight`` writes are in flight (each on a connection of its
+own), writes from other tasks of the same event loop queue up, and the next
+free slot commits all of them in one transaction: one disk flush for all,
+and on PostgreSQL, where each statement is a round trip, one statement for
+each kind of write in the group (``SqlBackend._write_rows``). Each caller is
+answered only after the commit that holds its write, so nothing is
+acknowledged early. A write alone costs what it did without grouping: it
+runs by itself, with no transaction around it.
 
 An embedded database's writes never suspend, so nothing would ever queue
 behind them. There the write that finds no write in flight first gives the

@@ -101,7 +101,16 @@ class Statements:
             .values(superseded=True)
         )
         self.finish = sa.update(w).where(same_epoch).values(_finished_values(_P, now))
-        self.renew = sa.update(w).where(same_epoch).values(lease_expires_at=lease)
+        # A renewal never waits for a row another transaction holds (a group
+        # commit finishing that workflow, a takeover): waiting in the middle of
+        # renewing many leases could deadlock with it, and the lease has slack
+        # for the next beat. SQLite has one writer and no row locks.
+        unlocked = sa.select(w.c.workflow_id).where(same_epoch).with_for_update(skip_locked=True)
+        self.renew = (
+            sa.update(w)
+            .where(w.c.workflow_id.in_(unlocked.scalar_subquery()))
+            .values(lease_expires_at=lease)
+        )
         self.live_steps = sa.select(st).where(
             st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
         )
