@@ -23,6 +23,7 @@ from durable.backends._compiled import Compiled, named_row
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
+from durable.backends._writelock import WriteLock, write_lock
 
 T = TypeVar("T")
 
@@ -39,18 +40,31 @@ _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "batched": "OFF"}
 class _RawTx:
     """Statements run on one sqlite3 connection (in its transaction, if one is open)."""
 
-    __slots__ = ("_checkpointer", "_conn")
+    __slots__ = ("_checkpointer", "_conn", "_lock")
 
-    def __init__(self, conn: sqlite3.Connection, checkpointer: Checkpointer | None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        checkpointer: Checkpointer | None,
+        lock: WriteLock | None = None,
+    ) -> None:
         self._conn = conn
         self._checkpointer = checkpointer
+        self._lock = lock  # None inside a transaction, which holds it already
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = _COMPILED(stmt, params)
-        if self._checkpointer is not None and sql[0] != "S":  # a write, not a SELECT
+        if sql[0] == "S":  # a read
+            cursor = self._conn.execute(sql, values)
+            return Result(cursor.rowcount, cursor.fetchall() if cursor.description else [])
+        if self._checkpointer is not None:
             self._checkpointer.wrote(values)
-        cursor = self._conn.execute(sql, values)
-        rows = cursor.fetchall() if cursor.description else []
+        fd = self._lock.acquire() if self._lock is not None else -1
+        try:
+            cursor = self._conn.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description else []
+        finally:
+            WriteLock.release(fd)
         return Result(cursor.rowcount, rows)
 
 
@@ -93,6 +107,7 @@ class SqliteBackend(SqlBackend):
         self._lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._shared: sqlite3.Connection | None = None
         self._checkpointer: Checkpointer | None = None
+        self._writers: WriteLock | None = None
         if self.memory:
             self._lock = threading.RLock()
         else:
@@ -108,6 +123,7 @@ class SqliteBackend(SqlBackend):
                 self._shared = self._connect()
             else:
                 self._checkpointer = Checkpointer(self._checkpoint_connection, self.url)
+                self._writers = write_lock(database)
             self._open()
         except (sqlite3.Error, sa.exc.DatabaseError) as exc:
             self.close()
@@ -189,16 +205,20 @@ class SqliteBackend(SqlBackend):
         with self._lock:
             conn = self._connection()
             if not atomic:
-                yield _RawTx(conn, self._checkpointer)
+                yield _RawTx(conn, self._checkpointer, self._writers)
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            fd = self._writers.acquire() if self._writers is not None else -1
             try:
-                yield _RawTx(conn, self._checkpointer)
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _RawTx(conn, self._checkpointer)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                WriteLock.release(fd)
 
     async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         if atomic:
@@ -206,7 +226,7 @@ class SqliteBackend(SqlBackend):
         # The common case (one statement, in autocommit) without the two
         # context managers of a transaction: they cost a tenth of a step.
         with self._lock:
-            return await op(_RawTx(self._connection(), self._checkpointer), *args)
+            return await op(_RawTx(self._connection(), self._checkpointer, self._writers), *args)
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
@@ -241,6 +261,8 @@ class SqliteBackend(SqlBackend):
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()  # first: its connection is among those closed below
+        if self._writers is not None:
+            self._writers.close()
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
