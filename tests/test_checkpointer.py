@@ -135,3 +135,25 @@ def test_a_forked_child_checkpoints_on_a_thread_of_its_own(tmp_path: Path) -> No
                 raise AssertionError("the forked child hung")
             time.sleep(0.01)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_restart_back_off_ends_once_the_log_started_over(tmp_path: Path) -> None:
+    """A RESTART that a reader of an old snapshot held off is tried again only once as
+    much again was written; once the log starts over by other means (the writers'
+    backstop, a checkpoint of another program), the usual limit applies again."""
+    import sqlite3
+
+    path = tmp_path / "store.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("INSERT INTO t VALUES (randomblob(100000))")
+    checkpointer = _checkpointer.Checkpointer(lambda: sqlite3.connect(path), str(path))
+    try:
+        backed_off = 3 * _checkpointer.RESTART_PAGES  # as after a RESTART a reader held off
+        checkpointer._restart_at = backed_off
+        checkpointer._checkpoint(conn)  # a log far below the limit: it started over
+        assert checkpointer._restart_at == _checkpointer.RESTART_PAGES
+    finally:
+        checkpointer.close()
+        conn.close()

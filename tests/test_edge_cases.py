@@ -338,3 +338,35 @@ async def test_an_orphaned_child_is_recovered_by_itself(durable_runtime: durable
     report = await durable_runtime.recover()
     assert report.resumed == ["impatient/1"]
     assert durable_runtime.get_workflow("impatient/1").status is durable.WorkflowStatus.SUCCESS  # type: ignore[union-attr]
+
+
+async def test_a_locked_database_is_a_durable_error_on_the_async_path_too(
+    durable_sqlite: str, monkeypatch: Any
+) -> None:
+    """Concurrent workflows meeting a locked file fail with BackendUnavailableError once:
+    a group whose transaction found the store unavailable is not retried write by write."""
+    import durable.backends._sqlite as sqlite_backend
+
+    monkeypatch.setattr(sqlite_backend, "_BUSY_TIMEOUT_MS", 200)
+    with durable.Runtime(durable_sqlite):
+
+        @durable.step(name="edge.alocked.step")
+        async def step(i: int) -> int:
+            return i
+
+        @durable.durable_workflow(name="edge.alocked")
+        async def wf(i: int) -> int:
+            return await step(i)
+
+        assert await wf(-1) == -1
+        path = durable_sqlite.split("sqlite:///", 1)[1]
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = await asyncio.gather(*(wf(i) for i in range(20)), return_exceptions=True)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert {type(o) for o in outcomes} == {durable.BackendUnavailableError}
+        assert all("database is locked" in str(o) for o in outcomes)
+        assert await asyncio.gather(*(wf(i) for i in range(20))) == list(range(20))

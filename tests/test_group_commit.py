@@ -248,6 +248,8 @@ async def test_a_shared_statement_writes_only_what_a_lone_one_would(
             ("direct-b", 7, row(2, b"stale")),  # not the epoch that owns it
             ("direct-b", 1, row(3, large)),
             ("direct-b", 1, row(4, b"b-four")),
+            # Whole seconds from a clock that gives ints: the arrays still go as floats.
+            ("direct-b", 1, StepRow(5, "gc.direct", StepStatus.SUCCESS, b"b-five", 1, 3, 4)),
         ]
         batch = [(backend._record_step, w, loop.create_future()) for w in writes]
         with traced_postgres(monkeypatch) as statements:
@@ -255,12 +257,18 @@ async def test_a_shared_statement_writes_only_what_a_lone_one_would(
         inserts = [sql for sql in statements if sql.startswith("INSERT INTO durable_steps")]
         # One shared statement, then one each for the three it could not or would not write.
         assert ["unnest(" in sql for sql in inserts] == [True, False, False, False]
-        assert [ok for ok, _ in outcomes] == [True, True, True, False, True, True]
+        assert [ok for ok, _ in outcomes] == [True, True, True, False, True, True, True]
         assert outcomes[1][1].output == b"first"
         assert isinstance(outcomes[3][1], durable.OwnershipLostError)
         a, b = backend.load_steps("direct-a"), backend.load_steps("direct-b")
         assert {p: r.output for p, r in a.items()} == {1: b"one", 2: b"first"}
-        assert {p: r.output for p, r in b.items()} == {1: b"b-one", 3: large, 4: b"b-four"}
+        assert {p: r.output for p, r in b.items()} == {
+            1: b"b-one",
+            3: large,
+            4: b"b-four",
+            5: b"b-five",
+        }
+        assert (b[5].started_at, b[5].finished_at) == (3.0, 4.0)
 
 
 async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
@@ -288,6 +296,7 @@ async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
         loop = asyncio.get_running_loop()
         writes: list[tuple[Any, tuple[Any, ...]]] = [
             (backend._start_workflow, (new("n1", b"args-1"), owner, 60)),
+            (backend._start_workflow, (new("n1", b"args-1"), owner, 60)),  # the same, again
             (backend._start_workflow, (new("n2"), owner, 60)),
             (backend._start_workflow, (new("e1", b"other"), owner, 60)),  # there already
             (backend._start_workflow, (new("n3", large), owner, 60)),
@@ -297,28 +306,31 @@ async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
         batch = [(op, args, loop.create_future()) for op, args in writes]
         with traced_postgres(monkeypatch) as statements:
             outcomes = await backend._arun(True, backend._run_batch, batch)
+        insert = (False, ["INSERT", "INTO", "durable_workflows"])
+        read = (False, ["SELECT", "durable_workflows.workflow_id,", "durable_workflows.name,"])
         assert [("unnest(" in sql, sql.split(None, 3)[:3]) for sql in statements] == [
             (True, ["INSERT", "INTO", "durable_workflows"]),
             (True, ["UPDATE", "durable_workflows", "SET"]),
-            (False, ["INSERT", "INTO", "durable_workflows"]),  # e1: there already,
-            (False, ["SELECT", "durable_workflows.workflow_id,", "durable_workflows.name,"]),
-            (False, ["INSERT", "INTO", "durable_workflows"]),  # n3: large
+            *(insert, read),  # n1 again: the row the shared statement wrote
+            *(insert, read),  # e1: there already
+            insert,  # n3: large
             (False, ["UPDATE", "durable_workflows", "SET"]),  # e1's stale finish
         ]
         assert all(ok for ok, _ in outcomes)
-        started = [value for _, value in outcomes[:4]]
+        started = [value for _, value in outcomes[:5]]
         assert [(row.workflow_id, created) for row, created in started] == [
             ("n1", True),
+            ("n1", False),
             ("n2", True),
             ("e1", False),
             ("n3", True),
         ]
-        assert [row.args for row, _ in started] == [b"args-1", None, None, large]
+        assert [row.args for row, _ in started] == [b"args-1", b"args-1", None, None, large]
         for row, _ in started:
             assert (row.owner, row.epoch, row.status) == (owner, 1, durable.WorkflowStatus.RUNNING)
             assert row.lease_expires_at is not None
-        assert started[2][0].args_fingerprint == "fp-e1"  # the row as it stood
-        assert [value for _, value in outcomes[4:]] == [True, False]
+        assert started[3][0].args_fingerprint == "fp-e1"  # the row as it stood
+        assert [value for _, value in outcomes[5:]] == [True, False]
         e1, e2 = backend.get_workflow("e1"), backend.get_workflow("e2")
         assert e1 is not None
         assert e1.status == durable.WorkflowStatus.RUNNING

@@ -7,6 +7,7 @@ process), and one that waited ``PATIENCE`` in vain goes on to SQLite as before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -143,3 +144,73 @@ with durable.Runtime({f"sqlite:///{path}"!r}):
         assert store.metrics().steps == 400
         finished = store.list_workflows(status="success")
         assert len(finished) == 100
+
+
+def test_a_forked_child_does_not_keep_its_dead_parents_turn(tmp_path: Path) -> None:
+    """flock belongs to an open file description, which a forked child shares: a child
+    living on must not keep the lock its SIGKILLed parent held."""
+    program = """
+import os, signal, sys
+from durable.backends._writelock import WriteLock
+
+lock = WriteLock(sys.argv[1])
+assert lock.acquire() >= 0
+ready_r, ready_w = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(ready_w, b"x")  # after the fork's handlers ran
+    os.read(sys.stdin.fileno(), 1)  # lives until the test is done
+    os._exit(0)
+os.read(ready_r, 1)
+print(child, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # dies holding its turn
+"""
+    database = str(tmp_path / "store.db")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", program, database],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = int(parent.stdout.readline())  # type: ignore[union-attr]
+    try:
+        assert parent.wait(timeout=60) == -9
+        probe = os.open(f"{database}-lock", os.O_RDWR)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free, with the child alive
+        finally:
+            os.close(probe)
+        os.kill(child, 0)  # still alive
+    finally:
+        parent.stdin.close()  # type: ignore[union-attr]
+        parent.stdout.close()  # type: ignore[union-attr]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, 9)
+
+
+def test_after_waiting_in_vain_a_process_skips_a_busy_lock_but_takes_a_free_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that stays (stopped in a debugger, say) costs PATIENCE once per
+    SKIP_AFTER_PATIENCE, not at every write; a lock that is free is taken as usual."""
+    monkeypatch.setattr(_writelock, "PATIENCE", 0.05)
+    monkeypatch.setattr(_writelock, "SKIP_AFTER_PATIENCE", 3600.0)
+    lock = WriteLock(str(tmp_path / "store.db"))
+    holder = os.open(lock.path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        sleeps: list[float] = []
+        real_sleep = _writelock.time.sleep
+        monkeypatch.setattr(_writelock.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+        assert lock.acquire() == -1  # waited PATIENCE, in vain
+        waited = len(sleeps)
+        assert waited > 0
+        assert lock.acquire() == -1  # busy still: no waiting this time
+        assert len(sleeps) == waited
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        fd = lock.acquire()  # free: taken, skip window or not
+        assert fd >= 0
+        lock.release(fd)
+    finally:
+        os.close(holder)
+        lock.close()

@@ -117,6 +117,8 @@ class Checkpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages < RESTART_PAGES:  # the log started over, by this thread or another
+            self._restart_at = RESTART_PAGES
         if pages < self._restart_at:
             return
         # Copies what the passive one could not, then starts the log over. If

@@ -20,12 +20,17 @@ lone workflow does not pay a turn per step.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from durable._errors import BackendUnavailableError
+
 if TYPE_CHECKING:
     from durable.backends._sql import SqlBackend
+
+log = logging.getLogger("durable")
 
 T = TypeVar("T")
 
@@ -78,8 +83,13 @@ class _Group:
         if len(batch) > 1:
             try:
                 return await self.backend._arun(True, self.backend._run_batch, batch)
-            except Exception:
-                pass  # the shared transaction failed as a whole: see below
+            except BackendUnavailableError as exc:
+                # Retried already: each write alone would wait as long again.
+                return [(False, exc)] * len(batch)
+            except Exception:  # the shared transaction failed as a whole: see below
+                log.debug(
+                    "a group of %d writes failed; each commits alone", len(batch), exc_info=True
+                )
         # Alone, or after a shared transaction failed: each write commits on
         # its own, so one bad write cannot take the others down (and a lone
         # write pays for no BEGIN and COMMIT around it).

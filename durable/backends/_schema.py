@@ -239,6 +239,7 @@ def _store_payloads_as_they_are(conn: sa.Connection) -> None:
             conn.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
             for table, column in missing:
                 conn.exec_driver_sql(_set_storage_external(table, column))
+            conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
     except sa.exc.DBAPIError as exc:
         log.warning(
             "payload columns keep PostgreSQL's own compression, which costs time on large "

@@ -103,24 +103,23 @@ class SqlBackend(Backend):
         which tells which; so is a large one, whose cost is its bytes, not its
         round trip.
         """
-        kinds: dict[str, list[int]] = {}
+        # By kind, the first write of each key (a second start of one id, say,
+        # takes the one-row form after it and finds the row the first wrote).
+        kinds: dict[_Shape, dict[Hashable, int]] = {}
         for i, (op, args, _) in enumerate(batch):
-            name = getattr(op, "__name__", "")
-            if name in _ROWS and _ROWS[name].fits(*args):
-                kinds.setdefault(name, []).append(i)
-        for name, picked in kinds.items():
-            shape = _ROWS[name]
-            keys = [shape.key(*batch[i][1]) for i in picked]
-            if len(picked) < 2 or len(set(keys)) < len(keys):
+            shape = _ROWS.get(getattr(op, "__func__", None))
+            if shape is not None and shape.fits(*args):
+                kinds.setdefault(shape, {}).setdefault(shape.key(*args), i)
+        for shape, picked in kinds.items():
+            if len(picked) < 2:
                 continue
-            rows = [shape.params(*batch[i][1]) for i in picked]
+            rows = [shape.params(*batch[i][1]) for i in picked.values()]
             written = await tx.execute(
                 self.q.rows[shape.stmt], {key: [row[key] for row in rows] for key in rows[0]}
             )
-            done = {shape.row_key(r): r for r in written.rows}
-            for i, key in zip(picked, keys, strict=True):
-                if key in done:
-                    outcomes[i] = (True, shape.outcome(batch[i][1], done[key]))
+            for r in written.rows:
+                i = picked[shape.row_key(r)]
+                outcomes[i] = (True, shape.outcome(batch[i][1], r))
 
     # The contract, sync and async -------------------------------------------
 
@@ -875,8 +874,10 @@ def _step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
         "status": step.status.value,
         "output": step.output,
         "attempt": step.attempt,
-        "started_at": step.started_at,
-        "finished_at": step.finished_at,
+        # Floats, also from a clock that gives whole numbers: a column's values
+        # go in one array when records share a statement.
+        "started_at": float(step.started_at),
+        "finished_at": float(step.finished_at),
         "kind": step.kind,
         "tx_id": step.tx_id,
         "error_type": step.error_type,
@@ -889,7 +890,7 @@ def _start_params(new: NewWorkflow, owner: Owner, lease_seconds: float) -> dict[
     return {
         **_new_params(new),
         **_owner_params(owner),
-        "lease": lease_seconds,
+        "lease": float(lease_seconds),
         "parent_id": new.parent_id,
     }
 
@@ -996,8 +997,8 @@ def _small(*payloads: bytes | None) -> bool:
     return sum(len(p) for p in payloads if p is not None) <= SHARED_RECORD_BYTES
 
 
-_ROWS: dict[str, _Shape] = {
-    "_start_workflow": _Shape(
+_ROWS: dict[object, _Shape] = {
+    SqlBackend._start_workflow: _Shape(
         "start_workflow",
         _start_params,
         fits=lambda new, owner, lease: _small(new.args),
@@ -1005,7 +1006,7 @@ _ROWS: dict[str, _Shape] = {
         row_key=lambda r: r.workflow_id,
         outcome=lambda args, r: (_workflow_row(r), True),
     ),
-    "_record_step": _Shape(
+    SqlBackend._record_step: _Shape(
         "record_step",
         _step_params,
         fits=lambda workflow_id, epoch, step: _small(step.output),
@@ -1013,7 +1014,7 @@ _ROWS: dict[str, _Shape] = {
         row_key=lambda r: (r.workflow_id, r.position),
         outcome=lambda args, r: args[2],
     ),
-    "_finish": _Shape(
+    SqlBackend._finish: _Shape(
         "finish",
         _finish_params,
         fits=lambda workflow_id, epoch, status, result, error: _small(result, error),

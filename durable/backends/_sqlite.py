@@ -221,19 +221,28 @@ class SqliteBackend(SqlBackend):
                 WriteLock.release(fd)
 
     async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if atomic:
-            return await super()._arun(atomic, op, *args)
-        # The common case (one statement, in autocommit) without the two
-        # context managers of a transaction: they cost a tenth of a step.
-        with self._lock:
-            return await op(_RawTx(self._connection(), self._checkpointer, self._writers), *args)
+        try:
+            if atomic:
+                return await super()._arun(atomic, op, *args)
+            # The common case (one statement, in autocommit) without the two
+            # context managers of a transaction: they cost a tenth of a step.
+            with self._lock:
+                return await op(
+                    _RawTx(self._connection(), self._checkpointer, self._writers), *args
+                )
+        except sqlite3.OperationalError as exc:  # the store did not answer, as on PostgreSQL
+            raise self._failed(exc) from exc
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
             return super()._run(atomic, op, *args)
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: sqlite3.DatabaseError) -> BackendUnavailableError:
+        if isinstance(exc, sqlite3.OperationalError):
             locked = "locked" in str(exc)
-            raise BackendUnavailableError(
+            return BackendUnavailableError(
                 f"the SQLite store {self.url} did not answer: {exc}"
                 + (
                     f" (another connection held its write lock for over "
@@ -242,12 +251,11 @@ class SqliteBackend(SqlBackend):
                     else ""
                 ),
                 url=self.url,
-            ) from exc
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailableError(
-                f"the SQLite store {self.url} failed: {exc}. Is the file damaged?",
-                url=self.url,
-            ) from exc
+            )
+        return BackendUnavailableError(
+            f"the SQLite store {self.url} failed: {exc}. Is the file damaged?",
+            url=self.url,
+        )
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()

@@ -485,6 +485,9 @@ def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.E
     w, st = s.workflows, s.steps
 
     def unnest(types: dict[str, Any]) -> Any:
+        # VARCHAR without its length, as the one-row forms bind it: a cast to
+        # VARCHAR(n) would cut a longer value short, where the column refuses it.
+        types = {n: sa.String() if isinstance(t, sa.String) else t for n, t in types.items()}
         return (
             sa.func.unnest(*(sa.cast(_P(n), ARRAY(t)) for n, t in types.items()))
             .table_valued(*(sa.column(n, t) for n, t in types.items()))

@@ -12,8 +12,13 @@ own lock then is free when a writer gets there (1.8x, benchmarks/RESULTS.md).
 It only orders writers; SQLite's locking still keeps the file consistent, so
 a writer that waited ``PATIENCE`` seconds in vain (a writer stopped while
 holding it, a long cleanup) goes on to SQLite's busy handler as before, and
-so do programs that do not know the lock file. Not on ``:memory:``, and not
-where ``fcntl`` is missing (Windows).
+so do the process's writes for the next ``SKIP_AFTER_PATIENCE`` seconds, and
+programs that do not know the lock file. Not on ``:memory:``, and not where
+``fcntl`` is missing (Windows).
+
+A ``flock`` lock belongs to an open file description, which a forked child
+shares: a child that lived on would keep its parent's lock held after the
+parent died. So a child closes the descriptors it inherited, at once.
 
 The lock file is never deleted: a process holding it open would then lock a
 file nobody else can find.
@@ -25,6 +30,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 
 try:
     import fcntl
@@ -33,6 +39,8 @@ except ImportError:  # pragma: no cover - Windows
 
 PATIENCE = 1.0
 """Seconds a writer waits for its turn before it leaves the waiting to SQLite."""
+SKIP_AFTER_PATIENCE = 5.0
+"""Seconds the writers of a process then leave the waiting to SQLite, without trying."""
 _FIRST_WAIT = 2e-5
 _LONGEST_WAIT = 5e-4
 
@@ -51,6 +59,8 @@ class WriteLock:
         self._fds: list[int] = []
         self._fds_lock = threading.Lock()
         self._closed = False
+        self._skip_until = 0.0
+        _ALL.add(self)
 
     def acquire(self) -> int:
         """Wait for this writer's turn; the descriptor to :meth:`release`.
@@ -75,8 +85,11 @@ class WriteLock:
             except BlockingIOError:
                 now = time.monotonic()
                 if not deadline:
+                    if now < self._skip_until:
+                        return -1
                     deadline = now + PATIENCE
                 elif now >= deadline:
+                    self._skip_until = now + SKIP_AFTER_PATIENCE
                     return -1
                 time.sleep(wait)
                 wait = min(wait * 2, _LONGEST_WAIT)
@@ -108,6 +121,28 @@ class WriteLock:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+    def _after_fork(self) -> None:
+        # The parent's descriptors (and a lock one of them may hold) stay the
+        # parent's; its _fds_lock may have been held at the fork.
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds, self._fds_lock = [], threading.Lock()
+        self._local = threading.local()
+        self._skip_until = 0.0
+
+
+_ALL: weakref.WeakSet[WriteLock] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for lock in list(_ALL):
+        lock._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def write_lock(database: str) -> WriteLock | None:
