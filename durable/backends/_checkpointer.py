@@ -24,11 +24,11 @@ thread that fell behind.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable
+
+from durable.backends._forks import renew_in_children
 
 log = logging.getLogger("durable.sqlite")
 
@@ -55,12 +55,15 @@ class Checkpointer:
         self._connect = connect
         self._name = name
         self._closed = False
-        self._reset()
-        _ALL.add(self)
+        self.after_fork()
+        renew_in_children(self)
 
-    def _reset(self) -> None:
-        # Also in a forked child (_after_fork): the parent's thread did not
-        # come along, and its lock may have been held at the fork.
+    def after_fork(self) -> None:
+        """Start afresh: at first, and in a forked child.
+
+        The parent's thread did not come along, and its lock may have been
+        held at the fork.
+        """
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,15 +139,3 @@ class Checkpointer:
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-
-
-_ALL: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for checkpointer in list(_ALL):
-        checkpointer._reset()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)

@@ -30,7 +30,8 @@ import contextlib
 import os
 import threading
 import time
-import weakref
+
+from durable.backends._forks import renew_in_children
 
 try:
     import fcntl
@@ -60,7 +61,7 @@ class WriteLock:
         self._fds_lock = threading.Lock()
         self._closed = False
         self._skip_until = 0.0
-        _ALL.add(self)
+        renew_in_children(self)
 
     def acquire(self) -> int:
         """Wait for this writer's turn; the descriptor to :meth:`release`.
@@ -122,27 +123,18 @@ class WriteLock:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _after_fork(self) -> None:
-        # The parent's descriptors (and a lock one of them may hold) stay the
-        # parent's; its _fds_lock may have been held at the fork.
+    def after_fork(self) -> None:
+        """In a forked child: leave the parent's descriptors to the parent.
+
+        One of them may hold the lock, and ``_fds_lock`` may have been held
+        at the fork.
+        """
         for fd in self._fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds, self._fds_lock = [], threading.Lock()
         self._local = threading.local()
         self._skip_until = 0.0
-
-
-_ALL: weakref.WeakSet[WriteLock] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for lock in list(_ALL):
-        lock._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
 
 
 def write_lock(database: str) -> WriteLock | None:
