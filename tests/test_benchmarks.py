@@ -32,3 +32,28 @@ def test_benchmark_smoke_run(command: list[str]) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "|" in result.stdout  # it printed its table
+
+
+@pytest.mark.slow
+def test_concurrency_benchmark_smoke_run(postgres_url: str) -> None:
+    """concurrency.py runs on both stores (each run makes a schema of its own and drops it)."""
+    server = postgres_url.split("?", 1)[0]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "concurrency.py"),
+            "--repeat",
+            "1",
+            "--processes",
+            "2",
+            "--postgres-url",
+            server,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| sqlite |" in result.stdout
+    assert "| postgresql |" in result.stdout
