@@ -403,14 +403,15 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
             assert row.lease_expires_at is not None
             return row.lease_expires_at
 
-        for wid in ("held", "free"):
+        for wid in ("held", "free", "stale"):
             backend.start_workflow(NewWorkflow(wid, "pg.lease", "fp", None, None), owner, 1)
-        before = {wid: lease(wid) for wid in ("held", "free")}
+        before = {wid: lease(wid) for wid in ("held", "free", "stale")}
         with psycopg.connect(plain(postgres_url)) as other:
             other.execute(f'SET search_path TO "{schema_of(postgres_url)}"')
             other.execute("SELECT 1 FROM durable_workflows WHERE workflow_id = 'held' FOR UPDATE")
             renewer = threading.Thread(
-                target=backend.renew_leases, args=(owner, {"held": 1, "free": 1}, 600)
+                target=backend.renew_leases,
+                args=(owner, {"held": 1, "free": 1, "stale": 2}, 600),  # stale: not its epoch
             )
             renewer.start()
             renewer.join(timeout=30)
@@ -420,5 +421,6 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
         assert not waited, "the renewal waited for the locked row"
         assert lease("held") == before["held"]
         assert lease("free") > before["free"] + 300
+        assert lease("stale") == before["stale"]
         backend.renew_leases(owner, {"held": 1}, 600)  # the next beat
         assert lease("held") > before["held"] + 300

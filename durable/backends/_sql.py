@@ -652,6 +652,16 @@ class SqlBackend(Backend):
         return [_workflow_row(r) for r in result.rows]
 
     async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> None:
+        if "renew" in self.q.rows and len(leases) > 1:
+            await tx.execute(
+                self.q.rows["renew"],
+                {
+                    "workflow_id": list(leases),
+                    "epoch": list(leases.values()),
+                    "lease": float(lease_seconds),
+                },
+            )
+            return
         for workflow_id, epoch in leases.items():
             await tx.execute(
                 self.q.renew,

@@ -137,7 +137,8 @@ class Statements:
         attempt_values = {c.name: _P(c.name, type_=c.type) for c in at.c if c.name != "id"}
         self.rows: dict[str, sa.Executable] = {}
         """Statements that write many rows at once, by the write they stand for
-        (``record_step``, ``start_workflow``, ``finish``), where a database has them."""
+        (``record_step``, ``start_workflow``, ``finish``, ``renew``), where a database
+        has them."""
         self.record_attempt = sa.insert(at).from_select(
             list(attempt_values), sa.select(*attempt_values.values()).where(fence)
         )
@@ -473,7 +474,7 @@ def _step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
 
 
 def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Executable]:
-    """Many-row forms of three writes, for PostgreSQL: one statement and one round trip.
+    """Many-row forms of four writes, for PostgreSQL: one statement and one round trip.
 
     Each parameter is an array with one element per row, sent in binary and
     unnested into rows that the statement reads where the one-row form binds
@@ -521,6 +522,7 @@ def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.E
     finished = unnest(
         {c: w.c[c].type for c in ("workflow_id", "epoch", "status", "result", "error")}
     )
+    leases = unnest({c: w.c[c].type for c in ("workflow_id", "epoch")})
     stmts: dict[str, Any] = {
         "start_workflow": insert(w)
         .from_select(list(started), select(started, w))
@@ -541,5 +543,20 @@ def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.E
         .where(w.c.workflow_id == finished.c.workflow_id, w.c.epoch == finished.c.epoch)
         .values(_finished_values(lambda name: finished.c[name], now))
         .returning(w.c.workflow_id),
+        # Every lease a heartbeat renews, in one round trip, skipping rows
+        # another transaction holds (as ``renew`` does one by one).
+        "renew": sa.update(w)
+        .where(
+            w.c.workflow_id.in_(
+                sa.select(w.c.workflow_id)
+                .join(
+                    leases,
+                    sa.and_(w.c.workflow_id == leases.c.workflow_id, w.c.epoch == leases.c.epoch),
+                )
+                .with_for_update(of=w, skip_locked=True)
+                .scalar_subquery()
+            )
+        )
+        .values(lease_expires_at=now + sa.cast(_P("lease"), sa.Float)),
     }
     return {k: v.execution_options(binary_binds=True) for k, v in stmts.items()}
