@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import importlib.metadata
+import json
 import os
 import pickle
 import platform
@@ -739,16 +740,19 @@ def _run_python(code: str, *flags: str) -> tuple[float, str]:
     return time.perf_counter() - start, done.stderr
 
 
-def import_seconds(module: str, runs: int) -> float:
-    """Median wall time of ``import module`` in a new interpreter, less its start-up."""
-    with_import = [_run_python(f"import {module}")[0] for _ in range(runs)]
-    bare = [_run_python("pass")[0] for _ in range(runs)]
+def import_seconds(module: str, runs: int, after: str | None = None) -> float:
+    """Median wall time of ``import module`` in a new interpreter, less its start-up
+    (and less importing ``after`` first: the pytest plugin's cost is what it adds to pytest)."""
+    first = f"import {after}; " if after else ""
+    with_import = [_run_python(f"{first}import {module}")[0] for _ in range(runs)]
+    bare = [_run_python(f"import {after}" if after else "pass")[0] for _ in range(runs)]
     return statistics.median(with_import) - statistics.median(bare)
 
 
-def importtime_seconds(module: str) -> float | None:
+def importtime_seconds(module: str, after: str | None = None) -> float | None:
     """Cumulative import time of ``module`` as ``python -X importtime`` reports it."""
-    _, stderr = _run_python(f"import {module}", "-X", "importtime")
+    first = f"import {after}; " if after else ""
+    _, stderr = _run_python(f"{first}import {module}", "-X", "importtime")
     for line in stderr.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
         if match and match.group(2).strip() == module:
@@ -1024,20 +1028,100 @@ def _run_and_report(
         f"peak RSS of this process: {rss_before:.1f} MiB before the runs, "
         f"{peak_rss_mib():.1f} MiB after (all engines, {blobs_mib:g} MiB of payloads held)"
     )
+    print()
+    print("Peak memory in scenario 3: each engine in a process of its own, its modules imported")
+    print(f"and {blobs_mib:g} MiB of payloads made before; 'added' is what opening the store and")
+    print("running the scenario took on top (median of up to 3 repeats)")
+    print()
+    print(render(memory_table(args, sizes, found), args.markdown))
+    print()
     runs = 1 if args.quick else 5
     for module in ("durable", "dbos") if dbos is not None else ("durable",):
         print(import_line(module, runs))
+    print(import_line("durable.plugins.pytest", runs, after="pytest"))
     return 0
 
 
-def import_line(module: str, runs: int) -> str:
-    cumulative = importtime_seconds(module)
+def memory_table(args: argparse.Namespace, sizes: Sizes, found: list[Engine]) -> list[list[str]]:
+    """Peak RSS of scenario 3 per engine: each runs it once in a new interpreter."""
+    rows = [["Store", "Engine", "peak RSS, MiB", "of it before the run, MiB", "added, MiB"]]
+    for engine in found:
+        if BLOB not in engine.scenarios or engine.label == PYTHON:
+            continue
+        samples = [_blob_memory_in_child(args, engine) for _ in range(min(args.repeat, 3))]
+        before = statistics.median(b for b, _ in samples)
+        peak = statistics.median(p for _, p in samples)
+        rows.append(
+            [
+                BACKEND_TITLES[engine.backend],
+                engine.label,
+                _num(peak),
+                _num(before),
+                _num(peak - before),
+            ]
+        )
+    return rows
+
+
+def _blob_memory_in_child(args: argparse.Namespace, engine: Engine) -> tuple[float, float]:
+    command = [sys.executable, __file__, "--postgres-url", args.postgres_url]
+    command += ["--quick"] if args.quick else []
+    command += [_CHILD_FLAG, engine.backend, engine.label]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"scenario 3 of {engine.label} failed:\n{done.stderr}")
+    before, peak = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(before), float(peak)
+
+
+_CHILD_FLAG = "--blob-memory-of"
+
+
+def _status_mib(field: str) -> float:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from Linux's
+    /proc: ``ru_maxrss`` would also count the parent's, which a child keeps across exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return peak_rss_mib()
+
+
+def _blob_memory_child(argv: list[str]) -> int:
+    """In the child: run scenario 3 of one engine once; print peak RSS before and after."""
+    i = argv.index(_CHILD_FLAG)
+    backend, label = argv[i + 1], argv[i + 2]
+    args = parse_args(argv[:i] + argv[i + 3 :])
+    sizes = QUICK if args.quick else FULL
+    pg = PgServer(args.postgres_url) if backend == POSTGRES else None
+    try:
+        (engine,) = [e for e in engines((backend,), with_dbos=True) if e.label == label]
+        if label in (DBOS_DEFAULT, DBOS_WAL, DBOS_PG):
+            import dbos  # noqa: F401  (its import is not the scenario's memory)
+        _BLOBS[:] = [os.urandom(sizes.blob_bytes) for _ in range(sizes.blob_steps)]
+        with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
+            place = Place(Path(tmp), f"bench_{uuid.uuid4().hex[:16]}", pg)
+            before = _status_mib("VmRSS")
+            _measure(engine, BLOB, sizes, place)
+            print(json.dumps([before, _status_mib("VmHWM")]))
+    finally:
+        if pg is not None:
+            pg.close()
+    return 0
+
+
+def import_line(module: str, runs: int, after: str | None = None) -> str:
+    """Import time of ``module`` in new interpreters; with ``after``, what it adds to it."""
+    cumulative = importtime_seconds(module, after)
+    base = f"`python -c 'import {after}'`" if after else "`python -c pass`"
     return (
-        f"import {module}: {import_seconds(module, runs) * 1e3:.0f} ms "
-        f"(new interpreter, median of {runs}, less `python -c pass`); "
+        f"import {module}: {import_seconds(module, runs, after) * 1e3:.0f} ms "
+        f"(new interpreter, median of {runs}, less {base}); "
         f"-X importtime cumulative: {_num(None if cumulative is None else cumulative * 1e3)} ms"
     )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_blob_memory_child(sys.argv[1:]) if _CHILD_FLAG in sys.argv else main())
