@@ -100,7 +100,9 @@ class WriteLock:
     @staticmethod
     def release(fd: int) -> None:
         if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            # Closed meanwhile by close(): the lock went with it.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _open(self) -> int:
         with self._fds_lock:
@@ -108,7 +110,8 @@ class WriteLock:
                 return -1
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError:  # a read-only folder: SQLite alone decides
+            except OSError:  # a read-only folder: SQLite alone decides, from now on
+                self._closed = True
                 return -1
             self._fds.append(fd)
         self._local.fd, self._local.pid = fd, os.getpid()
