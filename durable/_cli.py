@@ -181,18 +181,16 @@ def _check_store_exists(url: str, given: str | None) -> None:
     A typo in ``--url``, or running in the wrong folder, would otherwise list
     nothing and leave a stray ``.durable/durable.db`` behind.
     """
-    from durable._config import ENV_VAR, parse_url
+    from durable._config import ENV_VAR, is_memory, parse_url, path_hint
 
     parsed = parse_url(url)
     database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return
-    if parsed.query.get("uri") or Path(database).exists():
+    if parsed.get_backend_name() != "sqlite" or is_memory(parsed) or Path(database).exists():
         return
     source = "--url" if given else f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default"
     raise ConfigurationError(
-        f"no durable store at {database} (from {source}); run a workflow there first, or "
-        f"point --url or ${ENV_VAR} at an existing store"
+        f"no durable store at {database}{path_hint(database)} (from {source}); run a "
+        f"workflow there first, or point --url or ${ENV_VAR} at an existing store"
     )
 
 

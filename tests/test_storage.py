@@ -136,7 +136,7 @@ def test_an_uncreatable_folder_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("just/a/path.db", "is not a store URL; use 'sqlite:///path/to/file.db'"),
+        ("just/a/path.db", "is not a store URL; use sqlite:///relative/path.db"),
         ("mysql://bob:hunter2@db.local/app", "unsupported store URL scheme 'mysql'"),
         ("sqlite+aiosqlite:///x.db", "unsupported SQLite driver"),
         ("bad url://bob:hunter2@host", "malformed store URL"),

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
+from durable._config import flag
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
@@ -113,8 +114,10 @@ class PostgresBackend(SqlBackend):
     """The store in a PostgreSQL schema (``durable`` unless the URL says ``?schema=``).
 
     URL options (query parameters): ``schema``, ``pool_min`` (default 1),
-    ``pool_max`` (default 10); any other is passed to libpq (``sslmode``,
-    ``application_name``, ``connect_timeout``...).
+    ``pool_max`` (default 10), ``shared`` (``true``: durable's tables may join
+    a schema that holds other tables); libpq's own (``sslmode``,
+    ``application_name``, ``connect_timeout``...) are passed to libpq, and
+    any other is refused (``durable._config.parse_url``).
     """
 
     def __init__(self, url: sa.URL, durability: str = "normal") -> None:
@@ -131,6 +134,8 @@ class PostgresBackend(SqlBackend):
         self._pool_timeout = psycopg_pool.PoolTimeout
         self.url = url.render_as_string(hide_password=True)
         options = dict(url.query)
+        self.shared = flag(url, "shared")
+        options.pop("shared", None)
         self.schema = _pop_schema(options, self.url)
         pool_min = _pop_int(options, "pool_min", DEFAULT_POOL_MIN, self.url, minimum=0)
         pool_max = _pop_int(options, "pool_max", DEFAULT_POOL_MAX, self.url, minimum=1)
@@ -224,10 +229,16 @@ class PostgresBackend(SqlBackend):
             engine.dispose()
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailableError:
-        reason = str(exc).strip() or type(exc).__name__
+        reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+        # libpq asks "Is the server running...?" itself when it could not connect.
+        hint = (
+            "Are the URL and credentials right?"
+            if "server running" in reason
+            else "Is the server running, and are the URL and credentials right?"
+        )
         return BackendUnavailableError(
-            f"cannot reach the PostgreSQL store {self.url} ({self._where}): {reason}. "
-            "Is the server running and are the URL and credentials right?",
+            f"cannot reach the PostgreSQL store {self.url} ({self._where}): {reason}"
+            f"{'' if reason.endswith('?') else '.'} {hint}",
             url=self.url,
         )
 
