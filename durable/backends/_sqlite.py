@@ -129,8 +129,7 @@ class SqliteBackend(SqlBackend):
             self.close()
             reason = getattr(exc, "orig", None) or exc
             raise BackendUnavailableError(
-                f"cannot open the SQLite database {self.url}: {reason}. Is it a "
-                "durable database, and is its folder writable?",
+                f"cannot open the SQLite database {self.url}: {explain(reason, database)}",
                 url=self.url,
             ) from exc
         except BaseException:  # a newer schema, an interrupt: leave no connection open
@@ -230,8 +229,13 @@ class SqliteBackend(SqlBackend):
                 return await op(
                     _RawTx(self._connection(), self._checkpointer, self._writers), *args
                 )
-        except sqlite3.OperationalError as exc:  # the store did not answer, as on PostgreSQL
-            raise self._failed(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            # The store did not answer (as on PostgreSQL), or its file is
+            # damaged: not a constraint of one write (IntegrityError), which a
+            # group commit answers by committing each write alone.
+            if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
+                raise self._failed(exc) from exc
+            raise
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
@@ -240,30 +244,32 @@ class SqliteBackend(SqlBackend):
             raise self._failed(exc) from exc
 
     def _failed(self, exc: sqlite3.DatabaseError) -> BackendUnavailableError:
-        if isinstance(exc, sqlite3.OperationalError):
-            locked = "locked" in str(exc)
-            return BackendUnavailableError(
-                f"the SQLite store {self.url} did not answer: {exc}"
-                + (
-                    f" (another connection held its write lock for over "
-                    f"{_BUSY_TIMEOUT_MS // 1000} s)"
-                    if locked
-                    else ""
-                ),
-                url=self.url,
-            )
         return BackendUnavailableError(
-            f"the SQLite store {self.url} failed: {exc}. Is the file damaged?",
-            url=self.url,
+            f"the SQLite store {self.url} failed: {explain(exc, self._path)}", url=self.url
         )
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
-        self.now()  # a damaged or locked file raises BackendUnavailableError here
+        self.now()  # a locked file raises BackendUnavailableError here
+        latency = time.perf_counter() - started
+        # A damaged page answers nothing until something reads it: read them
+        # all (every table and index; it takes as long as reading the file).
+        with self._lock:
+            try:
+                found = [row[0] for row in self._connection().execute("PRAGMA quick_check")]
+            except sqlite3.DatabaseError as exc:
+                raise self._failed(exc) from exc
+        if found != ["ok"]:
+            shown = "; ".join(found[:3]) + ("..." if len(found) > 3 else "")
+            raise BackendUnavailableError(
+                f"the SQLite store {self.url} failed its integrity check ({shown}): "
+                f"{damaged(self._path)}",
+                url=self.url,
+            )
         return {
             "backend": "sqlite",
             "server_version": sqlite3.sqlite_version,
-            "latency_ms": (time.perf_counter() - started) * 1000,
+            "latency_ms": latency * 1000,
         }
 
     def close(self) -> None:
@@ -276,3 +282,45 @@ class SqliteBackend(SqlBackend):
         for conn in connections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+
+_RESTORE = (
+    "restore it from a copy (with its -wal file), or save what is still readable: "
+    "sqlite3 {path} .recover | sqlite3 {path}.recovered, and point the store URL at that file"
+)
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode, Python 3.11+;
+# older Pythons fall back on the message).
+_BUSY, _LOCKED, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 5, 6, 8, 14, 11, 26
+
+
+def damaged(path: str) -> str:
+    """What to do about a damaged store file."""
+    return f"the file {path} is damaged; " + _RESTORE.format(path=path)
+
+
+def explain(exc: BaseException, path: str) -> str:
+    """What a sqlite3 error means for the store at ``path``, and what to do."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    code = code & 0xFF if isinstance(code, int) else None
+    if code == _NOTADB or "not a database" in text or "file is encrypted" in text:
+        return (
+            f"{path} is not a SQLite database ({text}): point the URL at a durable "
+            "store; if this was one, " + damaged(path)
+        )
+    if code == _CORRUPT or "malformed" in text:
+        return f"{text}: {damaged(path)}"
+    if code in (_BUSY, _LOCKED) or "locked" in text:
+        return (
+            f"{text}: another process (or connection) held its write lock for over "
+            f"{_BUSY_TIMEOUT_MS // 1000} s (a long cleanup, a stopped process, a sqlite3 "
+            "shell with a transaction open); try again once it lets go"
+        )
+    if code == _READONLY or "readonly" in text:
+        return (
+            f"{text}: the store is open read-only (mode=ro in its URL, or its file or "
+            "folder is not writable here): it can be listed and shown, not written"
+        )
+    if code == _CANTOPEN or "unable to open" in text:
+        return f"{text}: is the path right, and are the file and its folder readable?"
+    return text
