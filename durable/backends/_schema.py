@@ -13,7 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
-from durable._errors import SchemaVersionError
+from durable._errors import ConfigurationError, SchemaVersionError
 
 SCHEMA_VERSION = 4
 
@@ -194,6 +194,31 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
     if conn.dialect.name == "postgresql":
         _store_payloads_as_they_are(conn)
     return found
+
+
+def refuse_foreign_tables(
+    conn: sa.Connection, where: str, schema: str | None = None, shared: bool = False
+) -> None:
+    """Refuse, before anything is written, a database of other tables and no durable store.
+
+    Opening a store creates durable's tables in a new database; in one that
+    holds an application's tables it would add them beside those (and switch
+    a SQLite file to WAL), which nobody asked for unless the URL says
+    ``shared=true``. Called only when no durable schema version is stored.
+    """
+    if shared:
+        return
+    others = sorted(t for t in sa.inspect(conn).get_table_names(schema=schema))
+    if not others:
+        return
+    place = f"schema {schema!r} of the database" if schema else "database"
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    raise ConfigurationError(
+        f"the {place} at {where} holds other tables ({shown}) and no durable store; it was "
+        f"left untouched. Give durable a {'schema' if schema else 'file'} of its own, or "
+        f"add shared=true to the URL's options to keep durable's tables beside these",
+        url=where,
+    )
 
 
 def _payload_columns() -> list[tuple[str, str]]:

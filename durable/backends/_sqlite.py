@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -16,7 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import StaticPool
 
-from durable._errors import BackendUnavailableError
+from durable._config import flag, is_memory, path_hint, read_only
+from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
@@ -91,10 +93,13 @@ class SqliteBackend(SqlBackend):
 
     def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
         database = url.database or ""
-        self.memory = database in ("", ":memory:")
+        self.memory = is_memory(url)
         self.url = url.render_as_string(hide_password=True)
         self.durability = durability
+        self.shared = flag(url, "shared")
         self._path = database
+        self._asked_read_only = read_only(url)
+        self.read_only, self._uri = _read_only_open(url)
         self.identity = (
             f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
         )
@@ -110,7 +115,7 @@ class SqliteBackend(SqlBackend):
         self._writers: WriteLock | None = None
         if self.memory:
             self._lock = threading.RLock()
-        else:
+        elif not self.read_only:
             try:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -121,7 +126,7 @@ class SqliteBackend(SqlBackend):
         try:
             if self.memory:
                 self._shared = self._connect()
-            else:
+            elif not self.read_only:  # a read-only store is never written, nor checkpointed
                 self._checkpointer = Checkpointer(self._checkpoint_connection, self.url)
                 self._writers = write_lock(database)
             self._open()
@@ -147,15 +152,16 @@ class SqliteBackend(SqlBackend):
     def _checkpoint_connection(self) -> sqlite3.Connection:
         """A connection with the store's settings (its checkpoint thread closes its own)."""
         conn = sqlite3.connect(
-            self._path or ":memory:",
+            self._uri or self._path or ":memory:",
             timeout=_BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,  # autocommit: transactions are begun explicitly
             check_same_thread=False,
+            uri=bool(self._uri),
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
-            if not self.memory:
+            if not self.memory and not self.read_only:
                 conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
                 # Once the log starts over, its file shrinks back to this.
                 conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
@@ -175,15 +181,24 @@ class SqliteBackend(SqlBackend):
         return conn
 
     def _open(self) -> None:
-        """Check the version, switch to WAL, create or migrate the schema."""
+        """Check the version and the tables, switch to WAL, create or migrate the schema.
+
+        A file that is refused (a newer schema, an application's tables) is
+        refused before anything, even a pragma, changes it. A read-only store
+        is only checked.
+        """
         engine = sa.create_engine(
             "sqlite://", creator=self._connection, poolclass=StaticPool if self.memory else None
         )
         try:
-            # Refuse a newer database before anything, even a pragma, touches it.
             with engine.connect() as conn:
-                s.check_version(conn, self.url)
+                found = s.check_version(conn, self.url)
+                if not found and not self.read_only:
+                    s.refuse_foreign_tables(conn, self.url, shared=self.shared)
                 conn.rollback()
+            if self.read_only:
+                self._check_readable(found)
+                return
             if not self.memory:
                 # Persistent in the file: later connections find WAL on.
                 self._connection().execute("PRAGMA journal_mode = WAL")
@@ -198,6 +213,23 @@ class SqliteBackend(SqlBackend):
                 conn.exec_driver_sql("COMMIT")
         finally:
             engine.dispose(close=False)
+
+    def _check_readable(self, found: int) -> None:
+        """A read-only store must be a durable store this version reads as it is."""
+        why = self._read_only_why()
+        if not found:
+            raise ConfigurationError(
+                f"no durable store in {self._path}{path_hint(self._path)}; it is opened "
+                f"read-only ({why}), so durable will not create one there",
+                url=self.url,
+            )
+        if found < s.SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"the store {self.url} has durable schema version {found}, older than this "
+                f"durable-sdk's ({s.SCHEMA_VERSION}), and is opened read-only ({why}): "
+                "it must be migrated first, by opening it once with write access",
+                url=self.url,
+            )
 
     @contextlib.contextmanager
     def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
@@ -244,9 +276,15 @@ class SqliteBackend(SqlBackend):
             raise self._failed(exc) from exc
 
     def _failed(self, exc: sqlite3.DatabaseError) -> BackendUnavailableError:
+        why = self._read_only_why() if self.read_only else None
         return BackendUnavailableError(
-            f"the SQLite store {self.url} failed: {explain(exc, self._path)}", url=self.url
+            f"the SQLite store {self.url} failed: {explain(exc, self._path, why)}", url=self.url
         )
+
+    def _read_only_why(self) -> str:
+        if self._asked_read_only:
+            return "its URL says mode=ro"
+        return "this process may not write its file or folder"
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
@@ -284,6 +322,38 @@ class SqliteBackend(SqlBackend):
                 conn.close()
 
 
+def _read_only_open(url: sa.URL) -> tuple[bool, str]:
+    """Whether to open a SQLite file read-only, and then the URI to open it with.
+
+    Read-only when the URL says ``mode=ro``, or when this process may not
+    write the file or its folder (a read-only file system, a copy owned by
+    someone else): such a store can still be listed and shown. In a folder
+    where SQLite cannot create the ``-wal`` and ``-shm`` files it needs to
+    read a WAL database, and where none exists, the file is opened
+    ``immutable``: nobody can be writing it without them.
+    """
+    database = url.database or ""
+    if is_memory(url):
+        return False, ""
+    folder = os.path.dirname(os.path.abspath(database))
+    exists = os.path.exists(database)
+    writable = not exists or os.access(database, os.W_OK)
+    if os.path.isdir(folder):
+        writable = writable and os.access(folder, os.W_OK)
+    if not read_only(url) and (writable or not exists):
+        return False, ""
+    if not exists:
+        raise ConfigurationError(
+            f"no durable store at {database}{path_hint(database)}: mode=ro opens an "
+            "existing store only",
+            url=url.render_as_string(hide_password=True),
+        )
+    uri = f"file:{urllib.parse.quote(os.path.abspath(database))}?mode=ro"
+    if not os.access(folder, os.W_OK) and not os.path.exists(f"{database}-wal"):
+        uri += "&immutable=1"
+    return True, uri
+
+
 _RESTORE = (
     "restore it from a copy (with its -wal file), or save what is still readable: "
     "sqlite3 {path} .recover | sqlite3 {path}.recovered, and point the store URL at that file"
@@ -298,8 +368,11 @@ def damaged(path: str) -> str:
     return f"the file {path} is damaged; " + _RESTORE.format(path=path)
 
 
-def explain(exc: BaseException, path: str) -> str:
-    """What a sqlite3 error means for the store at ``path``, and what to do."""
+def explain(exc: BaseException, path: str, read_only_why: str | None = None) -> str:
+    """What a sqlite3 error means for the store at ``path``, and what to do.
+
+    ``read_only_why`` says why the store was opened read-only, if it was.
+    """
     text = str(exc)
     code = getattr(exc, "sqlite_errorcode", None)
     code = code & 0xFF if isinstance(code, int) else None
@@ -317,9 +390,10 @@ def explain(exc: BaseException, path: str) -> str:
             "shell with a transaction open); try again once it lets go"
         )
     if code == _READONLY or "readonly" in text:
+        why = read_only_why or "its file or folder is not writable"
         return (
-            f"{text}: the store is open read-only (mode=ro in its URL, or its file or "
-            "folder is not writable here): it can be listed and shown, not written"
+            f"{text}: the store is open read-only ({why}); it can be listed and shown, "
+            "not written (calling a workflow writes, even one that is done)"
         )
     if code == _CANTOPEN or "unable to open" in text:
         return f"{text}: is the path right, and are the file and its folder readable?"
