@@ -218,3 +218,16 @@ def test_read_only_opens_only_an_existing_current_store(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE orders (id INTEGER)")
     with pytest.raises(durable.ConfigurationError, match=r"no durable store in .*opened read-only"):
         durable.Runtime(f"sqlite:///{app}?mode=ro")
+
+
+def test_read_only_refuses_a_store_that_needs_migrating(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    dump = (Path(__file__).parent / "data" / "schema_v1.sql").read_text()
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(dump)
+    before = digest(path)
+    with pytest.raises(durable.ConfigurationError) as info:
+        durable.Runtime(f"sqlite:///{path}?mode=ro")
+    assert "has durable schema version 1, older than this durable-sdk's" in str(info.value)
+    assert "opening it once with write access" in str(info.value)
+    assert digest(path) == before

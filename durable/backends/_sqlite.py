@@ -83,6 +83,12 @@ class SqliteBackend(SqlBackend):
     not yet written out. Writers wait up to 30 s for each other. Checkpoints
     run on a background thread (``_checkpointer``).
 
+    URL options (checked by ``durable._config.parse_url``): ``mode=ro`` opens
+    an existing store read-only, as does a file or folder this process may
+    not write (``_read_only_open``); ``shared=true`` lets durable's tables
+    join a database that holds other tables, which is otherwise refused
+    before anything in it changes.
+
     Statements run on plain sqlite3 connections (one per thread; the single
     one of ``:memory:`` behind a lock), in autocommit unless an operation
     needs several statements to be atomic. Calls take microseconds, so the
