@@ -151,7 +151,9 @@ class Runtime:
             makes retry backoffs and waits instant in tests.
         secret_key: Sign every stored payload (HMAC-SHA256) and refuse
             unsigned or tampered ones, never unpickling them. Default
-            ``$DURABLE_SECRET_KEY``; none, no signing.
+            ``$DURABLE_SECRET_KEY``; none, no signing. At least 16 bytes:
+            an empty or shorter key (argument or environment) raises
+            ConfigurationError rather than turning signing off.
         old_secret_keys: Former keys still accepted for reading (rotation).
             Default ``$DURABLE_OLD_SECRET_KEYS``, comma-separated.
         compress_threshold: Payloads from this size (bytes) are compressed

@@ -41,6 +41,10 @@ _MAC_LEN, _KEY_ID_LEN = 32, 4
 _SAMPLE = 4 * 1024
 
 SECRET_KEY_ENV = "DURABLE_SECRET_KEY"
+MIN_SECRET_KEY_BYTES = 16
+"""The shortest signing key accepted: 128 bits, the strength HMAC-SHA256 is
+trusted for (NIST SP 800-107). A shorter key (a word, a PIN) can be guessed
+offline from one stored payload, and then payloads can be forged."""
 OLD_SECRET_KEYS_ENV = "DURABLE_OLD_SECRET_KEYS"
 DEFAULT_COMPRESS_THRESHOLD = 64 * 1024
 _LARGE_BYTES = 64 * 1024
@@ -131,7 +135,9 @@ class Codec:
     Args:
         secret_key: Sign every payload with HMAC-SHA256 under this key, and
             refuse unsigned or badly signed ones. Defaults to
-            ``$DURABLE_SECRET_KEY``.
+            ``$DURABLE_SECRET_KEY``. At least :data:`MIN_SECRET_KEY_BYTES`
+            bytes (UTF-8 for a str); an empty or shorter one, given or from
+            the environment, is a ConfigurationError, never "no signing".
         old_secret_keys: Keys still accepted for reading (key rotation).
             Defaults to ``$DURABLE_OLD_SECRET_KEYS`` (comma-separated).
         compress_threshold: Bodies at least this large are compressed, when a
@@ -149,8 +155,9 @@ class Codec:
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        if secret_key is None:
-            secret_key = os.environ.get(SECRET_KEY_ENV) or None
+        from_env = secret_key is None
+        if from_env:
+            secret_key = os.environ.get(SECRET_KEY_ENV)
         if old_secret_keys is None:
             env = os.environ.get(OLD_SECRET_KEYS_ENV, "")
             old_secret_keys = [k for k in env.split(",") if k]
@@ -162,7 +169,7 @@ class Codec:
                 raise ConfigurationError(
                     f"{name} must be a whole number of bytes >= 1 (or None), not {number!r}"
                 )
-        self._key = _as_key(secret_key) if secret_key else None
+        self._key = None if secret_key is None else _signing_key(secret_key, from_env)
         self._keys = {_key_id(k): k for k in map(_as_key, old_secret_keys)}
         if self._key is not None:
             self._keys[_key_id(self._key)] = self._key
@@ -304,6 +311,28 @@ class Codec:
             f"the stored {what} was refused: it has {why}. It was not unpickled.",
             what=what,
         )
+
+
+def _signing_key(key: object, from_env: bool) -> bytes:
+    """The key to sign with; ConfigurationError for one that would sign nothing safely.
+
+    An empty key used to turn signing off without a word, so a store the user
+    believed protected unpickled whatever was written into it.
+    """
+    source = f"${SECRET_KEY_ENV}" if from_env else "secret_key"
+    if not isinstance(key, (str, bytes, bytearray)):
+        raise ConfigurationError(f"{source} must be a str or bytes, not {type(key).__name__}")
+    data = key.encode() if isinstance(key, str) else bytes(key)
+    if len(data) < MIN_SECRET_KEY_BYTES:
+        unset = f"unset {SECRET_KEY_ENV}" if from_env else "pass secret_key=None"
+        raise ConfigurationError(
+            f"{source} is {'empty' if not data else f'{len(data)} bytes long'}: a signing key "
+            f"must be at least {MIN_SECRET_KEY_BYTES} bytes (128 bits), or a forged payload "
+            "could be signed by guessing it. Use a long random secret, e.g. the output of "
+            '`python -c "import secrets; print(secrets.token_hex(32))"`, or '
+            f"{unset} to store payloads unsigned."
+        )
+    return data
 
 
 def _as_key(key: str | bytes) -> bytes:

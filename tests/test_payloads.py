@@ -107,14 +107,16 @@ async def test_a_signed_payload_moved_to_another_workflow_is_refused(db_url: str
 
 
 async def test_key_rotation_reads_old_keys_and_refuses_unknown_ones(db_url: str) -> None:
-    with durable.Runtime(db_url, secret_key="old-key") as runtime:
+    with durable.Runtime(db_url, secret_key="old-key-0123456789") as runtime:
         await crash_after_first_step(runtime, "w")
     with (
-        durable.Runtime(db_url, secret_key="new-key"),
+        durable.Runtime(db_url, secret_key="new-key-0123456789"),
         pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"),
     ):
         await flow.run(21, workflow_id="w")
-    with durable.Runtime(db_url, secret_key="new-key", old_secret_keys=["old-key"]):
+    with durable.Runtime(
+        db_url, secret_key="new-key-0123456789", old_secret_keys=["old-key-0123456789"]
+    ):
         assert await flow.run(21, workflow_id="w") == 42
 
 
@@ -126,7 +128,7 @@ async def test_secret_key_from_the_environment(
         await crash_after_first_step(runtime, "w")
     monkeypatch.delenv("DURABLE_SECRET_KEY")
     monkeypatch.setenv("DURABLE_OLD_SECRET_KEYS", f"other,{KEY}")
-    with durable.Runtime(db_url, secret_key="brand-new"):
+    with durable.Runtime(db_url, secret_key="brand-new-0123456789"):
         assert await flow.run(21, workflow_id="w") == 42
 
 
@@ -259,3 +261,49 @@ def test_self_referencing_and_numpy_values_round_trip(durable_sqlite: str) -> No
     assert (got_array == array).all()
     assert got_array.dtype == array.dtype
     assert str(got_decimal) == "-0.000"
+
+
+@pytest.mark.parametrize("key", ["", "short", b"15 bytes secret", "é" * 7])
+def test_an_empty_or_short_secret_key_is_refused(key: str | bytes, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    url = f"sqlite:///{store}"
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes") as info:
+        durable.Runtime(url, secret_key=key)
+    assert "secret_key=None" in str(info.value)
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes"):
+        durable.configure(url=url, secret_key=key)
+    assert not store.exists()  # refused before the store was opened
+
+
+@pytest.mark.parametrize("key", ["", "short"])
+def test_an_empty_or_short_secret_key_in_the_environment_is_refused(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DURABLE_SECRET_KEY", key)
+    store = tmp_path / "store.db"
+    url = f"sqlite:///{store}"
+    with pytest.raises(durable.ConfigurationError, match=r"\$DURABLE_SECRET_KEY is") as info:
+        durable.Runtime(url)
+    assert "unset DURABLE_SECRET_KEY" in str(info.value)
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes"):
+        durable.configure(url=url)
+    assert not store.exists()
+
+
+async def test_an_empty_key_never_lets_a_forged_payload_be_unpickled(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pwned = tmp_path / "pwned"
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "w")
+    evil = bytes((2, 0)) + pickle.dumps(Evil(pwned))
+    execute(db_url, "UPDATE durable_steps SET output = %s WHERE position = 1", evil)
+    monkeypatch.setenv("DURABLE_SECRET_KEY", "")  # a deployment that lost its secret
+    with pytest.raises(durable.ConfigurationError):
+        durable.Runtime(db_url)
+    assert not pwned.exists()
+
+
+def test_a_secret_key_of_16_bytes_signs() -> None:
+    with durable.Runtime("sqlite:///:memory:", secret_key="0123456789abcdef") as runtime:
+        assert runtime is not None
