@@ -17,7 +17,7 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import validate_workflow_id
-from durable._serialization import place, step_slot
+from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._sync import drive
 from durable.backends._base import (
     NewWorkflow,
@@ -504,21 +504,22 @@ class Store:
         self._refuse_live(row, "fork")
         position = await self._snapshot_position(sync, row, snapshot)
         codec = self._runtime._codec
-        steps = [
-            _replace_output(
-                s,
-                codec.seal(
-                    codec.open(s.output, place(workflow_id, step_slot(s.position)), what="record"),
-                    place(new_workflow_id, step_slot(s.position)),
-                    what="record",
-                ),
+        steps = []
+        for s in await self._call(sync, "steps_up_to", row.workflow_id, position):
+            bound = step_columns(s.kind, s.name, s.status.value, s.attempt, s.code_hash)
+            body = codec.open(
+                s.output, place(workflow_id, step_slot(s.position)), what="record", bound=bound
             )
-            for s in await self._call(sync, "steps_up_to", row.workflow_id, position)
-        ]
+            sealed = codec.seal(
+                body, place(new_workflow_id, step_slot(s.position)), what="record", bound=bound
+            )
+            steps.append(_replace_output(s, sealed))
+        call = call_columns(row.name, row.args_fingerprint)
         args = codec.seal(
-            codec.open(row.args or b"", place(workflow_id, "args"), what="arguments"),
+            codec.open(row.args or b"", place(workflow_id, "args"), what="arguments", bound=call),
             place(new_workflow_id, "args"),
             what="arguments",
+            bound=call,
         )
         new = NewWorkflow(new_workflow_id, row.name, row.args_fingerprint, args, None)
         if not await self._call(sync, "create_fork", new, f"{workflow_id}@{snapshot}", steps):
