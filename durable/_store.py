@@ -17,6 +17,14 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import validate_workflow_id
+from durable._limits import (
+    INT64_MAX,
+    NAME_COLUMN_CHARS,
+    SNAPSHOT_CHARS,
+    check_int,
+    check_optional_text,
+    check_text,
+)
 from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._sync import drive
 from durable.backends._base import (
@@ -364,11 +372,11 @@ class Store:
         until: dt.datetime | float | None,
         limit: int | None,
     ) -> list[WorkflowInfo]:
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ConfigurationError(f"limit must be a whole number >= 1 or None, not {limit!r}")
+        if limit is not None:
+            check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
         query = WorkflowQuery(
             statuses=_statuses(status),
-            name=name,
+            name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
             since=_timestamp(since),
             until=_timestamp(until),
             limit=limit,
@@ -488,6 +496,8 @@ class Store:
             )
 
     async def _restore(self, sync: bool, workflow_id: str, snapshot: str) -> None:
+        validate_workflow_id(workflow_id)
+        check_text(snapshot, "snapshot name", SNAPSHOT_CHARS)
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "restore")
         position = await self._snapshot_position(sync, row, snapshot)
@@ -499,6 +509,8 @@ class Store:
             )
 
     async def _fork(self, sync: bool, workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+        validate_workflow_id(workflow_id)
+        check_text(snapshot, "snapshot name", SNAPSHOT_CHARS)
         new_workflow_id = validate_workflow_id(new_workflow_id)
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "fork")
@@ -550,10 +562,7 @@ class Store:
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
     async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> CleanupReport:
-        if not isinstance(keep_snapshots, int) or keep_snapshots < 0:
-            raise ConfigurationError(
-                f"keep_snapshots must be a whole number >= 0, not {keep_snapshots!r}"
-            )
+        check_int(keep_snapshots, "keep_snapshots", minimum=0, maximum=INT64_MAX)
         counts = await self._call(sync, "prune", keep_snapshots, dry_run)
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
