@@ -1464,8 +1464,12 @@ def _extra(workflow_id: str, step: str | None = None, position: int | None = Non
 
 
 def _text(message: str) -> str:
-    """An error message as a column can hold it: no NUL, bounded length."""
+    """An error message as a column can hold it: no NUL, UTF-8, bounded length."""
     message = message.replace("\x00", "\\x00")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate (bytes decoded with surrogateescape)
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return message if len(message) <= 4000 else message[:3997] + "..."
 
 
