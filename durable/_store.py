@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -377,8 +378,8 @@ class Store:
         query = WorkflowQuery(
             statuses=_statuses(status),
             name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
-            since=_timestamp(since),
-            until=_timestamp(until),
+            since=_timestamp(since, "since"),
+            until=_timestamp(until, "until"),
             limit=limit,
         )
         rows = await self._call(sync, "query_workflows", query)
@@ -609,5 +610,16 @@ def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
         ) from None
 
 
-def _timestamp(value: dt.datetime | float | None) -> float | None:
-    return None if value is None else timestamp(value)
+def _timestamp(value: dt.datetime | float | None, what: str) -> float | None:
+    """A filter's time as the store compares it: a finite Unix timestamp."""
+    if value is None:
+        return None
+    try:
+        seconds = timestamp(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ConfigurationError(
+            f"{what} must be an aware datetime or a finite Unix timestamp, not {value!r}"
+        )
+    return seconds
