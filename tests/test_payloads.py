@@ -490,6 +490,17 @@ def test_a_finished_workflow_edited_to_error_is_not_run_again(db_url: str) -> No
     assert status == "error"
 
 
+def test_a_failed_workflow_edited_to_success_is_refused(signed_and_failed: str) -> None:
+    url = signed_and_failed
+    execute(url, "UPDATE durable_workflows SET status = 'success' WHERE workflow_id = 'w'")
+    with (
+        durable.Runtime(url, secret_key=KEY),
+        pytest.raises(durable.PayloadIntegrityError, match="result of workflow 'w'"),
+    ):
+        columns_flow.run_sync(1, workflow_id="w")
+    assert RUNS == ["counted", "counted_too"]
+
+
 @pytest.mark.parametrize(
     "edit",
     [
