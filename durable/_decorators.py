@@ -18,6 +18,7 @@ from durable import _context, _registry
 from durable._errors import ConfigurationError, SerializationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
+from durable._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
 from durable._retry import RetryPolicy
 from durable._runtime import current_runtime
 from durable._serialization import pickle_value
@@ -228,7 +229,7 @@ def step(
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "step")
         spec = StepSpec(
-            name=_check_name(name) or raw.__qualname__,
+            name=_check_name(raw.__qualname__ if name is None else name),
             is_async=inspect.iscoroutinefunction(raw),
             retry=policy,
             function=raw,
@@ -319,12 +320,8 @@ class _RunMethods:
     ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
-        if not isinstance(queue, str) or not queue or len(queue) > 64:
-            raise ConfigurationError(
-                f"a queue name is a non-empty str of at most 64 characters, not {queue!r}"
-            )
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ConfigurationError(f"priority must be an int, not {priority!r}")
+        check_text(queue, "queue name", QUEUE_CHARS)
+        check_int(priority, "priority")
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
         instance = getattr(self, "_self_instance", None) if workflow is not self else None
@@ -419,7 +416,7 @@ def durable_workflow(
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
         spec = WorkflowSpec(
-            name=_check_name(name) or f"{raw.__module__}.{raw.__qualname__}",
+            name=_check_name(f"{raw.__module__}.{raw.__qualname__}" if name is None else name),
             is_async=inspect.iscoroutinefunction(raw),
             on_running=on_running,
             on_code_change=_check_code_policy(on_code_change),
@@ -495,17 +492,9 @@ def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
     return policy
 
 
-def _check_name(name: str | None) -> str | None:
-    if name is not None and (
-        not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME
-    ):
-        raise ConfigurationError(
-            f"name must be a non-empty str of at most {_MAX_NAME} characters, not {name!r}"
-        )
-    return name
-
-
-_MAX_NAME = 500
+def _check_name(name: object) -> str:
+    """A workflow's or step's name (given, or its function's): recorded with every run."""
+    return check_text(name, "name", NAME_CHARS, blank_ok=False)
 
 
 def _fingerprint(

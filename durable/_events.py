@@ -10,10 +10,14 @@ from typing import Any
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._identity import validate_workflow_id
+from durable._limits import (
+    EVENT_KEY_CHARS,
+    NAME_COLUMN_CHARS,
+    check_optional_text,
+    check_text,
+)
 from durable._serialization import event_slot, place
 from durable._sync import drive, here, run_coroutine_sync
-
-_MAX_KEY = 255
 
 
 def wait_for_event(
@@ -198,20 +202,18 @@ async def _always_sent(sending: Coroutine[Any, Any, bool]) -> bool:
 
 
 def _check_idempotency_key(idempotency_key: object) -> None:
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 255
-    ):
-        raise ConfigurationError(
-            f"idempotency_key must be a non-empty str of at most 255 characters, "
-            f"not {idempotency_key!r}"
-        )
+    check_optional_text(idempotency_key, "idempotency_key", EVENT_KEY_CHARS)
 
 
 def _check_key(key: object) -> None:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY or "\x00" in key:
+    key = check_text(key, "event key", EVENT_KEY_CHARS)
+    # The key is recorded in the name of the step that holds its value.
+    if len(f"wait_for_event({key!r}) timeout") > NAME_COLUMN_CHARS:
         raise ConfigurationError(
-            f"an event key is a non-empty str of at most {_MAX_KEY} characters "
-            f"without NUL, not {key!r}"
+            f"event key {key[:40]!r}... is too long once quoted ({len(repr(key))} characters "
+            f"as the repr in the name of the step that records it, whose column holds "
+            f"{NAME_COLUMN_CHARS}); use a shorter key, or fewer characters that need escaping",
+            event_key=key,
         )
 
 

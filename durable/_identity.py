@@ -17,33 +17,21 @@ from typing import Any
 import cloudpickle
 
 from durable._errors import InvalidWorkflowIdError
+from durable._limits import WORKFLOW_ID_CHARS, check_text
 
-MAX_WORKFLOW_ID_LENGTH = 255
+MAX_WORKFLOW_ID_LENGTH = WORKFLOW_ID_CHARS
 """The longest workflow id accepted, in characters."""
 
 
 def validate_workflow_id(workflow_id: object) -> str:
-    """Return ``workflow_id`` if it is usable, else raise InvalidWorkflowIdError."""
-    if not isinstance(workflow_id, str):
-        raise InvalidWorkflowIdError(
-            f"a workflow id must be a str, not {type(workflow_id).__name__} ({workflow_id!r})",
-            workflow_id=workflow_id,
-        )
-    if not workflow_id:
-        raise InvalidWorkflowIdError("a workflow id must not be empty", workflow_id=workflow_id)
-    if len(workflow_id) > MAX_WORKFLOW_ID_LENGTH:
-        raise InvalidWorkflowIdError(
-            f"workflow id {workflow_id[:40]!r}... is {len(workflow_id)} characters long; "
-            f"the limit is {MAX_WORKFLOW_ID_LENGTH}",
-            workflow_id=workflow_id,
-        )
-    if "\x00" in workflow_id:
-        raise InvalidWorkflowIdError(
-            f"workflow id {workflow_id!r} contains a NUL character, which no "
-            "backend can store faithfully",
-            workflow_id=workflow_id,
-        )
-    return workflow_id
+    """Return ``workflow_id`` if it is usable, else raise InvalidWorkflowIdError.
+
+    Usable: a non-empty str of at most 255 characters that every backend
+    stores as it is (no NUL character, no unpaired surrogate).
+    """
+    return check_text(
+        workflow_id, "workflow id", MAX_WORKFLOW_ID_LENGTH, error=InvalidWorkflowIdError
+    )
 
 
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:

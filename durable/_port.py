@@ -6,6 +6,7 @@ from durable._clock import Clock
 from durable._owner import current_owner
 from durable.backends._base import (
     Backend,
+    CheckSteps,
     EventRow,
     NewWorkflow,
     StepAttemptRow,
@@ -44,12 +45,20 @@ class Port:
         lease: float,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         b, owner = self._backend, current_owner()
         args = (workflow_id, epoch, status, owner, lease)
         if self.sync:
-            return b.claim_workflow(*args, rerun_failed=rerun_failed, recovery=recovery)
-        return await b.aclaim_workflow(*args, rerun_failed=rerun_failed, recovery=recovery)
+            return b.claim_workflow(
+                *args,
+                rerun_failed=rerun_failed,
+                recovery=recovery,
+                check_superseded=check_superseded,
+            )
+        return await b.aclaim_workflow(
+            *args, rerun_failed=rerun_failed, recovery=recovery, check_superseded=check_superseded
+        )
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
         if self.sync:

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import inspect
 import logging
@@ -34,6 +35,7 @@ from durable._errors import (
     NonDeterminismError,
     NotInWorkflowError,
     OwnershipLostError,
+    PayloadIntegrityError,
     PayloadTooLargeError,
     SerializationError,
     WorkflowAlreadyRunningError,
@@ -52,8 +54,10 @@ from durable._serialization import (
     DEFAULT_COMPRESS_THRESHOLD,
     DEFAULT_MAX_PAYLOAD_BYTES,
     Codec,
+    call_columns,
     event_slot,
     place,
+    step_columns,
     step_slot,
 )
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
@@ -151,7 +155,9 @@ class Runtime:
             makes retry backoffs and waits instant in tests.
         secret_key: Sign every stored payload (HMAC-SHA256) and refuse
             unsigned or tampered ones, never unpickling them. Default
-            ``$DURABLE_SECRET_KEY``; none, no signing.
+            ``$DURABLE_SECRET_KEY``; none, no signing. At least 16 bytes:
+            an empty or shorter key (argument or environment) raises
+            ConfigurationError rather than turning signing off.
         old_secret_keys: Former keys still accepted for reading (rotation).
             Default ``$DURABLE_OLD_SECRET_KEYS``, comma-separated.
         compress_threshold: Payloads from this size (bytes) are compressed
@@ -479,6 +485,7 @@ class Runtime:
             row.args or b"",
             place(row.workflow_id, "args"),
             what=f"arguments of workflow {row.workflow_id!r}",
+            bound=call_columns(row.name, row.args_fingerprint),
         )
         if isinstance(instance, MissingInstance):
             raise DurableError(
@@ -604,6 +611,7 @@ class Runtime:
                 inv.args_body,
                 place(workflow_id, "args"),
                 what=f"arguments of workflow {workflow_id!r}",
+                bound=call_columns(inv.spec.name, inv.args_fingerprint),
             ),
             parent_id=parent_id,
         )
@@ -688,13 +696,21 @@ class Runtime:
                         raise _quarantined(row)
                     row = await self._reload(port, workflow_id)
                     continue
+                rerun_failed = row.status is WorkflowStatus.ERROR
+                if rerun_failed:
+                    self._verify_failed(row)
                 claimed = await port.claim_workflow(
                     workflow_id,
                     row.epoch,
                     row.status,
                     self.lease_seconds,
-                    rerun_failed=row.status is WorkflowStatus.ERROR,
+                    rerun_failed=rerun_failed,
                     recovery=recovery,
+                    check_superseded=(
+                        functools.partial(self._verify_steps, workflow_id)
+                        if rerun_failed and self._codec.signing
+                        else None
+                    ),
                 )
                 if claimed is None:
                     row = await self._reload(port, workflow_id)
@@ -807,9 +823,42 @@ class Runtime:
         """A recorded step's value, or its recorded exception raised."""
         what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
         slot = place(workflow_id, step_slot(row.position))
+        bound = _bound(row)
         if row.status is StepStatus.SUCCESS:
-            return self._codec.loads(row.output, slot, what=what)
-        raise self._codec.loads_error(row.output, slot, what=what)
+            return self._codec.loads(row.output, slot, what=what, bound=bound)
+        raise self._codec.loads_error(row.output, slot, what=what, bound=bound)
+
+    def _verify_failed(self, row: WorkflowRow) -> None:
+        """Before a new attempt: the workflow really failed (its status was not edited).
+
+        A failed workflow always has its error recorded, signed; a finished
+        one whose status was changed to error has none, and running it again
+        would redo work its record says is done.
+        """
+        if self._codec.signing:
+            wid = row.workflow_id
+            self._codec.open(
+                row.error or b"", place(wid, "error"), what=f"error of workflow {wid!r}"
+            )
+
+    def _verify_steps(self, workflow_id: str, rows: Sequence[StepRow]) -> None:
+        """Raise PayloadIntegrityError unless every record is signed as it stands.
+
+        For records about to be acted on without being replayed (superseded by
+        a new attempt, run again for changed code, refused as the wrong step):
+        an edited status, kind, name or code fingerprint must not decide that.
+        Does nothing without a secret key.
+        """
+        if not self._codec.signing:
+            return
+        for row in rows:
+            self._codec.open(
+                row.output,
+                place(workflow_id, step_slot(row.position)),
+                what=f"record of step {row.name!r} (position {row.position} "
+                f"of workflow {workflow_id!r})",
+                bound=_bound(row),
+            )
 
     def _outcome(self, row: WorkflowRow) -> Any:
         """A finished workflow's recorded result, or its recorded error raised."""
@@ -837,9 +886,14 @@ class Runtime:
             return
         try:
             _, args, kwargs = self._codec.loads(
-                row.args or b"", place(row.workflow_id, "args"), what="recorded arguments"
+                row.args or b"",
+                place(row.workflow_id, "args"),
+                what=f"recorded arguments of workflow {row.workflow_id!r}",
+                bound=call_columns(row.name, row.args_fingerprint),
             )
             stored = _args_repr(args, kwargs)
+        except PayloadIntegrityError:
+            raise  # its name or fingerprint was edited: no conflict to report
         except Exception:
             stored = "<arguments that can no longer be unpickled>"
         called = _args_repr(inv.args, inv.kwargs)
@@ -954,6 +1008,8 @@ class Runtime:
 
         Returns the record to replay, or None when the step must run again.
         """
+        # An edited fingerprint must not make a committed step run again.
+        self._verify_steps(ctx.workflow_id, [recorded])
         policy = spec.on_code_change or ctx.on_code_change or _default_code_policy()
         where = f"step {spec.name!r} (position {position} of workflow {ctx.workflow_id!r})"
         if policy == "error":
@@ -1071,15 +1127,17 @@ class Runtime:
         """
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
         slot = place(ctx.workflow_id, step_slot(position))
+        status = StepStatus.SUCCESS if error is None else StepStatus.ERROR
+        bound = step_columns(kind, name, status.value, tries, code_hash)
         output = (
-            self._codec.dumps(value, slot, what=f"result of {where}")
+            self._codec.dumps(value, slot, what=f"result of {where}", bound=bound)
             if error is None
-            else self._codec.dumps_error(error, slot, what=f"error of {where}")
+            else self._codec.dumps_error(error, slot, what=f"error of {where}", bound=bound)
         )
         row = StepRow(
             position=position,
             name=name,
-            status=StepStatus.SUCCESS if error is None else StepStatus.ERROR,
+            status=status,
             output=output,
             attempt=tries,
             started_at=started,
@@ -1211,7 +1269,10 @@ class Runtime:
                 name=name,
                 status=StepStatus.SUCCESS,
                 output=self._codec.dumps(
-                    value, place(workflow_id, step_slot(at)), what=f"event for {where}"
+                    value,
+                    place(workflow_id, step_slot(at)),
+                    what=f"event for {where}",
+                    bound=step_columns("event", name, StepStatus.SUCCESS.value, 1, None),
                 ),
                 attempt=1,
                 started_at=started,
@@ -1350,6 +1411,8 @@ def _replayable(
     if recorded is None:
         return None
     if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
+        # An edited name or kind is tampering, not changed code.
+        ctx.runtime._verify_steps(ctx.workflow_id, [recorded])
         what = recorded.kind if recorded.kind in ("snapshot", "sleep", "event") else "step"
         now = kind if kind in ("snapshot", "sleep", "event") else "step"
         raise NonDeterminismError(
@@ -1363,6 +1426,11 @@ def _replayable(
             found=name,
         )
     return recorded
+
+
+def _bound(row: StepRow) -> bytes:
+    """The columns of a step record its payload's signature covers."""
+    return step_columns(row.kind, row.name, row.status.value, row.attempt, row.code_hash)
 
 
 def _code_differs(ctx: _context.WorkflowContext, recorded: StepRow | None, spec: StepSpec) -> bool:
@@ -1396,8 +1464,12 @@ def _extra(workflow_id: str, step: str | None = None, position: int | None = Non
 
 
 def _text(message: str) -> str:
-    """An error message as a column can hold it: no NUL, bounded length."""
+    """An error message as a column can hold it: no NUL, UTF-8, bounded length."""
     message = message.replace("\x00", "\\x00")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate (bytes decoded with surrogateescape)
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return message if len(message) <= 4000 else message[:3997] + "..."
 
 

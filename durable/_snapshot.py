@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 
 from durable import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._limits import SNAPSHOT_CHARS, check_text
 from durable._sync import here
 
 
@@ -21,10 +22,7 @@ def snapshot(name: str) -> Awaitable[None]:
         await durable.snapshot("before_charge")
         await charge(order)
     """
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise ConfigurationError(
-            f"a snapshot name is a non-empty str of at most 200 characters, not {name!r}"
-        )
+    check_text(name, "snapshot name", SNAPSHOT_CHARS)
     ctx = _context.current.get()
     if not isinstance(ctx, _context.WorkflowContext):
         raise NotInWorkflowError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,15 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import validate_workflow_id
-from durable._serialization import place, step_slot
+from durable._limits import (
+    INT64_MAX,
+    NAME_COLUMN_CHARS,
+    SNAPSHOT_CHARS,
+    check_int,
+    check_optional_text,
+    check_text,
+)
+from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._sync import drive
 from durable.backends._base import (
     NewWorkflow,
@@ -364,13 +373,13 @@ class Store:
         until: dt.datetime | float | None,
         limit: int | None,
     ) -> list[WorkflowInfo]:
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ConfigurationError(f"limit must be a whole number >= 1 or None, not {limit!r}")
+        if limit is not None:
+            check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
         query = WorkflowQuery(
             statuses=_statuses(status),
-            name=name,
-            since=_timestamp(since),
-            until=_timestamp(until),
+            name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
+            since=_timestamp(since, "since"),
+            until=_timestamp(until, "until"),
             limit=limit,
         )
         rows = await self._call(sync, "query_workflows", query)
@@ -488,6 +497,8 @@ class Store:
             )
 
     async def _restore(self, sync: bool, workflow_id: str, snapshot: str) -> None:
+        validate_workflow_id(workflow_id)
+        check_text(snapshot, "snapshot name", SNAPSHOT_CHARS)
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "restore")
         position = await self._snapshot_position(sync, row, snapshot)
@@ -499,26 +510,29 @@ class Store:
             )
 
     async def _fork(self, sync: bool, workflow_id: str, snapshot: str, new_workflow_id: str) -> str:
+        validate_workflow_id(workflow_id)
+        check_text(snapshot, "snapshot name", SNAPSHOT_CHARS)
         new_workflow_id = validate_workflow_id(new_workflow_id)
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "fork")
         position = await self._snapshot_position(sync, row, snapshot)
         codec = self._runtime._codec
-        steps = [
-            _replace_output(
-                s,
-                codec.seal(
-                    codec.open(s.output, place(workflow_id, step_slot(s.position)), what="record"),
-                    place(new_workflow_id, step_slot(s.position)),
-                    what="record",
-                ),
+        steps = []
+        for s in await self._call(sync, "steps_up_to", row.workflow_id, position):
+            bound = step_columns(s.kind, s.name, s.status.value, s.attempt, s.code_hash)
+            body = codec.open(
+                s.output, place(workflow_id, step_slot(s.position)), what="record", bound=bound
             )
-            for s in await self._call(sync, "steps_up_to", row.workflow_id, position)
-        ]
+            sealed = codec.seal(
+                body, place(new_workflow_id, step_slot(s.position)), what="record", bound=bound
+            )
+            steps.append(_replace_output(s, sealed))
+        call = call_columns(row.name, row.args_fingerprint)
         args = codec.seal(
-            codec.open(row.args or b"", place(workflow_id, "args"), what="arguments"),
+            codec.open(row.args or b"", place(workflow_id, "args"), what="arguments", bound=call),
             place(new_workflow_id, "args"),
             what="arguments",
+            bound=call,
         )
         new = NewWorkflow(new_workflow_id, row.name, row.args_fingerprint, args, None)
         if not await self._call(sync, "create_fork", new, f"{workflow_id}@{snapshot}", steps):
@@ -549,10 +563,7 @@ class Store:
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
     async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> CleanupReport:
-        if not isinstance(keep_snapshots, int) or keep_snapshots < 0:
-            raise ConfigurationError(
-                f"keep_snapshots must be a whole number >= 0, not {keep_snapshots!r}"
-            )
+        check_int(keep_snapshots, "keep_snapshots", minimum=0, maximum=INT64_MAX)
         counts = await self._call(sync, "prune", keep_snapshots, dry_run)
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
@@ -599,5 +610,16 @@ def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
         ) from None
 
 
-def _timestamp(value: dt.datetime | float | None) -> float | None:
-    return None if value is None else timestamp(value)
+def _timestamp(value: dt.datetime | float | None, what: str) -> float | None:
+    """A filter's time as the store compares it: a finite Unix timestamp."""
+    if value is None:
+        return None
+    try:
+        seconds = timestamp(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise ConfigurationError(
+            f"{what} must be an aware datetime or a finite Unix timestamp, not {value!r}"
+        )
+    return seconds

@@ -26,6 +26,7 @@ from durable._errors import (
     WorkflowQuarantinedError,
 )
 from durable._handle import DEFAULT_QUEUE
+from durable._limits import QUEUE_CHARS, check_int, check_text
 from durable._owner import current_owner
 from durable._runtime import Runtime
 from durable.backends._base import WorkflowRow
@@ -100,16 +101,15 @@ class Worker:
     ) -> None:
         if isinstance(queues, str):
             queues = [queues]
-        if not queues or not all(isinstance(q, str) and q for q in queues):
+        if not queues:
             raise ConfigurationError(f"queues must be non-empty queue names, not {queues!r}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        for queue in queues:
+            check_text(queue, "queue name", QUEUE_CHARS)
+        check_int(concurrency, "concurrency", minimum=1)
         limits = dict(queue_limits or {})
         for name, limit in limits.items():
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ConfigurationError(
-                    f"the limit of queue {name!r} must be an int >= 1, not {limit!r}"
-                )
+            check_text(name, "queue name", QUEUE_CHARS)
+            check_int(limit, f"the limit of queue {name!r}", minimum=1)
         if poll_interval <= 0 or shutdown_grace < 0:
             raise ConfigurationError(
                 "poll_interval must be > 0 and shutdown_grace >= 0, not "

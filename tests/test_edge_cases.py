@@ -370,3 +370,23 @@ async def test_a_locked_database_is_a_durable_error_on_the_async_path_too(
         assert {type(o) for o in outcomes} == {durable.BackendUnavailableError}
         assert all("database is locked" in str(o) for o in outcomes)
         assert await asyncio.gather(*(wf(i) for i in range(20))) == list(range(20))
+
+
+async def test_error_messages_with_an_unpaired_surrogate_are_stored(
+    durable_runtime: durable.Runtime,
+) -> None:
+    # A message built from bytes decoded with errors="surrogateescape" (a
+    # file name, a subprocess's output): no UTF-8 form, so no column holds it.
+    @durable.step(name="edge.surrogate_step", retries=1, backoff=0)
+    async def undecodable() -> None:
+        raise ValueError("no such file: caf\udce9.txt")
+
+    @durable.durable_workflow(name="edge.surrogate")
+    async def wf() -> None:
+        await undecodable()
+
+    with pytest.raises(ValueError, match="no such file") as info:
+        await wf.run(workflow_id="surrogate")
+    assert str(info.value) == "no such file: caf\udce9.txt"  # the exception itself, intact
+    [retried, failed] = durable_runtime.store.history("surrogate")
+    assert retried.error == failed.error == "ValueError: no such file: caf\\udce9.txt"

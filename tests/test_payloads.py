@@ -107,14 +107,16 @@ async def test_a_signed_payload_moved_to_another_workflow_is_refused(db_url: str
 
 
 async def test_key_rotation_reads_old_keys_and_refuses_unknown_ones(db_url: str) -> None:
-    with durable.Runtime(db_url, secret_key="old-key") as runtime:
+    with durable.Runtime(db_url, secret_key="old-key-0123456789") as runtime:
         await crash_after_first_step(runtime, "w")
     with (
-        durable.Runtime(db_url, secret_key="new-key"),
+        durable.Runtime(db_url, secret_key="new-key-0123456789"),
         pytest.raises(durable.PayloadIntegrityError, match="key that is not configured"),
     ):
         await flow.run(21, workflow_id="w")
-    with durable.Runtime(db_url, secret_key="new-key", old_secret_keys=["old-key"]):
+    with durable.Runtime(
+        db_url, secret_key="new-key-0123456789", old_secret_keys=["old-key-0123456789"]
+    ):
         assert await flow.run(21, workflow_id="w") == 42
 
 
@@ -126,7 +128,7 @@ async def test_secret_key_from_the_environment(
         await crash_after_first_step(runtime, "w")
     monkeypatch.delenv("DURABLE_SECRET_KEY")
     monkeypatch.setenv("DURABLE_OLD_SECRET_KEYS", f"other,{KEY}")
-    with durable.Runtime(db_url, secret_key="brand-new"):
+    with durable.Runtime(db_url, secret_key="brand-new-0123456789"):
         assert await flow.run(21, workflow_id="w") == 42
 
 
@@ -259,3 +261,308 @@ def test_self_referencing_and_numpy_values_round_trip(durable_sqlite: str) -> No
     assert (got_array == array).all()
     assert got_array.dtype == array.dtype
     assert str(got_decimal) == "-0.000"
+
+
+@pytest.mark.parametrize("key", ["", "short", b"15 bytes secret", "é" * 7])
+def test_an_empty_or_short_secret_key_is_refused(key: str | bytes, tmp_path: Path) -> None:
+    store = tmp_path / "store.db"
+    url = f"sqlite:///{store}"
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes") as info:
+        durable.Runtime(url, secret_key=key)
+    assert "secret_key=None" in str(info.value)
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes"):
+        durable.configure(url=url, secret_key=key)
+    assert not store.exists()  # refused before the store was opened
+
+
+@pytest.mark.parametrize("key", ["", "short"])
+def test_an_empty_or_short_secret_key_in_the_environment_is_refused(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DURABLE_SECRET_KEY", key)
+    store = tmp_path / "store.db"
+    url = f"sqlite:///{store}"
+    with pytest.raises(durable.ConfigurationError, match=r"\$DURABLE_SECRET_KEY is") as info:
+        durable.Runtime(url)
+    assert "unset DURABLE_SECRET_KEY" in str(info.value)
+    with pytest.raises(durable.ConfigurationError, match="at least 16 bytes"):
+        durable.configure(url=url)
+    assert not store.exists()
+
+
+async def test_an_empty_key_never_lets_a_forged_payload_be_unpickled(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pwned = tmp_path / "pwned"
+    with durable.Runtime(db_url, secret_key=KEY) as runtime:
+        await crash_after_first_step(runtime, "w")
+    evil = bytes((2, 0)) + pickle.dumps(Evil(pwned))
+    execute(db_url, "UPDATE durable_steps SET output = %s WHERE position = 1", evil)
+    monkeypatch.setenv("DURABLE_SECRET_KEY", "")  # a deployment that lost its secret
+    with pytest.raises(durable.ConfigurationError):
+        durable.Runtime(db_url)
+    assert not pwned.exists()
+
+
+def test_a_secret_key_of_16_bytes_signs() -> None:
+    with durable.Runtime("sqlite:///:memory:", secret_key="0123456789abcdef") as runtime:
+        assert runtime is not None
+
+
+# The signature covers the columns that decide what runs ------------------------
+
+RUNS: list[str] = []
+
+
+@durable.step(name="counted")
+async def counted(x: int) -> int:
+    RUNS.append("counted")
+    return x + 1
+
+
+@durable.step(name="counted_too")
+async def counted_too(x: int) -> int:
+    RUNS.append("counted_too")
+    return x * 2
+
+
+FAIL_AFTER_STEPS = [True]
+
+
+async def two_steps(x: int) -> int:
+    y = await counted_too(await counted(x))
+    if FAIL_AFTER_STEPS[0]:
+        raise RuntimeError("the card was declined")
+    return y
+
+
+columns_flow = durable.durable_workflow(name="payloads.columns")(two_steps)
+rerun_flow = durable.durable_workflow(name="payloads.columns_rerun", on_code_change="rerun")(
+    two_steps
+)
+
+
+@durable.durable_workflow(name="payloads.columns_other")
+async def other_flow(x: int) -> int:
+    RUNS.append("other_flow")
+    return x
+
+
+def live_step_rows(url: str, workflow_id: str) -> list[tuple[Any, ...]]:
+    return execute(
+        url,
+        "SELECT position, name, kind, status, attempt FROM durable_steps "
+        "WHERE workflow_id = %s AND superseded = %s ORDER BY position",
+        workflow_id,
+        False,
+    )
+
+
+def crash_signed(url: str, workflow: Any = columns_flow) -> None:
+    """Run ``workflow`` as "w" until its two steps committed, then crash it."""
+    RUNS.clear()
+    FAIL_AFTER_STEPS[0] = False
+    with durable.Runtime(url, secret_key=KEY) as runtime:
+        CrashInjector(runtime).arm("after_commit", step="counted_too")
+        with pytest.raises(SimulatedCrash):
+            workflow.run_sync(1, workflow_id="w")
+    assert RUNS == ["counted", "counted_too"]
+
+
+@pytest.fixture
+def signed_and_crashed(db_url: str) -> Any:
+    """A workflow whose two steps committed before its process crashed."""
+    crash_signed(db_url)
+    yield db_url
+    assert RUNS == ["counted", "counted_too"]  # no committed step ran again
+    FAIL_AFTER_STEPS[0] = True
+
+
+STEP_EDITS = {
+    "status": "UPDATE durable_steps SET status = 'error' WHERE position = 1",
+    "name": "UPDATE durable_steps SET name = 'counted_too' WHERE position = 1",
+    "kind_same_family": "UPDATE durable_steps SET kind = 'child' WHERE position = 1",
+    "kind_other_family": "UPDATE durable_steps SET kind = 'snapshot' WHERE position = 1",
+    "attempt": "UPDATE durable_steps SET attempt = 3 WHERE position = 1",
+    "code_hash": "UPDATE durable_steps SET code_hash = 'f00d' WHERE position = 1",
+}
+
+
+@pytest.mark.parametrize("column", sorted(STEP_EDITS))
+@pytest.mark.parametrize("workflow", [columns_flow, rerun_flow], ids=["reuse", "rerun"])
+def test_an_edited_step_column_is_refused_not_replayed_or_rerun(
+    db_url: str, column: str, workflow: Any
+) -> None:
+    crash_signed(db_url, workflow)
+    try:
+        execute(db_url, STEP_EDITS[column])
+        edited = live_step_rows(db_url, "w")
+        with durable.Runtime(db_url, secret_key=KEY):
+            for _ in range(2):  # refused every time, not once
+                with pytest.raises(durable.PayloadIntegrityError, match="position 1"):
+                    workflow.run_sync(1, workflow_id="w")
+    finally:
+        FAIL_AFTER_STEPS[0] = True
+    assert live_step_rows(db_url, "w") == edited  # nothing superseded
+    assert RUNS == ["counted", "counted_too"]  # no committed step ran again
+
+
+def test_step_records_swapped_between_positions_are_refused(signed_and_crashed: str) -> None:
+    url = signed_and_crashed
+    execute(url, "UPDATE durable_steps SET position = 99 WHERE position = 1")
+    execute(url, "UPDATE durable_steps SET position = 1 WHERE position = 2")
+    execute(url, "UPDATE durable_steps SET position = 2 WHERE position = 99")
+    with (
+        durable.Runtime(url, secret_key=KEY),
+        pytest.raises(durable.PayloadIntegrityError, match="position 1"),
+    ):
+        columns_flow.run_sync(1, workflow_id="w")
+
+
+def test_a_step_record_moved_to_another_workflow_is_refused(signed_and_crashed: str) -> None:
+    url = signed_and_crashed
+    with durable.Runtime(url, secret_key=KEY):
+        assert columns_flow.run_sync(5, workflow_id="donor") == 12
+    RUNS[:] = ["counted", "counted_too"]
+    execute(url, "DELETE FROM durable_steps WHERE workflow_id = 'w'")
+    execute(url, "UPDATE durable_steps SET workflow_id = 'w' WHERE workflow_id = 'donor'")
+    with (
+        durable.Runtime(url, secret_key=KEY),
+        pytest.raises(durable.PayloadIntegrityError, match="moved from another workflow"),
+    ):
+        columns_flow.run_sync(1, workflow_id="w")
+
+
+@pytest.fixture
+def signed_and_failed(db_url: str) -> Any:
+    """A workflow that failed after both its steps committed."""
+    RUNS.clear()
+    FAIL_AFTER_STEPS[0] = True
+    with (
+        durable.Runtime(db_url, secret_key=KEY),
+        pytest.raises(RuntimeError, match="declined"),
+    ):
+        columns_flow.run_sync(1, workflow_id="w")
+    FAIL_AFTER_STEPS[0] = False
+    yield db_url
+    FAIL_AFTER_STEPS[0] = True
+
+
+def test_a_committed_step_edited_to_error_is_not_run_again_by_a_new_attempt(
+    signed_and_failed: str,
+) -> None:
+    url = signed_and_failed
+    execute(url, "UPDATE durable_steps SET status = 'error' WHERE position = 1")
+    edited = live_step_rows(url, "w")
+    with durable.Runtime(url, secret_key=KEY) as runtime:
+        for _ in range(2):
+            with pytest.raises(durable.PayloadIntegrityError, match="position 1"):
+                columns_flow.run_sync(1, workflow_id="w")
+        info = runtime.get_workflow("w")
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.ERROR  # the claim was rolled back
+        assert info.attempts == 1
+    assert live_step_rows(url, "w") == edited
+    assert RUNS == ["counted", "counted_too"]
+    # Put back as it was, the new attempt reuses both steps.
+    execute(url, "UPDATE durable_steps SET status = 'success' WHERE position = 1")
+    with durable.Runtime(url, secret_key=KEY):
+        assert columns_flow.run_sync(1, workflow_id="w") == 4
+    assert RUNS == ["counted", "counted_too"]
+
+
+def test_a_finished_workflow_edited_to_error_is_not_run_again(db_url: str) -> None:
+    RUNS.clear()
+    FAIL_AFTER_STEPS[0] = False
+    try:
+        with durable.Runtime(db_url, secret_key=KEY):
+            assert columns_flow.run_sync(1, workflow_id="w") == 4
+        execute(db_url, "UPDATE durable_workflows SET status = 'error' WHERE workflow_id = 'w'")
+        with (
+            durable.Runtime(db_url, secret_key=KEY),
+            pytest.raises(durable.PayloadIntegrityError, match="error of workflow 'w'"),
+        ):
+            columns_flow.run_sync(1, workflow_id="w")
+    finally:
+        FAIL_AFTER_STEPS[0] = True
+    assert RUNS == ["counted", "counted_too"]
+    [(status,)] = execute(db_url, "SELECT status FROM durable_workflows WHERE workflow_id = 'w'")
+    assert status == "error"
+
+
+def test_a_failed_workflow_edited_to_success_is_refused(signed_and_failed: str) -> None:
+    url = signed_and_failed
+    execute(url, "UPDATE durable_workflows SET status = 'success' WHERE workflow_id = 'w'")
+    with (
+        durable.Runtime(url, secret_key=KEY),
+        pytest.raises(durable.PayloadIntegrityError, match="result of workflow 'w'"),
+    ):
+        columns_flow.run_sync(1, workflow_id="w")
+    assert RUNS == ["counted", "counted_too"]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE durable_workflows SET name = 'payloads.columns_other' WHERE workflow_id = 'w'",
+        "UPDATE durable_workflows SET args_fingerprint = 'f00d' WHERE workflow_id = 'w'",
+    ],
+)
+def test_an_edited_workflow_name_or_fingerprint_is_refused(
+    signed_and_crashed: str, edit: str
+) -> None:
+    url = signed_and_crashed
+    execute(url, edit)
+    with durable.Runtime(url, secret_key=KEY) as runtime:
+        with pytest.raises(durable.PayloadIntegrityError, match="arguments of workflow 'w'"):
+            columns_flow.run_sync(1, workflow_id="w")
+        with pytest.raises(durable.PayloadIntegrityError, match="arguments of workflow 'w'"):
+            runtime.resume_sync("w")
+    assert "other_flow" not in RUNS
+
+
+def test_unsigned_stores_ignore_the_columns(db_url: str) -> None:
+    RUNS.clear()
+    FAIL_AFTER_STEPS[0] = False
+    try:
+        with durable.Runtime(db_url) as runtime:
+            CrashInjector(runtime).arm("after_commit", step="counted_too")
+            with pytest.raises(SimulatedCrash):
+                columns_flow.run_sync(1, workflow_id="w")
+        execute(db_url, "UPDATE durable_steps SET attempt = 3 WHERE position = 1")
+        with durable.Runtime(db_url):
+            assert columns_flow.run_sync(1, workflow_id="w") == 4
+    finally:
+        FAIL_AFTER_STEPS[0] = True
+    assert RUNS == ["counted", "counted_too"]
+
+
+def test_records_signed_by_an_older_release_are_still_read(db_url: str) -> None:
+    """Format 2 signed a payload and its place only: such rows replay as before."""
+    import hashlib
+    import hmac
+
+    RUNS.clear()
+    FAIL_AFTER_STEPS[0] = False
+    try:
+        with durable.Runtime(db_url, secret_key=KEY) as runtime:
+            CrashInjector(runtime).arm("after_commit", step="counted_too")
+            with pytest.raises(SimulatedCrash):
+                columns_flow.run_sync(1, workflow_id="w")
+        key = KEY.encode()
+        for position, value in ((1, 2), (2, 4)):
+            header, body = bytes((2, 0x04)), pickle.dumps(value)
+            where = f"w\x00step:{position}".encode()
+            mac = hmac.new(key, where + header + body, hashlib.sha256).digest()
+            key_id = hashlib.sha256(b"durable-key-id:" + key).digest()[:4]
+            execute(
+                db_url,
+                "UPDATE durable_steps SET output = %s WHERE position = %s",
+                header + key_id + mac + body,
+                position,
+            )
+        with durable.Runtime(db_url, secret_key=KEY):
+            assert columns_flow.run_sync(1, workflow_id="w") == 4
+    finally:
+        FAIL_AFTER_STEPS[0] = True
+    assert RUNS == ["counted", "counted_too"]

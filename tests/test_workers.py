@@ -145,9 +145,9 @@ async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
 async def test_a_claimed_workflow_whose_arguments_cannot_be_read_is_failed_not_stuck(
     durable_sqlite: str,
 ) -> None:
-    with durable.Runtime(durable_sqlite, secret_key="old key"):
+    with durable.Runtime(durable_sqlite, secret_key="old key 0123456789"):
         handle = await labelled.enqueue("signed", workflow_id="signed", queue="q")
-    with durable.Runtime(durable_sqlite, secret_key="new key") as runtime:
+    with durable.Runtime(durable_sqlite, secret_key="new key 0123456789") as runtime:
         worker = durable.Worker(runtime=runtime, queues=["q"], queue_limits={"q": 1})
         report = await worker.run(until_idle=True)
         assert "PayloadIntegrityError" in report.failed["signed"]

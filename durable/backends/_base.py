@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,10 @@ class StepRow:
     """Fingerprint of the code that produced it (None for records without code)."""
 
 
+CheckSteps = Callable[[Sequence[StepRow]], None]
+"""Checks step records before a transaction that acts on them commits (raising stops it)."""
+
+
 @dataclass(frozen=True)
 class StepHistoryRow:
     """A step record as the history shows it: superseded ones too, payload by size."""
@@ -227,6 +231,7 @@ class Backend(ABC):
         *,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         """Take over a workflow if its epoch and status are still as read.
 
@@ -237,9 +242,11 @@ class Backend(ABC):
         status set to running and the row returned; ``None`` means someone
         else claimed it first. With ``rerun_failed`` (a failed workflow run
         again), its recorded error and its steps' recorded errors are
-        superseded, so that the failed steps run again. ``recovery`` (its
-        owner died holding it) counts one more recovery in a row; any other
-        claim resets the count.
+        superseded, so that the failed steps run again; ``check_superseded``
+        is called with those step records inside the claim's transaction, and
+        an exception it raises rolls the whole claim back (nothing changes) and
+        propagates. ``recovery`` (its owner died holding it) counts one more
+        recovery in a row; any other claim resets the count.
         """
 
     @abstractmethod
@@ -472,6 +479,7 @@ class Backend(ABC):
         *,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         """Async form of :meth:`claim_workflow`."""
         return self.claim_workflow(
@@ -482,6 +490,7 @@ class Backend(ABC):
             lease_seconds,
             rerun_failed=rerun_failed,
             recovery=recovery,
+            check_superseded=check_superseded,
         )
 
     async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:

@@ -14,8 +14,15 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from durable._errors import ConfigurationError, SchemaVersionError
+from durable._limits import (
+    EVENT_KEY_CHARS,
+    NAME_COLUMN_CHARS,
+    QUEUE_CHARS,
+    WAITING_FOR_CHARS,
+    WORKFLOW_ID_CHARS,
+)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger("durable")
 
@@ -31,8 +38,8 @@ meta = sa.Table(
 workflows = sa.Table(
     "durable_workflows",
     metadata,
-    sa.Column("workflow_id", sa.String(255), primary_key=True),
-    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("workflow_id", sa.String(WORKFLOW_ID_CHARS), primary_key=True),
+    sa.Column("name", sa.String(NAME_COLUMN_CHARS), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("args_fingerprint", sa.String(64), nullable=False),
     sa.Column("args", sa.LargeBinary, nullable=True),
@@ -46,7 +53,7 @@ workflows = sa.Table(
     sa.Column("owner_pid", sa.Integer, nullable=True),
     sa.Column("owner_started", sa.String(32), nullable=True),
     sa.Column("lease_expires_at", sa.Float, nullable=True),
-    sa.Column("parent_id", sa.String(255), nullable=True),
+    sa.Column("parent_id", sa.String(WORKFLOW_ID_CHARS), nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
@@ -55,10 +62,11 @@ workflows = sa.Table(
     # Version 4: queues (a worker claims the highest priority, then the
     # oldest), durable waits (when the timer fires, which event is awaited)
     # and crash loops (recoveries in a row after the owner died).
-    sa.Column("queue", sa.String(64), nullable=True),
+    sa.Column("queue", sa.String(QUEUE_CHARS), nullable=True),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("wake_at", sa.Float, nullable=True),
-    sa.Column("waiting_for", sa.String(255), nullable=True),
+    # Version 5: 512 (was 255), to hold "child:" and a workflow id of 255.
+    sa.Column("waiting_for", sa.String(WAITING_FOR_CHARS), nullable=True),
     sa.Column("recoveries", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
@@ -69,9 +77,9 @@ steps = sa.Table(
     "durable_steps",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("workflow_id", sa.String(WORKFLOW_ID_CHARS), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(NAME_COLUMN_CHARS), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("output", sa.LargeBinary, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
@@ -108,9 +116,9 @@ step_attempts = sa.Table(
     "durable_step_attempts",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workflow_id", sa.String(255), nullable=False),
+    sa.Column("workflow_id", sa.String(WORKFLOW_ID_CHARS), nullable=False),
     sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(NAME_COLUMN_CHARS), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=False),
@@ -126,11 +134,11 @@ events = sa.Table(
     "durable_events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("workflow_id", sa.String(255), nullable=False),
-    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("workflow_id", sa.String(WORKFLOW_ID_CHARS), nullable=False),
+    sa.Column("key", sa.String(EVENT_KEY_CHARS), nullable=False),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("sent_at", sa.Float, nullable=False),
-    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("idempotency_key", sa.String(EVENT_KEY_CHARS), nullable=True),
     sa.Column("consumed_at", sa.Float, nullable=True),
     sa.Index("ix_durable_events_pending", "workflow_id", "key", "consumed_at", "id"),
     # Per workflow: one request id may well be sent to several workflows.
@@ -168,7 +176,17 @@ def _v3_to_v4(conn: sa.Connection) -> None:
         conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+def _v4_to_v5(conn: sa.Connection) -> None:
+    # PostgreSQL: widening a VARCHAR changes the catalog only, no row is
+    # rewritten. SQLite does not enforce the length: nothing to do.
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE durable_workflows ALTER COLUMN waiting_for "
+            f"TYPE VARCHAR({WAITING_FOR_CHARS})"
+        )
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:
@@ -294,7 +312,16 @@ def _ddl(dialect: sa.Dialect) -> list[str]:
 
 def check_version(conn: sa.Connection, where: str, schema: str | None = None) -> int:
     """The stored schema version; SchemaVersionError if it is newer than ours."""
-    found = stored_version(conn, schema)
+    try:
+        found = stored_version(conn, schema)
+    except ValueError as exc:
+        raise SchemaVersionError(
+            f"the database at {where} has a damaged durable schema version ({exc}); it "
+            "was left untouched. If it is a durable store, put the version back in "
+            "durable_meta (key 'schema_version'); if not, point durable at another database.",
+            found=None,
+            supported=SCHEMA_VERSION,
+        ) from None
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"the database at {where} has durable schema version {found}, newer "
@@ -313,4 +340,8 @@ def stored_version(conn: sa.Connection, schema: str | None = None) -> int:
     value = conn.execute(
         sa.select(meta.c.value).where(meta.c.key == "schema_version")
     ).scalar_one_or_none()
-    return int(value) if value is not None else 0
+    if value is None:
+        return 0
+    if not value.isascii() or not value.isdigit():
+        raise ValueError(f"{value!r} is not a version number")
+    return int(value)

@@ -22,6 +22,7 @@ from durable._sync import drive
 from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
+    CheckSteps,
     Counts,
     EventGone,
     EventRow,
@@ -143,9 +144,10 @@ class SqlBackend(Backend):
         *,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return self._run(True, self._claim, *args, recovery)
+        return self._run(True, self._claim, *args, recovery, check_superseded)
 
     async def aclaim_workflow(
         self,
@@ -157,9 +159,10 @@ class SqlBackend(Backend):
         *,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return await self._arun(True, self._claim, *args, recovery)
+        return await self._arun(True, self._claim, *args, recovery, check_superseded)
 
     def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
         return self._run(False, self._load_steps, workflow_id)
@@ -556,6 +559,7 @@ class SqlBackend(Backend):
         lease_seconds: float,
         rerun_failed: bool,
         recovery: bool = False,
+        check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
         claimed = await tx.execute(
             self.q.claim,
@@ -573,7 +577,10 @@ class SqlBackend(Backend):
             return None
         if rerun_failed:
             await tx.execute(self.q.clear_outcome, {"workflow_id": workflow_id})
-            await tx.execute(self.q.supersede_errors, {"workflow_id": workflow_id})
+            superseded = await tx.execute(self.q.supersede_errors, {"workflow_id": workflow_id})
+            if check_superseded is not None:
+                # Inside the transaction: a record refused here is left as it was.
+                check_superseded([_step_row(r) for r in superseded.rows])
         return await self._get_workflow(tx, workflow_id)
 
     async def _load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:

@@ -99,6 +99,8 @@ class Statements:
                 s.LIVE_STEP_WHERE,
             )
             .values(superseded=True)
+            # The records it supersedes, to be verified before the claim commits.
+            .returning(*st.c)
         )
         self.finish = sa.update(w).where(same_epoch).values(_finished_values(_P, now))
         # A renewal never waits for a row another transaction holds (a group
