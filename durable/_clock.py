@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from typing import Protocol
-
-from durable._errors import ConfigurationError
 
 
 class Clock(Protocol):
@@ -41,16 +38,3 @@ class SystemClock:
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling task for ``seconds``."""
         await asyncio.sleep(max(seconds, 0))
-
-
-def timestamp(value: dt.datetime | float) -> float:
-    """Seconds since the epoch of an aware datetime or of a Unix timestamp."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ConfigurationError(
-                f"{value!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
-            )
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigurationError(f"expected a datetime or a Unix timestamp, not {value!r}")
