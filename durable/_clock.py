@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Protocol
 
+from durable._durations import LONGEST_BLOCK
+
 
 class Clock(Protocol):
     """Where a runtime's time comes from: the system's, or a virtual one in tests."""
@@ -32,8 +34,11 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         """Block the calling thread for ``seconds``."""
-        if seconds > 0:
-            time.sleep(seconds)
+        # In slices: one thread wait of a very long backoff would overflow
+        # the platform's timer (about 49 days on Windows).
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, LONGEST_BLOCK))
 
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling task for ``seconds``."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from durable._durations import duration, optional_duration
+from durable._durations import block_for, duration, optional_duration
 from durable._errors import WorkflowNotFoundError
 from durable.backends._base import WorkflowStatus
 
@@ -84,7 +84,7 @@ class WorkflowHandle(Generic[T_co]):
         for step in self._polls(timeout, poll_interval):
             if isinstance(step, tuple):
                 return step[0]  # type: ignore[no-any-return]
-            time.sleep(step)
+            time.sleep(block_for(step))
         raise AssertionError("unreachable: the polls end with the outcome")
 
     def _polls(self, given_timeout: object, given_interval: object) -> Iterator[float | tuple[Any]]:

@@ -27,6 +27,7 @@ from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
 from durable._durations import (
     as_seconds,
+    block_for,
     deadline_after,
     duration,
     format_utc,
@@ -1139,11 +1140,12 @@ class Runtime:
                 ctx, port, position, name, self._clock.time(), 1, value=deadline, kind="sleep"
             )
         else:
-            deadline = replayed_deadline(float(self._decode_step(recorded, ctx.workflow_id)))
+            stored = float(self._decode_step(recorded, ctx.workflow_id))
+            deadline = replayed_deadline(stored)
             # A deadline no process can wait for (recorded by an older version)
             # suspends the workflow: it shows as waiting, recover() passes it
             # by, and cancelling it is the way out.
-            suspend = suspend or is_beyond_reach(deadline)
+            suspend = suspend or is_beyond_reach(stored)
         remaining = deadline - self._clock.time()
         if remaining <= 0:
             return
@@ -1326,7 +1328,7 @@ class Runtime:
             self._heartbeat.start()
 
     def _renew_leases(self) -> None:
-        while not self._closing.wait(self.lease_seconds / 3):
+        while not self._closing.wait(block_for(self.lease_seconds / 3)):
             leases = dict(self._leases)
             if not leases:
                 continue
