@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from durable._durations import duration, parse_timestamp, to_datetime
 from durable._errors import ConfigurationError, DurableError, WorkflowNotFoundError
 
 if TYPE_CHECKING:
@@ -299,7 +300,8 @@ def parse_duration(text: str) -> dt.timedelta:
     ``hours``, ``days``, ``weeks``).
 
     Raises:
-        ValueError: saying what is expected, when ``text`` is not one.
+        ValueError: saying what is expected, when ``text`` is not one (a
+            ConfigurationError when it is longer than 100 years).
     """
     compact = text.lower()
     seconds, end = 0.0, 0
@@ -313,34 +315,43 @@ def parse_duration(text: str) -> dt.timedelta:
         seconds += float(match[1]) * factor
         end = match.end()
     if end and end == len(compact):
-        return dt.timedelta(seconds=seconds)
+        try:
+            return dt.timedelta(seconds=duration(seconds, "duration"))
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{text!r} is longer than 100 years, the longest duration durable takes",
+                parameter="duration",
+                value=text,
+            ) from None
     raise ValueError(
         f"{text!r} is not a duration; write a number and a unit (s, m, h, d or w), "
         "like 30d, 12h, 15m, 90s, 2w, or combined like 1d12h"
     )
 
 
-def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
+def parse_when(text: str, now: dt.datetime | None = None, *, name: str = "time") -> dt.datetime:
     """Read a point in time: ISO 8601 (local time unless it has an offset) or a duration ago.
 
-    ``2024-05-01``, ``2024-05-01T12:30``, ``2024-05-01T12:30+02:00`` or ``2h``
-    (two hours ago).
+    ``2024-05-01``, ``2024-05-01T12:30``, ``2024-05-01T12:30:00Z``,
+    ``2024-05-01T12:30+02:00`` or ``2h`` (two hours ago); the ISO forms are
+    read by :func:`durable._durations.parse_timestamp`, the same on every
+    supported Python version.
 
     Raises:
         ValueError: saying what is expected, when ``text`` is neither.
     """
     try:
         return (now or dt.datetime.now().astimezone()) - parse_duration(text)
+    except ConfigurationError:
+        raise  # a duration, but too long
     except ValueError:
         pass
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a date and time (2024-05-01, 2024-05-01T12:30, "
-            "2024-05-01T12:30+02:00) nor a duration ago (2h, 7d)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    if re.match(r"\s*\d{4}-", text):  # a date: its own error says what is wrong with it
+        return parse_timestamp(text, name)
+    raise ValueError(
+        f"{text!r} is neither a date and time (2024-05-01, 2024-05-01T12:30, "
+        "2024-05-01T12:30:00Z, 2024-05-01T12:30+02:00) nor a duration ago (2h, 7d)"
+    )
 
 
 def _duration_callback(ctx: click.Context, param: click.Parameter, value: str) -> dt.timedelta:
@@ -352,6 +363,15 @@ def _duration_callback(ctx: click.Context, param: click.Parameter, value: str) -
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
+def _seconds_callback(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    import click
+
+    try:
+        return duration(value, f"--{param.name}")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def _when_callback(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> dt.datetime | None:
@@ -360,7 +380,7 @@ def _when_callback(
     if value is None:
         return None
     try:
-        return parse_when(value)
+        return parse_when(value, name=f"--{param.name}")
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
 
@@ -372,14 +392,17 @@ def _local(ts: float | None) -> str:
     """A table's time: local, ISO, to the second."""
     if ts is None:
         return ""
-    return dt.datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="seconds")
+    moment = to_datetime(ts)
+    return moment.isoformat(sep=" ", timespec="seconds") if moment is not None else repr(ts)
 
 
 def _iso(ts: float | None) -> str | None:
     """A JSON time: ISO 8601 in UTC, to the microsecond."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="microseconds")
+    # A time a datetime cannot hold (recorded by an older version) shows as is.
+    moment = to_datetime(ts, dt.timezone.utc)
+    return moment.isoformat(timespec="microseconds") if moment is not None else repr(ts)
 
 
 def _cell(value: object, style: str = "") -> Text:
@@ -1079,7 +1102,8 @@ def _add_worker(cli: click.Group) -> None:
     )
     @click.option(
         "--grace",
-        type=click.FloatRange(min=0),
+        type=float,
+        callback=_seconds_callback,
         default=30.0,
         show_default=True,
         help="Seconds running workflows may take to finish on SIGTERM before they are "

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from typing import Protocol
 
-from durable._errors import ConfigurationError
+from durable._durations import LONGEST_BLOCK
 
 
 class Clock(Protocol):
@@ -35,22 +34,12 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         """Block the calling thread for ``seconds``."""
-        if seconds > 0:
-            time.sleep(seconds)
+        # In slices: one thread wait of a very long backoff would overflow
+        # the platform's timer (about 49 days on Windows).
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, LONGEST_BLOCK))
 
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling task for ``seconds``."""
         await asyncio.sleep(max(seconds, 0))
-
-
-def timestamp(value: dt.datetime | float) -> float:
-    """Seconds since the epoch of an aware datetime or of a Unix timestamp."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ConfigurationError(
-                f"{value!r} has no time zone; pass an aware datetime (or a Unix timestamp)"
-            )
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ConfigurationError(f"expected a datetime or a Unix timestamp, not {value!r}")

@@ -7,6 +7,7 @@ an instance method, classmethod or staticmethod.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
@@ -154,9 +155,9 @@ def step(
     *,
     name: str | None = None,
     retries: int = 0,
-    backoff: float = 1.0,
+    backoff: float | dt.timedelta = 1.0,
     backoff_multiplier: float = 2.0,
-    max_backoff: float = 300.0,
+    max_backoff: float | dt.timedelta = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,
@@ -167,9 +168,9 @@ def step(
     *,
     name: str | None = None,
     retries: int = 0,
-    backoff: float = 1.0,
+    backoff: float | dt.timedelta = 1.0,
     backoff_multiplier: float = 2.0,
-    max_backoff: float = 300.0,
+    max_backoff: float | dt.timedelta = 300.0,
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from durable import _context
+from durable._durations import as_seconds
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._identity import validate_workflow_id
 from durable._limits import (
@@ -50,6 +51,9 @@ def wait_for_event(
     Raises:
         EventTimeoutError: The timeout passed first (recorded, so a resumed
             run raises it again at the same point).
+        ConfigurationError: ``timeout`` is not seconds or a timedelta from 0
+            to 100 years (nan, inf, negative, ``bool``), raised before the
+            wait is recorded.
 
     Example::
 
@@ -66,14 +70,14 @@ def wait_for_event(
         await durable.send_event(expense.id_for(claim), "decision", "approved")
     """
     _check_key(key)
-    seconds = _seconds(timeout)
+    _check_timeout(timeout)
     ctx = _workflow_context(key)
     if ctx.port.sync:
         raise ConfigurationError(
             f"durable.wait_for_event({key!r}) was called in the sync workflow {ctx.name!r}, "
             "which cannot await it; call durable.wait_for_event_sync() there"
         )
-    return _wait(ctx, key, seconds, suspend)
+    return _wait(ctx, key, timeout, suspend)
 
 
 def wait_for_event_sync(
@@ -88,22 +92,22 @@ def wait_for_event_sync(
             return durable.wait_for_event_sync("decision", timeout=3600)
     """
     _check_key(key)
-    seconds = _seconds(timeout)
+    _check_timeout(timeout)
     ctx = _workflow_context(key)
     if not ctx.port.sync:
         raise ConfigurationError(
             f"durable.wait_for_event_sync({key!r}) was called in the async workflow "
             f"{ctx.name!r}; use `await durable.wait_for_event(...)` there"
         )
-    return drive(_wait(ctx, key, seconds, suspend))
+    return drive(_wait(ctx, key, timeout, suspend))
 
 
 def _wait(
-    ctx: _context.WorkflowContext, key: str, seconds: float | None, suspend: bool
+    ctx: _context.WorkflowContext, key: str, timeout: float | dt.timedelta | None, suspend: bool
 ) -> Coroutine[Any, Any, Any]:
     position = ctx.allocate(f"wait_for_event({key!r}) timeout")
     ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
-    return ctx.runtime._wait_for_event(ctx, ctx.port, position, key, seconds, suspend)
+    return ctx.runtime._wait_for_event(ctx, ctx.port, position, key, timeout, suspend)
 
 
 def _workflow_context(key: str) -> _context.WorkflowContext:
@@ -217,12 +221,8 @@ def _check_key(key: object) -> None:
         )
 
 
-def _seconds(timeout: float | dt.timedelta | None) -> float | None:
-    if timeout is None:
-        return None
-    seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise ConfigurationError(
-            f"timeout takes seconds >= 0, a timedelta or None, not {timeout!r}"
-        )
-    return float(seconds)
+def _check_timeout(timeout: object) -> None:
+    # Its range is checked when the deadline is computed, before it is
+    # recorded: a replay goes by the recorded deadline.
+    if timeout is not None:
+        as_seconds(timeout, "timeout")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from durable._durations import block_for, duration, optional_duration
 from durable._errors import WorkflowNotFoundError
 from durable.backends._base import WorkflowStatus
 
@@ -55,11 +57,17 @@ class WorkflowHandle(Generic[T_co]):
         """Its status now (``enqueued``, ``running``, ``waiting``, ``success``...)."""
         return self.info().status
 
-    async def result(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
+    async def result(
+        self, timeout: float | dt.timedelta | None = None, poll_interval: float | dt.timedelta = 0.1
+    ) -> T_co:
         """Wait until the workflow finishes and return its result (or raise its error).
+
+        ``timeout`` (None: no limit) and ``poll_interval`` are seconds or
+        timedeltas, from 0 (``poll_interval``: more than 0) to 100 years.
 
         Raises:
             TimeoutError: It did not finish within ``timeout`` seconds.
+            ConfigurationError: ``timeout`` or ``poll_interval`` is out of range.
             WorkflowCancelledError, WorkflowQuarantinedError: It never will.
         """
         polls = self._polls(timeout, poll_interval)
@@ -69,16 +77,20 @@ class WorkflowHandle(Generic[T_co]):
             await asyncio.sleep(step)
         raise AssertionError("unreachable: the polls end with the outcome")
 
-    def result_sync(self, timeout: float | None = None, poll_interval: float = 0.1) -> T_co:
+    def result_sync(
+        self, timeout: float | dt.timedelta | None = None, poll_interval: float | dt.timedelta = 0.1
+    ) -> T_co:
         """Blocking form of :meth:`result`."""
         for step in self._polls(timeout, poll_interval):
             if isinstance(step, tuple):
                 return step[0]  # type: ignore[no-any-return]
-            time.sleep(step)
+            time.sleep(block_for(step))
         raise AssertionError("unreachable: the polls end with the outcome")
 
-    def _polls(self, timeout: float | None, poll_interval: float) -> Iterator[float | tuple[Any]]:
+    def _polls(self, given_timeout: object, given_interval: object) -> Iterator[float | tuple[Any]]:
         """Pauses (growing, bounded) until the workflow has finished, then its outcome."""
+        timeout = optional_duration(given_timeout, "timeout")
+        poll_interval = duration(given_interval, "poll_interval", positive=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.01, poll_interval)
         while (outcome := self._finished()) is None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass
+from typing import cast
 
+from durable._durations import duration
 from durable._errors import ConfigurationError
 
 
@@ -23,12 +27,12 @@ class RetryPolicy:
 
     retries: int = 0
     """How many times to try again after the first failure."""
-    backoff: float = 1.0
-    """Seconds to wait before the first retry."""
+    backoff: float | dt.timedelta = 1.0
+    """Seconds (or a timedelta) to wait before the first retry; stored as seconds."""
     backoff_multiplier: float = 2.0
     """Factor by which the wait grows with each retry."""
-    max_backoff: float = 300.0
-    """Upper bound of a single wait, in seconds."""
+    max_backoff: float | dt.timedelta = 300.0
+    """Upper bound of a single wait, in seconds (or a timedelta); stored as seconds."""
     retry_on: tuple[type[Exception], ...] = (Exception,)
     """Exception types that are retried; any other error fails the step at once."""
 
@@ -37,12 +41,20 @@ class RetryPolicy:
             raise ConfigurationError(
                 f"retries must be a whole number >= 0, not {self.retries!r}", field="retries"
             )
-        for field in ("backoff", "backoff_multiplier", "max_backoff"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(
-                    f"{field} must be a number >= 0, not {value!r}", field=field
-                )
+        for field in ("backoff", "max_backoff"):
+            object.__setattr__(self, field, duration(getattr(self, field), field))
+        factor = self.backoff_multiplier
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not 0 <= factor < math.inf
+        ):
+            raise ConfigurationError(
+                f"backoff_multiplier must be a finite number >= 0, not {factor!r}",
+                field="backoff_multiplier",
+                parameter="backoff_multiplier",
+                value=factor if isinstance(factor, (int, float)) else repr(factor),
+            )
         retry_on = self.retry_on
         if isinstance(retry_on, type):
             retry_on = (retry_on,)
@@ -58,7 +70,15 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        return float(min(self.backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff))
+        # Both are seconds (floats) once __post_init__ ran.
+        backoff, cap = cast(float, self.backoff), cast(float, self.max_backoff)
+        if backoff == 0:
+            return 0.0
+        try:
+            wait = backoff * float(self.backoff_multiplier) ** (retry - 1)
+        except OverflowError:  # grown past any float: the cap applies
+            return cap
+        return min(wait, cap)
 
     def should_retry(self, error: Exception, retries_done: int) -> bool:
         """Whether to try again after ``error`` when ``retries_done`` retries ran."""

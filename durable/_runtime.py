@@ -26,6 +26,15 @@ from durable import _context, _registry, _tracing
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
+from durable._durations import (
+    as_seconds,
+    block_for,
+    deadline_after,
+    duration,
+    format_utc,
+    is_beyond_reach,
+    replayed_deadline,
+)
 from durable._errors import (
     CodeChangedError,
     CodeChangedWarning,
@@ -109,8 +118,7 @@ class _Suspended(BaseException):
         if self.waiting_for is not None:
             until.append(f"event {self.waiting_for!r} arrives")
         if self.wake_at is not None:
-            moment = dt.datetime.fromtimestamp(self.wake_at, dt.timezone.utc)
-            until.append(f"{moment:%Y-%m-%d %H:%M:%S} UTC")
+            until.append(format_utc(self.wake_at))
         inner = "" if called == self.workflow_id else f" (its child {self.workflow_id!r} waits)"
         return WorkflowSuspendedError(
             f"workflow {called!r} suspended until {' or '.join(until)}{inner}; this "
@@ -195,22 +203,20 @@ class Runtime:
         self,
         url: str | None = None,
         *,
-        lease_seconds: float = 30.0,
-        poll_interval: float = 0.5,
+        lease_seconds: float | dt.timedelta = 30.0,
+        poll_interval: float | dt.timedelta = 0.5,
         clock: Clock | None = None,
         secret_key: str | bytes | None = None,
         old_secret_keys: Sequence[str | bytes] | None = None,
         compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         durability: str = "normal",
-        event_poll_interval: float = 0.1,
+        event_poll_interval: float | dt.timedelta = 0.1,
         max_recoveries: int = 10,
     ) -> None:
-        if lease_seconds <= 0 or poll_interval <= 0 or event_poll_interval <= 0:
-            raise ConfigurationError(
-                "lease_seconds, poll_interval and event_poll_interval must be > 0, not "
-                f"{lease_seconds!r}, {poll_interval!r} and {event_poll_interval!r}"
-            )
+        lease_seconds = duration(lease_seconds, "lease_seconds", positive=True)
+        poll_interval = duration(poll_interval, "poll_interval", positive=True)
+        event_poll_interval = duration(event_poll_interval, "event_poll_interval", positive=True)
         if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
             raise ConfigurationError(f"max_recoveries must be an int, not {max_recoveries!r}")
         resolved = resolve_url(url)
@@ -1192,7 +1198,12 @@ class Runtime:
                 ctx, port, position, name, self._clock.time(), 1, value=deadline, kind="sleep"
             )
         else:
-            deadline = float(self._decode_step(recorded, ctx.workflow_id))
+            stored = float(self._decode_step(recorded, ctx.workflow_id))
+            deadline = replayed_deadline(stored)
+            # A deadline no process can wait for (recorded by an older version)
+            # suspends the workflow: it shows as waiting, recover() passes it
+            # by, and cancelling it is the way out.
+            suspend = suspend or is_beyond_reach(stored)
         remaining = deadline - self._clock.time()
         if remaining <= 0:
             return
@@ -1219,7 +1230,7 @@ class Runtime:
         port: Port,
         position: int,
         key: str,
-        timeout: float | None,
+        timeout: float | dt.timedelta | None,
         suspend: bool,
     ) -> Any:
         """Wait for an event; record its value (consuming it) or the timeout.
@@ -1239,11 +1250,13 @@ class Runtime:
             timer = _replayable(ctx, position, timer_name, "sleep")
             if timer is None:
                 now = self._clock.time()
+                seconds = duration(timeout, "timeout")
+                deadline = deadline_after(now, seconds, "timeout", given=timeout)
                 deadline = await self._commit(
-                    ctx, port, position, timer_name, now, 1, value=now + timeout, kind="sleep"
+                    ctx, port, position, timer_name, now, 1, value=deadline, kind="sleep"
                 )
             else:
-                deadline = float(self._decode_step(timer, workflow_id))
+                deadline = replayed_deadline(float(self._decode_step(timer, workflow_id)))
         self._site("before_step", ctx, at, name)
         started = self._clock.time()
         where = f"{name} (position {at} of workflow {workflow_id!r})"
@@ -1251,12 +1264,13 @@ class Runtime:
             event = await self._event_or_deadline(ctx, port, key, deadline, suspend)
             if event is None:
                 assert timeout is not None
+                seconds = as_seconds(timeout, "timeout")
                 timed_out = EventTimeoutError(
-                    f"workflow {workflow_id!r}: no event {key!r} arrived within {timeout:g} s "
+                    f"workflow {workflow_id!r}: no event {key!r} arrived within {seconds:g} s "
                     f"(position {at}); the timeout is recorded, so a resumed run raises it too",
                     workflow_id=workflow_id,
                     key=key,
-                    timeout=timeout,
+                    timeout=seconds,
                 )
                 return await self._commit(
                     ctx, port, at, name, started, 1, error=timed_out, kind="event"
@@ -1375,7 +1389,7 @@ class Runtime:
             self._heartbeat.start()
 
     def _renew_leases(self) -> None:
-        while not self._closing.wait(self.lease_seconds / 3):
+        while not self._closing.wait(block_for(self.lease_seconds / 3)):
             leases = dict(self._leases)
             if not leases:
                 continue

@@ -6,8 +6,10 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from durable import _context
-from durable._clock import timestamp
-from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._durations import as_seconds, deadline_after, timer_deadline
+from durable._durations import duration as checked_duration
+from durable._durations import moment as to_unix
+from durable._errors import NotInWorkflowError
 from durable._sync import here
 
 
@@ -26,29 +28,45 @@ def sleep(duration: float | dt.timedelta, *, suspend: bool = False) -> Awaitable
     :class:`durable.WorkflowSuspendedError`, the process may exit, and
     :func:`durable.recover` or a worker resumes it once the time has come.
 
+    Raises:
+        ConfigurationError: ``duration`` is not seconds or a timedelta from 0
+            to 100 years (nan, inf, negative, ``bool``), raised before the
+            timer is recorded.
+
     Example::
 
         await charge(order)
         await durable.sleep(dt.timedelta(days=3))   # survives restarts
         await send_reminder(order)
     """
-    seconds = duration.total_seconds() if isinstance(duration, dt.timedelta) else duration
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-        raise ConfigurationError(f"sleep takes seconds >= 0 or a timedelta, not {duration!r}")
-    return _sleep(lambda now: now + seconds, f"sleep({seconds:g} s)", suspend)
+    given = duration
+    seconds = as_seconds(given, "duration")
+    # Checked when the deadline is computed, that is before it is recorded:
+    # a replay goes by the recorded deadline, even one an older version took.
+    return _sleep(
+        lambda now: deadline_after(
+            now, checked_duration(given, "duration"), "duration", given=given
+        ),
+        f"sleep({seconds:g} s)",
+        suspend,
+    )
 
 
 def sleep_until(moment: dt.datetime | float, *, suspend: bool = False) -> Awaitable[None]:
     """Wait durably until a moment (an aware datetime, or a Unix timestamp).
 
-    ``suspend`` as for :func:`sleep`.
+    ``suspend`` as for :func:`sleep`. A moment in the past returns at once.
+
+    Raises:
+        ConfigurationError: ``moment`` is a naive datetime, not finite, or
+            more than 100 years ahead (before the timer is recorded).
 
     Example::
 
         await durable.sleep_until(dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
     """
-    deadline = timestamp(moment)
-    return _sleep(lambda now: deadline, "sleep_until", suspend)
+    deadline = to_unix(moment, "moment")
+    return _sleep(lambda now: timer_deadline(deadline, now, "moment"), "sleep_until", suspend)
 
 
 def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) -> Awaitable[None]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from durable import _display
-from durable._clock import timestamp
+from durable._durations import duration, moment
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -223,11 +222,16 @@ class Store:
         *,
         status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
         name: str | None = None,
-        since: dt.datetime | float | None = None,
-        until: dt.datetime | float | None = None,
+        since: dt.datetime | float | str | None = None,
+        until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
     ) -> list[WorkflowInfo]:
-        """Workflows, newest first, filtered by status, registered name and creation time."""
+        """Workflows, newest first, filtered by status, registered name and creation time.
+
+        ``since`` and ``until`` are aware datetimes, Unix timestamps or ISO
+        8601 text (``2025-06-01``, ``2025-06-01T09:30:00Z``; local time
+        without an offset), read like the CLI's ``--since``.
+        """
         return drive(self._list(True, status, name, since, until, limit))
 
     async def alist_workflows(
@@ -235,8 +239,8 @@ class Store:
         *,
         status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
         name: str | None = None,
-        since: dt.datetime | float | None = None,
-        until: dt.datetime | float | None = None,
+        since: dt.datetime | float | str | None = None,
+        until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
     ) -> list[WorkflowInfo]:
         """Async form of :meth:`list_workflows`."""
@@ -369,8 +373,8 @@ class Store:
         sync: bool,
         status: Any,
         name: str | None,
-        since: dt.datetime | float | None,
-        until: dt.datetime | float | None,
+        since: dt.datetime | float | str | None,
+        until: dt.datetime | float | str | None,
         limit: int | None,
     ) -> list[WorkflowInfo]:
         if limit is not None:
@@ -552,11 +556,7 @@ class Store:
     async def _cleanup(
         self, sync: bool, older_than: dt.timedelta | float, status: Any, dry_run: bool
     ) -> CleanupReport:
-        seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
-        if not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ConfigurationError(
-                f"older_than must be a timedelta or seconds >= 0, not {older_than!r}"
-            )
+        seconds = duration(older_than, "older_than")
         statuses = _statuses(status) or _FINISHED
         cutoff = await self._call(sync, "now") - seconds
         counts = await self._call(sync, "cleanup", cutoff, statuses, dry_run)
@@ -610,16 +610,5 @@ def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
         ) from None
 
 
-def _timestamp(value: dt.datetime | float | None, what: str) -> float | None:
-    """A filter's time as the store compares it: a finite Unix timestamp."""
-    if value is None:
-        return None
-    try:
-        seconds = timestamp(value)
-    except OverflowError:  # an int too large for a float
-        seconds = math.inf
-    if not math.isfinite(seconds):
-        raise ConfigurationError(
-            f"{what} must be an aware datetime or a finite Unix timestamp, not {value!r}"
-        )
-    return seconds
+def _timestamp(value: dt.datetime | float | str | None, name: str) -> float | None:
+    return None if value is None else moment(value, name)

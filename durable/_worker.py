@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable._durations import duration
 from durable._errors import (
     ConfigurationError,
     DurableError,
@@ -93,9 +95,9 @@ class Worker:
         queues: Sequence[str] = (DEFAULT_QUEUE,),
         concurrency: int = 16,
         queue_limits: Mapping[str, int] | None = None,
-        poll_interval: float = 0.5,
-        recovery_interval: float | None = None,
-        shutdown_grace: float = 30.0,
+        poll_interval: float | dt.timedelta = 0.5,
+        recovery_interval: float | dt.timedelta | None = None,
+        shutdown_grace: float | dt.timedelta = 30.0,
         runtime: Runtime | None = None,
         **runtime_options: Any,
     ) -> None:
@@ -110,11 +112,10 @@ class Worker:
         for name, limit in limits.items():
             check_text(name, "queue name", QUEUE_CHARS)
             check_int(limit, f"the limit of queue {name!r}", minimum=1)
-        if poll_interval <= 0 or shutdown_grace < 0:
-            raise ConfigurationError(
-                "poll_interval must be > 0 and shutdown_grace >= 0, not "
-                f"{poll_interval!r} and {shutdown_grace!r}"
-            )
+        poll_interval = duration(poll_interval, "poll_interval", positive=True)
+        shutdown_grace = duration(shutdown_grace, "shutdown_grace")
+        if recovery_interval is not None:
+            recovery_interval = duration(recovery_interval, "recovery_interval", positive=True)
         if runtime is None and url is None and not runtime_options:
             from durable._runtime import current_runtime
 
@@ -126,13 +127,13 @@ class Worker:
         self.queues = list(dict.fromkeys(queues))
         self.concurrency = concurrency
         self.queue_limits = limits
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = poll_interval
         self.recovery_interval = (
-            float(recovery_interval)
+            recovery_interval
             if recovery_interval is not None
             else min(self.runtime.lease_seconds / 3, 5.0)
         )
-        self.shutdown_grace = float(shutdown_grace)
+        self.shutdown_grace = shutdown_grace
         self._batch = max(1, concurrency // 4)
         self.report = WorkerReport()
         self._stopping = threading.Event()

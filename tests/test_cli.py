@@ -353,6 +353,39 @@ def test_points_in_time() -> None:
     assert local.replace(tzinfo=None) == dt.datetime(2025, 6, 1)
     with pytest.raises(ValueError, match="neither a date and time"):
         parse_when("yesterday")
+    assert parse_when("2025-06-01T09:30:00Z") == dt.datetime(
+        2025, 6, 1, 9, 30, tzinfo=dt.timezone.utc
+    )
+    with pytest.raises(ValueError, match="names a date, time or offset that does not exist"):
+        parse_when("2025-02-30")
+
+
+def test_since_and_until_take_utc_timestamps_on_every_python(tmp_path: Path) -> None:
+    """``Z`` is read by durable, not by datetime.fromisoformat (which refuses it on 3.10)."""
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    with durable.Runtime(url) as runtime:
+        durable.durable_workflow(name="cli.z")(lambda: "done").run_sync(workflow_id="z")
+        assert runtime.store.get_workflow("z") is not None
+    listed, none, bad = run_all(
+        [
+            (
+                ["durable", "--url", url, "list", "--since", "2025-06-01T09:30:00Z", "--json"],
+                tmp_path,
+            ),
+            (
+                ["durable", "--url", url, "list", "--until", "2025-06-01T09:30:00Z", "--json"],
+                tmp_path,
+            ),
+            (["durable", "--url", url, "list", "--since", "2025-06-01T09:30:00ZZ"], tmp_path),
+        ]
+    )
+    assert listed.code == 0, listed
+    assert [w["workflow_id"] for w in json.loads(listed.out)] == ["z"]
+    assert none.code == 0, none
+    assert json.loads(none.out) == []
+    assert bad.code == 2, bad
+    assert "Invalid value for '--since'" in bad.err
+    assert "is not a timestamp; write ISO 8601" in bad.err
 
 
 # PostgreSQL -------------------------------------------------------------------------------

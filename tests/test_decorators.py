@@ -122,7 +122,7 @@ def test_step_options_are_validated_at_decoration_time() -> None:
         durable.ConfigurationError, match=r"retries must be a whole number >= 0, not -1"
     ):
         durable.step(retries=-1)
-    with pytest.raises(durable.ConfigurationError, match="backoff must be a number >= 0"):
+    with pytest.raises(durable.ConfigurationError, match=r"backoff=-0.5 is negative"):
         durable.step(backoff=-0.5)
     with pytest.raises(durable.ConfigurationError, match="retry_on must be an Exception subclass"):
         durable.step(retry_on=(KeyboardInterrupt,))  # type: ignore[arg-type]

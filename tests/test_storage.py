@@ -149,7 +149,7 @@ def test_bad_urls_are_configuration_errors_with_the_password_masked(url: str, me
 
 
 def test_runtime_options_are_validated() -> None:
-    with pytest.raises(durable.ConfigurationError, match="must be > 0"):
+    with pytest.raises(durable.ConfigurationError, match="lease_seconds=0 must be more than 0"):
         durable.Runtime("sqlite://", lease_seconds=0)
 
 

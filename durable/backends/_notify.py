@@ -16,6 +16,8 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from durable._durations import block_for
+
 
 class Subscription:
     """One waiter's interest in a topic; remembers a wake-up that came early."""
@@ -36,7 +38,7 @@ class Subscription:
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True if woken."""
-        woken = self._sync.wait(max(timeout, 0.0))
+        woken = self._sync.wait(block_for(timeout))  # callers look again when it ends
         self._sync.clear()
         return woken
 

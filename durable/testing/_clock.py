@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
+
+from durable._durations import duration, moment
 
 
 class VirtualClock:
@@ -24,8 +27,7 @@ class VirtualClock:
     """
 
     def __init__(self, start: float = 1_767_225_600.0, *, auto_advance: bool = True) -> None:
-        self._start = float(start)
-        self._now = float(start)
+        self._start = self._now = moment(start, "start")
         self.auto_advance = auto_advance
         self._changed = threading.Condition()
         self._waiters: list[tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -39,10 +41,14 @@ class VirtualClock:
         """The virtual time, in seconds since the epoch."""
         return self._now
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward, waking every sleeper whose time has come."""
-        if seconds < 0:
-            raise ValueError(f"a clock only moves forward, not by {seconds}")
+    def advance(self, seconds: float | dt.timedelta) -> None:
+        """Move the clock forward, waking every sleeper whose time has come.
+
+        Raises:
+            ConfigurationError: ``seconds`` is not a duration from 0 to 100
+                years (a clock only moves forward).
+        """
+        seconds = duration(seconds, "seconds")
         with self._changed:
             self._now += seconds
             self._changed.notify_all()
