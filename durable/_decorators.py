@@ -327,7 +327,7 @@ class _RunMethods:
             raise ConfigurationError(f"priority must be an int, not {priority!r}")
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
-        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        instance = _bound_instance(self) if workflow is not self else None
         ctx = _context.current.get()
         runtime = ctx.runtime if isinstance(ctx, _context.WorkflowContext) else current_runtime()
         inv = Invocation(
@@ -346,7 +346,7 @@ class _RunMethods:
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
-        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        instance = _bound_instance(self) if workflow is not self else None
         fp = _fingerprint(signature, instance, args, kwargs)
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
 
@@ -484,7 +484,22 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
             f"{raw.__qualname__} is a generator function; a durable {kind} must return "
             "its result (collect the items into a list and return that)"
         )
+    namespace = getattr(raw, "__globals__", None)
+    if isinstance(namespace, dict):
+        # A script's classes and functions are pickled by name and found here.
+        _registry.note_namespace(raw.__module__, namespace)
     return raw
+
+
+def _bound_instance(bound: Any) -> Any:
+    """The instance (or class) wrapt hands the wrapper when ``bound`` is called.
+
+    For a classmethod that is the class, which ``_self_instance`` does not
+    hold (it is None when the method is reached through the class).
+    """
+    if bound._self_binding in ("function", "callable"):
+        return bound._self_instance
+    return getattr(bound.__wrapped__, "__self__", None)
 
 
 def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
