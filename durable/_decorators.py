@@ -419,7 +419,7 @@ def durable_workflow(
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
         spec = WorkflowSpec(
-            name=_check_name(name) or f"{raw.__module__}.{raw.__qualname__}",
+            name=_check_name(name) or f"{_module_name(raw)}.{raw.__qualname__}",
             is_async=inspect.iscoroutinefunction(raw),
             on_running=on_running,
             on_code_change=_check_code_policy(on_code_change),
@@ -489,6 +489,16 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
         # A script's classes and functions are pickled by name and found here.
         _registry.note_namespace(raw.__module__, namespace)
     return raw
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    """The module part of a workflow's default name: a script is ``__main__`` however run.
+
+    ``runpy.run_path`` runs it as ``<run_path>`` and a spawned process
+    imports it as ``__mp_main__``; the same workflow must keep its name (and
+    so its derived ids) under each.
+    """
+    return "__main__" if fn.__module__ in _registry.SCRIPT_MODULES else fn.__module__
 
 
 def _bound_instance(bound: Any) -> Any:
