@@ -17,11 +17,11 @@ import logging
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
+from durable._caller import warn
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
@@ -1056,13 +1056,12 @@ class Runtime:
             await port.supersede_from(ctx.workflow_id, ctx.epoch, position)
             ctx.recorded = {p: r for p, r in ctx.recorded.items() if p < position}
             return None
-        warnings.warn(
+        warn(
             CodeChangedWarning(
                 f"the code of {where} changed since its record was written; replaying the "
                 "recorded result (on_code_change='reuse'). Use on_code_change='rerun' to run "
                 "changed steps again, or 'error' to refuse."
-            ),
-            stacklevel=2,
+            )
         )
         return recorded
 
