@@ -80,10 +80,27 @@ def _feed_code(digest: Any, code: types.CodeType) -> None:
 
 
 def _is_project_code(fn: types.FunctionType) -> bool:
+    """Whether ``fn`` is your code (fingerprinted) rather than a library's.
+
+    Judged by the file the function's own module was loaded from, never by
+    what ``sys.modules`` holds under its module's name: under a runner
+    (``python -m cProfile script.py``) ``sys.modules["__main__"]`` is the
+    runner, a file of the standard library, and the script's helpers would
+    drop out of every fingerprint.
+    """
     module = sys.modules.get(fn.__module__)
-    path = getattr(module, "__file__", None)
-    if path is None:
-        return fn.__module__ == "__main__" or fn.__module__.startswith("__")  # scripts, notebooks
+    if module is not None and vars(module) is fn.__globals__:
+        path = getattr(module, "__file__", None)
+    else:
+        path = fn.__globals__.get("__file__") or fn.__code__.co_filename
+    return _is_project_file(path if isinstance(path, str) else None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_project_file(path: str | None) -> bool:
+    if path is None or path.startswith("<"):
+        # Typed in (a notebook, a REPL, <string>), unless frozen into Python.
+        return path is None or not path.startswith("<frozen")
     return not os.path.realpath(path).startswith(_library_roots())
 
 

@@ -7,6 +7,7 @@ an instance method, classmethod or staticmethod.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import inspect
@@ -16,6 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 
 from durable import _context, _registry
+from durable._caller import awaited_by_caller, named
 from durable._errors import ConfigurationError, SerializationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
@@ -252,11 +254,13 @@ def step(
                     f"{ctx.name!r}, which cannot await it; make the workflow "
                     "`async def` or the step a plain `def`"
                 )
+            if not spec.is_async and not ctx.port.sync and awaited_by_caller():
+                raise _awaited_sync("step", spec.name)
             position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
             runtime = ctx.runtime
             if spec.is_async:
-                return runtime._run_step(ctx, ctx.port, spec, position, call)
+                return named(runtime._run_step(ctx, ctx.port, spec, position, call), raw)
             return drive(runtime._run_step(ctx, runtime._port_for(sync=True), spec, position, call))
 
         return wrapt.FunctionWrapper(fn, wrapper)
@@ -298,7 +302,9 @@ class _RunMethods:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec: WorkflowSpec = workflow._self_durable[0]
         coro = self._enqueue(args, kwargs, workflow_id, queue, priority, sync=not spec.is_async)
-        return coro if spec.is_async else drive(coro)
+        if spec.is_async:
+            return named(coro, workflow.__wrapped__, ".enqueue")
+        return drive(coro)
 
     def enqueue_sync(
         self,
@@ -325,13 +331,13 @@ class _RunMethods:
         check_int(priority, "priority")
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
-        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        instance = _bound_instance(self) if workflow is not self else None
         ctx = _context.current.get()
         runtime = ctx.runtime if isinstance(ctx, _context.WorkflowContext) else current_runtime()
         inv = Invocation(
             spec=spec,
             call=lambda: None,
-            args_body=_args_body(spec, instance, args, kwargs),
+            args_body=_args_body(spec, signature, instance, args, kwargs),
             args_fingerprint=_fingerprint(signature, instance, args, kwargs),
             args=args,
             kwargs=kwargs,
@@ -344,7 +350,7 @@ class _RunMethods:
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
-        instance = getattr(self, "_self_instance", None) if workflow is not self else None
+        instance = _bound_instance(self) if workflow is not self else None
         fp = _fingerprint(signature, instance, args, kwargs)
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
 
@@ -417,7 +423,7 @@ def durable_workflow(
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
         spec = WorkflowSpec(
-            name=_check_name(f"{raw.__module__}.{raw.__qualname__}" if name is None else name),
+            name=_check_name(f"{_module_name(raw)}.{raw.__qualname__}" if name is None else name),
             is_async=inspect.iscoroutinefunction(raw),
             on_running=on_running,
             on_code_change=_check_code_policy(on_code_change),
@@ -430,6 +436,9 @@ def durable_workflow(
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
+            in_loop = asyncio._get_running_loop() is not None
+            if not spec.is_async and in_loop and awaited_by_caller():
+                raise _awaited_sync("workflow", spec.name)
             requested = _context.requested_workflow_id.get()
             if requested is not None:
                 _context.requested_workflow_id.set(None)  # not for its children
@@ -446,7 +455,7 @@ def durable_workflow(
                 spec=spec,
                 call=functools.partial(wrapped, *args, **kwargs),
                 # The payload first: it says clearly which argument does not pickle.
-                args_body=_args_body(spec, instance, args, kwargs),
+                args_body=_args_body(spec, signature, instance, args, kwargs),
                 args_fingerprint=_fingerprint(signature, instance, args, kwargs),
                 args=args,
                 kwargs=kwargs,
@@ -455,7 +464,7 @@ def durable_workflow(
                 position=parent.allocate(spec.name) if parent is not None else None,
             )
             if spec.is_async:
-                return runtime._run_workflow(inv, runtime._port_for(sync=False))
+                return named(runtime._run_workflow(inv, runtime._port_for(sync=False)), raw)
             return drive(runtime._run_workflow(inv, runtime._port_for(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
@@ -472,6 +481,12 @@ def durable_workflow(
 def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
     """The plain function behind ``fn`` (unwrapping classmethod/staticmethod)."""
     raw = getattr(fn, "__func__", fn)
+    if inspect.isclass(raw):
+        decorator = "step" if kind == "step" else "durable_workflow"
+        raise ConfigurationError(
+            f"@durable.{decorator} decorates a function, not the class {raw.__qualname__}; "
+            f"decorate its methods instead (each one is a {kind} of its own)"
+        )
     if not callable(raw) or not hasattr(raw, "__qualname__"):
         raise ConfigurationError(
             f"@durable.{'step' if kind == 'step' else 'durable_workflow'} decorates a "
@@ -482,7 +497,41 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
             f"{raw.__qualname__} is a generator function; a durable {kind} must return "
             "its result (collect the items into a list and return that)"
         )
+    namespace = getattr(raw, "__globals__", None)
+    if isinstance(namespace, dict):
+        # A script's classes and functions are pickled by name and found here.
+        _registry.note_namespace(raw.__module__, namespace)
     return raw
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    """The module part of a workflow's default name: a script is ``__main__`` however run.
+
+    ``runpy.run_path`` runs it as ``<run_path>`` and a spawned process
+    imports it as ``__mp_main__``; the same workflow must keep its name (and
+    so its derived ids) under each.
+    """
+    return "__main__" if fn.__module__ in _registry.SCRIPT_MODULES else fn.__module__
+
+
+def _awaited_sync(kind: str, name: str) -> ConfigurationError:
+    """The error for ``await`` on a sync workflow or step, raised before it runs."""
+    return ConfigurationError(
+        f"{kind} {name!r} is a plain `def`, and the calling line awaits it: it returns "
+        f"its result, not an awaitable. Call it without `await`, or make the {kind} "
+        "`async def`. Nothing was run."
+    )
+
+
+def _bound_instance(bound: Any) -> Any:
+    """The instance (or class) wrapt hands the wrapper when ``bound`` is called.
+
+    For a classmethod that is the class, which ``_self_instance`` does not
+    hold (it is None when the method is reached through the class).
+    """
+    if bound._self_binding in ("function", "callable"):
+        return bound._self_instance
+    return getattr(bound.__wrapped__, "__self__", None)
 
 
 def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
@@ -540,15 +589,61 @@ def _is_default(parameter: inspect.Parameter, value: Any) -> bool:
 
 
 def _args_body(
-    spec: WorkflowSpec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    spec: WorkflowSpec,
+    signature: inspect.Signature,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> bytes:
     what = f"arguments of workflow {spec.name!r}"
     try:
         return pickle_value((instance, args, kwargs), what=what)
-    except SerializationError:
+    except SerializationError as exc:
         if instance is None:
-            raise
+            raise _unpicklable_argument(spec, signature, args, kwargs) or exc from exc.__cause__
+        try:
+            pickle_value((args, kwargs), what=what)
+        except SerializationError as inner:
+            bad = _unpicklable_argument(spec, signature, args, kwargs, instance)
+            raise bad or inner from inner.__cause__
     # An unpicklable instance (a service holding a client) still runs; only
     # recover() cannot rebuild the call, and says so.
     missing = MissingInstance(f"{type(instance).__module__}.{type(instance).__qualname__}")
     return pickle_value((missing, args, kwargs), what=what)
+
+
+def _unpicklable_argument(
+    spec: WorkflowSpec,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    instance: Any = None,
+) -> SerializationError | None:
+    """The error naming the first argument that does not pickle, by its parameter name."""
+    try:
+        bound = (
+            signature.bind(instance, *args, **kwargs)
+            if instance is not None
+            else signature.bind(*args, **kwargs)
+        ).arguments
+    except TypeError:  # the call itself is wrong: name the arguments by position
+        bound = {f"#{i + 1}": value for i, value in enumerate(args)} | kwargs
+    if instance is not None:
+        bound.pop(next(iter(signature.parameters)), None)
+    for name, value in bound.items():
+        try:
+            pickle_value(value, what=f"argument {name!r}")
+        except SerializationError as exc:
+            type_name = exc.details.get("type_name", type(value).__qualname__)
+            return SerializationError(
+                f"cannot pickle the arguments of workflow {spec.name!r}: argument "
+                f"{name!r} (a {type_name}) does not pickle "
+                f"({type(exc.__cause__).__name__}: {exc.__cause__}). A "
+                "workflow's arguments are recorded so that the call can be resumed: "
+                "pass plain data instead (an id, a path, settings) and create the "
+                "object inside the workflow or a step, or make its type picklable.",
+                what=f"arguments of workflow {spec.name!r}",
+                type_name=type_name,
+                argument=name,
+            )
+    return None

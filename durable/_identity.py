@@ -10,14 +10,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
-import cloudpickle
-
 from durable._errors import InvalidWorkflowIdError
 from durable._limits import WORKFLOW_ID_CHARS, check_text
+from durable._serialization import dumps
 
 MAX_WORKFLOW_ID_LENGTH = WORKFLOW_ID_CHARS
 """The longest workflow id accepted, in characters."""
@@ -78,7 +76,8 @@ def _feed(digest: Any, value: Any) -> None:
     else:
         # Anything else is fingerprinted by its pickle: stable for the plain
         # objects people pass, and at worst a new id (never a wrong replay).
-        _chunk(digest, b"p", cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        # A script's classes by name: their copy by value carries a random id.
+        _chunk(digest, b"p", dumps(value, by_value=False))
 
 
 def _sub_digest(value: Any) -> bytes:

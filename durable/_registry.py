@@ -1,12 +1,25 @@
-"""The registry of decorated workflows, by name, for recover() and workers."""
+"""The registry of decorated workflows, by name, and of the scripts that define them.
+
+A script's functions and classes belong to no importable module (``__main__``,
+a notebook, ``runpy.run_path``), so a pickle cannot name them by reference the
+usual way; it names them by module and qualified name, and :func:`find` looks
+them up in the namespaces where decorated code of that module was defined.
+That holds however the script was started (``python -m cProfile`` leaves the
+profiler in ``sys.modules["__main__"]``, not the script).
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
 _lock = threading.Lock()
 _workflows: dict[str, Any] = {}
+_namespaces: dict[str, list[dict[str, Any]]] = {}
+
+SCRIPT_MODULES = frozenset({"__main__", "<run_path>", "__mp_main__"})
+"""Module names a script runs under: ``python script.py``, runners, runpy, notebooks."""
 
 
 def register(name: str, workflow: Any) -> None:
@@ -19,3 +32,48 @@ def lookup(name: str) -> Any | None:
     """The decorated workflow registered under ``name``, if any."""
     with _lock:
         return _workflows.get(name)
+
+
+def note_namespace(module: str, namespace: dict[str, Any]) -> None:
+    """Remember the globals of a script that defines decorated code (see :func:`find`)."""
+    if module not in SCRIPT_MODULES:
+        return
+    with _lock:
+        known = _namespaces.setdefault(module, [])
+        if not any(ns is namespace for ns in known):
+            known.append(namespace)
+
+
+def find(module: str, qualname: str) -> Any | None:
+    """The live class or function ``module.qualname`` of a script, if this process has it.
+
+    The script's own namespaces come first: under a runner, the module in
+    ``sys.modules["__main__"]`` is the runner, whose names must not be taken
+    for the script's.
+    """
+    parts = qualname.split(".")
+    if any(not part.isidentifier() for part in parts):  # <locals>, <lambda>
+        return None
+    with _lock:
+        namespaces = list(_namespaces.get(module, ()))
+    live = sys.modules.get(module)
+    if live is not None:
+        namespaces.append(vars(live))
+    for namespace in namespaces:
+        found = _resolve(namespace, parts)
+        if found is not None:
+            return found
+    return None
+
+
+def _resolve(namespace: dict[str, Any], parts: list[str]) -> Any | None:
+    found = namespace.get(parts[0])
+    for part in parts[1:]:
+        if not isinstance(found, type):
+            return None
+        # The class's own attribute, not what binding it gives (a bound
+        # wrapper, a new object each time).
+        found = vars(found).get(part)
+        if isinstance(found, (staticmethod, classmethod)):
+            found = found.__func__
+    return found

@@ -18,11 +18,11 @@ import logging
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
+from durable._caller import warn
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
@@ -453,11 +453,17 @@ class Runtime:
         the event loop (a worker's other workflows) goes on meanwhile.
         """
         try:
-            target, args, kwargs = self._rebuild_call(row)
+            workflow, row = self._stored_call(row)
         except _Unknown:
             return "unknown", None
+        except Exception as exc:  # the store: the next recovery tries again
+            return "failed", exc
+        try:
+            target, args, kwargs = self._bind_call(workflow, row)
         except Exception as exc:
-            return "unrunnable", exc
+            error = self._unrunnable(row, exc)
+            await self._fail_unrunnable(row, error, claimed)
+            return "unrunnable", error
         tokens = (
             _context.active_runtime.set(self),
             _context.never_wait.set(True),
@@ -473,6 +479,12 @@ class Runtime:
         except WorkflowAlreadyRunningError:
             return "skipped", None
         except Exception as exc:
+            if self._never_started(row):
+                # The call was refused before the workflow ran (its recorded
+                # arguments no longer fit the code): unrunnable, not failed.
+                error = self._unrunnable(row, exc)
+                await self._fail_unrunnable(row, error, claimed)
+                return "unrunnable", error
             return "failed", exc
         finally:
             _context.preclaimed.reset(tokens[2])
@@ -480,13 +492,25 @@ class Runtime:
             _context.active_runtime.reset(tokens[0])
         return "done", None
 
-    def _rebuild_call(self, row: WorkflowRow) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    def _stored_call(self, row: WorkflowRow) -> tuple[Any, WorkflowRow]:
+        """The registered workflow of a stored row, and the row with its arguments."""
         workflow = _registry.lookup(row.name)
         if workflow is None:
             raise _Unknown(row.name)
         if row.args is None:  # a light row: fetch the arguments
             full = self._backend.get_workflow(row.workflow_id)
             row = full if full is not None else row
+        return workflow, row
+
+    def _bind_call(
+        self, workflow: Any, row: WorkflowRow
+    ) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """The call a stored row records: the workflow (bound to its instance) and arguments.
+
+        A method is bound from the registered workflow itself, not looked up
+        on the instance by name: what stands at that name may be something
+        else by now, and the registered workflow is the one the row names.
+        """
         instance, args, kwargs = self._codec.loads(
             row.args or b"",
             place(row.workflow_id, "args"),
@@ -500,15 +524,71 @@ class Runtime:
                 "it again on a live instance with the same workflow_id",
                 workflow_id=row.workflow_id,
             )
-        target = workflow if instance is None else getattr(instance, workflow.__name__)
-        return target, args, kwargs
+        if instance is None:
+            return workflow, args, kwargs
+        if isinstance(workflow.__wrapped__, classmethod):
+            return workflow.__get__(None, instance), args, kwargs
+        return workflow.__get__(instance, type(instance)), args, kwargs
 
-    def _fail_unrunnable(self, row: WorkflowRow, exc: Exception) -> None:
-        """Record as failed a claimed workflow whose call cannot be rebuilt."""
+    def _never_started(self, row: WorkflowRow) -> bool:
+        """Whether a stored workflow whose call raised is still as it was before the call.
+
+        Then the workflow never ran (it would have recorded its error, or been
+        claimed under a new epoch), and nothing else will record its end.
+        """
+        try:
+            now = self._backend.get_workflow(row.workflow_id)
+        except DurableError:
+            return False  # the store is down: the next recovery looks again
+        return now is not None and now.epoch == row.epoch and now.status is row.status
+
+    def _unrunnable(self, row: WorkflowRow, exc: Exception) -> DurableError:
+        """The error recorded for a stored call that cannot be rebuilt."""
+        if isinstance(exc, DurableError) and exc.details.get("workflow_id") == row.workflow_id:
+            return exc  # says it all already
+        error = DurableError(
+            f"cannot resume workflow {row.workflow_id!r} ({row.name}): its recorded call "
+            f"could not be rebuilt ({type(exc).__name__}: {exc}). Recorded as failed; "
+            "call it again with the same workflow_id once the cause is fixed (its "
+            "recorded steps are reused).",
+            workflow_id=row.workflow_id,
+        )
+        error.__cause__ = exc
+        return error
+
+    async def _fail_unrunnable(self, row: WorkflowRow, exc: Exception, claimed: bool) -> None:
+        """Record as failed a workflow whose call cannot be rebuilt.
+
+        Left as it is, it would stay running (or enqueued) for ever, every
+        recovery failing on it again and its handle waiting to its timeout.
+        A row this runtime did not claim is claimed first (fenced), so that a
+        live owner elsewhere is never overruled.
+        """
+        if not claimed:
+            if row.status not in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING):
+                return
+            taken = self._backend.claim_workflow(
+                row.workflow_id,
+                row.epoch,
+                row.status,
+                current_owner(),
+                self.lease_seconds,
+                rerun_failed=False,
+                recovery=row.owner is not None,
+            )
+            if taken is None:
+                return  # someone else took it meanwhile
+            row = taken
         error = self._codec.dumps_error(
             exc, place(row.workflow_id, "error"), what=f"error of workflow {row.workflow_id!r}"
         )
         self._backend.finish_workflow(row.workflow_id, row.epoch, WorkflowStatus.ERROR, error=error)
+        log.error(
+            "workflow %r recorded as failed: %s",
+            row.workflow_id,
+            exc,
+            extra=_extra(row.workflow_id),
+        )
 
     async def resume(self, workflow_id: str) -> Any:
         """Run a stored workflow again by its id and return its result.
@@ -531,13 +611,14 @@ class Runtime:
                 f"no workflow {workflow_id!r} in {self.url}", workflow_id=workflow_id
             )
         try:
-            target, args, kwargs = self._rebuild_call(row)
+            workflow, row = self._stored_call(row)
         except _Unknown:
             raise WorkflowNotFoundError(
                 f"workflow {workflow_id!r} is a {row.name!r}, and no imported code registers "
                 "a workflow of that name; import the module that defines it first",
                 workflow_id=workflow_id,
             ) from None
+        target, args, kwargs = self._bind_call(workflow, row)
         if row.status is WorkflowStatus.QUARANTINED:
             # Only now that it can run: a failed resume leaves it quarantined.
             self._backend.unquarantine(workflow_id)
@@ -1037,13 +1118,12 @@ class Runtime:
             await port.supersede_from(ctx.workflow_id, ctx.epoch, position)
             ctx.recorded = {p: r for p, r in ctx.recorded.items() if p < position}
             return None
-        warnings.warn(
+        warn(
             CodeChangedWarning(
                 f"the code of {where} changed since its record was written; replaying the "
                 "recorded result (on_code_change='reuse'). Use on_code_change='rerun' to run "
                 "changed steps again, or 'error' to refuse."
-            ),
-            stacklevel=2,
+            )
         )
         return recorded
 

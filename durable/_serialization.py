@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import pickle
 import traceback
+import types
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from typing import Any
 
 import cloudpickle
 
+from durable import _registry
 from durable._errors import (
     ConfigurationError,
     PayloadIntegrityError,
@@ -67,12 +70,77 @@ DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 
+def dumps(value: Any, *, by_value: bool = True) -> bytes:
+    """Pickle with cloudpickle, naming a script's classes and functions (see ``_Pickler``).
+
+    ``by_value=False`` leaves out the copy of them by value: for a
+    fingerprint, which must be the same in every process.
+    """
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL, by_value=by_value).dump(value)
+    return buffer.getvalue()
+
+
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, except that a script's classes and functions resolve to the live ones.
+
+    cloudpickle copies a class or function of ``__main__`` (a script, a
+    notebook) by value, and unpickling that copy in the process that defines
+    the class re-applies the recorded class dict to the live class: its
+    methods are replaced, their decorators stripped (a workflow method becomes
+    a plain function). In another process it builds a second class, whose
+    instances are not instances of the script's. So such a class or function
+    is named (module, qualified name) and looked up among the live ones when
+    unpickled, like an importable one; the by-value copy rides along only for
+    a process that does not define it (``durable show`` from the shell).
+    """
+
+    def __init__(self, file: io.BytesIO, *, protocol: int, by_value: bool) -> None:
+        super().__init__(file, protocol=protocol)
+        self._by_value = by_value
+
+    def reducer_override(self, obj: Any) -> Any:
+        # A wrapt wrapper passes for a function here (isinstance follows its
+        # __class__): so a decorated function is named, not copied bare.
+        if isinstance(obj, (type, types.FunctionType)):
+            module = getattr(obj, "__module__", None)
+            if module in _registry.SCRIPT_MODULES:
+                qualname = getattr(obj, "__qualname__", "")
+                if isinstance(qualname, str) and _registry.find(module, qualname) is obj:
+                    copy = _copy_by_value(obj) if self._by_value else None
+                    return _live, (module, qualname, copy)
+        return super().reducer_override(obj)
+
+
+def _copy_by_value(obj: Any) -> bytes | None:
+    try:
+        copy: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # a class holding a wrapper that cannot be copied: by name only
+        return None
+    return copy
+
+
+def _live(module: str, qualname: str, copy: bytes | None) -> Any:
+    """Unpickle a script's class or function: the live one, else its copy."""
+    found = _registry.find(module, qualname)
+    if found is not None:
+        return found
+    if copy is None:
+        raise SerializationError(
+            f"{module}.{qualname} is not defined in this process; run the script or "
+            "notebook that defines it (it could not be recorded by value)",
+            what=f"{module}.{qualname}",
+            type_name=f"{module}.{qualname}",
+        )
+    return pickle.loads(copy)
+
+
 def pickle_value(value: Any, *, what: str) -> bytes:
     """Pickle ``value``; ``what`` names it in the error ("result of step 'fetch'")."""
     if type(value) in _PLAIN:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data = dumps(value)
     except Exception as exc:
         raise SerializationError(
             f"cannot pickle the {what}: a value of type {_type_name(value)} "
@@ -92,7 +160,7 @@ def pickle_error(exc: BaseException) -> bytes:
     must be found when it is recorded, not on some later replay.
     """
     try:
-        data: bytes = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        data = dumps(exc)
         pickle.loads(data)
         return data
     except Exception:

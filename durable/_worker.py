@@ -270,13 +270,8 @@ class Worker:
                 self.runtime._backend.release_workflow(workflow_id, row.epoch)
         elif isinstance(error, WorkflowQuarantinedError):
             log.info("worker: skipping workflow %r: %s", workflow_id, error)
-        elif error is not None:
+        elif error is not None:  # an unrunnable one is recorded as failed by _rerun
             report.failed[workflow_id] = f"{type(error).__name__}: {error}"
-            if outcome == "unrunnable" and claimed:
-                # Its arguments cannot be read back (a class that is gone, a
-                # key that changed): running it again will not help. Recorded
-                # as failed, it leaves the queue.
-                self.runtime._fail_unrunnable(row, error)
 
     async def _drain(self) -> None:
         """Let running workflows finish within the grace period; release the rest."""

@@ -143,3 +143,71 @@ def test_moving_code_or_adding_comments_is_not_a_change(tmp_path: Path, failed_o
 def test_bad_policy_is_a_configuration_error() -> None:
     with pytest.raises(durable.ConfigurationError, match="on_code_change must be"):
         durable.step(on_code_change="ignore")(lambda: None)  # type: ignore[arg-type]
+
+
+# Issue 14 item 4: how the script is started must not change its fingerprints
+# (python -m cProfile left the profiler in sys.modules["__main__"], so the
+# script's helpers dropped out of every fingerprint) nor its workflows' names
+# (runpy.run_path ran it as "<run_path>": another id, every step run again).
+_SCRIPT = str(Path(__file__).parent / "programs" / "runner_script.py")
+_RUNNERS = {
+    "python": [sys.executable, _SCRIPT],
+    "cProfile": [sys.executable, "-m", "cProfile", "-o", "profile.out", _SCRIPT],
+    "runpy": [sys.executable, "-c", f"import runpy; runpy.run_path({_SCRIPT!r})['main']()"],
+    "pdb": [sys.executable, "-m", "pdb", _SCRIPT],  # driven with "c" on stdin
+}
+
+
+def _run_under(runner: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    from tests.conftest import program_env
+
+    return subprocess.run(
+        _RUNNERS[runner],
+        input="c\n",
+        cwd=tmp_path,
+        env=program_env(
+            DURABLE_URL=f"sqlite:///{tmp_path / 'runs.db'}", EFFECTS=tmp_path / "effects", **env
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _outcome(run: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    # Under pdb the line follows its "(Pdb) " prompt.
+    line = next(x for x in run.stdout.splitlines() if '{"result"' in x)
+    return json.loads(line[line.index('{"result"') :])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("recorded_under", "resumed_under"),
+    [
+        ("python", "cProfile"),
+        ("cProfile", "python"),
+        ("python", "runpy"),
+        ("runpy", "python"),
+        ("python", "pdb"),
+        ("pdb", "python"),
+    ],
+)
+def test_fingerprints_do_not_depend_on_how_the_script_was_started(
+    tmp_path: Path, recorded_under: str, resumed_under: str
+) -> None:
+    killed = _run_under(recorded_under, tmp_path, CRASH_IN="two")
+    assert killed.returncode == -9, killed.stderr
+    resumed = _run_under(resumed_under, tmp_path)
+    outcome = _outcome(resumed)
+    assert outcome["code_changed"] == []
+    assert outcome["result"] == 13
+    assert outcome["id"] == "__main__.job:65c534b492d63a30a8ca"
+    # Step one replayed, not run again; two ran again (killed inside it).
+    assert (tmp_path / "effects").read_text().split() == ["one", "two", "two"]
+
+
+def test_a_real_change_is_still_seen_under_a_runner(tmp_path: Path) -> None:
+    assert _run_under("python", tmp_path, CRASH_IN="two").returncode == -9
+    outcome = _outcome(_run_under("cProfile", tmp_path, CHANGED="1"))
+    assert len(outcome["code_changed"]) == 1  # type: ignore[arg-type]
+    assert "step 'one'" in outcome["code_changed"][0]  # type: ignore[index]

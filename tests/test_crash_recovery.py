@@ -7,13 +7,24 @@ own tables.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 import durable
-from tests.conftest import race, read_lines, run_program, start_program, wait_for
+from tests.conftest import (
+    PROGRAMS,
+    program_env,
+    race,
+    read_lines,
+    run_program,
+    start_program,
+    wait_for,
+)
 
 EXPECTED = sum(i * i for i in range(1, 7))
 
@@ -170,3 +181,52 @@ def test_a_workflow_abandoned_by_a_live_process_resumes_once_its_lease_ends(
     finally:
         abandoner.kill()
         abandoner.communicate()
+
+
+def test_methods_of_classes_defined_in_main_recover_like_importable_ones(
+    tmp_path: Path, db_url: str
+) -> None:
+    # Issue 14 item 3: a worker and recover() failed with "'function' object
+    # has no attribute 'run'" (the recorded instance rebuilt a copy of the
+    # class, its workflow methods stripped to plain functions), or could not
+    # record the instance at all (a classmethod wrapper in the class).
+    env = {"DURABLE_URL": db_url, "EFFECTS": tmp_path / "effects"}
+    run_program("main_methods", "enqueue", **env)
+    crashed = subprocess.run(
+        [sys.executable, str(PROGRAMS / "main_methods.py"), "crash"],
+        env=program_env(CRASH_IN="total Shop 2", **env),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    outcome = json.loads(run_program("main_methods", "recover", **env).stdout)
+    assert outcome == {
+        "worker_failed": {},
+        "recover_failed": {},
+        "price-1": "success",
+        "tally-3": "success",
+        "total-2": "success",
+        "wrappers": [True, True, True],
+        "results": [7, 300, 20],
+    }
+    effects = read_lines(tmp_path / "effects")
+    assert effects[0] == "total Shop 2"  # the killed run
+    assert sorted(effects[1:]) == ["price 7 1", "tally Till 3", "total Shop 2"]
+
+
+def test_unpickling_a_recorded_call_leaves_the_live_class_alone(
+    tmp_path: Path, db_url: str
+) -> None:
+    # In the process that defines the class (a notebook enqueuing and running
+    # a worker), unpickling the call used to overwrite the class's methods
+    # with undecorated copies: later calls ran unrecorded.
+    env = {"DURABLE_URL": db_url, "EFFECTS": tmp_path / "effects"}
+    outcome = json.loads(run_program("main_methods", "same", **env).stdout)
+    assert outcome == {
+        "worker_failed": {},
+        "recover_failed": {},
+        "price-same": "success",
+        "wrappers": [True, True, True],
+        "after": "success",  # recorded: the live method is still the workflow
+    }

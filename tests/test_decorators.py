@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
+import linecache
+import threading
+import warnings
 from typing import Any
 
 import pytest
@@ -168,3 +172,191 @@ def test_redefining_a_workflow_replaces_its_registration_quietly(
     assert second.run(workflow_id="cell-v2") == 2
     assert first.run(workflow_id="cell-v1") == 1
     assert len(recwarn) == 0
+
+
+# Calling mistakes (issue 14 item 18) -------------------------------------
+
+
+def _never_awaited(make: Any) -> list[str]:
+    """The "never awaited" warnings that dropping the coroutine ``make()`` gives."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        make()
+        gc.collect()
+    return [str(w.message) for w in seen if "never awaited" in str(w.message)]
+
+
+@durable.step
+async def forgotten_step(x: int) -> int:
+    return x
+
+
+@durable.durable_workflow(name="decorators.forgotten")
+async def forgotten_workflow(x: int) -> int:
+    return x
+
+
+async def test_a_forgotten_await_names_the_users_workflow_and_step() -> None:
+    # Was: "coroutine 'Runtime._run_workflow' was never awaited".
+    assert _never_awaited(lambda: forgotten_workflow(1)) == [
+        "coroutine 'forgotten_workflow' was never awaited"
+    ]
+    assert _never_awaited(lambda: forgotten_workflow.enqueue(1)) == [
+        "coroutine 'forgotten_workflow.enqueue' was never awaited"
+    ]
+    names: list[str] = []
+
+    @durable.durable_workflow(name="decorators.forgets_a_step")
+    async def forgets(x: int) -> int:
+        pending = forgotten_step(x)  # no await
+        names.append(pending.__qualname__)
+        pending.close()
+        return x
+
+    assert await forgets(2) == 2
+    assert names == ["forgotten_step"]
+
+
+def _edited(x: int) -> int:
+    return x + 1000
+
+
+async def _aedited(x: int) -> int:
+    return x + 1000
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_code_changed_warning_points_at_the_users_line(kind: str) -> None:
+    crash = {"armed": True}
+
+    def body(x: int) -> int:
+        return x + 1
+
+    def tail_body(x: int) -> int:
+        if crash["armed"]:
+            raise KeyboardInterrupt  # a crash once the first step is recorded
+        return x
+
+    if kind == "sync":
+        first, tail = durable.step(name="cc.first")(body), durable.step(name="cc.tail")(tail_body)
+
+        @durable.durable_workflow(name="decorators.cc.sync")
+        def wf(x: int) -> int:
+            return tail(first(x))  # the warning's line
+
+        call: Any = wf
+    else:
+
+        async def abody(x: int) -> int:
+            return x + 1
+
+        async def atail(x: int) -> int:
+            return tail_body(x)
+
+        first, tail = durable.step(name="cc.first")(abody), durable.step(name="cc.tail")(atail)
+
+        @durable.durable_workflow(name="decorators.cc.async")
+        async def awf(x: int) -> int:
+            return await tail(await first(x))  # the warning's line
+
+        call = awf
+
+    async def run() -> int:
+        outcome = call(1)
+        return await outcome if inspect.isawaitable(outcome) else outcome  # type: ignore[no-any-return]
+
+    with pytest.raises(KeyboardInterrupt):
+        await run()
+    crash["armed"] = False
+    # Other code for the first step, as an edit between two runs gives.
+    first.__wrapped__.__code__ = (_edited if kind == "sync" else _aedited).__code__
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert await run() == 2  # the recorded result of the first step
+    [warning] = [w for w in seen if issubclass(w.category, durable.CodeChangedWarning)]
+    assert warning.filename == __file__  # was durable/_runtime.py
+    assert "the warning's line" in linecache.getline(warning.filename, warning.lineno)
+
+
+async def test_awaiting_a_sync_workflow_or_step_is_refused_before_it_runs(
+    runtime: durable.Runtime,
+) -> None:
+    ran: list[str] = []
+
+    @durable.durable_workflow(name="decorators.sync_wf")
+    def sync_wf(x: int) -> int:
+        ran.append("workflow")
+        return x
+
+    @durable.step(name="decorators.sync_step")
+    def sync_step(x: int) -> int:
+        ran.append("step")
+        return x
+
+    @durable.durable_workflow(name="decorators.awaits_sync_step")
+    async def awaits_sync_step(x: int) -> int:
+        with pytest.raises(durable.ConfigurationError, match=r"step .*sync_step.* plain `def`"):
+            await sync_step(x)  # type: ignore[misc]
+        return sync_step(x) + 1  # called right, it runs
+
+    # Was: it ran, then "TypeError: object int can't be used in 'await' expression".
+    with pytest.raises(durable.ConfigurationError, match="Call it without `await`"):
+        await sync_wf(1)  # type: ignore[misc]
+    with pytest.raises(durable.ConfigurationError, match="Nothing was run"):
+        await sync_wf.run(1, workflow_id="awaited")  # type: ignore[misc]
+    assert ran == []
+    assert runtime.get_workflow(sync_wf.id_for(1)) is None  # nothing recorded
+    assert runtime.get_workflow("awaited") is None
+    assert await awaits_sync_step(5) == 6
+    assert ran == ["step"]
+    assert sync_wf(1) == 1  # a plain call from async code still works
+
+
+@pytest.mark.parametrize(
+    "decorator",
+    [durable.step, durable.step(retries=1), durable.durable_workflow, durable.durable_workflow()],
+)
+def test_decorating_a_class_is_refused(decorator: Any) -> None:
+    with pytest.raises(durable.ConfigurationError, match=r"class \S*Pipeline; decorate its"):
+
+        @decorator
+        class Pipeline:
+            pass
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "enqueue", "method"])
+async def test_an_unpicklable_argument_is_named_with_its_type(kind: str) -> None:
+    class Service:
+        @durable.durable_workflow(name="decorators.Service.handle")
+        async def handle(self, order: int, client: Any) -> int:
+            return order
+
+    @durable.durable_workflow(name="decorators.sync_args")
+    def sync_args(order: int, client: Any, *, note: str = "") -> int:
+        return order
+
+    @durable.durable_workflow(name="decorators.async_args")
+    async def async_args(order: int, client: Any) -> int:
+        return order
+
+    client = threading.Lock()
+
+    async def call() -> None:
+        if kind == "sync":
+            sync_args(7, client)
+        elif kind == "async":
+            await async_args(7, client=client)
+        elif kind == "enqueue":
+            await async_args.enqueue(7, client)
+        else:
+            await Service().handle(7, client)
+
+    with pytest.raises(durable.SerializationError) as info:
+        await call()
+    message = str(info.value)
+    # Was: "a value of type builtins.tuple ... Return plain data".
+    assert "argument 'client' (a _thread.lock) does not pickle" in message
+    assert "builtins.tuple" not in message
+    assert "Return plain data" not in message
+    assert "pass plain data instead" in message
+    assert info.value.argument == "client"  # type: ignore[attr-defined]

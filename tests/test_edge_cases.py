@@ -241,6 +241,53 @@ async def test_recover_explains_a_method_whose_instance_did_not_pickle(
     assert await Service().process.run(4, workflow_id="svc") == 8
 
 
+class Mailer:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # not picklable
+
+    @durable.durable_workflow(name="edge.Mailer.send")
+    async def send(self, to: str) -> str:
+        return await self.deliver(to)
+
+    @durable.step(name="edge.deliver")
+    async def deliver(self, to: str) -> str:
+        if "crash" in RAN:
+            raise SimulatedCrash.__new__(SimulatedCrash)
+        return f"sent to {to}"
+
+
+async def test_a_workflow_that_cannot_be_rebuilt_is_recorded_as_failed(
+    durable_runtime: durable.Runtime,
+) -> None:
+    # Issue 14 item 3: recover() reported it but left it running for ever, so
+    # each recovery failed on it again and its handle waited to its timeout.
+    RAN.append("crash")
+    try:
+        with pytest.raises(SimulatedCrash):
+            await Mailer().send.run("ada", workflow_id="mail-1")
+    finally:
+        RAN.remove("crash")
+    report = await durable_runtime.recover()
+    assert "could not be pickled" in str(report.failed["mail-1"])
+    assert durable_runtime.get_workflow("mail-1").status is durable.WorkflowStatus.ERROR  # type: ignore[union-attr]
+    with pytest.raises(durable.DurableError, match="could not be pickled"):
+        await durable.WorkflowHandle("mail-1", durable_runtime).result(timeout=30)
+    assert (await durable_runtime.recover()).failed == {}  # not tried again
+    # Called again on a live instance: a new attempt, which finishes.
+    assert await Mailer().send.run("ada", workflow_id="mail-1") == "sent to ada"
+
+
+async def test_an_enqueued_workflow_that_cannot_be_rebuilt_is_recorded_as_failed(
+    durable_runtime: durable.Runtime,
+) -> None:
+    handle = await Mailer().send.enqueue("bob", workflow_id="mail-2")
+    worker = durable.Worker(runtime=durable_runtime)
+    await worker.run(until_idle=True, handle_signals=False)
+    assert "could not be pickled" in worker.report.failed["mail-2"]
+    with pytest.raises(durable.DurableError, match="could not be pickled"):
+        await handle.result(timeout=30)
+
+
 def test_stop_iteration_from_a_sync_step_stays_stop_iteration(
     durable_runtime: durable.Runtime,
 ) -> None:
