@@ -211,13 +211,19 @@ def test_a_bad_integer_is_refused_alike_before_anything_is_written(
     assert rows(url) == before
 
 
-@pytest.mark.parametrize("value", [10**400, float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize(
+    "value",
+    [10**400, float("nan"), float("inf"), -float("inf")],
+    ids=["huge", "nan", "inf", "-inf"],
+)
 @pytest.mark.parametrize("bound", ["since", "until"])
 def test_a_time_filter_must_be_finite(
     store: tuple[durable.Runtime, str], bound: str, value: float
 ) -> None:
     runtime, _ = store
-    with pytest.raises(durable.ConfigurationError, match=f"{bound} must be an aware datetime"):
+    with pytest.raises(
+        durable.ConfigurationError, match=f"{bound}=.* is not a Unix timestamp durable can store"
+    ):
         runtime.store.list_workflows(**{bound: value})
 
 

@@ -223,9 +223,10 @@ class PostgresBackend(SqlBackend):
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.exec_driver_sql(f'SET LOCAL search_path TO "{self.schema}"')
                 # Before any DDL (CREATE SCHEMA IF NOT EXISTS changes no schema that exists).
-                if not s.stored_version(conn, self.schema):
+                where = f"{self.url} (schema {self.schema})"
+                if not s.check_version(conn, where, self.schema):
                     s.refuse_foreign_tables(conn, self.url, self.schema, self.shared)
-                s.ensure_schema(conn, f"{self.url} (schema {self.schema})", schema=self.schema)
+                s.ensure_schema(conn, where, schema=self.schema)
         except sa.exc.OperationalError as exc:
             raise self._unavailable(exc.orig or exc) from exc
         finally:
