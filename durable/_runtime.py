@@ -58,7 +58,7 @@ from durable._serialization import (
 )
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
-from durable._sync import run_coroutine_sync
+from durable._sync import require_asyncio, run_coroutine_sync
 from durable.backends._base import (
     Backend,
     EventGone,
@@ -373,6 +373,7 @@ class Runtime:
         workflow that fails is reported in ``failed``, one that suspends
         again in ``suspended``. Enqueued workflows are left to workers.
         """
+        require_asyncio("Runtime.recover()")
         report = RecoveryReport()
         for row in await self._due(self._ports[True]):
             await self._resume_row(row, report)
@@ -548,6 +549,8 @@ class Runtime:
     async def _run_workflow(self, inv: Invocation, port: Port) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
+            if not port.sync:
+                require_asyncio(f"workflow {inv.spec.name!r}")
             workflow_id = inv.requested_id or validate_workflow_id(
                 derive_workflow_id(inv.spec.name, inv.args_fingerprint)
             )

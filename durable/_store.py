@@ -18,7 +18,7 @@ from durable._errors import (
 )
 from durable._identity import validate_workflow_id
 from durable._serialization import place, step_slot
-from durable._sync import drive
+from durable._sync import drive, require_asyncio
 from durable.backends._base import (
     NewWorkflow,
     StepHistoryRow,
@@ -350,6 +350,7 @@ class Store:
         backend = self._runtime._backend
         if sync:
             return getattr(backend, name)(*args)
+        require_asyncio("an async method of durable.Store")
         async_form = getattr(backend, f"a{name}", None)
         if async_form is None:
             return getattr(backend, name)(*args)
