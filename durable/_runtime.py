@@ -571,6 +571,7 @@ class Runtime:
                 workflow_id=workflow_id,
             )
         self._site("before_step", parent, position, inv.spec.name)
+        await self._stop_if_cancelled(parent, port, f"child workflow {workflow_id!r}")
         started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
@@ -644,6 +645,13 @@ class Runtime:
         self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool
     ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
+        # Listening from before the claim, so no cancel slips in unseen.
+        with self._backend.notifier.subscribe(event_topic(new.workflow_id)) as stop_hint:
+            return await self._execute_listening(inv, port, new, waited, stop_hint)
+
+    async def _execute_listening(
+        self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool, stop_hint: Subscription
+    ) -> Any:
         workflow_id = new.workflow_id
         claimed_for_us = _context.preclaimed.get()
         if claimed_for_us is not None and claimed_for_us.workflow_id == workflow_id:
@@ -716,7 +724,7 @@ class Runtime:
                 )
                 owned, row = row.status is WorkflowStatus.ENQUEUED, claimed
             try:
-                return await self._own(inv, port, row, fresh=owned)
+                return await self._own(inv, port, row, owned, stop_hint)
             except _Lost:
                 log.warning(
                     "workflow %r: taken over by another executor",
@@ -725,7 +733,9 @@ class Runtime:
                 )
                 row, owned, waited = await self._reload(port, workflow_id), False, True
 
-    async def _own(self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool) -> Any:
+    async def _own(
+        self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool, stop_hint: Subscription
+    ) -> Any:
         """Run the workflow body as its owner, replaying what is recorded."""
         workflow_id, epoch = row.workflow_id, row.epoch
         recorded = {} if fresh else await port.load_steps(workflow_id)
@@ -739,6 +749,7 @@ class Runtime:
             recorded=recorded,
             ancestors=(inv.parent.workflow_id, *inv.parent.ancestors) if inv.parent else (),
             on_code_change=inv.spec.on_code_change,
+            stop_hint=stop_hint,
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
@@ -1000,6 +1011,7 @@ class Runtime:
         self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
+            await self._stop_if_cancelled(ctx, port, f"step {spec.name!r}")
             started = self._clock.time()
             token = _context.current.set(_context.InStep(ctx, position))
             try:
@@ -1130,6 +1142,7 @@ class Runtime:
         suspend: bool = False,
     ) -> None:
         """A durable timer: its deadline is recorded first, then waited for."""
+        await self._stop_if_cancelled(ctx, port, name)
         recorded = _replayable(ctx, position, name, "sleep")
         if recorded is None:
             deadline = float(deadline_from(self._clock.time()))
@@ -1178,6 +1191,7 @@ class Runtime:
         recorded = _replayable(ctx, at, name, "event")
         if recorded is not None:
             return self._decode_step(recorded, workflow_id)
+        await self._stop_if_cancelled(ctx, port, name)
         deadline: float | None = None
         if timeout is not None:
             timer_name = f"{name} timeout"
@@ -1279,14 +1293,29 @@ class Runtime:
                 raise _Suspended(ctx.workflow_id, wake_at, key)
         ctx.waits += 1
 
-    async def _check_still_owned(self, ctx: _context.WorkflowContext, port: Port) -> None:
+    async def _check_still_owned(
+        self, ctx: _context.WorkflowContext, port: Port, doing: str = "while it waited"
+    ) -> None:
         """Stop waiting for a workflow that was cancelled or taken over meanwhile."""
         if not await port.owns(ctx.workflow_id, ctx.epoch):
             raise OwnershipLostError(
-                f"workflow {ctx.workflow_id!r} was cancelled or taken over while it waited",
+                f"workflow {ctx.workflow_id!r} was cancelled or taken over {doing}",
                 workflow_id=ctx.workflow_id,
                 epoch=ctx.epoch,
             )
+
+    async def _stop_if_cancelled(
+        self, ctx: _context.WorkflowContext, port: Port, before: str
+    ) -> None:
+        """Before a step's body, a child, a sleep or a wait: stop if cancelled.
+
+        Costs nothing per step: the database is read only after a hint (a
+        cancel in this process, a PostgreSQL NOTIFY, a lease the heartbeat
+        could not renew, or an event sent to the workflow).
+        """
+        hint = ctx.stop_hint
+        if hint is not None and hint.take():
+            await self._check_still_owned(ctx, port, f"before {before} started")
 
     async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
         ctx.waits -= 1
@@ -1322,9 +1351,20 @@ class Runtime:
             if not leases:
                 continue
             try:
-                self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
+                missed = self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
             except Exception:  # the next beat tries again; the lease has slack for it
                 log.warning("could not renew workflow leases", exc_info=True)
+                continue
+            for workflow_id in missed:
+                # Cancelled (or taken over) from another process, which SQLite
+                # cannot notify: its owner looks before its next step.
+                self._backend.notifier.notify(event_topic(workflow_id))
+                log.debug(
+                    "workflow %r: its lease was not renewed (cancelled or taken over?); "
+                    "it looks before its next step",
+                    workflow_id,
+                    extra=_extra(workflow_id),
+                )
 
 
 # ``waiting_for`` of a parent suspended because its child suspended.

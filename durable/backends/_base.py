@@ -296,8 +296,13 @@ class Backend(ABC):
         """Workflows in any of ``statuses``, oldest first."""
 
     @abstractmethod
-    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> None:
-        """Extend the leases of the workflows ``owner`` holds (id to epoch)."""
+    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
+        """Extend the leases of the workflows ``owner`` holds (id to epoch).
+
+        Returns the ids whose lease may not have been renewed (cancelled or
+        taken over, or skipped because another transaction held the row): a
+        hint for their owner to look, never a verdict.
+        """
 
     @abstractmethod
     def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
