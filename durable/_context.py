@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from durable._runtime import Runtime
     from durable._transaction import Transaction
     from durable.backends._base import StepRow, WorkflowRow
+    from durable.backends._notify import Subscription
 
 
 @dataclass(eq=False)
@@ -46,6 +47,9 @@ class WorkflowContext:
     """The innermost open transaction block, whose records are held back."""
     waits: int = 0
     """Durable waits in progress (the workflow shows as waiting while any is)."""
+    stop_hint: Subscription | None = None
+    """Woken by a cancel (or a lost lease, or an event) of this workflow: look
+    whether it still owns itself before the next step, child or wait."""
 
     def allocate(self, name: str) -> int:
         position = self.next_position

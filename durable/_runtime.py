@@ -71,7 +71,7 @@ from durable._serialization import (
 )
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
-from durable._sync import run_coroutine_sync
+from durable._sync import require_asyncio, run_coroutine_sync
 from durable.backends._base import (
     Backend,
     EventGone,
@@ -385,6 +385,7 @@ class Runtime:
         workflow that fails is reported in ``failed``, one that suspends
         again in ``suspended``. Enqueued workflows are left to workers.
         """
+        require_asyncio("Runtime.recover()")
         report = RecoveryReport()
         for row in await self._due(self._ports[True]):
             await self._resume_row(row, report)
@@ -642,6 +643,8 @@ class Runtime:
     async def _run_workflow(self, inv: Invocation, port: Port) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
+            if not port.sync:
+                require_asyncio(f"workflow {inv.spec.name!r}")
             workflow_id = inv.requested_id or validate_workflow_id(
                 derive_workflow_id(inv.spec.name, inv.args_fingerprint)
             )
@@ -662,6 +665,7 @@ class Runtime:
                 workflow_id=workflow_id,
             )
         self._site("before_step", parent, position, inv.spec.name)
+        await self._stop_if_cancelled(parent, port, f"child workflow {workflow_id!r}")
         started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
@@ -736,6 +740,13 @@ class Runtime:
         self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool
     ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
+        # Listening from before the claim, so no cancel slips in unseen.
+        with self._backend.notifier.subscribe(event_topic(new.workflow_id)) as stop_hint:
+            return await self._execute_listening(inv, port, new, waited, stop_hint)
+
+    async def _execute_listening(
+        self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool, stop_hint: Subscription
+    ) -> Any:
         workflow_id = new.workflow_id
         claimed_for_us = _context.preclaimed.get()
         if claimed_for_us is not None and claimed_for_us.workflow_id == workflow_id:
@@ -816,7 +827,7 @@ class Runtime:
                 )
                 owned, row = row.status is WorkflowStatus.ENQUEUED, claimed
             try:
-                return await self._own(inv, port, row, fresh=owned)
+                return await self._own(inv, port, row, owned, stop_hint)
             except _Lost:
                 log.warning(
                     "workflow %r: taken over by another executor",
@@ -825,7 +836,9 @@ class Runtime:
                 )
                 row, owned, waited = await self._reload(port, workflow_id), False, True
 
-    async def _own(self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool) -> Any:
+    async def _own(
+        self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool, stop_hint: Subscription
+    ) -> Any:
         """Run the workflow body as its owner, replaying what is recorded."""
         workflow_id, epoch = row.workflow_id, row.epoch
         recorded = {} if fresh else await port.load_steps(workflow_id)
@@ -839,6 +852,7 @@ class Runtime:
             recorded=recorded,
             ancestors=(inv.parent.workflow_id, *inv.parent.ancestors) if inv.parent else (),
             on_code_change=inv.spec.on_code_change,
+            stop_hint=stop_hint,
         )
         self._hold_lease(workflow_id, epoch)
         token = _context.current.set(ctx)
@@ -1139,6 +1153,7 @@ class Runtime:
         self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
+            await self._stop_if_cancelled(ctx, port, f"step {spec.name!r}")
             started = self._clock.time()
             token = _context.current.set(_context.InStep(ctx, position))
             try:
@@ -1271,6 +1286,7 @@ class Runtime:
         suspend: bool = False,
     ) -> None:
         """A durable timer: its deadline is recorded first, then waited for."""
+        await self._stop_if_cancelled(ctx, port, name)
         recorded = _replayable(ctx, position, name, "sleep")
         if recorded is None:
             deadline = float(deadline_from(self._clock.time()))
@@ -1324,6 +1340,7 @@ class Runtime:
         recorded = _replayable(ctx, at, name, "event")
         if recorded is not None:
             return self._decode_step(recorded, workflow_id)
+        await self._stop_if_cancelled(ctx, port, name)
         deadline: float | None = None
         if timeout is not None:
             timer_name = f"{name} timeout"
@@ -1431,14 +1448,29 @@ class Runtime:
                 raise _Suspended(ctx.workflow_id, wake_at, key)
         ctx.waits += 1
 
-    async def _check_still_owned(self, ctx: _context.WorkflowContext, port: Port) -> None:
+    async def _check_still_owned(
+        self, ctx: _context.WorkflowContext, port: Port, doing: str = "while it waited"
+    ) -> None:
         """Stop waiting for a workflow that was cancelled or taken over meanwhile."""
         if not await port.owns(ctx.workflow_id, ctx.epoch):
             raise OwnershipLostError(
-                f"workflow {ctx.workflow_id!r} was cancelled or taken over while it waited",
+                f"workflow {ctx.workflow_id!r} was cancelled or taken over {doing}",
                 workflow_id=ctx.workflow_id,
                 epoch=ctx.epoch,
             )
+
+    async def _stop_if_cancelled(
+        self, ctx: _context.WorkflowContext, port: Port, before: str
+    ) -> None:
+        """Before a step's body, a child, a sleep or a wait: stop if cancelled.
+
+        Costs nothing per step: the database is read only after a hint (a
+        cancel in this process, a PostgreSQL NOTIFY, a lease the heartbeat
+        could not renew, or an event sent to the workflow).
+        """
+        hint = ctx.stop_hint
+        if hint is not None and hint.take():
+            await self._check_still_owned(ctx, port, f"before {before} started")
 
     async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
         ctx.waits -= 1
@@ -1474,9 +1506,20 @@ class Runtime:
             if not leases:
                 continue
             try:
-                self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
+                missed = self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
             except Exception:  # the next beat tries again; the lease has slack for it
                 log.warning("could not renew workflow leases", exc_info=True)
+                continue
+            for workflow_id in missed:
+                # Cancelled (or taken over) from another process, which SQLite
+                # cannot notify: its owner looks before its next step.
+                self._backend.notifier.notify(event_topic(workflow_id))
+                log.debug(
+                    "workflow %r: its lease was not renewed (cancelled or taken over?); "
+                    "it looks before its next step",
+                    workflow_id,
+                    extra=_extra(workflow_id),
+                )
 
 
 # ``waiting_for`` of a parent suspended because its child suspended.

@@ -26,7 +26,7 @@ from durable._limits import (
     check_text,
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
-from durable._sync import drive
+from durable._sync import drive, require_asyncio
 from durable.backends._base import (
     NewWorkflow,
     StepHistoryRow,
@@ -363,6 +363,7 @@ class Store:
         backend = self._runtime._backend
         if sync:
             return getattr(backend, name)(*args)
+        require_asyncio("an async method of durable.Store")
         async_form = getattr(backend, f"a{name}", None)
         if async_form is None:
             return getattr(backend, name)(*args)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from durable import _context
+from durable._errors import ConfigurationError
 
 T = TypeVar("T")
 
@@ -90,3 +91,23 @@ def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
     if ok:
         return value  # type: ignore[no-any-return]
     raise value
+
+
+def require_asyncio(what: str) -> None:
+    """Refuse, with a clear error, an async call that no asyncio loop runs.
+
+    durable's async path is built on asyncio (its group commit, notifications
+    and timers); under trio (or anyio's trio backend) it would fail deep
+    inside with "no running event loop". Checked once per call from user code
+    (a workflow, a store method, recovery, a worker), never per step.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError(
+            f"{what} was awaited outside an asyncio event loop (under trio, or "
+            "anyio's trio backend?). durable's async API runs on asyncio only: run it "
+            'with asyncio.run(...) or anyio.run(..., backend="asyncio"), or from trio '
+            "call the sync form (wf.run_sync(...), store methods without the a- prefix) "
+            "in a worker thread, e.g. await trio.to_thread.run_sync(...)"
+        ) from None

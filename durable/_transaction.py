@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -13,7 +14,7 @@ from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._retry import RetryPolicy
 from durable._specs import StepSpec
 from durable._sync import drive
-from durable.backends._base import StepRow
+from durable.backends._base import StepRow, rolled_back
 
 
 class Transaction:
@@ -28,6 +29,13 @@ class Transaction:
     compensating never runs a finished compensation twice; the exception then
     propagates. If the process crashes inside the block, nothing of it was
     recorded, so the resumed run executes the whole block again.
+
+    A block that rolls back with compensations to run keeps its records first,
+    marked rolled back (``transaction_id`` starting with ``rolled-back:`` in
+    the history): a crash while compensating resumes with the same values, and
+    runs each remaining compensation once. Calling a failed workflow again (a
+    new attempt) supersedes those records and every compensation record, so
+    the block and its compensations run again for the new attempt's values.
 
     A transaction inside another is a savepoint: if it raises, its own records
     are dropped and its compensations run; if it ends normally, its records
@@ -127,6 +135,17 @@ class Transaction:
             return
         if not isinstance(exc, Exception):
             return  # a crash: nothing was recorded, nothing else may run
+        if not self._compensations:
+            return
+        # The block's records are kept, marked rolled back, before anything is
+        # compensated: a crash while compensating resumes with the same values
+        # (the block replays and raises again), so each compensation runs for
+        # them, and only once. A new attempt of the workflow supersedes them.
+        kept = [replace(row, tx_id=rolled_back(row.tx_id or self.tx_id)) for row in self._rows]
+        if self._parent is not None:
+            self._parent._rows.extend(kept)
+        elif kept:
+            await port.record_steps(ctx.workflow_id, ctx.epoch, kept)
         for fn, args, kwargs in reversed(self._compensations):
             await self._compensate(ctx, port, fn, args, kwargs)
 

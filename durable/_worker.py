@@ -31,6 +31,7 @@ from durable._handle import DEFAULT_QUEUE
 from durable._limits import QUEUE_CHARS, check_int, check_text
 from durable._owner import current_owner
 from durable._runtime import Runtime
+from durable._sync import require_asyncio
 from durable.backends._base import WorkflowRow
 from durable.backends._notify import QUEUE_TOPIC
 
@@ -168,6 +169,7 @@ class Worker:
             handle_signals: Stop gracefully on SIGTERM and SIGINT (only in the
                 main thread); a second signal releases running work at once.
         """
+        require_asyncio("Worker.run()")
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()

@@ -51,6 +51,18 @@ class WorkflowStatus(str, enum.Enum):
         return self in _ACTIVE
 
 
+ROLLED_BACK = "rolled-back:"
+"""Prefix of the ``tx_id`` of records kept from a transaction block that rolled
+back (so that its compensations resume with the same values after a crash).
+A new attempt of the workflow supersedes them, with every compensation record,
+so the block and its compensations run again for that attempt's values."""
+
+
+def rolled_back(tx_id: str) -> str:
+    """The ``tx_id`` that marks a record of a rolled-back block of ``tx_id``."""
+    return tx_id if tx_id.startswith(ROLLED_BACK) else ROLLED_BACK + tx_id
+
+
 _ACTIVE = frozenset({WorkflowStatus.ENQUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING})
 
 
@@ -125,7 +137,7 @@ class StepRow:
     kind: str = "step"
     """``step``, ``child`` (a child workflow's outcome), ``snapshot`` or ``compensation``."""
     tx_id: str | None = None
-    """The transaction that committed it, if any."""
+    """The transaction that committed it, if any (see :data:`ROLLED_BACK`)."""
     error_type: str | None = None
     error_message: str | None = None
     code_hash: str | None = None
@@ -291,8 +303,13 @@ class Backend(ABC):
         """Workflows in any of ``statuses``, oldest first."""
 
     @abstractmethod
-    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> None:
-        """Extend the leases of the workflows ``owner`` holds (id to epoch)."""
+    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
+        """Extend the leases of the workflows ``owner`` holds (id to epoch).
+
+        Returns the ids whose lease may not have been renewed (cancelled or
+        taken over, or skipped because another transaction held the row): a
+        hint for their owner to look, never a verdict.
+        """
 
     @abstractmethod
     def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:

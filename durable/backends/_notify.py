@@ -1,4 +1,4 @@
-"""Wake-ups for waiters: an event sent, a workflow enqueued.
+"""Wake-ups for waiters: an event sent, a workflow enqueued or cancelled.
 
 A waiter subscribes to a topic (``event:<workflow id>``, ``queue``) before it
 looks in the store, then sleeps until notified or until its poll interval
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Iterator
 
 from durable._durations import block_for
@@ -35,6 +36,13 @@ class Subscription:
         if self._loop is not None and self._async is not None:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 self._loop.call_soon_threadsafe(self._async.set)
+
+    def take(self) -> bool:
+        """True (once) if woken since the last look; never blocks."""
+        if not self._sync.is_set():
+            return False
+        self._sync.clear()
+        return True
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True if woken."""
@@ -101,8 +109,29 @@ class Notifier:
         """Hook: a backend that relays notifications between processes starts here."""
 
 
+_SHARED: weakref.WeakValueDictionary[str, Notifier] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_notifier(identity: str) -> Notifier:
+    """The notifier of every backend of this process on the store ``identity``.
+
+    So a cancel or an event sent through one runtime wakes the waiters (and
+    stops the workflows) of another runtime of this process on the same store.
+    """
+    with _SHARED_LOCK:
+        notifier = _SHARED.get(identity)
+        if notifier is None:
+            notifier = _SHARED[identity] = Notifier()
+        return notifier
+
+
 def event_topic(workflow_id: str) -> str:
-    """The topic of events sent to one workflow."""
+    """The topic of one workflow: an event sent to it, its cancel, its lease lost.
+
+    A running workflow subscribes to it for as long as it runs, and looks
+    whether it still owns itself before its next step when woken.
+    """
     return f"event:{workflow_id}"
 
 

@@ -218,9 +218,10 @@ class SqlBackend(Backend):
     def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> list[WorkflowRow]:
         return self._run(False, self._list_workflows, statuses)
 
-    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> None:
-        if leases:
-            self._run(True, self._renew, leases, lease_seconds)
+    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
+        if not leases:
+            return []
+        return self._run(True, self._renew, leases, lease_seconds)
 
     def now(self) -> float:
         """The database's clock, in seconds since the epoch."""
@@ -658,9 +659,9 @@ class SqlBackend(Backend):
         result = await tx.execute(self.q.list_workflows(statuses))
         return [_workflow_row(r) for r in result.rows]
 
-    async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> None:
+    async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> list[str]:
         if "renew" in self.q.rows and len(leases) > 1:
-            await tx.execute(
+            renewed = await tx.execute(
                 self.q.rows["renew"],
                 {
                     "workflow_id": list(leases),
@@ -668,12 +669,17 @@ class SqlBackend(Backend):
                     "lease": float(lease_seconds),
                 },
             )
-            return
+            # One count for all: if one is missing, each owner looks (one read).
+            return [] if renewed.rowcount == len(leases) else list(leases)
+        missed = []
         for workflow_id, epoch in leases.items():
-            await tx.execute(
+            renewed = await tx.execute(
                 self.q.renew,
                 {"workflow_id": workflow_id, "epoch": epoch, "lease": lease_seconds},
             )
+            if renewed.rowcount != 1:
+                missed.append(workflow_id)
+        return missed
 
     async def _record_steps(
         self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from durable.backends import _schema as s
-from durable.backends._base import StepStatus, WorkflowStatus
+from durable.backends._base import ROLLED_BACK, StepStatus, WorkflowStatus
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
 
@@ -91,11 +91,18 @@ class Statements:
         self.clear_outcome = (
             sa.update(w).where(w.c.workflow_id == _P("workflow_id")).values(result=None, error=None)
         )
+        # A new attempt runs again what failed, and what belongs to one
+        # attempt: the records kept from rolled-back blocks and every
+        # compensation (each attempt compensates its own values).
         self.supersede_errors = (
             sa.update(st)
             .where(
                 st.c.workflow_id == _P("workflow_id"),
-                st.c.status == StepStatus.ERROR.value,
+                sa.or_(
+                    st.c.status == StepStatus.ERROR.value,
+                    st.c.kind == "compensation",
+                    st.c.tx_id.startswith(ROLLED_BACK, autoescape=True),
+                ),
                 s.LIVE_STEP_WHERE,
             )
             .values(superseded=True)
