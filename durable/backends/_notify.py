@@ -6,7 +6,8 @@ ends, and looks again. A notification is only a hint to look now: the store
 is the truth, so a lost notification costs at most one poll interval.
 
 Sends in this process notify directly; PostgreSQL also relays them between
-processes (LISTEN/NOTIFY, see ``_postgres``); SQLite relies on polling.
+processes (LISTEN/NOTIFY, see ``_postgres``); SQLite files watch their data
+version (``_filewatch``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from durable._durations import block_for
 
@@ -105,6 +106,11 @@ class Notifier:
         for subscription in found:
             subscription.wake()
 
+    def has_subscribers(self) -> bool:
+        """Whether anything in this process waits for a notification now."""
+        with self._lock:
+            return bool(self._subscribers)
+
     def _listening(self) -> None:
         """Hook: a backend that relays notifications between processes starts here."""
 
@@ -113,7 +119,7 @@ _SHARED: weakref.WeakValueDictionary[str, Notifier] = weakref.WeakValueDictionar
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_notifier(identity: str) -> Notifier:
+def shared_notifier(identity: str, make: Callable[[], Notifier] = Notifier) -> Notifier:
     """The notifier of every backend of this process on the store ``identity``.
 
     So a cancel or an event sent through one runtime wakes the waiters (and
@@ -122,7 +128,7 @@ def shared_notifier(identity: str) -> Notifier:
     with _SHARED_LOCK:
         notifier = _SHARED.get(identity)
         if notifier is None:
-            notifier = _SHARED[identity] = Notifier()
+            notifier = _SHARED[identity] = make()
         return notifier
 
 

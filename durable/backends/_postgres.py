@@ -336,6 +336,7 @@ class PostgresBackend(SqlBackend):
                     notifier.notify_all()
                     while not self._closing.is_set():
                         for note in conn.notifies(timeout=0.5):
+                            log.debug("durable: notified of %r by another process", note.payload)
                             notifier.notify(note.payload)
             except Exception:  # whatever it was, waiters poll meanwhile; listen again
                 log.warning("durable: the event listener failed; retrying", exc_info=True)

@@ -22,6 +22,7 @@ from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
+from durable.backends._filewatch import FileWatchingNotifier
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
@@ -110,7 +111,13 @@ class SqliteBackend(SqlBackend):
             f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
         )
         self.q = statements_for("sqlite", sqlite_insert, _NOW)
-        self.notifier = Notifier() if self.memory else shared_notifier(self.identity)
+        self.notifier = (
+            Notifier()
+            if self.memory
+            else shared_notifier(
+                self.identity, lambda: FileWatchingNotifier(os.path.realpath(database))
+            )
+        )
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()

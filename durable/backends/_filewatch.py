@@ -1,0 +1,85 @@
+"""Wake-ups between processes sharing one SQLite file.
+
+SQLite has no LISTEN/NOTIFY. While anything in this process waits for a
+notification (a running workflow for its cancel, a waiter for an event, a
+worker for its queue), one thread per file reads ``PRAGMA data_version``
+every :data:`WATCH_INTERVAL` seconds on a read-only connection of its own.
+The value changes whenever any other connection committed, so when it moves
+every local subscriber is woken and looks at the store once. That costs a
+read of a shared-memory counter per interval, nothing per step, and bounds
+how late a cancel from another process is seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import urllib.parse
+
+from durable.backends._forks import renew_in_children
+from durable.backends._notify import Notifier
+
+log = logging.getLogger("durable")
+
+WATCH_INTERVAL = 0.05
+"""Seconds between two looks at the file's data version."""
+
+
+class FileWatchingNotifier(Notifier):
+    """A notifier that also wakes its subscribers when another connection commits."""
+
+    def __init__(self, path: str, interval: float = WATCH_INTERVAL) -> None:
+        super().__init__()
+        self._uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+        self._interval = interval
+        self.after_fork()
+        renew_in_children(self)
+
+    def after_fork(self) -> None:
+        """Start afresh: at first, and in a forked child (its lock may have been held)."""
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+
+    def _listening(self) -> None:
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._watch, name="durable-sqlite-watch", daemon=True
+                )
+                self._thread.start()
+
+    def _still_needed(self) -> bool:
+        # Decided under the lock _listening takes, so a subscriber that
+        # arrives as the thread leaves always finds a thread to wake it.
+        with self._thread_lock:
+            if self.has_subscribers():
+                return True
+            self._thread = None
+            return False
+
+    def _watch(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen: int | None = None
+        stop = threading.Event()  # never set: waits without a busy loop
+        try:
+            while self._still_needed():
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                    version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                except sqlite3.Error:
+                    # The file is being created, moved or is locked: waiters poll meanwhile.
+                    if conn is not None:
+                        conn.close()
+                    conn, version = None, None
+                if version is not None and seen is not None and version != seen:
+                    log.debug("durable: another connection wrote %s; waking its waiters", self._uri)
+                    self.notify_all()
+                seen = version if version is not None else seen
+                stop.wait(self._interval)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
