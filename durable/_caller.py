@@ -79,3 +79,13 @@ def named(
         coro.__name__ = fn.__name__ + suffix
         coro.__qualname__ = fn.__qualname__ + suffix
     return coro
+
+
+def called(coro: Coroutine[Any, Any, T], api: str) -> Coroutine[Any, Any, T]:
+    """``coro`` under the name of the public call that made it (``durable.sleep``).
+
+    So a forgotten ``await durable.sleep(...)`` names what the user wrote.
+    """
+    if isinstance(coro, types.CoroutineType):
+        coro.__name__ = coro.__qualname__ = api
+    return coro

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from durable import _context
+from durable._caller import called
 from durable._durations import as_seconds
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._identity import validate_workflow_id
@@ -107,7 +108,8 @@ def _wait(
 ) -> Coroutine[Any, Any, Any]:
     position = ctx.allocate(f"wait_for_event({key!r}) timeout")
     ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
-    return ctx.runtime._wait_for_event(ctx, ctx.port, position, key, timeout, suspend)
+    coro = ctx.runtime._wait_for_event(ctx, ctx.port, position, key, timeout, suspend)
+    return called(coro, "durable.wait_for_event")
 
 
 def _workflow_context(key: str) -> _context.WorkflowContext:
@@ -152,7 +154,8 @@ def send_event(
     validate_workflow_id(workflow_id)
     _check_key(key)
     _check_idempotency_key(idempotency_key)
-    return here(*_send(workflow_id, key, value, idempotency_key, sync=None))
+    coro, sync = _send(workflow_id, key, value, idempotency_key, sync=None)
+    return here(called(coro, "durable.send_event"), sync)
 
 
 def send_event_sync(
@@ -196,13 +199,13 @@ def _send(
         what=f"value of event {key!r} for workflow {workflow_id!r}",
     )
     port = runtime._port_for(sync=path)
-    sending = port.send_event(workflow_id, key, payload, idempotency_key)
-    return (_always_sent(sending) if sent_once else sending), path
 
+    async def send() -> bool:
+        # One coroutine, made here: a forgotten await warns once, about it.
+        stored = await port.send_event(workflow_id, key, payload, idempotency_key)
+        return True if sent_once else stored  # False: a retry of this very send found it
 
-async def _always_sent(sending: Coroutine[Any, Any, bool]) -> bool:
-    await sending  # False only if a retry of this very send found it stored
-    return True
+    return send(), path
 
 
 def _check_idempotency_key(idempotency_key: object) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from durable import _context
+from durable._caller import called
 from durable._durations import as_seconds, deadline_after, timer_deadline
 from durable._durations import duration as checked_duration
 from durable._durations import moment as to_unix
@@ -76,15 +77,15 @@ def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) ->
             "durable.sleep() was called inside a step; a durable timer belongs in the "
             "workflow's body (inside a step, use time.sleep or asyncio.sleep)"
         )
+    api = f"durable.{name.partition('(')[0]}"  # what a forgotten await names
     if ctx is None:
-        return _plain_sleep(deadline_from)
+        return _plain_sleep(deadline_from, api)
     position = ctx.allocate(name)
-    return here(
-        ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from, suspend), ctx.port.sync
-    )
+    coro = ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from, suspend)
+    return here(called(coro, api), ctx.port.sync)
 
 
-def _plain_sleep(deadline_from: Callable[[float], float]) -> Awaitable[None]:
+def _plain_sleep(deadline_from: Callable[[float], float], api: str) -> Awaitable[None]:
     from durable._runtime import current_runtime
 
     clock = current_runtime().clock
@@ -93,4 +94,4 @@ def _plain_sleep(deadline_from: Callable[[float], float]) -> Awaitable[None]:
     async def pause() -> None:
         await clock.asleep(wait)
 
-    return pause()
+    return called(pause(), api)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from durable import _context
+from durable._caller import called
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._limits import SNAPSHOT_CHARS, check_text
 from durable._sync import here
@@ -44,4 +45,5 @@ def snapshot(name: str) -> Awaitable[None]:
                 f"{ctx.workflow_id!r}; snapshot names are unique within a workflow"
             )
     ctx.snapshots[name] = position
-    return here(ctx.runtime._snapshot(ctx, ctx.port, position, name), ctx.port.sync)
+    coro = ctx.runtime._snapshot(ctx, ctx.port, position, name)
+    return here(called(coro, "durable.snapshot"), ctx.port.sync)

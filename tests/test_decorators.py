@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import inspect
 import linecache
@@ -215,6 +216,36 @@ async def test_a_forgotten_await_names_the_users_workflow_and_step() -> None:
 
     assert await forgets(2) == 2
     assert names == ["forgotten_step"]
+
+
+async def test_a_forgotten_await_on_a_durable_call_names_it() -> None:
+    # Was: "coroutine 'Runtime._sleep' was never awaited" (and alike).
+    names: list[str] = []
+
+    @durable.durable_workflow(name="decorators.forgets_durable_calls")
+    async def forgets() -> int:
+        for pending in (
+            durable.sleep(0),
+            durable.sleep_until(dt.datetime.now(dt.timezone.utc)),
+            durable.wait_for_event("decision", timeout=0),
+            durable.snapshot("here"),
+            durable.send_event("decorators.elsewhere", "decision", 1),
+        ):
+            names.append(pending.__qualname__)  # type: ignore[attr-defined]
+            pending.close()  # type: ignore[attr-defined]
+        return 1
+
+    assert await forgets() == 1
+    assert names == [
+        "durable.sleep",
+        "durable.sleep_until",
+        "durable.wait_for_event",
+        "durable.snapshot",
+        "durable.send_event",
+    ]
+    pending = durable.sleep(0)  # outside a workflow: a plain sleep
+    assert pending.__qualname__ == "durable.sleep"  # type: ignore[attr-defined]
+    pending.close()  # type: ignore[attr-defined]
 
 
 def _edited(x: int) -> int:
