@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
+from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
@@ -176,6 +177,7 @@ class PostgresBackend(SqlBackend):
         self._channel = "durable_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
         self._closing = threading.Event()
         self.notifier = _ListeningNotifier(self)
+        self.fence = Fence(self.url)
         self._compiled = _COMPILED
         self._pool_max = pool_max
         self.max_in_flight = min(pool_max, WRITES_IN_FLIGHT)
@@ -344,7 +346,7 @@ class PostgresBackend(SqlBackend):
             "schema": self.schema,
         }
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._closing.set()
         self._pool.close()
         with self._loops_lock:

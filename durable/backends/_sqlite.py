@@ -20,6 +20,7 @@ from durable._errors import BackendUnavailableError
 from durable.backends import _schema as s
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
+from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
@@ -100,6 +101,7 @@ class SqliteBackend(SqlBackend):
         )
         self.q = statements_for("sqlite", sqlite_insert, _NOW)
         self.notifier = Notifier()
+        self.fence = Fence(self.url)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -226,10 +228,14 @@ class SqliteBackend(SqlBackend):
                 return await super()._arun(atomic, op, *args)
             # The common case (one statement, in autocommit) without the two
             # context managers of a transaction: they cost a tenth of a step.
-            with self._lock:
-                return await op(
-                    _RawTx(self._connection(), self._checkpointer, self._writers), *args
-                )
+            self.fence.enter()
+            try:
+                with self._lock:
+                    return await op(
+                        _RawTx(self._connection(), self._checkpointer, self._writers), *args
+                    )
+            finally:
+                self.fence.leave()
         except sqlite3.OperationalError as exc:  # the store did not answer, as on PostgreSQL
             raise self._failed(exc) from exc
 
@@ -266,7 +272,7 @@ class SqliteBackend(SqlBackend):
             "latency_ms": (time.perf_counter() - started) * 1000,
         }
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()  # first: its connection is among those closed below
         if self._writers is not None:
