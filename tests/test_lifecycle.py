@@ -6,6 +6,7 @@ interpreter, a file left behind at exit) only shows in a process of its own.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -113,3 +114,50 @@ def threaded(word: str) -> str:
 @durable.step
 def upper(word: str) -> str:
     return word.upper()
+
+
+_DEFAULT_STORE_SCRIPT = """
+import durable
+
+@durable.step
+def payload(n: int) -> bytes:
+    return bytes(n) * 1000
+
+@durable.durable_workflow
+def report() -> int:
+    return sum(len(payload(n)) for n in range(20))
+
+print(report.id_for())
+print(report())
+"""
+
+
+def test_the_default_runtime_is_closed_at_exit_so_durable_db_alone_holds_the_run(
+    tmp_path: Path,
+) -> None:
+    # Before: every commit stayed in durable.db-wal; a copy of durable.db had no run.
+    script = tmp_path / "script.py"
+    script.write_text(_DEFAULT_STORE_SCRIPT)
+    env = program_env()
+    env.pop("DURABLE_URL", None)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    workflow_id, value = result.stdout.split()
+    wal = tmp_path / ".durable" / "durable.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(tmp_path / ".durable" / "durable.db", copy)
+    with durable.Runtime(f"sqlite:///{copy}") as rt:
+        info = rt.get_workflow(workflow_id)
+        assert info is not None
+        assert info.status == "success"
+        assert rt.store.get_workflow(workflow_id) is not None
+    assert value == str(sum(n * 1000 for n in range(20)))
