@@ -6,10 +6,12 @@ interpreter, a file left behind at exit) only shows in a process of its own.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,41 @@ def test_the_default_runtime_is_closed_at_exit_so_durable_db_alone_holds_the_run
         assert info.status == "success"
         assert rt.store.get_workflow(workflow_id) is not None
     assert value == str(sum(n * 1000 for n in range(20)))
+
+
+@durable.step
+async def echo(i: int) -> int:
+    return i
+
+
+@durable.durable_workflow
+async def one_step(i: int) -> int:
+    return await echo(i)
+
+
+def test_postgres_connections_stay_within_pool_max_over_many_event_loops(
+    postgres_url: str,
+) -> None:
+    # Before: each event loop kept a server connection until close (30 loops, 30+).
+    import psycopg
+
+    app = f"durable-loops-{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_url}&pool_max=4&application_name={app}"
+    # The test's own URL, without durable's options, reaches the same server.
+    server = url.split("?", 1)[0]
+
+    def connections() -> int:
+        with psycopg.connect(server, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    seen = []
+    with durable.Runtime(url):
+        for i in range(15):
+            assert asyncio.run(one_step(i)) == i
+            assert one_step.run_sync(100 + i) == 100 + i
+            seen.append(connections())
+    assert max(seen) <= 4, seen

@@ -268,6 +268,13 @@ class PostgresBackend(SqlBackend):
         with self._loops_lock:
             conns = self._loops.get(loop)
             if conns is None:
+                # A closed loop's connections can serve no one: release them
+                # now, as its finalizer may never run (each connection refers
+                # to its loop, and the loop is the key that holds them).
+                for old, old_conns in list(self._loops.items()):
+                    if old.is_closed():
+                        del self._loops[old]
+                        _finish_all(old_conns.all)
                 conns = self._loops[loop] = _LoopConnections(self._pool_max)
                 # When the loop goes away, so do its connections.
                 weakref.finalize(loop, _finish_all, conns.all)
