@@ -73,7 +73,6 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
-from durable.backends._fence import CLOSE_WAIT_SECONDS
 from durable.backends._notify import Subscription, event_topic
 
 log = logging.getLogger("durable")
@@ -331,7 +330,9 @@ class Runtime:
         self._closing.set()
         heartbeat = self._heartbeat
         if heartbeat is not None and heartbeat is not threading.current_thread():
-            heartbeat.join(timeout=CLOSE_WAIT_SECONDS)
+            # Its renewal in progress, if any, is among the operations that
+            # the backend's close waits for (a few seconds at most).
+            heartbeat.join(timeout=0.5)
         self._backend.close()
 
     # Inspection -------------------------------------------------------------

@@ -7,11 +7,15 @@ interpreter, a file left behind at exit) only shows in a process of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -201,3 +205,103 @@ def test_postgres_connections_stay_within_pool_max_over_many_event_loops(
             assert one_step.run_sync(100 + i) == 100 + i
             seen.append(connections())
     assert max(seen) <= 4, seen
+
+
+class _Proxy:
+    """A TCP proxy to the PostgreSQL server that the test can cut, as a server going away."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # cut: the listener is closed, new connections are refused
+                return
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self._sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        # shutdown() first: a close() alone leaves the blocked accept() accepting.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def _within(seconds: float, fn: Callable[[], object]) -> BaseException | None:
+    """Run ``fn`` in a thread; its exception (None if it returned), failing past ``seconds``."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # In this thread's context: the runtime of the calling `with` block.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still blocked after {seconds} s"
+    return outcome[0]
+
+
+@durable.step
+def sync_echo(i: int) -> int:
+    return i
+
+
+@durable.durable_workflow
+def sync_one_step(i: int) -> int:
+    return sync_echo(i)
+
+
+def test_postgres_going_away_fails_both_paths_and_close_does_not_block(
+    postgres_url: str,
+) -> None:
+    # Before: the sync path never failed, the async one after ~13 s, and
+    # close() blocked until the server came back.
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(postgres_url)
+    proxy = _Proxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    url = parsed.set(
+        host="127.0.0.1", port=proxy.port, query={**parsed.query, "pool_min": "1"}
+    ).render_as_string(hide_password=False)
+    rt = durable.Runtime(url, lease_seconds=3)
+    with rt:
+        assert sync_one_step.run_sync(1) == 1
+        assert asyncio.run(one_step(1)) == 1
+        proxy.cut()
+        sync_error = _within(60, lambda: sync_one_step.run_sync(2))
+        async_error = _within(60, lambda: asyncio.run(one_step(2)))
+    assert isinstance(sync_error, durable.BackendUnavailableError), sync_error
+    assert isinstance(async_error, durable.BackendUnavailableError), async_error
+    assert _within(30, rt.close) is None

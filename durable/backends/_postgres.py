@@ -46,10 +46,16 @@ T = TypeVar("T")
 
 _NOW = sa.literal_column("(extract(epoch from clock_timestamp())::float8)", sa.Float)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Waits between tries after a dropped connection: about 6 s in all.
 log = logging.getLogger("durable")
 
+# Waits between tries after a dropped connection, until RETRY_SECONDS have
+# passed since the first failed try began (waiting for a pooled connection or
+# connecting is bounded too, so one try cannot outlast the budget by much).
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+RETRY_SECONDS = 6.0
+"""How long an operation retries a lost server before BackendUnavailableError."""
+_CONNECT_TIMEOUT = 3
+"""libpq's connect_timeout (seconds) unless the URL sets one: a try must end."""
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 DEFAULT_SCHEMA = "durable"
@@ -144,6 +150,7 @@ class PostgresBackend(SqlBackend):
             f"host {url.host or 'localhost'}, port {url.port or 5432}, database "
             f"{url.database or '(default)'}, user {url.username or '(default)'}"
         )
+        options.setdefault("connect_timeout", str(_CONNECT_TIMEOUT))
         try:
             self._conninfo = psycopg.conninfo.make_conninfo(
                 "",
@@ -191,6 +198,7 @@ class PostgresBackend(SqlBackend):
             min_size=pool_min,
             max_size=pool_max,
             kwargs=self._connect_kwargs,
+            timeout=RETRY_SECONDS,  # waiting for a connection is a try, bounded like one
             name="durable",
             open=False,
         )
@@ -288,20 +296,28 @@ class PostgresBackend(SqlBackend):
     # Retries ----------------------------------------------------------------
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        for delay in (*_RETRY_DELAYS, None):
+        failed_at = None
+        for tries in range(len(_RETRY_DELAYS) + 1):
+            began = time.monotonic()
             try:
                 return super()._run(atomic, op, *args)
             except self._psycopg.OperationalError as exc:
+                failed_at = failed_at if failed_at is not None else began
+                delay = _retry_delay(tries, failed_at)
                 if delay is None:
                     raise self._unavailable(exc) from exc
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        for delay in (*_RETRY_DELAYS, None):
+        failed_at = None
+        for tries in range(len(_RETRY_DELAYS) + 1):
+            began = time.monotonic()
             try:
                 return await super()._arun(atomic, op, *args)
             except self._psycopg.OperationalError as exc:
+                failed_at = failed_at if failed_at is not None else began
+                delay = _retry_delay(tries, failed_at)
                 if delay is None:
                     raise self._unavailable(exc) from exc
                 await asyncio.sleep(delay)
@@ -355,11 +371,20 @@ class PostgresBackend(SqlBackend):
 
     def _release(self) -> None:
         self._closing.set()
-        self._pool.close()
+        # Its workers may be reconnecting to a server that is gone: don't wait them out.
+        self._pool.close(timeout=1.0)
         with self._loops_lock:
             for conns in list(self._loops.values()):
                 _finish_all(conns.all)
             self._loops.clear()
+
+
+def _retry_delay(tries: int, failed_at: float) -> float | None:
+    """The wait before the next try, or None once the retry budget is spent."""
+    if tries >= len(_RETRY_DELAYS):
+        return None
+    left = RETRY_SECONDS - (time.monotonic() - failed_at)
+    return min(_RETRY_DELAYS[tries], left) if left > 0 else None
 
 
 _LOCK_QUEUE = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
