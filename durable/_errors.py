@@ -7,6 +7,7 @@ every message says what was wrong and what to do about it::
     ├── ConfigurationError          (also a ValueError)
     │   └── SchemaVersionError
     ├── BackendUnavailableError
+    ├── RuntimeClosedError
     ├── InvalidWorkflowIdError      (also a ValueError)
     ├── WorkflowConflictError
     ├── NonDeterminismError
@@ -74,6 +75,14 @@ class SchemaVersionError(ConfigurationError):
 
 class BackendUnavailableError(DurableError):
     """The storage backend could not be reached or opened."""
+
+
+class RuntimeClosedError(DurableError):
+    """The runtime was closed (``Runtime.close()``, the end of ``with runtime:``).
+
+    Work that was running in other threads when it closed gets this at its
+    next use of the store; open a new Runtime to go on.
+    """
 
 
 class InvalidWorkflowIdError(DurableError, ValueError):

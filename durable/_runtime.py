@@ -8,6 +8,7 @@ blocks or is awaited.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import datetime as dt
@@ -15,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import logging
+import os
 import sys
 import threading
 import time
@@ -46,6 +48,7 @@ from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,
     PayloadTooLargeError,
+    RuntimeClosedError,
     SerializationError,
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
@@ -238,7 +241,8 @@ class Runtime:
         self._closed = False
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()
-        self._tokens: list[Any] = []
+        self._tokens = threading.local()  # each thread's `with runtime:` blocks
+        self._entered = 0
         self._ports = (
             Port(self._backend, self._clock, sync=False),
             Port(self._backend, self._clock, sync=True),
@@ -256,8 +260,9 @@ class Runtime:
 
     def _port_for(self, sync: bool) -> Port:
         if self._closed:
-            raise DurableError(
-                f"{self!r} is closed; open a new Runtime (or leave `with runtime:` later)"
+            raise RuntimeClosedError(
+                f"{self!r} is closed; open a new Runtime (or leave `with runtime:` later)",
+                url=self.url,
             )
         return self._ports[sync]
 
@@ -291,19 +296,55 @@ class Runtime:
     # Life cycle -------------------------------------------------------------
 
     def __enter__(self) -> Runtime:
-        self._tokens.append(_context.active_runtime.set(self))
+        """Make this the runtime of the block, and of threads that have none.
+
+        Entered in several threads (or nested), it closes when the last
+        block is left.
+        """
+        if self._closed:
+            self._port_for(sync=True)  # raises RuntimeClosedError
+        stack: list[Any] = self._tokens.__dict__.setdefault("stack", [])
+        stack.append(_context.active_runtime.set(self))
+        with _entered_lock:
+            self._entered += 1
+            if self._entered == 1:
+                _ENTERED.append(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _context.active_runtime.reset(self._tokens.pop())
-        self.close()
+        stack: list[Any] = self._tokens.__dict__.get("stack", [])
+        if stack:
+            token = stack.pop()
+            try:
+                _context.active_runtime.reset(token)
+            except ValueError:  # left in another context (an asyncio task) than entered
+                previous = token.old_value
+                _context.active_runtime.set(None if previous is token.MISSING else previous)
+        with _entered_lock:
+            self._entered -= 1
+            last = self._entered == 0
+            if last:
+                _ENTERED.remove(self)
+        if last:
+            self.close()
 
     def close(self) -> None:
-        """Stop heartbeats and release the store's connections."""
+        """Stop heartbeats and release the store's connections.
+
+        Workflows that other threads run on this runtime meanwhile get
+        :class:`RuntimeClosedError` at their next use of the store; the
+        connections are released once the operations in progress are done
+        (waiting a few seconds for them at most). Closing twice is harmless.
+        """
+        # Still the runtime of the threads started in its `with` block, if
+        # that is open: they get RuntimeClosedError, not another store.
         self._closed = True
         self._closing.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join()
+        heartbeat = self._heartbeat
+        if heartbeat is not None and heartbeat is not threading.current_thread():
+            # Its renewal in progress, if any, is among the operations that
+            # the backend's close waits for (a few seconds at most).
+            heartbeat.join(timeout=0.5)
         self._backend.close()
 
     # Inspection -------------------------------------------------------------
@@ -1669,20 +1710,75 @@ _default: Runtime | None = None
 _default_lock = threading.Lock()
 
 
+# Runtimes inside a `with runtime:` block in some thread, in the order entered:
+# a thread the user starts there (which has no active runtime) uses it too.
+_ENTERED: list[Runtime] = []
+_entered_lock = threading.Lock()
+_default_pid = 0
+
+
 def current_runtime() -> Runtime:
-    """The runtime in effect here: the active one (``with runtime:``), else the default.
+    """The runtime in effect here.
+
+    That is the active one (``with runtime:`` in this thread or task), else
+    the one a ``with runtime:`` block in another thread of the process has
+    open (so threads started inside the block use it too), else the default.
 
     The default runtime is created on first use from ``$DURABLE_URL`` or the
-    embedded SQLite file ``.durable/durable.db``.
+    embedded SQLite file ``.durable/durable.db``, and closed at interpreter
+    exit.
+
+    Raises:
+        ConfigurationError: this thread has no active runtime and several
+            ``with runtime:`` blocks of different runtimes are open in other
+            threads, so which one it means is ambiguous.
     """
     active = _context.active_runtime.get()
     if active is not None:
         return active
-    global _default
+    with _entered_lock:
+        entered = list(_ENTERED)
+    if len(entered) == 1:
+        return entered[0]
+    if entered:
+        raise ConfigurationError(
+            f"this thread has no runtime of its own, and {len(entered)} runtimes are open in "
+            f"`with runtime:` blocks of other threads ({', '.join(r.url for r in entered)}); "
+            "enter `with runtime:` in this thread to say which one it uses"
+        )
+    return _default_runtime(None)
+
+
+def _default_runtime(replacement: Runtime | None) -> Runtime:
+    """The default runtime (created on first use), or install ``replacement`` as it."""
+    global _default, _default_pid
     with _default_lock:
-        if _default is None:
-            _default = Runtime()
-        return _default
+        previous = _default
+        if replacement is None and _default is not None:
+            return _default
+        if _default_pid == 0:
+            atexit.register(_close_default_at_exit)
+        _default = current = replacement if replacement is not None else Runtime()
+        _default_pid = os.getpid()
+    if replacement is not None and previous is not None:
+        with contextlib.suppress(Exception):
+            previous.close()
+    return current
+
+
+def _close_default_at_exit() -> None:
+    """Close the default runtime, so that SQLite checkpoints its log into the file.
+
+    Not in a forked child that exits normally: the store's connections are
+    its parent's.
+    """
+    with _default_lock:
+        runtime = _default if _default_pid == os.getpid() else None
+    if runtime is not None:
+        try:
+            runtime.close()
+        except Exception:  # at exit, a failed close only leaves the -wal file behind
+            log.warning("could not close the default runtime at exit", exc_info=True)
 
 
 def configure(url: str | None = None, **options: Any) -> Runtime:
@@ -1701,11 +1797,4 @@ def configure(url: str | None = None, **options: Any) -> Runtime:
 
         durable.configure(url="sqlite:///pipeline.db")
     """
-    global _default
-    runtime = Runtime(url, **options)
-    with _default_lock:
-        previous, _default = _default, runtime
-    if previous is not None:
-        with contextlib.suppress(Exception):
-            previous.close()
-    return runtime
+    return _default_runtime(Runtime(url, **options))

@@ -50,6 +50,7 @@ EXPORTED = {
     "RecoveryReport",
     "RetryPolicy",
     "Runtime",
+    "RuntimeClosedError",
     "SchemaVersionError",
     "SerializationError",
     "StepInfo",

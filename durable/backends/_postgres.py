@@ -35,6 +35,7 @@ from durable._config import flag
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
+from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
@@ -46,10 +47,16 @@ T = TypeVar("T")
 
 _NOW = sa.literal_column("(extract(epoch from clock_timestamp())::float8)", sa.Float)
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Waits between tries after a dropped connection: about 6 s in all.
 log = logging.getLogger("durable")
 
+# Waits between tries after a dropped connection, until RETRY_SECONDS have
+# passed since the first failed try began (waiting for a pooled connection or
+# connecting is bounded too, so one try cannot outlast the budget by much).
 _RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+RETRY_SECONDS = 6.0
+"""How long an operation retries a lost server before BackendUnavailableError."""
+_CONNECT_TIMEOUT = 3
+"""libpq's connect_timeout (seconds) unless the URL sets one: a try must end."""
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 DEFAULT_SCHEMA = "durable"
@@ -148,6 +155,7 @@ class PostgresBackend(SqlBackend):
             f"host {url.host or 'localhost'}, port {url.port or 5432}, database "
             f"{url.database or '(default)'}, user {url.username or '(default)'}"
         )
+        options.setdefault("connect_timeout", str(_CONNECT_TIMEOUT))
         try:
             self._conninfo = psycopg.conninfo.make_conninfo(
                 "",
@@ -181,6 +189,7 @@ class PostgresBackend(SqlBackend):
         self._channel = "durable_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
         self._closing = threading.Event()
         self.notifier = _ListeningNotifier(self)
+        self.fence = Fence(self.url)
         self._compiled = _COMPILED
         self._pool_max = pool_max
         self.max_in_flight = min(pool_max, WRITES_IN_FLIGHT)
@@ -194,6 +203,7 @@ class PostgresBackend(SqlBackend):
             min_size=pool_min,
             max_size=pool_max,
             kwargs=self._connect_kwargs,
+            timeout=RETRY_SECONDS,  # waiting for a connection is a try, bounded like one
             name="durable",
             open=False,
         )
@@ -281,6 +291,13 @@ class PostgresBackend(SqlBackend):
         with self._loops_lock:
             conns = self._loops.get(loop)
             if conns is None:
+                # A closed loop's connections can serve no one: release them
+                # now, as its finalizer may never run (each connection refers
+                # to its loop, and the loop is the key that holds them).
+                for old, old_conns in list(self._loops.items()):
+                    if old.is_closed():
+                        del self._loops[old]
+                        _finish_all(old_conns.all)
                 conns = self._loops[loop] = _LoopConnections(self._pool_max)
                 # When the loop goes away, so do its connections.
                 weakref.finalize(loop, _finish_all, conns.all)
@@ -294,20 +311,28 @@ class PostgresBackend(SqlBackend):
     # Retries ----------------------------------------------------------------
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        for delay in (*_RETRY_DELAYS, None):
+        failed_at = None
+        for tries in range(len(_RETRY_DELAYS) + 1):
+            began = time.monotonic()
             try:
                 return super()._run(atomic, op, *args)
             except self._psycopg.OperationalError as exc:
+                failed_at = failed_at if failed_at is not None else began
+                delay = _retry_delay(tries, failed_at)
                 if delay is None:
                     raise self._unavailable(exc) from exc
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        for delay in (*_RETRY_DELAYS, None):
+        failed_at = None
+        for tries in range(len(_RETRY_DELAYS) + 1):
+            began = time.monotonic()
             try:
                 return await super()._arun(atomic, op, *args)
             except self._psycopg.OperationalError as exc:
+                failed_at = failed_at if failed_at is not None else began
+                delay = _retry_delay(tries, failed_at)
                 if delay is None:
                     raise self._unavailable(exc) from exc
                 await asyncio.sleep(delay)
@@ -360,13 +385,22 @@ class PostgresBackend(SqlBackend):
             "schema": self.schema,
         }
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._closing.set()
-        self._pool.close()
+        # Its workers may be reconnecting to a server that is gone: don't wait them out.
+        self._pool.close(timeout=1.0)
         with self._loops_lock:
             for conns in list(self._loops.values()):
                 _finish_all(conns.all)
             self._loops.clear()
+
+
+def _retry_delay(tries: int, failed_at: float) -> float | None:
+    """The wait before the next try, or None once the retry budget is spent."""
+    if tries >= len(_RETRY_DELAYS):
+        return None
+    left = RETRY_SECONDS - (time.monotonic() - failed_at)
+    return min(_RETRY_DELAYS[tries], left) if left > 0 else None
 
 
 _LOCK_QUEUE = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")

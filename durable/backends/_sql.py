@@ -35,6 +35,7 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._fence import Fence
 from durable.backends._group_commit import Queued, grouped
 from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic
 from durable.backends._statements import Statements, Tx, is_active
@@ -50,6 +51,8 @@ class SqlBackend(Backend):
 
     q: Statements
     notifier: Notifier
+    fence: Fence
+    """Operations in progress, so that closing never pulls a connection from under one."""
     max_in_flight = 1
     """How many grouped writes of one event loop may be in flight at once."""
     writes_suspend = True
@@ -66,12 +69,31 @@ class SqlBackend(Backend):
         return _AsyncFromSync(self._sync_tx(atomic))
 
     def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        with self._sync_tx(atomic) as tx:
-            return drive(op(tx, *args))  # type: ignore[arg-type]
+        self.fence.enter()
+        try:
+            with self._sync_tx(atomic) as tx:
+                return drive(op(tx, *args))  # type: ignore[arg-type]
+        finally:
+            self.fence.leave()
 
     async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        async with self._async_tx(atomic) as tx:
-            return await op(tx, *args)
+        self.fence.enter()
+        try:
+            async with self._async_tx(atomic) as tx:
+                return await op(tx, *args)
+        finally:
+            self.fence.leave()
+
+    def close(self) -> None:
+        """Refuse new operations; release the connections once running ones are done.
+
+        Waits a bounded time for operations of other threads (``_fence``).
+        """
+        self.fence.close(self._release)
+
+    def _release(self) -> None:
+        """Close every connection: no operation is running any more."""
+        raise NotImplementedError
 
     async def _grouped(self, op: Callable[..., Awaitable[T]], *args: Any) -> T:
         """A write on the async path, committed with concurrent ones (``_group_commit``)."""

@@ -22,6 +22,7 @@ from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
+from durable.backends._fence import Fence
 from durable.backends._filewatch import FileWatchingNotifier
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._sql import SqlBackend
@@ -118,6 +119,7 @@ class SqliteBackend(SqlBackend):
                 self.identity, lambda: FileWatchingNotifier(os.path.realpath(database))
             )
         )
+        self.fence = Fence(self.url)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -270,10 +272,14 @@ class SqliteBackend(SqlBackend):
                 return await super()._arun(atomic, op, *args)
             # The common case (one statement, in autocommit) without the two
             # context managers of a transaction: they cost a tenth of a step.
-            with self._lock:
-                return await op(
-                    _RawTx(self._connection(), self._checkpointer, self._writers), *args
-                )
+            self.fence.enter()
+            try:
+                with self._lock:
+                    return await op(
+                        _RawTx(self._connection(), self._checkpointer, self._writers), *args
+                    )
+            finally:
+                self.fence.leave()
         except sqlite3.DatabaseError as exc:
             # The store did not answer (as on PostgreSQL), or its file is
             # damaged: not a constraint of one write (IntegrityError), which a
@@ -323,7 +329,7 @@ class SqliteBackend(SqlBackend):
             "latency_ms": latency * 1000,
         }
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()  # first: its connection is among those closed below
         if self._writers is not None:
