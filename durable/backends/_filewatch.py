@@ -40,15 +40,32 @@ class FileWatchingNotifier(Notifier):
     def after_fork(self) -> None:
         """Start afresh: at first, and in a forked child (its lock may have been held)."""
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self._thread_lock = threading.Lock()
 
     def _listening(self) -> None:
         with self._thread_lock:
             if self._thread is None or not self._thread.is_alive():
+                self._stop = threading.Event()  # each thread its own: quiesce stops only it
                 self._thread = threading.Thread(
-                    target=self._watch, name="durable-sqlite-watch", daemon=True
+                    target=self._watch, args=(self._stop,), name="durable-sqlite-watch", daemon=True
                 )
                 self._thread.start()
+
+    def quiesce(self) -> None:
+        """Stop watching now if nothing waits (a store of this file is closing).
+
+        The watcher's connection must be gone before the last connection of
+        the store closes: only the last one checkpoints the log into the file
+        and removes the ``-wal``.
+        """
+        with self._thread_lock:
+            if self.has_subscribers() or self._thread is None:
+                return
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not threading.current_thread():
+            thread.join(1.0)
 
     def _still_needed(self) -> bool:
         # Decided under the lock _listening takes, so a subscriber that
@@ -56,15 +73,15 @@ class FileWatchingNotifier(Notifier):
         with self._thread_lock:
             if self.has_subscribers():
                 return True
-            self._thread = None
+            if self._thread is threading.current_thread():
+                self._thread = None
             return False
 
-    def _watch(self) -> None:
+    def _watch(self, stop: threading.Event) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
-        stop = threading.Event()  # never set: waits without a busy loop
         try:
-            while self._still_needed():
+            while not stop.is_set() and self._still_needed():
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)

@@ -111,6 +111,9 @@ class Notifier:
         with self._lock:
             return bool(self._subscribers)
 
+    def quiesce(self) -> None:
+        """Hook: a store of this notifier is closing; stop relaying if nothing waits."""
+
     def _listening(self) -> None:
         """Hook: a backend that relays notifications between processes starts here."""
 

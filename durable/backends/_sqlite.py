@@ -330,6 +330,7 @@ class SqliteBackend(SqlBackend):
         }
 
     def _release(self) -> None:
+        self.notifier.quiesce()  # its connection too must be closed before the last of ours
         if self._checkpointer is not None:
             self._checkpointer.close()  # first: its connection is among those closed below
         if self._writers is not None:
