@@ -979,9 +979,14 @@ class Runtime:
         """
         if self._codec.signing:
             wid = row.workflow_id
-            self._codec.open(
-                row.error or b"", place(wid, "error"), what=f"error of workflow {wid!r}"
-            )
+            if not row.error:
+                raise PayloadIntegrityError(
+                    f"workflow {wid!r} has status {row.status.value!r} but no signed error "
+                    "is recorded (was its status edited?); refusing to run it again. "
+                    "Check the store's integrity, or run the call under a new workflow_id.",
+                    what=f"error of workflow {wid!r}",
+                )
+            self._codec.open(row.error, place(wid, "error"), what=f"error of workflow {wid!r}")
 
     def _verify_steps(self, workflow_id: str, rows: Sequence[StepRow]) -> None:
         """Raise PayloadIntegrityError unless every record is signed as it stands.
