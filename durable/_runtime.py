@@ -1275,7 +1275,9 @@ class Runtime:
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
         slot = place(ctx.workflow_id, step_slot(position))
         status = StepStatus.SUCCESS if error is None else StepStatus.ERROR
-        bound = step_columns(kind, name, status.value, tries, code_hash)
+        bound = (
+            step_columns(kind, name, status.value, tries, code_hash) if self._codec.signing else b""
+        )
         output = (
             self._codec.dumps(value, slot, what=f"result of {where}", bound=bound)
             if error is None

@@ -43,27 +43,33 @@ class Fence:
 
     def enter(self) -> None:
         """Begin an operation, or raise RuntimeClosedError once closing began."""
-        with self._cond:
-            if self._closed:
-                raise RuntimeClosedError(
-                    f"the runtime of {self._name} is closed (another thread closed it, or "
-                    "left `with runtime:`); open a new Runtime to go on",
-                    url=self._name,
-                )
-            ident = threading.get_ident()
-            self._active[ident] = self._active.get(ident, 0) + 1
+        # No lock on this per-operation path: each thread writes only its own
+        # key (dict updates are atomic), and the count is raised before the
+        # flag is read, so close() either sees this operation or this one
+        # sees the flag.
+        ident = threading.get_ident()
+        active = self._active
+        active[ident] = active.get(ident, 0) + 1
+        if self._closed:
+            self.leave()
+            raise RuntimeClosedError(
+                f"the runtime of {self._name} is closed (another thread closed it, or "
+                "left `with runtime:`); open a new Runtime to go on",
+                url=self._name,
+            )
 
     def leave(self) -> None:
         """End an operation; the last one out after a close releases the resources."""
+        ident = threading.get_ident()
+        active = self._active
+        left = active[ident] - 1
+        if left:
+            active[ident] = left
+        else:
+            del active[ident]
+        if not self._closed:
+            return
         with self._cond:
-            ident = threading.get_ident()
-            left = self._active[ident] - 1
-            if left:
-                self._active[ident] = left
-            else:
-                del self._active[ident]
-            if not self._closed:
-                return
             release = self._release if not self._active else None
             self._release = None if release is not None else self._release
             self._cond.notify_all()
