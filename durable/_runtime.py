@@ -706,7 +706,8 @@ class Runtime:
                 workflow_id=workflow_id,
             )
         self._site("before_step", parent, position, inv.spec.name)
-        await self._stop_if_cancelled(parent, port, f"child workflow {workflow_id!r}")
+        if _cancel_hinted(parent):
+            await self._stop_if_cancelled(parent, port, f"child workflow {workflow_id!r}")
         started = self._clock.time()
         try:
             value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
@@ -743,7 +744,11 @@ class Runtime:
                 inv.args_body,
                 place(workflow_id, "args"),
                 what=f"arguments of workflow {workflow_id!r}",
-                bound=call_columns(inv.spec.name, inv.args_fingerprint),
+                bound=(
+                    call_columns(inv.spec.name, inv.args_fingerprint)
+                    if self._codec.signing
+                    else b""
+                ),
             ),
             parent_id=parent_id,
         )
@@ -1199,7 +1204,8 @@ class Runtime:
         self._site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
-            await self._stop_if_cancelled(ctx, port, f"step {spec.name!r}")
+            if _cancel_hinted(ctx):  # a cheap look first: this runs before every step
+                await self._stop_if_cancelled(ctx, port, f"step {spec.name!r}")
             started = self._clock.time()
             token = _context.current.set(_context.InStep(ctx, position))
             try:
@@ -1334,7 +1340,8 @@ class Runtime:
         suspend: bool = False,
     ) -> None:
         """A durable timer: its deadline is recorded first, then waited for."""
-        await self._stop_if_cancelled(ctx, port, name)
+        if _cancel_hinted(ctx):
+            await self._stop_if_cancelled(ctx, port, name)
         recorded = _replayable(ctx, position, name, "sleep")
         if recorded is None:
             deadline = float(deadline_from(self._clock.time()))
@@ -1388,7 +1395,8 @@ class Runtime:
         recorded = _replayable(ctx, at, name, "event")
         if recorded is not None:
             return self._decode_step(recorded, workflow_id)
-        await self._stop_if_cancelled(ctx, port, name)
+        if _cancel_hinted(ctx):
+            await self._stop_if_cancelled(ctx, port, name)
         deadline: float | None = None
         if timeout is not None:
             timer_name = f"{name} timeout"
@@ -1512,13 +1520,12 @@ class Runtime:
     ) -> None:
         """Before a step's body, a child, a sleep or a wait: stop if cancelled.
 
-        Costs nothing per step: the database is read only after a hint (a
-        cancel in this process, a PostgreSQL NOTIFY, a lease the heartbeat
-        could not renew, or an event sent to the workflow).
+        Called once :func:`_cancel_hinted` saw a hint (a cancel in this
+        process, a PostgreSQL NOTIFY, another process's commit to the SQLite
+        file, a lease the heartbeat could not renew, an event sent to the
+        workflow): only then is the workflow's row read.
         """
-        hint = ctx.stop_hint
-        if hint is not None and hint.take():
-            await self._check_still_owned(ctx, port, f"before {before} started")
+        await self._check_still_owned(ctx, port, f"before {before} started")
 
     async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
         ctx.waits -= 1
@@ -1587,6 +1594,12 @@ _SAME_KIND = {
     "compensation": "step",
     "sleep": "sleep",
 }
+
+
+def _cancel_hinted(ctx: _context.WorkflowContext) -> bool:
+    """Whether the workflow was woken since it last looked (then it reads its row)."""
+    hint = ctx.stop_hint
+    return hint is not None and hint.take()
 
 
 def _replayable(

@@ -26,6 +26,9 @@ log = logging.getLogger("durable")
 WATCH_INTERVAL = 0.05
 """Seconds between two looks at the file's data version."""
 
+IDLE_LOOKS = 10
+"""Looks in a row with nothing waiting after which the thread ends (0.5 s)."""
+
 
 class FileWatchingNotifier(Notifier):
     """A notifier that also wakes its subscribers when another connection commits."""
@@ -67,11 +70,17 @@ class FileWatchingNotifier(Notifier):
         if thread is not threading.current_thread():
             thread.join(1.0)
 
-    def _still_needed(self) -> bool:
+    def _still_needed(self, idle: list[int]) -> bool:
         # Decided under the lock _listening takes, so a subscriber that
-        # arrives as the thread leaves always finds a thread to wake it.
+        # arrives as the thread leaves always finds a thread to wake it. It
+        # leaves after IDLE_LOOKS looks in a row with nothing waiting, not at
+        # the first: workflows called one after another keep one thread.
         with self._thread_lock:
             if self.has_subscribers():
+                idle[0] = 0
+                return True
+            idle[0] += 1
+            if idle[0] < IDLE_LOOKS:
                 return True
             if self._thread is threading.current_thread():
                 self._thread = None
@@ -80,8 +89,9 @@ class FileWatchingNotifier(Notifier):
     def _watch(self, stop: threading.Event) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
+        idle = [0]
         try:
-            while not stop.is_set() and self._still_needed():
+            while not stop.is_set() and self._still_needed(idle):
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)

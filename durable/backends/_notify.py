@@ -24,31 +24,43 @@ from durable._durations import block_for
 class Subscription:
     """One waiter's interest in a topic; remembers a wake-up that came early."""
 
-    __slots__ = ("_async", "_loop", "_sync", "topic")
+    __slots__ = ("_async", "_loop", "_sync", "_woken", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
-        self._sync = threading.Event()
+        # A flag for take(), which runs before every step; the events that
+        # wait() and await_() block on are made only by a waiter that blocks.
+        self._woken = False
+        self._sync: threading.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async: asyncio.Event | None = None
 
     def wake(self) -> None:
-        self._sync.set()
+        self._woken = True
+        sync = self._sync
+        if sync is not None:
+            sync.set()
         if self._loop is not None and self._async is not None:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 self._loop.call_soon_threadsafe(self._async.set)
 
     def take(self) -> bool:
         """True (once) if woken since the last look; never blocks."""
-        if not self._sync.is_set():
+        if not self._woken:
             return False
-        self._sync.clear()
+        self._woken = False
+        if self._sync is not None:
+            self._sync.clear()
         return True
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True if woken."""
-        woken = self._sync.wait(block_for(timeout))  # callers look again when it ends
+        if self._sync is None:
+            self._sync = threading.Event()
+        # A wake before the event existed set only the flag; one after it sets both.
+        woken = self._woken or self._sync.wait(block_for(timeout))  # callers look again
         self._sync.clear()
+        self._woken = False
         return woken
 
     async def await_(self, timeout: float) -> bool:
@@ -56,7 +68,7 @@ class Subscription:
         if self._async is None:
             self._loop = asyncio.get_running_loop()
             self._async = asyncio.Event()
-            if self._sync.is_set():
+            if self._woken:
                 self._async.set()
         try:
             await asyncio.wait_for(self._async.wait(), max(timeout, 0.0))
@@ -64,7 +76,9 @@ class Subscription:
         except asyncio.TimeoutError:
             woken = False
         self._async.clear()
-        self._sync.clear()
+        self._woken = False
+        if self._sync is not None:
+            self._sync.clear()
         return woken
 
 
