@@ -170,6 +170,13 @@ class Worker:
                 main thread); a second signal releases running work at once.
         """
         require_asyncio("Worker.run()")
+        if getattr(self.runtime._backend, "read_only", False):
+            # Every claim would fail, and a worker retries what fails: refuse now.
+            raise ConfigurationError(
+                f"worker {self}: the store {self.runtime.url} is open read-only (its URL "
+                "says mode=ro, or this process may not write its file or folder); a worker "
+                "must write to claim and run workflows. Run it where the store is writable."
+            )
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()

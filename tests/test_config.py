@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import durable
 from durable._cli import main as cli_main
@@ -170,6 +171,22 @@ def test_postgres_scheme_opens_postgresql(
     with durable.Runtime(url) as runtime:
         assert runtime.url.startswith("postgresql://")
         assert runtime.health_check().backend == "postgresql"
+
+
+def test_libpq_connection_parts_may_come_in_the_query(durable_postgres: str) -> None:
+    # libpq's own form (postgresql:///db?host=...&user=...) used to raise a raw
+    # TypeError: the URL's parts and the query both named host and user.
+    parsed = sa.make_url(durable_postgres)
+    url = (
+        f"postgresql:///{parsed.database}?host={parsed.host}&port={parsed.port or 5432}"
+        f"&user={parsed.username}&schema={parsed.query['schema']}"
+    )
+    with durable.Runtime(url) as runtime:
+        assert runtime.health_check().ok
+    # Given twice, the query's value wins (as libpq reads a conninfo string).
+    both = durable_postgres + "&host=" + str(parsed.host)
+    with durable.Runtime(both) as runtime:
+        assert runtime.health_check().ok
 
 
 def test_the_cli_says_a_three_slash_path_is_relative(

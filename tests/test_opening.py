@@ -231,3 +231,12 @@ def test_read_only_refuses_a_store_that_needs_migrating(tmp_path: Path) -> None:
     assert "has durable schema version 1, older than this durable-sdk's" in str(info.value)
     assert "opening it once with write access" in str(info.value)
     assert digest(path) == before
+
+
+def test_a_worker_refuses_a_read_only_store_at_start(finished_store: Path) -> None:
+    # It used to log "cannot reach the store (... read-only ...); retrying"
+    # for ever, and until_idle=True never returned.
+    with durable.Runtime(f"sqlite:///{finished_store}?mode=ro") as runtime:
+        worker = durable.Worker(runtime=runtime, queues=["default"])
+        with pytest.raises(durable.ConfigurationError, match="open read-only"):
+            worker.run_sync(until_idle=True, handle_signals=False)

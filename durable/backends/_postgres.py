@@ -157,15 +157,18 @@ class PostgresBackend(SqlBackend):
         )
         options.setdefault("connect_timeout", str(_CONNECT_TIMEOUT))
         try:
-            self._conninfo = psycopg.conninfo.make_conninfo(
-                "",
-                host=url.host,
-                port=url.port,
-                dbname=url.database,
-                user=url.username,
-                password=url.password,
-                **{k: str(v) for k, v in options.items()},
-            )
+            # The URL's parts, then its query: libpq's own socket form puts
+            # host and user there (postgresql:///db?host=/run/postgresql).
+            parts = {
+                "host": url.host,
+                "port": url.port,
+                "dbname": url.database,
+                "user": url.username,
+                "password": url.password,
+            }
+            given = {k: v for k, v in parts.items() if v is not None}
+            given.update((k, str(v)) for k, v in options.items())  # the query wins
+            self._conninfo = psycopg.conninfo.make_conninfo("", **given)
         except psycopg.ProgrammingError as exc:
             raise ConfigurationError(
                 f"unknown option in {self.url}: {exc}; durable's own options are schema, "

@@ -57,6 +57,8 @@ class SqlBackend(Backend):
     """How many grouped writes of one event loop may be in flight at once."""
     writes_suspend = True
     """Whether an async write awaits I/O (False for an embedded database)."""
+    read_only = False
+    """Whether the store was opened read-only (listed and shown, never written)."""
 
     # Transactions, supplied by each database --------------------------------
 

@@ -296,6 +296,17 @@ class SqliteBackend(SqlBackend):
 
     def _failed(self, exc: sqlite3.DatabaseError) -> BackendUnavailableError:
         why = self._read_only_why() if self.read_only else None
+        if "immutable=1" in self._uri and _damage(exc):
+            # Read as immutable, the file may have been written meanwhile by
+            # its owner: what looks damaged is most likely just newer.
+            return BackendUnavailableError(
+                f"the SQLite store {self.url} changed while this process read it as "
+                f"immutable ({exc}): this process may not write its folder, so SQLite "
+                "cannot coordinate with a process writing it. Open it again for a fresh "
+                "look, or read a copy of the file (with its -wal); run `durable health` "
+                "as the folder's owner to check the file itself",
+                url=self.url,
+            )
         return BackendUnavailableError(
             f"the SQLite store {self.url} failed: {explain(exc, self._path, why)}", url=self.url
         )
@@ -350,7 +361,9 @@ def _read_only_open(url: sa.URL) -> tuple[bool, str]:
     someone else): such a store can still be listed and shown. In a folder
     where SQLite cannot create the ``-wal`` and ``-shm`` files it needs to
     read a WAL database, and where none exists, the file is opened
-    ``immutable``: nobody can be writing it without them.
+    ``immutable``: a snapshot of the file as it is, which is right for a
+    read-only file system or a copy; if its owner writes it meanwhile, what
+    is read may be stale, and an error then says so (never "damaged").
     """
     database = url.database or ""
     if is_memory(url):
@@ -381,6 +394,12 @@ _RESTORE = (
 # SQLite's primary result codes (sqlite3.Error.sqlite_errorcode, Python 3.11+;
 # older Pythons fall back on the message).
 _BUSY, _LOCKED, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 5, 6, 8, 14, 11, 26
+
+
+def _damage(exc: BaseException) -> bool:
+    """Whether SQLite read the file as damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (isinstance(code, int) and code & 0xFF == _CORRUPT) or "malformed" in str(exc)
 
 
 def damaged(path: str) -> str:
