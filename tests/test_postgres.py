@@ -335,8 +335,10 @@ def test_zombie_owner_cannot_commit_over_the_new_owner(tmp_path: Path, postgres_
     assert records_per_position(postgres_url, "six") == {i: 1 for i in range(1, 7)}
     counts = Counter(read_lines(effects))
     assert [counts[f"done {i}"] for i in range(1, 4)] == [1, 1, 1]
-    # The zombie re-ran 4..6 after waking (at-least-once), but only one record stands.
-    assert [counts[f"done {i}"] for i in range(4, 7)] == [2, 2, 2]
+    # The zombie may re-run 4..6 after waking (at-least-once) until its
+    # heartbeat finds the lease gone and stops it before its next step; only
+    # one record stands either way.
+    assert all(1 <= counts[f"done {i}"] <= 2 for i in range(4, 7)), counts
 
 
 def test_sixteen_processes_resume_one_crashed_workflow(tmp_path: Path, db_url: str) -> None:
