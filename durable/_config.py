@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,16 @@ def parse_url(url: str) -> sa.URL:
         )
     import sqlalchemy as sa
 
+    # SQLAlchemy drops options without a value: a typo such as ?jurnal_mode
+    # (or a '?' in a file name) would pass unseen.
+    query = urllib.parse.urlsplit(url).query if "?" in url else ""
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if not value:
+            raise ConfigurationError(
+                f"option {key!r} has no value in {mask_password(url)!r}; write it as "
+                f"{key}=<value> (a '?' that belongs to a file name is written %3F)",
+                url=mask_password(url),
+            )
     try:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
@@ -255,6 +266,13 @@ def open_backend(url: str, durability: str = "normal") -> Backend:
 
 
 def _shown(url: sa.URL) -> str:
+    return shown_url(url)
+
+
+def shown_url(url: sa.URL) -> str:
+    """A URL as durable shows it: the password masked, in the user part and in the query."""
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
     return url.render_as_string(hide_password=True)
 
 

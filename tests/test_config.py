@@ -82,6 +82,13 @@ BAD = [
     ("sqlite:///x.db?mode=ro&mode=rw", r"option 'mode' is given 2 times"),
     ("sqlite:///x.db?shared=maybe", r"shared='maybe' .* must be true or false"),
     ("sqlite:///:memory:?mode=ro", r"a store in memory starts empty"),
+    # Options without a value (SQLAlchemy dropped them, so a typo passed unseen).
+    ("sqlite:///x.db?jurnal_mode", r"option 'jurnal_mode' has no value"),
+    ("sqlite:///x.db?mode=", r"option 'mode' has no value"),
+    ("sqlite:///a?b.db", r"option 'b.db' has no value.*%3F"),
+    (f"postgresql://bob:{PASSWORD}@127.0.0.1:1/db?sslmod", r"option 'sslmod' has no value"),
+    # A password given as a libpq option is masked like one in the user part.
+    (f"postgresql://bob@127.0.0.1:1/db?password={PASSWORD}&bogus=1", r"unknown option 'bogus'"),
     (
         f"postgresql://bob:{PASSWORD}@127.0.0.1:1/db?sslmod=require",
         r"unknown option 'sslmod' in the PostgreSQL URL .*did you mean 'sslmode'\?.*schema \(",

@@ -115,6 +115,16 @@ def test_configured_but_unreachable_postgres_fails(project: pytest.Pytester) -> 
     assert "secret" not in result.stdout.str()
 
 
+def test_postgres_scheme_is_a_postgresql_url(project: pytest.Pytester) -> None:
+    # Hosting services hand out postgres://; it used to be a usage error here.
+    project.makepyfile(test_pg="def test_pg(durable_postgres):\n    pass\n")
+    result = project.runpytest_subprocess("--durable-url=postgres://u:secret@127.0.0.1:1/db")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*PostgreSQL at postgres://u:***@127.0.0.1:1/db is not reachable*"]
+    )
+
+
 def test_backends_option_and_marker_select_backends(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_sel="""
@@ -144,6 +154,10 @@ def test_backends_option_and_marker_select_backends(project: pytest.Pytester) ->
         (
             ["--durable-url=mysql://x/y"],
             "*is not a PostgreSQL URL; valid values look like postgresql://*",
+        ),
+        (
+            ["--durable-url=mysql://u:hunter2@x/y"],
+            "*'mysql://u:***@x/y' is not a PostgreSQL URL*",
         ),
     ],
 )

@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import urllib.parse
 
-from durable.backends._forks import renew_in_children
 from durable.backends._notify import Notifier
 
 log = logging.getLogger("durable")
@@ -37,11 +36,14 @@ class FileWatchingNotifier(Notifier):
         super().__init__()
         self._uri = f"file:{urllib.parse.quote(path)}?mode=ro"
         self._interval = interval
-        self.after_fork()
-        renew_in_children(self)
+        self._fresh_thread()
 
     def after_fork(self) -> None:
-        """Start afresh: at first, and in a forked child (its lock may have been held)."""
+        """In a forked child: no thread came along, and a lock may have been held."""
+        super().after_fork()
+        self._fresh_thread()
+
+    def _fresh_thread(self) -> None:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread_lock = threading.Lock()

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable, Iterator
 
 from durable._durations import block_for
+from durable.backends._forks import renew_in_children
 
 
 class Subscription:
@@ -88,6 +89,11 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: dict[str, set[Subscription]] = {}
+        renew_in_children(self)
+
+    def after_fork(self) -> None:
+        """In a forked child: a thread of the parent may have held the lock at the fork."""
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def subscribe(self, topic: str) -> Iterator[Subscription]:

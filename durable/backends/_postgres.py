@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-from durable._config import flag
+from durable._config import flag, shown_url
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
@@ -139,7 +139,7 @@ class PostgresBackend(SqlBackend):
             ) from exc
         self._psycopg = psycopg
         self._pool_timeout = psycopg_pool.PoolTimeout
-        self.url = url.render_as_string(hide_password=True)
+        self.url = shown_url(url)
         options = dict(url.query)
         self.shared = flag(url, "shared")
         options.pop("shared", None)

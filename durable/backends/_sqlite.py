@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import StaticPool
 
-from durable._config import flag, is_memory, path_hint, read_only
+from durable._config import flag, is_memory, path_hint, read_only, shown_url
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
@@ -102,7 +102,7 @@ class SqliteBackend(SqlBackend):
     def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
         database = url.database or ""
         self.memory = is_memory(url)
-        self.url = url.render_as_string(hide_password=True)
+        self.url = shown_url(url)
         self.durability = durability
         self.shared = flag(url, "shared")
         self._path = database
@@ -379,7 +379,7 @@ def _read_only_open(url: sa.URL) -> tuple[bool, str]:
         raise ConfigurationError(
             f"no durable store at {database}{path_hint(database)}: mode=ro opens an "
             "existing store only",
-            url=url.render_as_string(hide_password=True),
+            url=shown_url(url),
         )
     uri = f"file:{urllib.parse.quote(os.path.abspath(database))}?mode=ro"
     if not os.access(folder, os.W_OK) and not os.path.exists(f"{database}-wal"):

@@ -112,10 +112,10 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--durable-crash-seed: {seed_text!r} is not a whole number"
         ) from None
     url = _setting(config, "durable_url") or os.environ.get(ENV_URL) or None
-    if url is not None and not url.startswith(("postgresql://", "postgresql+psycopg://")):
+    if url is not None and not url.startswith(_POSTGRES_SCHEMES):
         raise pytest.UsageError(
-            f"--durable-url: {url!r} is not a PostgreSQL URL; valid values look like "
-            "postgresql://user@host:5432/db"
+            f"--durable-url: {_masked(url)!r} is not a PostgreSQL URL; valid values look like "
+            "postgresql://user@host:5432/db (or postgres://...)"
         )
     config.stash[_SETTINGS] = _Settings(backends, url, seed)
 
@@ -168,7 +168,7 @@ def durable_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
         import psycopg
     except ImportError:
         pytest.fail('the postgresql backend needs: pip install "durable-sdk[postgres]"', False)
-    server = url.replace("postgresql+psycopg://", "postgresql://")
+    server = url.replace("postgresql+psycopg://", "postgresql://")  # libpq reads postgres:// too
     try:
         psycopg.connect(server, connect_timeout=5).close()
         reason = None
@@ -269,6 +269,10 @@ def durable_sweep(
         return report
 
     return sweep
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+"""What durable.parse_url reads as PostgreSQL (the plugin avoids importing SQLAlchemy)."""
 
 
 def _masked(url: str | None) -> str:
