@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -426,3 +427,43 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
         assert lease("stale") == before["stale"]
         backend.renew_leases(owner, {"held": 1}, 600)  # the next beat
         assert lease("held") > before["held"] + 300
+
+
+@pytest.fixture
+def row_only_role(postgres_url: str) -> Iterator[str]:
+    """A role that may read and write rows of the test's schema, nothing more."""
+    role = f"durable_rows_{uuid.uuid4().hex[:8]}"
+    schema = schema_of(postgres_url)
+    with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        yield role
+    finally:
+        with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}_other" CASCADE')
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_role_that_may_not_create_gets_a_clear_error_and_uses_an_existing_store(
+    postgres_url: str, row_only_role: str
+) -> None:
+    schema = schema_of(postgres_url)
+    as_role = postgres_url.replace("postgres@", f"{row_only_role}@", 1)
+    assert as_role != postgres_url
+    # No store yet, and no right to make one: a clear error, not a raw ProgrammingError.
+    elsewhere = as_role.replace(f"schema={schema}", f"schema={schema}_other")
+    with pytest.raises(durable.ConfigurationError, match="may not set up the store"):
+        durable.Runtime(elsewhere)
+    # Once the owner set it up, a role that may only read and write rows uses it
+    # (CREATE SCHEMA IF NOT EXISTS used to refuse it).
+    with durable.Runtime(postgres_url) as owner:
+        owner.store.list_workflows()
+    with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{row_only_role}"')
+        conn.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" '
+            f'TO "{row_only_role}"'
+        )
+    with durable.Runtime(as_role) as runtime:
+        assert runtime.store.list_workflows() == []

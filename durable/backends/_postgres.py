@@ -233,7 +233,15 @@ class PostgresBackend(SqlBackend):
                     sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                     {"key": f"durable-schema:{self.schema}"},
                 )
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                # Created only if missing: a role that may not create schemas
+                # (CREATE IF NOT EXISTS asks for the privilege all the same)
+                # still opens a store that exists.
+                exists = conn.execute(
+                    sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"),
+                    {"schema": self.schema},
+                ).first()
+                if exists is None:
+                    conn.exec_driver_sql(f'CREATE SCHEMA "{self.schema}"')
                 conn.exec_driver_sql(f'SET LOCAL search_path TO "{self.schema}"')
                 # Before any DDL (CREATE SCHEMA IF NOT EXISTS changes no schema that exists).
                 where = f"{self.url} (schema {self.schema})"
@@ -242,6 +250,17 @@ class PostgresBackend(SqlBackend):
                 s.ensure_schema(conn, where, schema=self.schema)
         except sa.exc.OperationalError as exc:
             raise self._unavailable(exc.orig or exc) from exc
+        except sa.exc.ProgrammingError as exc:
+            if not isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
+                raise
+            reason = " ".join(str(exc.orig).split())
+            raise ConfigurationError(
+                f"the PostgreSQL role of {self.url} may not set up the store in schema "
+                f"{self.schema!r} ({reason}). Let a role that may create the schema and its "
+                "tables open it once (or grant CREATE on the database / schema); after "
+                "that, a role that may read and write the rows can use it.",
+                url=self.url,
+            ) from exc
         finally:
             engine.dispose()
 
