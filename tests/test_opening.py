@@ -240,3 +240,18 @@ def test_a_worker_refuses_a_read_only_store_at_start(finished_store: Path) -> No
         worker = durable.Worker(runtime=runtime, queues=["default"])
         with pytest.raises(durable.ConfigurationError, match="open read-only"):
             worker.run_sync(until_idle=True, handle_signals=False)
+
+
+def test_processes_creating_one_new_store_at_once_all_open_it(tmp_path: Path) -> None:
+    # One of them used to find durable's tables, just created by another,
+    # between its version check and its look for other tables, and refuse the
+    # store as "a database that holds other tables".
+    opener = "import sys, durable; durable.Runtime(sys.argv[1]).close()"
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path / f'new-{attempt}.db'}"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", opener, url], stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors

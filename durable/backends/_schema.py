@@ -226,7 +226,11 @@ def refuse_foreign_tables(
     """
     if shared:
         return
-    others = sorted(t for t in sa.inspect(conn).get_table_names(schema=schema))
+    # durable's own tables are not "other" ones: another process may have
+    # created the store between the version check and this look (SQLite reads
+    # each statement in its own snapshot); creating it again finds its version.
+    ours = {table.name for table in metadata.sorted_tables}
+    others = sorted(t for t in sa.inspect(conn).get_table_names(schema=schema) if t not in ours)
     if not others:
         return
     place = f"schema {schema!r} of the database" if schema else "database"
