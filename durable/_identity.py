@@ -40,8 +40,17 @@ def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
 
 
 def derive_workflow_id(name: str, args_fingerprint: str) -> str:
-    """The id of a call that was given none: its name and argument fingerprint."""
-    return f"{name}:{args_fingerprint[:20]}"
+    """The id of a call that was given none: its name and argument fingerprint.
+
+    A name too long for that to fit an id (names may be longer than ids) is
+    cut and completed by a digest of the whole name, so the id stays unique
+    and stable; ids that fit are as they always were.
+    """
+    derived = f"{name}:{args_fingerprint[:20]}"
+    if len(derived) > MAX_WORKFLOW_ID_LENGTH:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        derived = f"{name[:150]}~{digest}:{args_fingerprint[:20]}"
+    return derived
 
 
 def _feed(digest: Any, value: Any) -> None:

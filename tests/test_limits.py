@@ -371,3 +371,28 @@ def version(url: str) -> str:
         row = conn.execute("SELECT value FROM durable_meta").fetchone()
         assert row is not None
         return str(row[0])
+
+
+@pytest.mark.parametrize("length", [234, 300, 500])
+def test_a_workflow_with_a_long_name_can_be_called_without_an_id(
+    runtime: durable.Runtime, length: int
+) -> None:
+    # Names may be up to 500 characters, ids 255: "<name>:<fingerprint>" of a
+    # name over 234 characters used to be refused as too long an id.
+    runs: list[int] = []
+
+    def body(x: int) -> int:
+        runs.append(x)
+        return x * 2
+
+    prefix = "limits.long_name_"
+    first = durable.durable_workflow(name=prefix + "a" * (length - len(prefix)))(body)
+    twin = durable.durable_workflow(name=prefix + "a" * (length - len(prefix) - 1) + "b")(body)
+    assert first.run_sync(4) == 8
+    assert first.run_sync(4) == 8  # the same derived id: replayed, not run again
+    assert twin.run_sync(4) == 8  # same first 150 characters, another workflow
+    assert runs == [4, 4]
+    ids = {first.id_for(4), twin.id_for(4)}
+    assert len(ids) == 2
+    assert all(len(i) <= _limits.WORKFLOW_ID_CHARS for i in ids)
+    assert all(runtime.store.get_workflow(i) is not None for i in ids)
