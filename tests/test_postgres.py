@@ -467,3 +467,27 @@ def test_a_role_that_may_not_create_gets_a_clear_error_and_uses_an_existing_stor
         )
     with durable.Runtime(as_role) as runtime:
         assert runtime.store.list_workflows() == []
+
+
+def test_the_users_options_reach_the_server_beside_durables(postgres_url: str) -> None:
+    # ?options= used to be replaced by durable's own (its search_path).
+    name = f"durable_opts_{uuid.uuid4().hex[:8]}"
+    url = f"{postgres_url}&options=-c%20application_name%3D{name}"
+    with durable.Runtime(url) as runtime:
+
+        @durable.durable_workflow(name="postgres.options_probe")
+        def probe() -> int:
+            return 1
+
+        assert probe.run_sync(workflow_id="probe") == 1
+        with psycopg.connect(plain(postgres_url)) as conn:
+            found = conn.execute(
+                # A connection of the pool (its last statement wrote durable's
+                # rows), not the listener's, which always had the user's options.
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                "AND query NOT ILIKE 'LISTEN%%' AND query ILIKE '%%durable_%%'",
+                (name,),
+            ).fetchone()
+        assert found is not None
+        assert found[0] >= 1
+        assert runtime.store.get_workflow("probe") is not None  # durable's schema was used

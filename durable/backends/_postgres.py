@@ -181,11 +181,21 @@ class PostgresBackend(SqlBackend):
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": namedtuple_row,
-            "options": f"-c search_path={self.schema}"
-            # "batched": the server acknowledges a commit before flushing its
-            # WAL; a server crash can lose up to about 3 x wal_writer_delay
-            # (600 ms by default) of commits. A client crash loses nothing.
-            + (" -c synchronous_commit=off" if durability == "batched" else ""),
+            # The user's own ?options= first (this keyword replaces the
+            # conninfo's), then durable's: a setting given twice, the last wins.
+            "options": " ".join(
+                part
+                for part in (
+                    str(options.get("options", "")),
+                    f"-c search_path={self.schema}",
+                    # "batched": the server acknowledges a commit before flushing
+                    # its WAL; a server crash can lose up to about 3 x
+                    # wal_writer_delay (600 ms by default) of commits. A client
+                    # crash loses nothing.
+                    "-c synchronous_commit=off" if durability == "batched" else "",
+                )
+                if part
+            ),
         }
         self.q = statements_for("postgresql", pg_insert, _NOW)
         # One channel per schema, named by a digest (channel names are short).
