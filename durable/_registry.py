@@ -10,6 +10,7 @@ profiler in ``sys.modules["__main__"]``, not the script).
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Any
@@ -51,19 +52,36 @@ def find(module: str, qualname: str) -> Any | None:
     ``sys.modules["__main__"]`` is the runner, whose names must not be taken
     for the script's.
     """
+    return find_in_file(module, qualname)[0]
+
+
+def find_in_file(module: str, qualname: str) -> tuple[Any | None, str | None]:
+    """Like :func:`find`, with the file of the script that defines it (None in a notebook).
+
+    Newest namespaces first: a script run again (``runpy.run_path`` in one
+    process) defines its classes anew.
+    """
     parts = qualname.split(".")
     if any(not part.isidentifier() for part in parts):  # <locals>, <lambda>
-        return None
+        return None, None
     with _lock:
-        namespaces = list(_namespaces.get(module, ()))
+        namespaces = list(reversed(_namespaces.get(module, ())))
     live = sys.modules.get(module)
     if live is not None:
         namespaces.append(vars(live))
     for namespace in namespaces:
         found = _resolve(namespace, parts)
         if found is not None:
-            return found
-    return None
+            where = namespace.get("__file__")
+            return found, where if isinstance(where, str) else None
+    return None, None
+
+
+def same_file(a: str | None, b: str | None) -> bool:
+    """Whether two scripts' files are one (unknown, as in a notebook, counts as the same)."""
+    if a is None or b is None:
+        return True
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _resolve(namespace: dict[str, Any], parts: list[str]) -> Any | None:

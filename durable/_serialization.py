@@ -106,9 +106,13 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
             module = getattr(obj, "__module__", None)
             if module in _registry.SCRIPT_MODULES:
                 qualname = getattr(obj, "__qualname__", "")
-                if isinstance(qualname, str) and _registry.find(module, qualname) is obj:
-                    copy = _copy_by_value(obj) if self._by_value else None
-                    return _live, (module, qualname, copy)
+                if isinstance(qualname, str):
+                    found, where = _registry.find_in_file(module, qualname)
+                    if found is obj:
+                        if not self._by_value:  # a fingerprint: the same wherever it runs from
+                            return _live, (module, qualname, None)
+                        script = os.path.abspath(where) if where is not None else None
+                        return _live, (module, qualname, _copy_by_value(obj), script)
         return super().reducer_override(obj)
 
 
@@ -120,10 +124,14 @@ def _copy_by_value(obj: Any) -> bytes | None:
     return copy
 
 
-def _live(module: str, qualname: str, copy: bytes | None) -> Any:
-    """Unpickle a script's class or function: the live one, else its copy."""
-    found = _registry.find(module, qualname)
-    if found is not None:
+def _live(module: str, qualname: str, copy: bytes | None, where: str | None = None) -> Any:
+    """Unpickle a script's class or function: the live one of the same script, else its copy.
+
+    Another script that reads the record (a report, a notebook) may define a
+    class of the same name; it is not the recorded one.
+    """
+    found, here = _registry.find_in_file(module, qualname)
+    if found is not None and _registry.same_file(where, here):
         return found
     if copy is None:
         raise SerializationError(

@@ -230,3 +230,66 @@ def test_unpickling_a_recorded_call_leaves_the_live_class_alone(
         "wrappers": [True, True, True],
         "after": "success",  # recorded: the live method is still the workflow
     }
+
+
+WRITER = """
+import dataclasses, sys, durable
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+@durable.step
+def make() -> Point:
+    return Point(1, 2)
+
+@durable.durable_workflow
+def job() -> Point:
+    return make()
+
+durable.configure(sys.argv[1])
+print(job.run_sync(workflow_id="points"))
+"""
+
+READER = """
+import dataclasses, sys, durable
+
+@dataclasses.dataclass
+class Point:  # another script's class of the same name
+    label: str
+
+@durable.durable_workflow
+def unrelated() -> None:
+    pass  # decorated code here too: this script's namespace is known to durable
+
+store = durable.Store.open(sys.argv[1])
+value = store.get_workflow("points").result()
+print(type(value).__name__, value.x, value.y, isinstance(value, Point))
+"""
+
+
+def test_a_reader_with_a_class_of_the_same_name_gets_the_recorded_class(
+    tmp_path: Path,
+) -> None:
+    # The reader's own __main__.Point used to be taken for the recorded one.
+    url = f"sqlite:///{tmp_path / 'points.db'}"
+    for name, text in (("writer.py", WRITER), ("reader.py", READER)):
+        (tmp_path / name).write_text(text)
+    wrote = subprocess.run(
+        [sys.executable, str(tmp_path / "writer.py"), url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    read = subprocess.run(
+        [sys.executable, str(tmp_path / "reader.py"), url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["Point", "1", "2", "False"]
