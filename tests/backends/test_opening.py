@@ -222,7 +222,7 @@ def test_read_only_opens_only_an_existing_current_store(tmp_path: Path) -> None:
 
 def test_read_only_refuses_a_store_that_needs_migrating(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
-    dump = (Path(__file__).parent / "data" / "schema_v1.sql").read_text()
+    dump = (Path(__file__).parents[1] / "data" / "schema_v1.sql").read_text()
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(dump)
     before = digest(path)

@@ -297,13 +297,13 @@ def test_zombie_owner_cannot_commit_over_the_new_owner(tmp_path: Path, postgres_
                 "--fork",
                 "--mount-proc",
                 sys.executable,
-                str(Path(__file__).parent / "programs" / "six_steps.py"),
+                str(Path(__file__).parents[1] / "programs" / "six_steps.py"),
                 "run",
             ],
             env={
                 **os.environ,
                 **{k: str(v) for k, v in env.items()},
-                "PYTHONPATH": str(Path(__file__).parent.parent),
+                "PYTHONPATH": str(Path(__file__).parents[2]),
                 "PAUSE_AFTER": "3",
                 "PAUSED_FILE": str(paused),
                 "RELEASE_FILE": str(release),
@@ -343,7 +343,7 @@ def test_zombie_owner_cannot_commit_over_the_new_owner(tmp_path: Path, postgres_
 
 
 def test_sixteen_processes_resume_one_crashed_workflow(tmp_path: Path, db_url: str) -> None:
-    from tests.test_crash_recovery import EXPECTED, crash_at
+    from tests.engine.test_crash_recovery import EXPECTED, crash_at
 
     effects = crash_at(tmp_path, db_url, PAUSE_AFTER=2)
     outputs = race(16, tmp_path, DURABLE_URL=db_url, SIDE_EFFECTS=effects)

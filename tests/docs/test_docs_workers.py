@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = (Path(__file__).parent.parent / "docs" / "workers.md").read_text()
+DOC = (Path(__file__).parents[2] / "docs" / "workers.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 
 

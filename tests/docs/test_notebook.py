@@ -9,7 +9,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="needs the dev extra (nbclient, ipykernel)")
 nbclient = pytest.importorskip("nbclient", reason="needs the dev extra (nbclient, ipykernel)")
 
-NOTEBOOK = Path(__file__).parent.parent / "examples" / "notebook.ipynb"
+NOTEBOOK = Path(__file__).parents[2] / "examples" / "notebook.ipynb"
 
 
 def outputs_text(cell: object) -> str:

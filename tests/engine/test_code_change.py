@@ -149,7 +149,7 @@ def test_bad_policy_is_a_configuration_error() -> None:
 # (python -m cProfile left the profiler in sys.modules["__main__"], so the
 # script's helpers dropped out of every fingerprint) nor its workflows' names
 # (runpy.run_path ran it as "<run_path>": another id, every step run again).
-_SCRIPT = str(Path(__file__).parent / "programs" / "runner_script.py")
+_SCRIPT = str(Path(__file__).parents[1] / "programs" / "runner_script.py")
 _RUNNERS = {
     "python": [sys.executable, _SCRIPT],
     "cProfile": [sys.executable, "-m", "cProfile", "-o", "profile.out", _SCRIPT],

@@ -235,7 +235,7 @@ async def test_recover_explains_a_method_whose_instance_did_not_pickle(
     with pytest.raises(SimulatedCrash):
         await Service().process.run(4, workflow_id="svc")
     report = await durable_runtime.recover()
-    assert "its instance (a tests.test_edge_cases.Service) could not be pickled" in str(
+    assert "its instance (a tests.engine.test_edge_cases.Service) could not be pickled" in str(
         report.failed["svc"]
     )
     assert await Service().process.run(4, workflow_id="svc") == 8

@@ -286,7 +286,7 @@ def test_store_open_from_a_url(tmp_path: Path) -> None:
 
 def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
-    dump = (Path(__file__).parent / "data" / "schema_v1.sql").read_text()
+    dump = (Path(__file__).parents[1] / "data" / "schema_v1.sql").read_text()
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(dump)
         assert conn.execute("SELECT value FROM durable_meta").fetchone() == ("1",)

@@ -171,7 +171,7 @@ def test_sweep_catches_a_step_that_is_not_safe_to_rerun() -> None:
     assert "FAIL  after_step:count: after the crash after the body of step 'count'" in text
     assert "the resumed run returned 4 where the crash-free run returned 3" in text
     assert (
-        "reproduce: durable.testing.crash_sweep(tests.test_testing.buggy, 1, "
+        "reproduce: durable.testing.crash_sweep(tests.testing.test_testing.buggy, 1, "
         "setup=list.clear, only='after_step:count')" in text
     )
     with pytest.raises(durable.testing.SweepFailed, match="1 failed"):
