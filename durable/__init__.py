@@ -51,6 +51,7 @@ from durable._errors import (
 from durable._events import send_event, send_event_sync, wait_for_event, wait_for_event_sync
 from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
+from durable._options import Options
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
 from durable._runtime import (
@@ -149,6 +150,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RecordedError",
     "RecoveryReport",
+    "Options",
     "RetryPolicy",
     "Runtime",
     "RuntimeClosedError",

@@ -59,6 +59,8 @@ from durable._errors import (
 )
 from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
+from durable._options import OPTION_DEFAULTS as _DEFAULTS
+from durable._options import Options
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._port import Port
 from durable._reports import HealthReport, RecoveryReport, StepInfo
@@ -194,6 +196,8 @@ class Runtime:
             again by itself): a workflow that crashes its process every time
             stops there instead of looping. Resume it by hand with
             :meth:`resume` once fixed.
+        options: All of the settings above as one :class:`durable.Options`
+            (then give none of them as arguments).
 
     Example::
 
@@ -216,27 +220,44 @@ class Runtime:
         durability: str = "normal",
         event_poll_interval: float | dt.timedelta = 0.1,
         max_recoveries: int = 10,
+        options: Options | None = None,
     ) -> None:
-        lease_seconds = duration(lease_seconds, "lease_seconds", positive=True)
-        poll_interval = duration(poll_interval, "poll_interval", positive=True)
-        event_poll_interval = duration(event_poll_interval, "event_poll_interval", positive=True)
-        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
-            raise ConfigurationError(f"max_recoveries must be an int, not {max_recoveries!r}")
+        given = {
+            "lease_seconds": lease_seconds,
+            "poll_interval": poll_interval,
+            "secret_key": secret_key,
+            "old_secret_keys": old_secret_keys,
+            "compress_threshold": compress_threshold,
+            "max_payload_bytes": max_payload_bytes,
+            "durability": durability,
+            "event_poll_interval": event_poll_interval,
+            "max_recoveries": max_recoveries,
+        }
+        if options is None:
+            options = Options(**given)  # type: ignore[arg-type]
+        elif changed := {k: v for k, v in given.items() if v != _DEFAULTS[k]}:
+            raise ConfigurationError(
+                f"give the options either in options= or as arguments, not both "
+                f"({', '.join(sorted(changed))} given beside options=); "
+                "use options.replace(...) to change some"
+            )
+        self.options = options
+        """The settings this runtime was opened with (validated once)."""
         resolved = resolve_url(url)
         parse_url(resolved)
         self._codec = Codec(
-            secret_key=secret_key,
-            old_secret_keys=old_secret_keys,
-            compress_threshold=compress_threshold,
-            max_payload_bytes=max_payload_bytes,
+            secret_key=options.secret_key,
+            old_secret_keys=options.old_secret_keys,
+            compress_threshold=options.compress_threshold,
+            max_payload_bytes=options.max_payload_bytes,
         )
-        self.lease_seconds = float(lease_seconds)
-        self.poll_interval = float(poll_interval)
-        self.event_poll_interval = float(event_poll_interval)
-        self.max_recoveries = max_recoveries
+        self.lease_seconds = options.lease_seconds
+        self.poll_interval = options.poll_interval
+        self.event_poll_interval = options.event_poll_interval
+        self.max_recoveries = options.max_recoveries
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._hooks: list[Callable[[_context.Site], None]] = []
-        self._backend: Backend = open_backend(resolved, durability)
+        self._backend: Backend = open_backend(resolved, options.durability)
         self._leases: dict[str, int] = {}
         self._closed = False
         self._heartbeat: threading.Thread | None = None

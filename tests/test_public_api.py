@@ -7,6 +7,7 @@ import inspect
 import durable
 
 EXPORTED = {
+    "Options",
     "sleep",
     "wait_for_event",
     "wait_for_event_sync",
