@@ -299,10 +299,6 @@ class Backend(ABC):
         """The stored row of a workflow, or None."""
 
     @abstractmethod
-    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> list[WorkflowRow]:
-        """Workflows in any of ``statuses``, oldest first."""
-
-    @abstractmethod
     def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
         """Extend the leases of the workflows ``owner`` holds (id to epoch).
 

@@ -239,9 +239,6 @@ class SqlBackend(Backend):
     def step_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
         return self._run(False, self._step_attempts, workflow_id)
 
-    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> list[WorkflowRow]:
-        return self._run(False, self._list_workflows, statuses)
-
     def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
         if not leases:
             return []
@@ -676,12 +673,6 @@ class SqlBackend(Backend):
             )
             for r in result.rows
         ]
-
-    async def _list_workflows(
-        self, tx: Tx, statuses: Sequence[WorkflowStatus]
-    ) -> list[WorkflowRow]:
-        result = await tx.execute(self.q.list_workflows(statuses))
-        return [_workflow_row(r) for r in result.rows]
 
     async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> list[str]:
         if "renew" in self.q.rows and len(leases) > 1:

@@ -415,14 +415,6 @@ class Statements:
         )
         return found
 
-    def list_workflows(self, statuses: Sequence[WorkflowStatus]) -> sa.Select[Any]:
-        wf = s.workflows
-        return (
-            sa.select(wf, self.now.label("db_now"))
-            .where(wf.c.status.in_([st.value for st in statuses]))
-            .order_by(wf.c.created_at, wf.c.workflow_id)
-        )
-
 
 _STATEMENTS: dict[str, Statements] = {}
 
