@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 
 from durable import _context, _registry
+from durable._aio import drive
 from durable._caller import awaited_by_caller, named
 from durable._errors import ConfigurationError, SerializationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
@@ -33,7 +34,7 @@ from durable._specs import (
     StepSpec,
     WorkflowSpec,
 )
-from durable._sync import drive, run_coroutine_sync
+from durable._sync import run_coroutine_sync
 
 P = ParamSpec("P")
 T = TypeVar("T")

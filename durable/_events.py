@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from durable import _context
+from durable._aio import drive, here
 from durable._caller import called
 from durable._durations import as_seconds
 from durable._errors import ConfigurationError, NotInWorkflowError
@@ -19,7 +20,7 @@ from durable._limits import (
     check_text,
 )
 from durable._serialization import event_slot, place
-from durable._sync import drive, here, run_coroutine_sync
+from durable._sync import run_coroutine_sync
 
 
 def wait_for_event(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
+from durable._aio import require_asyncio
 from durable._caller import warn
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
@@ -76,7 +77,7 @@ from durable._serialization import (
 )
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
-from durable._sync import require_asyncio, run_coroutine_sync
+from durable._sync import run_coroutine_sync
 from durable.backends._base import (
     Backend,
     EventGone,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from durable import _context
+from durable._aio import here
 from durable._caller import called
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._limits import SNAPSHOT_CHARS, check_text
-from durable._sync import here
 
 
 def snapshot(name: str) -> Awaitable[None]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from durable import _display
+from durable._aio import drive, require_asyncio
 from durable._durations import duration, moment
 from durable._errors import (
     ConfigurationError,
@@ -26,7 +27,6 @@ from durable._limits import (
     check_text,
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
-from durable._sync import drive, require_asyncio
 from durable.backends._base import (
     NewWorkflow,
     StepHistoryRow,

@@ -1,113 +1,19 @@
-"""Running one pipeline from sync and async code.
-
-The runtime's logic is written once, as coroutines. Sync callers drive those
-coroutines with :func:`drive`, which works because on the sync path they
-never suspend: every I/O they await goes through a port that blocks instead.
-"""
+"""Running a workflow's coroutine from sync code, marking a loop it blocks."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from durable import _context
-from durable._errors import ConfigurationError
+from durable import _aio, _context
 
 T = TypeVar("T")
 
 
-def drive(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that completes without suspending, in this thread."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    except RuntimeError as exc:
-        # PEP 479 turns a StopIteration raised by user code inside the
-        # coroutine into a RuntimeError; a sync caller expects it as it was.
-        if isinstance(exc.__cause__, StopIteration) and "raised StopIteration" in str(exc):
-            raise exc.__cause__ from None
-        raise
-    coro.close()
-    raise RuntimeError(
-        "durable internal error: a sync pipeline tried to suspend; an async "
-        "object was awaited on the sync path"
-    )
-
-
-class _Done(Awaitable[T]):
-    """An awaitable that is already complete (the sync path did the work)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: T) -> None:
-        self._value = value
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._value
-        yield
-
-
-def here(coro: Coroutine[Any, Any, T], sync: bool) -> Awaitable[T]:
-    """Run ``coro`` now on the sync path (an awaitable done already), or hand it back.
-
-    For operations that a workflow awaits when it is async and just calls
-    when it is sync (``durable.snapshot``, ``durable.sleep``).
-    """
-    if sync:
-        return _Done(drive(coro))
-    return coro
-
-
 def run_coroutine_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even inside a running loop.
+    """:func:`durable._aio.run_coroutine_sync`, telling the code it runs that it blocks a loop.
 
-    With no loop running in this thread it gets a fresh one. Inside a running
-    loop (a notebook cell, an async framework) it runs on a fresh loop in a
-    helper thread while this thread waits, which avoids "event loop is already
-    running"; the context (the active runtime) is carried over.
+    A workflow run this way from inside a running loop (a notebook cell) must
+    not wait for work that loop would do: ``_context.blocking_a_loop`` says so.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    outcome: list[Any] = []
-    context = contextvars.copy_context()
-    context.run(_context.blocking_a_loop.set, True)
-
-    def target() -> None:
-        try:
-            outcome.append((True, context.run(asyncio.run, coro)))
-        except BaseException as exc:  # handed over to the waiting thread as is
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=target, name="durable-run-sync", daemon=True)
-    thread.start()
-    thread.join()
-    ok, value = outcome[0]
-    if ok:
-        return value  # type: ignore[no-any-return]
-    raise value
-
-
-def require_asyncio(what: str) -> None:
-    """Refuse, with a clear error, an async call that no asyncio loop runs.
-
-    durable's async path is built on asyncio (its group commit, notifications
-    and timers); under trio (or anyio's trio backend) it would fail deep
-    inside with "no running event loop". Checked once per call from user code
-    (a workflow, a store method, recovery, a worker), never per step.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise ConfigurationError(
-            f"{what} was awaited outside an asyncio event loop (under trio, or "
-            "anyio's trio backend?). durable's async API runs on asyncio only: run it "
-            'with asyncio.run(...) or anyio.run(..., backend="asyncio"), or from trio '
-            "call the sync form (wf.run_sync(...), store methods without the a- prefix) "
-            "in a worker thread, e.g. await trio.to_thread.run_sync(...)"
-        ) from None
+    return _aio.run_coroutine_sync(coro, in_helper=lambda: _context.blocking_a_loop.set(True))

@@ -10,10 +10,10 @@ from types import TracebackType
 from typing import Any
 
 from durable import _context
+from durable._aio import drive
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._retry import RetryPolicy
 from durable._specs import StepSpec
-from durable._sync import drive
 from durable.backends._base import StepRow, rolled_back
 
 

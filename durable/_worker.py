@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable._aio import require_asyncio
 from durable._durations import duration
 from durable._errors import (
     ConfigurationError,
@@ -31,7 +32,6 @@ from durable._handle import DEFAULT_QUEUE
 from durable._limits import QUEUE_CHARS, check_int, check_text
 from durable._owner import current_owner
 from durable._runtime import Runtime
-from durable._sync import require_asyncio
 from durable.backends._base import WorkflowRow
 from durable.backends._notify import QUEUE_TOPIC
 

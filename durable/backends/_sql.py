@@ -16,9 +16,9 @@ from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
+from durable._aio import drive
 from durable._errors import DurableError, OwnershipLostError, WorkflowNotFoundError
 from durable._owner import Owner
-from durable._sync import drive
 from durable.backends import _schema as s
 from durable.backends._base import (
     Backend,
