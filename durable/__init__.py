@@ -52,6 +52,7 @@ from durable._events import send_event, send_event_sync, wait_for_event, wait_fo
 from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
 from durable._options import Options
+from durable._records import StepStatus, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
 from durable._runtime import (
@@ -73,7 +74,6 @@ from durable._store import (
 )
 from durable._transaction import Transaction, transaction
 from durable._worker import Worker, WorkerReport
-from durable.backends._base import StepStatus, WorkflowStatus
 
 __version__ = "0.1.0"
 

@@ -257,7 +257,7 @@ def _json_flag() -> Callable[[F], F]:
 
 
 def _statuses() -> list[str]:
-    from durable.backends._base import WorkflowStatus
+    from durable._records import WorkflowStatus
 
     return [s.value for s in WorkflowStatus]
 
@@ -495,7 +495,7 @@ def _require(store: Store, workflow_id: str) -> WorkflowInfo:
 
 def _outcome(info: WorkflowInfo) -> tuple[str | None, str | None]:
     """The recorded result's repr, or the recorded error, of a finished workflow."""
-    from durable.backends._base import WorkflowStatus
+    from durable._records import WorkflowStatus
 
     if info.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
         return None, None
@@ -514,7 +514,7 @@ def _outcome(info: WorkflowInfo) -> tuple[str | None, str | None]:
 
 def _owner_dead(runtime: Runtime, info: WorkflowInfo) -> bool | None:
     """Whether a running workflow's owner died (it waits for a resume); None if not running."""
-    from durable.backends._base import WorkflowStatus
+    from durable._records import WorkflowStatus
 
     if info.status is not WorkflowStatus.RUNNING:
         return None

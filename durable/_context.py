@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from durable._port import Port
+    from durable._records import StepRow, WorkflowRow
     from durable._runtime import Runtime
     from durable._transaction import Transaction
-    from durable.backends._base import StepRow, WorkflowRow
     from durable.backends._notify import Subscription
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from durable._durations import block_for, duration, optional_duration
 from durable._errors import WorkflowNotFoundError
-from durable.backends._base import WorkflowStatus
+from durable._records import WorkflowStatus
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime

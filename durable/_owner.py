@@ -21,23 +21,14 @@ import importlib
 import os
 import socket
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
 from durable._errors import ConfigurationError
+from durable._records import Owner
 
 # Platforms (prefixes of sys.platform) where psutil reads a process's start time.
 PSUTIL_PLATFORMS = ("darwin", "win32", "freebsd", "openbsd", "netbsd", "sunos", "aix")
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The identity of a process that may own workflows."""
-
-    host: str
-    pid: int
-    started: str
 
 
 class Liveness(Protocol):

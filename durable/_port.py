@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from durable._clock import Clock
 from durable._owner import current_owner
-from durable.backends._base import (
-    Backend,
+from durable._records import (
     CheckSteps,
     EventRow,
     NewWorkflow,
@@ -14,6 +13,7 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._base import Backend
 from durable.backends._notify import Subscription
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from durable.backends._base import StepStatus
+from durable._records import StepStatus
 
 
 @dataclass(frozen=True)

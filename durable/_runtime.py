@@ -64,6 +64,16 @@ from durable._options import OPTION_DEFAULTS as _DEFAULTS
 from durable._options import Options
 from durable._owner import current_owner, is_alive_locally, is_local
 from durable._port import Port
+from durable._records import (
+    EventGone,
+    EventRow,
+    NewWorkflow,
+    StepAttemptRow,
+    StepRow,
+    StepStatus,
+    WorkflowRow,
+    WorkflowStatus,
+)
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._serialization import (
     DEFAULT_COMPRESS_THRESHOLD,
@@ -78,17 +88,7 @@ from durable._serialization import (
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
-from durable.backends._base import (
-    Backend,
-    EventGone,
-    EventRow,
-    NewWorkflow,
-    StepAttemptRow,
-    StepRow,
-    StepStatus,
-    WorkflowRow,
-    WorkflowStatus,
-)
+from durable.backends._base import Backend
 from durable.backends._notify import Subscription, event_topic
 
 log = logging.getLogger("durable")

@@ -26,8 +26,7 @@ from durable._limits import (
     check_optional_text,
     check_text,
 )
-from durable._serialization import call_columns, place, step_columns, step_slot
-from durable.backends._base import (
+from durable._records import (
     NewWorkflow,
     StepHistoryRow,
     StepRow,
@@ -36,6 +35,7 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable._serialization import call_columns, place, step_columns, step_slot
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime

@@ -12,9 +12,9 @@ from typing import Any
 from durable import _context
 from durable._aio import drive
 from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._records import StepRow, rolled_back
 from durable._retry import RetryPolicy
 from durable._specs import StepSpec
-from durable.backends._base import StepRow, rolled_back
 
 
 class Transaction:

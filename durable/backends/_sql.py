@@ -18,15 +18,13 @@ import sqlalchemy as sa
 
 from durable._aio import drive
 from durable._errors import DurableError, OwnershipLostError, WorkflowNotFoundError
-from durable._owner import Owner
-from durable.backends import _schema as s
-from durable.backends._base import (
-    Backend,
+from durable._records import (
     CheckSteps,
     Counts,
     EventGone,
     EventRow,
     NewWorkflow,
+    Owner,
     StepAttemptRow,
     StepHistoryRow,
     StepRow,
@@ -35,6 +33,8 @@ from durable.backends._base import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends import _schema as s
+from durable.backends._base import Backend
 from durable.backends._fence import Fence
 from durable.backends._group_commit import Queued, grouped
 from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic

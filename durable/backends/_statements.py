@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from durable._records import ROLLED_BACK, StepStatus, WorkflowStatus
 from durable.backends import _schema as s
-from durable.backends._base import ROLLED_BACK, StepStatus, WorkflowStatus
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
 

@@ -224,7 +224,7 @@ async def test_a_shared_statement_writes_only_what_a_lone_one_would(
     record standing at a position is adopted, not overwritten; a stale epoch is
     refused; a large record takes its own statement, byte for byte."""
     from durable._owner import current_owner
-    from durable.backends._base import NewWorkflow, StepRow, StepStatus
+    from durable._records import NewWorkflow, StepRow, StepStatus
     from durable.backends._postgres import PostgresBackend
     from durable.backends._sql import SHARED_RECORD_BYTES
 
@@ -278,7 +278,7 @@ async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
     already is read back as it stands, a finish from a stale epoch changes nothing,
     and a start with large arguments takes its own statement."""
     from durable._owner import current_owner
-    from durable.backends._base import NewWorkflow
+    from durable._records import NewWorkflow
     from durable.backends._postgres import PostgresBackend
     from durable.backends._sql import SHARED_RECORD_BYTES
 

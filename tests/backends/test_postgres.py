@@ -394,7 +394,7 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
     a row that a group commit (finishing that workflow) holds could deadlock with it.
     It skips that row instead, renews the others, and the next beat tries again."""
     from durable._owner import current_owner
-    from durable.backends._base import NewWorkflow
+    from durable._records import NewWorkflow
 
     owner = current_owner()
     with durable.Runtime(postgres_url) as runtime:

@@ -1,0 +1,208 @@
+"""The shared vocabulary of the engine and the stores (a leaf: imports nothing of durable).
+
+Statuses, the rows a store answers with, and the identity of an owning
+process. Both the engine and ``durable.backends`` import them from here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The identity of a process that may own workflows."""
+
+    host: str
+    pid: int
+    started: str
+
+
+class WorkflowStatus(str, enum.Enum):
+    """The life-cycle state of a recorded workflow."""
+
+    ENQUEUED = "enqueued"
+    """Recorded by ``enqueue`` and not started yet: a worker will claim it."""
+    RUNNING = "running"
+    """Started and not finished: running now, or crashed and waiting to resume."""
+    WAITING = "waiting"
+    """Waiting for a durable timer or an event; suspended if it has no owner."""
+    SUCCESS = "success"
+    """Finished and returned; its result is recorded."""
+    ERROR = "error"
+    """Finished by raising; calling it again starts a new attempt."""
+    CANCELLED = "cancelled"
+    """Cancelled: it stopped at its next step boundary and is never resumed."""
+    QUARANTINED = "quarantined"
+    """Crashed its executor on too many recoveries in a row; resumed only by hand."""
+
+    @property
+    def finished(self) -> bool:
+        """True for a status that no owner will change any more by itself."""
+        return self not in _ACTIVE
+
+    @property
+    def active(self) -> bool:
+        """True while the workflow has work left: enqueued, running or waiting."""
+        return self in _ACTIVE
+
+
+ROLLED_BACK = "rolled-back:"
+"""Prefix of the ``tx_id`` of records kept from a transaction block that rolled
+back (so that its compensations resume with the same values after a crash).
+A new attempt of the workflow supersedes them, with every compensation record,
+so the block and its compensations run again for that attempt's values."""
+
+
+def rolled_back(tx_id: str) -> str:
+    """The ``tx_id`` that marks a record of a rolled-back block of ``tx_id``."""
+    return tx_id if tx_id.startswith(ROLLED_BACK) else ROLLED_BACK + tx_id
+
+
+_ACTIVE = frozenset({WorkflowStatus.ENQUEUED, WorkflowStatus.RUNNING, WorkflowStatus.WAITING})
+
+
+class StepStatus(str, enum.Enum):
+    """The outcome recorded for one step."""
+
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    """One workflow as stored."""
+
+    workflow_id: str
+    name: str
+    status: WorkflowStatus
+    args_fingerprint: str
+    args: bytes | None
+    result: bytes | None
+    error: bytes | None
+    attempts: int
+    epoch: int
+    owner: Owner | None
+    lease_expires_at: float | None
+    parent_id: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    db_now: float
+    """The store's clock when the row was read: leases are judged against it."""
+    forked_from: str | None = None
+    queue: str | None = None
+    """The queue it was enqueued on, if any."""
+    priority: int = 0
+    wake_at: float | None = None
+    """While waiting: when its timer fires (or its event wait times out)."""
+    waiting_for: str | None = None
+    """While waiting for an event: the event's key."""
+    recoveries: int = 0
+    """Resumes after its owner died, in a row; too many quarantine it."""
+    event_arrived: bool = False
+    """In :meth:`Backend.resumable` rows: the event it waits for has arrived."""
+
+
+class EventGone(Exception):
+    """The event to consume was consumed meanwhile (by another wait of the workflow)."""
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An event sent to a workflow and not yet consumed by it."""
+
+    event_id: int
+    workflow_id: str
+    key: str
+    value: bytes
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One committed step record (the result or error of a step, or a child workflow)."""
+
+    position: int
+    name: str
+    status: StepStatus
+    output: bytes
+    attempt: int
+    started_at: float
+    finished_at: float
+    kind: str = "step"
+    """``step``, ``child`` (a child workflow's outcome), ``snapshot`` or ``compensation``."""
+    tx_id: str | None = None
+    """The transaction that committed it, if any (see :data:`ROLLED_BACK`)."""
+    error_type: str | None = None
+    error_message: str | None = None
+    code_hash: str | None = None
+    """Fingerprint of the code that produced it (None for records without code)."""
+
+
+CheckSteps = Callable[[Sequence[StepRow]], None]
+"""Checks step records before a transaction that acts on them commits (raising stops it)."""
+
+
+@dataclass(frozen=True)
+class StepHistoryRow:
+    """A step record as the history shows it: superseded ones too, payload by size."""
+
+    position: int
+    name: str
+    kind: str
+    status: StepStatus
+    attempt: int
+    started_at: float
+    finished_at: float
+    payload_bytes: int
+    superseded: bool
+    tx_id: str | None
+    error_type: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowQuery:
+    """Filters of a workflow listing; None means any."""
+
+    statuses: tuple[WorkflowStatus, ...] | None = None
+    name: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Rows counted (and deleted, unless it was a dry run) by a clean-up."""
+
+    workflows: int = 0
+    steps: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class StepAttemptRow:
+    """A failed attempt of a step that was retried."""
+
+    position: int
+    name: str
+    attempt: int
+    started_at: float
+    finished_at: float
+    error_type: str
+    error_message: str
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    """What is known of a workflow when it is first started."""
+
+    workflow_id: str
+    name: str
+    args_fingerprint: str
+    args: bytes | None
+    parent_id: str | None
