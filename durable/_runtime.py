@@ -24,14 +24,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _context, _registry, _tracing
-from durable._aio import require_asyncio
+from durable._aio import block_for, require_asyncio
 from durable._caller import warn
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
 from durable._config import open_backend, parse_url, resolve_url
 from durable._durations import (
     as_seconds,
-    block_for,
     deadline_after,
     duration,
     format_utc,
@@ -1675,7 +1674,19 @@ def _code_hash(ctx: _context.WorkflowContext, spec: StepSpec) -> str | None:
 
 def _default_code_policy() -> OnCodeChange:
     """``rerun`` in a notebook (fix a cell, re-run: changed steps run again), else ``reuse``."""
-    return "rerun" if "ipykernel" in sys.modules else "reuse"
+    return "rerun" if _in_a_kernel() else "reuse"
+
+
+def _in_a_kernel() -> bool:
+    """Whether this process is a running IPython kernel (a notebook's), not one that imported it.
+
+    Tools that drive notebooks (nbclient, a test suite) import ipykernel
+    without being one; only a kernel's shell has a ``kernel``.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def _extra(workflow_id: str, step: str | None = None, position: int | None = None) -> Any:
