@@ -18,6 +18,21 @@ from durable._errors import ConfigurationError
 
 T = TypeVar("T")
 
+LONGEST_BLOCK: float = min(threading.TIMEOUT_MAX, 86400.0)
+"""The longest a thread blocks in one call: longer waits are cut into such slices.
+
+Windows' thread waits take at most about 49 days (``threading.TIMEOUT_MAX``);
+a day keeps every platform well inside what its timers accept.
+"""
+
+
+def block_for(seconds: float) -> float:
+    """``seconds`` for one blocking wait: not negative, at most :data:`LONGEST_BLOCK`.
+
+    For waits whose caller looks again when they end (a poll, a heartbeat).
+    """
+    return min(max(seconds, 0.0), LONGEST_BLOCK)
+
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine that completes without suspending, in this thread."""

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from durable._durations import LONGEST_BLOCK
+from durable._aio import LONGEST_BLOCK
 
 
 class Clock(Protocol):

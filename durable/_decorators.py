@@ -22,7 +22,6 @@ from durable._caller import awaited_by_caller, named
 from durable._errors import ConfigurationError, SerializationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
-from durable._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
 from durable._retry import RetryPolicy
 from durable._runtime import current_runtime
 from durable._serialization import pickle_value
@@ -35,6 +34,7 @@ from durable._specs import (
     WorkflowSpec,
 )
 from durable._sync import run_coroutine_sync
+from durable.backends._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
 
 P = ParamSpec("P")
 T = TypeVar("T")

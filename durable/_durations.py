@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-import threading
 from typing import Final
 
 from durable._errors import ConfigurationError
@@ -39,12 +38,6 @@ MAX_SECONDS: Final = 100 * 365.25 * 86400.0
 LATEST: Final = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp()
 """The latest deadline durable takes or shows, in Unix time (end of year 9999)."""
 
-LONGEST_BLOCK: Final = min(threading.TIMEOUT_MAX, 86400.0)
-"""The longest a thread blocks in one call: longer waits are cut into such slices.
-
-Windows' thread waits take at most about 49 days (``threading.TIMEOUT_MAX``);
-a day keeps every platform well inside what its timers accept.
-"""
 
 _RULE = "seconds (an int or a float) or a datetime.timedelta, from 0 to 100 years"
 
@@ -164,14 +157,6 @@ def timer_deadline(deadline: float, now: float, name: str, *, given: object = No
         name,
         value,
     )
-
-
-def block_for(seconds: float) -> float:
-    """``seconds`` for one blocking wait: not negative, at most :data:`LONGEST_BLOCK`.
-
-    For waits whose caller looks again when they end (a poll, a heartbeat).
-    """
-    return min(max(seconds, 0.0), LONGEST_BLOCK)
 
 
 def replayed_deadline(recorded: float) -> float:

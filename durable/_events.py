@@ -13,14 +13,14 @@ from durable._caller import called
 from durable._durations import as_seconds
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._identity import validate_workflow_id
-from durable._limits import (
+from durable._serialization import event_slot, place
+from durable._sync import run_coroutine_sync
+from durable.backends._limits import (
     EVENT_KEY_CHARS,
     NAME_COLUMN_CHARS,
     check_optional_text,
     check_text,
 )
-from durable._serialization import event_slot, place
-from durable._sync import run_coroutine_sync
 
 
 def wait_for_event(

@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from durable._durations import block_for, duration, optional_duration
+from durable._aio import block_for
+from durable._durations import duration, optional_duration
 from durable._errors import WorkflowNotFoundError
 from durable._records import WorkflowStatus
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from durable._errors import InvalidWorkflowIdError
-from durable._limits import WORKFLOW_ID_CHARS, check_text
 from durable._serialization import dumps
+from durable.backends._limits import WORKFLOW_ID_CHARS, check_text
 
 MAX_WORKFLOW_ID_LENGTH = WORKFLOW_ID_CHARS
 """The longest workflow id accepted, in characters."""

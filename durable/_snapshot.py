@@ -8,7 +8,7 @@ from durable import _context
 from durable._aio import here
 from durable._caller import called
 from durable._errors import ConfigurationError, NotInWorkflowError
-from durable._limits import SNAPSHOT_CHARS, check_text
+from durable.backends._limits import SNAPSHOT_CHARS, check_text
 
 
 def snapshot(name: str) -> Awaitable[None]:

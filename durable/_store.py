@@ -18,14 +18,6 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import validate_workflow_id
-from durable._limits import (
-    INT64_MAX,
-    NAME_COLUMN_CHARS,
-    SNAPSHOT_CHARS,
-    check_int,
-    check_optional_text,
-    check_text,
-)
 from durable._records import (
     NewWorkflow,
     StepHistoryRow,
@@ -36,6 +28,14 @@ from durable._records import (
     WorkflowStatus,
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
+from durable.backends._limits import (
+    INT64_MAX,
+    NAME_COLUMN_CHARS,
+    SNAPSHOT_CHARS,
+    check_int,
+    check_optional_text,
+    check_text,
+)
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime

@@ -29,10 +29,10 @@ from durable._errors import (
     WorkflowQuarantinedError,
 )
 from durable._handle import DEFAULT_QUEUE
-from durable._limits import QUEUE_CHARS, check_int, check_text
 from durable._owner import current_owner
 from durable._records import WorkflowRow
 from durable._runtime import Runtime
+from durable.backends._limits import QUEUE_CHARS, check_int, check_text
 from durable.backends._notify import QUEUE_TOPIC
 
 log = logging.getLogger("durable")

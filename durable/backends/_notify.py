@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 
-from durable._durations import block_for
+from durable._aio import block_for
 from durable.backends._forks import renew_in_children
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from durable._errors import ConfigurationError, SchemaVersionError
-from durable._limits import (
+from durable.backends._limits import (
     EVENT_KEY_CHARS,
     NAME_COLUMN_CHARS,
     QUEUE_CHARS,

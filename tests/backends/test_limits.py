@@ -19,9 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 import durable
-from durable import _limits
 from durable._cli import main as cli
-from durable.backends import _schema
+from durable.backends import _limits, _schema
 
 TABLES = ("durable_workflows", "durable_steps", "durable_step_attempts", "durable_events")
 
