@@ -249,13 +249,18 @@ def path_hint(database: str) -> str:
 DURABILITY = ("normal", "full", "batched")
 
 
-def open_backend(url: str, durability: str = "normal") -> Backend:
-    """Open (creating or migrating its schema) the store at ``url``."""
-    parsed = parse_url(url)
+def check_durability(durability: object) -> None:
+    """Refuse a durability mode that is not one of :data:`DURABILITY`."""
     if durability not in DURABILITY:
         raise ConfigurationError(
             f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}"
         )
+
+
+def open_backend(url: str, durability: str = "normal") -> Backend:
+    """Open (creating or migrating its schema) the store at ``url``."""
+    parsed = parse_url(url)
+    check_durability(durability)
     if parsed.get_backend_name() == "sqlite":
         from durable.backends._sqlite import SqliteBackend
 

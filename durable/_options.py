@@ -7,19 +7,23 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from durable._config import check_durability
 from durable._durations import duration
 from durable._errors import ConfigurationError
-from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES
+from durable._serialization import (
+    DEFAULT_COMPRESS_THRESHOLD,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    check_bytes,
+)
 
 Durability = Literal["normal", "full", "batched"]
-DURABILITY: tuple[Durability, ...] = ("normal", "full", "batched")
 
 
 @dataclasses.dataclass(frozen=True, init=False)
 class Options:
     """The settings of a :class:`durable.Runtime`, validated once, on construction.
 
-    Every field is keyword-only and has a default; ``Runtime(url, **fields)``
+    Every field is keyword-only and has a default (see ``__init__``); ``Runtime(url, **fields)``
     and ``durable.configure(url, **fields)`` build one for you. Keep one to
     open several runtimes alike, or derive a variant with :meth:`replace`.
     A bad value raises ConfigurationError naming the field.
@@ -31,45 +35,45 @@ class Options:
         strict = options.replace(secret_key=key)
     """
 
-    lease_seconds: float = 30.0
+    lease_seconds: float
     """How long (seconds, or a timedelta) a workflow's owner is trusted
     without a heartbeat by processes on other hosts. Owners on the same host
     are checked directly, so a crash there is seen at once."""
 
-    poll_interval: float = 0.5
+    poll_interval: float
     """The longest pause (seconds) between two looks at a workflow that
     another live process is running, while waiting for its result."""
 
-    event_poll_interval: float = 0.1
+    event_poll_interval: float
     """How often (seconds) a workflow waiting for an event looks for it when
     no notification comes (SQLite has none; PostgreSQL notifies, and this is
     the fallback)."""
 
-    max_recoveries: int = 10
+    max_recoveries: int
     """Resumes in a row after the owner died before the workflow is
     quarantined (never resumed again by itself, until resumed by hand)."""
 
-    durability: Durability = "normal"
+    durability: Durability
     """``"normal"``: a step is acknowledged once its record is committed,
     surviving a crash of the process. ``"full"``: every commit is also synced
     to disk on SQLite, surviving a power loss. ``"batched"``: commits may be
     acknowledged before they reach the disk; a crash of the machine (not of
     the process) can lose the last ones, which then simply run again."""
 
-    secret_key: str | bytes | None = None
+    secret_key: str | bytes | None
     """Sign every stored payload (HMAC-SHA256) and refuse unsigned or tampered
     ones, never unpickling them. ``None`` reads ``$DURABLE_SECRET_KEY``; no key
     there, no signing. At least 16 bytes."""
 
-    old_secret_keys: tuple[str | bytes, ...] | None = None
+    old_secret_keys: tuple[str | bytes, ...] | None
     """Former keys still accepted for reading (rotation). ``None`` reads
     ``$DURABLE_OLD_SECRET_KEYS`` (comma-separated)."""
 
-    compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD
+    compress_threshold: int | None
     """Payloads from this size (bytes) are compressed when they compress well
     (zstd if installed, else zlib). ``None`` turns compression off."""
 
-    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
+    max_payload_bytes: int | None
     """Refuse to store larger payloads (PayloadTooLargeError, before anything
     is written). ``None``: no limit beyond the store's own."""
 
@@ -101,18 +105,9 @@ class Options:
             raise ConfigurationError(f"max_recoveries must be an int, not {self.max_recoveries!r}")
         if self.max_recoveries < 0:
             raise ConfigurationError(f"max_recoveries must be >= 0, not {self.max_recoveries}")
-        if self.durability not in DURABILITY:
-            raise ConfigurationError(
-                f"durability must be one of {', '.join(DURABILITY)}, not {self.durability!r}"
-            )
-        for name in ("compress_threshold", "max_payload_bytes"):
-            number = getattr(self, name)
-            if number is not None and (
-                isinstance(number, bool) or not isinstance(number, int) or number < 1
-            ):
-                raise ConfigurationError(
-                    f"{name} must be a whole number of bytes >= 1 (or None), not {number!r}"
-                )
+        check_durability(self.durability)
+        check_bytes("compress_threshold", self.compress_threshold)
+        check_bytes("max_payload_bytes", self.max_payload_bytes)
         if self.secret_key is not None and not isinstance(self.secret_key, (str, bytes)):
             raise ConfigurationError(
                 f"secret_key must be a str or bytes, not {type(self.secret_key).__name__}"

@@ -244,6 +244,16 @@ def event_slot(key: str) -> str:
     return f"event:{key}"
 
 
+def check_bytes(name: str, number: object) -> None:
+    """Refuse a size setting that is not a whole number of bytes >= 1, or None."""
+    if number is not None and (
+        isinstance(number, bool) or not isinstance(number, int) or number < 1
+    ):
+        raise ConfigurationError(
+            f"{name} must be a whole number of bytes >= 1 (or None), not {number!r}"
+        )
+
+
 class Codec:
     """Seals pickled bodies into stored payloads and opens them again.
 
@@ -276,14 +286,8 @@ class Codec:
         if old_secret_keys is None:
             env = os.environ.get(OLD_SECRET_KEYS_ENV, "")
             old_secret_keys = [k for k in env.split(",") if k]
-        for name, number in (
-            ("compress_threshold", compress_threshold),
-            ("max_payload_bytes", max_payload_bytes),
-        ):
-            if number is not None and (not isinstance(number, int) or number < 1):
-                raise ConfigurationError(
-                    f"{name} must be a whole number of bytes >= 1 (or None), not {number!r}"
-                )
+        check_bytes("compress_threshold", compress_threshold)
+        check_bytes("max_payload_bytes", max_payload_bytes)
         self._key = None if secret_key is None else _signing_key(secret_key, from_env)
         self._keys = {_key_id(k): k for k in map(_as_key, old_secret_keys)}
         if self._key is not None:
