@@ -518,7 +518,7 @@ def _owner_dead(runtime: Runtime, info: WorkflowInfo) -> bool | None:
 
     if info.status is not WorkflowStatus.RUNNING:
         return None
-    row = runtime._backend.get_workflow(info.workflow_id)
+    row = runtime.backend.run_sync(runtime.backend.get_workflow, info.workflow_id)
     return (
         row is not None and row.status is WorkflowStatus.RUNNING and not runtime._owner_alive(row)
     )
@@ -934,7 +934,7 @@ def _add_metrics(cli: click.Group) -> None:
 
 def _health(state: _State) -> HealthReport:
     from durable._reports import HealthReport
-    from durable.backends._schema import SCHEMA_VERSION
+    from durable.backends import SCHEMA_VERSION
 
     try:
         return state.runtime().health_check()

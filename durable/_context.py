@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from durable._port import Port
     from durable._records import StepRow, WorkflowRow
     from durable._runtime import Runtime
+    from durable._session import Session
     from durable._transaction import Transaction
     from durable.backends._notify import Subscription
 
@@ -24,7 +24,7 @@ class WorkflowContext:
     """
 
     runtime: Runtime
-    port: Port
+    session: Session
     workflow_id: str
     name: str
     epoch: int

@@ -249,20 +249,22 @@ def step(
             ctx = _context.current.get()
             if not isinstance(ctx, _context.WorkflowContext):
                 return wrapped(*args, **kwargs)
-            if spec.is_async and ctx.port.sync:
+            if spec.is_async and ctx.session.sync:
                 raise ConfigurationError(
                     f"async step {spec.name!r} was called from the sync workflow "
                     f"{ctx.name!r}, which cannot await it; make the workflow "
                     "`async def` or the step a plain `def`"
                 )
-            if not spec.is_async and not ctx.port.sync and awaited_by_caller():
+            if not spec.is_async and not ctx.session.sync and awaited_by_caller():
                 raise _awaited_sync("step", spec.name)
             position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
             runtime = ctx.runtime
             if spec.is_async:
-                return named(runtime._run_step(ctx, ctx.port, spec, position, call), raw)
-            return drive(runtime._run_step(ctx, runtime._port_for(sync=True), spec, position, call))
+                return named(runtime._run_step(ctx, ctx.session, spec, position, call), raw)
+            return drive(
+                runtime._run_step(ctx, runtime._session_for(sync=True), spec, position, call)
+            )
 
         return wrapt.FunctionWrapper(fn, wrapper)
 
@@ -346,7 +348,7 @@ class _RunMethods:
             parent=None,
             position=None,
         )
-        return runtime._enqueue(inv, runtime._port_for(sync=sync), queue, priority)
+        return runtime._enqueue(inv, runtime._session_for(sync=sync), queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
@@ -445,7 +447,7 @@ def durable_workflow(
                 _context.requested_workflow_id.set(None)  # not for its children
             ctx = _context.current.get()
             parent = ctx if isinstance(ctx, _context.WorkflowContext) else None
-            if parent is not None and spec.is_async and parent.port.sync:
+            if parent is not None and spec.is_async and parent.session.sync:
                 raise ConfigurationError(
                     f"async workflow {spec.name!r} was called from the sync workflow "
                     f"{parent.name!r}, which cannot await it; make the parent "
@@ -465,8 +467,8 @@ def durable_workflow(
                 position=parent.allocate(spec.name) if parent is not None else None,
             )
             if spec.is_async:
-                return named(runtime._run_workflow(inv, runtime._port_for(sync=False)), raw)
-            return drive(runtime._run_workflow(inv, runtime._port_for(sync=True)))
+                return named(runtime._run_workflow(inv, runtime._session_for(sync=False)), raw)
+            return drive(runtime._run_workflow(inv, runtime._session_for(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

@@ -74,7 +74,7 @@ def wait_for_event(
     _check_key(key)
     _check_timeout(timeout)
     ctx = _workflow_context(key)
-    if ctx.port.sync:
+    if ctx.session.sync:
         raise ConfigurationError(
             f"durable.wait_for_event({key!r}) was called in the sync workflow {ctx.name!r}, "
             "which cannot await it; call durable.wait_for_event_sync() there"
@@ -96,7 +96,7 @@ def wait_for_event_sync(
     _check_key(key)
     _check_timeout(timeout)
     ctx = _workflow_context(key)
-    if not ctx.port.sync:
+    if not ctx.session.sync:
         raise ConfigurationError(
             f"durable.wait_for_event_sync({key!r}) was called in the async workflow "
             f"{ctx.name!r}; use `await durable.wait_for_event(...)` there"
@@ -109,7 +109,7 @@ def _wait(
 ) -> Coroutine[Any, Any, Any]:
     position = ctx.allocate(f"wait_for_event({key!r}) timeout")
     ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
-    coro = ctx.runtime._wait_for_event(ctx, ctx.port, position, key, timeout, suspend)
+    coro = ctx.runtime._wait_for_event(ctx, ctx.session, position, key, timeout, suspend)
     return called(coro, "durable.wait_for_event")
 
 
@@ -185,7 +185,7 @@ def _send(
         position = ctx.allocate(f"send_event({key!r})")
         if idempotency_key is None:
             idempotency_key = f"{ctx.workflow_id}#{position}"
-        runtime, path = ctx.runtime, ctx.port.sync
+        runtime, path = ctx.runtime, ctx.session.sync
     else:
         from durable._runtime import current_runtime
 
@@ -199,11 +199,13 @@ def _send(
         place(workflow_id, event_slot(key)),
         what=f"value of event {key!r} for workflow {workflow_id!r}",
     )
-    port = runtime._port_for(sync=path)
+    session = runtime._session_for(sync=path)
 
     async def send() -> bool:
         # One coroutine, made here: a forgotten await warns once, about it.
-        stored = await port.send_event(workflow_id, key, payload, idempotency_key)
+        stored = await session.run(
+            session.backend.send_event, workflow_id, key, payload, idempotency_key
+        )
         return True if sent_once else stored  # False: a retry of this very send found it
 
     return send(), path

@@ -107,7 +107,7 @@ class WorkflowHandle(Generic[T_co]):
     def _finished(self) -> tuple[Any] | None:
         from durable._runtime import _quarantined
 
-        row = self._runtime._backend.get_workflow(self.workflow_id)
+        row = self._runtime.backend.run_sync(self._runtime.backend.get_workflow, self.workflow_id)
         if row is None:
             raise WorkflowNotFoundError(
                 f"no workflow {self.workflow_id!r} in {self._runtime.url} (deleted?)",

@@ -1,7 +1,7 @@
 """The runtime: one object that runs workflows and steps against a backend.
 
 Everything here is written once, as coroutines, for sync and async callers
-alike (see ``_sync.drive``); the ``Port`` decides whether a backend call
+alike (see ``_sync.drive``); the ``Session`` decides whether a backend call
 blocks or is awaited.
 """
 
@@ -62,7 +62,6 @@ from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, valida
 from durable._options import OPTION_DEFAULTS as _DEFAULTS
 from durable._options import Options
 from durable._owner import current_owner, is_alive_locally, is_local
-from durable._port import Port
 from durable._records import (
     EventGone,
     EventRow,
@@ -84,6 +83,7 @@ from durable._serialization import (
     step_columns,
     step_slot,
 )
+from durable._session import Session
 from durable._specs import Invocation, MissingInstance, OnCodeChange, StepSpec, WorkflowSpec
 from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
@@ -264,9 +264,9 @@ class Runtime:
         self._closing = threading.Event()
         self._tokens = threading.local()  # each thread's `with runtime:` blocks
         self._entered = 0
-        self._ports = (
-            Port(self._backend, self._clock, sync=False),
-            Port(self._backend, self._clock, sync=True),
+        self._sessions = (
+            Session(self._backend, self._clock, sync=False),
+            Session(self._backend, self._clock, sync=True),
         )
         self._store = Store(self)
         self._checkpoint_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -276,16 +276,26 @@ class Runtime:
         """The store's URL, with any password masked."""
         return self._backend.url
 
+    @property
+    def backend(self) -> Backend:
+        """The storage backend this runtime runs on (see :mod:`durable.backends`).
+
+        For tools and tests that speak the storage contract directly::
+
+            row = runtime.backend.run_sync(runtime.backend.get_workflow, "report-1")
+        """
+        return self._backend
+
     def __repr__(self) -> str:
         return f"<durable.Runtime {self.url}>"
 
-    def _port_for(self, sync: bool) -> Port:
+    def _session_for(self, sync: bool) -> Session:
         if self._closed:
             raise RuntimeClosedError(
                 f"{self!r} is closed; open a new Runtime (or leave `with runtime:` later)",
                 url=self.url,
             )
-        return self._ports[sync]
+        return self._sessions[sync]
 
     @property
     def clock(self) -> Clock:
@@ -295,9 +305,9 @@ class Runtime:
     @clock.setter
     def clock(self, clock: Clock) -> None:
         self._clock = clock
-        self._ports = (
-            Port(self._backend, clock, sync=False),
-            Port(self._backend, clock, sync=True),
+        self._sessions = (
+            Session(self._backend, clock, sync=False),
+            Session(self._backend, clock, sync=True),
         )
 
     def _site(
@@ -323,7 +333,7 @@ class Runtime:
         block is left.
         """
         if self._closed:
-            self._port_for(sync=True)  # raises RuntimeClosedError
+            self._session_for(sync=True)  # raises RuntimeClosedError
         stack: list[Any] = self._tokens.__dict__.setdefault("stack", [])
         stack.append(_context.active_runtime.set(self))
         with _entered_lock:
@@ -383,11 +393,11 @@ class Runtime:
         """The committed (replayable) step records of a workflow, by position."""
         workflow_id = validate_workflow_id(workflow_id)
         failures: dict[int, list[str]] = {}
-        for attempt in self._backend.step_attempts(workflow_id):
+        for attempt in self._backend.run_sync(self._backend.step_attempts, workflow_id):
             failures.setdefault(attempt.position, []).append(
                 f"{attempt.error_type}: {attempt.error_message}"
             )
-        steps = self._backend.load_steps(workflow_id)
+        steps = self._backend.run_sync(self._backend.load_steps, workflow_id)
         return [
             StepInfo(
                 position=row.position,
@@ -410,7 +420,7 @@ class Runtime:
             report = durable.current_runtime().health_check()
             assert report.ok, report.error
         """
-        from durable.backends._schema import SCHEMA_VERSION
+        from durable.backends import SCHEMA_VERSION
 
         backend = self.url.split(":", 1)[0].split("+", 1)[0]
         try:
@@ -449,25 +459,29 @@ class Runtime:
         """
         require_asyncio("Runtime.recover()")
         report = RecoveryReport()
-        for row in await self._due(self._ports[True]):
+        for row in await self._due(self._sessions[True]):
             await self._resume_row(row, report)
         return report
 
-    async def _due(self, port: Port) -> list[WorkflowRow]:
+    async def _due(self, session: Session) -> list[WorkflowRow]:
         """Roots of the workflows to resume now: owner dead, or wait over."""
-        candidates = self._backend.resumable()
+        candidates = self._backend.run_sync(
+            self._backend.resumable,
+        )
         by_id = {row.workflow_id: row for row in candidates}
         roots: dict[str, WorkflowRow] = {}
         for row in candidates:
             if row.owner is not None and self._owner_alive(row):
                 continue
             suspended = row.owner is None and row.status is WorkflowStatus.WAITING
-            if suspended and not await self._wait_over(port, row):
+            if suspended and not await self._wait_over(session, row):
                 continue
             # A child resumes through its parent, which replays down to it.
             root = row
             while root.parent_id is not None:
-                parent = by_id.get(root.parent_id) or await port.get_workflow(root.parent_id)
+                parent = by_id.get(root.parent_id) or await session.run(
+                    session.backend.get_workflow, root.parent_id
+                )
                 if parent is None or not parent.status.active:
                     break
                 root = parent
@@ -476,14 +490,14 @@ class Runtime:
             roots.setdefault(root.workflow_id, root)
         return list(roots.values())
 
-    async def _wait_over(self, port: Port, row: WorkflowRow) -> bool:
+    async def _wait_over(self, session: Session, row: WorkflowRow) -> bool:
         """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""
         if row.event_arrived or (row.wake_at is not None and row.wake_at <= self._clock.time()):
             return True
         if row.waiting_for is not None and row.waiting_for.startswith(_CHILD):
             # Suspended because a child did: over once that child is no longer
             # active (cancelled, or finished by a direct call).
-            child = await port.get_workflow(row.waiting_for[len(_CHILD) :])
+            child = await session.run(session.backend.get_workflow, row.waiting_for[len(_CHILD) :])
             return child is None or not child.status.active
         return False
 
@@ -561,7 +575,7 @@ class Runtime:
         if workflow is None:
             raise _Unknown(row.name)
         if row.args is None:  # a light row: fetch the arguments
-            full = self._backend.get_workflow(row.workflow_id)
+            full = self._backend.run_sync(self._backend.get_workflow, row.workflow_id)
             row = full if full is not None else row
         return workflow, row
 
@@ -600,7 +614,7 @@ class Runtime:
         claimed under a new epoch), and nothing else will record its end.
         """
         try:
-            now = self._backend.get_workflow(row.workflow_id)
+            now = self._backend.run_sync(self._backend.get_workflow, row.workflow_id)
         except DurableError:
             return False  # the store is down: the next recovery looks again
         return now is not None and now.epoch == row.epoch and now.status is row.status
@@ -630,7 +644,8 @@ class Runtime:
         if not claimed:
             if row.status not in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING):
                 return
-            taken = self._backend.claim_workflow(
+            taken = self._backend.run_sync(
+                self._backend.claim_workflow,
                 row.workflow_id,
                 row.epoch,
                 row.status,
@@ -645,7 +660,13 @@ class Runtime:
         error = self._codec.dumps_error(
             exc, place(row.workflow_id, "error"), what=f"error of workflow {row.workflow_id!r}"
         )
-        self._backend.finish_workflow(row.workflow_id, row.epoch, WorkflowStatus.ERROR, error=error)
+        self._backend.run_sync(
+            self._backend.finish_workflow,
+            row.workflow_id,
+            row.epoch,
+            WorkflowStatus.ERROR,
+            error=error,
+        )
         log.error(
             "workflow %r recorded as failed: %s",
             row.workflow_id,
@@ -668,7 +689,7 @@ class Runtime:
             result = await runtime.resume("order-7")
         """
         workflow_id = validate_workflow_id(workflow_id)
-        row = self._backend.get_workflow(workflow_id)
+        row = self._backend.run_sync(self._backend.get_workflow, workflow_id)
         if row is None:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id!r} in {self.url}", workflow_id=workflow_id
@@ -684,7 +705,7 @@ class Runtime:
         target, args, kwargs = self._bind_call(workflow, row)
         if row.status is WorkflowStatus.QUARANTINED:
             # Only now that it can run: a failed resume leaves it quarantined.
-            self._backend.unquarantine(workflow_id)
+            self._backend.run_sync(self._backend.unquarantine, workflow_id)
         token = _context.active_runtime.set(self)
         try:
             outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
@@ -702,16 +723,16 @@ class Runtime:
 
     # Workflows --------------------------------------------------------------
 
-    async def _run_workflow(self, inv: Invocation, port: Port) -> Any:
+    async def _run_workflow(self, inv: Invocation, session: Session) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
         if inv.parent is None:
-            if not port.sync:
+            if not session.sync:
                 require_asyncio(f"workflow {inv.spec.name!r}")
             workflow_id = inv.requested_id or validate_workflow_id(
                 derive_workflow_id(inv.spec.name, inv.args_fingerprint)
             )
             try:
-                return await self._execute(inv, port, workflow_id, parent_id=None)
+                return await self._execute(inv, session, workflow_id, parent_id=None)
             except _Suspended as suspended:
                 raise suspended.error(workflow_id) from None
         parent, position = inv.parent, inv.position
@@ -728,27 +749,27 @@ class Runtime:
             )
         self._site("before_step", parent, position, inv.spec.name)
         if _cancel_hinted(parent):
-            await self._stop_if_cancelled(parent, port, f"child workflow {workflow_id!r}")
+            await self._stop_if_cancelled(parent, session, f"child workflow {workflow_id!r}")
         started = self._clock.time()
         try:
-            value = await self._execute(inv, port, workflow_id, parent_id=parent.workflow_id)
+            value = await self._execute(inv, session, workflow_id, parent_id=parent.workflow_id)
         except Exception as exc:
             return await self._commit(
-                parent, port, position, inv.spec.name, started, 1, error=exc, kind="child"
+                parent, session, position, inv.spec.name, started, 1, error=exc, kind="child"
             )
         return await self._commit(
-            parent, port, position, inv.spec.name, started, 1, value=value, kind="child"
+            parent, session, position, inv.spec.name, started, 1, value=value, kind="child"
         )
 
     async def _enqueue(
-        self, inv: Invocation, port: Port, queue: str, priority: int
+        self, inv: Invocation, session: Session, queue: str, priority: int
     ) -> WorkflowHandle[Any]:
         """Record a workflow call as enqueued, for a worker (idempotent per id)."""
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
         new = self._new_workflow(inv, workflow_id, parent_id=None)
-        row, created = await port.enqueue_workflow(new, queue, priority)
+        row, created = await session.run(session.backend.enqueue_workflow, new, queue, priority)
         if not created:
             self._check_same_call(row, inv)
         return WorkflowHandle(workflow_id, self)
@@ -775,7 +796,7 @@ class Runtime:
         )
 
     async def _execute(
-        self, inv: Invocation, port: Port, workflow_id: str, parent_id: str | None
+        self, inv: Invocation, session: Session, workflow_id: str, parent_id: str | None
     ) -> Any:
         new = self._new_workflow(inv, workflow_id, parent_id)
         token = object()
@@ -795,24 +816,29 @@ class Runtime:
                     + "). Call it again later to get its result.",
                     workflow_id=workflow_id,
                 )
-            await port.sleep(delay)
+            await session.sleep(delay)
             delay = min(delay * 1.5, self.poll_interval)
             waited = True
         try:
-            return await self._execute_held(inv, port, new, waited)
+            return await self._execute_held(inv, session, new, waited)
         finally:
             self._release(workflow_id, token)
 
     async def _execute_held(
-        self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool
+        self, inv: Invocation, session: Session, new: NewWorkflow, waited: bool
     ) -> Any:
         """Run, resume or wait for a workflow that no other call here runs."""
         # Listening from before the claim, so no cancel slips in unseen.
         with self._backend.notifier.subscribe(event_topic(new.workflow_id)) as stop_hint:
-            return await self._execute_listening(inv, port, new, waited, stop_hint)
+            return await self._execute_listening(inv, session, new, waited, stop_hint)
 
     async def _execute_listening(
-        self, inv: Invocation, port: Port, new: NewWorkflow, waited: bool, stop_hint: Subscription
+        self,
+        inv: Invocation,
+        session: Session,
+        new: NewWorkflow,
+        waited: bool,
+        stop_hint: Subscription,
     ) -> Any:
         workflow_id = new.workflow_id
         claimed_for_us = _context.preclaimed.get()
@@ -820,7 +846,9 @@ class Runtime:
             _context.preclaimed.set(None)
             row, owned = claimed_for_us, True
         else:
-            row, owned = await port.start_workflow(new, self.lease_seconds)
+            row, owned = await session.write(
+                session.backend.start_workflow, new, current_owner(), self.lease_seconds
+            )
         while True:
             if not owned:
                 self._check_same_call(row, inv)
@@ -843,7 +871,7 @@ class Runtime:
                             f"workflow {workflow_id!r} is running under another live owner",
                             workflow_id=workflow_id,
                         )
-                    row = await self._wait(port, row, inv.spec)
+                    row = await self._wait(session, row, inv.spec)
                     waited = True
                     continue
                 # Its owner process died holding it: one more recovery in a
@@ -851,7 +879,7 @@ class Runtime:
                 # nor one this process dropped (an interrupt in a notebook).
                 recovery = started and row.owner is not None and row.owner != current_owner()
                 if recovery and row.recoveries >= self.max_recoveries:
-                    if await port.quarantine(workflow_id, row.epoch):
+                    if await session.run(session.backend.quarantine, workflow_id, row.epoch):
                         log.error(
                             "workflow %r: quarantined after %d recoveries in a row",
                             workflow_id,
@@ -859,15 +887,17 @@ class Runtime:
                             extra=_extra(workflow_id),
                         )
                         raise _quarantined(row)
-                    row = await self._reload(port, workflow_id)
+                    row = await self._reload(session, workflow_id)
                     continue
                 rerun_failed = row.status is WorkflowStatus.ERROR
                 if rerun_failed:
                     self._verify_failed(row)
-                claimed = await port.claim_workflow(
+                claimed = await session.run(
+                    session.backend.claim_workflow,
                     workflow_id,
                     row.epoch,
                     row.status,
+                    current_owner(),
                     self.lease_seconds,
                     rerun_failed=rerun_failed,
                     recovery=recovery,
@@ -878,7 +908,7 @@ class Runtime:
                     ),
                 )
                 if claimed is None:
-                    row = await self._reload(port, workflow_id)
+                    row = await self._reload(session, workflow_id)
                     continue
                 log.info(
                     "workflow %r: %s",
@@ -894,24 +924,29 @@ class Runtime:
                 )
                 owned, row = row.status is WorkflowStatus.ENQUEUED, claimed
             try:
-                return await self._own(inv, port, row, owned, stop_hint)
+                return await self._own(inv, session, row, owned, stop_hint)
             except _Lost:
                 log.warning(
                     "workflow %r: taken over by another executor",
                     workflow_id,
                     extra=_extra(workflow_id),
                 )
-                row, owned, waited = await self._reload(port, workflow_id), False, True
+                row, owned, waited = await self._reload(session, workflow_id), False, True
 
     async def _own(
-        self, inv: Invocation, port: Port, row: WorkflowRow, fresh: bool, stop_hint: Subscription
+        self,
+        inv: Invocation,
+        session: Session,
+        row: WorkflowRow,
+        fresh: bool,
+        stop_hint: Subscription,
     ) -> Any:
         """Run the workflow body as its owner, replaying what is recorded."""
         workflow_id, epoch = row.workflow_id, row.epoch
-        recorded = {} if fresh else await port.load_steps(workflow_id)
+        recorded = {} if fresh else await session.run(session.backend.load_steps, workflow_id)
         ctx = _context.WorkflowContext(
             runtime=self,
-            port=port,
+            session=session,
             workflow_id=workflow_id,
             name=row.name,
             epoch=epoch,
@@ -932,10 +967,10 @@ class Runtime:
                 "durable.workflow.resumed": not fresh,
             },
         ):
-            return await self._own_body(inv, port, ctx, token)
+            return await self._own_body(inv, session, ctx, token)
 
     async def _own_body(
-        self, inv: Invocation, port: Port, ctx: _context.WorkflowContext, token: Any
+        self, inv: Invocation, session: Session, ctx: _context.WorkflowContext, token: Any
     ) -> Any:
         workflow_id, epoch = ctx.workflow_id, ctx.epoch
         try:
@@ -950,7 +985,8 @@ class Runtime:
                 if suspended.current != workflow_id:
                     # A child suspended: so does this parent, which replays
                     # down to it when resumed.
-                    await port.set_waiting(
+                    await session.run(
+                        session.backend.set_waiting,
                         workflow_id,
                         epoch,
                         suspended.wake_at,
@@ -963,8 +999,12 @@ class Runtime:
                 error = self._codec.dumps_error(
                     exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
                 )
-                if not await port.finish_workflow(
-                    workflow_id, epoch, WorkflowStatus.ERROR, error=error
+                if not await session.write(
+                    session.backend.finish_workflow,
+                    workflow_id,
+                    epoch,
+                    WorkflowStatus.ERROR,
+                    error=error,
                 ):
                     raise _Lost() from None
                 raise
@@ -976,10 +1016,20 @@ class Runtime:
                 error = self._codec.dumps_error(
                     exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
                 )
-                await port.finish_workflow(workflow_id, epoch, WorkflowStatus.ERROR, error=error)
+                await session.write(
+                    session.backend.finish_workflow,
+                    workflow_id,
+                    epoch,
+                    WorkflowStatus.ERROR,
+                    error=error,
+                )
                 raise
-            if not await port.finish_workflow(
-                workflow_id, epoch, WorkflowStatus.SUCCESS, result=payload
+            if not await session.write(
+                session.backend.finish_workflow,
+                workflow_id,
+                epoch,
+                WorkflowStatus.SUCCESS,
+                result=payload,
             ):
                 raise _Lost()
             return value
@@ -1044,8 +1094,8 @@ class Runtime:
             row.error or b"", place(wid, "error"), what=f"error of workflow {wid!r}"
         )
 
-    async def _reload(self, port: Port, workflow_id: str) -> WorkflowRow:
-        row = await port.get_workflow(workflow_id)
+    async def _reload(self, session: Session, workflow_id: str) -> WorkflowRow:
+        row = await session.run(session.backend.get_workflow, workflow_id)
         if row is None:
             raise DurableError(
                 f"workflow {workflow_id!r} disappeared from the store while it was "
@@ -1114,7 +1164,7 @@ class Runtime:
             return leased and is_alive_locally(owner)
         return leased
 
-    async def _wait(self, port: Port, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
+    async def _wait(self, session: Session, row: WorkflowRow, spec: WorkflowSpec) -> WorkflowRow:
         """Wait until a live owner finishes the workflow, or dies."""
         owner = row.owner
         if spec.on_running == "raise":
@@ -1131,9 +1181,9 @@ class Runtime:
         )
         delay = 0.01
         while True:
-            await port.sleep(delay)
+            await session.sleep(delay)
             delay = min(delay * 1.5, self.poll_interval)
-            row = await self._reload(port, row.workflow_id)
+            row = await self._reload(session, row.workflow_id)
             started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
             if not started or not self._owner_alive(row, True):
                 return row
@@ -1143,7 +1193,7 @@ class Runtime:
     async def _run_step(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         spec: StepSpec,
         position: int,
         call: Callable[[], Any],
@@ -1163,16 +1213,16 @@ class Runtime:
         ):
             if _code_differs(ctx, recorded, spec):
                 assert recorded is not None
-                recorded = await self._code_changed(ctx, port, spec, position, recorded)
+                recorded = await self._code_changed(ctx, session, spec, position, recorded)
             if recorded is not None:
                 _tracing.annotate(payload_bytes=len(recorded.output))
                 return self._decode_step(recorded, ctx.workflow_id)
-            return await self._execute_step(ctx, port, spec, position, call)
+            return await self._execute_step(ctx, session, spec, position, call)
 
     async def _code_changed(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         spec: StepSpec,
         position: int,
         recorded: StepRow,
@@ -1201,7 +1251,7 @@ class Runtime:
                 where,
                 extra=_extra(ctx.workflow_id, spec.name, position),
             )
-            await port.supersede_from(ctx.workflow_id, ctx.epoch, position)
+            await session.run(session.backend.supersede_from, ctx.workflow_id, ctx.epoch, position)
             ctx.recorded = {p: r for p, r in ctx.recorded.items() if p < position}
             return None
         warn(
@@ -1216,7 +1266,7 @@ class Runtime:
     async def _execute_step(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         spec: StepSpec,
         position: int,
         call: Callable[[], Any],
@@ -1226,7 +1276,7 @@ class Runtime:
         retries = 0
         while True:
             if _cancel_hinted(ctx):  # a cheap look first: this runs before every step
-                await self._stop_if_cancelled(ctx, port, f"step {spec.name!r}")
+                await self._stop_if_cancelled(ctx, session, f"step {spec.name!r}")
             started = self._clock.time()
             token = _context.current.set(_context.InStep(ctx, position))
             try:
@@ -1238,7 +1288,8 @@ class Runtime:
                     outcome: dict[str, Any] = {"error": exc}
                     break
                 retries += 1
-                await port.record_step_attempt(
+                await session.run(
+                    session.backend.record_step_attempt,
                     ctx.workflow_id,
                     ctx.epoch,
                     StepAttemptRow(
@@ -1261,7 +1312,7 @@ class Runtime:
                     spec.retry.retries,
                     extra=_extra(ctx.workflow_id, spec.name, position),
                 )
-                await port.sleep(spec.retry.delay(retries))
+                await session.sleep(spec.retry.delay(retries))
                 continue
             finally:
                 _context.current.reset(token)
@@ -1269,7 +1320,7 @@ class Runtime:
             break
         return await self._commit(
             ctx,
-            port,
+            session,
             position,
             spec.name,
             started,
@@ -1282,7 +1333,7 @@ class Runtime:
     async def _commit(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         position: int,
         name: str,
         started: float,
@@ -1333,7 +1384,7 @@ class Runtime:
                 raise error
             return value
         write_started = time.perf_counter()
-        standing = await port.record_step(ctx.workflow_id, ctx.epoch, row)
+        standing = await session.write(session.backend.record_step, ctx.workflow_id, ctx.epoch, row)
         self._checkpoint_seconds.append(time.perf_counter() - write_started)
         if kind != "snapshot":
             self._site("after_commit", ctx, position, name)
@@ -1344,17 +1395,17 @@ class Runtime:
         return value
 
     async def _snapshot(
-        self, ctx: _context.WorkflowContext, port: Port, position: int, name: str
+        self, ctx: _context.WorkflowContext, session: Session, position: int, name: str
     ) -> None:
         """Record a snapshot at ``position``, unless it is recorded already."""
         if _replayable(ctx, position, name, "snapshot") is None:
             started = self._clock.time()
-            await self._commit(ctx, port, position, name, started, 1, kind="snapshot")
+            await self._commit(ctx, session, position, name, started, 1, kind="snapshot")
 
     async def _sleep(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         position: int,
         name: str,
         deadline_from: Callable[[float], float],
@@ -1362,12 +1413,12 @@ class Runtime:
     ) -> None:
         """A durable timer: its deadline is recorded first, then waited for."""
         if _cancel_hinted(ctx):
-            await self._stop_if_cancelled(ctx, port, name)
+            await self._stop_if_cancelled(ctx, session, name)
         recorded = _replayable(ctx, position, name, "sleep")
         if recorded is None:
             deadline = float(deadline_from(self._clock.time()))
             deadline = await self._commit(
-                ctx, port, position, name, self._clock.time(), 1, value=deadline, kind="sleep"
+                ctx, session, position, name, self._clock.time(), 1, value=deadline, kind="sleep"
             )
         else:
             stored = float(self._decode_step(recorded, ctx.workflow_id))
@@ -1381,25 +1432,25 @@ class Runtime:
             return
         # A short sleep is not worth two writes to show it in the status.
         if not suspend and remaining < _SHOW_WAITS_FROM:
-            await port.sleep(remaining)
+            await session.sleep(remaining)
             return
-        await self._enter_wait(ctx, port, deadline, None, suspend)
+        await self._enter_wait(ctx, session, deadline, None, suspend)
         # A long sleep listens, like an event wait, for a cancel (which
         # notifies) and looks now and then whether it still owns the workflow.
         if not isinstance(self._clock, SystemClock):
-            await port.sleep(remaining)  # a test's clock: instant, or moved by the test
+            await session.sleep(remaining)  # a test's clock: instant, or moved by the test
         else:
             topic = event_topic(ctx.workflow_id)
             with self._backend.notifier.subscribe(topic) as subscription:
                 while self._clock.time() < deadline:
-                    await self._pause(port, subscription, deadline, _SLEEP_CHECK_INTERVAL)
-                    await self._check_still_owned(ctx, port)
-        await self._leave_wait(ctx, port)
+                    await self._pause(session, subscription, deadline, _SLEEP_CHECK_INTERVAL)
+                    await self._check_still_owned(ctx, session)
+        await self._leave_wait(ctx, session)
 
     async def _wait_for_event(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         position: int,
         key: str,
         timeout: float | dt.timedelta | None,
@@ -1417,7 +1468,7 @@ class Runtime:
         if recorded is not None:
             return self._decode_step(recorded, workflow_id)
         if _cancel_hinted(ctx):
-            await self._stop_if_cancelled(ctx, port, name)
+            await self._stop_if_cancelled(ctx, session, name)
         deadline: float | None = None
         if timeout is not None:
             timer_name = f"{name} timeout"
@@ -1427,7 +1478,7 @@ class Runtime:
                 seconds = duration(timeout, "timeout")
                 deadline = deadline_after(now, seconds, "timeout", given=timeout)
                 deadline = await self._commit(
-                    ctx, port, position, timer_name, now, 1, value=deadline, kind="sleep"
+                    ctx, session, position, timer_name, now, 1, value=deadline, kind="sleep"
                 )
             else:
                 deadline = replayed_deadline(float(self._decode_step(timer, workflow_id)))
@@ -1435,7 +1486,7 @@ class Runtime:
         started = self._clock.time()
         where = f"{name} (position {at} of workflow {workflow_id!r})"
         while True:
-            event = await self._event_or_deadline(ctx, port, key, deadline, suspend)
+            event = await self._event_or_deadline(ctx, session, key, deadline, suspend)
             if event is None:
                 assert timeout is not None
                 seconds = as_seconds(timeout, "timeout")
@@ -1447,7 +1498,7 @@ class Runtime:
                     timeout=seconds,
                 )
                 return await self._commit(
-                    ctx, port, at, name, started, 1, error=timed_out, kind="event"
+                    ctx, session, at, name, started, 1, error=timed_out, kind="event"
                 )
             value = self._codec.loads(
                 event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
@@ -1469,7 +1520,9 @@ class Runtime:
             )
             self._site("after_step", ctx, at, name)
             try:
-                standing = await port.take_event(workflow_id, ctx.epoch, event.event_id, row)
+                standing = await session.run(
+                    session.backend.take_event, workflow_id, ctx.epoch, event.event_id, row
+                )
             except EventGone:
                 continue  # another wait of this workflow took that event first
             self._site("after_commit", ctx, at, name)
@@ -1478,7 +1531,7 @@ class Runtime:
     async def _event_or_deadline(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         key: str,
         deadline: float | None,
         suspend: bool,
@@ -1487,22 +1540,22 @@ class Runtime:
         waiting = False
         with self._backend.notifier.subscribe(event_topic(ctx.workflow_id)) as subscription:
             while True:
-                event = await port.next_event(ctx.workflow_id, key)
+                event = await session.run(session.backend.next_event, ctx.workflow_id, key)
                 if event is not None or (deadline is not None and self._clock.time() >= deadline):
                     break
                 if not waiting:
-                    await self._enter_wait(ctx, port, deadline, key, suspend)
+                    await self._enter_wait(ctx, session, deadline, key, suspend)
                     waiting = True
-                await self._pause(port, subscription, deadline, self.event_poll_interval)
-                await self._check_still_owned(ctx, port)
+                await self._pause(session, subscription, deadline, self.event_poll_interval)
+                await self._check_still_owned(ctx, session)
         if waiting:
-            await self._leave_wait(ctx, port)
+            await self._leave_wait(ctx, session)
         return event
 
     async def _enter_wait(
         self,
         ctx: _context.WorkflowContext,
-        port: Port,
+        session: Session,
         wake_at: float | None,
         key: str | None,
         suspend: bool,
@@ -1514,7 +1567,9 @@ class Runtime:
                 "records would be lost; wait outside the block"
             )
         if ctx.waits == 0 or suspend:
-            if not await port.set_waiting(ctx.workflow_id, ctx.epoch, wake_at, key, suspend):
+            if not await session.run(
+                session.backend.set_waiting, ctx.workflow_id, ctx.epoch, wake_at, key, suspend
+            ):
                 raise OwnershipLostError(
                     f"workflow {ctx.workflow_id!r} was taken over while it started to wait",
                     workflow_id=ctx.workflow_id,
@@ -1526,10 +1581,10 @@ class Runtime:
         ctx.waits += 1
 
     async def _check_still_owned(
-        self, ctx: _context.WorkflowContext, port: Port, doing: str = "while it waited"
+        self, ctx: _context.WorkflowContext, session: Session, doing: str = "while it waited"
     ) -> None:
         """Stop waiting for a workflow that was cancelled or taken over meanwhile."""
-        if not await port.owns(ctx.workflow_id, ctx.epoch):
+        if not await session.run(session.backend.owns, ctx.workflow_id, ctx.epoch):
             raise OwnershipLostError(
                 f"workflow {ctx.workflow_id!r} was cancelled or taken over {doing}",
                 workflow_id=ctx.workflow_id,
@@ -1537,7 +1592,7 @@ class Runtime:
             )
 
     async def _stop_if_cancelled(
-        self, ctx: _context.WorkflowContext, port: Port, before: str
+        self, ctx: _context.WorkflowContext, session: Session, before: str
     ) -> None:
         """Before a step's body, a child, a sleep or a wait: stop if cancelled.
 
@@ -1546,25 +1601,25 @@ class Runtime:
         file, a lease the heartbeat could not renew, an event sent to the
         workflow): only then is the workflow's row read.
         """
-        await self._check_still_owned(ctx, port, f"before {before} started")
+        await self._check_still_owned(ctx, session, f"before {before} started")
 
-    async def _leave_wait(self, ctx: _context.WorkflowContext, port: Port) -> None:
+    async def _leave_wait(self, ctx: _context.WorkflowContext, session: Session) -> None:
         ctx.waits -= 1
         if ctx.waits == 0:
-            await port.set_running(ctx.workflow_id, ctx.epoch)
+            await session.run(session.backend.set_running, ctx.workflow_id, ctx.epoch)
 
     async def _pause(
-        self, port: Port, subscription: Subscription, deadline: float | None, interval: float
+        self, session: Session, subscription: Subscription, deadline: float | None, interval: float
     ) -> None:
         """Wait for a notification, at most ``interval`` or until the deadline."""
         clock = self._clock
         if deadline is not None and isinstance(clock, SystemClock):
             interval = min(interval, deadline - clock.time())
-        woken = await port.wait_for(subscription, interval)
+        woken = await session.wait_for(subscription, interval)
         # A virtual clock that advances by itself jumps to the deadline once a
         # real poll interval brought nothing: timeouts cost no time in tests.
         if not woken and deadline is not None and getattr(clock, "auto_advance", False):
-            await port.sleep(deadline - clock.time())
+            await session.sleep(deadline - clock.time())
 
     # Leases -----------------------------------------------------------------
 
@@ -1582,7 +1637,9 @@ class Runtime:
             if not leases:
                 continue
             try:
-                missed = self._backend.renew_leases(current_owner(), leases, self.lease_seconds)
+                missed = self._backend.run_sync(
+                    self._backend.renew_leases, leases, self.lease_seconds
+                )
             except Exception:  # the next beat tries again; the lease has slack for it
                 log.warning("could not renew workflow leases", exc_info=True)
                 continue

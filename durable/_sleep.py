@@ -81,8 +81,8 @@ def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) ->
     if ctx is None:
         return _plain_sleep(deadline_from, api)
     position = ctx.allocate(name)
-    coro = ctx.runtime._sleep(ctx, ctx.port, position, name, deadline_from, suspend)
-    return here(called(coro, api), ctx.port.sync)
+    coro = ctx.runtime._sleep(ctx, ctx.session, position, name, deadline_from, suspend)
+    return here(called(coro, api), ctx.session.sync)
 
 
 def _plain_sleep(deadline_from: Callable[[float], float], api: str) -> Awaitable[None]:

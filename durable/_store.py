@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from durable import _display
 from durable._aio import drive, require_asyncio
@@ -39,6 +39,10 @@ from durable.backends._limits import (
 
 if TYPE_CHECKING:
     from durable._runtime import Runtime
+    from durable.backends._base import Backend
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _FINISHED = (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR, WorkflowStatus.CANCELLED)
 
@@ -76,13 +80,7 @@ class WorkflowInfo:
         """The recorded result (raises the recorded error of a failed workflow)."""
         if self._store is None:
             raise ConfigurationError("this WorkflowInfo is not attached to a store")
-        row = self._store._runtime._backend.get_workflow(self.workflow_id)
-        if row is None or row.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
-            raise ConfigurationError(
-                f"workflow {self.workflow_id!r} has no recorded outcome "
-                f"(status {row.status.value if row else 'deleted'})"
-            )
-        return self._store._runtime._outcome(row)
+        return self._store.result(self.workflow_id)
 
     def history(self) -> History:
         """Its step attempts (see :meth:`Store.history`)."""
@@ -254,6 +252,21 @@ class Store:
         """Async form of :meth:`get_workflow`."""
         return await self._get(False, workflow_id)
 
+    def result(self, workflow_id: str) -> Any:
+        """The recorded result of a finished workflow (raises its recorded error if it failed).
+
+        Example::
+
+            total = store.result("report-2026-11")
+        """
+        row = self._backend.run_sync(self._backend.get_workflow, validate_workflow_id(workflow_id))
+        if row is None or row.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
+            raise ConfigurationError(
+                f"workflow {workflow_id!r} has no recorded outcome "
+                f"(status {row.status.value if row else 'deleted'})"
+            )
+        return self._runtime._outcome(row)
+
     def history(self, workflow_id: str) -> History:
         """Every step attempt of a workflow, in order, superseded and retried ones too.
 
@@ -359,15 +372,24 @@ class Store:
 
     # Implementation (once, for both forms) ----------------------------------
 
-    async def _call(self, sync: bool, name: str, *args: Any) -> Any:
-        backend = self._runtime._backend
+    @property
+    def _backend(self) -> Backend:
+        return self._runtime.backend
+
+    async def _run(
+        self,
+        sync: bool,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run a storage operation for the sync form (in place) or the async one."""
+        backend = self._backend
         if sync:
-            return getattr(backend, name)(*args)
+            return backend.run_sync(op, *args, **kwargs)
         require_asyncio("an async method of durable.Store")
-        async_form = getattr(backend, f"a{name}", None)
-        if async_form is None:
-            return getattr(backend, name)(*args)
-        return await async_form(*args)
+        return await backend.run_async(op, *args, **kwargs)
 
     async def _list(
         self,
@@ -387,26 +409,26 @@ class Store:
             until=_timestamp(until, "until"),
             limit=limit,
         )
-        rows = await self._call(sync, "query_workflows", query)
+        rows = await self._run(sync, self._backend.query_workflows, query)
         return [self._info(row) for row in rows]
 
     async def _get(self, sync: bool, workflow_id: str) -> WorkflowInfo | None:
-        row = await self._call(sync, "get_workflow", validate_workflow_id(workflow_id))
+        row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
         return self._info(row) if row is not None else None
 
     async def _row(self, sync: bool, workflow_id: str) -> WorkflowRow:
-        row = await self._call(sync, "get_workflow", validate_workflow_id(workflow_id))
+        row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
         if row is None:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id!r} in the store {self._runtime.url}",
                 workflow_id=workflow_id,
             )
-        return row  # type: ignore[no-any-return]
+        return row
 
     async def _history(self, sync: bool, workflow_id: str) -> History:
         workflow_id = validate_workflow_id(workflow_id)
-        steps: list[StepHistoryRow] = await self._call(sync, "step_history", workflow_id)
-        attempts = await self._call(sync, "step_attempts", workflow_id)
+        steps: list[StepHistoryRow] = await self._run(sync, self._backend.step_history, workflow_id)
+        attempts = await self._run(sync, self._backend.step_attempts, workflow_id)
         entries = [
             HistoryEntry(
                 position=a.position,
@@ -446,8 +468,8 @@ class Store:
         )
 
     async def _snapshots(self, sync: bool, workflow_id: str) -> list[SnapshotInfo]:
-        steps: list[StepHistoryRow] = await self._call(
-            sync, "step_history", validate_workflow_id(workflow_id)
+        steps: list[StepHistoryRow] = await self._run(
+            sync, self._backend.step_history, validate_workflow_id(workflow_id)
         )
         live = [s for s in steps if not s.superseded]
         return [
@@ -464,7 +486,7 @@ class Store:
         ]
 
     async def _metrics(self, sync: bool) -> Metrics:
-        stats = await self._call(sync, "stats")
+        stats = await self._run(sync, self._backend.stats)
         times = sorted(self._runtime._checkpoint_seconds)
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else None
         return Metrics(
@@ -507,7 +529,7 @@ class Store:
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "restore")
         position = await self._snapshot_position(sync, row, snapshot)
-        if not await self._call(sync, "rewind", row.workflow_id, row.epoch, position):
+        if not await self._run(sync, self._backend.rewind, row.workflow_id, row.epoch, position):
             raise WorkflowAlreadyRunningError(
                 f"workflow {workflow_id!r} changed while it was being restored (another "
                 "process took it over); try again once it has finished",
@@ -523,7 +545,7 @@ class Store:
         position = await self._snapshot_position(sync, row, snapshot)
         codec = self._runtime._codec
         steps = []
-        for s in await self._call(sync, "steps_up_to", row.workflow_id, position):
+        for s in await self._run(sync, self._backend.steps_up_to, row.workflow_id, position):
             bound = step_columns(s.kind, s.name, s.status.value, s.attempt, s.code_hash)
             body = codec.open(
                 s.output, place(workflow_id, step_slot(s.position)), what="record", bound=bound
@@ -540,7 +562,9 @@ class Store:
             bound=call,
         )
         new = NewWorkflow(new_workflow_id, row.name, row.args_fingerprint, args, None)
-        if not await self._call(sync, "create_fork", new, f"{workflow_id}@{snapshot}", steps):
+        if not await self._run(
+            sync, self._backend.create_fork, new, f"{workflow_id}@{snapshot}", steps
+        ):
             raise WorkflowConflictError(
                 f"cannot fork into {new_workflow_id!r}: a workflow of that id exists already",
                 workflow_id=new_workflow_id,
@@ -549,7 +573,7 @@ class Store:
 
     async def _cancel(self, sync: bool, workflow_id: str) -> bool:
         before = await self._row(sync, workflow_id)
-        after = await self._call(sync, "cancel", before.workflow_id)
+        after = await self._run(sync, self._backend.cancel, before.workflow_id)
         return bool(
             before.status.active and after is not None and after.status is WorkflowStatus.CANCELLED
         )
@@ -559,13 +583,13 @@ class Store:
     ) -> CleanupReport:
         seconds = duration(older_than, "older_than")
         statuses = _statuses(status) or _FINISHED
-        cutoff = await self._call(sync, "now") - seconds
-        counts = await self._call(sync, "cleanup", cutoff, statuses, dry_run)
+        cutoff = await self._run(sync, self._backend.now) - seconds
+        counts = await self._run(sync, self._backend.cleanup, cutoff, statuses, dry_run)
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
     async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> CleanupReport:
         check_int(keep_snapshots, "keep_snapshots", minimum=0, maximum=INT64_MAX)
-        counts = await self._call(sync, "prune", keep_snapshots, dry_run)
+        counts = await self._run(sync, self._backend.prune, keep_snapshots, dry_run)
         return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
     def _info(self, row: WorkflowRow) -> WorkflowInfo:

@@ -102,7 +102,7 @@ class Transaction:
         tb: TracebackType | None,
     ) -> None:
         ctx = self._leave()
-        drive(self._finish(ctx, ctx.runtime._port_for(sync=True), exc))
+        drive(self._finish(ctx, ctx.runtime._session_for(sync=True), exc))
 
     async def __aexit__(
         self,
@@ -111,7 +111,7 @@ class Transaction:
         tb: TracebackType | None,
     ) -> None:
         ctx = self._leave()
-        await self._finish(ctx, ctx.port, exc)
+        await self._finish(ctx, ctx.session, exc)
 
     def _leave(self) -> _context.WorkflowContext:
         ctx = self._ctx
@@ -120,7 +120,7 @@ class Transaction:
         return ctx
 
     async def _finish(
-        self, ctx: _context.WorkflowContext, port: Any, exc: BaseException | None
+        self, ctx: _context.WorkflowContext, session: Any, exc: BaseException | None
     ) -> None:
         runtime = ctx.runtime
         if exc is None:
@@ -129,7 +129,9 @@ class Transaction:
                 self._parent._compensations.extend(self._compensations)
                 return
             if self._rows:
-                await port.record_steps(ctx.workflow_id, ctx.epoch, self._rows)
+                await session.run(
+                    session.backend.record_steps, ctx.workflow_id, ctx.epoch, self._rows
+                )
                 for row in self._rows:
                     runtime._site("after_commit", ctx, row.position, row.name)
             return
@@ -145,20 +147,20 @@ class Transaction:
         if self._parent is not None:
             self._parent._rows.extend(kept)
         elif kept:
-            await port.record_steps(ctx.workflow_id, ctx.epoch, kept)
+            await session.run(session.backend.record_steps, ctx.workflow_id, ctx.epoch, kept)
         for fn, args, kwargs in reversed(self._compensations):
-            await self._compensate(ctx, port, fn, args, kwargs)
+            await self._compensate(ctx, session, fn, args, kwargs)
 
     async def _compensate(
         self,
         ctx: _context.WorkflowContext,
-        port: Any,
+        session: Any,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
         is_async = inspect.iscoroutinefunction(fn)
-        if is_async and port.sync:
+        if is_async and session.sync:
             raise ConfigurationError(
                 f"the compensation {_name(fn)} is async but the transaction was left "
                 "with a plain `with`; use `async with durable.transaction()`"
@@ -166,7 +168,7 @@ class Transaction:
         name = _name(fn)
         spec = StepSpec(name=name, is_async=is_async, retry=RetryPolicy(), kind="compensation")
         position = ctx.allocate(name)
-        await ctx.runtime._run_step(ctx, port, spec, position, lambda: fn(*args, **kwargs))
+        await ctx.runtime._run_step(ctx, session, spec, position, lambda: fn(*args, **kwargs))
 
 
 def _name(fn: Callable[..., Any]) -> str:

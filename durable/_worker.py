@@ -170,7 +170,7 @@ class Worker:
                 main thread); a second signal releases running work at once.
         """
         require_asyncio("Worker.run()")
-        if getattr(self.runtime._backend, "read_only", False):
+        if self.runtime.backend.read_only:
             # Every claim would fail, and a worker retries what fails: refuse now.
             raise ConfigurationError(
                 f"worker {self}: the store {self.runtime.url} is open read-only (its URL "
@@ -195,7 +195,7 @@ class Worker:
         return self.report
 
     async def _loop_until_stopped(self, until_idle: bool) -> None:
-        backend = self.runtime._backend
+        backend = self.runtime.backend
         next_recovery = 0.0
         with backend.notifier.subscribe(QUEUE_TOPIC) as subscription:
             while not self._stopping.is_set():
@@ -205,14 +205,7 @@ class Worker:
                     # Claim in batches, off the event loop: a claim is a round
                     # trip, during which running workflows should move on.
                     if free >= self._batch or (free > 0 and not self._tasks):
-                        for row in await asyncio.to_thread(
-                            backend.claim_queued,
-                            current_owner(),
-                            self.runtime.lease_seconds,
-                            self.queues,
-                            free,
-                            self.queue_limits,
-                        ):
+                        for row in await asyncio.to_thread(self._claim, free):
                             self._start(row, claimed=True)
                     if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
                         next_recovery = time.monotonic() + self.recovery_interval
@@ -240,9 +233,24 @@ class Worker:
                 for waiter in waits:
                     waiter.cancel()
 
+    def _claim(self, limit: int) -> list[WorkflowRow]:
+        """Claim up to ``limit`` enqueued workflows (a blocking call, run off the loop)."""
+        backend, owner, lease = self.runtime.backend, current_owner(), self.runtime.lease_seconds
+        claimed: list[WorkflowRow] = []
+        # One transaction per limited queue, so that its lock is held briefly.
+        unlimited = [q for q in self.queues if q not in self.queue_limits]
+        for group in [[q] for q in self.queues if q in self.queue_limits] + [unlimited]:
+            if group and len(claimed) < limit:
+                queue_limit = self.queue_limits.get(group[0])
+                more = limit - len(claimed)
+                claimed += backend.run_sync(
+                    backend.claim_queued, owner, lease, group, more, queue_limit
+                )
+        return claimed
+
     async def _start_due(self) -> None:
-        port = self.runtime._port_for(sync=True)
-        for row in await self.runtime._due(port):
+        session = self.runtime._session_for(sync=True)
+        for row in await self.runtime._due(session):
             if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
                 continue
             if len(self._tasks) >= self.concurrency:
@@ -276,7 +284,9 @@ class Worker:
                 workflow_id,
             )
             if claimed:  # for a worker that has the code
-                self.runtime._backend.release_workflow(workflow_id, row.epoch)
+                self.runtime.backend.run_sync(
+                    self.runtime.backend.release_workflow, workflow_id, row.epoch
+                )
         elif isinstance(error, WorkflowQuarantinedError):
             log.info("worker: skipping workflow %r: %s", workflow_id, error)
         elif error is not None:  # an unrunnable one is recorded as failed by _rerun
@@ -312,7 +322,9 @@ class Worker:
         await asyncio.wait(pending, timeout=5)
         for workflow_id, epoch in held.items():
             # Another worker may resume it at once (no lease to wait out).
-            if self.runtime._backend.release_workflow(workflow_id, epoch):
+            if self.runtime.backend.run_sync(
+                self.runtime.backend.release_workflow, workflow_id, epoch
+            ):
                 self.report.released.append(workflow_id)
                 log.info("worker: released workflow %r unfinished", workflow_id)
 

@@ -29,12 +29,12 @@ LEAVES = {
 """The shared vocabulary: importable by everything, importing nothing of durable but each other."""
 
 DEBT = {
-    "circles": 3,
+    "circles": 2,
     "backend imports of the engine": 7,
-    "private reaches": 57,
-    "twins": 37,
+    "private reaches": 40,
+    "twins": 0,
     "too big": 11,
-    "private imports in tests": 27,
+    "private imports in tests": 17,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its
 count grows, and asks for the figure here to be lowered when it shrinks, so

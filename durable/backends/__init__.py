@@ -1,5 +1,57 @@
-"""Storage backends: the Backend contract and its implementations.
+"""Storage backends: the storage contract, and the rows it speaks in.
 
-Backends are chosen by URL (see :func:`durable.configure`); the classes here
-are not part of the public API.
+The engine asks a :class:`Backend` to run operations (``start_workflow``,
+``record_step``, ``claim_queued``...; :data:`OPERATIONS` lists them) and gets
+plain rows back. Two backends come with durable-sdk, chosen by URL (see
+:func:`durable.configure`): SQLite (a file, or ``:memory:``) and PostgreSQL.
+Another database can be plugged in by implementing :class:`Backend`; the
+suite in :mod:`durable.testing.contract` checks an implementation.
+
+Example, speaking the contract directly (tools and tests)::
+
+    backend = runtime.backend
+    row = backend.run_sync(backend.get_workflow, "report-1")
 """
+
+from durable._records import (
+    CheckSteps,
+    Counts,
+    EventGone,
+    EventRow,
+    NewWorkflow,
+    Owner,
+    StepAttemptRow,
+    StepHistoryRow,
+    StepRow,
+    StepStatus,
+    WorkflowQuery,
+    WorkflowRow,
+    WorkflowStatus,
+)
+from durable.backends._base import OPERATIONS, Backend, Write, atomic, is_atomic
+from durable.backends._limits import SCHEMA_VERSION
+from durable.backends._notify import Notifier, Subscription
+
+__all__ = [
+    "OPERATIONS",
+    "SCHEMA_VERSION",
+    "Backend",
+    "CheckSteps",
+    "Counts",
+    "EventGone",
+    "EventRow",
+    "NewWorkflow",
+    "Notifier",
+    "Owner",
+    "StepAttemptRow",
+    "StepHistoryRow",
+    "StepRow",
+    "StepStatus",
+    "Subscription",
+    "WorkflowQuery",
+    "WorkflowRow",
+    "WorkflowStatus",
+    "Write",
+    "atomic",
+    "is_atomic",
+]

@@ -1,21 +1,29 @@
-"""The Backend contract: everything the runtime asks of a store.
+"""The storage contract: what a backend provides, and what each operation means.
 
-The runtime never speaks SQL. It asks a backend to create, claim, fence and
-finish workflows and to record steps; a backend answers with the plain rows
-below. Each operation is one database transaction, so a crash between two
-of them leaves a state the runtime knows how to resume from.
+A backend provides transactions and the operations below. Each operation is
+one coroutine ``async def op(self, tx, ...)`` over a transaction ``tx`` of
+the backend's own making: the engine never opens a transaction itself, it
+asks the backend to run an operation, synchronously (:meth:`Backend.run_sync`,
+which drives the coroutine in place: on a sync transaction it never
+suspends) or asynchronously (:meth:`Backend.run_async`). So each operation is
+written once and serves both the sync and the async paths.
 
-Async forms (``a``-prefixed) default to the sync ones: right for an embedded
-database whose calls take microseconds, where a thread hop would cost more
-than the call. A networked backend overrides them with native async I/O.
+Operations marked :func:`atomic` must run in one transaction (all their
+writes or none); the others may run each statement in autocommit. Every
+write that belongs to a workflow is fenced by its ``epoch``: a write from an
+owner that lost the workflow changes nothing.
+
+The contract is checked by :mod:`durable.testing.contract`, which a third
+party runs against their own backend; both built-in backends pass it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
+from durable._errors import DurableError
 from durable._records import (
     CheckSteps,
     Counts,
@@ -31,23 +39,111 @@ from durable._records import (
 )
 from durable.backends._notify import Notifier
 
+P = ParamSpec("P")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Write(NamedTuple):
+    """A write waiting for a group commit: the operation and its arguments (after ``tx``)."""
+
+    op: Callable[..., Coroutine[Any, Any, Any]]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+def atomic(op: F) -> F:
+    """Mark an operation whose writes must commit together (one transaction).
+
+    Example::
+
+        class MyBackend(Backend):
+            @atomic
+            async def cancel(self, tx, workflow_id): ...
+    """
+    op.atomic = True  # type: ignore[attr-defined]
+    return op
+
+
+def is_atomic(op: Callable[..., Any]) -> bool:
+    """Whether ``op`` (a function or a bound method) was marked :func:`atomic`."""
+    return getattr(op, "atomic", False)
+
 
 class Backend(ABC):
     """A durable store of workflows and their steps.
 
-    Implementations must make every method atomic, and make ``record_step``
-    and ``finish_workflow`` conditional on the fencing token (``epoch``): a
-    write from an owner that lost the workflow must change nothing.
+    Subclass it, supply the two runners (:meth:`run_sync`; :meth:`run_async`
+    defaults to running the sync form in place, right for an embedded
+    database whose calls take microseconds) and implement the operations.
     """
 
     url: str
     """The URL this backend was opened from, with any password masked."""
     identity: str
     """Names the store itself: two backends with one identity share their data."""
+    notifier: Notifier
+    """Wakes waiters when an event or a queued workflow arrives, or a workflow is cancelled."""
+    read_only: bool = False
+    """Whether the store was opened read-only (listed and shown, never written)."""
+    max_in_flight: int = 1
+    """How many grouped writes of one event loop may be in flight at once (group commit)."""
+    writes_suspend: bool = True
+    """Whether an async write awaits I/O (False for an embedded database)."""
+
+    # Running operations -----------------------------------------------------
 
     @abstractmethod
-    def start_workflow(
-        self, new: NewWorkflow, owner: Owner, lease_seconds: float
+    def run_sync(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``op(tx, *args, **kwargs)`` in a sync transaction and return its result.
+
+        Atomic if :func:`is_atomic` says so. Translates the database's own
+        failures into :class:`durable.BackendUnavailableError` (after any
+        retries the backend makes) and notifies the topics the operation
+        named (:meth:`notify`) once its writes are committed.
+        """
+
+    async def run_async(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Async form of :meth:`run_sync`; the default runs it in place."""
+        return self.run_sync(op, *args, **kwargs)
+
+    async def run_batch(self, tx: Any, batch: Sequence[Write]) -> list[tuple[bool, Any]]:
+        """Run several writes in one transaction (group commit): each one's outcome.
+
+        An outcome is ``(True, result)`` or ``(False, exception)`` for a
+        :class:`durable.DurableError` of that write alone (fenced off, say); a
+        database error propagates, and the writes are then run one by one.
+        """
+        outcomes: list[tuple[bool, Any]] = []
+        for op, args, kwargs in batch:
+            outcomes.append(await outcome(op(tx, *args, **kwargs)))
+        return outcomes
+
+    @abstractmethod
+    def health(self) -> dict[str, object]:
+        """Check the store answers: its kind, server version, schema version, latency."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The backend must not be used afterwards."""
+
+    # Workflows ----------------------------------------------------------------
+
+    @abstractmethod
+    async def start_workflow(
+        self, tx: Any, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
         """Insert ``new`` owned by ``owner``, or return the row already there.
 
@@ -55,8 +151,9 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def claim_workflow(
+    async def claim_workflow(
         self,
+        tx: Any,
         workflow_id: str,
         expected_epoch: int,
         expected_status: WorkflowStatus,
@@ -67,7 +164,7 @@ class Backend(ABC):
         recovery: bool = False,
         check_superseded: CheckSteps | None = None,
     ) -> WorkflowRow | None:
-        """Take over a workflow if its epoch and status are still as read.
+        """Take over a workflow if its epoch and status are still as read (atomic).
 
         The status matters too: a workflow finished by its owner keeps its
         epoch, and must not be claimed from a read taken before it finished.
@@ -84,45 +181,30 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        """Every live (not superseded) step record of a workflow, by position."""
+    async def get_workflow(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
+        """The stored row of a workflow, or None."""
 
     @abstractmethod
-    def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        """Commit a step record unless one already stands at its position.
-
-        Returns the record that stands after the call: ``step`` itself, or the
-        one another executor committed first. Raises OwnershipLostError when
-        the epoch no longer matches and no record stands at the position.
-        """
-
-    @abstractmethod
-    def record_step_attempt(self, workflow_id: str, epoch: int, attempt: StepAttemptRow) -> None:
-        """Record a failed attempt of a step that will be retried."""
-
-    @abstractmethod
-    def step_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
-        """The failed, retried attempts of a workflow's steps, oldest first."""
-
-    @abstractmethod
-    def finish_workflow(
+    async def finish_workflow(
         self,
+        tx: Any,
         workflow_id: str,
         epoch: int,
         status: WorkflowStatus,
-        *,
         result: bytes | None = None,
         error: bytes | None = None,
     ) -> bool:
         """Record a workflow's outcome; False if the epoch no longer matches."""
 
     @abstractmethod
-    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        """The stored row of a workflow, or None."""
+    async def query_workflows(self, tx: Any, query: WorkflowQuery) -> list[WorkflowRow]:
+        """Workflows matching ``query``, newest first, without their payloads."""
 
     @abstractmethod
-    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
-        """Extend the leases of the workflows ``owner`` holds (id to epoch).
+    async def renew_leases(
+        self, tx: Any, leases: Mapping[str, int], lease_seconds: float
+    ) -> list[str]:
+        """Extend the leases of the workflows held under these epochs (id to epoch; atomic).
 
         Returns the ids whose lease may not have been renewed (cancelled or
         taken over, or skipped because another transaction held the row): a
@@ -130,90 +212,9 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
-        """Commit several step records in one transaction (all or none).
-
-        Raises OwnershipLostError when the epoch no longer matches or a record
-        already stands at one of the positions.
-        """
-
-    @abstractmethod
-    def query_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
-        """Workflows matching ``query``, newest first, without their payloads."""
-
-    @abstractmethod
-    def step_history(self, workflow_id: str) -> list[StepHistoryRow]:
-        """Every step record of a workflow, superseded ones included, by position."""
-
-    @abstractmethod
-    def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
-        """The live step records at or before ``position``, with their payloads."""
-
-    @abstractmethod
-    def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
-        """Supersede the live records at and after ``position`` (fenced by ``epoch``)."""
-
-    async def asupersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
-        """Async form of :meth:`supersede_from`."""
-        self.supersede_from(workflow_id, epoch, position)
-
-    @abstractmethod
-    def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:
-        """Supersede live records after ``position`` and make the workflow resumable.
-
-        The workflow becomes running with no owner (so the next call resumes
-        it) under a new epoch (so its previous owner can write nothing more).
-        False if the epoch changed meanwhile.
-        """
-
-    @abstractmethod
-    def create_fork(self, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]) -> bool:
-        """Create a workflow holding copies of ``steps``; False if the id is taken."""
-
-    @abstractmethod
-    def cancel(self, workflow_id: str) -> WorkflowRow | None:
-        """Mark a running workflow cancelled, fencing out its owner; the row after."""
-
-    @abstractmethod
-    def cleanup(self, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool) -> Counts:
-        """Delete finished workflows (of ``statuses``) finished before ``cutoff``."""
-
-    @abstractmethod
-    def prune(self, keep_snapshots: int, dry_run: bool) -> Counts:
-        """Delete superseded records, and snapshots beyond the newest N of finished workflows."""
-
-    @abstractmethod
-    def stats(self) -> dict[str, Any]:
-        """Counts by status, live steps, and payload bytes stored."""
-
-    # Queues, waits and events ---------------------------------------------
-
-    @abstractmethod
-    def enqueue_workflow(
-        self, new: NewWorkflow, queue: str, priority: int
-    ) -> tuple[WorkflowRow, bool]:
-        """Record ``new`` as enqueued (owned by nobody), or return the row already there."""
-
-    @abstractmethod
-    def claim_queued(
+    async def set_waiting(
         self,
-        owner: Owner,
-        lease_seconds: float,
-        queues: Sequence[str],
-        limit: int,
-        queue_limits: Mapping[str, int],
-    ) -> list[WorkflowRow]:
-        """Claim up to ``limit`` enqueued workflows of ``queues`` for ``owner``.
-
-        Highest priority first, then oldest. A queue named in ``queue_limits``
-        never has more running workflows than its limit, counted across every
-        process that claims from the store. Claimed rows are running, owned
-        by ``owner``, under a new epoch.
-        """
-
-    @abstractmethod
-    def set_waiting(
-        self,
+        tx: Any,
         workflow_id: str,
         epoch: int,
         wake_at: float | None,
@@ -227,35 +228,27 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def set_running(self, workflow_id: str, epoch: int) -> bool:
+    async def set_running(self, tx: Any, workflow_id: str, epoch: int) -> bool:
         """Mark a waiting workflow running again (fenced)."""
 
     @abstractmethod
-    def release_workflow(self, workflow_id: str, epoch: int) -> bool:
+    async def release_workflow(self, tx: Any, workflow_id: str, epoch: int) -> bool:
         """Give up a running workflow (fenced): no owner, new epoch, anyone may resume it."""
 
     @abstractmethod
-    def requeue_workflow(self, workflow_id: str, epoch: int) -> bool:
-        """Put a claimed workflow back on its queue, unclaimed (fenced)."""
-
-    @abstractmethod
-    def owns(self, workflow_id: str, epoch: int) -> bool:
+    async def owns(self, tx: Any, workflow_id: str, epoch: int) -> bool:
         """Whether ``epoch`` is still the workflow's (nobody cancelled or took it over)."""
 
-    async def aowns(self, workflow_id: str, epoch: int) -> bool:
-        """Async form of :meth:`owns`."""
-        return self.owns(workflow_id, epoch)
-
     @abstractmethod
-    def quarantine(self, workflow_id: str, epoch: int) -> bool:
+    async def quarantine(self, tx: Any, workflow_id: str, epoch: int) -> bool:
         """Stop resuming a workflow that keeps crashing its executors (fenced)."""
 
     @abstractmethod
-    def unquarantine(self, workflow_id: str) -> WorkflowRow | None:
-        """Make a quarantined workflow resumable again (no owner, recoveries reset)."""
+    async def unquarantine(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
+        """Make a quarantined workflow resumable again (no owner, recoveries reset; atomic)."""
 
     @abstractmethod
-    def resumable(self) -> list[WorkflowRow]:
+    async def resumable(self, tx: Any) -> list[WorkflowRow]:
         """Candidates for recovery, without their payloads.
 
         Running or waiting workflows with an owner (alive or not: the caller
@@ -264,17 +257,128 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def send_event(
-        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
-    ) -> bool:
-        """Store an event for a workflow; False if ``idempotency_key`` was sent already."""
+    async def cancel(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
+        """Mark an active workflow cancelled, fencing out its owner; the row after (atomic).
+
+        Wakes the workflow's waiters once committed, so that a waiting owner looks at once.
+        """
+
+    # Steps --------------------------------------------------------------------
 
     @abstractmethod
-    def next_event(self, workflow_id: str, key: str) -> EventRow | None:
+    async def load_steps(self, tx: Any, workflow_id: str) -> dict[int, StepRow]:
+        """Every live (not superseded) step record of a workflow, by position."""
+
+    @abstractmethod
+    async def record_step(self, tx: Any, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        """Commit a step record unless one already stands at its position.
+
+        Returns the record that stands after the call: ``step`` itself, or the
+        one another executor committed first. Raises OwnershipLostError when
+        the epoch no longer matches and no record stands at the position.
+        """
+
+    @abstractmethod
+    async def record_steps(
+        self, tx: Any, workflow_id: str, epoch: int, steps: Sequence[StepRow]
+    ) -> None:
+        """Commit several step records in one transaction (all or none; atomic).
+
+        Raises OwnershipLostError when the epoch no longer matches or a record
+        already stands at one of the positions.
+        """
+
+    @abstractmethod
+    async def record_step_attempt(
+        self, tx: Any, workflow_id: str, epoch: int, attempt: StepAttemptRow
+    ) -> None:
+        """Record a failed attempt of a step that will be retried."""
+
+    @abstractmethod
+    async def step_attempts(self, tx: Any, workflow_id: str) -> list[StepAttemptRow]:
+        """The failed, retried attempts of a workflow's steps, oldest first."""
+
+    @abstractmethod
+    async def step_history(self, tx: Any, workflow_id: str) -> list[StepHistoryRow]:
+        """Every step record of a workflow, superseded ones included, by position."""
+
+    @abstractmethod
+    async def steps_up_to(self, tx: Any, workflow_id: str, position: int) -> list[StepRow]:
+        """The live step records at or before ``position``, with their payloads."""
+
+    @abstractmethod
+    async def supersede_from(self, tx: Any, workflow_id: str, epoch: int, position: int) -> None:
+        """Supersede the live records at and after ``position`` (fenced by ``epoch``; atomic)."""
+
+    @abstractmethod
+    async def rewind(self, tx: Any, workflow_id: str, expected_epoch: int, position: int) -> bool:
+        """Supersede live records after ``position`` and make the workflow resumable (atomic).
+
+        The workflow becomes running with no owner (so the next call resumes
+        it) under a new epoch (so its previous owner can write nothing more).
+        False if the epoch changed meanwhile.
+        """
+
+    @abstractmethod
+    async def create_fork(
+        self, tx: Any, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
+    ) -> bool:
+        """Create a workflow holding copies of ``steps``; False if the id is taken (atomic)."""
+
+    # Queues -------------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue_workflow(
+        self, tx: Any, new: NewWorkflow, queue: str, priority: int
+    ) -> tuple[WorkflowRow, bool]:
+        """Record ``new`` as enqueued (owned by nobody), or return the row already there.
+
+        Wakes the queue's waiters once committed. Atomic.
+        """
+
+    @abstractmethod
+    async def claim_queued(
+        self,
+        tx: Any,
+        owner: Owner,
+        lease_seconds: float,
+        queues: Sequence[str],
+        limit: int,
+        queue_limit: int | None,
+    ) -> list[WorkflowRow]:
+        """Claim up to ``limit`` enqueued workflows of ``queues`` for ``owner`` (atomic).
+
+        Highest priority first, then oldest. With a ``queue_limit`` (then
+        ``queues`` names one queue), the queue never has more running
+        workflows than that, counted across every process that claims from
+        the store. Claimed rows are running, owned by ``owner``, under a new
+        epoch.
+        """
+
+    @abstractmethod
+    async def requeue_workflow(self, tx: Any, workflow_id: str, epoch: int) -> bool:
+        """Put a claimed workflow back on its queue, unclaimed (fenced)."""
+
+    # Events -------------------------------------------------------------------
+
+    @abstractmethod
+    async def send_event(
+        self, tx: Any, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
+    ) -> bool:
+        """Store an event for a workflow; False if ``idempotency_key`` was sent already.
+
+        Raises WorkflowNotFoundError for an unknown workflow. Wakes the
+        workflow's waiters once committed. Atomic.
+        """
+
+    @abstractmethod
+    async def next_event(self, tx: Any, workflow_id: str, key: str) -> EventRow | None:
         """The oldest event of ``key`` the workflow has not consumed, or None."""
 
     @abstractmethod
-    def take_event(self, workflow_id: str, epoch: int, event_id: int, step: StepRow) -> StepRow:
+    async def take_event(
+        self, tx: Any, workflow_id: str, epoch: int, event_id: int, step: StepRow
+    ) -> StepRow:
         """Consume an event and commit the step record holding it, in one transaction.
 
         Like :meth:`record_step`: returns the record that stands at the
@@ -283,122 +387,39 @@ class Backend(ABC):
         EventGone, committing nothing, when the event was consumed meanwhile.
         """
 
-    notifier: Notifier
-    """Wakes waiters when an event or a queued workflow arrives."""
+    # The store as a whole -------------------------------------------------------
 
     @abstractmethod
-    def now(self) -> float:
+    async def now(self, tx: Any) -> float:
         """The store's clock, in seconds since the epoch."""
 
     @abstractmethod
-    def health(self) -> dict[str, object]:
-        """Check the store answers: its kind, server version, schema version, latency."""
+    async def cleanup(
+        self, tx: Any, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool
+    ) -> Counts:
+        """Delete finished workflows (of ``statuses``) finished before ``cutoff`` (atomic)."""
 
     @abstractmethod
-    def close(self) -> None:
-        """Release connections. The backend must not be used afterwards."""
+    async def prune(self, tx: Any, keep_snapshots: int, dry_run: bool) -> Counts:
+        """Delete superseded records, and snapshots beyond the newest N of finished workflows."""
 
-    async def astart_workflow(
-        self, new: NewWorkflow, owner: Owner, lease_seconds: float
-    ) -> tuple[WorkflowRow, bool]:
-        """Async form of :meth:`start_workflow`."""
-        return self.start_workflow(new, owner, lease_seconds)
+    @abstractmethod
+    async def stats(self, tx: Any) -> dict[str, Any]:
+        """Counts by status, live steps, and payload bytes stored."""
 
-    async def aclaim_workflow(
-        self,
-        workflow_id: str,
-        expected_epoch: int,
-        expected_status: WorkflowStatus,
-        owner: Owner,
-        lease_seconds: float,
-        *,
-        rerun_failed: bool,
-        recovery: bool = False,
-        check_superseded: CheckSteps | None = None,
-    ) -> WorkflowRow | None:
-        """Async form of :meth:`claim_workflow`."""
-        return self.claim_workflow(
-            workflow_id,
-            expected_epoch,
-            expected_status,
-            owner,
-            lease_seconds,
-            rerun_failed=rerun_failed,
-            recovery=recovery,
-            check_superseded=check_superseded,
-        )
 
-    async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        """Async form of :meth:`load_steps`."""
-        return self.load_steps(workflow_id)
+OPERATIONS = tuple(
+    name
+    for name, member in vars(Backend).items()
+    if getattr(member, "__isabstractmethod__", False)
+    and name not in ("run_sync", "health", "close")
+)
+"""The names of the contract's operations, in the order they are documented."""
 
-    async def arecord_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        """Async form of :meth:`record_step`."""
-        return self.record_step(workflow_id, epoch, step)
 
-    async def arecord_step_attempt(
-        self, workflow_id: str, epoch: int, attempt: StepAttemptRow
-    ) -> None:
-        """Async form of :meth:`record_step_attempt`."""
-        self.record_step_attempt(workflow_id, epoch, attempt)
-
-    async def afinish_workflow(
-        self,
-        workflow_id: str,
-        epoch: int,
-        status: WorkflowStatus,
-        *,
-        result: bytes | None = None,
-        error: bytes | None = None,
-    ) -> bool:
-        """Async form of :meth:`finish_workflow`."""
-        return self.finish_workflow(workflow_id, epoch, status, result=result, error=error)
-
-    async def arecord_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
-        """Async form of :meth:`record_steps`."""
-        self.record_steps(workflow_id, epoch, steps)
-
-    async def aget_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        """Async form of :meth:`get_workflow`."""
-        return self.get_workflow(workflow_id)
-
-    async def aenqueue_workflow(
-        self, new: NewWorkflow, queue: str, priority: int
-    ) -> tuple[WorkflowRow, bool]:
-        """Async form of :meth:`enqueue_workflow`."""
-        return self.enqueue_workflow(new, queue, priority)
-
-    async def aset_waiting(
-        self,
-        workflow_id: str,
-        epoch: int,
-        wake_at: float | None,
-        waiting_for: str | None,
-        suspend: bool,
-    ) -> bool:
-        """Async form of :meth:`set_waiting`."""
-        return self.set_waiting(workflow_id, epoch, wake_at, waiting_for, suspend)
-
-    async def aset_running(self, workflow_id: str, epoch: int) -> bool:
-        """Async form of :meth:`set_running`."""
-        return self.set_running(workflow_id, epoch)
-
-    async def aquarantine(self, workflow_id: str, epoch: int) -> bool:
-        """Async form of :meth:`quarantine`."""
-        return self.quarantine(workflow_id, epoch)
-
-    async def asend_event(
-        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
-    ) -> bool:
-        """Async form of :meth:`send_event`."""
-        return self.send_event(workflow_id, key, value, idempotency_key)
-
-    async def anext_event(self, workflow_id: str, key: str) -> EventRow | None:
-        """Async form of :meth:`next_event`."""
-        return self.next_event(workflow_id, key)
-
-    async def atake_event(
-        self, workflow_id: str, epoch: int, event_id: int, step: StepRow
-    ) -> StepRow:
-        """Async form of :meth:`take_event`."""
-        return self.take_event(workflow_id, epoch, event_id, step)
+async def outcome(result: Awaitable[T]) -> tuple[bool, Any]:
+    """A write's outcome in a batch: its result, or the DurableError it raised."""
+    try:
+        return True, await result
+    except DurableError as exc:  # this write's own outcome (e.g. fenced off)
+        return False, exc

@@ -4,7 +4,7 @@ While ``max_in_flight`` writes are in flight (each on a connection of its
 own), writes from other tasks of the same event loop queue up, and the next
 free slot commits all of them in one transaction: one disk flush for all,
 and on PostgreSQL, where each statement is a round trip, one statement for
-each kind of write in the group (``SqlBackend._write_rows``). Each caller is
+each kind of write in the group (``Backend.run_batch``). Each caller is
 answered only after the commit that holds its write, so nothing is
 acknowledged early. A write alone costs what it did without grouping: it
 runs by itself, with no transaction around it.
@@ -22,29 +22,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from durable._errors import BackendUnavailableError
-
-if TYPE_CHECKING:
-    from durable.backends._sql import SqlBackend
+from durable.backends._base import Backend, Write
 
 log = logging.getLogger("durable")
 
 T = TypeVar("T")
 
 
+SHARED_RECORD_BYTES = 16 * 1024
+"""Writes carrying up to this many payload bytes share a statement in a group (PostgreSQL)."""
+
 _PROBE_EVERY = 32
 """Writes that skip the gathering turn after a turn gathered nobody."""
 
-Queued = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], "asyncio.Future[Any]"]
+Queued = tuple[Write, "asyncio.Future[Any]"]
 
 
 class _Group:
     """The writes of one event loop waiting for the one in flight to commit."""
 
-    def __init__(self, backend: SqlBackend, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
         self.backend = backend
         self.loop = loop
         self.in_flight = 0
@@ -82,7 +83,8 @@ class _Group:
     async def _outcomes(self, batch: list[Queued]) -> list[tuple[bool, Any]]:
         if len(batch) > 1:
             try:
-                return await self.backend._arun(True, self.backend._run_batch, batch)
+                writes = [write for write, _ in batch]
+                return await self.backend.run_async(self.backend.run_batch, writes)
             except BackendUnavailableError as exc:
                 # Retried already: each write alone would wait as long again.
                 return [(False, exc)] * len(batch)
@@ -94,9 +96,9 @@ class _Group:
         # its own, so one bad write cannot take the others down (and a lone
         # write pays for no BEGIN and COMMIT around it).
         outcomes: list[tuple[bool, Any]] = []
-        for op, args, _ in batch:
+        for (op, args, kwargs), _ in batch:
             try:
-                outcomes.append((True, await self.backend._arun(False, op, *args)))
+                outcomes.append((True, await self.backend.run_async(op, *args, **kwargs)))
             except Exception as exc:
                 outcomes.append((False, exc))
         return outcomes
@@ -105,7 +107,7 @@ class _Group:
         """Commit ``batch`` in one transaction and answer each of its callers."""
         try:
             outcomes = await self._outcomes(batch)
-            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():  # its caller was cancelled: a crash after commit
                     continue
                 if ok:
@@ -113,7 +115,7 @@ class _Group:
                 else:
                     future.set_exception(value)
         except BaseException as exc:
-            for _, _, future in batch:
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             raise
@@ -124,7 +126,7 @@ _GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]]
 )
 
 
-def group_for(backend: SqlBackend) -> _Group:
+def group_for(backend: Backend) -> _Group:
     loop = asyncio.get_running_loop()
     groups = _GROUPS.get(loop)
     if groups is None:
@@ -135,12 +137,14 @@ def group_for(backend: SqlBackend) -> _Group:
     return group
 
 
-async def grouped(backend: SqlBackend, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+async def grouped(
+    backend: Backend, op: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
+) -> T:
     """Run ``op`` as a write, grouped with concurrent ones; its own outcome."""
     group = group_for(backend)
     if group.full:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        group.pending.append((op, args, future))
+        group.pending.append((Write(op, args, kwargs), future))
         return await future  # type: ignore[no-any-return]
     group.in_flight += 1
     try:
@@ -148,7 +152,7 @@ async def grouped(backend: SqlBackend, op: Callable[..., Awaitable[T]], *args: A
             await asyncio.sleep(0)
             if group.pending:
                 own: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                batch, group.pending = [(op, args, own), *group.pending], []
+                batch, group.pending = [(Write(op, args, kwargs), own), *group.pending], []
                 try:
                     await group.settle(batch)
                 except BaseException:
@@ -156,6 +160,6 @@ async def grouped(backend: SqlBackend, op: Callable[..., Awaitable[T]], *args: A
                     raise
                 return own.result()  # type: ignore[no-any-return]
             group.skip = _PROBE_EVERY
-        return await backend._arun(False, op, *args)
+        return await backend.run_async(op, *args, **kwargs)
     finally:
         group.next_batch()

@@ -29,6 +29,9 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
+SCHEMA_VERSION = 5
+"""The version of the tables' layout this durable-sdk reads and writes."""
+
 # Column sizes, in characters.
 WORKFLOW_ID_CHARS = 255
 """``workflow_id`` columns (and ``parent_id``)."""

@@ -24,8 +24,8 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,6 +43,7 @@ from durable.backends._statements import Result, Tx, statements_for
 if TYPE_CHECKING:
     import psycopg
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 _NOW = sa.literal_column("(extract(epoch from clock_timestamp())::float8)", sa.Float)
@@ -78,10 +79,11 @@ _COMPILED = Compiled(_DIALECT)
 
 
 class _SyncTx:
-    __slots__ = ("_compiled", "_conn")
+    __slots__ = ("_compiled", "_conn", "topics")
 
     def __init__(self, conn: psycopg.Connection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
+        self.topics: list[str] = []
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = self._compiled(stmt, params)
@@ -90,10 +92,11 @@ class _SyncTx:
 
 
 class _AsyncTx:
-    __slots__ = ("_compiled", "_conn")
+    __slots__ = ("_compiled", "_conn", "topics")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
+        self.topics: list[str] = []
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = self._compiled(stmt, params)
@@ -291,7 +294,7 @@ class PostgresBackend(SqlBackend):
     # Transactions -----------------------------------------------------------
 
     @contextlib.contextmanager
-    def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
+    def _sync_tx(self, *, atomic: bool) -> Iterator[Tx]:
         with self._pool.connection() as conn:
             if atomic:
                 with conn.transaction():
@@ -300,7 +303,7 @@ class PostgresBackend(SqlBackend):
                 yield _SyncTx(conn, self._compiled)
 
     @contextlib.asynccontextmanager
-    async def _async_tx(self, atomic: bool) -> AsyncIterator[Tx]:
+    async def _async_tx(self, *, atomic: bool) -> AsyncIterator[Tx]:
         loop_conns = self._loop_connections()
         async with loop_conns.slots:
             conn = loop_conns.idle.pop() if loop_conns.idle else await self._aconnect(loop_conns)
@@ -342,12 +345,18 @@ class PostgresBackend(SqlBackend):
 
     # Retries ----------------------------------------------------------------
 
-    def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def run_sync(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         failed_at = None
         for tries in range(len(_RETRY_DELAYS) + 1):
             began = time.monotonic()
             try:
-                return super()._run(atomic, op, *args)
+                return super().run_sync(op, *args, **kwargs)
             except self._psycopg.OperationalError as exc:
                 failed_at = failed_at if failed_at is not None else began
                 delay = _retry_delay(tries, failed_at)
@@ -356,12 +365,18 @@ class PostgresBackend(SqlBackend):
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def run_async(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         failed_at = None
         for tries in range(len(_RETRY_DELAYS) + 1):
             began = time.monotonic()
             try:
-                return await super()._arun(atomic, op, *args)
+                return await super().run_async(op, *args, **kwargs)
             except self._psycopg.OperationalError as exc:
                 failed_at = failed_at if failed_at is not None else began
                 delay = _retry_delay(tries, failed_at)
@@ -378,6 +393,7 @@ class PostgresBackend(SqlBackend):
         await tx.execute(_LOCK_QUEUE, {"key": f"durable-queue:{self.schema}:{queue}"})
 
     async def _notify(self, tx: Tx, topic: str) -> None:
+        await super()._notify(tx, topic)
         # Delivered to listeners when the transaction commits, not before.
         await tx.execute(_NOTIFY, {"channel": self._channel, "topic": topic})
 

@@ -18,11 +18,10 @@ from durable.backends._limits import (
     EVENT_KEY_CHARS,
     NAME_COLUMN_CHARS,
     QUEUE_CHARS,
+    SCHEMA_VERSION,
     WAITING_FOR_CHARS,
     WORKFLOW_ID_CHARS,
 )
-
-SCHEMA_VERSION = 5
 
 log = logging.getLogger("durable")
 

@@ -3,21 +3,21 @@
 Each operation is a coroutine over a ``Tx`` (something that executes a
 SQLAlchemy Core statement). A backend supplies the transactions: SQLite runs
 the statements through a SQLAlchemy connection, PostgreSQL through psycopg,
-sync or async. On a sync transaction the coroutine never suspends, so the
-sync methods drive it in place (``_sync.drive``); the async methods await it.
+sync or async. On a sync transaction the coroutine never suspends, so
+``run_sync`` drives it in place (``_aio.drive``); ``run_async`` awaits it.
 That keeps one copy of every query and every decision.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 
 from durable._aio import drive
-from durable._errors import DurableError, OwnershipLostError, WorkflowNotFoundError
+from durable._errors import OwnershipLostError, WorkflowNotFoundError
 from durable._records import (
     CheckSteps,
     Counts,
@@ -34,57 +34,69 @@ from durable._records import (
     WorkflowStatus,
 )
 from durable.backends import _schema as s
-from durable.backends._base import Backend
+from durable.backends._base import Backend, Write, atomic, is_atomic, outcome
 from durable.backends._fence import Fence
-from durable.backends._group_commit import Queued, grouped
-from durable.backends._notify import QUEUE_TOPIC, Notifier, event_topic
+from durable.backends._group_commit import SHARED_RECORD_BYTES
+from durable.backends._notify import QUEUE_TOPIC, event_topic
 from durable.backends._statements import Statements, Tx, is_active
 
+P = ParamSpec("P")
 T = TypeVar("T")
-
-SHARED_RECORD_BYTES = 16 * 1024
-"""Writes carrying up to this many payload bytes share a statement in a group (PostgreSQL)."""
 
 
 class SqlBackend(Backend):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements
-    notifier: Notifier
     fence: Fence
     """Operations in progress, so that closing never pulls a connection from under one."""
-    max_in_flight = 1
-    """How many grouped writes of one event loop may be in flight at once."""
-    writes_suspend = True
-    """Whether an async write awaits I/O (False for an embedded database)."""
-    read_only = False
-    """Whether the store was opened read-only (listed and shown, never written)."""
 
     # Transactions, supplied by each database --------------------------------
 
-    def _sync_tx(self, atomic: bool) -> contextlib.AbstractContextManager[Tx]:
+    def _sync_tx(self, *, atomic: bool) -> contextlib.AbstractContextManager[Tx]:
         """A sync transaction; ``atomic=False`` allows autocommit per statement."""
         raise NotImplementedError
 
-    def _async_tx(self, atomic: bool) -> contextlib.AbstractAsyncContextManager[Tx]:
+    def _async_tx(self, *, atomic: bool) -> contextlib.AbstractAsyncContextManager[Tx]:
         """An async transaction; the default runs the sync one in place."""
-        return _AsyncFromSync(self._sync_tx(atomic))
+        return _AsyncFromSync(self._sync_tx(atomic=atomic))
 
-    def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def run_sync(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         self.fence.enter()
         try:
-            with self._sync_tx(atomic) as tx:
-                return drive(op(tx, *args))  # type: ignore[arg-type]
+            with self._sync_tx(atomic=is_atomic(op)) as tx:
+                result = drive(op(tx, *args, **kwargs))
         finally:
             self.fence.leave()
+        self._committed(tx)
+        return result
 
-    async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def run_async(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         self.fence.enter()
         try:
-            async with self._async_tx(atomic) as tx:
-                return await op(tx, *args)
+            async with self._async_tx(atomic=is_atomic(op)) as tx:
+                result = await op(tx, *args, **kwargs)
         finally:
             self.fence.leave()
+        self._committed(tx)
+        return result
+
+    def _committed(self, tx: Tx) -> None:
+        """Wake this process's waiters for what a committed transaction announced."""
+        for topic in tx.topics:
+            self.notifier.notify(topic)
 
     def close(self) -> None:
         """Refuse new operations; release the connections once running ones are done.
@@ -97,29 +109,23 @@ class SqlBackend(Backend):
         """Close every connection: no operation is running any more."""
         raise NotImplementedError
 
-    async def _grouped(self, op: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """A write on the async path, committed with concurrent ones (``_group_commit``)."""
-        return await grouped(self, op, *args)
-
-    async def _run_batch(self, tx: Tx, batch: list[Queued]) -> list[tuple[bool, Any]]:
+    @atomic
+    async def run_batch(self, tx: Tx, batch: Sequence[Write]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any] | None] = [None] * len(batch)
         if self.q.rows:
             await self._write_rows(tx, batch, outcomes)
-        for i, (op, args, _) in enumerate(batch):
-            if outcomes[i] is not None:
-                continue
-            try:
-                outcomes[i] = (True, await op(tx, *args))
-            except DurableError as exc:  # this write's own outcome (e.g. fenced off)
-                outcomes[i] = (False, exc)
-            # A database error propagates: it may have aborted the transaction
-            # (PostgreSQL then turns COMMIT into a rollback; SQLite may roll
-            # back and go on in autocommit), so nothing of the batch may be
-            # reported committed. The group then commits each write alone.
+        for i, (op, args, kwargs) in enumerate(batch):
+            if outcomes[i] is None:
+                # A database error propagates: it may have aborted the
+                # transaction (PostgreSQL then turns COMMIT into a rollback;
+                # SQLite may roll back and go on in autocommit), so nothing of
+                # the batch may be reported committed. The group then commits
+                # each write alone.
+                outcomes[i] = await outcome(op(tx, *args, **kwargs))
         return outcomes  # type: ignore[return-value]
 
     async def _write_rows(
-        self, tx: Tx, batch: list[Queued], outcomes: list[tuple[bool, Any] | None]
+        self, tx: Tx, batch: Sequence[Write], outcomes: list[tuple[bool, Any] | None]
     ) -> None:
         """A batch's writes of each kind in one statement (``Statements.rows``).
 
@@ -131,301 +137,20 @@ class SqlBackend(Backend):
         # By kind, the first write of each key (a second start of one id, say,
         # takes the one-row form after it and finds the row the first wrote).
         kinds: dict[_Shape, dict[Hashable, int]] = {}
-        for i, (op, args, _) in enumerate(batch):
+        for i, (op, args, kwargs) in enumerate(batch):
             shape = _ROWS.get(getattr(op, "__func__", None))
-            if shape is not None and shape.fits(*args):
-                kinds.setdefault(shape, {}).setdefault(shape.key(*args), i)
+            if shape is not None and shape.fits(*args, **kwargs):
+                kinds.setdefault(shape, {}).setdefault(shape.key(*args, **kwargs), i)
         for shape, picked in kinds.items():
             if len(picked) < 2:
                 continue
-            rows = [shape.params(*batch[i][1]) for i in picked.values()]
+            rows = [shape.params(*batch[i].args, **batch[i].kwargs) for i in picked.values()]
             written = await tx.execute(
                 self.q.rows[shape.stmt], {key: [row[key] for row in rows] for key in rows[0]}
             )
             for r in written.rows:
                 i = picked[shape.row_key(r)]
-                outcomes[i] = (True, shape.outcome(batch[i][1], r))
-
-    # The contract, sync and async -------------------------------------------
-
-    def start_workflow(
-        self, new: NewWorkflow, owner: Owner, lease_seconds: float
-    ) -> tuple[WorkflowRow, bool]:
-        return self._run(False, self._start_workflow, new, owner, lease_seconds)
-
-    async def astart_workflow(
-        self, new: NewWorkflow, owner: Owner, lease_seconds: float
-    ) -> tuple[WorkflowRow, bool]:
-        return await self._grouped(self._start_workflow, new, owner, lease_seconds)
-
-    def claim_workflow(
-        self,
-        workflow_id: str,
-        expected_epoch: int,
-        expected_status: WorkflowStatus,
-        owner: Owner,
-        lease_seconds: float,
-        *,
-        rerun_failed: bool,
-        recovery: bool = False,
-        check_superseded: CheckSteps | None = None,
-    ) -> WorkflowRow | None:
-        args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return self._run(True, self._claim, *args, recovery, check_superseded)
-
-    async def aclaim_workflow(
-        self,
-        workflow_id: str,
-        expected_epoch: int,
-        expected_status: WorkflowStatus,
-        owner: Owner,
-        lease_seconds: float,
-        *,
-        rerun_failed: bool,
-        recovery: bool = False,
-        check_superseded: CheckSteps | None = None,
-    ) -> WorkflowRow | None:
-        args = (workflow_id, expected_epoch, expected_status, owner, lease_seconds, rerun_failed)
-        return await self._arun(True, self._claim, *args, recovery, check_superseded)
-
-    def load_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        return self._run(False, self._load_steps, workflow_id)
-
-    async def aload_steps(self, workflow_id: str) -> dict[int, StepRow]:
-        return await self._arun(False, self._load_steps, workflow_id)
-
-    def record_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        return self._run(False, self._record_step, workflow_id, epoch, step)
-
-    async def arecord_step(self, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        return await self._grouped(self._record_step, workflow_id, epoch, step)
-
-    def record_step_attempt(self, workflow_id: str, epoch: int, attempt: StepAttemptRow) -> None:
-        self._run(False, self._record_attempt, workflow_id, epoch, attempt)
-
-    async def arecord_step_attempt(
-        self, workflow_id: str, epoch: int, attempt: StepAttemptRow
-    ) -> None:
-        await self._arun(False, self._record_attempt, workflow_id, epoch, attempt)
-
-    def finish_workflow(
-        self,
-        workflow_id: str,
-        epoch: int,
-        status: WorkflowStatus,
-        *,
-        result: bytes | None = None,
-        error: bytes | None = None,
-    ) -> bool:
-        return self._run(False, self._finish, workflow_id, epoch, status, result, error)
-
-    async def afinish_workflow(
-        self,
-        workflow_id: str,
-        epoch: int,
-        status: WorkflowStatus,
-        *,
-        result: bytes | None = None,
-        error: bytes | None = None,
-    ) -> bool:
-        return await self._grouped(self._finish, workflow_id, epoch, status, result, error)
-
-    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        return self._run(False, self._get_workflow, workflow_id)
-
-    async def aget_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        return await self._arun(False, self._get_workflow, workflow_id)
-
-    def step_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
-        return self._run(False, self._step_attempts, workflow_id)
-
-    def renew_leases(self, owner: Owner, leases: dict[str, int], lease_seconds: float) -> list[str]:
-        if not leases:
-            return []
-        return self._run(True, self._renew, leases, lease_seconds)
-
-    def now(self) -> float:
-        """The database's clock, in seconds since the epoch."""
-        return self._run(False, self._clock)
-
-    def record_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
-        self._run(True, self._record_steps, workflow_id, epoch, steps)
-
-    async def arecord_steps(self, workflow_id: str, epoch: int, steps: Sequence[StepRow]) -> None:
-        """Async form of :meth:`record_steps`."""
-        await self._arun(True, self._record_steps, workflow_id, epoch, steps)
-
-    def query_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
-        return self._run(False, self._query_workflows, query)
-
-    async def aquery_workflows(self, query: WorkflowQuery) -> list[WorkflowRow]:
-        """Async form of :meth:`query_workflows`."""
-        return await self._arun(False, self._query_workflows, query)
-
-    def step_history(self, workflow_id: str) -> list[StepHistoryRow]:
-        return self._run(False, self._step_history, workflow_id)
-
-    async def astep_history(self, workflow_id: str) -> list[StepHistoryRow]:
-        """Async form of :meth:`step_history`."""
-        return await self._arun(False, self._step_history, workflow_id)
-
-    async def astep_attempts(self, workflow_id: str) -> list[StepAttemptRow]:
-        """Async form of :meth:`step_attempts`."""
-        return await self._arun(False, self._step_attempts, workflow_id)
-
-    def steps_up_to(self, workflow_id: str, position: int) -> list[StepRow]:
-        return self._run(False, self._steps_up_to, workflow_id, position)
-
-    def supersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
-        self._run(True, self._supersede_from, workflow_id, epoch, position)
-
-    async def asupersede_from(self, workflow_id: str, epoch: int, position: int) -> None:
-        """Async form of :meth:`supersede_from`."""
-        await self._arun(True, self._supersede_from, workflow_id, epoch, position)
-
-    def rewind(self, workflow_id: str, expected_epoch: int, position: int) -> bool:
-        return self._run(True, self._rewind, workflow_id, expected_epoch, position)
-
-    def create_fork(self, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]) -> bool:
-        return self._run(True, self._create_fork, new, forked_from, steps)
-
-    def cancel(self, workflow_id: str) -> WorkflowRow | None:
-        row = self._run(True, self._cancel, workflow_id)
-        self.notifier.notify(event_topic(workflow_id))  # a waiting owner looks at once
-        return row
-
-    def cleanup(self, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool) -> Counts:
-        return self._run(True, self._cleanup, cutoff, statuses, dry_run)
-
-    def prune(self, keep_snapshots: int, dry_run: bool) -> Counts:
-        return self._run(True, self._prune, keep_snapshots, dry_run)
-
-    def stats(self) -> dict[str, Any]:
-        return self._run(False, self._stats)
-
-    def enqueue_workflow(
-        self, new: NewWorkflow, queue: str, priority: int
-    ) -> tuple[WorkflowRow, bool]:
-        found = self._run(True, self._enqueue, new, queue, priority)
-        self.notifier.notify(QUEUE_TOPIC)
-        return found
-
-    async def aenqueue_workflow(
-        self, new: NewWorkflow, queue: str, priority: int
-    ) -> tuple[WorkflowRow, bool]:
-        found = await self._arun(True, self._enqueue, new, queue, priority)
-        self.notifier.notify(QUEUE_TOPIC)
-        return found
-
-    def claim_queued(
-        self,
-        owner: Owner,
-        lease_seconds: float,
-        queues: Sequence[str],
-        limit: int,
-        queue_limits: Mapping[str, int],
-    ) -> list[WorkflowRow]:
-        claimed: list[WorkflowRow] = []
-        # One transaction per limited queue, so that its lock is held briefly.
-        unlimited = [q for q in queues if q not in queue_limits]
-        for group in [[q] for q in queues if q in queue_limits] + [unlimited]:
-            if group and len(claimed) < limit:
-                claimed += self._run(
-                    True,
-                    self._claim_queued,
-                    owner,
-                    lease_seconds,
-                    group,
-                    limit - len(claimed),
-                    queue_limits.get(group[0]),
-                )
-        return claimed
-
-    def set_waiting(
-        self,
-        workflow_id: str,
-        epoch: int,
-        wake_at: float | None,
-        waiting_for: str | None,
-        suspend: bool,
-    ) -> bool:
-        return self._run(
-            False, self._set_waiting, workflow_id, epoch, wake_at, waiting_for, suspend
-        )
-
-    async def aset_waiting(
-        self,
-        workflow_id: str,
-        epoch: int,
-        wake_at: float | None,
-        waiting_for: str | None,
-        suspend: bool,
-    ) -> bool:
-        args = (workflow_id, epoch, wake_at, waiting_for, suspend)
-        return await self._arun(False, self._set_waiting, *args)
-
-    def set_running(self, workflow_id: str, epoch: int) -> bool:
-        return self._run(False, self._update_fenced, self.q.set_running, workflow_id, epoch)
-
-    async def aset_running(self, workflow_id: str, epoch: int) -> bool:
-        return await self._arun(False, self._update_fenced, self.q.set_running, workflow_id, epoch)
-
-    def release_workflow(self, workflow_id: str, epoch: int) -> bool:
-        return self._run(False, self._update_fenced, self.q.release, workflow_id, epoch)
-
-    def requeue_workflow(self, workflow_id: str, epoch: int) -> bool:
-        return self._run(False, self._update_fenced, self.q.requeue, workflow_id, epoch)
-
-    def owns(self, workflow_id: str, epoch: int) -> bool:
-        return self._run(False, self._owns, workflow_id, epoch)
-
-    async def aowns(self, workflow_id: str, epoch: int) -> bool:
-        return await self._arun(False, self._owns, workflow_id, epoch)
-
-    async def _owns(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
-        found = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
-        return bool(found.rows)
-
-    def quarantine(self, workflow_id: str, epoch: int) -> bool:
-        return self._run(False, self._update_fenced, self.q.quarantine, workflow_id, epoch)
-
-    async def aquarantine(self, workflow_id: str, epoch: int) -> bool:
-        return await self._arun(False, self._update_fenced, self.q.quarantine, workflow_id, epoch)
-
-    def unquarantine(self, workflow_id: str) -> WorkflowRow | None:
-        return self._run(True, self._unquarantine, workflow_id)
-
-    def resumable(self) -> list[WorkflowRow]:
-        return self._run(False, self._resumable)
-
-    def send_event(
-        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
-    ) -> bool:
-        sent = self._run(True, self._send_event, workflow_id, key, value, idempotency_key)
-        self.notifier.notify(event_topic(workflow_id))
-        return sent
-
-    async def asend_event(
-        self, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
-    ) -> bool:
-        args = (workflow_id, key, value, idempotency_key)
-        sent = await self._arun(True, self._send_event, *args)
-        self.notifier.notify(event_topic(workflow_id))
-        return sent
-
-    def next_event(self, workflow_id: str, key: str) -> EventRow | None:
-        return self._run(False, self._next_event, workflow_id, key)
-
-    async def anext_event(self, workflow_id: str, key: str) -> EventRow | None:
-        return await self._arun(False, self._next_event, workflow_id, key)
-
-    def take_event(self, workflow_id: str, epoch: int, event_id: int, step: StepRow) -> StepRow:
-        return self._run(True, self._take_event, workflow_id, epoch, event_id, step)
-
-    async def atake_event(
-        self, workflow_id: str, epoch: int, event_id: int, step: StepRow
-    ) -> StepRow:
-        return await self._arun(True, self._take_event, workflow_id, epoch, event_id, step)
+                outcomes[i] = (True, shape.outcome(batch[i].args, r))
 
     # The operations, once ---------------------------------------------------
 
@@ -435,7 +160,8 @@ class SqlBackend(Backend):
         SQLite needs nothing: its write transactions are serial already.
         """
 
-    async def _enqueue(
+    @atomic
+    async def enqueue_workflow(
         self, tx: Tx, new: NewWorkflow, queue: str, priority: int
     ) -> tuple[WorkflowRow, bool]:
         inserted = await tx.execute(
@@ -446,18 +172,19 @@ class SqlBackend(Backend):
                 "priority": priority,
             },
         )
-        row = await self._get_workflow(tx, new.workflow_id)
+        row = await self.get_workflow(tx, new.workflow_id)
         assert row is not None
         if inserted.rowcount == 1:
             await self._notify(tx, QUEUE_TOPIC)
         return row, inserted.rowcount == 1
 
-    async def _claim_queued(
+    @atomic
+    async def claim_queued(
         self,
         tx: Tx,
         owner: Owner,
         lease_seconds: float,
-        queues: list[str],
+        queues: Sequence[str],
         limit: int,
         queue_limit: int | None,
     ) -> list[WorkflowRow]:
@@ -468,12 +195,12 @@ class SqlBackend(Backend):
         if limit <= 0:
             return []
         params = {**_owner_params(owner), "lease": lease_seconds, "limit": limit}
-        found = await tx.execute(self.q.claim_queued(queues), params)
+        found = await tx.execute(self.q.claim_queued(list(queues)), params)
         claimed = [_workflow_row(r) for r in found.rows]
         claimed.sort(key=lambda row: (-row.priority, row.created_at, row.workflow_id))
         return claimed
 
-    async def _set_waiting(
+    async def set_waiting(
         self,
         tx: Tx,
         workflow_id: str,
@@ -493,20 +220,38 @@ class SqlBackend(Backend):
         )
         return updated.rowcount == 1
 
+    async def set_running(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        return await self._update_fenced(tx, self.q.set_running, workflow_id, epoch)
+
+    async def release_workflow(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        return await self._update_fenced(tx, self.q.release, workflow_id, epoch)
+
+    async def requeue_workflow(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        return await self._update_fenced(tx, self.q.requeue, workflow_id, epoch)
+
+    async def quarantine(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        return await self._update_fenced(tx, self.q.quarantine, workflow_id, epoch)
+
+    async def owns(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
+        found = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        return bool(found.rows)
+
     async def _update_fenced(
         self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int
     ) -> bool:
         updated = await tx.execute(stmt, {"workflow_id": workflow_id, "epoch": epoch})
         return updated.rowcount == 1
 
-    async def _unquarantine(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+    @atomic
+    async def unquarantine(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
         updated = await tx.execute(self.q.unquarantine, {"workflow_id": workflow_id})
-        return await self._get_workflow(tx, workflow_id) if updated.rowcount == 1 else None
+        return await self.get_workflow(tx, workflow_id) if updated.rowcount == 1 else None
 
-    async def _resumable(self, tx: Tx) -> list[WorkflowRow]:
+    async def resumable(self, tx: Tx) -> list[WorkflowRow]:
         return [_workflow_row(r) for r in (await tx.execute(self.q.resumable)).rows]
 
-    async def _send_event(
+    @atomic
+    async def send_event(
         self, tx: Tx, workflow_id: str, key: str, value: bytes, idempotency_key: str | None
     ) -> bool:
         found = await tx.execute(self.q.workflow_status, {"workflow_id": workflow_id})
@@ -531,9 +276,10 @@ class SqlBackend(Backend):
         return inserted.rowcount == 1
 
     async def _notify(self, tx: Tx, topic: str) -> None:
-        """Tell waiters in other processes (PostgreSQL relays it at commit)."""
+        """Wake waiters of ``topic`` once ``tx`` commits (PostgreSQL also tells other processes)."""
+        tx.topics.append(topic)
 
-    async def _next_event(self, tx: Tx, workflow_id: str, key: str) -> EventRow | None:
+    async def next_event(self, tx: Tx, workflow_id: str, key: str) -> EventRow | None:
         found = await tx.execute(self.q.next_event, {"workflow_id": workflow_id, "key": key})
         if not found.rows:
             return None
@@ -546,10 +292,11 @@ class SqlBackend(Backend):
             sent_at=r.sent_at,
         )
 
-    async def _take_event(
+    @atomic
+    async def take_event(
         self, tx: Tx, workflow_id: str, epoch: int, event_id: int, step: StepRow
     ) -> StepRow:
-        standing = await self._record_step(tx, workflow_id, epoch, step)
+        standing = await self.record_step(tx, workflow_id, epoch, step)
         if standing is not step:
             return standing  # another executor's record: the event stays for nobody else
         consumed = await tx.execute(self.q.consume_event, {"event_id": event_id})
@@ -559,7 +306,7 @@ class SqlBackend(Backend):
             raise EventGone(event_id)
         return step
 
-    async def _start_workflow(
+    async def start_workflow(
         self, tx: Tx, new: NewWorkflow, owner: Owner, lease_seconds: float
     ) -> tuple[WorkflowRow, bool]:
         inserted = await tx.execute(
@@ -567,11 +314,12 @@ class SqlBackend(Backend):
         )
         if inserted.rows:
             return _workflow_row(inserted.rows[0]), True
-        row = await self._get_workflow(tx, new.workflow_id)  # it was there already
+        row = await self.get_workflow(tx, new.workflow_id)  # it was there already
         assert row is not None
         return row, False
 
-    async def _claim(
+    @atomic
+    async def claim_workflow(
         self,
         tx: Tx,
         workflow_id: str,
@@ -579,6 +327,7 @@ class SqlBackend(Backend):
         expected_status: WorkflowStatus,
         owner: Owner,
         lease_seconds: float,
+        *,
         rerun_failed: bool,
         recovery: bool = False,
         check_superseded: CheckSteps | None = None,
@@ -603,13 +352,13 @@ class SqlBackend(Backend):
             if check_superseded is not None:
                 # Inside the transaction: a record refused here is left as it was.
                 check_superseded([_step_row(r) for r in superseded.rows])
-        return await self._get_workflow(tx, workflow_id)
+        return await self.get_workflow(tx, workflow_id)
 
-    async def _load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
+    async def load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
         result = await tx.execute(self.q.live_steps, {"workflow_id": workflow_id})
         return {r.position: _step_row(r) for r in result.rows}
 
-    async def _record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+    async def record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
         inserted = await tx.execute(self.q.record_step, _step_params(workflow_id, epoch, step))
         if inserted.rowcount == 1:
             return step
@@ -623,7 +372,7 @@ class SqlBackend(Backend):
             return _step_row(standing.rows[0])
         raise _lost(workflow_id, epoch)
 
-    async def _record_attempt(
+    async def record_step_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
     ) -> None:
         await tx.execute(
@@ -641,25 +390,25 @@ class SqlBackend(Backend):
             },
         )
 
-    async def _finish(
+    async def finish_workflow(
         self,
         tx: Tx,
         workflow_id: str,
         epoch: int,
         status: WorkflowStatus,
-        result: bytes | None,
-        error: bytes | None,
+        result: bytes | None = None,
+        error: bytes | None = None,
     ) -> bool:
         finished = await tx.execute(
             self.q.finish, _finish_params(workflow_id, epoch, status, result, error)
         )
         return finished.rowcount == 1
 
-    async def _get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+    async def get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
         result = await tx.execute(self.q.get_workflow, {"workflow_id": workflow_id})
         return _workflow_row(result.rows[0]) if result.rows else None
 
-    async def _step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
+    async def step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
         result = await tx.execute(self.q.attempts, {"workflow_id": workflow_id})
         return [
             StepAttemptRow(
@@ -674,7 +423,12 @@ class SqlBackend(Backend):
             for r in result.rows
         ]
 
-    async def _renew(self, tx: Tx, leases: dict[str, int], lease_seconds: float) -> list[str]:
+    @atomic
+    async def renew_leases(
+        self, tx: Tx, leases: Mapping[str, int], lease_seconds: float
+    ) -> list[str]:
+        if not leases:
+            return []
         if "renew" in self.q.rows and len(leases) > 1:
             renewed = await tx.execute(
                 self.q.rows["renew"],
@@ -696,7 +450,8 @@ class SqlBackend(Backend):
                 missed.append(workflow_id)
         return missed
 
-    async def _record_steps(
+    @atomic
+    async def record_steps(
         self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]
     ) -> None:
         fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
@@ -708,7 +463,7 @@ class SqlBackend(Backend):
                 # The transaction is rolled back: none of its records stand.
                 raise _lost(workflow_id, epoch)
 
-    async def _query_workflows(self, tx: Tx, query: WorkflowQuery) -> list[WorkflowRow]:
+    async def query_workflows(self, tx: Tx, query: WorkflowQuery) -> list[WorkflowRow]:
         w = s.workflows
         light = [c for c in w.c if c.name not in ("args", "result", "error")]
         stmt = sa.select(
@@ -732,7 +487,7 @@ class SqlBackend(Backend):
         result = await tx.execute(stmt)
         return [_workflow_row(r) for r in result.rows]
 
-    async def _step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
+    async def step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
         result = await tx.execute(self.q.history, {"workflow_id": workflow_id})
         return [
             StepHistoryRow(
@@ -752,13 +507,14 @@ class SqlBackend(Backend):
             for r in result.rows
         ]
 
-    async def _steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
+    async def steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
         result = await tx.execute(
             self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
         )
         return sorted((_step_row(r) for r in result.rows), key=lambda row: row.position)
 
-    async def _supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
+    @atomic
+    async def supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
         fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
         if not fenced.rows:
             raise _lost(workflow_id, epoch)
@@ -766,7 +522,8 @@ class SqlBackend(Backend):
             self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
         )
 
-    async def _rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
+    @atomic
+    async def rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
         rewound = await tx.execute(
             self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
         )
@@ -775,7 +532,8 @@ class SqlBackend(Backend):
         await tx.execute(self.q.supersede_after, {"workflow_id": workflow_id, "position": position})
         return True
 
-    async def _create_fork(
+    @atomic
+    async def create_fork(
         self, tx: Tx, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
     ) -> bool:
         created = await tx.execute(
@@ -790,13 +548,15 @@ class SqlBackend(Backend):
             await tx.execute(self.q.insert_step, params)
         return True
 
-    async def _cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+    @atomic
+    async def cancel(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
         cancelled = await tx.execute(self.q.cancel, {"workflow_id": workflow_id})
         if cancelled.rowcount == 1:
             await self._notify(tx, event_topic(workflow_id))
-        return await self._get_workflow(tx, workflow_id)
+        return await self.get_workflow(tx, workflow_id)
 
-    async def _cleanup(
+    @atomic
+    async def cleanup(
         self, tx: Tx, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool
     ) -> Counts:
         w = s.workflows
@@ -806,7 +566,8 @@ class SqlBackend(Backend):
         )
         return await self._delete(tx, doomed, None, dry_run)
 
-    async def _prune(self, tx: Tx, keep_snapshots: int, dry_run: bool) -> Counts:
+    @atomic
+    async def prune(self, tx: Tx, keep_snapshots: int, dry_run: bool) -> Counts:
         st, w = s.steps, s.workflows
         newer = sa.alias(st, "newer")
         # A snapshot goes when N newer snapshots of its (finished) workflow stand.
@@ -864,7 +625,7 @@ class SqlBackend(Backend):
                 await tx.execute(sa.delete(w).where(w.c.workflow_id.in_(workflows)))
         return counts
 
-    async def _stats(self, tx: Tx) -> dict[str, Any]:
+    async def stats(self, tx: Tx) -> dict[str, Any]:
         by_status = {r[0]: int(r[1]) for r in (await tx.execute(self.q.count_by_status)).rows}
         steps, mean, longest = (await tx.execute(self.q.count_live_steps)).rows[0]
         return {
@@ -876,7 +637,7 @@ class SqlBackend(Backend):
             + int((await tx.execute(self.q.workflow_bytes)).rows[0][0]),
         }
 
-    async def _clock(self, tx: Tx) -> float:
+    async def now(self, tx: Tx) -> float:
         result = await tx.execute(self.q.clock)
         return float(result.rows[0].db_now)
 
@@ -937,8 +698,8 @@ def _finish_params(
     workflow_id: str,
     epoch: int,
     status: WorkflowStatus,
-    result: bytes | None,
-    error: bytes | None,
+    result: bytes | None = None,
+    error: bytes | None = None,
 ) -> dict[str, Any]:
     return {
         "workflow_id": workflow_id,
@@ -1036,7 +797,7 @@ def _small(*payloads: bytes | None) -> bool:
 
 
 _ROWS: dict[object, _Shape] = {
-    SqlBackend._start_workflow: _Shape(
+    SqlBackend.start_workflow: _Shape(
         "start_workflow",
         _start_params,
         fits=lambda new, owner, lease: _small(new.args),
@@ -1044,7 +805,7 @@ _ROWS: dict[object, _Shape] = {
         row_key=lambda r: r.workflow_id,
         outcome=lambda args, r: (_workflow_row(r), True),
     ),
-    SqlBackend._record_step: _Shape(
+    SqlBackend.record_step: _Shape(
         "record_step",
         _step_params,
         fits=lambda workflow_id, epoch, step: _small(step.output),
@@ -1052,11 +813,11 @@ _ROWS: dict[object, _Shape] = {
         row_key=lambda r: (r.workflow_id, r.position),
         outcome=lambda args, r: args[2],
     ),
-    SqlBackend._finish: _Shape(
+    SqlBackend.finish_workflow: _Shape(
         "finish",
         _finish_params,
-        fits=lambda workflow_id, epoch, status, result, error: _small(result, error),
-        key=lambda workflow_id, *_: workflow_id,
+        fits=lambda workflow_id, epoch, status, result=None, error=None: _small(result, error),
+        key=lambda workflow_id, *_, **__: workflow_id,
         row_key=lambda r: r.workflow_id,
         outcome=lambda args, r: True,
     ),

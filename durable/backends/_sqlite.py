@@ -8,9 +8,9 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -20,15 +20,18 @@ from sqlalchemy.pool import StaticPool
 from durable._config import flag, is_memory, path_hint, read_only, shown_url
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
+from durable.backends._base import is_atomic
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._fence import Fence
 from durable.backends._filewatch import FileWatchingNotifier
+from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
 from durable.backends._writelock import WriteLock, write_lock
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 Durability = Literal["normal", "full", "batched"]
@@ -44,7 +47,7 @@ _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "batched": "OFF"}
 class _RawTx:
     """Statements run on one sqlite3 connection (in its transaction, if one is open)."""
 
-    __slots__ = ("_checkpointer", "_conn", "_lock")
+    __slots__ = ("_checkpointer", "_conn", "_lock", "topics")
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class _RawTx:
         self._conn = conn
         self._checkpointer = checkpointer
         self._lock = lock  # None inside a transaction, which holds it already
+        self.topics: list[str] = []
 
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         sql, values = _COMPILED(stmt, params)
@@ -238,16 +242,16 @@ class SqliteBackend(SqlBackend):
                 f"read-only ({why}), so durable will not create one there",
                 url=self.url,
             )
-        if found < s.SCHEMA_VERSION:
+        if found < SCHEMA_VERSION:
             raise ConfigurationError(
                 f"the store {self.url} has durable schema version {found}, older than this "
-                f"durable-sdk's ({s.SCHEMA_VERSION}), and is opened read-only ({why}): "
+                f"durable-sdk's ({SCHEMA_VERSION}), and is opened read-only ({why}): "
                 "it must be migrated first, by opening it once with write access",
                 url=self.url,
             )
 
     @contextlib.contextmanager
-    def _sync_tx(self, atomic: bool) -> Iterator[Tx]:
+    def _sync_tx(self, *, atomic: bool) -> Iterator[Tx]:
         with self._lock:
             conn = self._connection()
             if not atomic:
@@ -266,18 +270,24 @@ class SqliteBackend(SqlBackend):
             finally:
                 WriteLock.release(fd)
 
-    async def _arun(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def run_async(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         try:
-            if atomic:
-                return await super()._arun(atomic, op, *args)
+            if is_atomic(op):
+                return await super().run_async(op, *args, **kwargs)
             # The common case (one statement, in autocommit) without the two
             # context managers of a transaction: they cost a tenth of a step.
+            # Nothing to notify: only atomic operations announce topics.
             self.fence.enter()
             try:
                 with self._lock:
-                    return await op(
-                        _RawTx(self._connection(), self._checkpointer, self._writers), *args
-                    )
+                    tx = _RawTx(self._connection(), self._checkpointer, self._writers)
+                    return await op(tx, *args, **kwargs)
             finally:
                 self.fence.leave()
         except sqlite3.DatabaseError as exc:
@@ -288,9 +298,15 @@ class SqliteBackend(SqlBackend):
                 raise self._failed(exc) from exc
             raise
 
-    def _run(self, atomic: bool, op: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def run_sync(
+        self,
+        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         try:
-            return super()._run(atomic, op, *args)
+            return super().run_sync(op, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 
@@ -318,7 +334,7 @@ class SqliteBackend(SqlBackend):
 
     def health(self) -> dict[str, object]:
         started = time.perf_counter()
-        self.now()  # a locked file raises BackendUnavailableError here
+        self.run_sync(self.now)  # a locked file raises BackendUnavailableError here
         latency = time.perf_counter() - started
         # A damaged page answers nothing until something reads it: read them
         # all (every table and index; it takes as long as reading the file).

@@ -35,6 +35,9 @@ class Result:
 class Tx(Protocol):
     """Executes statements inside one transaction (or in autocommit)."""
 
+    topics: list[str]
+    """Topics to notify in this process once the transaction commits."""
+
     async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
         """Execute ``stmt`` with ``params`` bound by name (without the ``p_`` prefix)."""
         ...

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 import durable
+from durable.backends._group_commit import SHARED_RECORD_BYTES
 from durable.backends._sqlite import SqliteBackend
 
 
 @contextmanager
 def traced(runtime: durable.Runtime) -> Iterator[list[str]]:
     """The SQL statements the store runs on this thread, in order."""
-    backend = runtime._backend
+    backend = runtime.backend
     assert isinstance(backend, SqliteBackend)
     conn: sqlite3.Connection = backend._connection()
     statements: list[str] = []
@@ -211,7 +212,7 @@ async def test_small_step_records_of_a_group_share_one_statement_on_postgres(
         assert len(step_inserts) <= 200 // 5, len(step_inserts)
         assert runtime.store.metrics().steps == 200
         for w in range(40):
-            records = runtime._backend.load_steps(f"pg-{w}")
+            records = runtime.backend.run_sync(runtime.backend.load_steps, f"pg-{w}")
             assert sorted(records) == [1, 2, 3, 4, 5]
             replayed = [runtime._decode_step(records[p], f"pg-{w}") for p in sorted(records)]
             assert replayed == [w * 100 + i for i in range(5)]
@@ -223,24 +224,20 @@ async def test_a_shared_statement_writes_only_what_a_lone_one_would(
     """One batch on PostgreSQL, straight at the store: new records are written; a
     record standing at a position is adopted, not overwritten; a stale epoch is
     refused; a large record takes its own statement, byte for byte."""
-    from durable._owner import current_owner
-    from durable._records import NewWorkflow, StepRow, StepStatus
-    from durable.backends._postgres import PostgresBackend
-    from durable.backends._sql import SHARED_RECORD_BYTES
+    from durable.backends import NewWorkflow, Owner, StepRow, StepStatus, Write
 
     def row(position: int, output: bytes) -> StepRow:
         return StepRow(position, "gc.direct", StepStatus.SUCCESS, output, 1, 1.0, 2.0)
 
     with durable.Runtime(postgres_url) as runtime:
-        backend = runtime._backend
-        assert isinstance(backend, PostgresBackend)
-        owner = current_owner()
+        backend = runtime.backend
+        owner = Owner(host="test-host", pid=1, started="0")
         for wid in ("direct-a", "direct-b"):
-            backend.start_workflow(NewWorkflow(wid, "gc.direct", "fp", None, None), owner, 60)
+            new = NewWorkflow(wid, "gc.direct", "fp", None, None)
+            backend.run_sync(backend.start_workflow, new, owner, 60)
         standing = row(2, b"first")
-        backend.record_step("direct-a", 1, standing)
+        backend.run_sync(backend.record_step, "direct-a", 1, standing)
         large = b"\x00\xff" * SHARED_RECORD_BYTES
-        loop = asyncio.get_running_loop()
         writes = [
             ("direct-a", 1, row(1, b"one")),
             ("direct-a", 1, row(2, b"second")),  # a record stands there
@@ -251,16 +248,17 @@ async def test_a_shared_statement_writes_only_what_a_lone_one_would(
             # Whole seconds from a clock that gives ints: the arrays still go as floats.
             ("direct-b", 1, StepRow(5, "gc.direct", StepStatus.SUCCESS, b"b-five", 1, 3, 4)),
         ]
-        batch = [(backend._record_step, w, loop.create_future()) for w in writes]
+        batch = [Write(backend.record_step, w, {}) for w in writes]
         with traced_postgres(monkeypatch) as statements:
-            outcomes = await backend._arun(True, backend._run_batch, batch)
+            outcomes = await backend.run_async(backend.run_batch, batch)
         inserts = [sql for sql in statements if sql.startswith("INSERT INTO durable_steps")]
         # One shared statement, then one each for the three it could not or would not write.
         assert ["unnest(" in sql for sql in inserts] == [True, False, False, False]
         assert [ok for ok, _ in outcomes] == [True, True, True, False, True, True, True]
         assert outcomes[1][1].output == b"first"
         assert isinstance(outcomes[3][1], durable.OwnershipLostError)
-        a, b = backend.load_steps("direct-a"), backend.load_steps("direct-b")
+        a = backend.run_sync(backend.load_steps, "direct-a")
+        b = backend.run_sync(backend.load_steps, "direct-b")
         assert {p: r.output for p, r in a.items()} == {1: b"one", 2: b"first"}
         assert {p: r.output for p, r in b.items()} == {
             1: b"b-one",
@@ -277,35 +275,30 @@ async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
     """Starts share an ``INSERT``, finishes an ``UPDATE``: a workflow that was there
     already is read back as it stands, a finish from a stale epoch changes nothing,
     and a start with large arguments takes its own statement."""
-    from durable._owner import current_owner
-    from durable._records import NewWorkflow
-    from durable.backends._postgres import PostgresBackend
-    from durable.backends._sql import SHARED_RECORD_BYTES
+    from durable.backends import NewWorkflow, Owner, Write
 
     def new(workflow_id: str, args: bytes | None = None) -> NewWorkflow:
         return NewWorkflow(workflow_id, "gc.shared", f"fp-{workflow_id}", args, None)
 
     with durable.Runtime(postgres_url) as runtime:
-        backend = runtime._backend
-        assert isinstance(backend, PostgresBackend)
-        owner = current_owner()
+        backend = runtime.backend
+        owner = Owner(host="test-host", pid=1, started="0")
         for wid in ("e1", "e2"):
-            backend.start_workflow(new(wid), owner, 60)
+            backend.run_sync(backend.start_workflow, new(wid), owner, 60)
         large = b"\x01" * (SHARED_RECORD_BYTES + 1)
         ok = durable.WorkflowStatus.SUCCESS
-        loop = asyncio.get_running_loop()
         writes: list[tuple[Any, tuple[Any, ...]]] = [
-            (backend._start_workflow, (new("n1", b"args-1"), owner, 60)),
-            (backend._start_workflow, (new("n1", b"args-1"), owner, 60)),  # the same, again
-            (backend._start_workflow, (new("n2"), owner, 60)),
-            (backend._start_workflow, (new("e1", b"other"), owner, 60)),  # there already
-            (backend._start_workflow, (new("n3", large), owner, 60)),
-            (backend._finish, ("e2", 1, ok, b"done", None)),
-            (backend._finish, ("e1", 5, ok, b"stale", None)),  # not its epoch
+            (backend.start_workflow, (new("n1", b"args-1"), owner, 60)),
+            (backend.start_workflow, (new("n1", b"args-1"), owner, 60)),  # the same, again
+            (backend.start_workflow, (new("n2"), owner, 60)),
+            (backend.start_workflow, (new("e1", b"other"), owner, 60)),  # there already
+            (backend.start_workflow, (new("n3", large), owner, 60)),
+            (backend.finish_workflow, ("e2", 1, ok, b"done", None)),
+            (backend.finish_workflow, ("e1", 5, ok, b"stale", None)),  # not its epoch
         ]
-        batch = [(op, args, loop.create_future()) for op, args in writes]
+        batch = [Write(op, args, {}) for op, args in writes]
         with traced_postgres(monkeypatch) as statements:
-            outcomes = await backend._arun(True, backend._run_batch, batch)
+            outcomes = await backend.run_async(backend.run_batch, batch)
         insert = (False, ["INSERT", "INTO", "durable_workflows"])
         read = (False, ["SELECT", "durable_workflows.workflow_id,", "durable_workflows.name,"])
         assert [("unnest(" in sql, sql.split(None, 3)[:3]) for sql in statements] == [
@@ -331,7 +324,8 @@ async def test_shared_starts_and_finishes_do_only_what_lone_ones_would(
             assert row.lease_expires_at is not None
         assert started[3][0].args_fingerprint == "fp-e1"  # the row as it stood
         assert [value for _, value in outcomes[5:]] == [True, False]
-        e1, e2 = backend.get_workflow("e1"), backend.get_workflow("e2")
+        e1 = backend.run_sync(backend.get_workflow, "e1")
+        e2 = backend.run_sync(backend.get_workflow, "e2")
         assert e1 is not None
         assert e1.status == durable.WorkflowStatus.RUNNING
         assert e2 is not None

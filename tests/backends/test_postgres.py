@@ -393,28 +393,32 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
     """A heartbeat renews every lease it holds in one transaction; waiting there for
     a row that a group commit (finishing that workflow) holds could deadlock with it.
     It skips that row instead, renews the others, and the next beat tries again."""
-    from durable._owner import current_owner
-    from durable._records import NewWorkflow
+    from durable.backends import NewWorkflow, Owner
 
-    owner = current_owner()
+    owner = Owner(host="test-host", pid=1, started="0")
     with durable.Runtime(postgres_url) as runtime:
-        backend = runtime._backend
+        backend = runtime.backend
 
         def lease(workflow_id: str) -> float:
-            row = backend.get_workflow(workflow_id)
+            row = backend.run_sync(backend.get_workflow, workflow_id)
             assert row is not None
             assert row.lease_expires_at is not None
             return row.lease_expires_at
 
         for wid in ("held", "free", "stale"):
-            backend.start_workflow(NewWorkflow(wid, "pg.lease", "fp", None, None), owner, 1)
+            new = NewWorkflow(wid, "pg.lease", "fp", None, None)
+            backend.run_sync(backend.start_workflow, new, owner, 1)
         before = {wid: lease(wid) for wid in ("held", "free", "stale")}
         with psycopg.connect(plain(postgres_url)) as other:
             other.execute(f'SET search_path TO "{schema_of(postgres_url)}"')
             other.execute("SELECT 1 FROM durable_workflows WHERE workflow_id = 'held' FOR UPDATE")
             renewer = threading.Thread(
-                target=backend.renew_leases,
-                args=(owner, {"held": 1, "free": 1, "stale": 2}, 600),  # stale: not its epoch
+                target=backend.run_sync,
+                args=(
+                    backend.renew_leases,
+                    {"held": 1, "free": 1, "stale": 2},
+                    600,
+                ),  # stale: not its epoch
             )
             renewer.start()
             renewer.join(timeout=30)
@@ -425,7 +429,7 @@ def test_renewing_leases_never_waits_for_a_row_another_transaction_holds(
         assert lease("held") == before["held"]
         assert lease("free") > before["free"] + 300
         assert lease("stale") == before["stale"]
-        backend.renew_leases(owner, {"held": 1}, 600)  # the next beat
+        backend.run_sync(backend.renew_leases, {"held": 1}, 600)  # the next beat
         assert lease("held") > before["held"] + 300
 
 

@@ -307,9 +307,10 @@ async def test_a_quarantined_workflow_waits_for_a_resume_by_hand(
         await poison.run(workflow_id="poison")
     # As a worker does after max_recoveries deaths of the process running it
     # (tests/test_workers.py shows that with real processes).
-    row = runtime._backend.get_workflow("poison")
+    backend = runtime.backend
+    row = backend.run_sync(backend.get_workflow, "poison")
     assert row is not None
-    assert runtime._backend.quarantine("poison", row.epoch)
+    assert backend.run_sync(backend.quarantine, "poison", row.epoch)
 
     with pytest.raises(durable.WorkflowQuarantinedError, match="resume it by hand"):
         await poison.run(workflow_id="poison")
@@ -340,7 +341,8 @@ async def test_postgres_wakes_a_waiter_in_another_runtime_without_polling(
         await _until_waiting(waiter_side, workflow_id)
         with durable.Runtime(postgres_url) as sender_side:
             assert sender_side.store.get_workflow(workflow_id) is not None
-            await sender_side._port_for(sync=False).send_event(
+            await sender_side.backend.run_async(
+                sender_side.backend.send_event,
                 workflow_id,
                 "decision",
                 sender_side._codec.dumps(

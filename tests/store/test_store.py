@@ -167,7 +167,7 @@ async def test_history_shows_every_attempt(runtime: durable.Runtime) -> None:
 
 
 async def test_list_and_get_workflows(runtime: durable.Runtime) -> None:
-    start = runtime._backend.now()
+    start = runtime.backend.run_sync(runtime.backend.now)
     await order.run("a", workflow_id="l1")
     with pytest.raises(ConnectionError):
         await order.run("bb", 9, workflow_id="l2")
