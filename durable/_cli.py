@@ -182,7 +182,8 @@ def _check_store_exists(url: str, given: str | None) -> None:
     A typo in ``--url``, or running in the wrong folder, would otherwise list
     nothing and leave a stray ``.durable/durable.db`` behind.
     """
-    from durable._config import ENV_VAR, is_memory, parse_url, path_hint
+    from durable._config import ENV_VAR
+    from durable.backends._url import is_memory, parse_url, path_hint
 
     parsed = parse_url(url)
     database = parsed.database or ""
@@ -941,7 +942,8 @@ def _health(state: _State) -> HealthReport:
     except DurableError as exc:
         # A store that cannot even be opened is unhealthy, not a crash of
         # this command: monitors get the same report and exit code 1.
-        from durable._config import mask_password, resolve_url
+        from durable._config import resolve_url
+        from durable.backends._url import mask_password
 
         url = mask_password(resolve_url(state.url))
         return HealthReport(

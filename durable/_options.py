@@ -7,7 +7,6 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from durable._config import check_durability
 from durable._durations import duration
 from durable._errors import ConfigurationError
 from durable._serialization import (
@@ -15,6 +14,7 @@ from durable._serialization import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     check_bytes,
 )
+from durable.backends._url import check_durability
 
 Durability = Literal["normal", "full", "batched"]
 

@@ -28,7 +28,7 @@ from durable._aio import block_for, require_asyncio
 from durable._caller import warn
 from durable._clock import Clock, SystemClock
 from durable._codehash import fingerprint
-from durable._config import open_backend, parse_url, resolve_url
+from durable._config import resolve_url
 from durable._durations import (
     as_seconds,
     deadline_after,
@@ -89,6 +89,7 @@ from durable._store import Store, WorkflowInfo
 from durable._sync import run_coroutine_sync
 from durable.backends._base import Backend
 from durable.backends._notify import Subscription, event_topic
+from durable.backends._url import open_backend, parse_url
 
 log = logging.getLogger("durable")
 

@@ -31,14 +31,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-from durable._config import flag, shown_url
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._compiled import Compiled
 from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
+from durable.backends._pg_rows import rows_at_once
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
+from durable.backends._url import flag, shown_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -127,19 +128,11 @@ class PostgresBackend(SqlBackend):
     ``pool_max`` (default 10), ``shared`` (``true``: durable's tables may join
     a schema that holds other tables); libpq's own (``sslmode``,
     ``application_name``, ``connect_timeout``...) are passed to libpq, and
-    any other is refused (``durable._config.parse_url``).
+    any other is refused (``durable.backends._url.parse_url``).
     """
 
     def __init__(self, url: sa.URL, durability: str = "normal") -> None:
-        try:
-            import psycopg
-            import psycopg_pool
-            from psycopg.rows import namedtuple_row
-        except ImportError as exc:
-            raise ConfigurationError(
-                f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({exc}); install "
-                'them with: pip install "durable-sdk[postgres]"'
-            ) from exc
+        psycopg, psycopg_pool, namedtuple_row = _drivers()
         self._psycopg = psycopg
         self._pool_timeout = psycopg_pool.PoolTimeout
         self.url = shown_url(url)
@@ -159,48 +152,16 @@ class PostgresBackend(SqlBackend):
             f"{url.database or '(default)'}, user {url.username or '(default)'}"
         )
         options.setdefault("connect_timeout", str(_CONNECT_TIMEOUT))
-        try:
-            # The URL's parts, then its query: libpq's own socket form puts
-            # host and user there (postgresql:///db?host=/run/postgresql).
-            parts = {
-                "host": url.host,
-                "port": url.port,
-                "dbname": url.database,
-                "user": url.username,
-                "password": url.password,
-            }
-            given = {k: v for k, v in parts.items() if v is not None}
-            given.update((k, str(v)) for k, v in options.items())  # the query wins
-            self._conninfo = psycopg.conninfo.make_conninfo("", **given)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(
-                f"unknown option in {self.url}: {exc}; durable's own options are schema, "
-                "pool_min and pool_max, and libpq's are listed in its documentation",
-                url=self.url,
-            ) from exc
+        self._conninfo = _conninfo(psycopg, url, options, self.url)
         self.identity = (
             f"postgresql:{url.host or 'localhost'}:{url.port or 5432}/{url.database}/{self.schema}"
         )
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": namedtuple_row,
-            # The user's own ?options= first (this keyword replaces the
-            # conninfo's), then durable's: a setting given twice, the last wins.
-            "options": " ".join(
-                part
-                for part in (
-                    str(options.get("options", "")),
-                    f"-c search_path={self.schema}",
-                    # "batched": the server acknowledges a commit before flushing
-                    # its WAL; a server crash can lose up to about 3 x
-                    # wal_writer_delay (600 ms by default) of commits. A client
-                    # crash loses nothing.
-                    "-c synchronous_commit=off" if durability == "batched" else "",
-                )
-                if part
-            ),
+            "options": _session_options(options, self.schema, durability),
         }
-        self.q = statements_for("postgresql", pg_insert, _NOW)
+        self.q = statements_for("postgresql", pg_insert, _NOW, rows_at_once)
         # One channel per schema, named by a digest (channel names are short).
         self._channel = "durable_" + hashlib.sha256(self.schema.encode()).hexdigest()[:20]
         self._closing = threading.Event()
@@ -339,7 +300,9 @@ class PostgresBackend(SqlBackend):
             return conns
 
     async def _aconnect(self, loop_conns: _LoopConnections) -> psycopg.AsyncConnection[Any]:
-        conn = await self._psycopg.AsyncConnection.connect(self._conninfo, **self._connect_kwargs)
+        conn: psycopg.AsyncConnection[Any] = await self._psycopg.AsyncConnection.connect(
+            self._conninfo, **self._connect_kwargs
+        )
         loop_conns.all.add(conn)
         return conn
 
@@ -441,6 +404,61 @@ class PostgresBackend(SqlBackend):
             for conns in list(self._loops.values()):
                 _finish_all(conns.all)
             self._loops.clear()
+
+
+def _drivers() -> tuple[Any, Any, Any]:
+    """psycopg, psycopg_pool and the row factory, or what to install to get them."""
+    try:
+        import psycopg
+        import psycopg_pool
+        from psycopg.rows import namedtuple_row
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the PostgreSQL store needs psycopg 3 and psycopg-pool ({exc}); install "
+            'them with: pip install "durable-sdk[postgres]"'
+        ) from exc
+    return psycopg, psycopg_pool, namedtuple_row
+
+
+def _conninfo(psycopg: Any, url: sa.URL, options: dict[str, Any], shown: str) -> str:
+    """Libpq's connection string: the URL's parts, then its query (which wins)."""
+    # libpq's own socket form puts host and user in the query
+    # (postgresql:///db?host=/run/postgresql).
+    parts = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }
+    given = {k: v for k, v in parts.items() if v is not None}
+    given.update((k, str(v)) for k, v in options.items())
+    try:
+        return str(psycopg.conninfo.make_conninfo("", **given))
+    except psycopg.ProgrammingError as exc:
+        raise ConfigurationError(
+            f"unknown option in {shown}: {exc}; durable's own options are schema, "
+            "pool_min and pool_max, and libpq's are listed in its documentation",
+            url=shown,
+        ) from exc
+
+
+def _session_options(options: dict[str, Any], schema: str, durability: str) -> str:
+    """The server settings of each connection (libpq's ``options``)."""
+    # The user's own ?options= first (this keyword replaces the conninfo's),
+    # then durable's: a setting given twice, the last wins.
+    return " ".join(
+        part
+        for part in (
+            str(options.get("options", "")),
+            f"-c search_path={schema}",
+            # "batched": the server acknowledges a commit before flushing its
+            # WAL; a server crash can lose up to about 3 x wal_writer_delay
+            # (600 ms by default) of commits. A client crash loses nothing.
+            "-c synchronous_commit=off" if durability == "batched" else "",
+        )
+        if part
+    )
 
 
 def _retry_delay(tries: int, failed_at: float) -> float | None:

@@ -17,7 +17,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import StaticPool
 
-from durable._config import flag, is_memory, path_hint, read_only, shown_url
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
 from durable.backends._base import is_atomic
@@ -29,6 +28,7 @@ from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._sql import SqlBackend
 from durable.backends._statements import Result, Tx, statements_for
+from durable.backends._url import flag, is_memory, path_hint, read_only, shown_url
 from durable.backends._writelock import WriteLock, write_lock
 
 P = ParamSpec("P")
@@ -89,7 +89,7 @@ class SqliteBackend(SqlBackend):
     not yet written out. Writers wait up to 30 s for each other. Checkpoints
     run on a background thread (``_checkpointer``).
 
-    URL options (checked by ``durable._config.parse_url``): ``mode=ro`` opens
+    URL options (checked by ``durable.backends._url.parse_url``): ``mode=ro`` opens
     an existing store read-only, as does a file or folder this process may
     not write (``_read_only_open``); ``shared=true`` lets durable's tables
     join a database that holds other tables, which is otherwise refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 
@@ -19,7 +19,7 @@ def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     return sa.or_(*(status == value for value in ACTIVE))
 
 
-def _P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
+def P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
     # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
     return sa.bindparam(f"p_{name}", **kwargs)
 
@@ -43,6 +43,20 @@ class Tx(Protocol):
         ...
 
 
+class _Parts(NamedTuple):
+    """Pieces several statements share."""
+
+    insert: Callable[[sa.Table], Any]
+    now: sa.ColumnElement[float]
+    owner: dict[str, Any]
+    lease: sa.ColumnElement[float]
+    same_epoch: sa.ColumnElement[bool]
+    new_workflow: dict[str, Any]
+    step_row: dict[str, Any]
+    fence: sa.Exists
+    ownerless: dict[str, Any]
+
+
 class Statements:
     """Every statement the backends run, built once per backend.
 
@@ -52,55 +66,148 @@ class Statements:
     """
 
     def __init__(self, insert: Callable[[sa.Table], Any], now: sa.ColumnElement[float]) -> None:
-        w, st, at, ev = s.workflows, s.steps, s.step_attempts, s.events
+        w, st = s.workflows, s.steps
         self.now = now
-        owner = {
-            "owner_host": _P("owner_host"),
-            "owner_pid": _P("owner_pid"),
-            "owner_started": _P("owner_started"),
-        }
-        lease = now + _P("lease", type_=sa.Float)
-        same_epoch = sa.and_(w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch"))
-
-        self.get_workflow = sa.select(w, now.label("db_now")).where(
-            w.c.workflow_id == _P("workflow_id")
+        self.rows: dict[str, sa.Executable] = {}
+        """Statements that write many rows at once, by the write they stand for
+        (``record_step``, ``start_workflow``, ``finish``, ``renew``), where a database
+        has them."""
+        self._claims: dict[tuple[str, ...], sa.Update] = {}
+        same_epoch = sa.and_(w.c.workflow_id == P("workflow_id"), w.c.epoch == P("epoch"))
+        p = _Parts(
+            insert=insert,
+            now=now,
+            owner={
+                "owner_host": P("owner_host"),
+                "owner_pid": P("owner_pid"),
+                "owner_started": P("owner_started"),
+            },
+            lease=now + P("lease", type_=sa.Float),
+            same_epoch=same_epoch,
+            new_workflow=new_values(P, now),
+            # INSERT ... SELECT binds its values in a SELECT list, where the
+            # database needs their types: each takes its column's.
+            step_row=step_values(lambda name: P(name, type_=st.c[name].type)),
+            fence=sa.exists().where(
+                w.c.workflow_id == P("workflow_id"), w.c.epoch == P("epoch", type_=sa.Integer)
+            ),
+            ownerless={
+                "owner_host": None,
+                "owner_pid": None,
+                "owner_started": None,
+                "lease_expires_at": None,
+                "epoch": w.c.epoch + 1,
+            },
         )
-        new_workflow = _new_values(_P, now)
+        self._workflows(p)
+        self._rewrites(p)
+        self._steps(p)
+        self._totals(p)
+        self._queues(p)
+        self._waits(p)
+        self._recovery(p)
+        self._events(p)
+
+    def _workflows(self, p: _Parts) -> None:
+        """The rows of workflows: start, claim, finish, leases, fencing."""
+        w = s.workflows
+        self.get_workflow = sa.select(w, p.now.label("db_now")).where(
+            w.c.workflow_id == P("workflow_id")
+        )
         self.insert_workflow = (
-            insert(w)
-            .values(_started_values(_P, now))
+            p.insert(w)
+            .values(started_values(P, p.now))
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
             # The new row as get_workflow reads it: no second round trip.
-            .returning(*w.c, now.label("db_now"))
+            .returning(*w.c, p.now.label("db_now"))
         )
         self.claim = (
             sa.update(w)
-            .where(same_epoch, w.c.status == _P("status"))
+            .where(p.same_epoch, w.c.status == P("status"))
             .values(
                 status=WorkflowStatus.RUNNING.value,
                 epoch=w.c.epoch + 1,
                 attempts=w.c.attempts + 1,
-                **owner,
-                lease_expires_at=lease,
-                updated_at=now,
+                **p.owner,
+                lease_expires_at=p.lease,
+                updated_at=p.now,
                 finished_at=None,
                 wake_at=None,
                 waiting_for=None,
                 # One more recovery in a row (keep 1, add 1), or a fresh count.
-                recoveries=w.c.recoveries * _P("keep", type_=sa.Integer)
-                + _P("add", type_=sa.Integer),
+                recoveries=w.c.recoveries * P("keep", type_=sa.Integer)
+                + P("add", type_=sa.Integer),
             )
         )
         self.clear_outcome = (
-            sa.update(w).where(w.c.workflow_id == _P("workflow_id")).values(result=None, error=None)
+            sa.update(w).where(w.c.workflow_id == P("workflow_id")).values(result=None, error=None)
         )
         # A new attempt runs again what failed, and what belongs to one
         # attempt: the records kept from rolled-back blocks and every
         # compensation (each attempt compensates its own values).
+        self.finish = sa.update(w).where(p.same_epoch).values(finished_values(P, p.now))
+        # A renewal never waits for a row another transaction holds (a group
+        # commit finishing that workflow, a takeover): waiting in the middle of
+        # renewing many leases could deadlock with it, and the lease has slack
+        # for the next beat. SQLite has one writer and no row locks.
+        unlocked = sa.select(w.c.workflow_id).where(p.same_epoch).with_for_update(skip_locked=True)
+        self.renew = (
+            sa.update(w)
+            .where(w.c.workflow_id.in_(unlocked.scalar_subquery()))
+            .values(lease_expires_at=p.lease)
+        )
+        self.clock = sa.select(p.now.label("db_now"))
+        self.fence = sa.select(w.c.epoch).where(p.same_epoch)
+        self.workflow_status = sa.select(w.c.status).where(w.c.workflow_id == P("workflow_id"))
+
+    def _rewrites(self, p: _Parts) -> None:
+        """Rewinding, forking and cancelling a workflow."""
+        w, st = s.workflows, s.steps
+        self.rewind = (
+            sa.update(w)
+            .where(p.same_epoch)
+            .values(
+                status=WorkflowStatus.RUNNING.value,
+                epoch=w.c.epoch + 1,
+                owner_host=None,
+                owner_pid=None,
+                owner_started=None,
+                lease_expires_at=None,
+                result=None,
+                error=None,
+                updated_at=p.now,
+                finished_at=None,
+            )
+        )
+        # A fork: owned by nobody (the next call claims it), not yet started.
+        self.insert_fork = (
+            p.insert(w)
+            .values(**p.new_workflow, attempts=0, parent_id=None, forked_from=P("forked_from"))
+            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+        )
+        self.insert_step = p.insert(st).values(p.step_row)
+        self.cancel = (
+            sa.update(w)
+            .where(
+                w.c.workflow_id == P("workflow_id"),
+                sa.or_(is_active(w.c.status), w.c.status == WorkflowStatus.QUARANTINED.value),
+            )
+            .values(
+                status=WorkflowStatus.CANCELLED.value,
+                epoch=w.c.epoch + 1,
+                lease_expires_at=None,
+                updated_at=p.now,
+                finished_at=p.now,
+            )
+        )
+
+    def _steps(self, p: _Parts) -> None:
+        """Step records and failed attempts."""
+        st, at = s.steps, s.step_attempts
         self.supersede_errors = (
             sa.update(st)
             .where(
-                st.c.workflow_id == _P("workflow_id"),
+                st.c.workflow_id == P("workflow_id"),
                 sa.or_(
                     st.c.status == StepStatus.ERROR.value,
                     st.c.kind == "compensation",
@@ -112,111 +219,56 @@ class Statements:
             # The records it supersedes, to be verified before the claim commits.
             .returning(*st.c)
         )
-        self.finish = sa.update(w).where(same_epoch).values(_finished_values(_P, now))
-        # A renewal never waits for a row another transaction holds (a group
-        # commit finishing that workflow, a takeover): waiting in the middle of
-        # renewing many leases could deadlock with it, and the lease has slack
-        # for the next beat. SQLite has one writer and no row locks.
-        unlocked = sa.select(w.c.workflow_id).where(same_epoch).with_for_update(skip_locked=True)
-        self.renew = (
-            sa.update(w)
-            .where(w.c.workflow_id.in_(unlocked.scalar_subquery()))
-            .values(lease_expires_at=lease)
-        )
         self.live_steps = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"), s.LIVE_STEP_WHERE
+            st.c.workflow_id == P("workflow_id"), s.LIVE_STEP_WHERE
         )
         self.live_step = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"),
-            st.c.position == _P("position"),
+            st.c.workflow_id == P("workflow_id"),
+            st.c.position == P("position"),
             s.LIVE_STEP_WHERE,
         )
         # Fenced and first-commit-wins in one statement: nothing is written
         # unless the epoch still matches, and never over a standing record.
         # INSERT ... SELECT binds its values in a SELECT list, where the
         # database needs their types: each takes its column's.
-        step_values = _step_values(lambda name: _P(name, type_=st.c[name].type))
-        fence = sa.exists().where(
-            w.c.workflow_id == _P("workflow_id"), w.c.epoch == _P("epoch", type_=sa.Integer)
-        )
         self.record_step = (
-            insert(st)
-            .from_select(list(step_values), sa.select(*step_values.values()).where(fence))
+            p.insert(st)
+            .from_select(list(p.step_row), sa.select(*p.step_row.values()).where(p.fence))
             .on_conflict_do_nothing(
                 index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
             )
         )
-        attempt_values = {c.name: _P(c.name, type_=c.type) for c in at.c if c.name != "id"}
-        self.rows: dict[str, sa.Executable] = {}
-        """Statements that write many rows at once, by the write they stand for
-        (``record_step``, ``start_workflow``, ``finish``, ``renew``), where a database
-        has them."""
+        attempt_values = {c.name: P(c.name, type_=c.type) for c in at.c if c.name != "id"}
         self.record_attempt = sa.insert(at).from_select(
-            list(attempt_values), sa.select(*attempt_values.values()).where(fence)
+            list(attempt_values), sa.select(*attempt_values.values()).where(p.fence)
         )
-        self.attempts = sa.select(at).where(at.c.workflow_id == _P("workflow_id")).order_by(at.c.id)
-        self.clock = sa.select(now.label("db_now"))
-        self.fence = sa.select(w.c.epoch).where(same_epoch)
-        self.workflow_status = sa.select(w.c.status).where(w.c.workflow_id == _P("workflow_id"))
+        self.attempts = sa.select(at).where(at.c.workflow_id == P("workflow_id")).order_by(at.c.id)
         self.history = (
             sa.select(
                 *(c for c in st.c if c.name != "output"),
                 sa.func.length(st.c.output).label("payload_bytes"),
             )
-            .where(st.c.workflow_id == _P("workflow_id"))
+            .where(st.c.workflow_id == P("workflow_id"))
             .order_by(st.c.position, st.c.id)
         )
         self.steps_up_to = sa.select(st).where(
-            st.c.workflow_id == _P("workflow_id"),
-            st.c.position <= _P("position"),
+            st.c.workflow_id == P("workflow_id"),
+            st.c.position <= P("position"),
             s.LIVE_STEP_WHERE,
         )
         self.supersede_after = (
             sa.update(st)
             .where(
-                st.c.workflow_id == _P("workflow_id"),
-                st.c.position > _P("position"),
+                st.c.workflow_id == P("workflow_id"),
+                st.c.position > P("position"),
                 s.LIVE_STEP_WHERE,
             )
             .values(superseded=True)
         )
-        self.rewind = (
-            sa.update(w)
-            .where(same_epoch)
-            .values(
-                status=WorkflowStatus.RUNNING.value,
-                epoch=w.c.epoch + 1,
-                owner_host=None,
-                owner_pid=None,
-                owner_started=None,
-                lease_expires_at=None,
-                result=None,
-                error=None,
-                updated_at=now,
-                finished_at=None,
-            )
-        )
-        # A fork: owned by nobody (the next call claims it), not yet started.
-        self.insert_fork = (
-            insert(w)
-            .values(**new_workflow, attempts=0, parent_id=None, forked_from=_P("forked_from"))
-            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
-        )
-        self.insert_step = insert(st).values(step_values)
-        self.cancel = (
-            sa.update(w)
-            .where(
-                w.c.workflow_id == _P("workflow_id"),
-                sa.or_(is_active(w.c.status), w.c.status == WorkflowStatus.QUARANTINED.value),
-            )
-            .values(
-                status=WorkflowStatus.CANCELLED.value,
-                epoch=w.c.epoch + 1,
-                lease_expires_at=None,
-                updated_at=now,
-                finished_at=now,
-            )
-        )
+
+    def _totals(self, p: _Parts) -> None:
+        """Counts and sizes for ``Store.metrics``."""
+        w, st = s.workflows, s.steps
         self.count_by_status = sa.select(w.c.status, sa.func.count()).group_by(w.c.status)
         self.count_live_steps = sa.select(
             sa.func.count(),
@@ -237,40 +289,44 @@ class Statements:
             )
         ).select_from(w)
 
-        # Queues ------------------------------------------------------------
+    def _queues(self, p: _Parts) -> None:
+        """Enqueueing, and what a limited queue counts."""
+        w = s.workflows
         self.insert_enqueued = (
-            insert(w)
+            p.insert(w)
             .values(
-                **{**new_workflow, "status": WorkflowStatus.ENQUEUED.value},
+                **{**p.new_workflow, "status": WorkflowStatus.ENQUEUED.value},
                 attempts=0,
                 parent_id=None,
-                queue=_P("queue"),
-                priority=_P("priority"),
+                queue=P("queue"),
+                priority=P("priority"),
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
         # What occupies a queue's slots: workflows an owner runs or waits in
         # (not suspended, released or crashed ones, which hold no process).
         self.running_in_queue = sa.select(sa.func.count()).where(
-            w.c.queue == _P("queue"),
+            w.c.queue == P("queue"),
             w.c.owner_host.is_not(None),
             sa.or_(
                 w.c.status == WorkflowStatus.RUNNING.value,
                 w.c.status == WorkflowStatus.WAITING.value,
             ),
         )
-        self._claims: dict[tuple[str, ...], sa.Update] = {}
         self._claim_enqueued_values = {
             "status": WorkflowStatus.RUNNING.value,
             "epoch": w.c.epoch + 1,
             "attempts": w.c.attempts + 1,
-            **owner,
-            "lease_expires_at": lease,
-            "updated_at": now,
+            **p.owner,
+            "lease_expires_at": p.lease,
+            "updated_at": p.now,
         }
-        # Waits ---------------------------------------------------------------
+
+    def _waits(self, p: _Parts) -> None:
+        """Waiting, suspending, releasing and quarantining a workflow."""
+        w = s.workflows
         active_epoch = sa.and_(
-            same_epoch,
+            p.same_epoch,
             sa.or_(
                 w.c.status == WorkflowStatus.RUNNING.value,
                 w.c.status == WorkflowStatus.WAITING.value,
@@ -278,36 +334,32 @@ class Statements:
         )
         waiting = {
             "status": WorkflowStatus.WAITING.value,
-            "wake_at": _P("wake_at", type_=sa.Float),
-            "waiting_for": _P("waiting_for"),
-            "updated_at": now,
-        }
-        ownerless = {
-            "owner_host": None,
-            "owner_pid": None,
-            "owner_started": None,
-            "lease_expires_at": None,
-            "epoch": w.c.epoch + 1,
+            "wake_at": P("wake_at", type_=sa.Float),
+            "waiting_for": P("waiting_for"),
+            "updated_at": p.now,
         }
         self.set_waiting = sa.update(w).where(active_epoch).values(waiting)
-        self.suspend = sa.update(w).where(active_epoch).values(**waiting, **ownerless)
+        self.suspend = sa.update(w).where(active_epoch).values(**waiting, **p.ownerless)
         self.set_running = (
             sa.update(w)
-            .where(same_epoch, w.c.status == WorkflowStatus.WAITING.value)
+            .where(p.same_epoch, w.c.status == WorkflowStatus.WAITING.value)
             .values(
-                status=WorkflowStatus.RUNNING.value, wake_at=None, waiting_for=None, updated_at=now
+                status=WorkflowStatus.RUNNING.value,
+                wake_at=None,
+                waiting_for=None,
+                updated_at=p.now,
             )
         )
-        self.release = sa.update(w).where(active_epoch).values(**ownerless, updated_at=now)
+        self.release = sa.update(w).where(active_epoch).values(**p.ownerless, updated_at=p.now)
         # Back to its queue, as if never claimed (a worker that lacks its code).
         self.requeue = (
             sa.update(w)
-            .where(same_epoch, w.c.status == WorkflowStatus.RUNNING.value, w.c.queue.is_not(None))
+            .where(p.same_epoch, w.c.status == WorkflowStatus.RUNNING.value, w.c.queue.is_not(None))
             .values(
                 status=WorkflowStatus.ENQUEUED.value,
-                **ownerless,
+                **p.ownerless,
                 attempts=w.c.attempts - 1,
-                updated_at=now,
+                updated_at=p.now,
             )
         )
         self.quarantine = (
@@ -315,22 +367,26 @@ class Statements:
             .where(active_epoch)
             .values(
                 status=WorkflowStatus.QUARANTINED.value,
-                **ownerless,
-                updated_at=now,
-                finished_at=now,
+                **p.ownerless,
+                updated_at=p.now,
+                finished_at=p.now,
             )
         )
+
+    def _recovery(self, p: _Parts) -> None:
+        """What a recovery resumes, and a quarantined workflow released by hand."""
+        w, ev = s.workflows, s.events
         self.unquarantine = (
             sa.update(w)
             .where(
-                w.c.workflow_id == _P("workflow_id"),
+                w.c.workflow_id == P("workflow_id"),
                 w.c.status == WorkflowStatus.QUARANTINED.value,
             )
             .values(
                 status=WorkflowStatus.RUNNING.value,
-                **ownerless,
+                **p.ownerless,
                 recoveries=0,
-                updated_at=now,
+                updated_at=p.now,
                 finished_at=None,
             )
         )
@@ -348,7 +404,7 @@ class Statements:
                 sa.null().label("args"),
                 sa.null().label("result"),
                 sa.null().label("error"),
-                now.label("db_now"),
+                p.now.label("db_now"),
                 event_arrived.label("event_arrived"),
             )
             .where(
@@ -366,26 +422,30 @@ class Statements:
             )
             .order_by(w.c.created_at, w.c.workflow_id)
         )
-        # Events --------------------------------------------------------------
+
+    def _events(self, p: _Parts) -> None:
+        """Events sent to a workflow, and consuming them."""
+        ev = s.events
+        pending = ev.c.consumed_at.is_(None)
         self.insert_event = (
-            insert(ev)
+            p.insert(ev)
             .values(
-                workflow_id=_P("workflow_id"),
-                key=_P("key"),
-                value=_P("value"),
-                sent_at=now,
-                idempotency_key=_P("idempotency_key"),
+                workflow_id=P("workflow_id"),
+                key=P("key"),
+                value=P("value"),
+                sent_at=p.now,
+                idempotency_key=P("idempotency_key"),
             )
             .on_conflict_do_nothing(index_elements=[ev.c.workflow_id, ev.c.idempotency_key])
         )
         self.next_event = (
             sa.select(ev)
-            .where(ev.c.workflow_id == _P("workflow_id"), ev.c.key == _P("key"), pending)
+            .where(ev.c.workflow_id == P("workflow_id"), ev.c.key == P("key"), pending)
             .order_by(ev.c.id)
             .limit(1)
         )
         self.consume_event = (
-            sa.update(ev).where(ev.c.id == _P("event_id"), pending).values(consumed_at=now)
+            sa.update(ev).where(ev.c.id == P("event_id"), pending).values(consumed_at=p.now)
         )
 
     def claim_queued(self, queues: Sequence[str]) -> sa.Update:
@@ -407,7 +467,7 @@ class Statements:
                 sa.or_(*(wf.c.queue == queue for queue in key)),
             )
             .order_by(wf.c.priority.desc(), wf.c.created_at, wf.c.workflow_id)
-            .limit(_P("limit", type_=sa.Integer))
+            .limit(P("limit", type_=sa.Integer))
             .with_for_update(skip_locked=True)
         )
         found = self._claims[key] = (
@@ -422,17 +482,26 @@ class Statements:
 _STATEMENTS: dict[str, Statements] = {}
 
 
-def statements_for(dialect: str, insert: Callable[[sa.Table], Any], now: Any) -> Statements:
+RowsAtOnce = Callable[[Callable[[sa.Table], Any], Any], dict[str, sa.Executable]]
+"""Builds a database's many-row forms of writes (see ``Statements.rows``)."""
+
+
+def statements_for(
+    dialect: str,
+    insert: Callable[[sa.Table], Any],
+    now: Any,
+    rows_at_once: RowsAtOnce | None = None,
+) -> Statements:
     """The statements of a dialect, built once per process (they are immutable)."""
     found = _STATEMENTS.get(dialect)
     if found is None:
         found = _STATEMENTS[dialect] = Statements(insert, now)
-        if dialect == "postgresql":
-            found.rows.update(_rows_at_once(insert, now))
+        if rows_at_once is not None:
+            found.rows.update(rows_at_once(insert, now))
     return found
 
 
-def _new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+def new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     """A new workflow's row (started, forked or enqueued), its values from ``bind``."""
     return {
         "workflow_id": bind("workflow_id"),
@@ -446,10 +515,10 @@ def _new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     }
 
 
-def _started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+def started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     """A workflow started by the process that runs it."""
     return {
-        **_new_values(bind, now),
+        **new_values(bind, now),
         "attempts": 1,
         "owner_host": bind("owner_host"),
         "owner_pid": bind("owner_pid"),
@@ -459,7 +528,7 @@ def _started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     }
 
 
-def _finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+def finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     return {
         "status": bind("status"),
         "result": bind("result"),
@@ -470,97 +539,8 @@ def _finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     }
 
 
-def _step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
+def step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
     """A step record, live."""
     values = {c.name: bind(c.name) for c in s.steps.c if c.name not in ("id", "superseded")}
     values["superseded"] = sa.false()
     return values
-
-
-def _rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Executable]:
-    """Many-row forms of four writes, for PostgreSQL: one statement and one round trip.
-
-    Each parameter is an array with one element per row, sent in binary and
-    unnested into rows that the statement reads where the one-row form binds
-    a value; each returns the rows it wrote, and writes only what the
-    one-row form would (the same fence, the same conflict rule).
-    """
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    w, st = s.workflows, s.steps
-
-    def unnest(types: dict[str, Any]) -> Any:
-        # VARCHAR without its length, as the one-row forms bind it: a cast to
-        # VARCHAR(n) would cut a longer value short, where the column refuses it.
-        types = {n: sa.String() if isinstance(t, sa.String) else t for n, t in types.items()}
-        return (
-            sa.func.unnest(*(sa.cast(_P(n), ARRAY(t)) for n, t in types.items()))
-            .table_valued(*(sa.column(n, t) for n, t in types.items()))
-            .render_derived(name="v")
-        )
-
-    def select(values: dict[str, Any], table: sa.Table) -> sa.Select[Any]:
-        # Constants of the one-row form, as typed columns of a SELECT list.
-        return sa.select(
-            *(
-                v if isinstance(v, sa.ColumnElement) else sa.literal(v, table.c[k].type)
-                for k, v in values.items()
-            )
-        )
-
-    new = unnest(
-        {
-            **{c: w.c[c].type for c in ("workflow_id", "name", "args_fingerprint", "args")},
-            **{c: w.c[c].type for c in ("owner_host", "owner_pid", "owner_started")},
-            "lease": sa.Float(),
-            "parent_id": w.c.parent_id.type,
-        }
-    )
-    started = _started_values(lambda name: new.c[name], now)
-    step = unnest(
-        {
-            **{c.name: c.type for c in st.c if c.name not in ("id", "superseded")},
-            "epoch": sa.Integer(),
-        }
-    )
-    finished = unnest(
-        {c: w.c[c].type for c in ("workflow_id", "epoch", "status", "result", "error")}
-    )
-    leases = unnest({c: w.c[c].type for c in ("workflow_id", "epoch")})
-    stmts: dict[str, Any] = {
-        "start_workflow": insert(w)
-        .from_select(list(started), select(started, w))
-        .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
-        .returning(*w.c, now.label("db_now")),
-        "record_step": insert(st)
-        .from_select(
-            list(_step_values(lambda name: step.c[name])),
-            select(_step_values(lambda name: step.c[name]), st).where(
-                sa.exists().where(w.c.workflow_id == step.c.workflow_id, w.c.epoch == step.c.epoch)
-            ),
-        )
-        .on_conflict_do_nothing(
-            index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
-        )
-        .returning(st.c.workflow_id, st.c.position),
-        "finish": sa.update(w)
-        .where(w.c.workflow_id == finished.c.workflow_id, w.c.epoch == finished.c.epoch)
-        .values(_finished_values(lambda name: finished.c[name], now))
-        .returning(w.c.workflow_id),
-        # Every lease a heartbeat renews, in one round trip, skipping rows
-        # another transaction holds (as ``renew`` does one by one).
-        "renew": sa.update(w)
-        .where(
-            w.c.workflow_id.in_(
-                sa.select(w.c.workflow_id)
-                .join(
-                    leases,
-                    sa.and_(w.c.workflow_id == leases.c.workflow_id, w.c.epoch == leases.c.epoch),
-                )
-                .with_for_update(of=w, skip_locked=True)
-                .scalar_subquery()
-            )
-        )
-        .values(lease_expires_at=now + sa.cast(_P("lease"), sa.Float)),
-    }
-    return {k: v.execution_options(binary_binds=True) for k, v in stmts.items()}

@@ -276,6 +276,6 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 
 
 def _masked(url: str | None) -> str:
-    from durable._config import mask_password
+    from durable.backends._url import mask_password
 
     return mask_password(url) if url else ""
