@@ -30,10 +30,10 @@ LEAVES = {
 
 DEBT = {
     "circles": 2,
-    "backend imports of the engine": 7,
+    "backend imports of the engine": 0,
     "private reaches": 40,
     "twins": 0,
-    "too big": 11,
+    "too big": 8,
     "private imports in tests": 17,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its

@@ -1,0 +1,151 @@
+"""Operations on step records: record, load, history, rewind and fork."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from durable._records import (
+    NewWorkflow,
+    StepAttemptRow,
+    StepHistoryRow,
+    StepRow,
+    StepStatus,
+)
+from durable.backends._base import atomic
+from durable.backends._sql_ops import SqlOps
+from durable.backends._sql_rows import (
+    lost,
+    new_params,
+    step_params,
+    step_row,
+)
+from durable.backends._statements import Tx
+
+
+class StepOps(SqlOps):
+    """Operations on step records."""
+
+    async def load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
+        result = await tx.execute(self.q.live_steps, {"workflow_id": workflow_id})
+        return {r.position: step_row(r) for r in result.rows}
+
+    async def record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+        if inserted.rowcount == 1:
+            return step
+        # Not written: a record already stands there (adopt it: first commit
+        # wins, and it may be our own whose acknowledgement was lost), or the
+        # fence stopped us.
+        standing = await tx.execute(
+            self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
+        )
+        if standing.rows:
+            return step_row(standing.rows[0])
+        raise lost(workflow_id, epoch)
+
+    @atomic
+    async def record_steps(
+        self, tx: Tx, workflow_id: str, epoch: int, steps: Sequence[StepRow]
+    ) -> None:
+        fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        if not fenced.rows:
+            raise lost(workflow_id, epoch)
+        for step in steps:
+            inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+            if inserted.rowcount != 1:
+                # The transaction is rolled back: none of its records stand.
+                raise lost(workflow_id, epoch)
+
+    async def record_step_attempt(
+        self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
+    ) -> None:
+        await tx.execute(
+            self.q.record_attempt,
+            {
+                "workflow_id": workflow_id,
+                "epoch": epoch,
+                "position": attempt.position,
+                "name": attempt.name,
+                "attempt": attempt.attempt,
+                "started_at": attempt.started_at,
+                "finished_at": attempt.finished_at,
+                "error_type": attempt.error_type,
+                "error_message": attempt.error_message,
+            },
+        )
+
+    async def step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
+        result = await tx.execute(self.q.attempts, {"workflow_id": workflow_id})
+        return [
+            StepAttemptRow(
+                position=r.position,
+                name=r.name,
+                attempt=r.attempt,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                error_type=r.error_type,
+                error_message=r.error_message,
+            )
+            for r in result.rows
+        ]
+
+    async def step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
+        result = await tx.execute(self.q.history, {"workflow_id": workflow_id})
+        return [
+            StepHistoryRow(
+                position=r.position,
+                name=r.name,
+                kind=r.kind,
+                status=StepStatus(r.status),
+                attempt=r.attempt,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                payload_bytes=int(r.payload_bytes or 0),
+                superseded=bool(r.superseded),
+                tx_id=r.tx_id,
+                error_type=r.error_type,
+                error_message=r.error_message,
+            )
+            for r in result.rows
+        ]
+
+    async def steps_up_to(self, tx: Tx, workflow_id: str, position: int) -> list[StepRow]:
+        result = await tx.execute(
+            self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
+        )
+        return sorted((step_row(r) for r in result.rows), key=lambda row: row.position)
+
+    @atomic
+    async def supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
+        fenced = await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})
+        if not fenced.rows:
+            raise lost(workflow_id, epoch)
+        await tx.execute(
+            self.q.supersede_after, {"workflow_id": workflow_id, "position": position - 1}
+        )
+
+    @atomic
+    async def rewind(self, tx: Tx, workflow_id: str, expected_epoch: int, position: int) -> bool:
+        rewound = await tx.execute(
+            self.q.rewind, {"workflow_id": workflow_id, "epoch": expected_epoch}
+        )
+        if rewound.rowcount != 1:
+            return False
+        await tx.execute(self.q.supersede_after, {"workflow_id": workflow_id, "position": position})
+        return True
+
+    @atomic
+    async def create_fork(
+        self, tx: Tx, new: NewWorkflow, forked_from: str, steps: Sequence[StepRow]
+    ) -> bool:
+        created = await tx.execute(
+            self.q.insert_fork,
+            {**new_params(new), "forked_from": forked_from},
+        )
+        if created.rowcount != 1:
+            return False
+        for step in steps:
+            params = step_params(new.workflow_id, 0, step)
+            del params["epoch"]
+            await tx.execute(self.q.insert_step, params)
+        return True
