@@ -24,6 +24,12 @@ Example::
 import logging
 
 from durable._decorators import AsyncWorkflow, SyncWorkflow, durable_workflow, step
+from durable._engine._runtime import (
+    Runtime,
+    configure,
+    current_runtime,
+    current_workflow_id,
+)
 from durable._errors import (
     BackendUnavailableError,
     CodeChangedError,
@@ -55,12 +61,6 @@ from durable._options import Options
 from durable._records import StepStatus, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
-from durable._runtime import (
-    Runtime,
-    configure,
-    current_runtime,
-    current_workflow_id,
-)
 from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import (

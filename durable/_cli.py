@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from durable._engine._runtime import Runtime
     from durable._reports import HealthReport, RecoveryReport
-    from durable._runtime import Runtime
     from durable._store import CleanupReport, HistoryEntry, Metrics, Store, WorkflowInfo
 
 EXTRA_MISSING = 'the durable CLI needs its extra: pip install "durable-sdk[cli]"'
@@ -132,7 +132,7 @@ class _State:
         """The runtime on ``--url``, opened on first use (closed when the command ends)."""
         if self._runtime is None:
             from durable._config import resolve_url
-            from durable._runtime import Runtime
+            from durable._engine._runtime import Runtime
 
             url = resolve_url(self.url)
             _check_store_exists(url, self.url)
@@ -521,7 +521,9 @@ def _owner_dead(runtime: Runtime, info: WorkflowInfo) -> bool | None:
         return None
     row = runtime.backend.run_sync(runtime.backend.get_workflow, info.workflow_id)
     return (
-        row is not None and row.status is WorkflowStatus.RUNNING and not runtime._owner_alive(row)
+        row is not None
+        and row.status is WorkflowStatus.RUNNING
+        and not runtime.engine.leases.owner_alive(row)
     )
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from durable._engine._core import Engine
+    from durable._engine._runtime import Runtime
     from durable._records import StepRow, WorkflowRow
-    from durable._runtime import Runtime
     from durable._session import Session
     from durable._transaction import Transaction
     from durable.backends._notify import Subscription
@@ -23,7 +24,7 @@ class WorkflowContext:
     first run and on every replay alike.
     """
 
-    runtime: Runtime
+    engine: Engine
     session: Session
     workflow_id: str
     name: str

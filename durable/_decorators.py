@@ -19,11 +19,11 @@ import wrapt
 from durable import _context, _registry
 from durable._aio import drive
 from durable._caller import awaited_by_caller, named
+from durable._engine._runtime import current_runtime
 from durable._errors import ConfigurationError, SerializationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, fingerprint, validate_workflow_id
 from durable._retry import RetryPolicy
-from durable._runtime import current_runtime
 from durable._serialization import pickle_value
 from durable._specs import (
     Invocation,
@@ -259,12 +259,10 @@ def step(
                 raise _awaited_sync("step", spec.name)
             position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
-            runtime = ctx.runtime
+            steps = ctx.engine.steps
             if spec.is_async:
-                return named(runtime._run_step(ctx, ctx.session, spec, position, call), raw)
-            return drive(
-                runtime._run_step(ctx, runtime._session_for(sync=True), spec, position, call)
-            )
+                return named(steps.run(ctx, ctx.session, spec, position, call), raw)
+            return drive(steps.run(ctx, ctx.engine.session(sync=True), spec, position, call))
 
         return wrapt.FunctionWrapper(fn, wrapper)
 
@@ -336,7 +334,9 @@ class _RunMethods:
         spec, signature = workflow._self_durable
         instance = _bound_instance(self) if workflow is not self else None
         ctx = _context.current.get()
-        runtime = ctx.runtime if isinstance(ctx, _context.WorkflowContext) else current_runtime()
+        engine = (
+            ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
+        )
         inv = Invocation(
             spec=spec,
             call=lambda: None,
@@ -348,7 +348,7 @@ class _RunMethods:
             parent=None,
             position=None,
         )
-        return runtime._enqueue(inv, runtime._session_for(sync=sync), queue, priority)
+        return engine.workflows.enqueue(inv, engine.session(sync=sync), queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
@@ -453,7 +453,7 @@ def durable_workflow(
                     f"{parent.name!r}, which cannot await it; make the parent "
                     "`async def` or the child a plain `def`"
                 )
-            runtime = parent.runtime if parent is not None else current_runtime()
+            engine = parent.engine if parent is not None else current_runtime().engine
             inv = Invocation(
                 spec=spec,
                 call=functools.partial(wrapped, *args, **kwargs),
@@ -467,8 +467,8 @@ def durable_workflow(
                 position=parent.allocate(spec.name) if parent is not None else None,
             )
             if spec.is_async:
-                return named(runtime._run_workflow(inv, runtime._session_for(sync=False)), raw)
-            return drive(runtime._run_workflow(inv, runtime._session_for(sync=True)))
+                return named(engine.workflows.run(inv, engine.session(sync=False)), raw)
+            return drive(engine.workflows.run(inv, engine.session(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

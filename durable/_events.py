@@ -109,7 +109,7 @@ def _wait(
 ) -> Coroutine[Any, Any, Any]:
     position = ctx.allocate(f"wait_for_event({key!r}) timeout")
     ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
-    coro = ctx.runtime._wait_for_event(ctx, ctx.session, position, key, timeout, suspend)
+    coro = ctx.engine.waits.wait_for_event(ctx, ctx.session, position, key, timeout, suspend)
     return called(coro, "durable.wait_for_event")
 
 
@@ -185,21 +185,21 @@ def _send(
         position = ctx.allocate(f"send_event({key!r})")
         if idempotency_key is None:
             idempotency_key = f"{ctx.workflow_id}#{position}"
-        runtime, path = ctx.runtime, ctx.session.sync
+        engine, path = ctx.engine, ctx.session.sync
     else:
-        from durable._runtime import current_runtime
+        from durable._engine._runtime import current_runtime
 
-        runtime, path = current_runtime(), bool(sync)
+        engine, path = current_runtime().engine, bool(sync)
     if idempotency_key is None:
         # A key of its own even so: a send retried after a lost acknowledgement
         # (PostgreSQL) is then stored once.
         idempotency_key = f"send:{uuid.uuid4().hex}"
-    payload = runtime._codec.dumps(
+    payload = engine.codec.dumps(
         value,
         place(workflow_id, event_slot(key)),
         what=f"value of event {key!r} for workflow {workflow_id!r}",
     )
-    session = runtime._session_for(sync=path)
+    session = engine.session(sync=path)
 
     async def send() -> bool:
         # One coroutine, made here: a forgotten await warns once, about it.

@@ -14,7 +14,7 @@ from durable._errors import WorkflowNotFoundError
 from durable._records import WorkflowStatus
 
 if TYPE_CHECKING:
-    from durable._runtime import Runtime
+    from durable._engine._runtime import Runtime
     from durable._store import WorkflowInfo
 
 T_co = TypeVar("T_co", covariant=True)
@@ -36,7 +36,7 @@ class WorkflowHandle(Generic[T_co]):
     """
 
     def __init__(self, workflow_id: str, runtime: Runtime | None = None) -> None:
-        from durable._runtime import current_runtime
+        from durable._engine._runtime import current_runtime
 
         self.workflow_id = workflow_id
         self._runtime = runtime if runtime is not None else current_runtime()
@@ -105,7 +105,7 @@ class WorkflowHandle(Generic[T_co]):
         yield outcome
 
     def _finished(self) -> tuple[Any] | None:
-        from durable._runtime import _quarantined
+        from durable._engine._core import quarantined as _quarantined
 
         row = self._runtime.backend.run_sync(self._runtime.backend.get_workflow, self.workflow_id)
         if row is None:
@@ -123,4 +123,4 @@ class WorkflowHandle(Generic[T_co]):
             )
         if row.status.active:
             return None
-        return (self._runtime._outcome(row),)
+        return (self._runtime.engine.outcome(row),)

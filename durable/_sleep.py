@@ -81,12 +81,12 @@ def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) ->
     if ctx is None:
         return _plain_sleep(deadline_from, api)
     position = ctx.allocate(name)
-    coro = ctx.runtime._sleep(ctx, ctx.session, position, name, deadline_from, suspend)
+    coro = ctx.engine.waits.sleep(ctx, ctx.session, position, name, deadline_from, suspend)
     return here(called(coro, api), ctx.session.sync)
 
 
 def _plain_sleep(deadline_from: Callable[[float], float], api: str) -> Awaitable[None]:
-    from durable._runtime import current_runtime
+    from durable._engine._runtime import current_runtime
 
     clock = current_runtime().clock
     wait = deadline_from(clock.time()) - clock.time()

@@ -38,7 +38,7 @@ from durable.backends._limits import (
 )
 
 if TYPE_CHECKING:
-    from durable._runtime import Runtime
+    from durable._engine._runtime import Runtime
     from durable.backends._base import Backend
 
 P = ParamSpec("P")
@@ -189,18 +189,17 @@ class Store:
         store.cleanup(older_than=dt.timedelta(days=30))
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, close_runtime: bool = False) -> None:
+        """A store over ``runtime``'s; ``close_runtime`` closes the runtime with the store."""
         self._runtime = runtime
-        self._owned = False
+        self._owned = close_runtime
 
     @classmethod
     def open(cls, url: str | None = None, **options: Any) -> Store:
         """Open the store at ``url`` (see :class:`durable.Runtime` for options)."""
-        from durable._runtime import Runtime
+        from durable._engine._runtime import Runtime
 
-        store = cls(Runtime(url, **options))
-        store._owned = True
-        return store
+        return cls(Runtime(url, **options), close_runtime=True)
 
     def close(self) -> None:
         """Close the store if :meth:`open` opened it."""
@@ -265,7 +264,7 @@ class Store:
                 f"workflow {workflow_id!r} has no recorded outcome "
                 f"(status {row.status.value if row else 'deleted'})"
             )
-        return self._runtime._outcome(row)
+        return self._runtime.engine.outcome(row)
 
     def history(self, workflow_id: str) -> History:
         """Every step attempt of a workflow, in order, superseded and retried ones too.
@@ -487,7 +486,7 @@ class Store:
 
     async def _metrics(self, sync: bool) -> Metrics:
         stats = await self._run(sync, self._backend.stats)
-        times = sorted(self._runtime._checkpoint_seconds)
+        times = sorted(self._runtime.engine.checkpoint_seconds)
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else None
         return Metrics(
             by_status=stats["by_status"],
@@ -516,7 +515,7 @@ class Store:
 
     def _refuse_live(self, row: WorkflowRow, action: str) -> None:
         live = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-        if live and self._runtime._owner_alive(row):
+        if live and self._runtime.engine.leases.owner_alive(row):
             raise WorkflowAlreadyRunningError(
                 f"cannot {action} workflow {row.workflow_id!r} while a live process runs it "
                 f"(pid {row.owner.pid if row.owner else '?'}); wait for it to finish or cancel it",
@@ -543,7 +542,7 @@ class Store:
         row = await self._row(sync, workflow_id)
         self._refuse_live(row, "fork")
         position = await self._snapshot_position(sync, row, snapshot)
-        codec = self._runtime._codec
+        codec = self._runtime.engine.codec
         steps = []
         for s in await self._run(sync, self._backend.steps_up_to, row.workflow_id, position):
             bound = step_columns(s.kind, s.name, s.status.value, s.attempt, s.code_hash)

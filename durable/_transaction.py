@@ -102,7 +102,7 @@ class Transaction:
         tb: TracebackType | None,
     ) -> None:
         ctx = self._leave()
-        drive(self._finish(ctx, ctx.runtime._session_for(sync=True), exc))
+        drive(self._finish(ctx, ctx.engine.session(sync=True), exc))
 
     async def __aexit__(
         self,
@@ -122,18 +122,20 @@ class Transaction:
     async def _finish(
         self, ctx: _context.WorkflowContext, session: Any, exc: BaseException | None
     ) -> None:
-        runtime = ctx.runtime
         if exc is None:
             if self._parent is not None:
-                self._parent._rows.extend(self._rows)
-                self._parent._compensations.extend(self._compensations)
+                # The outer block commits (or compensates) all of it.
+                for row in self._rows:
+                    self._parent.hold(row)
+                for fn, args, kwargs in self._compensations:
+                    self._parent.on_rollback(fn, *args, **kwargs)
                 return
             if self._rows:
                 await session.run(
                     session.backend.record_steps, ctx.workflow_id, ctx.epoch, self._rows
                 )
                 for row in self._rows:
-                    runtime._site("after_commit", ctx, row.position, row.name)
+                    ctx.engine.site("after_commit", ctx, row.position, row.name)
             return
         if not isinstance(exc, Exception):
             return  # a crash: nothing was recorded, nothing else may run
@@ -145,7 +147,8 @@ class Transaction:
         # them, and only once. A new attempt of the workflow supersedes them.
         kept = [replace(row, tx_id=rolled_back(row.tx_id or self.tx_id)) for row in self._rows]
         if self._parent is not None:
-            self._parent._rows.extend(kept)
+            for row in kept:
+                self._parent.hold(row)
         elif kept:
             await session.run(session.backend.record_steps, ctx.workflow_id, ctx.epoch, kept)
         for fn, args, kwargs in reversed(self._compensations):
@@ -168,7 +171,7 @@ class Transaction:
         name = _name(fn)
         spec = StepSpec(name=name, is_async=is_async, retry=RetryPolicy(), kind="compensation")
         position = ctx.allocate(name)
-        await ctx.runtime._run_step(ctx, session, spec, position, lambda: fn(*args, **kwargs))
+        await ctx.engine.steps.run(ctx, session, spec, position, lambda: fn(*args, **kwargs))
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from durable._aio import require_asyncio
 from durable._durations import duration
+from durable._engine._runtime import Runtime
 from durable._errors import (
     ConfigurationError,
     DurableError,
@@ -31,7 +32,6 @@ from durable._errors import (
 from durable._handle import DEFAULT_QUEUE
 from durable._owner import current_owner
 from durable._records import WorkflowRow
-from durable._runtime import Runtime
 from durable.backends._limits import QUEUE_CHARS, check_int, check_text
 from durable.backends._notify import QUEUE_TOPIC
 
@@ -118,7 +118,7 @@ class Worker:
         if recovery_interval is not None:
             recovery_interval = duration(recovery_interval, "recovery_interval", positive=True)
         if runtime is None and url is None and not runtime_options:
-            from durable._runtime import current_runtime
+            from durable._engine._runtime import current_runtime
 
             runtime = current_runtime()  # the active one, like every other call
             self._owns_runtime = False
@@ -249,8 +249,8 @@ class Worker:
         return claimed
 
     async def _start_due(self) -> None:
-        session = self.runtime._session_for(sync=True)
-        for row in await self.runtime._due(session):
+        session = self.runtime.engine.session(sync=True)
+        for row in await self.runtime.engine.recovery.due(session):
             if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
                 continue
             if len(self._tasks) >= self.concurrency:
@@ -271,7 +271,7 @@ class Worker:
 
     async def _run_one(self, row: WorkflowRow, claimed: bool) -> None:
         workflow_id, report = row.workflow_id, self.report
-        outcome, error = await self.runtime._rerun(row, claimed=claimed)
+        outcome, error = await self.runtime.engine.recovery.rerun(row, claimed=claimed)
         if outcome == "done":
             (report.completed if claimed else report.resumed).append(workflow_id)
         elif outcome == "suspended":
@@ -316,7 +316,7 @@ class Worker:
             return
         # Only this worker's workflows (the runtime may run others for the
         # application), with the epochs they hold now.
-        held = {wid: e for wid, e in self.runtime._leases.items() if wid in self._tasks}
+        held = {wid: e for wid, e in self.runtime.engine.leases.held.items() if wid in self._tasks}
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=5)

@@ -31,9 +31,9 @@ LEAVES = {
 DEBT = {
     "circles": 2,
     "backend imports of the engine": 0,
-    "private reaches": 40,
+    "private reaches": 2,
     "twins": 0,
-    "too big": 8,
+    "too big": 7,
     "private imports in tests": 17,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its

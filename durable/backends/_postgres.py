@@ -360,7 +360,7 @@ class PostgresBackend(SqlBackend):
         # Delivered to listeners when the transaction commits, not before.
         await tx.execute(_NOTIFY, {"channel": self._channel, "topic": topic})
 
-    def _listen(self, notifier: Notifier) -> None:
+    def listen(self, notifier: Notifier) -> None:
         """Relay this schema's notifications to local waiters, until closed."""
         delay = 0.1
         while not self._closing.is_set():
@@ -488,7 +488,7 @@ class _ListeningNotifier(Notifier):
             if self._thread is not None or backend is None:
                 return
             self._thread = threading.Thread(
-                target=backend._listen, args=(self,), name="durable-listener", daemon=True
+                target=backend.listen, args=(self,), name="durable-listener", daemon=True
             )
             self._thread.start()
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from durable._context import Site
+from durable._engine._runtime import Runtime, current_runtime
 from durable._errors import ConfigurationError
-from durable._runtime import Runtime, current_runtime
 
 Kind = Literal["workflow_start", "before_step", "after_step", "after_commit"]
 KINDS: tuple[Kind, ...] = ("workflow_start", "before_step", "after_step", "after_commit")
@@ -163,7 +163,7 @@ class CrashInjector:
         self._lock = threading.Lock()
         self.fired: list[Site] = []
         """The sites where this injector crashed a workflow, in order."""
-        self.runtime._hooks.append(self._on_site)
+        self.runtime.engine.hooks.append(self._on_site)
 
     def arm(
         self,
@@ -196,8 +196,8 @@ class CrashInjector:
     def close(self) -> None:
         """Detach from the runtime."""
         self.disarm()
-        if self._on_site in self.runtime._hooks:
-            self.runtime._hooks.remove(self._on_site)
+        if self._on_site in self.runtime.engine.hooks:
+            self.runtime.engine.hooks.remove(self._on_site)
 
     @property
     def armed(self) -> list[CrashPoint]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import cloudpickle
 
+from durable._engine._runtime import current_runtime
 from durable._errors import ConfigurationError
-from durable._runtime import current_runtime
 from durable.testing._crash import CrashPoint
 
 

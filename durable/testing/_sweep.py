@@ -14,8 +14,8 @@ from typing import Any, Literal
 import cloudpickle
 
 from durable import _context
+from durable._engine._runtime import Runtime
 from durable._errors import ConfigurationError
-from durable._runtime import Runtime
 from durable._sync import run_coroutine_sync
 from durable.testing._clock import VirtualClock
 from durable.testing._crash import CrashInjector, CrashPoint, SimulatedCrash, describe
@@ -249,7 +249,7 @@ async def _run(
         else runtime_or_url
     )
     injector = CrashInjector(runtime)
-    runtime._hooks.insert(0, sites.append)
+    runtime.engine.hooks.insert(0, sites.append)
     if point is not None:
         injector.arm(point)
     token = _context.active_runtime.set(runtime)
@@ -266,7 +266,7 @@ async def _run(
         return exc
     finally:
         _context.active_runtime.reset(token)
-        runtime._hooks.remove(sites.append)
+        runtime.engine.hooks.remove(sites.append)
         injector.close()
         if owned:
             runtime.close()

@@ -214,7 +214,7 @@ async def test_small_step_records_of_a_group_share_one_statement_on_postgres(
         for w in range(40):
             records = runtime.backend.run_sync(runtime.backend.load_steps, f"pg-{w}")
             assert sorted(records) == [1, 2, 3, 4, 5]
-            replayed = [runtime._decode_step(records[p], f"pg-{w}") for p in sorted(records)]
+            replayed = [runtime.engine.decode_step(records[p], f"pg-{w}") for p in sorted(records)]
             assert replayed == [w * 100 + i for i in range(5)]
 
 

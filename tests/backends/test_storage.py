@@ -164,7 +164,7 @@ def test_durability_modes_set_the_store_up(durable_sqlite: str) -> None:
     expected = {"normal": 1, "full": 2, "batched": 0}  # SQLite's synchronous levels
     for mode, level in expected.items():
         with durable.Runtime(durable_sqlite, durability=mode) as runtime:
-            connection = runtime._backend._connection()  # type: ignore[attr-defined]
+            connection = runtime.backend._connection()  # type: ignore[attr-defined]
             assert connection.execute("PRAGMA synchronous").fetchone()[0] == level
     with pytest.raises(durable.ConfigurationError, match="durability must be one of"):
         durable.Runtime(durable_sqlite, durability="fast")

@@ -341,15 +341,7 @@ async def test_postgres_wakes_a_waiter_in_another_runtime_without_polling(
         await _until_waiting(waiter_side, workflow_id)
         with durable.Runtime(postgres_url) as sender_side:
             assert sender_side.store.get_workflow(workflow_id) is not None
-            await sender_side.backend.run_async(
-                sender_side.backend.send_event,
-                workflow_id,
-                "decision",
-                sender_side._codec.dumps(
-                    "notified", b"%s\x00event:decision" % workflow_id.encode(), what="t"
-                ),
-                None,
-            )
+            await durable.send_event(workflow_id, "decision", "notified")
         assert await asyncio.wait_for(task, timeout=60) == "claim 8: notified"
 
 

@@ -1,0 +1,1 @@
+"""The engine that runs durable workflows (``_core.py`` names its parts)."""

@@ -1,0 +1,317 @@
+"""Recovery: resume the workflows whose owner died, and the waits that are over."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Literal
+
+from durable import _context, _registry
+from durable._aio import require_asyncio
+from durable._engine._core import (
+    CHILD,
+    Unknown,
+    log,
+    log_extra,
+)
+from durable._errors import (
+    DurableError,
+    WorkflowAlreadyRunningError,
+    WorkflowNotFoundError,
+    WorkflowSuspendedError,
+)
+from durable._identity import validate_workflow_id
+from durable._owner import current_owner
+from durable._records import (
+    WorkflowRow,
+    WorkflowStatus,
+)
+from durable._reports import RecoveryReport
+from durable._serialization import (
+    call_columns,
+    place,
+)
+from durable._session import Session
+from durable._specs import MissingInstance
+
+if TYPE_CHECKING:
+    from durable._engine._core import Engine
+
+RerunOutcome = Literal["done", "suspended", "skipped", "failed", "unknown", "unrunnable"]
+
+
+class Recovery:
+    """Finds what is due and runs it again from its stored call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def recover(self) -> RecoveryReport:
+        """Resume every incomplete workflow whose owner is dead, and every due wait.
+
+        That is: running workflows whose owner died, and suspended ones whose
+        timer fired or whose awaited event arrived (a workflow suspended
+        inside a child resumes from its root). Workflows are looked up by name
+        among the decorated functions of the code imported so far; a name
+        nobody registers is reported in ``unknown``, not raised. A resumed
+        workflow that fails is reported in ``failed``, one that suspends
+        again in ``suspended``. Enqueued workflows are left to workers.
+        """
+        require_asyncio("Runtime.recover()")
+        report = RecoveryReport()
+        for row in await self.due(self.engine.session(True)):
+            await self._resume_row(row, report)
+        return report
+
+    async def due(self, session: Session) -> list[WorkflowRow]:
+        """Roots of the workflows to resume now: owner dead, or wait over."""
+        candidates = self.engine.backend.run_sync(
+            self.engine.backend.resumable,
+        )
+        by_id = {row.workflow_id: row for row in candidates}
+        roots: dict[str, WorkflowRow] = {}
+        for row in candidates:
+            if row.owner is not None and self.engine.leases.owner_alive(row):
+                continue
+            suspended = row.owner is None and row.status is WorkflowStatus.WAITING
+            if suspended and not await self._wait_over(session, row):
+                continue
+            # A child resumes through its parent, which replays down to it.
+            root = row
+            while root.parent_id is not None:
+                parent = by_id.get(root.parent_id) or await session.run(
+                    session.backend.get_workflow, root.parent_id
+                )
+                if parent is None or not parent.status.active:
+                    break
+                root = parent
+            if root.owner is not None and self.engine.leases.owner_alive(root):
+                continue
+            roots.setdefault(root.workflow_id, root)
+        return list(roots.values())
+
+    async def _wait_over(self, session: Session, row: WorkflowRow) -> bool:
+        """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""
+        if row.event_arrived or (
+            row.wake_at is not None and row.wake_at <= self.engine.clock.time()
+        ):
+            return True
+        if row.waiting_for is not None and row.waiting_for.startswith(CHILD):
+            # Suspended because a child did: over once that child is no longer
+            # active (cancelled, or finished by a direct call).
+            child = await session.run(session.backend.get_workflow, row.waiting_for[len(CHILD) :])
+            return child is None or not child.status.active
+        return False
+
+    async def _resume_row(self, row: WorkflowRow, report: RecoveryReport) -> None:
+        """Resume one workflow for :meth:`recover`, and say what came of it in ``report``."""
+        outcome, error = await self.rerun(row)
+        if outcome == "done":
+            report.resumed.append(row.workflow_id)
+        elif outcome == "suspended":
+            report.suspended.append(row.workflow_id)
+        elif outcome == "unknown":
+            report.unknown[row.workflow_id] = row.name
+            log.warning(
+                "cannot resume workflow %r: no imported code registers a workflow named %r",
+                row.workflow_id,
+                row.name,
+                extra=log_extra(row.workflow_id),
+            )
+        elif error is not None:  # failed, or its call could not be rebuilt
+            report.failed[row.workflow_id] = error
+
+    async def rerun(
+        self, row: WorkflowRow, claimed: bool = False
+    ) -> tuple[RerunOutcome, Exception | None]:
+        """Call a stored workflow again, by its registered name and stored arguments.
+
+        Never waits for another live owner (``skipped``: someone else runs it).
+        A workflow the caller ``claimed`` from its queue is run as claimed,
+        without claiming it again. A sync workflow runs in a thread, so that
+        the event loop (a worker's other workflows) goes on meanwhile.
+        """
+        try:
+            workflow, row = self._stored_call(row)
+        except Unknown:
+            return "unknown", None
+        except Exception as exc:  # the store: the next recovery tries again
+            return "failed", exc
+        try:
+            target, args, kwargs = self._bind_call(workflow, row)
+        except Exception as exc:
+            error = self._unrunnable(row, exc)
+            await self._fail_unrunnable(row, error, claimed)
+            return "unrunnable", error
+        tokens = (
+            _context.active_runtime.set(self.engine.runtime),
+            _context.never_wait.set(True),
+            _context.preclaimed.set(row if claimed else None),
+        )
+        try:
+            if inspect.iscoroutinefunction(target):
+                await target.run(*args, workflow_id=row.workflow_id, **kwargs)
+            else:  # the context goes along into the thread
+                await asyncio.to_thread(target.run, *args, workflow_id=row.workflow_id, **kwargs)
+        except WorkflowSuspendedError:
+            return "suspended", None
+        except WorkflowAlreadyRunningError:
+            return "skipped", None
+        except Exception as exc:
+            if self._never_started(row):
+                # The call was refused before the workflow ran (its recorded
+                # arguments no longer fit the code): unrunnable, not failed.
+                error = self._unrunnable(row, exc)
+                await self._fail_unrunnable(row, error, claimed)
+                return "unrunnable", error
+            return "failed", exc
+        finally:
+            _context.preclaimed.reset(tokens[2])
+            _context.never_wait.reset(tokens[1])
+            _context.active_runtime.reset(tokens[0])
+        return "done", None
+
+    def _stored_call(self, row: WorkflowRow) -> tuple[Any, WorkflowRow]:
+        """The registered workflow of a stored row, and the row with its arguments."""
+        workflow = _registry.lookup(row.name)
+        if workflow is None:
+            raise Unknown(row.name)
+        if row.args is None:  # a light row: fetch the arguments
+            full = self.engine.backend.run_sync(self.engine.backend.get_workflow, row.workflow_id)
+            row = full if full is not None else row
+        return workflow, row
+
+    def _bind_call(
+        self, workflow: Any, row: WorkflowRow
+    ) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """The call a stored row records: the workflow (bound to its instance) and arguments.
+
+        A method is bound from the registered workflow itself, not looked up
+        on the instance by name: what stands at that name may be something
+        else by now, and the registered workflow is the one the row names.
+        """
+        instance, args, kwargs = self.engine.codec.loads(
+            row.args or b"",
+            place(row.workflow_id, "args"),
+            what=f"arguments of workflow {row.workflow_id!r}",
+            bound=call_columns(row.name, row.args_fingerprint),
+        )
+        if isinstance(instance, MissingInstance):
+            raise DurableError(
+                f"cannot resume workflow {row.workflow_id!r}: it is a method, and "
+                f"its instance (a {instance.type_name}) could not be pickled; call "
+                "it again on a live instance with the same workflow_id",
+                workflow_id=row.workflow_id,
+            )
+        if instance is None:
+            return workflow, args, kwargs
+        if isinstance(workflow.__wrapped__, classmethod):
+            return workflow.__get__(None, instance), args, kwargs
+        return workflow.__get__(instance, type(instance)), args, kwargs
+
+    def _never_started(self, row: WorkflowRow) -> bool:
+        """Whether a stored workflow whose call raised is still as it was before the call.
+
+        Then the workflow never ran (it would have recorded its error, or been
+        claimed under a new epoch), and nothing else will record its end.
+        """
+        try:
+            now = self.engine.backend.run_sync(self.engine.backend.get_workflow, row.workflow_id)
+        except DurableError:
+            return False  # the store is down: the next recovery looks again
+        return now is not None and now.epoch == row.epoch and now.status is row.status
+
+    def _unrunnable(self, row: WorkflowRow, exc: Exception) -> DurableError:
+        """The error recorded for a stored call that cannot be rebuilt."""
+        if isinstance(exc, DurableError) and exc.details.get("workflow_id") == row.workflow_id:
+            return exc  # says it all already
+        error = DurableError(
+            f"cannot resume workflow {row.workflow_id!r} ({row.name}): its recorded call "
+            f"could not be rebuilt ({type(exc).__name__}: {exc}). Recorded as failed; "
+            "call it again with the same workflow_id once the cause is fixed (its "
+            "recorded steps are reused).",
+            workflow_id=row.workflow_id,
+        )
+        error.__cause__ = exc
+        return error
+
+    async def _fail_unrunnable(self, row: WorkflowRow, exc: Exception, claimed: bool) -> None:
+        """Record as failed a workflow whose call cannot be rebuilt.
+
+        Left as it is, it would stay running (or enqueued) for ever, every
+        recovery failing on it again and its handle waiting to its timeout.
+        A row this runtime did not claim is claimed first (fenced), so that a
+        live owner elsewhere is never overruled.
+        """
+        if not claimed:
+            if row.status not in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING):
+                return
+            taken = self.engine.backend.run_sync(
+                self.engine.backend.claim_workflow,
+                row.workflow_id,
+                row.epoch,
+                row.status,
+                current_owner(),
+                self.engine.options.lease_seconds,
+                rerun_failed=False,
+                recovery=row.owner is not None,
+            )
+            if taken is None:
+                return  # someone else took it meanwhile
+            row = taken
+        error = self.engine.codec.dumps_error(
+            exc, place(row.workflow_id, "error"), what=f"error of workflow {row.workflow_id!r}"
+        )
+        self.engine.backend.run_sync(
+            self.engine.backend.finish_workflow,
+            row.workflow_id,
+            row.epoch,
+            WorkflowStatus.ERROR,
+            error=error,
+        )
+        log.error(
+            "workflow %r recorded as failed: %s",
+            row.workflow_id,
+            exc,
+            extra=log_extra(row.workflow_id),
+        )
+
+    async def resume(self, workflow_id: str) -> Any:
+        """Run a stored workflow again by its id and return its result.
+
+        For the workflow's code, the modules that define it must be imported.
+        A quarantined workflow is released from quarantine first: this is how
+        to resume one by hand once the cause is fixed. A finished workflow
+        returns its recorded result; a running one with a live owner is
+        waited for.
+
+        Example::
+
+            import myapp.workflows
+            result = await runtime.resume("order-7")
+        """
+        workflow_id = validate_workflow_id(workflow_id)
+        row = self.engine.backend.run_sync(self.engine.backend.get_workflow, workflow_id)
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} in {self.engine.backend.url}", workflow_id=workflow_id
+            )
+        try:
+            workflow, row = self._stored_call(row)
+        except Unknown:
+            raise WorkflowNotFoundError(
+                f"workflow {workflow_id!r} is a {row.name!r}, and no imported code registers "
+                "a workflow of that name; import the module that defines it first",
+                workflow_id=workflow_id,
+            ) from None
+        target, args, kwargs = self._bind_call(workflow, row)
+        if row.status is WorkflowStatus.QUARANTINED:
+            # Only now that it can run: a failed resume leaves it quarantined.
+            self.engine.backend.run_sync(self.engine.backend.unquarantine, workflow_id)
+        token = _context.active_runtime.set(self.engine.runtime)
+        try:
+            outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
+            return await outcome if isinstance(outcome, Coroutine) else outcome
+        finally:
+            _context.active_runtime.reset(token)

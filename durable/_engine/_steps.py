@@ -1,0 +1,352 @@
+"""Steps: replay a recorded step, or run it (retries, code-change policy) and commit it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from durable import _context, _tracing
+from durable._caller import warn
+from durable._codehash import fingerprint
+from durable._engine._core import (
+    log,
+    log_extra,
+)
+from durable._errors import (
+    CodeChangedError,
+    CodeChangedWarning,
+    NonDeterminismError,
+)
+from durable._records import (
+    StepAttemptRow,
+    StepRow,
+    StepStatus,
+)
+from durable._serialization import (
+    place,
+    step_columns,
+    step_slot,
+)
+from durable._session import Session
+from durable._specs import OnCodeChange, StepSpec
+
+if TYPE_CHECKING:
+    from durable._engine._core import Engine
+
+
+_SAME_KIND = {
+    "event": "event",
+    "step": "step",
+    "child": "step",
+    "snapshot": "snapshot",
+    "compensation": "step",
+    "sleep": "sleep",
+}
+
+
+class Steps:
+    """Runs the steps of a workflow: replay or run, retry, commit."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def run(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Replay a step's record, or run it (with retries) and record it."""
+        recorded = replayable(ctx, position, spec.name, spec.kind)
+        with _tracing.span(
+            f"step {spec.name}",
+            lambda: {
+                "durable.workflow.id": ctx.workflow_id,
+                "durable.step.name": spec.name,
+                "durable.step.kind": spec.kind,
+                "durable.step.position": position,
+                "durable.step.replayed": recorded is not None,
+            },
+            inner=True,
+        ):
+            if _code_differs(ctx, recorded, spec):
+                assert recorded is not None
+                recorded = await self._code_changed(ctx, session, spec, position, recorded)
+            if recorded is not None:
+                _tracing.annotate(payload_bytes=len(recorded.output))
+                return self.engine.decode_step(recorded, ctx.workflow_id)
+            return await self._execute(ctx, session, spec, position, call)
+
+    async def _code_changed(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        recorded: StepRow,
+    ) -> StepRow | None:
+        """Apply the code-change policy to a record written by other code.
+
+        Returns the record to replay, or None when the step must run again.
+        """
+        # An edited fingerprint must not make a committed step run again.
+        self.engine.verify_steps(ctx.workflow_id, [recorded])
+        policy = spec.on_code_change or ctx.on_code_change or _default_code_policy()
+        where = f"step {spec.name!r} (position {position} of workflow {ctx.workflow_id!r})"
+        if policy == "error":
+            raise CodeChangedError(
+                f"the code of {where} changed since its record was written; refusing to "
+                "replay it (on_code_change='error'). Restore the old code, or use "
+                "on_code_change='rerun' to run changed steps again.",
+                workflow_id=ctx.workflow_id,
+                position=position,
+                step=spec.name,
+            )
+        if policy == "rerun":
+            # This step and everything after it run again on the new code.
+            log.info(
+                "%s: code changed, running it and what follows again",
+                where,
+                extra=log_extra(ctx.workflow_id, spec.name, position),
+            )
+            await session.run(session.backend.supersede_from, ctx.workflow_id, ctx.epoch, position)
+            ctx.recorded = {p: r for p, r in ctx.recorded.items() if p < position}
+            return None
+        warn(
+            CodeChangedWarning(
+                f"the code of {where} changed since its record was written; replaying the "
+                "recorded result (on_code_change='reuse'). Use on_code_change='rerun' to run "
+                "changed steps again, or 'error' to refuse."
+            )
+        )
+        return recorded
+
+    async def _execute(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Run a step that has no record (with its retries) and record it."""
+        self.engine.site("before_step", ctx, position, spec.name)
+        retries = 0
+        while True:
+            if cancel_hinted(ctx):  # a cheap look first: this runs before every step
+                await self.engine.stop_if_cancelled(ctx, session, f"step {spec.name!r}")
+            started = self.engine.clock.time()
+            token = _context.current.set(_context.InStep(ctx, position))
+            try:
+                value = call()
+                if spec.is_async:
+                    value = await value
+            except Exception as exc:
+                if not spec.retry.should_retry(exc, retries):
+                    outcome: dict[str, Any] = {"error": exc}
+                    break
+                retries += 1
+                await session.run(
+                    session.backend.record_step_attempt,
+                    ctx.workflow_id,
+                    ctx.epoch,
+                    StepAttemptRow(
+                        position=position,
+                        name=spec.name,
+                        attempt=retries,
+                        started_at=started,
+                        finished_at=self.engine.clock.time(),
+                        error_type=_qualname(type(exc)),
+                        error_message=_text(str(exc)),
+                    ),
+                )
+                log.info(
+                    "workflow %r step %r (position %d) failed with %r; retry %d of %d",
+                    ctx.workflow_id,
+                    spec.name,
+                    position,
+                    exc,
+                    retries,
+                    spec.retry.retries,
+                    extra=log_extra(ctx.workflow_id, spec.name, position),
+                )
+                await session.sleep(spec.retry.delay(retries))
+                continue
+            finally:
+                _context.current.reset(token)
+            outcome = {"value": value}
+            break
+        return await self.commit(
+            ctx,
+            session,
+            position,
+            spec.name,
+            started,
+            retries + 1,
+            kind=spec.kind,
+            code_hash=_code_hash(ctx, spec),
+            **outcome,
+        )
+
+    async def commit(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        position: int,
+        name: str,
+        started: float,
+        tries: int,
+        *,
+        value: Any = None,
+        error: Exception | None = None,
+        kind: str = "step",
+        code_hash: str | None = None,
+    ) -> Any:
+        """Record a step's outcome; hand back the outcome that stands.
+
+        That is this one, unless another executor committed first, in which
+        case its record is adopted (and this outcome dropped). Inside a
+        transaction the record is held back until the transaction commits.
+        """
+        where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
+        slot = place(ctx.workflow_id, step_slot(position))
+        status = StepStatus.SUCCESS if error is None else StepStatus.ERROR
+        bound = (
+            step_columns(kind, name, status.value, tries, code_hash)
+            if self.engine.codec.signing
+            else b""
+        )
+        output = (
+            self.engine.codec.dumps(value, slot, what=f"result of {where}", bound=bound)
+            if error is None
+            else self.engine.codec.dumps_error(error, slot, what=f"error of {where}", bound=bound)
+        )
+        row = StepRow(
+            position=position,
+            name=name,
+            status=status,
+            output=output,
+            attempt=tries,
+            started_at=started,
+            finished_at=self.engine.clock.time(),
+            kind=kind,
+            tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
+            error_type=_qualname(type(error)) if error is not None else None,
+            error_message=_text(str(error)) if error is not None else None,
+            code_hash=code_hash,
+        )
+        _tracing.annotate(payload_bytes=len(output), attempt=tries)
+        if kind != "snapshot":
+            self.engine.site("after_step", ctx, position, name)
+        if ctx.tx is not None:
+            ctx.tx.hold(row)
+            if error is not None:
+                raise error
+            return value
+        write_started = time.perf_counter()
+        standing = await session.write(session.backend.record_step, ctx.workflow_id, ctx.epoch, row)
+        self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
+        if kind != "snapshot":
+            self.engine.site("after_commit", ctx, position, name)
+        if standing is not row:
+            return self.engine.decode_step(standing, ctx.workflow_id)
+        if error is not None:
+            raise error
+        return value
+
+    async def snapshot(
+        self, ctx: _context.WorkflowContext, session: Session, position: int, name: str
+    ) -> None:
+        """Record a snapshot at ``position``, unless it is recorded already."""
+        if replayable(ctx, position, name, "snapshot") is None:
+            started = self.engine.clock.time()
+            await self.commit(ctx, session, position, name, started, 1, kind="snapshot")
+
+
+def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
+    """Whether the workflow was woken since it last looked (then it reads its row)."""
+    hint = ctx.stop_hint
+    return hint is not None and hint.take()
+
+
+def replayable(
+    ctx: _context.WorkflowContext, position: int, name: str, kind: str = "step"
+) -> StepRow | None:
+    recorded = ctx.recorded.get(position)
+    if recorded is None:
+        return None
+    if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
+        # An edited name or kind is tampering, not changed code.
+        ctx.engine.verify_steps(ctx.workflow_id, [recorded])
+        what = recorded.kind if recorded.kind in ("snapshot", "sleep", "event") else "step"
+        now = kind if kind in ("snapshot", "sleep", "event") else "step"
+        raise NonDeterminismError(
+            f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
+            f"{what} {recorded.name!r}, but the code now calls {now} {name!r}. The workflow's "
+            "code changed the order of its steps since this run was recorded; "
+            "restore the old order to resume it, or start it under a new workflow_id.",
+            workflow_id=ctx.workflow_id,
+            position=position,
+            expected=recorded.name,
+            found=name,
+        )
+    return recorded
+
+
+def _code_differs(ctx: _context.WorkflowContext, recorded: StepRow | None, spec: StepSpec) -> bool:
+    return bool(
+        recorded is not None
+        and recorded.code_hash
+        and spec.function is not None
+        and recorded.code_hash != _code_hash(ctx, spec)
+    )
+
+
+def _code_hash(ctx: _context.WorkflowContext, spec: StepSpec) -> str | None:
+    """A step's code fingerprint, computed once per execution of its workflow."""
+    function = spec.function
+    if function is None:
+        return None
+    found = ctx.code_hashes.get(id(function))
+    if found is None or found[0] is not function:
+        found = ctx.code_hashes[id(function)] = (function, fingerprint(function))
+    return found[1]
+
+
+def _default_code_policy() -> OnCodeChange:
+    """``rerun`` in a notebook (fix a cell, re-run: changed steps run again), else ``reuse``."""
+    return "rerun" if _in_a_kernel() else "reuse"
+
+
+def _in_a_kernel() -> bool:
+    """Whether this process is a running IPython kernel (a notebook's), not one that imported it.
+
+    Tools that drive notebooks (nbclient, a test suite) import ipykernel
+    without being one; only a kernel's shell has a ``kernel``.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _text(message: str) -> str:
+    """An error message as a column can hold it: no NUL, UTF-8, bounded length."""
+    message = message.replace("\x00", "\\x00")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate (bytes decoded with surrogateescape)
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return message if len(message) <= 4000 else message[:3997] + "..."
+
+
+def _qualname(cls: type) -> str:
+    """An error's type as the records keep it (a column of 512 characters)."""
+    name = cls.__qualname__
+    if cls.__module__ != "builtins":
+        name = f"{cls.__module__}.{cls.__qualname__}"
+    return name if len(name) <= 512 else name[:509] + "..."

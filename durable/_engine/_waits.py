@@ -1,0 +1,264 @@
+"""Waits: durable timers, events, and suspending a workflow until either comes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from durable import _context
+from durable._clock import SystemClock
+from durable._durations import (
+    as_seconds,
+    deadline_after,
+    duration,
+    is_beyond_reach,
+    replayed_deadline,
+)
+from durable._engine._core import (
+    Suspended,
+)
+from durable._engine._steps import cancel_hinted, replayable
+from durable._errors import (
+    ConfigurationError,
+    EventTimeoutError,
+    OwnershipLostError,
+)
+from durable._records import (
+    EventGone,
+    EventRow,
+    StepRow,
+    StepStatus,
+)
+from durable._serialization import (
+    event_slot,
+    place,
+    step_columns,
+    step_slot,
+)
+from durable._session import Session
+from durable.backends._notify import Subscription, event_topic
+
+if TYPE_CHECKING:
+    from durable._engine._core import Engine
+
+
+# Sleeps from this length show the workflow as waiting (two writes).
+_SHOW_WAITS_FROM = 1.0
+# How often a long sleep looks whether it still owns its workflow (a cancel
+# in this process, or on PostgreSQL, wakes it at once).
+_SLEEP_CHECK_INTERVAL = 5.0
+
+
+class Waits:
+    """Durable sleeps and event waits of a running workflow."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def sleep(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        position: int,
+        name: str,
+        deadline_from: Callable[[float], float],
+        suspend: bool = False,
+    ) -> None:
+        """A durable timer: its deadline is recorded first, then waited for."""
+        if cancel_hinted(ctx):
+            await self.engine.stop_if_cancelled(ctx, session, name)
+        recorded = replayable(ctx, position, name, "sleep")
+        if recorded is None:
+            deadline = float(deadline_from(self.engine.clock.time()))
+            deadline = await self.engine.steps.commit(
+                ctx,
+                session,
+                position,
+                name,
+                self.engine.clock.time(),
+                1,
+                value=deadline,
+                kind="sleep",
+            )
+        else:
+            stored = float(self.engine.decode_step(recorded, ctx.workflow_id))
+            deadline = replayed_deadline(stored)
+            # A deadline no process can wait for (recorded by an older version)
+            # suspends the workflow: it shows as waiting, recover() passes it
+            # by, and cancelling it is the way out.
+            suspend = suspend or is_beyond_reach(stored)
+        remaining = deadline - self.engine.clock.time()
+        if remaining <= 0:
+            return
+        # A short sleep is not worth two writes to show it in the status.
+        if not suspend and remaining < _SHOW_WAITS_FROM:
+            await session.sleep(remaining)
+            return
+        await self._enter_wait(ctx, session, deadline, None, suspend)
+        # A long sleep listens, like an event wait, for a cancel (which
+        # notifies) and looks now and then whether it still owns the workflow.
+        if not isinstance(self.engine.clock, SystemClock):
+            await session.sleep(remaining)  # a test's clock: instant, or moved by the test
+        else:
+            topic = event_topic(ctx.workflow_id)
+            with self.engine.backend.notifier.subscribe(topic) as subscription:
+                while self.engine.clock.time() < deadline:
+                    await self._pause(session, subscription, deadline, _SLEEP_CHECK_INTERVAL)
+                    await self.engine.check_still_owned(ctx, session)
+        await self._leave_wait(ctx, session)
+
+    async def wait_for_event(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        position: int,
+        key: str,
+        timeout: float | dt.timedelta | None,
+        suspend: bool,
+    ) -> Any:
+        """Wait for an event; record its value (consuming it) or the timeout.
+
+        Two positions: ``position`` holds the deadline (when there is a
+        timeout), ``position + 1`` the outcome.
+        """
+        workflow_id = ctx.workflow_id
+        name = f"wait_for_event({key!r})"
+        at = position + 1
+        recorded = replayable(ctx, at, name, "event")
+        if recorded is not None:
+            return self.engine.decode_step(recorded, workflow_id)
+        if cancel_hinted(ctx):
+            await self.engine.stop_if_cancelled(ctx, session, name)
+        deadline: float | None = None
+        if timeout is not None:
+            timer_name = f"{name} timeout"
+            timer = replayable(ctx, position, timer_name, "sleep")
+            if timer is None:
+                now = self.engine.clock.time()
+                seconds = duration(timeout, "timeout")
+                deadline = deadline_after(now, seconds, "timeout", given=timeout)
+                deadline = await self.engine.steps.commit(
+                    ctx, session, position, timer_name, now, 1, value=deadline, kind="sleep"
+                )
+            else:
+                deadline = replayed_deadline(float(self.engine.decode_step(timer, workflow_id)))
+        self.engine.site("before_step", ctx, at, name)
+        started = self.engine.clock.time()
+        where = f"{name} (position {at} of workflow {workflow_id!r})"
+        while True:
+            event = await self._event_or_deadline(ctx, session, key, deadline, suspend)
+            if event is None:
+                assert timeout is not None
+                seconds = as_seconds(timeout, "timeout")
+                timed_out = EventTimeoutError(
+                    f"workflow {workflow_id!r}: no event {key!r} arrived within {seconds:g} s "
+                    f"(position {at}); the timeout is recorded, so a resumed run raises it too",
+                    workflow_id=workflow_id,
+                    key=key,
+                    timeout=seconds,
+                )
+                return await self.engine.steps.commit(
+                    ctx, session, at, name, started, 1, error=timed_out, kind="event"
+                )
+            value = self.engine.codec.loads(
+                event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
+            )
+            row = StepRow(
+                position=at,
+                name=name,
+                status=StepStatus.SUCCESS,
+                output=self.engine.codec.dumps(
+                    value,
+                    place(workflow_id, step_slot(at)),
+                    what=f"event for {where}",
+                    bound=step_columns("event", name, StepStatus.SUCCESS.value, 1, None),
+                ),
+                attempt=1,
+                started_at=started,
+                finished_at=self.engine.clock.time(),
+                kind="event",
+            )
+            self.engine.site("after_step", ctx, at, name)
+            try:
+                standing = await session.run(
+                    session.backend.take_event, workflow_id, ctx.epoch, event.event_id, row
+                )
+            except EventGone:
+                continue  # another wait of this workflow took that event first
+            self.engine.site("after_commit", ctx, at, name)
+            return value if standing is row else self.engine.decode_step(standing, workflow_id)
+
+    async def _event_or_deadline(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        key: str,
+        deadline: float | None,
+        suspend: bool,
+    ) -> EventRow | None:
+        """The oldest unconsumed event of ``key``, waited for; None at the deadline."""
+        waiting = False
+        with self.engine.backend.notifier.subscribe(event_topic(ctx.workflow_id)) as subscription:
+            while True:
+                event = await session.run(session.backend.next_event, ctx.workflow_id, key)
+                if event is not None or (
+                    deadline is not None and self.engine.clock.time() >= deadline
+                ):
+                    break
+                if not waiting:
+                    await self._enter_wait(ctx, session, deadline, key, suspend)
+                    waiting = True
+                await self._pause(
+                    session, subscription, deadline, self.engine.options.event_poll_interval
+                )
+                await self.engine.check_still_owned(ctx, session)
+        if waiting:
+            await self._leave_wait(ctx, session)
+        return event
+
+    async def _enter_wait(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        wake_at: float | None,
+        key: str | None,
+        suspend: bool,
+    ) -> None:
+        """Show the workflow as waiting; when suspending, give it up and unwind."""
+        if suspend and ctx.tx is not None:
+            raise ConfigurationError(
+                "a workflow cannot suspend inside durable.transaction(): the block's "
+                "records would be lost; wait outside the block"
+            )
+        if ctx.waits == 0 or suspend:
+            if not await session.run(
+                session.backend.set_waiting, ctx.workflow_id, ctx.epoch, wake_at, key, suspend
+            ):
+                raise OwnershipLostError(
+                    f"workflow {ctx.workflow_id!r} was taken over while it started to wait",
+                    workflow_id=ctx.workflow_id,
+                    epoch=ctx.epoch,
+                )
+            if suspend:
+                self.engine.leases.drop(ctx.workflow_id)
+                raise Suspended(ctx.workflow_id, wake_at, key)
+        ctx.waits += 1
+
+    async def _leave_wait(self, ctx: _context.WorkflowContext, session: Session) -> None:
+        ctx.waits -= 1
+        if ctx.waits == 0:
+            await session.run(session.backend.set_running, ctx.workflow_id, ctx.epoch)
+
+    async def _pause(
+        self, session: Session, subscription: Subscription, deadline: float | None, interval: float
+    ) -> None:
+        """Wait for a notification, at most ``interval`` or until the deadline."""
+        clock = self.engine.clock
+        if deadline is not None and isinstance(clock, SystemClock):
+            interval = min(interval, deadline - clock.time())
+        woken = await session.wait_for(subscription, interval)
+        # A virtual clock that advances by itself jumps to the deadline once a
+        # real poll interval brought nothing: timeouts cost no time in tests.
+        if not woken and deadline is not None and getattr(clock, "auto_advance", False):
+            await session.sleep(deadline - clock.time())
