@@ -10,7 +10,12 @@ from durable._aio import LONGEST_BLOCK
 
 
 class Clock(Protocol):
-    """Where a runtime's time comes from: the system's, or a virtual one in tests."""
+    """Where a runtime's time comes from: the system's, or a virtual one in tests.
+
+    Two optional attributes say how to wait on it: ``real_time`` (true: its
+    time passes by itself, see :func:`real_time`) and ``auto_advance`` (true:
+    it jumps to a deadline nothing else comes before, see :func:`jumps_ahead`).
+    """
 
     def time(self) -> float:
         """Seconds since the epoch."""
@@ -25,8 +30,29 @@ class Clock(Protocol):
         ...
 
 
+def real_time(clock: Clock) -> bool:
+    """Whether ``clock``'s time passes by itself, as the wall clock's does.
+
+    A clock says so with a true ``real_time`` attribute; one that does not (a
+    test's clock) is waited on by sleeping on it, where a real one is waited
+    on in slices, listening for notifications meanwhile.
+    """
+    return bool(getattr(clock, "real_time", False))
+
+
+def jumps_ahead(clock: Clock) -> bool:
+    """Whether ``clock`` moves itself to a deadline nothing else will come before.
+
+    Then a timed wait that a real poll interval did not end jumps to its
+    deadline (``durable.testing.VirtualClock(auto_advance=True)``).
+    """
+    return bool(getattr(clock, "auto_advance", False))
+
+
 class SystemClock:
     """The real clock: wall time, and sleeps that really wait."""
+
+    real_time = True
 
     def time(self) -> float:
         """Seconds since the epoch."""

@@ -97,14 +97,25 @@ active_runtime: ContextVar[Runtime | None] = ContextVar("durable_active_runtime"
 blocking_a_loop: ContextVar[bool] = ContextVar("durable_blocking_a_loop", default=False)
 """True in the helper thread of a run_sync() that blocks a running event loop."""
 
-requested_workflow_id: ContextVar[str | None] = ContextVar(
-    "durable_requested_workflow_id", default=None
-)
 
-# Set by workers and recovery: resume a workflow only if nobody else runs it,
-# never wait for another live owner (that would hold a worker slot idle).
-never_wait: ContextVar[bool] = ContextVar("durable_never_wait", default=False)
+@dataclass(frozen=True)
+class CallOptions:
+    """How the next call of a workflow runs, beyond its own arguments.
 
-# Set by a worker for the workflow it just claimed from a queue: the call runs
-# it as its owner at once, without claiming it again.
-preclaimed: ContextVar[WorkflowRow | None] = ContextVar("durable_preclaimed", default=None)
+    The one channel into a workflow's call form (``wf(...)``, whose signature
+    is the user's function's): ``wf.run(..., workflow_id=)`` and recovery set
+    it around the call, the decorator takes it at the call's entry (so it
+    never reaches the workflow's children) and hands it on in the
+    :class:`~durable._specs.Invocation`.
+    """
+
+    workflow_id: str | None = None
+    never_wait: bool = False
+    """Resume only if nobody else runs it; never wait for another live owner
+    (recovery and workers: waiting would hold a worker slot idle)."""
+    preclaimed: WorkflowRow | None = None
+    """The row a worker just claimed from its queue: run it as its owner at
+    once, without claiming it again."""
+
+
+next_call: ContextVar[CallOptions | None] = ContextVar("durable_next_call", default=None)

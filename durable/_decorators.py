@@ -8,6 +8,7 @@ an instance method, classmethod or staticmethod.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 import inspect
@@ -35,6 +36,8 @@ from durable._specs import (
 )
 from durable._sync import run_coroutine_sync
 from durable.backends._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
+
+_NO_OPTIONS = _context.CallOptions()
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -280,11 +283,12 @@ class _RunMethods:
     def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
-        token = _context.requested_workflow_id.set(workflow_id)
+        given = _context.next_call.get() or _context.CallOptions()
+        token = _context.next_call.set(dataclasses.replace(given, workflow_id=workflow_id))
         try:
             return self(*args, **kwargs)  # type: ignore[operator]
         finally:
-            _context.requested_workflow_id.reset(token)
+            _context.next_call.reset(token)
 
     def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
         outcome = self.run(*args, workflow_id=workflow_id, **kwargs)
@@ -442,9 +446,9 @@ def durable_workflow(
             in_loop = asyncio._get_running_loop() is not None
             if not spec.is_async and in_loop and awaited_by_caller():
                 raise _awaited_sync("workflow", spec.name)
-            requested = _context.requested_workflow_id.get()
-            if requested is not None:
-                _context.requested_workflow_id.set(None)  # not for its children
+            options = _context.next_call.get() or _NO_OPTIONS
+            if options is not _NO_OPTIONS:
+                _context.next_call.set(None)  # not for its children
             ctx = _context.current.get()
             parent = ctx if isinstance(ctx, _context.WorkflowContext) else None
             if parent is not None and spec.is_async and parent.session.sync:
@@ -462,9 +466,11 @@ def durable_workflow(
                 args_fingerprint=_fingerprint(signature, instance, args, kwargs),
                 args=args,
                 kwargs=kwargs,
-                requested_id=requested,
+                requested_id=options.workflow_id,
                 parent=parent,
                 position=parent.allocate(spec.name) if parent is not None else None,
+                never_wait=options.never_wait,
+                preclaimed=options.preclaimed,
             )
             if spec.is_async:
                 return named(engine.workflows.run(inv, engine.session(sync=False)), raw)

@@ -71,6 +71,34 @@ class StepStatus(str, enum.Enum):
     ERROR = "error"
 
 
+class StepKind(str, enum.Enum):
+    """What a step record holds (stored as the value)."""
+
+    STEP = "step"
+    CHILD = "child"
+    """A child workflow's outcome, recorded in its parent."""
+    EVENT = "event"
+    """An awaited event's value, or its timeout."""
+    SNAPSHOT = "snapshot"
+    SLEEP = "sleep"
+    """A durable timer's deadline."""
+    COMPENSATION = "compensation"
+    """An ``on_rollback`` callback's outcome."""
+
+    @property
+    def family(self) -> StepKind:
+        """What a replay must find at a position: a child or a compensation is called as a step."""
+        return StepKind.STEP if self in (StepKind.CHILD, StepKind.COMPENSATION) else self
+
+    @staticmethod
+    def same_family(recorded: str, called: str) -> bool:
+        """Whether a record of kind ``recorded`` answers a call of kind ``called``."""
+        try:
+            return StepKind(recorded).family is StepKind(called).family
+        except ValueError:  # a kind this version does not know: an edited record
+            return False
+
+
 @dataclass(frozen=True)
 class WorkflowRow:
     """One workflow as stored."""

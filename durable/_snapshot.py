@@ -8,6 +8,7 @@ from durable import _context
 from durable._aio import here
 from durable._caller import called
 from durable._errors import ConfigurationError, NotInWorkflowError
+from durable._records import StepKind
 from durable.backends._limits import SNAPSHOT_CHARS, check_text
 
 
@@ -34,7 +35,11 @@ def snapshot(name: str) -> Awaitable[None]:
     recorded = ctx.recorded.get(position)
     if recorded is None:
         clash = next(
-            (r.position for r in ctx.recorded.values() if r.kind == "snapshot" and r.name == name),
+            (
+                r.position
+                for r in ctx.recorded.values()
+                if r.kind == StepKind.SNAPSHOT and r.name == name
+            ),
             None,
         )
         if clash is None:

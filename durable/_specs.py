@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from durable._records import StepKind
 from durable._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from durable import _context
+    from durable._records import WorkflowRow
 
 OnRunning = Literal["wait", "raise"]
 OnCodeChange = Literal["reuse", "rerun", "error"]
@@ -22,7 +24,7 @@ class StepSpec:
     name: str
     is_async: bool
     retry: RetryPolicy
-    kind: str = "step"
+    kind: StepKind = StepKind.STEP
     function: Callable[..., Any] | None = None
     """The decorated function, whose code is fingerprinted with each record."""
     on_code_change: OnCodeChange | None = None
@@ -52,6 +54,10 @@ class Invocation:
     requested_id: str | None
     parent: _context.WorkflowContext | None
     position: int | None
+    never_wait: bool = False
+    """Never wait for another live owner (see ``_context.CallOptions``)."""
+    preclaimed: WorkflowRow | None = None
+    """Claimed already by a worker (see ``_context.CallOptions``)."""
 
 
 @dataclass(frozen=True)

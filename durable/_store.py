@@ -21,6 +21,7 @@ from durable._identity import validate_workflow_id
 from durable._records import (
     NewWorkflow,
     StepHistoryRow,
+    StepKind,
     StepRow,
     StepStatus,
     WorkflowQuery,
@@ -449,7 +450,7 @@ class Store:
                 position=s.position,
                 name=s.name,
                 kind=s.kind,
-                status="snapshot" if s.kind == "snapshot" else s.status.value,
+                status="snapshot" if s.kind == StepKind.SNAPSHOT else s.status.value,
                 started_at=s.started_at,
                 finished_at=s.finished_at,
                 payload_bytes=s.payload_bytes,
@@ -477,11 +478,11 @@ class Store:
                 position=s.position,
                 created_at=s.finished_at,
                 steps=tuple(
-                    p.name for p in live if p.position < s.position and p.kind != "snapshot"
+                    p.name for p in live if p.position < s.position and p.kind != StepKind.SNAPSHOT
                 ),
             )
             for s in live
-            if s.kind == "snapshot"
+            if s.kind == StepKind.SNAPSHOT
         ]
 
     async def _metrics(self, sync: bool) -> Metrics:

@@ -12,7 +12,7 @@ from typing import Any
 from durable import _context
 from durable._aio import drive
 from durable._errors import ConfigurationError, NotInWorkflowError
-from durable._records import StepRow, rolled_back
+from durable._records import StepKind, StepRow, rolled_back
 from durable._retry import RetryPolicy
 from durable._specs import StepSpec
 
@@ -169,7 +169,9 @@ class Transaction:
                 "with a plain `with`; use `async with durable.transaction()`"
             )
         name = _name(fn)
-        spec = StepSpec(name=name, is_async=is_async, retry=RetryPolicy(), kind="compensation")
+        spec = StepSpec(
+            name=name, is_async=is_async, retry=RetryPolicy(), kind=StepKind.COMPENSATION
+        )
         position = ctx.allocate(name)
         await ctx.engine.steps.run(ctx, session, spec, position, lambda: fn(*args, **kwargs))
 

@@ -33,7 +33,7 @@ DEBT = {
     "backend imports of the engine": 0,
     "private reaches": 2,
     "twins": 0,
-    "too big": 7,
+    "too big": 6,
     "private imports in tests": 17,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its

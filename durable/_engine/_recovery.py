@@ -146,8 +146,9 @@ class Recovery:
             return "unrunnable", error
         tokens = (
             _context.active_runtime.set(self.engine.runtime),
-            _context.never_wait.set(True),
-            _context.preclaimed.set(row if claimed else None),
+            _context.next_call.set(
+                _context.CallOptions(never_wait=True, preclaimed=row if claimed else None)
+            ),
         )
         try:
             if inspect.iscoroutinefunction(target):
@@ -167,8 +168,7 @@ class Recovery:
                 return "unrunnable", error
             return "failed", exc
         finally:
-            _context.preclaimed.reset(tokens[2])
-            _context.never_wait.reset(tokens[1])
+            _context.next_call.reset(tokens[1])
             _context.active_runtime.reset(tokens[0])
         return "done", None
 

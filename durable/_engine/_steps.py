@@ -21,6 +21,7 @@ from durable._errors import (
 )
 from durable._records import (
     StepAttemptRow,
+    StepKind,
     StepRow,
     StepStatus,
 )
@@ -34,16 +35,6 @@ from durable._specs import OnCodeChange, StepSpec
 
 if TYPE_CHECKING:
     from durable._engine._core import Engine
-
-
-_SAME_KIND = {
-    "event": "event",
-    "step": "step",
-    "child": "step",
-    "snapshot": "snapshot",
-    "compensation": "step",
-    "sleep": "sleep",
-}
 
 
 class Steps:
@@ -67,7 +58,7 @@ class Steps:
             lambda: {
                 "durable.workflow.id": ctx.workflow_id,
                 "durable.step.name": spec.name,
-                "durable.step.kind": spec.kind,
+                "durable.step.kind": spec.kind.value,
                 "durable.step.position": position,
                 "durable.step.replayed": recorded is not None,
             },
@@ -203,7 +194,7 @@ class Steps:
         *,
         value: Any = None,
         error: Exception | None = None,
-        kind: str = "step",
+        kind: StepKind = StepKind.STEP,
         code_hash: str | None = None,
     ) -> Any:
         """Record a step's outcome; hand back the outcome that stands.
@@ -216,7 +207,7 @@ class Steps:
         slot = place(ctx.workflow_id, step_slot(position))
         status = StepStatus.SUCCESS if error is None else StepStatus.ERROR
         bound = (
-            step_columns(kind, name, status.value, tries, code_hash)
+            step_columns(kind.value, name, status.value, tries, code_hash)
             if self.engine.codec.signing
             else b""
         )
@@ -233,14 +224,14 @@ class Steps:
             attempt=tries,
             started_at=started,
             finished_at=self.engine.clock.time(),
-            kind=kind,
+            kind=kind.value,
             tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
             error_type=_qualname(type(error)) if error is not None else None,
             error_message=_text(str(error)) if error is not None else None,
             code_hash=code_hash,
         )
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
-        if kind != "snapshot":
+        if kind is not StepKind.SNAPSHOT:
             self.engine.site("after_step", ctx, position, name)
         if ctx.tx is not None:
             ctx.tx.hold(row)
@@ -250,7 +241,7 @@ class Steps:
         write_started = time.perf_counter()
         standing = await session.write(session.backend.record_step, ctx.workflow_id, ctx.epoch, row)
         self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
-        if kind != "snapshot":
+        if kind is not StepKind.SNAPSHOT:
             self.engine.site("after_commit", ctx, position, name)
         if standing is not row:
             return self.engine.decode_step(standing, ctx.workflow_id)
@@ -262,9 +253,9 @@ class Steps:
         self, ctx: _context.WorkflowContext, session: Session, position: int, name: str
     ) -> None:
         """Record a snapshot at ``position``, unless it is recorded already."""
-        if replayable(ctx, position, name, "snapshot") is None:
+        if replayable(ctx, position, name, StepKind.SNAPSHOT) is None:
             started = self.engine.clock.time()
-            await self.commit(ctx, session, position, name, started, 1, kind="snapshot")
+            await self.commit(ctx, session, position, name, started, 1, kind=StepKind.SNAPSHOT)
 
 
 def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
@@ -274,16 +265,16 @@ def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
 
 
 def replayable(
-    ctx: _context.WorkflowContext, position: int, name: str, kind: str = "step"
+    ctx: _context.WorkflowContext, position: int, name: str, kind: StepKind = StepKind.STEP
 ) -> StepRow | None:
     recorded = ctx.recorded.get(position)
     if recorded is None:
         return None
-    if recorded.name != name or _SAME_KIND.get(recorded.kind) != _SAME_KIND.get(kind):
+    if recorded.name != name or not StepKind.same_family(recorded.kind, kind):
         # An edited name or kind is tampering, not changed code.
         ctx.engine.verify_steps(ctx.workflow_id, [recorded])
         what = recorded.kind if recorded.kind in ("snapshot", "sleep", "event") else "step"
-        now = kind if kind in ("snapshot", "sleep", "event") else "step"
+        now = kind.family.value
         raise NonDeterminismError(
             f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
             f"{what} {recorded.name!r}, but the code now calls {now} {name!r}. The workflow's "

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from durable import _context
-from durable._clock import SystemClock
+from durable._clock import jumps_ahead, real_time
 from durable._durations import (
     as_seconds,
     deadline_after,
@@ -27,6 +27,7 @@ from durable._errors import (
 from durable._records import (
     EventGone,
     EventRow,
+    StepKind,
     StepRow,
     StepStatus,
 )
@@ -68,7 +69,7 @@ class Waits:
         """A durable timer: its deadline is recorded first, then waited for."""
         if cancel_hinted(ctx):
             await self.engine.stop_if_cancelled(ctx, session, name)
-        recorded = replayable(ctx, position, name, "sleep")
+        recorded = replayable(ctx, position, name, StepKind.SLEEP)
         if recorded is None:
             deadline = float(deadline_from(self.engine.clock.time()))
             deadline = await self.engine.steps.commit(
@@ -79,7 +80,7 @@ class Waits:
                 self.engine.clock.time(),
                 1,
                 value=deadline,
-                kind="sleep",
+                kind=StepKind.SLEEP,
             )
         else:
             stored = float(self.engine.decode_step(recorded, ctx.workflow_id))
@@ -98,7 +99,7 @@ class Waits:
         await self._enter_wait(ctx, session, deadline, None, suspend)
         # A long sleep listens, like an event wait, for a cancel (which
         # notifies) and looks now and then whether it still owns the workflow.
-        if not isinstance(self.engine.clock, SystemClock):
+        if not real_time(self.engine.clock):
             await session.sleep(remaining)  # a test's clock: instant, or moved by the test
         else:
             topic = event_topic(ctx.workflow_id)
@@ -125,7 +126,7 @@ class Waits:
         workflow_id = ctx.workflow_id
         name = f"wait_for_event({key!r})"
         at = position + 1
-        recorded = replayable(ctx, at, name, "event")
+        recorded = replayable(ctx, at, name, StepKind.EVENT)
         if recorded is not None:
             return self.engine.decode_step(recorded, workflow_id)
         if cancel_hinted(ctx):
@@ -133,13 +134,13 @@ class Waits:
         deadline: float | None = None
         if timeout is not None:
             timer_name = f"{name} timeout"
-            timer = replayable(ctx, position, timer_name, "sleep")
+            timer = replayable(ctx, position, timer_name, StepKind.SLEEP)
             if timer is None:
                 now = self.engine.clock.time()
                 seconds = duration(timeout, "timeout")
                 deadline = deadline_after(now, seconds, "timeout", given=timeout)
                 deadline = await self.engine.steps.commit(
-                    ctx, session, position, timer_name, now, 1, value=deadline, kind="sleep"
+                    ctx, session, position, timer_name, now, 1, value=deadline, kind=StepKind.SLEEP
                 )
             else:
                 deadline = replayed_deadline(float(self.engine.decode_step(timer, workflow_id)))
@@ -159,7 +160,7 @@ class Waits:
                     timeout=seconds,
                 )
                 return await self.engine.steps.commit(
-                    ctx, session, at, name, started, 1, error=timed_out, kind="event"
+                    ctx, session, at, name, started, 1, error=timed_out, kind=StepKind.EVENT
                 )
             value = self.engine.codec.loads(
                 event.value, place(workflow_id, event_slot(key)), what=f"event for {where}"
@@ -177,7 +178,7 @@ class Waits:
                 attempt=1,
                 started_at=started,
                 finished_at=self.engine.clock.time(),
-                kind="event",
+                kind=StepKind.EVENT.value,
             )
             self.engine.site("after_step", ctx, at, name)
             try:
@@ -255,10 +256,10 @@ class Waits:
     ) -> None:
         """Wait for a notification, at most ``interval`` or until the deadline."""
         clock = self.engine.clock
-        if deadline is not None and isinstance(clock, SystemClock):
+        if deadline is not None and real_time(clock):
             interval = min(interval, deadline - clock.time())
         woken = await session.wait_for(subscription, interval)
         # A virtual clock that advances by itself jumps to the deadline once a
         # real poll interval brought nothing: timeouts cost no time in tests.
-        if not woken and deadline is not None and getattr(clock, "auto_advance", False):
+        if not woken and deadline is not None and jumps_ahead(clock):
             await session.sleep(deadline - clock.time())

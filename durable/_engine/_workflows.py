@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from durable import _context, _tracing
 from durable._aio import require_asyncio
@@ -33,6 +33,7 @@ from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, valida
 from durable._owner import current_owner
 from durable._records import (
     NewWorkflow,
+    StepKind,
     WorkflowRow,
     WorkflowStatus,
 )
@@ -46,6 +47,12 @@ from durable.backends._notify import Subscription, event_topic
 
 if TYPE_CHECKING:
     from durable._engine._core import Engine
+
+
+class _Finished(NamedTuple):
+    """A workflow found finished: the call returns its recorded outcome."""
+
+    row: WorkflowRow
 
 
 class Workflows:
@@ -68,7 +75,7 @@ class Workflows:
                 raise suspended.error(workflow_id) from None
         parent, position = inv.parent, inv.position
         assert position is not None
-        recorded = replayable(parent, position, inv.spec.name, "child")
+        recorded = replayable(parent, position, inv.spec.name, StepKind.CHILD)
         if recorded is not None:
             return self.engine.decode_step(recorded, parent.workflow_id)
         workflow_id = inv.requested_id or _child_id(parent.workflow_id, position)
@@ -86,10 +93,10 @@ class Workflows:
             value = await self._execute(inv, session, workflow_id, parent_id=parent.workflow_id)
         except Exception as exc:
             return await self.engine.steps.commit(
-                parent, session, position, inv.spec.name, started, 1, error=exc, kind="child"
+                parent, session, position, inv.spec.name, started, 1, error=exc, kind=StepKind.CHILD
             )
         return await self.engine.steps.commit(
-            parent, session, position, inv.spec.name, started, 1, value=value, kind="child"
+            parent, session, position, inv.spec.name, started, 1, value=value, kind=StepKind.CHILD
         )
 
     async def enqueue(
@@ -172,10 +179,8 @@ class Workflows:
         stop_hint: Subscription,
     ) -> Any:
         workflow_id = new.workflow_id
-        claimed_for_us = _context.preclaimed.get()
-        if claimed_for_us is not None and claimed_for_us.workflow_id == workflow_id:
-            _context.preclaimed.set(None)
-            row, owned = claimed_for_us, True
+        if inv.preclaimed is not None and inv.preclaimed.workflow_id == workflow_id:
+            row, owned = inv.preclaimed, True
         else:
             row, owned = await session.write(
                 session.backend.start_workflow,
@@ -185,78 +190,10 @@ class Workflows:
             )
         while True:
             if not owned:
-                self.check_same_call(row, inv)
-                if row.status is WorkflowStatus.CANCELLED:
-                    raise WorkflowCancelledError(
-                        f"workflow {workflow_id!r} was cancelled; a cancelled workflow is "
-                        "never resumed. Run it under a new workflow_id to start afresh.",
-                        workflow_id=workflow_id,
-                    )
-                if row.status is WorkflowStatus.QUARANTINED:
-                    raise quarantined(row)
-                if row.status is WorkflowStatus.SUCCESS or (
-                    waited and row.status is WorkflowStatus.ERROR
-                ):
-                    return self.engine.outcome(row)
-                started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-                if started and self.engine.leases.owner_alive(row, holding=True):
-                    if _context.never_wait.get():
-                        raise WorkflowAlreadyRunningError(
-                            f"workflow {workflow_id!r} is running under another live owner",
-                            workflow_id=workflow_id,
-                        )
-                    row = await self._wait(session, row, inv.spec)
-                    waited = True
-                    continue
-                # Its owner process died holding it: one more recovery in a
-                # row. Not so for a suspended or released workflow (no owner),
-                # nor one this process dropped (an interrupt in a notebook).
-                recovery = started and row.owner is not None and row.owner != current_owner()
-                if recovery and row.recoveries >= self.engine.options.max_recoveries:
-                    if await session.run(session.backend.quarantine, workflow_id, row.epoch):
-                        log.error(
-                            "workflow %r: quarantined after %d recoveries in a row",
-                            workflow_id,
-                            row.recoveries,
-                            extra=log_extra(workflow_id),
-                        )
-                        raise quarantined(row)
-                    row = await self.reload(session, workflow_id)
-                    continue
-                rerun_failed = row.status is WorkflowStatus.ERROR
-                if rerun_failed:
-                    self.engine.verify_failed(row)
-                claimed = await session.run(
-                    session.backend.claim_workflow,
-                    workflow_id,
-                    row.epoch,
-                    row.status,
-                    current_owner(),
-                    self.engine.options.lease_seconds,
-                    rerun_failed=rerun_failed,
-                    recovery=recovery,
-                    check_superseded=(
-                        functools.partial(self.engine.verify_steps, workflow_id)
-                        if rerun_failed and self.engine.codec.signing
-                        else None
-                    ),
-                )
-                if claimed is None:
-                    row = await self.reload(session, workflow_id)
-                    continue
-                log.info(
-                    "workflow %r: %s",
-                    workflow_id,
-                    {
-                        WorkflowStatus.ERROR: f"new attempt {claimed.attempts}",
-                        WorkflowStatus.ENQUEUED: "starting from its queue",
-                    }.get(
-                        row.status,
-                        "resuming after its owner died" if recovery else "resuming",
-                    ),
-                    extra=log_extra(workflow_id),
-                )
-                owned, row = row.status is WorkflowStatus.ENQUEUED, claimed
+                taken = await self._take(inv, session, row, waited)
+                if isinstance(taken, _Finished):
+                    return self.engine.outcome(taken.row)
+                row, owned = taken
             try:
                 return await self._own(inv, session, row, owned, stop_hint)
             except Lost:
@@ -266,6 +203,92 @@ class Workflows:
                     extra=log_extra(workflow_id),
                 )
                 row, owned, waited = await self.reload(session, workflow_id), False, True
+
+    async def _take(
+        self, inv: Invocation, session: Session, row: WorkflowRow, waited: bool
+    ) -> tuple[WorkflowRow, bool] | _Finished:
+        """Claim a workflow someone else started, once it may be run here.
+
+        Returns the claimed row (and whether it starts fresh, from its queue),
+        or the finished row whose outcome the call returns. Waits for a live
+        owner elsewhere, unless the call must never wait.
+        """
+        workflow_id = row.workflow_id
+        while True:
+            self.check_same_call(row, inv)
+            if row.status is WorkflowStatus.CANCELLED:
+                raise WorkflowCancelledError(
+                    f"workflow {workflow_id!r} was cancelled; a cancelled workflow is "
+                    "never resumed. Run it under a new workflow_id to start afresh.",
+                    workflow_id=workflow_id,
+                )
+            if row.status is WorkflowStatus.QUARANTINED:
+                raise quarantined(row)
+            if row.status is WorkflowStatus.SUCCESS or (
+                waited and row.status is WorkflowStatus.ERROR
+            ):
+                return _Finished(row)
+            started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+            if started and self.engine.leases.owner_alive(row, holding=True):
+                if inv.never_wait:
+                    raise WorkflowAlreadyRunningError(
+                        f"workflow {workflow_id!r} is running under another live owner",
+                        workflow_id=workflow_id,
+                    )
+                row, waited = await self._wait(session, row, inv.spec), True
+                continue
+            claimed = await self._claim(session, row)
+            if claimed is not None:
+                return claimed, row.status is WorkflowStatus.ENQUEUED
+            row = await self.reload(session, workflow_id)
+
+    async def _claim(self, session: Session, row: WorkflowRow) -> WorkflowRow | None:
+        """Claim a workflow whose owner is gone (or that was never started); None if beaten."""
+        workflow_id = row.workflow_id
+        started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
+        # Its owner process died holding it: one more recovery in a row. Not
+        # so for a suspended or released workflow (no owner), nor one this
+        # process dropped (an interrupt in a notebook).
+        recovery = started and row.owner is not None and row.owner != current_owner()
+        if recovery and row.recoveries >= self.engine.options.max_recoveries:
+            if await session.run(session.backend.quarantine, workflow_id, row.epoch):
+                log.error(
+                    "workflow %r: quarantined after %d recoveries in a row",
+                    workflow_id,
+                    row.recoveries,
+                    extra=log_extra(workflow_id),
+                )
+                raise quarantined(row)
+            return None
+        rerun_failed = row.status is WorkflowStatus.ERROR
+        if rerun_failed:
+            self.engine.verify_failed(row)
+        claimed = await session.run(
+            session.backend.claim_workflow,
+            workflow_id,
+            row.epoch,
+            row.status,
+            current_owner(),
+            self.engine.options.lease_seconds,
+            rerun_failed=rerun_failed,
+            recovery=recovery,
+            check_superseded=(
+                functools.partial(self.engine.verify_steps, workflow_id)
+                if rerun_failed and self.engine.codec.signing
+                else None
+            ),
+        )
+        if claimed is not None:
+            log.info(
+                "workflow %r: %s",
+                workflow_id,
+                {
+                    WorkflowStatus.ERROR: f"new attempt {claimed.attempts}",
+                    WorkflowStatus.ENQUEUED: "starting from its queue",
+                }.get(row.status, "resuming after its owner died" if recovery else "resuming"),
+                extra=log_extra(workflow_id),
+            )
+        return claimed
 
     async def _own(
         self,

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from durable._records import (
     Counts,
+    StepKind,
     WorkflowStatus,
 )
 from durable.backends import _schema as s
@@ -41,7 +42,7 @@ class StoreOps(SqlOps):
             .select_from(newer)
             .where(
                 newer.c.workflow_id == st.c.workflow_id,
-                newer.c.kind == "snapshot",
+                newer.c.kind == StepKind.SNAPSHOT.value,
                 newer.c.position > st.c.position,
                 newer.c.superseded == sa.false(),
             )
@@ -49,7 +50,7 @@ class StoreOps(SqlOps):
         )
         finished = sa.select(w.c.workflow_id).where(sa.not_(is_active(w.c.status)))
         old_snapshots = sa.and_(
-            st.c.kind == "snapshot",
+            st.c.kind == StepKind.SNAPSHOT.value,
             st.c.workflow_id.in_(finished),
             newer_count >= keep_snapshots,
         )

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 
-from durable._records import ROLLED_BACK, StepStatus, WorkflowStatus
+from durable._records import ROLLED_BACK, StepKind, StepStatus, WorkflowStatus
 from durable.backends import _schema as s
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
@@ -210,7 +210,7 @@ class Statements:
                 st.c.workflow_id == P("workflow_id"),
                 sa.or_(
                     st.c.status == StepStatus.ERROR.value,
-                    st.c.kind == "compensation",
+                    st.c.kind == StepKind.COMPENSATION.value,
                     st.c.tx_id.startswith(ROLLED_BACK, autoescape=True),
                 ),
                 s.LIVE_STEP_WHERE,
@@ -274,7 +274,7 @@ class Statements:
             sa.func.count(),
             sa.func.avg(st.c.finished_at - st.c.started_at),
             sa.func.max(st.c.finished_at - st.c.started_at),
-        ).where(s.LIVE_STEP_WHERE, st.c.kind != "snapshot")
+        ).where(s.LIVE_STEP_WHERE, st.c.kind != StepKind.SNAPSHOT.value)
         self.payload_bytes = sa.select(
             sa.func.coalesce(sa.func.sum(sa.func.length(st.c.output)), 0)
         ).select_from(st)

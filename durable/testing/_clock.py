@@ -29,6 +29,7 @@ class VirtualClock:
     def __init__(self, start: float = 1_767_225_600.0, *, auto_advance: bool = True) -> None:
         self._start = self._now = moment(start, "start")
         self.auto_advance = auto_advance
+        self.real_time = False  # waited on by sleeping on it, not in real slices
         self._changed = threading.Condition()
         self._waiters: list[tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
