@@ -57,21 +57,21 @@ from durable._errors import (
 from durable._events import send_event, send_event_sync, wait_for_event, wait_for_event_sync
 from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
+from durable._infos import (
+    CleanupReport,
+    History,
+    HistoryEntry,
+    Metrics,
+    SnapshotInfo,
+    WorkflowInfo,
+)
 from durable._options import Options
 from durable._records import StepStatus, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
 from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
-from durable._store import (
-    CleanupReport,
-    History,
-    HistoryEntry,
-    Metrics,
-    SnapshotInfo,
-    Store,
-    WorkflowInfo,
-)
+from durable._store import Store
 from durable._transaction import Transaction, transaction
 from durable._worker import Worker, WorkerReport
 

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from durable._engine._runtime import Runtime
+    from durable._infos import CleanupReport, HistoryEntry, Metrics, WorkflowInfo
     from durable._reports import HealthReport, RecoveryReport
-    from durable._store import CleanupReport, HistoryEntry, Metrics, Store, WorkflowInfo
+    from durable._store import Store
 
 EXTRA_MISSING = 'the durable CLI needs its extra: pip install "durable-sdk[cli]"'
 

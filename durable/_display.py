@@ -9,10 +9,52 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from durable._store import HistoryEntry, WorkflowInfo
+from durable._records import WorkflowStatus
+
+
+class HistoryEntry(Protocol):
+    """What a history table shows of one step attempt (``durable.HistoryEntry``)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def finished_at(self) -> float: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def payload_bytes(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def superseded(self) -> bool: ...
+
+
+class WorkflowInfo(Protocol):
+    """What a workflow card shows (``durable.WorkflowInfo``)."""
+
+    @property
+    def workflow_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> WorkflowStatus: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def finished_at(self) -> float | None: ...
+
 
 _COLORS = {
     "success": "#2e7d32",

@@ -15,7 +15,7 @@ from durable._records import WorkflowStatus
 
 if TYPE_CHECKING:
     from durable._engine._runtime import Runtime
-    from durable._store import WorkflowInfo
+    from durable._infos import WorkflowInfo
 
 T_co = TypeVar("T_co", covariant=True)
 

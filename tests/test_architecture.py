@@ -29,11 +29,11 @@ LEAVES = {
 """The shared vocabulary: importable by everything, importing nothing of durable but each other."""
 
 DEBT = {
-    "circles": 2,
+    "circles": 1,
     "backend imports of the engine": 0,
     "private reaches": 2,
     "twins": 0,
-    "too big": 6,
+    "too big": 4,
     "private imports in tests": 17,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its

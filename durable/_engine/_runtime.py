@@ -29,14 +29,16 @@ from durable._engine._waits import Waits
 from durable._engine._workflows import Workflows
 from durable._errors import ConfigurationError, DurableError, NotInWorkflowError
 from durable._identity import validate_workflow_id
+from durable._infos import WorkflowInfo
 from durable._options import OPTION_DEFAULTS as _DEFAULTS
 from durable._options import Options
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES, Codec
-from durable._store import Store, WorkflowInfo
+from durable._store import Store
 from durable._sync import run_coroutine_sync
 from durable.backends._base import Backend
-from durable.backends._url import open_backend, parse_url
+from durable.backends._open import open_backend
+from durable.backends._url import parse_url
 
 log = logging.getLogger("durable")
 

@@ -11,7 +11,6 @@ from durable._errors import ConfigurationError
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from durable.backends._base import Backend
 
 # SQLAlchemy and the drivers are imported when a store is opened, not with
 # durable itself: importing durable (and its pytest plugin) stays cheap.
@@ -238,19 +237,6 @@ def check_durability(durability: object) -> None:
         raise ConfigurationError(
             f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}"
         )
-
-
-def open_backend(url: str, durability: str = "normal") -> Backend:
-    """Open (creating or migrating its schema) the store at ``url``."""
-    parsed = parse_url(url)
-    check_durability(durability)
-    if parsed.get_backend_name() == "sqlite":
-        from durable.backends._sqlite import SqliteBackend
-
-        return SqliteBackend(parsed, durability)  # type: ignore[arg-type]
-    from durable.backends._postgres import PostgresBackend
-
-    return PostgresBackend(parsed, durability)
 
 
 def _shown(url: sa.URL) -> str:

@@ -1,0 +1,113 @@
+"""A workflow call's arguments: the fingerprint that names the call, and the pickled body."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from durable._errors import SerializationError
+from durable._identity import fingerprint
+from durable._serialization import pickle_value
+from durable._specs import MissingInstance, WorkflowSpec
+
+
+def call_fingerprint(
+    signature: inspect.Signature, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> str:
+    """Fingerprint a call by its bound arguments.
+
+    So ``f(1)`` and ``f(x=1)`` (and a default passed explicitly) are one call.
+
+    The instance of a method is not part of it: instances rarely pickle or
+    compare stably, and the method's qualified name already tells the class.
+    """
+    try:
+        if instance is not None:
+            bound = signature.bind(instance, *args, **kwargs)
+        else:
+            bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return fingerprint(args, kwargs)  # the call itself will raise the TypeError
+    # Arguments at their defaults do not count: f(1) is f(1, y=<default>), and
+    # a default need not be picklable (a lock, a client).
+    arguments = {
+        name: value
+        for name, value in bound.arguments.items()
+        if not is_default(signature.parameters[name], value)
+    }
+    if instance is not None:
+        arguments.pop(next(iter(signature.parameters)), None)
+    return fingerprint((), arguments)
+
+
+def is_default(parameter: inspect.Parameter, value: Any) -> bool:
+    default = parameter.default
+    if default is inspect.Parameter.empty:
+        return False
+    if value is default:
+        return True
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # values whose == raises (arrays) are never "the default"
+        return False
+
+
+def args_body(
+    spec: WorkflowSpec,
+    signature: inspect.Signature,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> bytes:
+    what = f"arguments of workflow {spec.name!r}"
+    try:
+        return pickle_value((instance, args, kwargs), what=what)
+    except SerializationError as exc:
+        if instance is None:
+            raise unpicklable_argument(spec, signature, args, kwargs) or exc from exc.__cause__
+        try:
+            pickle_value((args, kwargs), what=what)
+        except SerializationError as inner:
+            bad = unpicklable_argument(spec, signature, args, kwargs, instance)
+            raise bad or inner from inner.__cause__
+    # An unpicklable instance (a service holding a client) still runs; only
+    # recover() cannot rebuild the call, and says so.
+    missing = MissingInstance(f"{type(instance).__module__}.{type(instance).__qualname__}")
+    return pickle_value((missing, args, kwargs), what=what)
+
+
+def unpicklable_argument(
+    spec: WorkflowSpec,
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    instance: Any = None,
+) -> SerializationError | None:
+    """The error naming the first argument that does not pickle, by its parameter name."""
+    try:
+        bound = (
+            signature.bind(instance, *args, **kwargs)
+            if instance is not None
+            else signature.bind(*args, **kwargs)
+        ).arguments
+    except TypeError:  # the call itself is wrong: name the arguments by position
+        bound = {f"#{i + 1}": value for i, value in enumerate(args)} | kwargs
+    if instance is not None:
+        bound.pop(next(iter(signature.parameters)), None)
+    for name, value in bound.items():
+        try:
+            pickle_value(value, what=f"argument {name!r}")
+        except SerializationError as exc:
+            type_name = exc.details.get("type_name", type(value).__qualname__)
+            return SerializationError(
+                f"cannot pickle the arguments of workflow {spec.name!r}: argument "
+                f"{name!r} (a {type_name}) does not pickle "
+                f"({type(exc.__cause__).__name__}: {exc.__cause__}). A "
+                "workflow's arguments are recorded so that the call can be resumed: "
+                "pass plain data instead (an id, a path, settings) and create the "
+                "object inside the workflow or a step, or make its type picklable.",
+                what=f"arguments of workflow {spec.name!r}",
+                type_name=type_name,
+                argument=name,
+            )
+    return None
