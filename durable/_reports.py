@@ -41,6 +41,21 @@ class HealthReport:
     error: str | None = None
     """Why the store did not answer, when it did not."""
 
+    @classmethod
+    def unavailable(cls, url: str, error: BaseException) -> HealthReport:
+        """The report on a store at ``url`` (password masked) that did not answer."""
+        from durable.backends import SCHEMA_VERSION
+
+        return cls(
+            ok=False,
+            backend=url.split(":", 1)[0].split("+", 1)[0],
+            url=url,
+            server_version=None,
+            schema_version=SCHEMA_VERSION,
+            latency_ms=None,
+            error=str(error),
+        )
+
 
 @dataclass
 class RecoveryReport:

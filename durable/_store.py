@@ -82,6 +82,27 @@ class Store:
 
         return cls(Runtime(url, **options), close_runtime=True)
 
+    @property
+    def url(self) -> str:
+        """The store's URL, with any password masked."""
+        return self._runtime.url
+
+    def owner_alive(self, workflow_id: str) -> bool | None:
+        """Whether the process that owns a workflow is alive; None if nobody owns it.
+
+        A running or waiting workflow whose owner died waits for a resume
+        (``durable recover`` or a worker). Finished, enqueued and suspended
+        workflows have no owner.
+        """
+        row = self._backend.run_sync(self._backend.get_workflow, validate_workflow_id(workflow_id))
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} in the store {self.url}", workflow_id=workflow_id
+            )
+        if row.owner is None:
+            return None
+        return self._runtime.engine.leases.owner_alive(row)
+
     def close(self) -> None:
         """Close the store if :meth:`open` opened it."""
         if self._owned:

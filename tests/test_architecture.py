@@ -31,10 +31,10 @@ LEAVES = {
 DEBT = {
     "circles": 1,
     "backend imports of the engine": 0,
-    "private reaches": 2,
+    "private reaches": 0,
     "twins": 0,
-    "too big": 4,
-    "private imports in tests": 17,
+    "too big": 0,
+    "private imports in tests": 15,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its
 count grows, and asks for the figure here to be lowered when it shrinks, so

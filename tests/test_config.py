@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 import durable
-from durable._cli import main as cli_main
+from durable.__main__ import main as cli_main
 
 PASSWORD = "hunter2"
 

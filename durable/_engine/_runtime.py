@@ -336,19 +336,10 @@ class Runtime:
         """
         from durable.backends import SCHEMA_VERSION
 
-        backend = self.url.split(":", 1)[0].split("+", 1)[0]
         try:
             info = self._engine.backend.health()
         except DurableError as exc:
-            return HealthReport(
-                ok=False,
-                backend=backend,
-                url=self.url,
-                server_version=None,
-                schema_version=SCHEMA_VERSION,
-                latency_ms=None,
-                error=str(exc),
-            )
+            return HealthReport.unavailable(self.url, exc)
         return HealthReport(
             ok=True,
             backend=str(info["backend"]),

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import durable
-from durable._cli import main as cli
+from durable.__main__ import main as cli
 from durable.backends import _limits, _schema
 
 TABLES = ("durable_workflows", "durable_steps", "durable_step_attempts", "durable_events")

@@ -28,7 +28,7 @@ import durable
 from durable._cli import parse_duration, parse_when
 from durable.testing import kill_at
 
-DOC = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+DOC = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
 SHOP = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)[0]
 CONSOLE = re.findall(r"```console\n(.*?)```", DOC, flags=re.DOTALL)
 WORKERS = min(8, os.cpu_count() or 2)
@@ -411,5 +411,5 @@ def test_list_and_show_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
     assert [(w["workflow_id"], w["status"]) for w in json.loads(listed.out)] == [
         ("pg-1", "success")
     ]
-    assert "tests.test_cli.greet" in shown.out
+    assert "tests.cli.test_cli.greet" in shown.out
     assert "'hello pg'" in shown.out

@@ -1,0 +1,117 @@
+"""The ``durable`` group: its options, error handling and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from durable._cli import _change, _inspect, _work
+from durable._cli._state import Failure, State
+from durable._errors import DurableError
+
+if TYPE_CHECKING:
+    import click
+
+EXTRA_MISSING = 'the durable CLI needs its extra: pip install "durable-sdk[cli]"'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``durable`` command line; returns the exit code.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+    """
+    try:
+        import click  # noqa: F401
+        import rich  # noqa: F401
+    except ImportError:
+        print(f"error: {EXTRA_MISSING}", file=sys.stderr)
+        return 1
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # `durable list | head`: the reader left; say nothing more, and keep
+        # Python from complaining about stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    import click
+
+    state = State()
+    try:
+        code = build_cli().main(
+            args=list(argv) if argv is not None else None,
+            prog_name="durable",
+            standalone_mode=False,
+            obj=state,
+        )
+    except click.UsageError as exc:  # BadParameter and friends: the user's typo, exit 2
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error(exc.format_message() + hint)
+        return exc.exit_code
+    except click.ClickException as exc:
+        _error(exc.format_message(), exc if state.debug else None)
+        return exc.exit_code
+    except click.Abort:
+        _error("aborted")
+        return 130
+    except (DurableError, Failure) as exc:
+        _error(str(exc), exc if state.debug else None)
+        return 1
+    # standalone_mode=False hands back ctx.exit() codes, or the command's None.
+    return code if isinstance(code, int) else 0
+
+
+def _error(message: str, exc: BaseException | None = None) -> None:
+    if exc is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    # One line, whatever the message holds, so that scripts can grep it.
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def build_cli() -> click.Group:
+    """The ``durable`` click group with every command (click must be installed)."""
+    import click
+
+    import durable
+
+    # Bare `durable` prints the help and succeeds, whatever the click version
+    # (8.2 made no_args_is_help a usage error, exit 2).
+    @click.group(
+        invoke_without_command=True,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    @click.option(
+        "--url",
+        metavar="URL",
+        help="The store: sqlite:///path/to/file.db or postgresql://user@host/db. "
+        "Default: $DURABLE_URL, else sqlite:///.durable/durable.db.",
+    )
+    @click.option("--debug", is_flag=True, help="Show tracebacks and the library's debug log.")
+    @click.version_option(durable.__version__, "-V", "--version", prog_name="durable")
+    @click.pass_context
+    def cli(ctx: click.Context, url: str | None, debug: bool) -> None:
+        """Inspect and maintain a durable store: list, show, rewind, fork, clean up, recover."""
+        state = ctx.ensure_object(State)
+        state.url = url
+        state.debug = debug
+        ctx.call_on_close(state.close)
+        if ctx.invoked_subcommand is None:
+            click.echo(ctx.get_help())
+            return
+        if debug:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            logger = logging.getLogger("durable")
+            logger.addHandler(handler)
+            logger.setLevel(logging.DEBUG)
+
+    for module in (_inspect, _change, _work):
+        module.add_commands(cli)
+    return cli

@@ -1,0 +1,121 @@
+"""Durations and points in time, as a user types them on the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING
+
+from durable._durations import duration, parse_timestamp
+from durable._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import click
+
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+    "w": 7 * 86400,
+    "week": 7 * 86400,
+}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Read a duration: ``30d``, ``12h``, ``15m``, ``90s``, ``2w``, ``1d12h``, ``30 days``.
+
+    Units: s, m (minutes), h, d, w, also spelled out (``sec``, ``min``,
+    ``hours``, ``days``, ``weeks``).
+
+    Raises:
+        ValueError: saying what is expected, when ``text`` is not one (a
+            ConfigurationError when it is longer than 100 years).
+    """
+    compact = text.lower()
+    seconds, end = 0.0, 0
+    for match in _DURATION_PART.finditer(compact):
+        unit = match[2]
+        # Plurals of the spelled-out units only: "days", not "ds".
+        plural = len(unit) > 2 and unit.endswith("s")
+        factor = _UNITS.get(unit) or (_UNITS.get(unit[:-1]) if plural else None)
+        if match.start() != end or factor is None:
+            break
+        seconds += float(match[1]) * factor
+        end = match.end()
+    if end and end == len(compact):
+        try:
+            return dt.timedelta(seconds=duration(seconds, "duration"))
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{text!r} is longer than 100 years, the longest duration durable takes",
+                parameter="duration",
+                value=text,
+            ) from None
+    raise ValueError(
+        f"{text!r} is not a duration; write a number and a unit (s, m, h, d or w), "
+        "like 30d, 12h, 15m, 90s, 2w, or combined like 1d12h"
+    )
+
+
+def parse_when(text: str, now: dt.datetime | None = None, *, name: str = "time") -> dt.datetime:
+    """Read a point in time: ISO 8601 (local time unless it has an offset) or a duration ago.
+
+    ``2024-05-01``, ``2024-05-01T12:30``, ``2024-05-01T12:30:00Z``,
+    ``2024-05-01T12:30+02:00`` or ``2h`` (two hours ago); the ISO forms are
+    read by :func:`durable._durations.parse_timestamp`, the same on every
+    supported Python version.
+
+    Raises:
+        ValueError: saying what is expected, when ``text`` is neither.
+    """
+    try:
+        return (now or dt.datetime.now().astimezone()) - parse_duration(text)
+    except ConfigurationError:
+        raise  # a duration, but too long
+    except ValueError:
+        pass
+    if re.match(r"\s*\d{4}-", text):  # a date: its own error says what is wrong with it
+        return parse_timestamp(text, name)
+    raise ValueError(
+        f"{text!r} is neither a date and time (2024-05-01, 2024-05-01T12:30, "
+        "2024-05-01T12:30:00Z, 2024-05-01T12:30+02:00) nor a duration ago (2h, 7d)"
+    )
+
+
+def duration_callback(ctx: click.Context, param: click.Parameter, value: str) -> dt.timedelta:
+    import click
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def seconds_callback(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    import click
+
+    try:
+        return duration(value, f"--{param.name}")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def when_callback(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> dt.datetime | None:
+    import click
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value, name=f"--{param.name}")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None

@@ -1,0 +1,157 @@
+"""What every command shares: the store URL, the console, the options they repeat."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from durable._cli._format import WIDTH
+from durable._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from durable._engine._runtime import Runtime
+    from durable._store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Failure(Exception):
+    """A command that ran and failed in a way worth one line (a module that would not import)."""
+
+
+@dataclasses.dataclass
+class State:
+    """What every command shares: the store URL, the debug flag, the open runtime."""
+
+    url: str | None = None
+    debug: bool = False
+    _runtime: Runtime | None = None
+    _console: Console | None = None
+
+    def runtime(self) -> Runtime:
+        """The runtime on ``--url``, opened on first use (closed when the command ends)."""
+        if self._runtime is None:
+            from durable._config import resolve_url
+            from durable._engine._runtime import Runtime
+
+            url = resolve_url(self.url)
+            check_store_exists(url, self.url)
+            self._runtime = Runtime(url)
+        return self._runtime
+
+    def store(self) -> Store:
+        return self.runtime().store
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # Without a terminal rich would wrap at 80 columns; logs and
+            # pipes read better wider. Markup is off: ids and names may hold
+            # brackets, which must print as they are.
+            width = None if sys.stdout.isatty() else columns()
+            self._console = Console(width=width, markup=False, highlight=False, emoji=False)
+        return self._console
+
+    def print(self, renderable: Any = "") -> None:
+        """Print a table or a line; piped, without the padding rich adds to every line."""
+        if self.console.is_terminal:
+            self.console.print(renderable)
+            return
+        with self.console.capture() as captured:
+            self.console.print(renderable)
+        sys.stdout.write("".join(f"{line.rstrip()}\n" for line in captured.get().splitlines()))
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Runtime]:
+        """The runtime, made the active one for the block (``with runtime:``), closed after."""
+        runtime = self.runtime()
+        self._runtime = None  # the block closes it
+        with runtime:
+            yield runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+
+def columns() -> int:
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return WIDTH
+
+
+def check_store_exists(url: str, given: str | None) -> None:
+    """Refuse a SQLite file that is not there: opening it would create an empty store.
+
+    A typo in ``--url``, or running in the wrong folder, would otherwise list
+    nothing and leave a stray ``.durable/durable.db`` behind.
+    """
+    from durable._config import ENV_VAR
+    from durable.backends._url import is_memory, parse_url, path_hint
+
+    parsed = parse_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or is_memory(parsed) or Path(database).exists():
+        return
+    source = "--url" if given else f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default"
+    raise ConfigurationError(
+        f"no durable store at {database}{path_hint(database)} (from {source}); run a "
+        f"workflow there first, or point --url or ${ENV_VAR} at an existing store"
+    )
+
+
+def json_flag() -> Callable[[F], F]:
+    import click
+
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def statuses() -> list[str]:
+    from durable._records import WorkflowStatus
+
+    return [s.value for s in WorkflowStatus]
+
+
+def imports_option(required: bool) -> Callable[[F], F]:
+    import click
+
+    return click.option(
+        "--import",
+        "modules",
+        metavar="MODULE",
+        multiple=True,
+        required=required,
+        help="A module that defines your workflows (repeatable); imported with the "
+        "working directory on sys.path, as python -m does.",
+    )
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """Import the user's workflow modules, so that the registry knows their names."""
+    # A console script's sys.path starts with its own folder, not the
+    # working directory; `python -m` puts the working directory first.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+                raise Failure(
+                    f"cannot import {name!r}: no such module in {os.getcwd()} or on sys.path"
+                ) from exc
+            raise Failure(f"importing {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            raise Failure(f"importing {name!r} failed: {type(exc).__name__}: {exc}") from exc
