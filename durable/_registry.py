@@ -10,9 +10,11 @@ profiler in ``sys.modules["__main__"]``, not the script).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 _lock = threading.Lock()
@@ -33,6 +35,18 @@ def lookup(name: str) -> Any | None:
     """The decorated workflow registered under ``name``, if any."""
     with _lock:
         return _workflows.get(name)
+
+
+@contextlib.contextmanager
+def hidden(name: str) -> Iterator[None]:
+    """Make ``name`` unknown for the block, as in a process that never imported it."""
+    with _lock:
+        workflow = _workflows.pop(name, None)
+    try:
+        yield
+    finally:
+        if workflow is not None:
+            register(name, workflow)
 
 
 def note_namespace(module: str, namespace: dict[str, Any]) -> None:

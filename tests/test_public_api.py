@@ -107,6 +107,7 @@ def test_implementation_modules_are_private() -> None:
             "durable.plugins",
             "durable.plugins.pytest",
             "durable.testing",
+            "durable.testing.contract",
         }, module.name
 
 
@@ -126,6 +127,8 @@ def test_testing_module_surface_is_pinned_and_documented() -> None:
         "crash_sweep",
         "crash_sweep_async",
         "kill_at",
+        "registered",
+        "unregistered",
     }
     for name in durable.testing.__all__:
         assert inspect.getdoc(getattr(durable.testing, name)), name

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from durable import _context
@@ -242,6 +242,24 @@ class Runtime:
         self._engine.clock = clock
 
     # Life cycle -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[Runtime]:
+        """Make this the runtime in effect for the block, without closing it after.
+
+        For a runtime that outlives the block (an application's, used in one
+        request or task); ``with runtime:`` closes it when the block ends.
+
+        Example::
+
+            with app_runtime.activated():
+                report.run_sync("2026-11")
+        """
+        token = _context.active_runtime.set(self)
+        try:
+            yield self
+        finally:
+            _context.active_runtime.reset(token)
 
     def __enter__(self) -> Runtime:
         """Make this the runtime of the block, and of threads that have none.

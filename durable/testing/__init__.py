@@ -20,6 +20,11 @@ Example::
         crash_sweep(pipeline, "input.csv").assert_ok()
 """
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from durable import _registry
 from durable._context import Site
 from durable.testing._clock import VirtualClock
 from durable.testing._crash import CrashInjector, CrashPoint, SimulatedCrash
@@ -31,6 +36,29 @@ from durable.testing._sweep import (
     crash_sweep,
     crash_sweep_async,
 )
+
+
+@contextlib.contextmanager
+def unregistered(name: str) -> Iterator[None]:
+    """Hide the workflow registered as ``name`` for the block.
+
+    As in a process that never imported its module: recovery reports it as
+    unknown, a worker releases it, ``Runtime.resume`` asks for the import.
+
+    Example::
+
+        with durable.testing.unregistered("billing.invoice"):
+            report = durable.recover_sync()
+        assert report.unknown
+    """
+    with _registry.hidden(name):
+        yield
+
+
+def registered(name: str) -> Any | None:
+    """The workflow this process runs for ``name`` (what recovery and workers call), or None."""
+    return _registry.lookup(name)
+
 
 __all__ = [
     "CrashInjector",
@@ -44,5 +72,7 @@ __all__ = [
     "VirtualClock",
     "crash_sweep",
     "crash_sweep_async",
+    "registered",
+    "unregistered",
     "kill_at",
 ]

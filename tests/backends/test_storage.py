@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import durable
-from durable.backends._schema import SCHEMA_VERSION
+from durable.backends import SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_retry_policy_is_a_small_frozen_value() -> None:
 def test_redefining_a_workflow_replaces_its_registration_quietly(
     runtime: durable.Runtime, recwarn: pytest.WarningsRecorder
 ) -> None:
-    from durable import _registry
+    from durable.testing import registered
 
     def define(version: int) -> Any:
         @durable.durable_workflow(name="decorators.cell")
@@ -169,7 +169,7 @@ def test_redefining_a_workflow_replaces_its_registration_quietly(
         return cell
 
     first, second = define(1), define(2)
-    assert _registry.lookup("decorators.cell") is second
+    assert registered("decorators.cell") is second
     assert second.run(workflow_id="cell-v2") == 2
     assert first.run(workflow_id="cell-v1") == 1
     assert len(recwarn) == 0

@@ -37,7 +37,7 @@ async def test_two_runtimes_on_one_store_share_one_execution(durable_sqlite: str
     a, b = durable.Runtime(durable_sqlite), durable.Runtime(durable_sqlite)
 
     async def via(rt: durable.Runtime) -> int:
-        with _active(rt):
+        with rt.activated():
             return await slow.run(1, workflow_id="job")
 
     try:
@@ -48,30 +48,13 @@ async def test_two_runtimes_on_one_store_share_one_execution(durable_sqlite: str
     assert RAN == ["slow 1"]
 
 
-class _active:
-    """Make a runtime current without closing it at the end."""
-
-    def __init__(self, runtime: durable.Runtime) -> None:
-        self.runtime = runtime
-
-    def __enter__(self) -> None:
-        from durable import _context
-
-        self.token = _context.active_runtime.set(self.runtime)
-
-    def __exit__(self, *exc: object) -> None:
-        from durable import _context
-
-        _context.active_runtime.reset(self.token)
-
-
 async def test_recover_resumes_on_its_own_store_not_the_default(
     durable_sqlite: str, tmp_path: Path
 ) -> None:
     mine = durable.Runtime(durable_sqlite)
     try:
         CrashInjector(mine).arm("before_step", step="slow_step")
-        with _active(mine), pytest.raises(SimulatedCrash):
+        with mine.activated(), pytest.raises(SimulatedCrash):
             await slow.run(2, workflow_id="crashed")
         report = await mine.recover()  # called outside `with`: the default is elsewhere
         assert report.resumed == ["crashed"]
@@ -96,28 +79,6 @@ async def test_concurrent_calls_do_not_rerun_a_failure(durable_runtime: durable.
     results = await asyncio.gather(wf(), wf(), return_exceptions=True)
     assert [type(r) for r in results] == [ValueError, ValueError]
     assert RAN == ["boom"]
-
-
-def test_a_locked_database_is_a_durable_error(durable_sqlite: str, monkeypatch: Any) -> None:
-    import durable.backends._sqlite as sqlite_backend
-
-    monkeypatch.setattr(sqlite_backend, "_BUSY_TIMEOUT_MS", 200)
-    with durable.Runtime(durable_sqlite) as rt:
-        path = durable_sqlite.split("sqlite:///", 1)[1]
-        blocker = sqlite3.connect(path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-
-            @durable.durable_workflow(name="edge.locked")
-            def wf() -> int:
-                return 1
-
-            with pytest.raises(durable.BackendUnavailableError, match="database is locked"):
-                wf()
-            assert rt.health_check().ok  # readers are not blocked by a writer (WAL)
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
 
 
 def test_a_write_waits_for_another_connection_to_release_the_lock(durable_sqlite: str) -> None:
@@ -336,7 +297,7 @@ def test_a_closed_runtime_says_so(durable_sqlite: str) -> None:
     def wf() -> int:
         return 1
 
-    with _active(runtime), pytest.raises(durable.DurableError, match="is closed"):
+    with runtime.activated(), pytest.raises(durable.DurableError, match="is closed"):
         wf()
 
 
@@ -385,38 +346,6 @@ async def test_an_orphaned_child_is_recovered_by_itself(durable_runtime: durable
     report = await durable_runtime.recover()
     assert report.resumed == ["impatient/1"]
     assert durable_runtime.get_workflow("impatient/1").status is durable.WorkflowStatus.SUCCESS  # type: ignore[union-attr]
-
-
-async def test_a_locked_database_is_a_durable_error_on_the_async_path_too(
-    durable_sqlite: str, monkeypatch: Any
-) -> None:
-    """Concurrent workflows meeting a locked file fail with BackendUnavailableError once:
-    a group whose transaction found the store unavailable is not retried write by write."""
-    import durable.backends._sqlite as sqlite_backend
-
-    monkeypatch.setattr(sqlite_backend, "_BUSY_TIMEOUT_MS", 200)
-    with durable.Runtime(durable_sqlite):
-
-        @durable.step(name="edge.alocked.step")
-        async def step(i: int) -> int:
-            return i
-
-        @durable.durable_workflow(name="edge.alocked")
-        async def wf(i: int) -> int:
-            return await step(i)
-
-        assert await wf(-1) == -1
-        path = durable_sqlite.split("sqlite:///", 1)[1]
-        blocker = sqlite3.connect(path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-            outcomes = await asyncio.gather(*(wf(i) for i in range(20)), return_exceptions=True)
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
-        assert {type(o) for o in outcomes} == {durable.BackendUnavailableError}
-        assert all("database is locked" in str(o) for o in outcomes)
-        assert await asyncio.gather(*(wf(i) for i in range(20))) == list(range(20))
 
 
 async def test_error_messages_with_an_unpaired_surrogate_are_stored(

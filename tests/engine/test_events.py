@@ -315,14 +315,15 @@ async def test_a_quarantined_workflow_waits_for_a_resume_by_hand(
     with pytest.raises(durable.WorkflowQuarantinedError, match="resume it by hand"):
         await poison.run(workflow_id="poison")
     assert (await runtime.recover()).resumed == []  # never resumed by itself
-    from durable import _registry
+    from durable.testing import unregistered
 
-    _registry._workflows.pop("events.poison")  # code not imported: stays quarantined
-    try:
-        with pytest.raises(durable.WorkflowNotFoundError, match="import the module"):
-            await runtime.resume("poison")
-    finally:
-        _registry.register("events.poison", poison)
+    with (
+        unregistered("events.poison"),
+        pytest.raises(  # code not imported: stays quarantined
+            durable.WorkflowNotFoundError, match="import the module"
+        ),
+    ):
+        await runtime.resume("poison")
     info = runtime.get_workflow("poison")
     assert info is not None
     assert info.status is durable.WorkflowStatus.QUARANTINED

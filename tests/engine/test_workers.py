@@ -125,14 +125,10 @@ async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
         return "ran"
 
     handle = await unknown.enqueue()
-    from durable import _registry
+    from durable.testing import unregistered
 
-    saved = _registry.lookup("workers.unknown")
-    _registry._workflows.pop("workers.unknown")  # this "process" never imported it
-    try:
+    with unregistered("workers.unknown"):  # this "process" never imported it
         report = await durable.Worker(runtime=runtime).run(until_idle=True)
-    finally:
-        _registry.register("workers.unknown", saved)
     assert report.unknown == {handle.workflow_id: "workers.unknown"}
     info = handle.info()
     assert info.status is durable.WorkflowStatus.RUNNING
