@@ -243,28 +243,28 @@ def summary_grid(fields: Sequence[tuple[str, str]], styles: dict[str, str] | Non
     return grid
 
 
-def steps_table(live: Sequence[HistoryEntry]) -> Table:
-    """The live step records of ``durable show``."""
+def steps_table(entries: Sequence[HistoryEntry], *, history: bool = False) -> Table:
+    """Step records as a table: the live ones (``show``), or every attempt (``history``)."""
+    head = ["pos", "step", "kind", "status", "try" if history else "tries"]
+    head += ["started"] if history else []
     steps = new_table(
-        "pos",
-        "step",
-        "kind",
-        "status",
-        "tries",
+        *head,
         "duration",
         "size",
-        "error",
-        right=("pos", "tries", "duration", "size"),
+        "note" if history else "error",
+        right=("pos", "try", "tries", "duration", "size"),
     )
-    for e in live:
+    for e in entries:
+        note = "superseded" if history and e.superseded else (e.error or "")
         steps.add_row(
             cell(e.position),
             cell(e.name),
             cell(e.kind),
             status_cell(e.status),
             cell(e.attempt),
+            *([cell(local(e.started_at))] if history else []),
             cell(duration_text(e.duration)),
             cell(size_text(e.payload_bytes) if e.payload_bytes else ""),
-            cell(short(e.error or "", 60)),
+            cell(short(note, 60), "dim" if e.superseded else ""),
         )
     return steps

@@ -15,7 +15,6 @@ from durable._cli._format import (
     new_table,
     outcome,
     require,
-    short,
     status_cell,
     steps_table,
     summary_grid,
@@ -167,8 +166,6 @@ def _add_history(cli: click.Group) -> None:
     @click.pass_obj
     def history(state: State, workflow_id: str, as_json: bool) -> None:
         """Every step attempt of a workflow, failed and superseded ones too."""
-        from durable._display import duration_text, size_text
-
         info = require(state.store(), workflow_id)
         entries = info.history()
         if as_json:
@@ -177,32 +174,7 @@ def _add_history(cli: click.Group) -> None:
         if not entries:
             state.print("no steps recorded")
             return
-        table = new_table(
-            "pos",
-            "step",
-            "kind",
-            "status",
-            "try",
-            "started",
-            "duration",
-            "size",
-            "note",
-            right=("pos", "try", "duration", "size"),
-        )
-        for e in entries:
-            note = "superseded" if e.superseded else (e.error or "")
-            table.add_row(
-                cell(e.position),
-                cell(e.name),
-                cell(e.kind),
-                status_cell(e.status),
-                cell(e.attempt),
-                cell(local(e.started_at)),
-                cell(duration_text(e.duration)),
-                cell(size_text(e.payload_bytes) if e.payload_bytes else ""),
-                cell(short(note, 60), "dim" if e.superseded else ""),
-            )
-        state.print(table)
+        state.print(steps_table(entries, history=True))
 
 
 def _add_metrics(cli: click.Group) -> None:

@@ -48,16 +48,7 @@ class Recovery:
         self.engine = engine
 
     async def recover(self) -> RecoveryReport:
-        """Resume every incomplete workflow whose owner is dead, and every due wait.
-
-        That is: running workflows whose owner died, and suspended ones whose
-        timer fired or whose awaited event arrived (a workflow suspended
-        inside a child resumes from its root). Workflows are looked up by name
-        among the decorated functions of the code imported so far; a name
-        nobody registers is reported in ``unknown``, not raised. A resumed
-        workflow that fails is reported in ``failed``, one that suspends
-        again in ``suspended``. Enqueued workflows are left to workers.
-        """
+        """Resume what is due (see :meth:`durable.Runtime.recover`)."""
         require_asyncio("Runtime.recover()")
         report = RecoveryReport()
         for row in await self.due(self.engine.session(True)):
@@ -278,19 +269,7 @@ class Recovery:
         )
 
     async def resume(self, workflow_id: str) -> Any:
-        """Run a stored workflow again by its id and return its result.
-
-        For the workflow's code, the modules that define it must be imported.
-        A quarantined workflow is released from quarantine first: this is how
-        to resume one by hand once the cause is fixed. A finished workflow
-        returns its recorded result; a running one with a live owner is
-        waited for.
-
-        Example::
-
-            import myapp.workflows
-            result = await runtime.resume("order-7")
-        """
+        """Run a stored workflow again by its id (see :meth:`durable.Runtime.resume`)."""
         workflow_id = validate_workflow_id(workflow_id)
         row = self.engine.backend.run_sync(self.engine.backend.get_workflow, workflow_id)
         if row is None:

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from durable import _context
 from durable._aio import require_asyncio
@@ -41,6 +41,31 @@ from durable.backends._open import open_backend
 from durable.backends._url import parse_url
 
 log = logging.getLogger("durable")
+
+
+V = TypeVar("V")
+
+
+class _Setting(Generic[V]):
+    """A runtime attribute that reads one of its options, and changes it (validated again)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, runtime: None, owner: type) -> _Setting[V]: ...
+    @overload
+    def __get__(self, runtime: Runtime, owner: type) -> V: ...
+    def __get__(self, runtime: Runtime | None, owner: type) -> V | _Setting[V]:
+        if runtime is None:
+            return self
+        return getattr(runtime.options, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, runtime: Runtime, value: V) -> None:
+        runtime.engine.options = runtime.options.replace(**{self.name: value})
 
 
 class Runtime:
@@ -169,41 +194,10 @@ class Runtime:
         """The settings this runtime runs with (validated once; see :class:`durable.Options`)."""
         return self._engine.options
 
-    @property
-    def lease_seconds(self) -> float:
-        """How long an owner is trusted without a heartbeat (``options.lease_seconds``)."""
-        return self._engine.options.lease_seconds
-
-    @lease_seconds.setter
-    def lease_seconds(self, value: float) -> None:
-        self._engine.options = self._engine.options.replace(lease_seconds=value)
-
-    @property
-    def poll_interval(self) -> float:
-        """The longest pause between two looks at a workflow another process runs."""
-        return self._engine.options.poll_interval
-
-    @poll_interval.setter
-    def poll_interval(self, value: float) -> None:
-        self._engine.options = self._engine.options.replace(poll_interval=value)
-
-    @property
-    def event_poll_interval(self) -> float:
-        """How often an event wait looks when no notification comes."""
-        return self._engine.options.event_poll_interval
-
-    @event_poll_interval.setter
-    def event_poll_interval(self, value: float) -> None:
-        self._engine.options = self._engine.options.replace(event_poll_interval=value)
-
-    @property
-    def max_recoveries(self) -> int:
-        """Resumes in a row after the owner died before a workflow is quarantined."""
-        return self._engine.options.max_recoveries
-
-    @max_recoveries.setter
-    def max_recoveries(self, value: int) -> None:
-        self._engine.options = self._engine.options.replace(max_recoveries=value)
+    lease_seconds = _Setting[float]("How long an owner is trusted without a heartbeat.")
+    poll_interval = _Setting[float]("The longest pause between looks at a workflow run elsewhere.")
+    event_poll_interval = _Setting[float]("How often an event wait looks when nothing notifies.")
+    max_recoveries = _Setting[int]("Resumes in a row after its owner died before quarantine.")
 
     @property
     def url(self) -> str:

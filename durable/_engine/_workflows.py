@@ -290,6 +290,15 @@ class Workflows:
             )
         return claimed
 
+    async def _fail(self, session: Session, workflow_id: str, epoch: int, exc: Exception) -> bool:
+        """Record a workflow's error as its outcome; False if it is no longer ours."""
+        error = self.engine.codec.dumps_error(
+            exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
+        )
+        return await session.write(
+            session.backend.finish_workflow, workflow_id, epoch, WorkflowStatus.ERROR, error=error
+        )
+
     async def _own(
         self,
         inv: Invocation,
@@ -353,16 +362,7 @@ class Workflows:
                     suspended.current = workflow_id
                 raise
             except Exception as exc:
-                error = self.engine.codec.dumps_error(
-                    exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
-                )
-                if not await session.write(
-                    session.backend.finish_workflow,
-                    workflow_id,
-                    epoch,
-                    WorkflowStatus.ERROR,
-                    error=error,
-                ):
+                if not await self._fail(session, workflow_id, epoch, exc):
                     raise Lost() from None
                 raise
             try:
@@ -370,16 +370,7 @@ class Workflows:
                     value, place(workflow_id, "result"), what=f"result of workflow {workflow_id!r}"
                 )
             except (SerializationError, PayloadTooLargeError) as exc:
-                error = self.engine.codec.dumps_error(
-                    exc, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
-                )
-                await session.write(
-                    session.backend.finish_workflow,
-                    workflow_id,
-                    epoch,
-                    WorkflowStatus.ERROR,
-                    error=error,
-                )
+                await self._fail(session, workflow_id, epoch, exc)
                 raise
             if not await session.write(
                 session.backend.finish_workflow,
