@@ -7,30 +7,16 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+import click
 
 from durable._cli import _change, _inspect, _work
 from durable._cli._state import Failure, State
 from durable._errors import DurableError
 
-if TYPE_CHECKING:
-    import click
 
-EXTRA_MISSING = 'the durable CLI needs its extra: pip install "durable-sdk[cli]"'
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``durable`` command line; returns the exit code.
-
-    Args:
-        argv: The arguments (default: ``sys.argv[1:]``).
-    """
-    try:
-        import click  # noqa: F401
-        import rich  # noqa: F401
-    except ImportError:
-        print(f"error: {EXTRA_MISSING}", file=sys.stderr)
-        return 1
+def run(argv: Sequence[str] | None) -> int:
+    """Run the command line once click and rich are known to be there (see ``main``)."""
     try:
         return _run(argv)
     except BrokenPipeError:
@@ -112,6 +98,6 @@ def build_cli() -> click.Group:
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)
 
-    for module in (_inspect, _change, _work):
-        module.add_commands(cli)
+    for command in (*_inspect.COMMANDS, *_change.COMMANDS, *_work.COMMANDS):
+        cli.add_command(command)
     return cli

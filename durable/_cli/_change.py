@@ -5,170 +5,149 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import click
 
 from durable._cli._format import cleanup_text, echo_json, require
 from durable._cli._parse import duration_callback
 from durable._cli._state import State, json_flag, statuses
 
-if TYPE_CHECKING:
-    import click
 
-
-def add_commands(cli: click.Group) -> None:
-    """Add this module's commands to the group."""
-    for add in (_add_restore, _add_fork, _add_cancel, _add_cleanup, _add_prune, _add_send_event):
-        add(cli)
-
-
-def _add_restore(cli: click.Group) -> None:
-    import click
-
-    @cli.command("restore")
-    @click.argument("workflow_id", metavar="ID")
-    @click.argument("snapshot")
-    @click.pass_obj
-    def restore(state: State, workflow_id: str, snapshot: str) -> None:
-        """Rewind a workflow to a snapshot: its next run goes on from there."""
-        state.store().restore(workflow_id, snapshot)
-        click.echo(
-            f"restored {workflow_id} to snapshot {snapshot!r}; run it again to go on from "
-            f"there: durable resume {workflow_id} --import MODULE"
-        )
-
-
-def _add_fork(cli: click.Group) -> None:
-    import click
-
-    @cli.command("fork")
-    @click.argument("workflow_id", metavar="ID")
-    @click.argument("snapshot")
-    @click.argument("new_id", metavar="NEW_ID")
-    @click.pass_obj
-    def fork(state: State, workflow_id: str, snapshot: str, new_id: str) -> None:
-        """Start NEW_ID from a snapshot of ID, sharing the records up to it."""
-        state.store().fork(workflow_id, snapshot, new_id)
-        click.echo(
-            f"forked {workflow_id} at snapshot {snapshot!r} into {new_id}; run it with: "
-            f"durable resume {new_id} --import MODULE"
-        )
-
-
-def _add_cancel(cli: click.Group) -> None:
-    import click
-
-    @cli.command("cancel")
-    @click.argument("workflow_id", metavar="ID")
-    @click.pass_obj
-    def cancel(state: State, workflow_id: str) -> None:
-        """Cancel a workflow that is running or waiting to resume."""
-        store = state.store()
-        if store.cancel(workflow_id):
-            click.echo(f"cancelled {workflow_id}; it stops at its next step and never resumes")
-        else:
-            status = require(store, workflow_id).status.value
-            click.echo(f"{workflow_id} is {status} already; nothing to cancel")
-
-
-def _add_cleanup(cli: click.Group) -> None:
-    import click
-
-    @cli.command("cleanup")
-    @click.option(
-        "--older-than",
-        metavar="AGE",
-        required=True,
-        callback=duration_callback,
-        help="Delete workflows that finished more than AGE ago: 30d, 12h, 15m, 90s, 2w.",
+@click.command("restore")
+@click.argument("workflow_id", metavar="ID")
+@click.argument("snapshot")
+@click.pass_obj
+def restore(state: State, workflow_id: str, snapshot: str) -> None:
+    """Rewind a workflow to a snapshot: its next run goes on from there."""
+    state.store().restore(workflow_id, snapshot)
+    click.echo(
+        f"restored {workflow_id} to snapshot {snapshot!r}; run it again to go on from "
+        f"there: durable resume {workflow_id} --import MODULE"
     )
-    @click.option(
-        "--status",
-        "statuses",
-        multiple=True,
-        type=click.Choice(statuses()),
-        metavar="STATUS",
-        help="Only finished workflows in this status (repeatable; default: every finished one).",
+
+
+@click.command("fork")
+@click.argument("workflow_id", metavar="ID")
+@click.argument("snapshot")
+@click.argument("new_id", metavar="NEW_ID")
+@click.pass_obj
+def fork(state: State, workflow_id: str, snapshot: str, new_id: str) -> None:
+    """Start NEW_ID from a snapshot of ID, sharing the records up to it."""
+    state.store().fork(workflow_id, snapshot, new_id)
+    click.echo(
+        f"forked {workflow_id} at snapshot {snapshot!r} into {new_id}; run it with: "
+        f"durable resume {new_id} --import MODULE"
     )
-    @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
-    @json_flag()
-    @click.pass_obj
-    def cleanup(
-        state: State,
-        older_than: dt.timedelta,
-        statuses: tuple[str, ...],
-        dry_run: bool,
-        as_json: bool,
-    ) -> None:
-        """Delete finished workflows, with all their records. Running ones are never touched."""
-        report = state.store().cleanup(
-            older_than=older_than, status=list(statuses) or None, dry_run=dry_run
-        )
-        if as_json:
-            echo_json(dataclasses.asdict(report))
-        else:
-            click.echo(cleanup_text(report))
 
 
-def _add_prune(cli: click.Group) -> None:
-    import click
+@click.command("cancel")
+@click.argument("workflow_id", metavar="ID")
+@click.pass_obj
+def cancel(state: State, workflow_id: str) -> None:
+    """Cancel a workflow that is running or waiting to resume."""
+    store = state.store()
+    if store.cancel(workflow_id):
+        click.echo(f"cancelled {workflow_id}; it stops at its next step and never resumes")
+    else:
+        status = require(store, workflow_id).status.value
+        click.echo(f"{workflow_id} is {status} already; nothing to cancel")
 
-    @cli.command("prune")
-    @click.option(
-        "--keep-snapshots",
-        type=click.IntRange(min=0),
-        default=3,
-        show_default=True,
-        metavar="N",
-        help="Snapshots to keep per finished workflow (the newest).",
+
+@click.command("cleanup")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    required=True,
+    callback=duration_callback,
+    help="Delete workflows that finished more than AGE ago: 30d, 12h, 15m, 90s, 2w.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(statuses()),
+    metavar="STATUS",
+    help="Only finished workflows in this status (repeatable; default: every finished one).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@json_flag()
+@click.pass_obj
+def cleanup(
+    state: State,
+    older_than: dt.timedelta,
+    statuses: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete finished workflows, with all their records. Running ones are never touched."""
+    report = state.store().cleanup(
+        older_than=older_than, status=list(statuses) or None, dry_run=dry_run
     )
-    @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
-    @json_flag()
-    @click.pass_obj
-    def prune(state: State, keep_snapshots: int, dry_run: bool, as_json: bool) -> None:
-        """Drop superseded records and old snapshots of finished workflows."""
-        report = state.store().prune(keep_snapshots=keep_snapshots, dry_run=dry_run)
-        if as_json:
-            echo_json(dataclasses.asdict(report))
-        else:
-            click.echo(cleanup_text(report))
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+    else:
+        click.echo(cleanup_text(report))
 
 
-def _add_send_event(cli: click.Group) -> None:
-    import click
+@click.command("prune")
+@click.option(
+    "--keep-snapshots",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Snapshots to keep per finished workflow (the newest).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@json_flag()
+@click.pass_obj
+def prune(state: State, keep_snapshots: int, dry_run: bool, as_json: bool) -> None:
+    """Drop superseded records and old snapshots of finished workflows."""
+    report = state.store().prune(keep_snapshots=keep_snapshots, dry_run=dry_run)
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+    else:
+        click.echo(cleanup_text(report))
 
-    @cli.command("send-event")
-    @click.argument("workflow_id", metavar="ID")
-    @click.argument("key")
-    @click.argument("value", required=False)
-    @click.option(
-        "--text",
-        is_flag=True,
-        help="Send VALUE as a string; without it VALUE is read as JSON when it parses "
-        '(42, true, {"a": 1}), else sent as a string.',
+
+@click.command("send-event")
+@click.argument("workflow_id", metavar="ID")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option(
+    "--text",
+    is_flag=True,
+    help="Send VALUE as a string; without it VALUE is read as JSON when it parses "
+    '(42, true, {"a": 1}), else sent as a string.',
+)
+@click.option("--idempotency-key", metavar="KEY", help="Send at most once under this key.")
+@click.pass_obj
+def send_event(
+    state: State,
+    workflow_id: str,
+    key: str,
+    value: str | None,
+    text: bool,
+    idempotency_key: str | None,
+) -> None:
+    """Send the event KEY with VALUE (JSON, or text) to the workflow ID."""
+    from durable._events import send_event_sync
+
+    payload: Any = value
+    if value is not None and not text:
+        try:
+            payload = json.loads(value)
+        except ValueError:
+            payload = value
+    with state.active():
+        sent = send_event_sync(workflow_id, key, payload, idempotency_key=idempotency_key)
+    click.echo(
+        f"sent {key!r} to {workflow_id}"
+        if sent
+        else f"not sent: idempotency key {idempotency_key!r} was used already"
     )
-    @click.option("--idempotency-key", metavar="KEY", help="Send at most once under this key.")
-    @click.pass_obj
-    def send_event(
-        state: State,
-        workflow_id: str,
-        key: str,
-        value: str | None,
-        text: bool,
-        idempotency_key: str | None,
-    ) -> None:
-        """Send the event KEY with VALUE (JSON, or text) to the workflow ID."""
-        from durable._events import send_event_sync
 
-        payload: Any = value
-        if value is not None and not text:
-            try:
-                payload = json.loads(value)
-            except ValueError:
-                payload = value
-        with state.active():
-            sent = send_event_sync(workflow_id, key, payload, idempotency_key=idempotency_key)
-        click.echo(
-            f"sent {key!r} to {workflow_id}"
-            if sent
-            else f"not sent: idempotency key {idempotency_key!r} was used already"
-        )
+
+COMMANDS = (restore, fork, cancel, cleanup, prune, send_event)
+"""This module's commands, in the order ``durable --help`` lists them."""

@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING
 
+import click
+
 from durable._cli._format import (
     cell,
     echo_json,
@@ -27,86 +29,75 @@ from durable._cli._state import State, json_flag, statuses
 from durable._errors import DurableError
 
 if TYPE_CHECKING:
-    import click
-
     from durable._infos import WorkflowInfo
     from durable._reports import HealthReport
     from durable._store import Store
 
 
-def add_commands(cli: click.Group) -> None:
-    """Add this module's commands to the group."""
-    for add in (_add_list, _add_show, _add_history, _add_metrics, _add_health):
-        add(cli)
-
-
-def _add_list(cli: click.Group) -> None:
-    import click
-
-    @cli.command("list")
-    @click.option(
-        "--status",
-        "statuses",
-        multiple=True,
-        type=click.Choice(statuses()),
-        metavar="STATUS",
-        help=f"Only workflows in this status (repeatable): {', '.join(statuses())}.",
+@click.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(statuses()),
+    metavar="STATUS",
+    help=f"Only workflows in this status (repeatable): {', '.join(statuses())}.",
+)
+@click.option(
+    "--name", metavar="NAME", help="Only workflows of this registered name (module.function)."
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    callback=when_callback,
+    help="Only workflows created at or after WHEN: 2024-05-01, 2024-05-01T12:30, or 2h (ago).",
+)
+@click.option(
+    "--until", metavar="WHEN", callback=when_callback, help="Only those created before WHEN."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="At most N workflows.",
+)
+@json_flag()
+@click.pass_obj
+def list_(
+    state: State,
+    statuses: tuple[str, ...],
+    name: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List workflows, newest first."""
+    found = state.store().list_workflows(
+        status=list(statuses) or None, name=name, since=since, until=until, limit=limit
     )
-    @click.option(
-        "--name", metavar="NAME", help="Only workflows of this registered name (module.function)."
+    if as_json:
+        echo_json([workflow_json(info) for info in found])
+        return
+    if not found:
+        state.print("no workflows")
+        return
+    table = new_table(
+        "id", "name", "status", "attempts", "created", "finished", "took", right=("attempts",)
     )
-    @click.option(
-        "--since",
-        metavar="WHEN",
-        callback=when_callback,
-        help="Only workflows created at or after WHEN: 2024-05-01, 2024-05-01T12:30, or 2h (ago).",
-    )
-    @click.option(
-        "--until", metavar="WHEN", callback=when_callback, help="Only those created before WHEN."
-    )
-    @click.option(
-        "--limit",
-        type=click.IntRange(min=1),
-        default=50,
-        show_default=True,
-        metavar="N",
-        help="At most N workflows.",
-    )
-    @json_flag()
-    @click.pass_obj
-    def list_(
-        state: State,
-        statuses: tuple[str, ...],
-        name: str | None,
-        since: dt.datetime | None,
-        until: dt.datetime | None,
-        limit: int,
-        as_json: bool,
-    ) -> None:
-        """List workflows, newest first."""
-        found = state.store().list_workflows(
-            status=list(statuses) or None, name=name, since=since, until=until, limit=limit
+    for info in found:
+        table.add_row(
+            cell(info.workflow_id),
+            cell(info.name),
+            status_cell(info.status.value),
+            cell(info.attempts),
+            cell(local(info.created_at)),
+            cell(local(info.finished_at)),
+            cell(took(info)),
         )
-        if as_json:
-            echo_json([workflow_json(info) for info in found])
-            return
-        if not found:
-            state.print("no workflows")
-            return
-        table = new_table(
-            "id", "name", "status", "attempts", "created", "finished", "took", right=("attempts",)
-        )
-        for info in found:
-            table.add_row(
-                cell(info.workflow_id),
-                cell(info.name),
-                status_cell(info.status.value),
-                cell(info.attempts),
-                cell(local(info.created_at)),
-                cell(local(info.finished_at)),
-                cell(took(info)),
-            )
-        state.print(table)
+    state.print(table)
 
 
 def owner_dead(store: Store, info: WorkflowInfo) -> bool | None:
@@ -118,78 +109,69 @@ def owner_dead(store: Store, info: WorkflowInfo) -> bool | None:
     return store.owner_alive(info.workflow_id) is False
 
 
-def _add_show(cli: click.Group) -> None:
-    import click
-
-    @cli.command("show")
-    @click.argument("workflow_id", metavar="ID")
-    @json_flag()
-    @click.pass_obj
-    def show(state: State, workflow_id: str, as_json: bool) -> None:
-        """Show a workflow: its record, result or error, and steps."""
-        info = require(state.store(), workflow_id)
-        history = info.history()
-        live = [e for e in history if not e.superseded and e.status != "retried"]
-        result, error = outcome(info)
-        dead = owner_dead(state.store(), info)
-        if as_json:
-            echo_json(
-                {
-                    **workflow_json(info),
-                    "owner_dead": dead,
-                    "result": result,
-                    "error": error,
-                    "steps": [entry_json(e) for e in live],
-                }
-            )
-            return
-        state.print(summary_grid(workflow_fields(info, dead, result, error)))
-        state.print()
-        if not live:
-            state.print("no steps recorded")
-            return
-        state.print(steps_table(live))
-        hidden = len(history) - len(live)
-        if hidden:
-            state.print(
-                f"{hidden} failed or superseded attempt{'s' if hidden != 1 else ''} "
-                f"not shown: durable history {info.workflow_id}"
-            )
+@click.command("show")
+@click.argument("workflow_id", metavar="ID")
+@json_flag()
+@click.pass_obj
+def show(state: State, workflow_id: str, as_json: bool) -> None:
+    """Show a workflow: its record, result or error, and steps."""
+    info = require(state.store(), workflow_id)
+    history = info.history()
+    live = [e for e in history if not e.superseded and e.status != "retried"]
+    result, error = outcome(info)
+    dead = owner_dead(state.store(), info)
+    if as_json:
+        echo_json(
+            {
+                **workflow_json(info),
+                "owner_dead": dead,
+                "result": result,
+                "error": error,
+                "steps": [entry_json(e) for e in live],
+            }
+        )
+        return
+    state.print(summary_grid(workflow_fields(info, dead, result, error)))
+    state.print()
+    if not live:
+        state.print("no steps recorded")
+        return
+    state.print(steps_table(live))
+    hidden = len(history) - len(live)
+    if hidden:
+        state.print(
+            f"{hidden} failed or superseded attempt{'s' if hidden != 1 else ''} "
+            f"not shown: durable history {info.workflow_id}"
+        )
 
 
-def _add_history(cli: click.Group) -> None:
-    import click
-
-    @cli.command("history")
-    @click.argument("workflow_id", metavar="ID")
-    @json_flag()
-    @click.pass_obj
-    def history(state: State, workflow_id: str, as_json: bool) -> None:
-        """Every step attempt of a workflow, failed and superseded ones too."""
-        info = require(state.store(), workflow_id)
-        entries = info.history()
-        if as_json:
-            echo_json([entry_json(e) for e in entries])
-            return
-        if not entries:
-            state.print("no steps recorded")
-            return
-        state.print(steps_table(entries, history=True))
+@click.command("history")
+@click.argument("workflow_id", metavar="ID")
+@json_flag()
+@click.pass_obj
+def history(state: State, workflow_id: str, as_json: bool) -> None:
+    """Every step attempt of a workflow, failed and superseded ones too."""
+    info = require(state.store(), workflow_id)
+    entries = info.history()
+    if as_json:
+        echo_json([entry_json(e) for e in entries])
+        return
+    if not entries:
+        state.print("no steps recorded")
+        return
+    state.print(steps_table(entries, history=True))
 
 
-def _add_metrics(cli: click.Group) -> None:
-    import click
-
-    @cli.command("metrics")
-    @json_flag()
-    @click.pass_obj
-    def metrics(state: State, as_json: bool) -> None:
-        """The store at a glance: workflows by status, steps, bytes, times."""
-        found = state.store().metrics()
-        if as_json:
-            echo_json(dataclasses.asdict(found))
-            return
-        state.print(summary_grid(metrics_rows(found)))
+@click.command("metrics")
+@json_flag()
+@click.pass_obj
+def metrics(state: State, as_json: bool) -> None:
+    """The store at a glance: workflows by status, steps, bytes, times."""
+    found = state.store().metrics()
+    if as_json:
+        echo_json(dataclasses.asdict(found))
+        return
+    state.print(summary_grid(metrics_rows(found)))
 
 
 def health_report(state: State) -> HealthReport:
@@ -206,28 +188,29 @@ def health_report(state: State) -> HealthReport:
         return HealthReport.unavailable(mask_password(resolve_url(state.url)), exc)
 
 
-def _add_health(cli: click.Group) -> None:
-    import click
+@click.command("health")
+@json_flag()
+@click.pass_context
+def health(ctx: click.Context, as_json: bool) -> None:
+    """Check that the store answers, and how fast. Exit code 1 when it does not."""
+    state: State = ctx.obj
+    report = health_report(state)
+    if as_json:
+        echo_json(dataclasses.asdict(report))
+    else:
+        rows = [
+            ("status", "ok" if report.ok else "unavailable"),
+            ("backend", report.backend),
+            ("url", report.url),
+            ("server", report.server_version or ""),
+            ("schema", str(report.schema_version)),
+            ("latency", f"{report.latency_ms:.2f} ms" if report.latency_ms is not None else ""),
+            ("error", report.error or ""),
+        ]
+        state.print(summary_grid(rows, {"status": "green" if report.ok else "red"}))
+    if not report.ok:
+        ctx.exit(1)
 
-    @cli.command("health")
-    @json_flag()
-    @click.pass_context
-    def health(ctx: click.Context, as_json: bool) -> None:
-        """Check that the store answers, and how fast. Exit code 1 when it does not."""
-        state: State = ctx.obj
-        report = health_report(state)
-        if as_json:
-            echo_json(dataclasses.asdict(report))
-        else:
-            rows = [
-                ("status", "ok" if report.ok else "unavailable"),
-                ("backend", report.backend),
-                ("url", report.url),
-                ("server", report.server_version or ""),
-                ("schema", str(report.schema_version)),
-                ("latency", f"{report.latency_ms:.2f} ms" if report.latency_ms is not None else ""),
-                ("error", report.error or ""),
-            ]
-            state.print(summary_grid(rows, {"status": "green" if report.ok else "red"}))
-        if not report.ok:
-            ctx.exit(1)
+
+COMMANDS = (list_, show, history, metrics, health)
+"""This module's commands, in the order ``durable --help`` lists them."""
