@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from durable import _infos
 from durable._aio import drive, require_asyncio
 from durable._durations import duration, moment
 from durable._errors import (
@@ -17,14 +18,6 @@ from durable._errors import (
     WorkflowNotFoundError,
 )
 from durable._identity import validate_workflow_id
-from durable._infos import (
-    CleanupReport,
-    History,
-    HistoryEntry,
-    Metrics,
-    SnapshotInfo,
-    WorkflowInfo,
-)
 from durable._records import (
     NewWorkflow,
     StepHistoryRow,
@@ -124,7 +117,7 @@ class Store:
         since: dt.datetime | float | str | None = None,
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
-    ) -> list[WorkflowInfo]:
+    ) -> list[_infos.WorkflowInfo]:
         """Workflows, newest first, filtered by status, registered name and creation time.
 
         ``since`` and ``until`` are aware datetimes, Unix timestamps or ISO
@@ -141,15 +134,15 @@ class Store:
         since: dt.datetime | float | str | None = None,
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
-    ) -> list[WorkflowInfo]:
+    ) -> list[_infos.WorkflowInfo]:
         """Async form of :meth:`list_workflows`."""
         return await self._list(False, status, name, since, until, limit)
 
-    def get_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+    def get_workflow(self, workflow_id: str) -> _infos.WorkflowInfo | None:
         """A workflow's record, or None."""
         return drive(self._get(True, workflow_id))
 
-    async def aget_workflow(self, workflow_id: str) -> WorkflowInfo | None:
+    async def aget_workflow(self, workflow_id: str) -> _infos.WorkflowInfo | None:
         """Async form of :meth:`get_workflow`."""
         return await self._get(False, workflow_id)
 
@@ -168,7 +161,7 @@ class Store:
             )
         return self._runtime.engine.outcome(row)
 
-    def history(self, workflow_id: str) -> History:
+    def history(self, workflow_id: str) -> _infos.History:
         """Every step attempt of a workflow, in order, superseded and retried ones too.
 
         In a notebook it renders as a table with a timeline; ``print()`` it in
@@ -176,23 +169,23 @@ class Store:
         """
         return drive(self._history(True, workflow_id))
 
-    async def ahistory(self, workflow_id: str) -> History:
+    async def ahistory(self, workflow_id: str) -> _infos.History:
         """Async form of :meth:`history`."""
         return await self._history(False, workflow_id)
 
-    def snapshots(self, workflow_id: str) -> list[SnapshotInfo]:
+    def snapshots(self, workflow_id: str) -> list[_infos.SnapshotInfo]:
         """The live snapshots of a workflow, in order."""
         return drive(self._snapshots(True, workflow_id))
 
-    async def asnapshots(self, workflow_id: str) -> list[SnapshotInfo]:
+    async def asnapshots(self, workflow_id: str) -> list[_infos.SnapshotInfo]:
         """Async form of :meth:`snapshots`."""
         return await self._snapshots(False, workflow_id)
 
-    def metrics(self) -> Metrics:
+    def metrics(self) -> _infos.Metrics:
         """Workflows by status, steps, bytes stored, and checkpoint times."""
         return drive(self._metrics(True))
 
-    async def ametrics(self) -> Metrics:
+    async def ametrics(self) -> _infos.Metrics:
         """Async form of :meth:`metrics`."""
         return await self._metrics(False)
 
@@ -241,7 +234,7 @@ class Store:
         older_than: dt.timedelta | float,
         status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
         dry_run: bool = False,
-    ) -> CleanupReport:
+    ) -> _infos.CleanupReport:
         """Delete finished workflows (with all their records) finished over ``older_than`` ago.
 
         ``status`` narrows which finished states go (default: all of them);
@@ -255,11 +248,11 @@ class Store:
         older_than: dt.timedelta | float,
         status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
         dry_run: bool = False,
-    ) -> CleanupReport:
+    ) -> _infos.CleanupReport:
         """Async form of :meth:`cleanup`."""
         return await self._cleanup(False, older_than, status, dry_run)
 
-    def prune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> CleanupReport:
+    def prune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> _infos.CleanupReport:
         """Drop superseded records, and all but the newest snapshots of finished workflows.
 
         Live records are never touched, nor the snapshots of running
@@ -267,7 +260,9 @@ class Store:
         """
         return drive(self._prune(True, keep_snapshots, dry_run))
 
-    async def aprune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> CleanupReport:
+    async def aprune(
+        self, *, keep_snapshots: int = 3, dry_run: bool = False
+    ) -> _infos.CleanupReport:
         """Async form of :meth:`prune`."""
         return await self._prune(False, keep_snapshots, dry_run)
 
@@ -300,7 +295,7 @@ class Store:
         since: dt.datetime | float | str | None,
         until: dt.datetime | float | str | None,
         limit: int | None,
-    ) -> list[WorkflowInfo]:
+    ) -> list[_infos.WorkflowInfo]:
         if limit is not None:
             check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
         query = WorkflowQuery(
@@ -313,7 +308,7 @@ class Store:
         rows = await self._run(sync, self._backend.query_workflows, query)
         return [self._info(row) for row in rows]
 
-    async def _get(self, sync: bool, workflow_id: str) -> WorkflowInfo | None:
+    async def _get(self, sync: bool, workflow_id: str) -> _infos.WorkflowInfo | None:
         row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
         return self._info(row) if row is not None else None
 
@@ -326,12 +321,12 @@ class Store:
             )
         return row
 
-    async def _history(self, sync: bool, workflow_id: str) -> History:
+    async def _history(self, sync: bool, workflow_id: str) -> _infos.History:
         workflow_id = validate_workflow_id(workflow_id)
         steps: list[StepHistoryRow] = await self._run(sync, self._backend.step_history, workflow_id)
         attempts = await self._run(sync, self._backend.step_attempts, workflow_id)
         entries = [
-            HistoryEntry(
+            _infos.HistoryEntry(
                 position=a.position,
                 name=a.name,
                 kind="step",
@@ -347,7 +342,7 @@ class Store:
             for a in attempts
         ]
         entries += [
-            HistoryEntry(
+            _infos.HistoryEntry(
                 position=s.position,
                 name=s.name,
                 kind=s.kind,
@@ -364,17 +359,17 @@ class Store:
             )
             for s in steps
         ]
-        return History(
+        return _infos.History(
             sorted(entries, key=lambda e: (e.position, e.started_at, e.status != "retried"))
         )
 
-    async def _snapshots(self, sync: bool, workflow_id: str) -> list[SnapshotInfo]:
+    async def _snapshots(self, sync: bool, workflow_id: str) -> list[_infos.SnapshotInfo]:
         steps: list[StepHistoryRow] = await self._run(
             sync, self._backend.step_history, validate_workflow_id(workflow_id)
         )
         live = [s for s in steps if not s.superseded]
         return [
-            SnapshotInfo(
+            _infos.SnapshotInfo(
                 name=s.name,
                 position=s.position,
                 created_at=s.finished_at,
@@ -386,11 +381,11 @@ class Store:
             if s.kind == StepKind.SNAPSHOT
         ]
 
-    async def _metrics(self, sync: bool) -> Metrics:
+    async def _metrics(self, sync: bool) -> _infos.Metrics:
         stats = await self._run(sync, self._backend.stats)
         times = sorted(self._runtime.engine.checkpoint_seconds)
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))] * 1000 if times else None
-        return Metrics(
+        return _infos.Metrics(
             by_status=stats["by_status"],
             workflows=sum(stats["by_status"].values()),
             steps=stats["steps"],
@@ -481,20 +476,20 @@ class Store:
 
     async def _cleanup(
         self, sync: bool, older_than: dt.timedelta | float, status: Any, dry_run: bool
-    ) -> CleanupReport:
+    ) -> _infos.CleanupReport:
         seconds = duration(older_than, "older_than")
         statuses = _statuses(status) or _FINISHED
         cutoff = await self._run(sync, self._backend.now) - seconds
         counts = await self._run(sync, self._backend.cleanup, cutoff, statuses, dry_run)
-        return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
+        return _infos.CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
-    async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> CleanupReport:
+    async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> _infos.CleanupReport:
         check_int(keep_snapshots, "keep_snapshots", minimum=0, maximum=INT64_MAX)
         counts = await self._run(sync, self._backend.prune, keep_snapshots, dry_run)
-        return CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
+        return _infos.CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
 
-    def _info(self, row: WorkflowRow) -> WorkflowInfo:
-        return WorkflowInfo(
+    def _info(self, row: WorkflowRow) -> _infos.WorkflowInfo:
+        return _infos.WorkflowInfo(
             workflow_id=row.workflow_id,
             name=row.name,
             status=row.status,

@@ -11,7 +11,7 @@ import click
 
 from durable._cli._format import cleanup_text, echo_json, require
 from durable._cli._parse import duration_callback
-from durable._cli._state import State, json_flag, statuses
+from durable._cli._state import State, count_option, json_flag, status_option
 
 
 @click.command("restore")
@@ -62,14 +62,7 @@ def cancel(state: State, workflow_id: str) -> None:
     callback=duration_callback,
     help="Delete workflows that finished more than AGE ago: 30d, 12h, 15m, 90s, 2w.",
 )
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(statuses()),
-    metavar="STATUS",
-    help="Only finished workflows in this status (repeatable; default: every finished one).",
-)
+@status_option("Only finished workflows in this status (repeatable; default: every finished one).")
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
 @json_flag()
 @click.pass_obj
@@ -91,12 +84,10 @@ def cleanup(
 
 
 @click.command("prune")
-@click.option(
+@count_option(
     "--keep-snapshots",
-    type=click.IntRange(min=0),
     default=3,
-    show_default=True,
-    metavar="N",
+    minimum=0,
     help="Snapshots to keep per finished workflow (the newest).",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")

@@ -25,7 +25,7 @@ from durable._cli._format import (
     workflow_json,
 )
 from durable._cli._parse import when_callback
-from durable._cli._state import State, json_flag, statuses
+from durable._cli._state import State, count_option, json_flag, shows_workflow, status_option
 from durable._errors import DurableError
 
 if TYPE_CHECKING:
@@ -35,14 +35,7 @@ if TYPE_CHECKING:
 
 
 @click.command("list")
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(statuses()),
-    metavar="STATUS",
-    help=f"Only workflows in this status (repeatable): {', '.join(statuses())}.",
-)
+@status_option("Only workflows in this status (repeatable): {statuses}.")
 @click.option(
     "--name", metavar="NAME", help="Only workflows of this registered name (module.function)."
 )
@@ -55,14 +48,7 @@ if TYPE_CHECKING:
 @click.option(
     "--until", metavar="WHEN", callback=when_callback, help="Only those created before WHEN."
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=50,
-    show_default=True,
-    metavar="N",
-    help="At most N workflows.",
-)
+@count_option("--limit", default=50, minimum=1, help="At most N workflows.")
 @json_flag()
 @click.pass_obj
 def list_(
@@ -109,10 +95,7 @@ def owner_dead(store: Store, info: WorkflowInfo) -> bool | None:
     return store.owner_alive(info.workflow_id) is False
 
 
-@click.command("show")
-@click.argument("workflow_id", metavar="ID")
-@json_flag()
-@click.pass_obj
+@shows_workflow("show")
 def show(state: State, workflow_id: str, as_json: bool) -> None:
     """Show a workflow: its record, result or error, and steps."""
     info = require(state.store(), workflow_id)
@@ -145,10 +128,7 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
         )
 
 
-@click.command("history")
-@click.argument("workflow_id", metavar="ID")
-@json_flag()
-@click.pass_obj
+@shows_workflow("history")
 def history(state: State, workflow_id: str, as_json: bool) -> None:
     """Every step attempt of a workflow, failed and superseded ones too."""
     info = require(state.store(), workflow_id)

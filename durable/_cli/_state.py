@@ -15,6 +15,7 @@ from durable._cli._format import WIDTH
 from durable._errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import click
     from rich.console import Console
 
     from durable._engine._runtime import Runtime
@@ -118,10 +119,42 @@ def json_flag() -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-def statuses() -> list[str]:
+def status_option(help: str) -> Callable[[F], F]:
+    """``--status``, repeatable, one of the workflow statuses (``{statuses}`` in ``help``)."""
+    import click
+
     from durable._records import WorkflowStatus
 
-    return [s.value for s in WorkflowStatus]
+    choices = [s.value for s in WorkflowStatus]
+    return click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=click.Choice(choices),
+        metavar="STATUS",
+        help=help.format(statuses=", ".join(choices)),
+    )
+
+
+def count_option(flag: str, *, default: int, minimum: int, help: str) -> Callable[[F], F]:
+    """A whole-number option with a default (``--limit``, ``--keep-snapshots``)."""
+    import click
+
+    kind = click.IntRange(min=minimum)
+    return click.option(flag, type=kind, default=default, show_default=True, metavar="N", help=help)
+
+
+def shows_workflow(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command that shows one workflow: ``durable NAME ID [--json]``."""
+    import click
+
+    def decorate(command: Callable[..., Any]) -> click.Command:
+        decorated = click.argument("workflow_id", metavar="ID")(
+            json_flag()(click.pass_obj(command))
+        )
+        return click.command(name)(decorated)
+
+    return decorate
 
 
 def imports_option(required: bool) -> Callable[[F], F]:

@@ -91,6 +91,13 @@ class Suspended(BaseException):
         )
 
 
+class Part:
+    """One part of an engine (workflows, steps, waits...): it reaches the others through it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+
 class Engine:
     """What one runtime's parts share, and the parts themselves.
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from durable._aio import block_for
 from durable._engine._core import (
+    Part,
     log,
     log_extra,
 )
@@ -27,11 +28,11 @@ _HELD: dict[tuple[str, str], object] = {}
 _HELD_LOCK = threading.Lock()
 
 
-class Leases:
+class Leases(Part):
     """The workflows this runtime holds, their leases, and the heartbeat that renews them."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self._leases: dict[str, int] = {}
         self._heartbeat: threading.Thread | None = None
         self._closing = threading.Event()

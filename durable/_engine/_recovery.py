@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from durable import _context, _registry
 from durable._aio import require_asyncio
 from durable._engine._core import (
     CHILD,
+    Part,
     Unknown,
     log,
     log_extra,
@@ -35,17 +36,11 @@ from durable._serialization import (
 from durable._session import Session
 from durable._specs import MissingInstance
 
-if TYPE_CHECKING:
-    from durable._engine._core import Engine
-
 RerunOutcome = Literal["done", "suspended", "skipped", "failed", "unknown", "unrunnable"]
 
 
-class Recovery:
+class Recovery(Part):
     """Finds what is due and runs it again from its stored call."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     async def recover(self) -> RecoveryReport:
         """Resume what is due (see :meth:`durable.Runtime.recover`)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable import _context, _tracing
 from durable._caller import warn
 from durable._codehash import fingerprint
 from durable._engine._core import (
+    Part,
     log,
     log_extra,
 )
@@ -33,15 +34,9 @@ from durable._serialization import (
 from durable._session import Session
 from durable._specs import OnCodeChange, StepSpec
 
-if TYPE_CHECKING:
-    from durable._engine._core import Engine
 
-
-class Steps:
+class Steps(Part):
     """Runs the steps of a workflow: replay or run, retry, commit."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     async def run(
         self,

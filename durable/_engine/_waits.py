@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable import _context
 from durable._clock import jumps_ahead, real_time
@@ -16,6 +16,7 @@ from durable._durations import (
     replayed_deadline,
 )
 from durable._engine._core import (
+    Part,
     Suspended,
 )
 from durable._engine._steps import cancel_hinted, replayable
@@ -40,10 +41,6 @@ from durable._serialization import (
 from durable._session import Session
 from durable.backends._notify import Subscription, event_topic
 
-if TYPE_CHECKING:
-    from durable._engine._core import Engine
-
-
 # Sleeps from this length show the workflow as waiting (two writes).
 _SHOW_WAITS_FROM = 1.0
 # How often a long sleep looks whether it still owns its workflow (a cancel
@@ -51,11 +48,8 @@ _SHOW_WAITS_FROM = 1.0
 _SLEEP_CHECK_INTERVAL = 5.0
 
 
-class Waits:
+class Waits(Part):
     """Durable sleeps and event waits of a running workflow."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     async def sleep(
         self,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from durable import _context, _tracing
 from durable._aio import require_asyncio
 from durable._engine._core import (
     CHILD,
     Lost,
+    Part,
     Suspended,
     log,
     log_extra,
@@ -45,9 +46,6 @@ from durable._session import Session
 from durable._specs import Invocation, WorkflowSpec
 from durable.backends._notify import Subscription, event_topic
 
-if TYPE_CHECKING:
-    from durable._engine._core import Engine
-
 
 class _Finished(NamedTuple):
     """A workflow found finished: the call returns its recorded outcome."""
@@ -55,11 +53,8 @@ class _Finished(NamedTuple):
     row: WorkflowRow
 
 
-class Workflows:
+class Workflows(Part):
     """Runs workflow calls: as their owner, or waiting for the live owner elsewhere."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
     async def run(self, inv: Invocation, session: Session) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, TypeVar
 
 from durable._errors import OwnershipLostError
 from durable._records import (
@@ -13,6 +14,8 @@ from durable._records import (
     WorkflowRow,
     WorkflowStatus,
 )
+
+R = TypeVar("R")
 
 
 def lost(workflow_id: str, epoch: int) -> OwnershipLostError:
@@ -83,54 +86,38 @@ def owner_params(owner: Owner) -> dict[str, Any]:
     return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started}
 
 
+def row_of(cls: type[R], r: Any, **given: Any) -> R:
+    """A row of type ``cls`` from a result row, field by field; ``given`` values win."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return cls(**{n: given[n] if n in given else getattr(r, n) for n in names})
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def workflow_row(r: Any) -> WorkflowRow:
     owner = (
         Owner(host=r.owner_host, pid=r.owner_pid, started=r.owner_started or "")
         if r.owner_host is not None
         else None
     )
-    return WorkflowRow(
-        workflow_id=r.workflow_id,
-        name=r.name,
+    return row_of(
+        WorkflowRow,
+        r,
         status=WorkflowStatus(r.status),
-        args_fingerprint=r.args_fingerprint,
         args=_bytes(r.args),
         result=_bytes(r.result),
         error=_bytes(r.error),
-        attempts=r.attempts,
-        epoch=r.epoch,
         owner=owner,
-        lease_expires_at=r.lease_expires_at,
-        parent_id=r.parent_id,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-        finished_at=r.finished_at,
         db_now=float(r.db_now),
-        forked_from=r.forked_from,
-        queue=r.queue,
-        priority=r.priority,
-        wake_at=r.wake_at,
-        waiting_for=r.waiting_for,
-        recoveries=r.recoveries,
         event_arrived=bool(getattr(r, "event_arrived", False)),
     )
 
 
 def step_row(r: Any) -> StepRow:
-    return StepRow(
-        position=r.position,
-        name=r.name,
-        status=StepStatus(r.status),
-        output=_bytes(r.output) or b"",
-        attempt=r.attempt,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        kind=r.kind,
-        tx_id=r.tx_id,
-        error_type=r.error_type,
-        error_message=r.error_message,
-        code_hash=r.code_hash,
-    )
+    return row_of(StepRow, r, status=StepStatus(r.status), output=_bytes(r.output) or b"")
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -16,6 +16,7 @@ from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     lost,
     new_params,
+    row_of,
     step_params,
     step_row,
 )
@@ -76,35 +77,17 @@ class StepOps(SqlOps):
 
     async def step_attempts(self, tx: Tx, workflow_id: str) -> list[StepAttemptRow]:
         result = await tx.execute(self.q.attempts, {"workflow_id": workflow_id})
-        return [
-            StepAttemptRow(
-                position=r.position,
-                name=r.name,
-                attempt=r.attempt,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                error_type=r.error_type,
-                error_message=r.error_message,
-            )
-            for r in result.rows
-        ]
+        return [row_of(StepAttemptRow, r) for r in result.rows]
 
     async def step_history(self, tx: Tx, workflow_id: str) -> list[StepHistoryRow]:
         result = await tx.execute(self.q.history, {"workflow_id": workflow_id})
         return [
-            StepHistoryRow(
-                position=r.position,
-                name=r.name,
-                kind=r.kind,
+            row_of(
+                StepHistoryRow,
+                r,
                 status=StepStatus(r.status),
-                attempt=r.attempt,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
                 payload_bytes=int(r.payload_bytes or 0),
                 superseded=bool(r.superseded),
-                tx_id=r.tx_id,
-                error_type=r.error_type,
-                error_message=r.error_message,
             )
             for r in result.rows
         ]
