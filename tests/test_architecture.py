@@ -34,7 +34,7 @@ DEBT = {
     "private reaches": 0,
     "twins": 0,
     "too big": 0,
-    "private imports in tests": 4,
+    "private imports in tests": 0,
 }
 """What the restructuring (issue 15) has yet to remove: each check fails if its
 count grows, and asks for the figure here to be lowered when it shrinks, so
