@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,10 @@ def wait_for(predicate: object, what: str, timeout: float = 60.0) -> None:
 
 def read_lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def durable_command() -> Callable[[list[str]], int]:
+    """The ``durable`` command as installed (its console-script entry point), called in process."""
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="durable")
+    command: Callable[[list[str]], int] = entry.load()
+    return command

@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 import durable
-from durable.__main__ import main as cli_main
+from tests.conftest import durable_command
+
+cli_main = durable_command()
 
 PASSWORD = "hunter2"
 

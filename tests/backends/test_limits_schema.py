@@ -19,8 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 import durable
-from durable.__main__ import main as cli
 from durable.backends import _limits, _schema
+from tests.conftest import durable_command
+
+cli = durable_command()
 
 TABLES = ("durable_workflows", "durable_steps", "durable_step_attempts", "durable_events")
 
