@@ -30,6 +30,7 @@ from durable._engine._runtime import (
     current_runtime,
     current_workflow_id,
 )
+from durable._engine._worker import Worker, WorkerReport
 from durable._errors import (
     BackendUnavailableError,
     CodeChangedError,
@@ -73,7 +74,6 @@ from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import Store
 from durable._transaction import Transaction, transaction
-from durable._worker import Worker, WorkerReport
 
 __version__ = "0.1.0"
 

@@ -17,11 +17,13 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
 
-from durable import _context, _registry
+from durable import _registry
 from durable._aio import drive
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
+from durable._engine import _context
 from durable._engine._runtime import current_runtime
+from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, validate_workflow_id
@@ -33,7 +35,6 @@ from durable._specs import (
     StepSpec,
     WorkflowSpec,
 )
-from durable._sync import run_coroutine_sync
 from durable.backends._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
 
 _NO_OPTIONS = _context.CallOptions()
@@ -470,6 +471,7 @@ def durable_workflow(
                 position=parent.allocate(spec.name) if parent is not None else None,
                 never_wait=options.never_wait,
                 preclaimed=options.preclaimed,
+                hold=options.hold,
             )
             if spec.is_async:
                 return named(engine.workflows.run(inv, engine.session(sync=False)), raw)

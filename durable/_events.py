@@ -7,14 +7,14 @@ import uuid
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
-from durable import _context
 from durable._aio import drive, here
 from durable._caller import called
 from durable._durations import as_seconds
+from durable._engine import _context
+from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._identity import validate_workflow_id
 from durable._serialization import event_slot, place
-from durable._sync import run_coroutine_sync
 from durable.backends._limits import (
     EVENT_KEY_CHARS,
     NAME_COLUMN_CHARS,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 
-from durable import _context
 from durable._aio import here
 from durable._caller import called
 from durable._durations import as_seconds, deadline_after, timer_deadline
 from durable._durations import duration as checked_duration
 from durable._durations import moment as to_unix
+from durable._engine import _context
 from durable._errors import NotInWorkflowError
 
 

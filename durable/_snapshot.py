@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from durable import _context
 from durable._aio import here
 from durable._caller import called
+from durable._engine import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._records import StepKind
 from durable.backends._limits import SNAPSHOT_CHARS, check_text

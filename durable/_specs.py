@@ -10,7 +10,7 @@ from durable._records import StepKind
 from durable._retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from durable import _context
+    from durable._engine import _context
     from durable._records import WorkflowRow
 
 OnRunning = Literal["wait", "raise"]
@@ -58,6 +58,8 @@ class Invocation:
     """Never wait for another live owner (see ``_context.CallOptions``)."""
     preclaimed: WorkflowRow | None = None
     """Claimed already by a worker (see ``_context.CallOptions``)."""
+    hold: object | None = None
+    """The worker's in-process hold on it (see ``_context.CallOptions``)."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from durable import _context
 from durable._aio import drive
+from durable._engine import _context
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._records import StepKind, StepRow, rolled_back
 from durable._retry import RetryPolicy

@@ -158,7 +158,7 @@ def worker(
     running workflows finish within --grace, and releases the rest for
     another worker. A second signal releases them at once.
     """
-    from durable._worker import Worker
+    from durable._engine._worker import Worker
 
     state: State = ctx.obj
     queue_limits = parse_limits(limits)

@@ -23,9 +23,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from durable import _context
 from durable._clock import Clock
 from durable._durations import format_utc
+from durable._engine import _context
 from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from durable._aio import block_for
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 # each other.
 _HELD: dict[tuple[str, str], object] = {}
 _HELD_LOCK = threading.Lock()
+# Claims from a queue in progress in this process: until a claimed row is
+# held, its owner (this process) must not look dead to a recovery here.
+_CLAIMING = 0
 
 
 class Leases(Part):
@@ -63,11 +68,32 @@ class Leases(Part):
             _HELD[key] = token
             return True
 
+    def holds(self, workflow_id: str, token: object) -> bool:
+        """Whether ``token`` holds the workflow here."""
+        with _HELD_LOCK:
+            return _HELD.get((self.engine.backend.identity, workflow_id)) is token
+
     def release(self, workflow_id: str, token: object) -> None:
         key = (self.engine.backend.identity, workflow_id)
         with _HELD_LOCK:
             if _HELD.get(key) is token:
                 del _HELD[key]
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        """A claim from a queue, and the holds taken on what it claimed, in progress.
+
+        Meanwhile rows this process owns and holds nothing of count as alive:
+        a recovery here must not take what a worker here has just claimed.
+        """
+        global _CLAIMING
+        with _HELD_LOCK:
+            _CLAIMING += 1
+        try:
+            yield
+        finally:
+            with _HELD_LOCK:
+                _CLAIMING -= 1
 
     def held_here(self, workflow_id: str) -> bool:
         with _HELD_LOCK:
@@ -81,7 +107,8 @@ class Leases(Part):
             # This very process (whichever runtime of it): alive only if a
             # call here runs it now; an in-process crash leaves the row owned
             # by a live process.
-            return not holding and self.held_here(row.workflow_id)
+            # A row a worker here is claiming counts as held until its hold is taken.
+            return not holding and (self.held_here(row.workflow_id) or _CLAIMING > 0)
         leased = row.lease_expires_at is not None and row.lease_expires_at > row.db_now
         if is_local(owner):
             # A live process that abandoned the workflow (a cancelled task)

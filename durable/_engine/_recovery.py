@@ -7,8 +7,9 @@ import inspect
 from collections.abc import Coroutine
 from typing import Any, Literal
 
-from durable import _context, _registry
+from durable import _registry
 from durable._aio import require_asyncio
+from durable._engine import _context
 from durable._engine._core import (
     CHILD,
     Part,
@@ -109,7 +110,7 @@ class Recovery(Part):
             report.failed[row.workflow_id] = error
 
     async def rerun(
-        self, row: WorkflowRow, claimed: bool = False
+        self, row: WorkflowRow, claimed: bool = False, hold: object | None = None
     ) -> tuple[RerunOutcome, Exception | None]:
         """Call a stored workflow again, by its registered name and stored arguments.
 
@@ -133,7 +134,9 @@ class Recovery(Part):
         tokens = (
             _context.active_runtime.set(self.engine.runtime),
             _context.next_call.set(
-                _context.CallOptions(never_wait=True, preclaimed=row if claimed else None)
+                _context.CallOptions(
+                    never_wait=True, preclaimed=row if claimed else None, hold=hold
+                )
             ),
         )
         try:

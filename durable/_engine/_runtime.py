@@ -17,14 +17,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from durable import _context
 from durable._aio import require_asyncio
 from durable._clock import Clock, SystemClock
 from durable._config import resolve_url
+from durable._engine import _context
 from durable._engine._core import Engine
 from durable._engine._leases import Leases
 from durable._engine._recovery import Recovery
 from durable._engine._steps import Steps
+from durable._engine._sync import run_coroutine_sync
 from durable._engine._waits import Waits
 from durable._engine._workflows import Workflows
 from durable._errors import ConfigurationError, DurableError, NotInWorkflowError
@@ -35,7 +36,6 @@ from durable._options import Options
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES, Codec
 from durable._store import Store
-from durable._sync import run_coroutine_sync
 from durable.backends._base import Backend
 from durable.backends._open import open_backend
 from durable.backends._url import parse_url

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from durable import _context, _tracing
+from durable import _tracing
 from durable._caller import warn
 from durable._codehash import fingerprint
+from durable._engine import _context
 from durable._engine._core import (
     Part,
     log,

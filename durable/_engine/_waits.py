@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from durable import _context
 from durable._clock import jumps_ahead, real_time
 from durable._durations import (
     as_seconds,
@@ -15,6 +14,7 @@ from durable._durations import (
     is_beyond_reach,
     replayed_deadline,
 )
+from durable._engine import _context
 from durable._engine._core import (
     Part,
     Suspended,

@@ -6,8 +6,9 @@ import functools
 import hashlib
 from typing import Any, NamedTuple
 
-from durable import _context, _tracing
+from durable import _tracing
 from durable._aio import require_asyncio
+from durable._engine import _context
 from durable._engine._core import (
     CHILD,
     Lost,
@@ -132,10 +133,13 @@ class Workflows(Part):
         self, inv: Invocation, session: Session, workflow_id: str, parent_id: str | None
     ) -> Any:
         new = self._new_workflow(inv, workflow_id, parent_id)
-        token = object()
+        # A worker's claimed row is held already, by the worker, for this call.
+        token = inv.hold if inv.hold is not None else object()
         delay = 0.005
         waited = False
-        while not self.engine.leases.try_hold(workflow_id, token):
+        while not self.engine.leases.holds(workflow_id, token) and not (
+            self.engine.leases.try_hold(workflow_id, token)
+        ):
             # Another call in this process runs it: never race it for ownership.
             if inv.spec.on_running == "raise" or _context.blocking_a_loop.get():
                 raise WorkflowAlreadyRunningError(

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from durable import _registry
-from durable._context import Site
+from durable._engine._context import Site
 from durable.testing._clock import VirtualClock
 from durable.testing._crash import CrashInjector, CrashPoint, SimulatedCrash
 from durable.testing._kill import KilledRun, kill_at

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal
 
-from durable._context import Site
+from durable._engine._context import Site
 from durable._engine._runtime import Runtime, current_runtime
 from durable._errors import ConfigurationError
 

@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 import cloudpickle
 
-from durable import _context
+from durable._engine import _context
 from durable._engine._runtime import Runtime
+from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
-from durable._sync import run_coroutine_sync
 from durable.testing._clock import VirtualClock
 from durable.testing._crash import CrashInjector, CrashPoint, SimulatedCrash, describe
 

@@ -205,8 +205,8 @@ class Worker:
                     # Claim in batches, off the event loop: a claim is a round
                     # trip, during which running workflows should move on.
                     if free >= self._batch or (free > 0 and not self._tasks):
-                        for row in await asyncio.to_thread(self._claim, free):
-                            self._start(row, claimed=True)
+                        for row, hold in await asyncio.to_thread(self._claim, free):
+                            self._start(row, claimed=True, hold=hold)
                     if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
                         next_recovery = time.monotonic() + self.recovery_interval
                         await self._start_due()
@@ -233,8 +233,21 @@ class Worker:
                 for waiter in waits:
                     waiter.cancel()
 
-    def _claim(self, limit: int) -> list[WorkflowRow]:
-        """Claim up to ``limit`` enqueued workflows (a blocking call, run off the loop)."""
+    def _claim(self, limit: int) -> list[tuple[WorkflowRow, object]]:
+        """Claim up to ``limit`` enqueued workflows, each held here for the task that runs it.
+
+        A blocking call, run off the loop. Until the holds are taken, a
+        recovery in this process counts the claimed rows' owner alive.
+        """
+        leases = self.runtime.engine.leases
+        with leases.claiming():
+            claimed = self._claim_rows(limit)
+            held = [(row, object()) for row in claimed]
+            for row, hold in held:
+                leases.try_hold(row.workflow_id, hold)
+        return held
+
+    def _claim_rows(self, limit: int) -> list[WorkflowRow]:
         backend, owner, lease = self.runtime.backend, current_owner(), self.runtime.lease_seconds
         claimed: list[WorkflowRow] = []
         # One transaction per limited queue, so that its lock is held briefly.
@@ -257,9 +270,9 @@ class Worker:
                 break
             self._start(row, claimed=False)
 
-    def _start(self, row: WorkflowRow, claimed: bool) -> None:
+    def _start(self, row: WorkflowRow, claimed: bool, hold: object | None = None) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._run_one(row, claimed), name=f"durable-worker:{row.workflow_id}"
+            self._run_one(row, claimed, hold), name=f"durable-worker:{row.workflow_id}"
         )
         self._tasks[row.workflow_id] = task
         task.add_done_callback(lambda _: self._done(row.workflow_id))
@@ -269,9 +282,13 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
 
-    async def _run_one(self, row: WorkflowRow, claimed: bool) -> None:
+    async def _run_one(self, row: WorkflowRow, claimed: bool, hold: object | None) -> None:
         workflow_id, report = row.workflow_id, self.report
-        outcome, error = await self.runtime.engine.recovery.rerun(row, claimed=claimed)
+        try:
+            outcome, error = await self.runtime.engine.recovery.rerun(row, claimed, hold)
+        finally:
+            if hold is not None:  # the call released it, unless it never got that far
+                self.runtime.engine.leases.release(workflow_id, hold)
         if outcome == "done":
             (report.completed if claimed else report.resumed).append(workflow_id)
         elif outcome == "suspended":

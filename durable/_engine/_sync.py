@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from durable import _aio, _context
+from durable import _aio
+from durable._engine import _context
 
 T = TypeVar("T")
 

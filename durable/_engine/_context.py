@@ -116,6 +116,9 @@ class CallOptions:
     preclaimed: WorkflowRow | None = None
     """The row a worker just claimed from its queue: run it as its owner at
     once, without claiming it again."""
+    hold: object | None = None
+    """The in-process hold the worker took on that row when it claimed it
+    (``Leases.try_hold``): the call runs under it instead of taking its own."""
 
 
 next_call: ContextVar[CallOptions | None] = ContextVar("durable_next_call", default=None)
