@@ -99,6 +99,28 @@ async def test_queue_limits_hold_across_workers(runtime: durable.Runtime) -> Non
     assert PEAK["wide"] > 2  # the limit is per queue
 
 
+async def test_a_row_claimed_here_is_not_taken_by_a_recovery_here_before_it_starts(
+    runtime: durable.Runtime,
+) -> None:
+    """A worker claims, then its task takes the row's hold; a recovery of another worker
+    in this process, in between, saw the owner (this process) holding nothing and ran the
+    workflow a second time (a queue limit then let 3 run where 2 may)."""
+    assert await labelled.run("owner") == "owner"
+    backend, engine = runtime.backend, runtime.engine
+    me = backend.run_sync(backend.get_workflow, labelled.id_for("owner"))
+    assert me is not None
+    assert me.owner is not None  # this process
+    await limited.enqueue("narrow", 1, queue="narrow")
+    with engine.leases.claiming():
+        (row,) = backend.run_sync(backend.claim_queued, me.owner, 30.0, ["narrow"], 1, None)
+        assert row.owner == me.owner
+        due = await engine.recovery.due(engine.session(sync=True))
+        assert row.workflow_id not in [r.workflow_id for r in due]
+    # Claimed and never started (no task holds it): as after a crash here, it is due.
+    due = await engine.recovery.due(engine.session(sync=True))
+    assert row.workflow_id in [r.workflow_id for r in due]
+
+
 async def test_a_worker_resumes_suspended_workflows_when_they_are_due(
     runtime: durable.Runtime,
 ) -> None:
