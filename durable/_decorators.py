@@ -22,14 +22,14 @@ from durable._aio import drive
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
 from durable._engine import _context
-from durable._engine._runtime import current_runtime
+from durable._engine._core import Engine, Invocation
+from durable._engine._runtime import current_runtime, runtime_of
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._handle import DEFAULT_QUEUE, WorkflowHandle
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._retry import RetryPolicy
 from durable._specs import (
-    Invocation,
     OnCodeChange,
     OnRunning,
     StepSpec,
@@ -262,10 +262,10 @@ def step(
                 raise _awaited_sync("step", spec.name)
             position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
-            steps = ctx.engine.steps
+            run_step = ctx.engine.run_step
             if spec.is_async:
-                return named(steps.run(ctx, ctx.session, spec, position, call), raw)
-            return drive(steps.run(ctx, ctx.engine.session(sync=True), spec, position, call))
+                return named(run_step(ctx, ctx.session, spec, position, call), raw)
+            return drive(run_step(ctx, ctx.engine.session(sync=True), spec, position, call))
 
         return wrapt.FunctionWrapper(fn, wrapper)
 
@@ -273,6 +273,14 @@ def step(
 
 
 # Workflows ------------------------------------------------------------------
+
+
+async def _enqueued(
+    engine: Engine, inv: Invocation, sync: bool, queue: str, priority: int
+) -> WorkflowHandle[Any]:
+    """Enqueue a call; the handle of its workflow, once its row is recorded."""
+    workflow_id = await engine.enqueue(inv, engine.session(sync=sync), queue, priority)
+    return WorkflowHandle(workflow_id, runtime_of(engine))
 
 
 class _RunMethods:
@@ -352,7 +360,7 @@ class _RunMethods:
             parent=None,
             position=None,
         )
-        return engine.workflows.enqueue(inv, engine.session(sync=sync), queue, priority)
+        return _enqueued(engine, inv, sync, queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
@@ -474,8 +482,8 @@ def durable_workflow(
                 hold=options.hold,
             )
             if spec.is_async:
-                return named(engine.workflows.run(inv, engine.session(sync=False)), raw)
-            return drive(engine.workflows.run(inv, engine.session(sync=True)))
+                return named(engine.run_workflow(inv, engine.session(sync=False)), raw)
+            return drive(engine.run_workflow(inv, engine.session(sync=True)))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

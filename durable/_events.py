@@ -109,7 +109,7 @@ def _wait(
 ) -> Coroutine[Any, Any, Any]:
     position = ctx.allocate(f"wait_for_event({key!r}) timeout")
     ctx.allocate(f"wait_for_event({key!r})")  # the outcome's position
-    coro = ctx.engine.waits.wait_for_event(ctx, ctx.session, position, key, timeout, suspend)
+    coro = ctx.engine.wait_for_event(ctx, ctx.session, position, key, timeout, suspend)
     return called(coro, "durable.wait_for_event")
 
 

@@ -10,11 +10,10 @@ concurrent writes of other tasks (group commit).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from durable._clock import Clock
-from durable.backends._base import Backend
+from durable.backends._base import Backend, Operation
 from durable.backends._group_commit import grouped
 from durable.backends._notify import Subscription
 
@@ -37,25 +36,13 @@ class Session:
         self.clock = clock
         self.sync = sync
 
-    async def run(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def run(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``op`` in a transaction of its own (atomic if the operation is)."""
         if self.sync:
             return self.backend.run_sync(op, *args, **kwargs)
         return await self.backend.run_async(op, *args, **kwargs)
 
-    async def write(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def write(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write of a workflow's own; on the async path, group-committed."""
         if self.sync:
             return self.backend.run_sync(op, *args, **kwargs)

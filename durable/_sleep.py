@@ -81,7 +81,7 @@ def _sleep(deadline_from: Callable[[float], float], name: str, suspend: bool) ->
     if ctx is None:
         return _plain_sleep(deadline_from, api)
     position = ctx.allocate(name)
-    coro = ctx.engine.waits.sleep(ctx, ctx.session, position, name, deadline_from, suspend)
+    coro = ctx.engine.sleep(ctx, ctx.session, position, name, deadline_from, suspend)
     return here(called(coro, api), ctx.session.sync)
 
 

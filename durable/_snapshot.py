@@ -50,5 +50,5 @@ def snapshot(name: str) -> Awaitable[None]:
                 f"{ctx.workflow_id!r}; snapshot names are unique within a workflow"
             )
     ctx.snapshots[name] = position
-    coro = ctx.engine.steps.snapshot(ctx, ctx.session, position, name)
+    coro = ctx.engine.snapshot(ctx, ctx.session, position, name)
     return here(called(coro, "durable.snapshot"), ctx.session.sync)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from durable import _infos
 from durable._aio import drive, require_asyncio
 from durable._durations import duration, moment
+from durable._engine._core import Engine
+from durable._engine._leases import Leases
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -29,6 +31,7 @@ from durable._records import (
     WorkflowStatus,
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
+from durable.backends._base import Backend, Operation
 from durable.backends._limits import (
     INT64_MAX,
     NAME_COLUMN_CHARS,
@@ -38,12 +41,48 @@ from durable.backends._limits import (
     check_text,
 )
 
-if TYPE_CHECKING:
-    from durable._engine._runtime import Runtime
-    from durable.backends._base import Backend
-
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class _Parts(Protocol):
+    @property
+    def leases(self) -> Leases:
+        """Who holds what here, and whether an owner lives."""
+        ...
+
+
+class Source(Protocol):
+    """What a store reads through: a :class:`durable.Runtime`."""
+
+    @property
+    def backend(self) -> Backend:
+        """The store's backend."""
+        ...
+
+    @property
+    def engine(self) -> Engine:
+        """For decoding outcomes, and the commit times this process measured."""
+        ...
+
+    @property
+    def parts(self) -> _Parts:
+        """For the liveness of owners."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (``Store.open`` opened it)."""
+        ...
+
+
+_opener: Callable[..., Source] | None = None
+
+
+def opens_with(opener: Callable[..., Source]) -> None:
+    """Say how :meth:`Store.open` opens a runtime (``durable.Runtime``, which imports this)."""
+    global _opener
+    _opener = opener
+
 
 _FINISHED = (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR, WorkflowStatus.CANCELLED)
 
@@ -63,7 +102,7 @@ class Store:
         store.cleanup(older_than=dt.timedelta(days=30))
     """
 
-    def __init__(self, runtime: Runtime, *, close_runtime: bool = False) -> None:
+    def __init__(self, runtime: Source, *, close_runtime: bool = False) -> None:
         """A store over ``runtime``'s; ``close_runtime`` closes the runtime with the store."""
         self._runtime = runtime
         self._owned = close_runtime
@@ -71,14 +110,14 @@ class Store:
     @classmethod
     def open(cls, url: str | None = None, **options: Any) -> Store:
         """Open the store at ``url`` (see :class:`durable.Runtime` for options)."""
-        from durable._engine._runtime import Runtime
-
-        return cls(Runtime(url, **options), close_runtime=True)
+        if _opener is None:  # durable.Runtime registers it when it is imported
+            raise ConfigurationError("import durable before opening a store")
+        return cls(_opener(url, **options), close_runtime=True)
 
     @property
     def url(self) -> str:
         """The store's URL, with any password masked."""
-        return self._runtime.url
+        return self._runtime.backend.url
 
     def owner_alive(self, workflow_id: str) -> bool | None:
         """Whether the process that owns a workflow is alive; None if nobody owns it.
@@ -94,7 +133,7 @@ class Store:
             )
         if row.owner is None:
             return None
-        return self._runtime.engine.leases.owner_alive(row)
+        return self._runtime.parts.leases.owner_alive(row)
 
     def close(self) -> None:
         """Close the store if :meth:`open` opened it."""
@@ -273,12 +312,7 @@ class Store:
         return self._runtime.backend
 
     async def _run(
-        self,
-        sync: bool,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
+        self, sync: bool, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run a storage operation for the sync form (in place) or the async one."""
         backend = self._backend
@@ -316,7 +350,7 @@ class Store:
         row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
         if row is None:
             raise WorkflowNotFoundError(
-                f"no workflow {workflow_id!r} in the store {self._runtime.url}",
+                f"no workflow {workflow_id!r} in the store {self._runtime.backend.url}",
                 workflow_id=workflow_id,
             )
         return row
@@ -412,7 +446,7 @@ class Store:
 
     def _refuse_live(self, row: WorkflowRow, action: str) -> None:
         live = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-        if live and self._runtime.engine.leases.owner_alive(row):
+        if live and self._runtime.parts.leases.owner_alive(row):
             raise WorkflowAlreadyRunningError(
                 f"cannot {action} workflow {row.workflow_id!r} while a live process runs it "
                 f"(pid {row.owner.pid if row.owner else '?'}); wait for it to finish or cancel it",

@@ -11,6 +11,7 @@ from typing import Any
 
 from durable._aio import drive
 from durable._engine import _context
+from durable._engine._core import HeldRecords
 from durable._errors import ConfigurationError, NotInWorkflowError
 from durable._records import StepKind, StepRow, rolled_back
 from durable._retry import RetryPolicy
@@ -51,7 +52,7 @@ class Transaction:
 
     def __init__(self) -> None:
         self._ctx: _context.WorkflowContext | None = None
-        self._parent: Transaction | None = None
+        self._parent: HeldRecords | None = None
         self._rows: list[StepRow] = []
         self._compensations: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self.tx_id = uuid.uuid4().hex
@@ -173,7 +174,7 @@ class Transaction:
             name=name, is_async=is_async, retry=RetryPolicy(), kind=StepKind.COMPENSATION
         )
         position = ctx.allocate(name)
-        await ctx.engine.steps.run(ctx, session, spec, position, lambda: fn(*args, **kwargs))
+        await ctx.engine.run_step(ctx, session, spec, position, lambda: fn(*args, **kwargs))
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -1,8 +1,9 @@
-"""The engine: the state one runtime's parts share, and the parts that run workflows.
+"""The engine's state: what one runtime's parts share, and what a workflow's context is.
 
-A :class:`durable.Runtime` is a facade over one :class:`Engine`. The engine
-holds what every part needs (the options, the store, the codec, the clock,
-the installed hooks) and the parts, each with one job:
+A :class:`durable.Runtime` is a facade over one :class:`Engine`, the state
+every part needs (the options, the store, the codec, the clock, the
+installed hooks, the workflow's entry points), and its parts, each with one
+job:
 
 - :mod:`~durable._engine._workflows`: start, claim, own and finish a workflow call;
 - :mod:`~durable._engine._steps`: replay or run a step, retry it, commit it;
@@ -10,22 +11,28 @@ the installed hooks) and the parts, each with one job:
 - :mod:`~durable._engine._recovery`: resume what is due (owner dead, wait over);
 - :mod:`~durable._engine._leases`: who holds what here, owners' liveness, heartbeats.
 
-The parts reach each other through the engine (``engine.steps.commit(...)``)
-and the store through a :class:`~durable._session.Session`, which runs each
-operation in place on the sync path or awaited (group-committed) on the
-async one: the parts are written once, as coroutines, for both.
+Each part is given the parts it uses when the runtime makes it (workflows
+and waits use steps and leases, recovery uses leases), so no module imports
+one above it. Code that holds only a workflow's context reaches the parts
+through the entry points they fill in on the engine (``ctx.engine.run_step``).
+The parts reach the store through a :class:`~durable._session.Session`,
+which runs each operation in place on the sync path or awaited
+(group-committed) on the async one: the parts are written once, as
+coroutines, for both.
 """
 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 from durable._clock import Clock
 from durable._durations import format_utc
-from durable._engine import _context
 from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,
@@ -37,15 +44,9 @@ from durable._options import Options
 from durable._records import StepRow, StepStatus, WorkflowRow, WorkflowStatus
 from durable._serialization import Codec, place, step_columns, step_slot
 from durable._session import Session
+from durable._specs import StepSpec, WorkflowSpec
 from durable.backends._base import Backend
-
-if TYPE_CHECKING:
-    from durable._engine._leases import Leases
-    from durable._engine._recovery import Recovery
-    from durable._engine._runtime import Runtime
-    from durable._engine._steps import Steps
-    from durable._engine._waits import Waits
-    from durable._engine._workflows import Workflows
+from durable.backends._notify import Subscription
 
 log = logging.getLogger("durable")
 
@@ -91,34 +92,170 @@ class Suspended(BaseException):
         )
 
 
+class HeldRecords(Protocol):
+    """An open ``durable.transaction()`` block, as the engine sees it."""
+
+    tx_id: str
+
+    def hold(self, row: StepRow) -> None:
+        """Keep a step record back until the outermost block commits."""
+        ...
+
+    def on_rollback(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Run ``fn`` if the block raises."""
+        ...
+
+
+@dataclass(eq=False)
+class WorkflowContext:
+    """The state of one workflow execution, shared by every task it spawns.
+
+    Positions are handed out when a step is *called*, so the order of
+    ``asyncio.gather(step_a(), step_b())`` is the order of the calls, on the
+    first run and on every replay alike.
+    """
+
+    engine: Engine
+    session: Session
+    workflow_id: str
+    name: str
+    epoch: int
+    attempt: int
+    recorded: dict[int, StepRow]
+    next_position: int = field(default=1)
+    calls: dict[str, int] = field(default_factory=dict)
+    """How many times each step name was called so far (for crash targeting)."""
+    nth: dict[int, int] = field(default_factory=dict)
+    """For each position, which call of its step name it is (1-based)."""
+    ancestors: tuple[str, ...] = ()
+    on_code_change: str | None = None
+    """The workflow's policy for records written by code that has changed since."""
+    """Ids of the workflows this one is a child of, nearest first."""
+    code_hashes: dict[int, tuple[object, str]] = field(default_factory=dict)
+    """Code fingerprints of the steps called so far (a loop hashes its step once)."""
+    snapshots: dict[str, int] = field(default_factory=dict)
+    """Snapshot names reached in this execution, with their positions."""
+    tx: HeldRecords | None = None
+    """The innermost open transaction block, whose records are held back."""
+    waits: int = 0
+    """Durable waits in progress (the workflow shows as waiting while any is)."""
+    stop_hint: Subscription | None = None
+    """Woken by a cancel (or a lost lease, or an event) of this workflow: look
+    whether it still owns itself before the next step, child or wait."""
+
+    def allocate(self, name: str) -> int:
+        position = self.next_position
+        self.next_position += 1
+        self.calls[name] = self.nth[position] = self.calls.get(name, 0) + 1
+        return position
+
+
+SiteKind = Literal["workflow_start", "before_step", "after_step", "after_commit"]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A point in a workflow's execution where a crash can be injected.
+
+    ``workflow_start``: the workflow's row is committed (created, resumed or
+    retried), its body has not started. ``before_step``: a step is about to
+    run (it was not replayed). ``after_step``: its body returned or raised,
+    its record is not committed. ``after_commit``: its record is committed.
+    """
+
+    kind: SiteKind
+    workflow_id: str
+    workflow_name: str
+    position: int | None = None
+    step: str | None = None
+    nth: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class InStep:
+    """Marks code running inside a step body, where steps are plain calls."""
+
+    workflow: WorkflowContext
+    position: int
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of a workflow, as the decorator hands it to the runtime."""
+
+    spec: WorkflowSpec
+    call: Callable[[], Any]
+    args_fingerprint: str
+    args_body: bytes
+    """The arguments, pickled (sealed once the workflow id is known)."""
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    requested_id: str | None
+    parent: WorkflowContext | None
+    position: int | None
+    never_wait: bool = False
+    """Never wait for another live owner (see ``_context.CallOptions``)."""
+    preclaimed: WorkflowRow | None = None
+    """Claimed already by a worker (see ``_context.CallOptions``)."""
+    hold: object | None = None
+    """The worker's in-process hold on it (see ``_context.CallOptions``)."""
+
+
 class Part:
-    """One part of an engine (workflows, steps, waits...): it reaches the others through it."""
+    """One part of an engine (workflows, steps, waits...), over the state the parts share."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.fill(engine)
+
+    def fill(self, engine: Engine) -> None:
+        """Fill in the engine's entry points that this part owns (none by default)."""
+
+
+Co = Coroutine[Any, Any, Any]
 
 
 class Engine:
-    """What one runtime's parts share, and the parts themselves.
+    """What one runtime's parts share, and the entry points a workflow's code calls.
 
-    Built by :class:`durable.Runtime`, which wires the parts in and stays
-    their public face (``engine.runtime``).
+    Built by :class:`durable.Runtime`, which makes the parts (each given the
+    parts it uses) and stays their public face (``engine.runtime``). The
+    entry points are filled in by the parts that own them, so that code
+    holding only a workflow's context reaches them without knowing the parts.
     """
 
-    leases: Leases
-    steps: Steps
-    waits: Waits
-    workflows: Workflows
-    recovery: Recovery
+    run_step: Callable[[WorkflowContext, Session, StepSpec, int, Callable[[], Any]], Co]
+    """Replay or run a step (``Steps.run``)."""
+    snapshot: Callable[[WorkflowContext, Session, int, str], Co]
+    """Record a snapshot (``Steps.snapshot``)."""
+    sleep: Callable[[WorkflowContext, Session, int, str, Callable[[float], float], bool], Co]
+    """A durable timer (``Waits.sleep``)."""
+    wait_for_event: Callable[
+        [WorkflowContext, Session, int, str, float | dt.timedelta | None, bool], Co
+    ]
+    """A durable event wait (``Waits.wait_for_event``)."""
+    run_workflow: Callable[[Invocation, Session], Co]
+    """Run one workflow call (``Workflows.run``)."""
+    enqueue: Callable[[Invocation, Session, str, int], Coroutine[Any, Any, str]]
+    """Enqueue one workflow call; its id (``Workflows.enqueue``)."""
 
     def __init__(
-        self, runtime: Runtime, options: Options, codec: Codec, backend: Backend, clock: Clock
+        self,
+        runtime: object,
+        activate: Callable[[], AbstractContextManager[object]],
+        options: Options,
+        codec: Codec,
+        backend: Backend,
+        clock: Clock,
     ) -> None:
         self.runtime = runtime
+        """The :class:`durable.Runtime` this engine runs (``_runtime.runtime_of`` types it)."""
+        self.activate = activate
+        """Make that runtime the one in effect for a block (``Runtime.activated``)."""
         self.options = options
         self.codec = codec
         self.backend = backend
-        self.hooks: list[Callable[[_context.Site], None]] = []
+        self.hooks: list[Callable[[Site], None]] = []
         """Called at every crash site (``durable.testing``'s injector and sweep)."""
         self.checkpoint_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
         """How long recent step commits took (``Store.metrics``)."""
@@ -147,7 +284,7 @@ class Engine:
         return self._sessions[sync]
 
     async def check_still_owned(
-        self, ctx: _context.WorkflowContext, session: Session, doing: str = "while it waited"
+        self, ctx: WorkflowContext, session: Session, doing: str = "while it waited"
     ) -> None:
         """Stop a workflow that was cancelled or taken over meanwhile."""
         if not await session.run(session.backend.owns, ctx.workflow_id, ctx.epoch):
@@ -157,9 +294,7 @@ class Engine:
                 epoch=ctx.epoch,
             )
 
-    async def stop_if_cancelled(
-        self, ctx: _context.WorkflowContext, session: Session, before: str
-    ) -> None:
+    async def stop_if_cancelled(self, ctx: WorkflowContext, session: Session, before: str) -> None:
         """Before a step's body, a child, a sleep or a wait: stop if cancelled.
 
         Called once :func:`~durable._engine._steps.cancel_hinted` saw a hint (a
@@ -228,15 +363,15 @@ class Engine:
 
     def site(
         self,
-        kind: _context.SiteKind,
-        ctx: _context.WorkflowContext,
+        kind: SiteKind,
+        ctx: WorkflowContext,
         position: int | None = None,
         step: str | None = None,
     ) -> None:
         """Tell the installed hook (a crash injector, a sweep) where we are."""
         if self.hooks:
             nth = ctx.nth.get(position) if position is not None else None
-            site = _context.Site(kind, ctx.workflow_id, ctx.name, position, step, nth)
+            site = Site(kind, ctx.workflow_id, ctx.name, position, step, nth)
             for hook in list(self.hooks):
                 hook(site)
 

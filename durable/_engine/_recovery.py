@@ -12,11 +12,13 @@ from durable._aio import require_asyncio
 from durable._engine import _context
 from durable._engine._core import (
     CHILD,
+    Engine,
     Part,
     Unknown,
     log,
     log_extra,
 )
+from durable._engine._leases import Leases
 from durable._errors import (
     DurableError,
     WorkflowAlreadyRunningError,
@@ -43,6 +45,10 @@ RerunOutcome = Literal["done", "suspended", "skipped", "failed", "unknown", "unr
 class Recovery(Part):
     """Finds what is due and runs it again from its stored call."""
 
+    def __init__(self, engine: Engine, leases: Leases) -> None:
+        super().__init__(engine)
+        self.leases = leases
+
     async def recover(self) -> RecoveryReport:
         """Resume what is due (see :meth:`durable.Runtime.recover`)."""
         require_asyncio("Runtime.recover()")
@@ -59,7 +65,7 @@ class Recovery(Part):
         by_id = {row.workflow_id: row for row in candidates}
         roots: dict[str, WorkflowRow] = {}
         for row in candidates:
-            if row.owner is not None and self.engine.leases.owner_alive(row):
+            if row.owner is not None and self.leases.owner_alive(row):
                 continue
             suspended = row.owner is None and row.status is WorkflowStatus.WAITING
             if suspended and not await self._wait_over(session, row):
@@ -73,7 +79,7 @@ class Recovery(Part):
                 if parent is None or not parent.status.active:
                     break
                 root = parent
-            if root.owner is not None and self.engine.leases.owner_alive(root):
+            if root.owner is not None and self.leases.owner_alive(root):
                 continue
             roots.setdefault(root.workflow_id, root)
         return list(roots.values())
@@ -131,14 +137,23 @@ class Recovery(Part):
             error = self._unrunnable(row, exc)
             await self._fail_unrunnable(row, error, claimed)
             return "unrunnable", error
-        tokens = (
-            _context.active_runtime.set(self.engine.runtime),
-            _context.next_call.set(
-                _context.CallOptions(
-                    never_wait=True, preclaimed=row if claimed else None, hold=hold
-                )
-            ),
+        options = _context.CallOptions(
+            never_wait=True, preclaimed=row if claimed else None, hold=hold
         )
+        with self.engine.activate():
+            return await self._call(target, args, kwargs, row, claimed, options)
+
+    async def _call(
+        self,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        row: WorkflowRow,
+        claimed: bool,
+        options: _context.CallOptions,
+    ) -> tuple[RerunOutcome, Exception | None]:
+        """Call a stored workflow with ``options``; what came of it."""
+        token = _context.next_call.set(options)
         try:
             if inspect.iscoroutinefunction(target):
                 await target.run(*args, workflow_id=row.workflow_id, **kwargs)
@@ -157,8 +172,7 @@ class Recovery(Part):
                 return "unrunnable", error
             return "failed", exc
         finally:
-            _context.next_call.reset(tokens[1])
-            _context.active_runtime.reset(tokens[0])
+            _context.next_call.reset(token)
         return "done", None
 
     def _stored_call(self, row: WorkflowRow) -> tuple[Any, WorkflowRow]:
@@ -286,9 +300,6 @@ class Recovery(Part):
         if row.status is WorkflowStatus.QUARANTINED:
             # Only now that it can run: a failed resume leaves it quarantined.
             self.engine.backend.run_sync(self.engine.backend.unquarantine, workflow_id)
-        token = _context.active_runtime.set(self.engine.runtime)
-        try:
+        with self.engine.activate():
             outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
             return await outcome if isinstance(outcome, Coroutine) else outcome
-        finally:
-            _context.active_runtime.reset(token)

@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Generic, TypeVar, overload
+from contextvars import ContextVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast, overload
 
 from durable._aio import require_asyncio
 from durable._clock import Clock, SystemClock
@@ -35,7 +36,7 @@ from durable._options import OPTION_DEFAULTS as _DEFAULTS
 from durable._options import Options
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES, Codec
-from durable._store import Store
+from durable._store import Store, opens_with
 from durable.backends._base import Backend
 from durable.backends._open import open_backend
 from durable.backends._url import parse_url
@@ -44,6 +45,25 @@ log = logging.getLogger("durable")
 
 
 V = TypeVar("V")
+
+
+class Parts(NamedTuple):
+    """The parts of one runtime's engine, each with one job (see ``_core``)."""
+
+    leases: Leases
+    steps: Steps
+    waits: Waits
+    workflows: Workflows
+    recovery: Recovery
+
+
+def runtime_of(engine: Engine) -> Runtime:
+    """The runtime an engine runs (the engine holds it untyped: it sits below the runtime)."""
+    return cast(Runtime, engine.runtime)
+
+
+active_runtime: ContextVar[Runtime | None] = ContextVar("durable_active_runtime", default=None)
+"""The runtime a ``with runtime:`` block (or ``activated()``) made the one in effect."""
 
 
 class _Setting(Generic[V]):
@@ -172,19 +192,22 @@ class Runtime:
             compress_threshold=options.compress_threshold,
             max_payload_bytes=options.max_payload_bytes,
         )
-        self._engine = Engine(
+        self._engine = engine = Engine(
             self,
+            self.activated,
             options,
             codec,
             open_backend(resolved, options.durability),
             clock if clock is not None else SystemClock(),
         )
-        engine = self._engine
-        engine.leases = Leases(engine)
-        engine.steps = Steps(engine)
-        engine.waits = Waits(engine)
-        engine.workflows = Workflows(engine)
-        engine.recovery = Recovery(engine)
+        leases, steps = Leases(engine), Steps(engine)
+        self._parts = Parts(
+            leases=leases,
+            steps=steps,
+            waits=Waits(engine, steps, leases),
+            workflows=Workflows(engine, steps, leases),
+            recovery=Recovery(engine, leases),
+        )
         self._tokens = threading.local()  # each thread's `with runtime:` blocks
         self._entered = 0
         self._store = Store(self)
@@ -223,6 +246,11 @@ class Runtime:
         """
         return self._engine
 
+    @property
+    def parts(self) -> Parts:
+        """The engine's parts (workers, the store and testing tools use them); not a stable API."""
+        return self._parts
+
     def __repr__(self) -> str:
         return f"<durable.Runtime {self.url}>"
 
@@ -249,11 +277,11 @@ class Runtime:
             with app_runtime.activated():
                 report.run_sync("2026-11")
         """
-        token = _context.active_runtime.set(self)
+        token = active_runtime.set(self)
         try:
             yield self
         finally:
-            _context.active_runtime.reset(token)
+            active_runtime.reset(token)
 
     def __enter__(self) -> Runtime:
         """Make this the runtime of the block, and of threads that have none.
@@ -264,7 +292,7 @@ class Runtime:
         if self._engine.closed:
             self._engine.session(sync=True)  # raises RuntimeClosedError
         stack: list[Any] = self._tokens.__dict__.setdefault("stack", [])
-        stack.append(_context.active_runtime.set(self))
+        stack.append(active_runtime.set(self))
         with _entered_lock:
             self._entered += 1
             if self._entered == 1:
@@ -276,10 +304,10 @@ class Runtime:
         if stack:
             token = stack.pop()
             try:
-                _context.active_runtime.reset(token)
+                active_runtime.reset(token)
             except ValueError:  # left in another context (an asyncio task) than entered
                 previous = token.old_value
-                _context.active_runtime.set(None if previous is token.MISSING else previous)
+                active_runtime.set(None if previous is token.MISSING else previous)
         with _entered_lock:
             self._entered -= 1
             last = self._entered == 0
@@ -299,7 +327,7 @@ class Runtime:
         # Still the runtime of the threads started in its `with` block, if
         # that is open: they get RuntimeClosedError, not another store.
         self._engine.closed = True
-        self._engine.leases.stop()
+        self._parts.leases.stop()
         self._engine.backend.close()
 
     # Inspection -------------------------------------------------------------
@@ -375,7 +403,7 @@ class Runtime:
         again in ``suspended``. Enqueued workflows are left to workers.
         """
         require_asyncio("Runtime.recover()")
-        return await self._engine.recovery.recover()
+        return await self._parts.recovery.recover()
 
     async def resume(self, workflow_id: str) -> Any:
         """Run a stored workflow again by its id and return its result.
@@ -391,7 +419,7 @@ class Runtime:
             import myapp.workflows
             result = await runtime.resume("order-7")
         """
-        return await self._engine.recovery.resume(validate_workflow_id(workflow_id))
+        return await self._parts.recovery.resume(validate_workflow_id(workflow_id))
 
     def resume_sync(self, workflow_id: str) -> Any:
         """Blocking form of :meth:`resume`."""
@@ -401,6 +429,8 @@ class Runtime:
         """Blocking form of :meth:`recover`."""
         return run_coroutine_sync(self.recover())
 
+
+opens_with(Runtime)  # Store.open opens one of these
 
 _default: Runtime | None = None
 _default_lock = threading.Lock()
@@ -455,7 +485,7 @@ def current_runtime() -> Runtime:
             ``with runtime:`` blocks of different runtimes are open in other
             threads, so which one it means is ambiguous.
     """
-    active = _context.active_runtime.get()
+    active = active_runtime.get()
     if active is not None:
         return active
     with _entered_lock:

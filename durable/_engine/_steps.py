@@ -12,10 +12,12 @@ from durable._caller import warn
 from durable._codehash import fingerprint
 from durable._engine import _context
 from durable._engine._core import (
+    Engine,
     Part,
     log,
     log_extra,
 )
+from durable._engine._leases import Leases
 from durable._errors import (
     CodeChangedError,
     CodeChangedWarning,
@@ -36,8 +38,19 @@ from durable._session import Session
 from durable._specs import OnCodeChange, StepSpec
 
 
+class OverSteps(Part):
+    """A part that records through the steps and holds workflows through the leases."""
+
+    def __init__(self, engine: Engine, steps: Steps, leases: Leases) -> None:
+        self.steps, self.leases = steps, leases
+        super().__init__(engine)
+
+
 class Steps(Part):
     """Runs the steps of a workflow: replay or run, retry, commit."""
+
+    def fill(self, engine: Engine) -> None:
+        engine.run_step, engine.snapshot = self.run, self.snapshot
 
     async def run(
         self,

@@ -16,10 +16,10 @@ from durable._durations import (
 )
 from durable._engine import _context
 from durable._engine._core import (
-    Part,
+    Engine,
     Suspended,
 )
-from durable._engine._steps import cancel_hinted, replayable
+from durable._engine._steps import OverSteps, cancel_hinted, replayable
 from durable._errors import (
     ConfigurationError,
     EventTimeoutError,
@@ -48,8 +48,11 @@ _SHOW_WAITS_FROM = 1.0
 _SLEEP_CHECK_INTERVAL = 5.0
 
 
-class Waits(Part):
+class Waits(OverSteps):
     """Durable sleeps and event waits of a running workflow."""
+
+    def fill(self, engine: Engine) -> None:
+        engine.sleep, engine.wait_for_event = self.sleep, self.wait_for_event
 
     async def sleep(
         self,
@@ -66,7 +69,7 @@ class Waits(Part):
         recorded = replayable(ctx, position, name, StepKind.SLEEP)
         if recorded is None:
             deadline = float(deadline_from(self.engine.clock.time()))
-            deadline = await self.engine.steps.commit(
+            deadline = await self.steps.commit(
                 ctx,
                 session,
                 position,
@@ -133,7 +136,7 @@ class Waits(Part):
                 now = self.engine.clock.time()
                 seconds = duration(timeout, "timeout")
                 deadline = deadline_after(now, seconds, "timeout", given=timeout)
-                deadline = await self.engine.steps.commit(
+                deadline = await self.steps.commit(
                     ctx, session, position, timer_name, now, 1, value=deadline, kind=StepKind.SLEEP
                 )
             else:
@@ -153,7 +156,7 @@ class Waits(Part):
                     key=key,
                     timeout=seconds,
                 )
-                return await self.engine.steps.commit(
+                return await self.steps.commit(
                     ctx, session, at, name, started, 1, error=timed_out, kind=StepKind.EVENT
                 )
             value = self.engine.codec.loads(
@@ -236,7 +239,7 @@ class Waits(Part):
                     epoch=ctx.epoch,
                 )
             if suspend:
-                self.engine.leases.drop(ctx.workflow_id)
+                self.leases.drop(ctx.workflow_id)
                 raise Suspended(ctx.workflow_id, wake_at, key)
         ctx.waits += 1
 

@@ -239,7 +239,7 @@ class Worker:
         A blocking call, run off the loop. Until the holds are taken, a
         recovery in this process counts the claimed rows' owner alive.
         """
-        leases = self.runtime.engine.leases
+        leases = self.runtime.parts.leases
         with leases.claiming():
             claimed = self._claim_rows(limit)
             held = [(row, object()) for row in claimed]
@@ -263,7 +263,7 @@ class Worker:
 
     async def _start_due(self) -> None:
         session = self.runtime.engine.session(sync=True)
-        for row in await self.runtime.engine.recovery.due(session):
+        for row in await self.runtime.parts.recovery.due(session):
             if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
                 continue
             if len(self._tasks) >= self.concurrency:
@@ -285,10 +285,10 @@ class Worker:
     async def _run_one(self, row: WorkflowRow, claimed: bool, hold: object | None) -> None:
         workflow_id, report = row.workflow_id, self.report
         try:
-            outcome, error = await self.runtime.engine.recovery.rerun(row, claimed, hold)
+            outcome, error = await self.runtime.parts.recovery.rerun(row, claimed, hold)
         finally:
             if hold is not None:  # the call released it, unless it never got that far
-                self.runtime.engine.leases.release(workflow_id, hold)
+                self.runtime.parts.leases.release(workflow_id, hold)
         if outcome == "done":
             (report.completed if claimed else report.resumed).append(workflow_id)
         elif outcome == "suspended":
@@ -333,7 +333,7 @@ class Worker:
             return
         # Only this worker's workflows (the runtime may run others for the
         # application), with the epochs they hold now.
-        held = {wid: e for wid, e in self.runtime.engine.leases.held.items() if wid in self._tasks}
+        held = {wid: e for wid, e in self.runtime.parts.leases.held.items() if wid in self._tasks}
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=5)

@@ -11,14 +11,15 @@ from durable._aio import require_asyncio
 from durable._engine import _context
 from durable._engine._core import (
     CHILD,
+    Engine,
+    Invocation,
     Lost,
-    Part,
     Suspended,
     log,
     log_extra,
     quarantined,
 )
-from durable._engine._steps import cancel_hinted, replayable
+from durable._engine._steps import OverSteps, cancel_hinted, replayable
 from durable._errors import (
     ConfigurationError,
     DurableError,
@@ -30,7 +31,6 @@ from durable._errors import (
     WorkflowCancelledError,
     WorkflowConflictError,
 )
-from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner
 from durable._records import (
@@ -44,7 +44,7 @@ from durable._serialization import (
     place,
 )
 from durable._session import Session
-from durable._specs import Invocation, WorkflowSpec
+from durable._specs import WorkflowSpec
 from durable.backends._notify import Subscription, event_topic
 
 
@@ -54,8 +54,11 @@ class _Finished(NamedTuple):
     row: WorkflowRow
 
 
-class Workflows(Part):
+class Workflows(OverSteps):
     """Runs workflow calls: as their owner, or waiting for the live owner elsewhere."""
+
+    def fill(self, engine: Engine) -> None:
+        engine.run_workflow, engine.enqueue = self.run, self.enqueue
 
     async def run(self, inv: Invocation, session: Session) -> Any:
         """Run (or resume, or return the recorded outcome of) one workflow call."""
@@ -88,17 +91,15 @@ class Workflows(Part):
         try:
             value = await self._execute(inv, session, workflow_id, parent_id=parent.workflow_id)
         except Exception as exc:
-            return await self.engine.steps.commit(
+            return await self.steps.commit(
                 parent, session, position, inv.spec.name, started, 1, error=exc, kind=StepKind.CHILD
             )
-        return await self.engine.steps.commit(
+        return await self.steps.commit(
             parent, session, position, inv.spec.name, started, 1, value=value, kind=StepKind.CHILD
         )
 
-    async def enqueue(
-        self, inv: Invocation, session: Session, queue: str, priority: int
-    ) -> WorkflowHandle[Any]:
-        """Record a workflow call as enqueued, for a worker (idempotent per id)."""
+    async def enqueue(self, inv: Invocation, session: Session, queue: str, priority: int) -> str:
+        """Record a workflow call as enqueued, for a worker (idempotent per id); its id."""
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
@@ -106,7 +107,7 @@ class Workflows(Part):
         row, created = await session.run(session.backend.enqueue_workflow, new, queue, priority)
         if not created:
             self.check_same_call(row, inv)
-        return WorkflowHandle(workflow_id, self.engine.runtime)
+        return workflow_id
 
     def _new_workflow(
         self, inv: Invocation, workflow_id: str, parent_id: str | None
@@ -137,8 +138,8 @@ class Workflows(Part):
         token = inv.hold if inv.hold is not None else object()
         delay = 0.005
         waited = False
-        while not self.engine.leases.holds(workflow_id, token) and not (
-            self.engine.leases.try_hold(workflow_id, token)
+        while not self.leases.holds(workflow_id, token) and not (
+            self.leases.try_hold(workflow_id, token)
         ):
             # Another call in this process runs it: never race it for ownership.
             if inv.spec.on_running == "raise" or _context.blocking_a_loop.get():
@@ -159,7 +160,7 @@ class Workflows(Part):
         try:
             return await self._execute_held(inv, session, new, waited)
         finally:
-            self.engine.leases.release(workflow_id, token)
+            self.leases.release(workflow_id, token)
 
     async def _execute_held(
         self, inv: Invocation, session: Session, new: NewWorkflow, waited: bool
@@ -228,7 +229,7 @@ class Workflows(Part):
             ):
                 return _Finished(row)
             started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-            if started and self.engine.leases.owner_alive(row, holding=True):
+            if started and self.leases.owner_alive(row, holding=True):
                 if inv.never_wait:
                     raise WorkflowAlreadyRunningError(
                         f"workflow {workflow_id!r} is running under another live owner",
@@ -321,7 +322,7 @@ class Workflows(Part):
             on_code_change=inv.spec.on_code_change,
             stop_hint=stop_hint,
         )
-        self.engine.leases.hold(workflow_id, epoch)
+        self.leases.hold(workflow_id, epoch)
         token = _context.current.set(ctx)
         with _tracing.span(
             f"workflow {row.name}",
@@ -382,7 +383,7 @@ class Workflows(Part):
             return value
         finally:
             _context.current.reset(token)
-            self.engine.leases.drop(workflow_id)
+            self.leases.drop(workflow_id)
 
     async def reload(self, session: Session, workflow_id: str) -> WorkflowRow:
         row = await session.run(session.backend.get_workflow, workflow_id)
@@ -441,7 +442,7 @@ class Workflows(Part):
             delay = min(delay * 1.5, self.engine.options.poll_interval)
             row = await self.reload(session, row.workflow_id)
             started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
-            if not started or not self.engine.leases.owner_alive(row, True):
+            if not started or not self.leases.owner_alive(row, True):
                 return row
 
 

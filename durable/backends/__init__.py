@@ -28,7 +28,7 @@ from durable._records import (
     WorkflowRow,
     WorkflowStatus,
 )
-from durable.backends._base import OPERATIONS, Backend, Write, atomic, is_atomic
+from durable.backends._base import OPERATIONS, Backend, Operation, Write, atomic, is_atomic
 from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, Subscription
 
@@ -42,6 +42,7 @@ __all__ = [
     "EventRow",
     "NewWorkflow",
     "Notifier",
+    "Operation",
     "Owner",
     "StepAttemptRow",
     "StepHistoryRow",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, TypeVar
 
 from durable._errors import DurableError
 from durable._records import (
@@ -42,6 +42,10 @@ from durable.backends._notify import Notifier
 P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+Operation: TypeAlias = Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]
+"""An operation of the contract, bound to its backend: ``op(tx, *args, **kwargs)``."""
 
 
 class Write(NamedTuple):
@@ -94,13 +98,7 @@ class Backend(ABC):
     # Running operations -----------------------------------------------------
 
     @abstractmethod
-    def run_sync(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``op(tx, *args, **kwargs)`` in a sync transaction and return its result.
 
         Atomic if :func:`is_atomic` says so. Translates the database's own
@@ -109,13 +107,7 @@ class Backend(ABC):
         named (:meth:`notify`) once its writes are committed.
         """
 
-    async def run_async(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def run_async(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Async form of :meth:`run_sync`; the default runs it in place."""
         return self.run_sync(op, *args, **kwargs)
 

@@ -24,8 +24,8 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
+from durable.backends._base import Operation
 from durable.backends._compiled import Compiled
 from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
@@ -308,13 +309,7 @@ class PostgresBackend(SqlBackend):
 
     # Retries ----------------------------------------------------------------
 
-    def run_sync(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         failed_at = None
         for tries in range(len(_RETRY_DELAYS) + 1):
             began = time.monotonic()
@@ -328,13 +323,7 @@ class PostgresBackend(SqlBackend):
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def run_async(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def run_async(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         failed_at = None
         for tries in range(len(_RETRY_DELAYS) + 1):
             began = time.monotonic()

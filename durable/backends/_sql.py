@@ -11,11 +11,11 @@ That keeps one copy of every query and every decision.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Hashable, Sequence
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from durable._aio import drive
-from durable.backends._base import Write, atomic, is_atomic, outcome
+from durable.backends._base import Operation, Write, atomic, is_atomic, outcome
 from durable.backends._fence import Fence
 from durable.backends._group_commit import SHARED_RECORD_BYTES
 from durable.backends._sql_queues import QueueOps
@@ -46,13 +46,7 @@ class SqlBackend(WorkflowOps, StepOps, QueueOps, StoreOps):
         """An async transaction; the default runs the sync one in place."""
         return _AsyncFromSync(self._sync_tx(atomic=atomic))
 
-    def run_sync(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         self.fence.enter()
         try:
             with self._sync_tx(atomic=is_atomic(op)) as tx:
@@ -62,13 +56,7 @@ class SqlBackend(WorkflowOps, StepOps, QueueOps, StoreOps):
         self._committed(tx)
         return result
 
-    async def run_async(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def run_async(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         self.fence.enter()
         try:
             async with self._async_tx(atomic=is_atomic(op)) as tx:

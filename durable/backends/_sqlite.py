@@ -8,9 +8,9 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,7 +19,7 @@ from sqlalchemy.pool import StaticPool
 
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends import _schema as s
-from durable.backends._base import is_atomic
+from durable.backends._base import Operation, is_atomic
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._fence import Fence
@@ -270,13 +270,7 @@ class SqliteBackend(SqlBackend):
             finally:
                 WriteLock.release(fd)
 
-    async def run_async(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    async def run_async(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             if is_atomic(op):
                 return await super().run_async(op, *args, **kwargs)
@@ -298,13 +292,7 @@ class SqliteBackend(SqlBackend):
                 raise self._failed(exc) from exc
             raise
 
-    def run_sync(
-        self,
-        op: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]],
-        /,
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
+    def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return super().run_sync(op, *args, **kwargs)
         except sqlite3.DatabaseError as exc:

@@ -252,7 +252,8 @@ async def _run(
     runtime.engine.hooks.insert(0, sites.append)
     if point is not None:
         injector.arm(point)
-    token = _context.active_runtime.set(runtime)
+    activated = runtime.activated()
+    activated.__enter__()
     try:
         if setup is not None:
             prepared = setup()
@@ -265,7 +266,7 @@ async def _run(
     except (Exception, SimulatedCrash) as exc:
         return exc
     finally:
-        _context.active_runtime.reset(token)
+        activated.__exit__(None, None, None)
         runtime.engine.hooks.remove(sites.append)
         injector.close()
         if owned:

@@ -106,18 +106,18 @@ async def test_a_row_claimed_here_is_not_taken_by_a_recovery_here_before_it_star
     in this process, in between, saw the owner (this process) holding nothing and ran the
     workflow a second time (a queue limit then let 3 run where 2 may)."""
     assert await labelled.run("owner") == "owner"
-    backend, engine = runtime.backend, runtime.engine
+    backend, engine, parts = runtime.backend, runtime.engine, runtime.parts
     me = backend.run_sync(backend.get_workflow, labelled.id_for("owner"))
     assert me is not None
     assert me.owner is not None  # this process
     await limited.enqueue("narrow", 1, queue="narrow")
-    with engine.leases.claiming():
+    with parts.leases.claiming():
         (row,) = backend.run_sync(backend.claim_queued, me.owner, 30.0, ["narrow"], 1, None)
         assert row.owner == me.owner
-        due = await engine.recovery.due(engine.session(sync=True))
+        due = await parts.recovery.due(engine.session(sync=True))
         assert row.workflow_id not in [r.workflow_id for r in due]
     # Claimed and never started (no task holds it): as after a crash here, it is due.
-    due = await engine.recovery.due(engine.session(sync=True))
+    due = await parts.recovery.due(engine.session(sync=True))
     assert row.workflow_id in [r.workflow_id for r in due]
 
 
