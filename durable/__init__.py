@@ -41,6 +41,7 @@ from durable._errors import (
     InvalidWorkflowIdError,
     NonDeterminismError,
     NotInWorkflowError,
+    NotPublishedError,
     OwnershipLostError,
     PayloadIntegrityError,
     PayloadTooLargeError,
@@ -67,6 +68,7 @@ from durable._infos import (
     WorkflowInfo,
 )
 from durable._options import Options
+from durable._published import get_published, get_published_sync, publish, publish_sync
 from durable._records import StepStatus, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
@@ -145,6 +147,7 @@ __all__ = [
     "Metrics",
     "NonDeterminismError",
     "NotInWorkflowError",
+    "NotPublishedError",
     "OwnershipLostError",
     "PayloadIntegrityError",
     "PayloadTooLargeError",
@@ -177,6 +180,10 @@ __all__ = [
     "current_runtime",
     "current_workflow_id",
     "durable_workflow",
+    "get_published",
+    "get_published_sync",
+    "publish",
+    "publish_sync",
     "fork",
     "health_check",
     "recover",

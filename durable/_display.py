@@ -8,7 +8,7 @@ axis, so a slow or retried step stands out at a glance.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from durable._records import WorkflowStatus
@@ -158,7 +158,29 @@ def workflow_summary(info: WorkflowInfo) -> str:
     )
 
 
-def workflow_html(info: WorkflowInfo, entries: Sequence[HistoryEntry]) -> str:
+def published_html(published: Mapping[str, str]) -> str:
+    """The latest published value of each key (already as text), as a small table."""
+    if not published:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{html.escape(key)}</code></td>"
+        f"<td><code>{html.escape(_short(value, 200))}</code></td></tr>"
+        for key, value in published.items()
+    )
+    return (
+        '<table class="durable-published" style="border-collapse:collapse;font-size:90%">'
+        f"<thead><tr><th>published</th><th>latest value</th></tr></thead><tbody>{rows}</tbody>"
+        "</table>"
+    )
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def workflow_html(
+    info: WorkflowInfo, entries: Sequence[HistoryEntry], published: Mapping[str, str]
+) -> str:
     color = _COLORS.get(info.status.value, "#616161")
     return (
         '<div class="durable-workflow">'
@@ -172,6 +194,7 @@ def workflow_html(info: WorkflowInfo, entries: Sequence[HistoryEntry]) -> str:
             else ""
         )
         + "</p>"
+        + published_html(published)
         + history_html(entries)
         + "</div>"
     )

@@ -21,6 +21,7 @@ every message says what was wrong and what to do about it::
     ├── WorkflowQuarantinedError
     ├── EventTimeoutError           (also a TimeoutError)
     ├── WorkflowNotFoundError       (also a LookupError)
+    ├── NotPublishedError           (also a LookupError)
     ├── OwnershipLostError
     ├── NotInWorkflowError
     └── RecordedError
@@ -194,6 +195,14 @@ class EventTimeoutError(DurableError, TimeoutError):
 
 class WorkflowNotFoundError(DurableError, LookupError):
     """No workflow (or no snapshot) of that name is in the store."""
+
+
+class NotPublishedError(DurableError, LookupError):
+    """A workflow has not published the key asked for, in time or at all.
+
+    Raised by :func:`durable.get_published` when its timeout passes, or the
+    workflow finished without publishing the key, and no ``default`` was given.
+    """
 
 
 class OwnershipLostError(DurableError):

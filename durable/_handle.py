@@ -8,9 +8,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from durable._aio import block_for
+from durable._aio import block_for, drive
 from durable._durations import duration, optional_duration
 from durable._errors import WorkflowNotFoundError
+from durable._published import MISSING, check_key, wait_published
 from durable._records import WorkflowStatus
 
 if TYPE_CHECKING:
@@ -57,6 +58,36 @@ class WorkflowHandle(Generic[T_co]):
     def status(self) -> WorkflowStatus:
         """Its status now (``enqueued``, ``running``, ``waiting``, ``success``...)."""
         return self.info().status
+
+    async def get_published(
+        self, key: str, timeout: float | dt.timedelta | None = None, *, default: Any = MISSING
+    ) -> Any:
+        """The latest value it published under ``key`` (see :func:`durable.get_published`).
+
+        Example::
+
+            handle = await report.enqueue("2026-11")
+            print(await handle.get_published("progress", timeout=0, default=0))
+        """
+        engine = self._runtime.engine
+        seconds = optional_duration(timeout, "timeout")
+        key = check_key(key)
+        return await wait_published(
+            engine, engine.session(sync=False), self.workflow_id, key, seconds, default
+        )
+
+    def get_published_sync(
+        self, key: str, timeout: float | dt.timedelta | None = None, *, default: Any = MISSING
+    ) -> Any:
+        """Blocking form of :meth:`get_published`."""
+        engine = self._runtime.engine
+        seconds = optional_duration(timeout, "timeout")
+        key = check_key(key)
+        return drive(
+            wait_published(
+                engine, engine.session(sync=True), self.workflow_id, key, seconds, default
+            )
+        )
 
     async def result(
         self, timeout: float | dt.timedelta | None = None, poll_interval: float | dt.timedelta = 0.1

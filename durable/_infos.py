@@ -26,6 +26,10 @@ class Records(Protocol):
         """The workflow's step attempts."""
         ...
 
+    def published(self, workflow_id: str) -> dict[str, Any]:
+        """The latest value of each key the workflow published."""
+        ...
+
 
 @dataclass(frozen=True)
 class WorkflowInfo:
@@ -68,12 +72,23 @@ class WorkflowInfo:
             raise ConfigurationError("this WorkflowInfo is not attached to a store")
         return self._store.history(self.workflow_id)
 
+    def published(self) -> dict[str, Any]:
+        """The latest value of each key it published (see :meth:`Store.published`)."""
+        if self._store is None:
+            raise ConfigurationError("this WorkflowInfo is not attached to a store")
+        return self._store.published(self.workflow_id)
+
     def __str__(self) -> str:
         return _display.workflow_summary(self)
 
     def _repr_html_(self) -> str:
-        entries = self.history() if self._store is not None else History()
-        return _display.workflow_html(self, entries)
+        if self._store is None:
+            return _display.workflow_html(self, History(), {})
+        try:
+            published = {key: repr(value) for key, value in self.published().items()}
+        except Exception as exc:  # a value whose type cannot be imported here
+            published = {"(not shown)": f"{type(exc).__name__}: {exc}"}
+        return _display.workflow_html(self, self.history(), published)
 
 
 class History(list["HistoryEntry"]):

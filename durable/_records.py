@@ -84,6 +84,8 @@ class StepKind(str, enum.Enum):
     """A durable timer's deadline."""
     COMPENSATION = "compensation"
     """An ``on_rollback`` callback's outcome."""
+    PUBLISH = "publish"
+    """A value published under a key (the record's name) by ``durable.publish``."""
 
     @property
     def family(self) -> StepKind:

@@ -200,6 +200,19 @@ class Store:
             )
         return self._runtime.engine.outcome(row)
 
+    def published(self, workflow_id: str) -> dict[str, Any]:
+        """The latest value of each key a workflow published (``durable.publish``), in order.
+
+        Example::
+
+            store.published("import-7")   # {'progress': 40.0, 'stage': 'loading'}
+        """
+        return drive(self._published(True, workflow_id))
+
+    async def apublished(self, workflow_id: str) -> dict[str, Any]:
+        """Async form of :meth:`published`."""
+        return await self._published(False, workflow_id)
+
     def history(self, workflow_id: str) -> _infos.History:
         """Every step attempt of a workflow, in order, superseded and retried ones too.
 
@@ -354,6 +367,12 @@ class Store:
                 workflow_id=workflow_id,
             )
         return row
+
+    async def _published(self, sync: bool, workflow_id: str) -> dict[str, Any]:
+        row = await self._row(sync, workflow_id)
+        records = await self._run(sync, self._backend.published, row.workflow_id)
+        decode = self._runtime.engine.decode_step
+        return {step.name: decode(step, row.workflow_id) for step in records}
 
     async def _history(self, sync: bool, workflow_id: str) -> _infos.History:
         workflow_id = validate_workflow_id(workflow_id)

@@ -157,6 +157,22 @@ def outcome(info: WorkflowInfo) -> tuple[str | None, str | None]:
     return short(repr(result)), None
 
 
+def published_reprs(info: WorkflowInfo) -> dict[str, str]:
+    """The latest published value of each key, as short reprs (a note if they cannot load)."""
+    try:
+        return {key: short(repr(value)) for key, value in info.published().items()}
+    except Exception as exc:  # a value whose type's module cannot be imported here
+        return {"(not shown)": f"cannot load them here: {type(exc).__name__}: {exc}"}
+
+
+def published_table(published: dict[str, str]) -> Table:
+    """``durable show``'s published keys and their latest values."""
+    table = new_table("published", "latest value")
+    for key, value in published.items():
+        table.add_row(cell(key), cell(value))
+    return table
+
+
 def short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

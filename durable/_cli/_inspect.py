@@ -16,6 +16,8 @@ from durable._cli._format import (
     metrics_rows,
     new_table,
     outcome,
+    published_reprs,
+    published_table,
     require,
     status_cell,
     steps_table,
@@ -103,6 +105,7 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
     live = [e for e in history if not e.superseded and e.status != "retried"]
     result, error = outcome(info)
     dead = owner_dead(state.store(), info)
+    published = published_reprs(info)
     if as_json:
         echo_json(
             {
@@ -110,11 +113,15 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
                 "owner_dead": dead,
                 "result": result,
                 "error": error,
+                "published": published,
                 "steps": [entry_json(e) for e in live],
             }
         )
         return
     state.print(summary_grid(workflow_fields(info, dead, result, error)))
+    if published:
+        state.print()
+        state.print(published_table(published))
     state.print()
     if not live:
         state.print("no steps recorded")

@@ -228,6 +228,8 @@ class Engine:
     """Replay or run a step (``Steps.run``)."""
     snapshot: Callable[[WorkflowContext, Session, int, str], Co]
     """Record a snapshot (``Steps.snapshot``)."""
+    publish: Callable[[WorkflowContext, Session, int, str, Any], Co]
+    """Publish a value under a key (``Steps.publish``)."""
     sleep: Callable[[WorkflowContext, Session, int, str, Callable[[float], float], bool], Co]
     """A durable timer (``Waits.sleep``)."""
     wait_for_event: Callable[

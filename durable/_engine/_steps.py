@@ -51,6 +51,7 @@ class Steps(Part):
 
     def fill(self, engine: Engine) -> None:
         engine.run_step, engine.snapshot = self.run, self.snapshot
+        engine.publish = self.publish
 
     async def run(
         self,
@@ -248,7 +249,8 @@ class Steps(Part):
                 raise error
             return value
         write_started = time.perf_counter()
-        standing = await session.write(session.backend.record_step, ctx.workflow_id, ctx.epoch, row)
+        op = session.backend.publish if kind is StepKind.PUBLISH else session.backend.record_step
+        standing = await session.write(op, ctx.workflow_id, ctx.epoch, row)
         self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
         if kind is not StepKind.SNAPSHOT:
             self.engine.site("after_commit", ctx, position, name)
@@ -266,6 +268,19 @@ class Steps(Part):
             started = self.engine.clock.time()
             await self.commit(ctx, session, position, name, started, 1, kind=StepKind.SNAPSHOT)
 
+    async def publish(
+        self, ctx: _context.WorkflowContext, session: Session, position: int, key: str, value: Any
+    ) -> None:
+        """Record ``value`` under ``key`` at ``position``, unless it is recorded already."""
+        if replayable(ctx, position, key, StepKind.PUBLISH) is not None:
+            return
+        if cancel_hinted(ctx):
+            await self.engine.stop_if_cancelled(ctx, session, f"publishing {key!r}")
+        started = self.engine.clock.time()
+        await self.commit(
+            ctx, session, position, key, started, 1, value=value, kind=StepKind.PUBLISH
+        )
+
 
 def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
     """Whether the workflow was woken since it last looked (then it reads its row)."""
@@ -282,7 +297,7 @@ def replayable(
     if recorded.name != name or not StepKind.same_family(recorded.kind, kind):
         # An edited name or kind is tampering, not changed code.
         ctx.engine.verify_steps(ctx.workflow_id, [recorded])
-        what = recorded.kind if recorded.kind in ("snapshot", "sleep", "event") else "step"
+        what = recorded.kind if recorded.kind in _OWN_KINDS else "step"
         now = kind.family.value
         raise NonDeterminismError(
             f"workflow {ctx.workflow_id!r} position {position}: the record there is of "
@@ -295,6 +310,9 @@ def replayable(
             found=name,
         )
     return recorded
+
+
+_OWN_KINDS = ("snapshot", "sleep", "event", "publish")
 
 
 def _code_differs(ctx: _context.WorkflowContext, recorded: StepRow | None, spec: StepSpec) -> bool:

@@ -287,6 +287,23 @@ class Backend(ABC):
         """Record a failed attempt of a step that will be retried."""
 
     @abstractmethod
+    async def publish(self, tx: Any, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        """Commit a published value: a step record of kind ``publish`` named by its key (atomic).
+
+        As :meth:`record_step` (first commit wins, fenced by ``epoch``), and
+        wakes the readers of the workflow's published state once committed
+        (topic ``published:<workflow id>``).
+        """
+
+    @abstractmethod
+    async def published(self, tx: Any, workflow_id: str, key: str | None = None) -> list[StepRow]:
+        """The latest live ``publish`` record of each key of a workflow, by position.
+
+        With ``key``, that key's alone (an empty list if it was never
+        published, or only by records superseded since).
+        """
+
+    @abstractmethod
     async def step_attempts(self, tx: Any, workflow_id: str) -> list[StepAttemptRow]:
         """The failed, retried attempts of a workflow's steps, oldest first."""
 

@@ -164,5 +164,10 @@ def event_topic(workflow_id: str) -> str:
     return f"event:{workflow_id}"
 
 
+def published_topic(workflow_id: str) -> str:
+    """The topic of a workflow's published state: a value was published under some key."""
+    return f"published:{workflow_id}"
+
+
 QUEUE_TOPIC = "queue"
 """The topic of workflows enqueued (on any queue)."""

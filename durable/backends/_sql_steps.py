@@ -12,6 +12,7 @@ from durable._records import (
     StepStatus,
 )
 from durable.backends._base import atomic
+from durable.backends._notify import published_topic
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     lost,
@@ -56,6 +57,21 @@ class StepOps(SqlOps):
             if inserted.rowcount != 1:
                 # The transaction is rolled back: none of its records stand.
                 raise lost(workflow_id, epoch)
+
+    @atomic
+    async def publish(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
+        standing = await self.record_step(tx, workflow_id, epoch, step)
+        await self._notify(tx, published_topic(workflow_id))
+        return standing
+
+    async def published(self, tx: Tx, workflow_id: str, key: str | None = None) -> list[StepRow]:
+        if key is None:
+            result = await tx.execute(self.q.published, {"workflow_id": workflow_id})
+        else:
+            result = await tx.execute(
+                self.q.published_key, {"workflow_id": workflow_id, "key": key}
+            )
+        return [step_row(r) for r in result.rows]
 
     async def record_step_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow

@@ -102,6 +102,7 @@ class Statements:
         self._workflows(p)
         self._rewrites(p)
         self._steps(p)
+        self._published(p)
         self._totals(p)
         self._queues(p)
         self._waits(p)
@@ -264,6 +265,32 @@ class Statements:
                 s.LIVE_STEP_WHERE,
             )
             .values(superseded=True)
+        )
+
+    def _published(self, p: _Parts) -> None:
+        """The latest published value of a key, or of each key, of a workflow."""
+        st = s.steps
+        published = sa.and_(
+            st.c.workflow_id == P("workflow_id"),
+            st.c.kind == StepKind.PUBLISH.value,
+            s.LIVE_STEP_WHERE,
+        )
+        self.published_key = (
+            sa.select(st)
+            .where(published, st.c.name == P("key"))
+            .order_by(st.c.position.desc())
+            .limit(1)
+        )
+        self.published = (
+            sa.select(st)
+            .where(
+                st.c.workflow_id == P("workflow_id"),
+                s.LIVE_STEP_WHERE,
+                st.c.position.in_(
+                    sa.select(sa.func.max(st.c.position)).where(published).group_by(st.c.name)
+                ),
+            )
+            .order_by(st.c.position)
         )
 
     def _totals(self, p: _Parts) -> None:

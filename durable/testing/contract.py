@@ -364,6 +364,33 @@ class BackendContract:
         with pytest.raises(OwnershipLostError):
             store(b.record_steps, "w", 9, [step(4)])
 
+    @checks("publish", "published")
+    def test_published_values_latest_per_key_and_wake_readers(self, store: Store) -> None:
+        """The latest live value of each key; a publish is fenced and wakes readers."""
+        b = store.backend
+
+        def published(key: str, position: int, value: bytes) -> StepRow:
+            return StepRow(position, key, StepStatus.SUCCESS, value, 1, 1.0, 2.0, kind="publish")
+
+        store.start("w")
+        assert store(b.published, "w") == []
+        with b.notifier.subscribe("published:w") as readers:
+            assert store(b.publish, "w", 1, published("progress", 1, b"10")).output == b"10"
+            assert readers.take()  # woken once the publish committed
+        store(b.record_step, "w", 1, step(2))
+        store(b.publish, "w", 1, published("stage", 3, b"load"))
+        store(b.publish, "w", 1, published("progress", 4, b"50"))
+        # First commit wins, as for any record; a stale epoch writes nothing.
+        assert store(b.publish, "w", 1, published("progress", 4, b"99")).output == b"50"
+        with pytest.raises(OwnershipLostError):
+            store(b.publish, "w", 7, published("progress", 5, b"60"))
+        latest = {r.name: (r.position, r.output) for r in store(b.published, "w")}
+        assert latest == {"progress": (4, b"50"), "stage": (3, b"load")}
+        assert [r.output for r in store(b.published, "w", "progress")] == [b"50"]
+        assert store(b.published, "w", "absent") == []
+        store(b.supersede_from, "w", 1, 4)  # a restore to before it: the older value stands
+        assert [r.output for r in store(b.published, "w", "progress")] == [b"10"]
+
     @checks("record_step_attempt", "step_attempts")
     def test_failed_attempts_are_kept_in_order(self, store: Store) -> None:
         """Failed attempts are kept, oldest first, fenced like every write."""

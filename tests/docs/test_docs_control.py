@@ -1,0 +1,24 @@
+"""Every snippet of docs/control.md runs as written and prints what the page says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = (Path(__file__).parents[2] / "docs" / "control.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
+EXPECTED = [
+    ["4/4", "0", "{'progress': '4/4'}"],
+]
+
+
+def test_the_page_has_its_snippets() -> None:
+    assert len(BLOCKS) == len(EXPECTED)
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_snippet_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(BLOCKS[index], f"docs/control.md#{index}", "exec"), {"__name__": "docs_control"})
+    assert capsys.readouterr().out.splitlines() == EXPECTED[index]
