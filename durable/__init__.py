@@ -23,7 +23,7 @@ Example::
 
 import logging
 
-from durable._decorators import AsyncWorkflow, SyncWorkflow, durable_workflow, step
+from durable._decorators import durable_workflow, step
 from durable._engine._runtime import (
     Runtime,
     configure,
@@ -49,12 +49,14 @@ from durable._errors import (
     RuntimeClosedError,
     SchemaVersionError,
     SerializationError,
+    StepTimeoutError,
     WorkflowAlreadyRunningError,
     WorkflowCancelledError,
     WorkflowConflictError,
     WorkflowNotFoundError,
     WorkflowQuarantinedError,
     WorkflowSuspendedError,
+    WorkflowTimeoutError,
 )
 from durable._events import send_event, send_event_sync, wait_for_event, wait_for_event_sync
 from durable._handle import WorkflowHandle
@@ -76,6 +78,7 @@ from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import Store
 from durable._transaction import Transaction, transaction
+from durable._workflow_types import AsyncWorkflow, SyncWorkflow
 
 __version__ = "0.1.0"
 
@@ -161,6 +164,7 @@ __all__ = [
     "SerializationError",
     "SnapshotInfo",
     "StepInfo",
+    "StepTimeoutError",
     "StepStatus",
     "Store",
     "SyncWorkflow",
@@ -175,6 +179,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowQuarantinedError",
     "WorkflowSuspendedError",
+    "WorkflowTimeoutError",
     "WorkflowStatus",
     "configure",
     "current_runtime",

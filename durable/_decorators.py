@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
 import wrapt
 
@@ -21,6 +21,7 @@ from durable import _registry
 from durable._aio import drive
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
+from durable._durations import duration
 from durable._engine import _context
 from durable._engine._core import Engine, Invocation
 from durable._engine._runtime import current_runtime, runtime_of
@@ -35,6 +36,7 @@ from durable._specs import (
     StepSpec,
     WorkflowSpec,
 )
+from durable._workflow_types import AsyncWorkflow, StepDecorator, SyncWorkflow, WorkflowDecorator
 from durable.backends._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
 
 _NO_OPTIONS = _context.CallOptions()
@@ -43,112 +45,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 T_co = TypeVar("T_co", covariant=True)
-
-
-# Typing ---------------------------------------------------------------------
-
-
-class AsyncWorkflow(Protocol[P, T_co]):
-    """The type of an ``async def`` decorated with ``@durable.durable_workflow``."""
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T_co]:
-        """Run the workflow under an id derived from its name and arguments."""
-
-    def run(
-        self, *args: Any, workflow_id: str | None = None, **kwargs: Any
-    ) -> Coroutine[Any, Any, T_co]:
-        """Run the workflow under ``workflow_id`` (derived when ``None``)."""
-
-    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
-        """Run the workflow to completion from sync code (a script, a notebook)."""
-
-    def enqueue(
-        self,
-        *args: Any,
-        workflow_id: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
-        """Record the call for a worker to run, without running it; a handle on it.
-
-        Idempotent per workflow id. Workers claim the highest ``priority``
-        first, then the oldest. Run ``durable worker`` (or a
-        :class:`durable.Worker`) to run enqueued workflows.
-        """
-
-    def enqueue_sync(
-        self,
-        *args: Any,
-        workflow_id: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[T_co]:
-        """Blocking form of :meth:`enqueue`."""
-
-    def id_for(self, *args: Any, **kwargs: Any) -> str:
-        """The workflow id a top-level call with these arguments gets."""
-
-    def __get__(self, instance: Any, owner: Any = None) -> AsyncWorkflow[..., T_co]:
-        """Bind the workflow to an instance or class, as a method."""
-
-
-class SyncWorkflow(Protocol[P, T_co]):
-    """The type of a plain ``def`` decorated with ``@durable.durable_workflow``."""
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T_co:
-        """Run the workflow under an id derived from its name and arguments."""
-
-    def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
-        """Run the workflow under ``workflow_id`` (derived when ``None``)."""
-
-    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> T_co:
-        """Same as :meth:`run` (for symmetry with async workflows)."""
-
-    def enqueue(
-        self,
-        *args: Any,
-        workflow_id: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[T_co]:
-        """Record the call for a worker to run, without running it; a handle on it.
-
-        Idempotent per workflow id. Workers claim the highest ``priority``
-        first, then the oldest.
-        """
-
-    def enqueue_sync(
-        self,
-        *args: Any,
-        workflow_id: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        **kwargs: Any,
-    ) -> WorkflowHandle[T_co]:
-        """Same as :meth:`enqueue`."""
-
-    def id_for(self, *args: Any, **kwargs: Any) -> str:
-        """The workflow id a top-level call with these arguments gets."""
-
-    def __get__(self, instance: Any, owner: Any = None) -> SyncWorkflow[..., T_co]:
-        """Bind the workflow to an instance or class, as a method."""
-
-
-class _WorkflowDecorator(Protocol):
-    # An async function matches the first overload; the second is for the rest.
-    @overload
-    def __call__(  # type: ignore[overload-overlap]
-        self, fn: Callable[P, Coroutine[Any, Any, T]], /
-    ) -> AsyncWorkflow[P, T]: ...
-    @overload
-    def __call__(self, fn: Callable[P, T], /) -> SyncWorkflow[P, T]: ...
-
-
-class _StepDecorator(Protocol):
-    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 
 # Steps ----------------------------------------------------------------------
@@ -167,7 +63,8 @@ def step(
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,
-) -> _StepDecorator: ...
+    timeout: float | dt.timedelta | None = None,
+) -> StepDecorator: ...
 def step(
     fn: Callable[..., Any] | None = None,
     /,
@@ -180,6 +77,7 @@ def step(
     retry_on: type[Exception] | tuple[type[Exception], ...] = (Exception,),
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,
+    timeout: float | dt.timedelta | None = None,
 ) -> Any:
     """Make a function a durable step: run once, its result recorded, replayed after.
 
@@ -205,6 +103,11 @@ def step(
             ``"reuse"`` the record (with a CodeChangedWarning), ``"rerun"``
             it and every step after it, or raise CodeChangedError
             (``"error"``). Defaults to the workflow's policy.
+        timeout: Seconds (or a timedelta) one attempt may take. An async
+            step's body is cancelled then; a sync step cannot be interrupted,
+            so it runs to its end and, if that was late, its result is
+            dropped. Either way the attempt fails with
+            :class:`durable.StepTimeoutError`, retried if ``retry_on`` allows.
 
     Example::
 
@@ -233,6 +136,8 @@ def step(
             retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
         )
 
+    step_timeout = _check_timeout(timeout) if timeout is not None else None
+
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "step")
         spec = StepSpec(
@@ -241,6 +146,7 @@ def step(
             retry=policy,
             function=raw,
             on_code_change=_check_code_policy(on_code_change),
+            timeout=step_timeout,
         )
 
         def wrapper(
@@ -288,18 +194,36 @@ class _RunMethods:
 
     __slots__ = ()
 
-    def run(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
+    def run(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> Any:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
         given = _context.next_call.get() or _context.CallOptions()
-        token = _context.next_call.set(dataclasses.replace(given, workflow_id=workflow_id))
+        token = _context.next_call.set(
+            dataclasses.replace(
+                given,
+                workflow_id=workflow_id,
+                timeout=_check_timeout(timeout) if timeout is not None else given.timeout,
+            )
+        )
         try:
             return self(*args, **kwargs)  # type: ignore[operator]
         finally:
             _context.next_call.reset(token)
 
-    def run_sync(self, *args: Any, workflow_id: str | None = None, **kwargs: Any) -> Any:
-        outcome = self.run(*args, workflow_id=workflow_id, **kwargs)
+    def run_sync(
+        self,
+        *args: Any,
+        workflow_id: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        outcome = self.run(*args, workflow_id=workflow_id, timeout=timeout, **kwargs)
         if inspect.iscoroutine(outcome):
             return run_coroutine_sync(outcome)
         return outcome
@@ -310,11 +234,13 @@ class _RunMethods:
         workflow_id: str | None = None,
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
+        timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec: WorkflowSpec = workflow._self_durable[0]
-        coro = self._enqueue(args, kwargs, workflow_id, queue, priority, sync=not spec.is_async)
+        where = (workflow_id, queue, priority, timeout)
+        coro = self._enqueue(args, kwargs, where, sync=not spec.is_async)
         if spec.is_async:
             return named(coro, workflow.__wrapped__, ".enqueue")
         return drive(coro)
@@ -325,19 +251,20 @@ class _RunMethods:
         workflow_id: str | None = None,
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
+        timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        return drive(self._enqueue(args, kwargs, workflow_id, queue, priority, sync=True))
+        where = (workflow_id, queue, priority, timeout)
+        return drive(self._enqueue(args, kwargs, where, sync=True))
 
     def _enqueue(
         self,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        workflow_id: str | None,
-        queue: str,
-        priority: int,
+        where: tuple[str | None, str, int, float | dt.timedelta | None],
         sync: bool,
     ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
+        workflow_id, queue, priority, timeout = where
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
         check_text(queue, "queue name", QUEUE_CHARS)
@@ -359,6 +286,7 @@ class _RunMethods:
             requested_id=workflow_id,
             parent=None,
             position=None,
+            timeout=_check_timeout(timeout) if timeout is not None else spec.timeout,
         )
         return _enqueued(engine, inv, sync, queue, priority)
 
@@ -391,7 +319,8 @@ def durable_workflow(
     name: str | None = None,
     on_running: OnRunning = "wait",
     on_code_change: OnCodeChange | None = None,
-) -> _WorkflowDecorator: ...
+    timeout: float | dt.timedelta | None = None,
+) -> WorkflowDecorator: ...
 def durable_workflow(
     fn: Callable[..., Any] | None = None,
     /,
@@ -399,6 +328,7 @@ def durable_workflow(
     name: str | None = None,
     on_running: OnRunning = "wait",
     on_code_change: OnCodeChange | None = None,
+    timeout: float | dt.timedelta | None = None,
 ) -> Any:
     """Make a function a durable workflow: resumable, its steps never redone.
 
@@ -420,6 +350,12 @@ def durable_workflow(
         on_code_change: The policy for steps whose code changed since their
             record was written (see :func:`step`): ``"reuse"`` (the default;
             ``"rerun"`` in a Jupyter kernel), ``"rerun"`` or ``"error"``.
+        timeout: Seconds (or a timedelta) a run may take, counted from its
+            first start and kept across crashes and resumes (a resumed run
+            gets what is left). At the deadline the workflow is cancelled
+            and its caller gets :class:`durable.WorkflowTimeoutError`. Its
+            child workflows inherit the deadline (their own timeout can only
+            shorten it). ``wf.run(..., timeout=)`` overrides it per call.
 
     Example::
 
@@ -434,6 +370,7 @@ def durable_workflow(
     """
     if on_running not in ("wait", "raise"):
         raise ConfigurationError(f"on_running must be 'wait' or 'raise', not {on_running!r}")
+    workflow_timeout = _check_timeout(timeout) if timeout is not None else None
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
@@ -442,6 +379,7 @@ def durable_workflow(
             is_async=inspect.iscoroutinefunction(raw),
             on_running=on_running,
             on_code_change=_check_code_policy(on_code_change),
+            timeout=workflow_timeout,
         )
         signature = inspect.signature(raw)
 
@@ -480,6 +418,7 @@ def durable_workflow(
                 never_wait=options.never_wait,
                 preclaimed=options.preclaimed,
                 hold=options.hold,
+                timeout=options.timeout if options.timeout is not None else spec.timeout,
             )
             if spec.is_async:
                 return named(engine.run_workflow(inv, engine.session(sync=False)), raw)
@@ -558,6 +497,11 @@ def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
             f"on_code_change must be 'reuse', 'rerun' or 'error', not {policy!r}"
         )
     return policy
+
+
+def _check_timeout(timeout: object) -> float:
+    """A timeout: more than 0 seconds (or a timedelta), at most 100 years."""
+    return duration(timeout, "timeout", positive=True)
 
 
 def _check_name(name: object) -> str:

@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from durable._durations import format_utc
 from durable._records import WorkflowStatus
 
 
@@ -54,6 +55,8 @@ class WorkflowInfo(Protocol):
     def created_at(self) -> float: ...
     @property
     def finished_at(self) -> float | None: ...
+    @property
+    def deadline(self) -> float | None: ...
 
 
 _COLORS = {
@@ -191,6 +194,11 @@ def workflow_html(
         + (
             f", took {html.escape(duration_text(info.finished_at - info.created_at))}"
             if info.finished_at is not None
+            else ""
+        )
+        + (
+            f", deadline {html.escape(format_utc(info.deadline))}"
+            if info.deadline is not None
             else ""
         )
         + "</p>"

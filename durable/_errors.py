@@ -17,6 +17,8 @@ every message says what was wrong and what to do about it::
     ├── PayloadTooLargeError
     ├── WorkflowAlreadyRunningError
     ├── WorkflowCancelledError
+    │   └── WorkflowTimeoutError    (also a TimeoutError)
+    ├── StepTimeoutError            (also a TimeoutError)
     ├── WorkflowSuspendedError
     ├── WorkflowQuarantinedError
     ├── EventTimeoutError           (also a TimeoutError)
@@ -153,6 +155,37 @@ class WorkflowAlreadyRunningError(DurableError):
 
 class WorkflowCancelledError(DurableError):
     """The workflow was cancelled; it stops at its next step boundary and is never resumed."""
+
+
+class WorkflowTimeoutError(WorkflowCancelledError, TimeoutError):
+    """The workflow ran past its deadline (``timeout=``) and was cancelled there.
+
+    Its deadline is recorded when it first starts and survives resumes, so a
+    workflow resumed after a crash gets only what was left. The error is
+    recorded as the cancelled workflow's outcome: a later call raises it too.
+
+    Attributes:
+        workflow_id: The workflow that timed out.
+        deadline: When its time was up (Unix time).
+        timeout: Its timeout in seconds, or None when it inherited its
+            parent's deadline.
+    """
+
+
+class StepTimeoutError(DurableError, TimeoutError):
+    """An attempt of a step ran longer than the step's ``timeout=``.
+
+    An async step's body is cancelled at its timeout; a sync step cannot be
+    interrupted, so one that returns late has its result discarded. Either
+    way the attempt fails with this error, retried like any other if the
+    step's ``retry_on`` allows (the default retries every Exception).
+
+    Attributes:
+        workflow_id: The workflow the step belongs to.
+        step: The step's name.
+        position: Its position in the workflow.
+        timeout: The step's timeout, in seconds.
+    """
 
 
 class WorkflowSuspendedError(DurableError):

@@ -147,11 +147,7 @@ class WorkflowHandle(Generic[T_co]):
         if row.status is WorkflowStatus.QUARANTINED:
             raise _quarantined(row)
         if row.status is WorkflowStatus.CANCELLED:
-            from durable._errors import WorkflowCancelledError
-
-            raise WorkflowCancelledError(
-                f"workflow {self.workflow_id!r} was cancelled", workflow_id=self.workflow_id
-            )
+            raise self._runtime.engine.cancelled(row)
         if row.status.active:
             return None
         return (self._runtime.engine.outcome(row),)

@@ -58,6 +58,10 @@ class WorkflowInfo:
     """While waiting for an event: its key (``child:<id>`` while a child waits)."""
     recoveries: int = 0
     """Resumes in a row after the process running it died (quarantined past the limit)."""
+    timeout: float | None = None
+    """Seconds it may run from its first start (``timeout=``), or None."""
+    deadline: float | None = None
+    """When it times out (Unix time): set when it starts, kept across resumes."""
     _store: Records | None = field(default=None, repr=False, compare=False)
 
     def result(self) -> Any:

@@ -134,6 +134,10 @@ class WorkflowRow:
     """Resumes after its owner died, in a row; too many quarantine it."""
     event_arrived: bool = False
     """In :meth:`Backend.resumable` rows: the event it waits for has arrived."""
+    timeout: float | None = None
+    """Seconds it may run, counted from its first start (None: no limit)."""
+    deadline: float | None = None
+    """When it is timed out: set when it first starts, kept across resumes."""
 
 
 class EventGone(Exception):
@@ -236,3 +240,7 @@ class NewWorkflow:
     args_fingerprint: str
     args: bytes | None
     parent_id: str | None
+    timeout: float | None = None
+    """Seconds it may run once started (None: no limit)."""
+    deadline: float | None = None
+    """When it is timed out, if known already (a started call's, or its parent's)."""

@@ -24,6 +24,8 @@ class StepSpec:
     function: Callable[..., Any] | None = None
     """The decorated function, whose code is fingerprinted with each record."""
     on_code_change: OnCodeChange | None = None
+    timeout: float | None = None
+    """Seconds an attempt may take (an async body is cancelled then)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class WorkflowSpec:
     is_async: bool
     on_running: OnRunning
     on_code_change: OnCodeChange | None = None
+    timeout: float | None = None
+    """Seconds a run may take from its first start (``timeout=``), unless the call says."""
 
 
 @dataclass(frozen=True)

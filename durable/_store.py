@@ -193,6 +193,8 @@ class Store:
             total = store.result("report-2026-11")
         """
         row = self._backend.run_sync(self._backend.get_workflow, validate_workflow_id(workflow_id))
+        if row is not None and row.status is WorkflowStatus.CANCELLED:
+            raise self._runtime.engine.cancelled(row)
         if row is None or row.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
             raise ConfigurationError(
                 f"workflow {workflow_id!r} has no recorded outcome "
@@ -559,6 +561,8 @@ class Store:
             wake_at=row.wake_at,
             waiting_for=row.waiting_for,
             recoveries=row.recoveries,
+            timeout=row.timeout,
+            deadline=row.deadline,
             _store=self,
         )
 

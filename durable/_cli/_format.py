@@ -110,6 +110,8 @@ def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
         "wake_at": iso(info.wake_at),
         "waiting_for": info.waiting_for,
         "recoveries": info.recoveries,
+        "timeout_seconds": info.timeout,
+        "deadline": iso(info.deadline),
     }
 
 
@@ -142,7 +144,7 @@ def require(store: Store, workflow_id: str) -> WorkflowInfo:
 
 def outcome(info: WorkflowInfo) -> tuple[str | None, str | None]:
     """The recorded result's repr, or the recorded error, of a finished workflow."""
-    if info.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR):
+    if info.status not in (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR, WorkflowStatus.CANCELLED):
         return None, None
     try:
         result = info.result()
@@ -151,6 +153,8 @@ def outcome(info: WorkflowInfo) -> tuple[str | None, str | None]:
         # unpickle when its type's module cannot be imported here: show that
         # rather than fail the whole command.
         text = f"{type(exc).__name__}: {exc}"
+        if info.status is WorkflowStatus.CANCELLED:  # why: a timeout, or a cancel
+            return None, text
         if info.status is WorkflowStatus.SUCCESS:
             return f"(cannot load it here: {text})", None
         return None, text
@@ -238,9 +242,19 @@ def workflow_fields(
         ("waiting for", f"event {info.waiting_for!r}" if info.waiting_for else ""),
         ("wakes", local(info.wake_at) if info.status.active else ""),
         ("recoveries", str(info.recoveries) if info.recoveries else ""),
+        ("deadline", deadline_text(info)),
         ("result", result or ""),
         ("error", error or ""),
     ]
+
+
+def deadline_text(info: WorkflowInfo) -> str:
+    """When it times out, and why: its own timeout, or a parent's deadline."""
+    if info.deadline is None:
+        return ""
+    why = f"timeout {info.timeout:g} s" if info.timeout is not None else "its parent's deadline"
+    passed = info.status is WorkflowStatus.CANCELLED and (info.finished_at or 0) >= info.deadline
+    return f"{local(info.deadline)} ({why}{', timed out' if passed else ''})"
 
 
 def summary_grid(fields: Sequence[tuple[str, str]], styles: dict[str, str] | None = None) -> Table:

@@ -44,6 +44,8 @@ class CallOptions:
     hold: object | None = None
     """The in-process hold the worker took on that row when it claimed it
     (``Leases.try_hold``): the call runs under it instead of taking its own."""
+    timeout: float | None = None
+    """``wf.run(..., timeout=)``: this call's timeout, over the decorator's."""
 
 
 next_call: ContextVar[CallOptions | None] = ContextVar("durable_next_call", default=None)

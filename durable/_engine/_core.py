@@ -37,6 +37,7 @@ from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,
     RuntimeClosedError,
+    WorkflowCancelledError,
     WorkflowQuarantinedError,
     WorkflowSuspendedError,
 )
@@ -92,6 +93,19 @@ class Suspended(BaseException):
         )
 
 
+class DeadlinePassed(BaseException):
+    """Unwinds a workflow whose deadline passed, up to the call that owns it.
+
+    A BaseException, like :class:`Suspended`: the user's ``except Exception``
+    must not swallow it. That call records the workflow as cancelled, with a
+    WorkflowTimeoutError as its outcome, and raises the error.
+    """
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(workflow_id)
+        self.workflow_id = workflow_id
+
+
 class HeldRecords(Protocol):
     """An open ``durable.transaction()`` block, as the engine sees it."""
 
@@ -139,6 +153,10 @@ class WorkflowContext:
     """The innermost open transaction block, whose records are held back."""
     waits: int = 0
     """Durable waits in progress (the workflow shows as waiting while any is)."""
+    deadline: float | None = None
+    """When the workflow times out (its own timeout's, or an ancestor's if sooner)."""
+    timeout: float | None = None
+    """Its own timeout in seconds (None: no limit of its own)."""
     stop_hint: Subscription | None = None
     """Woken by a cancel (or a lost lease, or an event) of this workflow: look
     whether it still owns itself before the next step, child or wait."""
@@ -199,6 +217,8 @@ class Invocation:
     """Claimed already by a worker (see ``_context.CallOptions``)."""
     hold: object | None = None
     """The worker's in-process hold on it (see ``_context.CallOptions``)."""
+    timeout: float | None = None
+    """Seconds it may run from its first start: the call's, else the decorator's."""
 
 
 class Part:
@@ -352,6 +372,20 @@ class Engine:
                 bound=step_bound(row),
             )
 
+    def cancelled(self, row: WorkflowRow) -> BaseException:
+        """What a call of a cancelled workflow raises: its recorded error, or a cancel."""
+        wid = row.workflow_id
+        if row.error:
+            return self.codec.loads_error(
+                row.error, place(wid, "error"), what=f"error of workflow {wid!r}"
+            )
+        return WorkflowCancelledError(
+            f"workflow {wid!r} was cancelled. Resume it from its records with "
+            f"store.resume({wid!r}) (durable resume {wid}), or run the call under a new "
+            "workflow_id to start afresh.",
+            workflow_id=wid,
+        )
+
     def outcome(self, row: WorkflowRow) -> Any:
         """A finished workflow's recorded result, or its recorded error raised."""
         wid = row.workflow_id
@@ -376,6 +410,12 @@ class Engine:
             site = Site(kind, ctx.workflow_id, ctx.name, position, step, nth)
             for hook in list(self.hooks):
                 hook(site)
+
+
+def check_deadline(ctx: WorkflowContext) -> None:
+    """Unwind the workflow (:class:`DeadlinePassed`) once its deadline has passed."""
+    if ctx.deadline is not None and ctx.engine.clock.time() >= ctx.deadline:
+        raise DeadlinePassed(ctx.workflow_id)
 
 
 def log_extra(workflow_id: str, step: str | None = None, position: int | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -9,11 +10,14 @@ from typing import Any
 
 from durable import _tracing
 from durable._caller import warn
+from durable._clock import Clock, jumps_ahead, real_time
 from durable._codehash import fingerprint
 from durable._engine import _context
 from durable._engine._core import (
+    DeadlinePassed,
     Engine,
     Part,
+    check_deadline,
     log,
     log_extra,
 )
@@ -22,6 +26,7 @@ from durable._errors import (
     CodeChangedError,
     CodeChangedWarning,
     NonDeterminismError,
+    StepTimeoutError,
 )
 from durable._records import (
     StepAttemptRow,
@@ -145,7 +150,9 @@ class Steps(Part):
             try:
                 value = call()
                 if spec.is_async:
-                    value = await value
+                    value = await self._bounded(ctx, spec, position, value)
+                elif spec.timeout is not None:
+                    _late(ctx, spec, position, self.engine.clock.time() - started)
             except Exception as exc:
                 if not spec.retry.should_retry(exc, retries):
                     outcome: dict[str, Any] = {"error": exc}
@@ -192,6 +199,35 @@ class Steps(Part):
             code_hash=_code_hash(ctx, spec),
             **outcome,
         )
+
+    async def _bounded(
+        self, ctx: _context.WorkflowContext, spec: StepSpec, position: int, body: Any
+    ) -> Any:
+        """Await an async step's body, cancelling it at its timeout or the workflow's deadline."""
+        limit, by_deadline = spec.timeout, False
+        if ctx.deadline is not None:
+            left = max(ctx.deadline - self.engine.clock.time(), 0.0)
+            if limit is None or left < limit:
+                limit, by_deadline = left, True
+        if limit is None:
+            return await body
+        task = asyncio.ensure_future(body)
+        timer = asyncio.ensure_future(_elapse(self.engine.clock, limit))
+        try:
+            await asyncio.wait((task, timer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            timer.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        # A body that swallows its cancellation is left to finish by itself.
+        await asyncio.wait((task,), timeout=1.0)
+        if by_deadline:
+            raise DeadlinePassed(ctx.workflow_id)
+        _late(ctx, spec, position, limit)
 
     async def commit(
         self,
@@ -283,7 +319,12 @@ class Steps(Part):
 
 
 def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
-    """Whether the workflow was woken since it last looked (then it reads its row)."""
+    """Whether the workflow was woken since it last looked (then it reads its row).
+
+    Called before anything new starts (a step, a child, a wait, a publish):
+    past the workflow's deadline it raises DeadlinePassed instead.
+    """
+    check_deadline(ctx)
     hint = ctx.stop_hint
     return hint is not None and hint.take()
 
@@ -310,6 +351,38 @@ def replayable(
             found=name,
         )
     return recorded
+
+
+async def _elapse(clock: Clock, seconds: float) -> None:
+    """Let ``seconds`` pass for a step's timeout: real ones, or a hand-moved virtual clock's.
+
+    A virtual clock that jumps ahead by itself cannot tell how long a body's
+    real work takes, so a timeout counts real seconds under it.
+    """
+    if real_time(clock) or jumps_ahead(clock):
+        await asyncio.sleep(seconds)
+    else:
+        await clock.asleep(seconds)
+
+
+def _late(ctx: _context.WorkflowContext, spec: StepSpec, position: int, took: float) -> None:
+    """Fail the attempt of a step that ran (or would run) past its timeout."""
+    assert spec.timeout is not None
+    if took < spec.timeout:
+        return
+    raise StepTimeoutError(
+        f"step {spec.name!r} (position {position} of workflow {ctx.workflow_id!r}) did not "
+        f"finish within its timeout of {spec.timeout:g} s"
+        + (
+            ""
+            if spec.is_async
+            else " (a sync step cannot be interrupted: it ran to the end, its result is dropped)"
+        ),
+        workflow_id=ctx.workflow_id,
+        step=spec.name,
+        position=position,
+        timeout=spec.timeout,
+    )
 
 
 _OWN_KINDS = ("snapshot", "sleep", "event", "publish")

@@ -18,6 +18,7 @@ from durable._engine import _context
 from durable._engine._core import (
     Engine,
     Suspended,
+    check_deadline,
 )
 from durable._engine._steps import OverSteps, cancel_hinted, replayable
 from durable._errors import (
@@ -86,12 +87,20 @@ class Waits(OverSteps):
             # suspends the workflow: it shows as waiting, recover() passes it
             # by, and cancelling it is the way out.
             suspend = suspend or is_beyond_reach(stored)
+        # The workflow's own deadline ends the sleep sooner, and the workflow.
+        times_out = ctx.deadline is not None and ctx.deadline < deadline
+        if times_out:
+            assert ctx.deadline is not None
+            deadline = ctx.deadline
         remaining = deadline - self.engine.clock.time()
         if remaining <= 0:
+            check_deadline(ctx)
             return
         # A short sleep is not worth two writes to show it in the status.
         if not suspend and remaining < _SHOW_WAITS_FROM:
             await session.sleep(remaining)
+            if times_out:
+                check_deadline(ctx)
             return
         await self._enter_wait(ctx, session, deadline, None, suspend)
         # A long sleep listens, like an event wait, for a cancel (which
@@ -105,6 +114,8 @@ class Waits(OverSteps):
                     await self._pause(session, subscription, deadline, _SLEEP_CHECK_INTERVAL)
                     await self.engine.check_still_owned(ctx, session)
         await self._leave_wait(ctx, session)
+        if times_out:
+            check_deadline(ctx)
 
     async def wait_for_event(
         self,
@@ -128,25 +139,19 @@ class Waits(OverSteps):
             return self.engine.decode_step(recorded, workflow_id)
         if cancel_hinted(ctx):
             await self.engine.stop_if_cancelled(ctx, session, name)
-        deadline: float | None = None
-        if timeout is not None:
-            timer_name = f"{name} timeout"
-            timer = replayable(ctx, position, timer_name, StepKind.SLEEP)
-            if timer is None:
-                now = self.engine.clock.time()
-                seconds = duration(timeout, "timeout")
-                deadline = deadline_after(now, seconds, "timeout", given=timeout)
-                deadline = await self.steps.commit(
-                    ctx, session, position, timer_name, now, 1, value=deadline, kind=StepKind.SLEEP
-                )
-            else:
-                deadline = replayed_deadline(float(self.engine.decode_step(timer, workflow_id)))
+        deadline = await self._event_deadline(ctx, session, position, name, timeout)
         self.engine.site("before_step", ctx, at, name)
         started = self.engine.clock.time()
         where = f"{name} (position {at} of workflow {workflow_id!r})"
+        # The workflow's own deadline ends the wait sooner, and the workflow.
+        until = deadline
+        if ctx.deadline is not None and (until is None or ctx.deadline < until):
+            until = ctx.deadline
         while True:
-            event = await self._event_or_deadline(ctx, session, key, deadline, suspend)
+            event = await self._event_or_deadline(ctx, session, key, until, suspend)
             if event is None:
+                if until is not deadline:
+                    check_deadline(ctx)
                 assert timeout is not None
                 seconds = as_seconds(timeout, "timeout")
                 timed_out = EventTimeoutError(
@@ -186,6 +191,28 @@ class Waits(OverSteps):
                 continue  # another wait of this workflow took that event first
             self.engine.site("after_commit", ctx, at, name)
             return value if standing is row else self.engine.decode_step(standing, workflow_id)
+
+    async def _event_deadline(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        position: int,
+        name: str,
+        timeout: float | dt.timedelta | None,
+    ) -> float | None:
+        """An event wait's deadline: recorded at ``position`` when the wait starts."""
+        if timeout is None:
+            return None
+        timer_name = f"{name} timeout"
+        timer = replayable(ctx, position, timer_name, StepKind.SLEEP)
+        if timer is not None:
+            return replayed_deadline(float(self.engine.decode_step(timer, ctx.workflow_id)))
+        now = self.engine.clock.time()
+        deadline = deadline_after(now, duration(timeout, "timeout"), "timeout", given=timeout)
+        recorded: float = await self.steps.commit(
+            ctx, session, position, timer_name, now, 1, value=deadline, kind=StepKind.SLEEP
+        )
+        return recorded
 
     async def _event_or_deadline(
         self,

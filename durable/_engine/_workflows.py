@@ -8,13 +8,16 @@ from typing import Any, NamedTuple
 
 from durable import _tracing
 from durable._aio import require_asyncio
+from durable._durations import deadline_after, format_utc
 from durable._engine import _context
 from durable._engine._core import (
     CHILD,
+    DeadlinePassed,
     Engine,
     Invocation,
     Lost,
     Suspended,
+    check_deadline,
     log,
     log_extra,
     quarantined,
@@ -28,8 +31,8 @@ from durable._errors import (
     PayloadTooLargeError,
     SerializationError,
     WorkflowAlreadyRunningError,
-    WorkflowCancelledError,
     WorkflowConflictError,
+    WorkflowTimeoutError,
 )
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
 from durable._owner import current_owner
@@ -103,16 +106,20 @@ class Workflows(OverSteps):
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
-        new = self._new_workflow(inv, workflow_id, parent_id=None)
+        new = self._new_workflow(inv, workflow_id, parent_id=None, starts=False)
         row, created = await session.run(session.backend.enqueue_workflow, new, queue, priority)
         if not created:
             self.check_same_call(row, inv)
         return workflow_id
 
     def _new_workflow(
-        self, inv: Invocation, workflow_id: str, parent_id: str | None
+        self, inv: Invocation, workflow_id: str, parent_id: str | None, starts: bool = True
     ) -> NewWorkflow:
-        """The row of a new workflow for this call, its arguments sealed for their place."""
+        """The row of a new workflow for this call, its arguments sealed for their place.
+
+        One that ``starts`` now has its deadline; an enqueued one gets it when
+        a worker starts it (time in the queue does not count).
+        """
         return NewWorkflow(
             workflow_id=workflow_id,
             name=inv.spec.name,
@@ -128,7 +135,17 @@ class Workflows(OverSteps):
                 ),
             ),
             parent_id=parent_id,
+            timeout=inv.timeout,
+            deadline=self._deadline(inv, inv.timeout) if starts else None,
         )
+
+    def _deadline(self, inv: Invocation, timeout: float | None) -> float | None:
+        """A run's deadline if it starts now: its timeout's, or its parent's if sooner."""
+        inherited = inv.parent.deadline if inv.parent is not None else None
+        if timeout is None:
+            return inherited
+        own = deadline_after(self.engine.clock.time(), timeout, "timeout")
+        return own if inherited is None else min(own, inherited)
 
     async def _execute(
         self, inv: Invocation, session: Session, workflow_id: str, parent_id: str | None
@@ -217,11 +234,7 @@ class Workflows(OverSteps):
         while True:
             self.check_same_call(row, inv)
             if row.status is WorkflowStatus.CANCELLED:
-                raise WorkflowCancelledError(
-                    f"workflow {workflow_id!r} was cancelled; a cancelled workflow is "
-                    "never resumed. Run it under a new workflow_id to start afresh.",
-                    workflow_id=workflow_id,
-                )
+                raise self.engine.cancelled(row)
             if row.status is WorkflowStatus.QUARANTINED:
                 raise quarantined(row)
             if row.status is WorkflowStatus.SUCCESS or (
@@ -309,6 +322,14 @@ class Workflows(OverSteps):
     ) -> Any:
         """Run the workflow body as its owner, replaying what is recorded."""
         workflow_id, epoch = row.workflow_id, row.epoch
+        deadline, timeout = row.deadline, inv.timeout if inv.timeout is not None else row.timeout
+        if deadline is None:
+            # Not started before, or a new attempt: its time starts now.
+            deadline = self._deadline(inv, timeout)
+            if deadline is not None and not await session.run(
+                session.backend.set_deadline, workflow_id, epoch, deadline
+            ):
+                raise Lost()
         recorded = {} if fresh else await session.run(session.backend.load_steps, workflow_id)
         ctx = _context.WorkflowContext(
             engine=self.engine,
@@ -321,6 +342,8 @@ class Workflows(OverSteps):
             ancestors=(inv.parent.workflow_id, *inv.parent.ancestors) if inv.parent else (),
             on_code_change=inv.spec.on_code_change,
             stop_hint=stop_hint,
+            deadline=deadline,
+            timeout=timeout,
         )
         self.leases.hold(workflow_id, epoch)
         token = _context.current.set(ctx)
@@ -342,11 +365,16 @@ class Workflows(OverSteps):
         try:
             self.engine.site("workflow_start", ctx)
             try:
+                check_deadline(ctx)  # resumed after its time was up
                 value = inv.call()
                 if inv.spec.is_async:
                     value = await value
             except OwnershipLostError:
                 raise Lost() from None
+            except DeadlinePassed as passed:
+                if passed.workflow_id != workflow_id:
+                    raise
+                raise await self._time_out(session, ctx, ctx.timeout) from None
             except Suspended as suspended:
                 if suspended.current != workflow_id:
                     # A child suspended: so does this parent, which replays
@@ -362,6 +390,9 @@ class Workflows(OverSteps):
                     suspended.current = workflow_id
                 raise
             except Exception as exc:
+                if isinstance(exc, WorkflowTimeoutError) and _past(ctx):
+                    # Its child shared its deadline and timed out first.
+                    raise await self._time_out(session, ctx, ctx.timeout) from None
                 if not await self._fail(session, workflow_id, epoch, exc):
                     raise Lost() from None
                 raise
@@ -384,6 +415,35 @@ class Workflows(OverSteps):
         finally:
             _context.current.reset(token)
             self.leases.drop(workflow_id)
+
+    async def _time_out(
+        self, session: Session, ctx: _context.WorkflowContext, timeout: float | None
+    ) -> WorkflowTimeoutError:
+        """Record a workflow past its deadline as cancelled, its outcome the timeout error."""
+        workflow_id, deadline = ctx.workflow_id, ctx.deadline
+        assert deadline is not None
+        limit = f"its timeout of {timeout:g} s" if timeout is not None else "its parent's deadline"
+        error = WorkflowTimeoutError(
+            f"workflow {workflow_id!r} timed out: {limit} was up at {format_utc(deadline)}, "
+            "so it was cancelled there. Resume it with store.resume() (durable resume) to "
+            "run it on without the limit, or with a new timeout.",
+            workflow_id=workflow_id,
+            deadline=deadline,
+            timeout=timeout,
+        )
+        payload = self.engine.codec.dumps_error(
+            error, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
+        )
+        if not await session.write(
+            session.backend.finish_workflow,
+            workflow_id,
+            ctx.epoch,
+            WorkflowStatus.CANCELLED,
+            error=payload,
+        ):
+            raise Lost()
+        log.warning("workflow %r: timed out (%s)", workflow_id, limit, extra=log_extra(workflow_id))
+        return error
 
     async def reload(self, session: Session, workflow_id: str) -> WorkflowRow:
         row = await session.run(session.backend.get_workflow, workflow_id)
@@ -444,6 +504,10 @@ class Workflows(OverSteps):
             started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
             if not started or not self.leases.owner_alive(row, True):
                 return row
+
+
+def _past(ctx: _context.WorkflowContext) -> bool:
+    return ctx.deadline is not None and ctx.engine.clock.time() >= ctx.deadline
 
 
 def _child_id(parent_id: str, position: int) -> str:

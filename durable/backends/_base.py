@@ -220,6 +220,12 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    async def set_deadline(
+        self, tx: Any, workflow_id: str, epoch: int, deadline: float | None
+    ) -> bool:
+        """Record when a workflow times out (None: never); False if the epoch no longer matches."""
+
+    @abstractmethod
     async def set_running(self, tx: Any, workflow_id: str, epoch: int) -> bool:
         """Mark a waiting workflow running again (fenced)."""
 

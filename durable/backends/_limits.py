@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version of the tables' layout this durable-sdk reads and writes."""
 
 # Column sizes, in characters.

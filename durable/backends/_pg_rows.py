@@ -47,7 +47,7 @@ def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Ex
             **{c: w.c[c].type for c in ("workflow_id", "name", "args_fingerprint", "args")},
             **{c: w.c[c].type for c in ("owner_host", "owner_pid", "owner_started")},
             "lease": sa.Float(),
-            "parent_id": w.c.parent_id.type,
+            **{c: w.c[c].type for c in ("parent_id", "timeout", "deadline")},
         }
     )
     started = started_values(lambda name: new.c[name], now)

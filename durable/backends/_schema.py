@@ -67,6 +67,10 @@ workflows = sa.Table(
     # Version 5: 512 (was 255), to hold "child:" and a workflow id of 255.
     sa.Column("waiting_for", sa.String(WAITING_FOR_CHARS), nullable=True),
     sa.Column("recoveries", sa.Integer, nullable=False, server_default="0"),
+    # Version 6: the workflow's timeout (seconds, as the call gave it) and
+    # its deadline (set when it first starts, kept across resumes).
+    sa.Column("timeout", sa.Float, nullable=True),
+    sa.Column("deadline", sa.Float, nullable=True),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
@@ -185,7 +189,19 @@ def _v4_to_v5(conn: sa.Connection) -> None:
         )
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+def _v5_to_v6(conn: sa.Connection) -> None:
+    for column in ("timeout", "deadline"):
+        ddl = CreateColumn(workflows.c[column]).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+
+
+MIGRATIONS: dict[int, Migration] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+    5: _v5_to_v6,
+}
 
 
 def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) -> int:

@@ -79,6 +79,8 @@ def new_params(new: NewWorkflow) -> dict[str, Any]:
         "name": new.name,
         "args_fingerprint": new.args_fingerprint,
         "args": new.args,
+        "timeout": new.timeout,
+        "deadline": new.deadline,
     }
 
 

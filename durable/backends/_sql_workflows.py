@@ -138,6 +138,14 @@ class WorkflowOps(SqlOps):
         )
         return updated.rowcount == 1
 
+    async def set_deadline(
+        self, tx: Tx, workflow_id: str, epoch: int, deadline: float | None
+    ) -> bool:
+        updated = await tx.execute(
+            self.q.set_deadline, {"workflow_id": workflow_id, "epoch": epoch, "deadline": deadline}
+        )
+        return updated.rowcount == 1
+
     async def set_running(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
         return await self._update_fenced(tx, self.q.set_running, workflow_id, epoch)
 

@@ -141,7 +141,10 @@ class Statements:
             )
         )
         self.clear_outcome = (
-            sa.update(w).where(w.c.workflow_id == P("workflow_id")).values(result=None, error=None)
+            sa.update(w)
+            .where(w.c.workflow_id == P("workflow_id"))
+            # A new attempt gets a new deadline, counted from its own start.
+            .values(result=None, error=None, deadline=None)
         )
         # A new attempt runs again what failed, and what belongs to one
         # attempt: the records kept from rolled-back blocks and every
@@ -159,6 +162,9 @@ class Statements:
         )
         self.clock = sa.select(p.now.label("db_now"))
         self.fence = sa.select(w.c.epoch).where(p.same_epoch)
+        self.set_deadline = (
+            sa.update(w).where(p.same_epoch).values(deadline=P("deadline"), updated_at=p.now)
+        )
         self.workflow_status = sa.select(w.c.status).where(w.c.workflow_id == P("workflow_id"))
 
     def _rewrites(self, p: _Parts) -> None:
@@ -536,6 +542,8 @@ def new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
         "status": WorkflowStatus.RUNNING.value,
         "args_fingerprint": bind("args_fingerprint"),
         "args": bind("args"),
+        "timeout": bind("timeout"),
+        "deadline": bind("deadline"),
         "epoch": 1,
         "created_at": now,
         "updated_at": now,

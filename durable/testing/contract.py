@@ -364,6 +364,19 @@ class BackendContract:
         with pytest.raises(OwnershipLostError):
             store(b.record_steps, "w", 9, [step(4)])
 
+    @checks("set_deadline")
+    def test_deadlines_are_kept_and_fenced(self, store: Store) -> None:
+        """A start records its timeout and deadline; a fenced write changes the deadline."""
+        b = store.backend
+        new = NewWorkflow("w", "contract.wf", "fp-w", b"args", None, timeout=60.0, deadline=100.0)
+        row, _ = store(b.start_workflow, new, OWNER, LEASE)
+        assert (row.timeout, row.deadline) == (60.0, 100.0)
+        assert store(b.set_deadline, "w", 1, 250.5)
+        assert not store(b.set_deadline, "w", 2, 1.0)  # a stale epoch changes nothing
+        assert store.row("w").deadline == 250.5
+        assert store(b.set_deadline, "w", 1, None)
+        assert (store.row("w").timeout, store.row("w").deadline) == (60.0, None)
+
     @checks("publish", "published")
     def test_published_values_latest_per_key_and_wake_readers(self, store: Store) -> None:
         """The latest live value of each key; a publish is fenced and wakes readers."""

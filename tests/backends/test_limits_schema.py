@@ -356,7 +356,7 @@ def test_a_version_4_store_is_migrated_to_version_5(db_url: str) -> None:
         assert info is not None
         assert info.waiting_for is not None
         assert len(info.waiting_for) == len("child:") + _limits.WORKFLOW_ID_CHARS
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "5"
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "6"
 
 
 def version(url: str) -> str:

@@ -227,6 +227,9 @@ def test_another_process_reads_progress_and_survives_a_sigkill(tmp_path: Path, d
     with durable.Runtime(db_url) as rt, rt.activated():
         assert durable.get_published_sync("job-3", "ready", timeout=120) is True
         assert durable.get_published_sync("job-3", "progress") == 100.0
+        before = rt.get_workflow("job-3")
+        assert before is not None
+        assert before.deadline is not None  # publisher.job has timeout=3600
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
@@ -243,6 +246,9 @@ def test_another_process_reads_progress_and_survives_a_sigkill(tmp_path: Path, d
         )
         durable.send_event_sync("job-3", "go", "go")
         assert resumed.communicate(timeout=120)[0].strip() == "done"
+        after = rt.get_workflow("job-3")
+        assert after is not None
+        assert after.deadline == before.deadline  # a resume keeps the deadline
         assert durable.get_published_sync("job-3", "stage") == "finished after go"
         publishes = [e.name for e in rt.store.history("job-3") if e.kind == "publish"]
         assert publishes == ["progress"] * 3 + ["ready", "stage"]

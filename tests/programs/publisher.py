@@ -21,7 +21,7 @@ def work(i: int) -> int:
     return i
 
 
-@durable.durable_workflow(name="publisher.job")
+@durable.durable_workflow(name="publisher.job", timeout=3600)
 def job(n: int) -> str:
     for i in range(1, n + 1):
         work(i)
