@@ -154,7 +154,11 @@ class WorkflowAlreadyRunningError(DurableError):
 
 
 class WorkflowCancelledError(DurableError):
-    """The workflow was cancelled; it stops at its next step boundary and is never resumed."""
+    """The workflow was cancelled; it stops at its next step boundary, with its children.
+
+    It is not resumed by itself: :meth:`durable.Store.resume` (``durable
+    resume``) goes on with it from its records, when asked.
+    """
 
 
 class WorkflowTimeoutError(WorkflowCancelledError, TimeoutError):

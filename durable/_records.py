@@ -34,7 +34,9 @@ class WorkflowStatus(str, enum.Enum):
     ERROR = "error"
     """Finished by raising; calling it again starts a new attempt."""
     CANCELLED = "cancelled"
-    """Cancelled: it stopped at its next step boundary and is never resumed."""
+    """Cancelled (or timed out): it stopped at its next step boundary, with its children.
+
+    Resumed only by hand (``Store.resume``), from its records."""
     QUARANTINED = "quarantined"
     """Crashed its executor on too many recoveries in a row; resumed only by hand."""
 
@@ -207,6 +209,7 @@ class WorkflowQuery:
     since: float | None = None
     until: float | None = None
     limit: int | None = None
+    queue: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,11 @@ import datetime as dt
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from durable import _infos
-from durable._aio import drive, require_asyncio
-from durable._durations import duration, moment
-from durable._engine._core import Engine
-from durable._engine._leases import Leases
+from durable._aio import drive
+from durable._durations import moment
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -31,7 +29,7 @@ from durable._records import (
     WorkflowStatus,
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
-from durable.backends._base import Backend, Operation
+from durable._store_changes import Changes, Source, statuses_of
 from durable.backends._limits import (
     INT64_MAX,
     NAME_COLUMN_CHARS,
@@ -45,36 +43,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class _Parts(Protocol):
-    @property
-    def leases(self) -> Leases:
-        """Who holds what here, and whether an owner lives."""
-        ...
-
-
-class Source(Protocol):
-    """What a store reads through: a :class:`durable.Runtime`."""
-
-    @property
-    def backend(self) -> Backend:
-        """The store's backend."""
-        ...
-
-    @property
-    def engine(self) -> Engine:
-        """For decoding outcomes, and the commit times this process measured."""
-        ...
-
-    @property
-    def parts(self) -> _Parts:
-        """For the liveness of owners."""
-        ...
-
-    def close(self) -> None:
-        """Release the store (``Store.open`` opened it)."""
-        ...
-
-
 _opener: Callable[..., Source] | None = None
 
 
@@ -84,10 +52,7 @@ def opens_with(opener: Callable[..., Source]) -> None:
     _opener = opener
 
 
-_FINISHED = (WorkflowStatus.SUCCESS, WorkflowStatus.ERROR, WorkflowStatus.CANCELLED)
-
-
-class Store:
+class Store(Changes):
     """The records of a store: query them, inspect them, rewind and fork, clean up.
 
     Get the current runtime's with ``durable.current_runtime().store``, or
@@ -271,41 +236,6 @@ class Store:
         """Async form of :meth:`fork`."""
         return await self._fork(False, workflow_id, snapshot, new_workflow_id)
 
-    def cancel(self, workflow_id: str) -> bool:
-        """Cancel a running workflow: it stops at its next step boundary, is never resumed.
-
-        Returns False when the workflow had already finished.
-        """
-        return drive(self._cancel(True, workflow_id))
-
-    async def acancel(self, workflow_id: str) -> bool:
-        """Async form of :meth:`cancel`."""
-        return await self._cancel(False, workflow_id)
-
-    def cleanup(
-        self,
-        *,
-        older_than: dt.timedelta | float,
-        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
-        dry_run: bool = False,
-    ) -> _infos.CleanupReport:
-        """Delete finished workflows (with all their records) finished over ``older_than`` ago.
-
-        ``status`` narrows which finished states go (default: all of them);
-        running workflows are never deleted. ``dry_run`` counts only.
-        """
-        return drive(self._cleanup(True, older_than, status, dry_run))
-
-    async def acleanup(
-        self,
-        *,
-        older_than: dt.timedelta | float,
-        status: str | WorkflowStatus | Sequence[str | WorkflowStatus] | None = None,
-        dry_run: bool = False,
-    ) -> _infos.CleanupReport:
-        """Async form of :meth:`cleanup`."""
-        return await self._cleanup(False, older_than, status, dry_run)
-
     def prune(self, *, keep_snapshots: int = 3, dry_run: bool = False) -> _infos.CleanupReport:
         """Drop superseded records, and all but the newest snapshots of finished workflows.
 
@@ -322,20 +252,6 @@ class Store:
 
     # Implementation (once, for both forms) ----------------------------------
 
-    @property
-    def _backend(self) -> Backend:
-        return self._runtime.backend
-
-    async def _run(
-        self, sync: bool, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run a storage operation for the sync form (in place) or the async one."""
-        backend = self._backend
-        if sync:
-            return backend.run_sync(op, *args, **kwargs)
-        require_asyncio("an async method of durable.Store")
-        return await backend.run_async(op, *args, **kwargs)
-
     async def _list(
         self,
         sync: bool,
@@ -348,7 +264,7 @@ class Store:
         if limit is not None:
             check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
         query = WorkflowQuery(
-            statuses=_statuses(status),
+            statuses=statuses_of(status),
             name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
             since=_timestamp(since, "since"),
             until=_timestamp(until, "until"),
@@ -360,15 +276,6 @@ class Store:
     async def _get(self, sync: bool, workflow_id: str) -> _infos.WorkflowInfo | None:
         row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
         return self._info(row) if row is not None else None
-
-    async def _row(self, sync: bool, workflow_id: str) -> WorkflowRow:
-        row = await self._run(sync, self._backend.get_workflow, validate_workflow_id(workflow_id))
-        if row is None:
-            raise WorkflowNotFoundError(
-                f"no workflow {workflow_id!r} in the store {self._runtime.backend.url}",
-                workflow_id=workflow_id,
-            )
-        return row
 
     async def _published(self, sync: bool, workflow_id: str) -> dict[str, Any]:
         row = await self._row(sync, workflow_id)
@@ -522,22 +429,6 @@ class Store:
             )
         return new_workflow_id
 
-    async def _cancel(self, sync: bool, workflow_id: str) -> bool:
-        before = await self._row(sync, workflow_id)
-        after = await self._run(sync, self._backend.cancel, before.workflow_id)
-        return bool(
-            before.status.active and after is not None and after.status is WorkflowStatus.CANCELLED
-        )
-
-    async def _cleanup(
-        self, sync: bool, older_than: dt.timedelta | float, status: Any, dry_run: bool
-    ) -> _infos.CleanupReport:
-        seconds = duration(older_than, "older_than")
-        statuses = _statuses(status) or _FINISHED
-        cutoff = await self._run(sync, self._backend.now) - seconds
-        counts = await self._run(sync, self._backend.cleanup, cutoff, statuses, dry_run)
-        return _infos.CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
-
     async def _prune(self, sync: bool, keep_snapshots: int, dry_run: bool) -> _infos.CleanupReport:
         check_int(keep_snapshots, "keep_snapshots", minimum=0, maximum=INT64_MAX)
         counts = await self._run(sync, self._backend.prune, keep_snapshots, dry_run)
@@ -573,19 +464,6 @@ def _ms(seconds: float | None) -> float | None:
 
 def _replace_output(step: StepRow, output: bytes) -> StepRow:
     return replace(step, output=output, tx_id=None)
-
-
-def _statuses(status: Any) -> tuple[WorkflowStatus, ...] | None:
-    if status is None:
-        return None
-    items = [status] if isinstance(status, (str, WorkflowStatus)) else list(status)
-    try:
-        return tuple(WorkflowStatus(s) for s in items)
-    except ValueError:
-        raise ConfigurationError(
-            f"unknown workflow status in {status!r}; the statuses are "
-            + ", ".join(s.value for s in WorkflowStatus)
-        ) from None
 
 
 def _timestamp(value: dt.datetime | float | str | None, name: str) -> float | None:

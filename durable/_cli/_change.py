@@ -11,7 +11,13 @@ import click
 
 from durable._cli._format import cleanup_text, echo_json, require
 from durable._cli._parse import duration_callback
-from durable._cli._state import State, count_option, json_flag, status_option
+from durable._cli._state import (
+    State,
+    count_option,
+    filter_options,
+    json_flag,
+    status_option,
+)
 
 
 @click.command("restore")
@@ -42,16 +48,52 @@ def fork(state: State, workflow_id: str, snapshot: str, new_id: str) -> None:
 
 
 @click.command("cancel")
-@click.argument("workflow_id", metavar="ID")
+@click.argument("workflow_id", metavar="[ID]", required=False)
+@filter_options("Only workflows in this status (repeatable; default: enqueued, running, waiting).")
+@json_flag()
 @click.pass_obj
-def cancel(state: State, workflow_id: str) -> None:
-    """Cancel a workflow that is running or waiting to resume."""
+def cancel(
+    state: State,
+    workflow_id: str | None,
+    statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    older_than: dt.timedelta | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Cancel a workflow and its children, or every active workflow the filters select."""
     store = state.store()
+    if workflow_id is None:
+        ids = store.cancel_many(
+            status=list(statuses) or None,
+            name=name,
+            queue=queue,
+            older_than=older_than,
+            dry_run=dry_run,
+        )
+        _many(ids, "would cancel" if dry_run else "cancelled", as_json, dry_run)
+        return
+    if statuses or name or queue or older_than or dry_run:
+        raise click.UsageError("give an ID or filters (--status, --name, ...), not both")
     if store.cancel(workflow_id):
-        click.echo(f"cancelled {workflow_id}; it stops at its next step and never resumes")
+        click.echo(
+            f"cancelled {workflow_id} and its children; each stops at its next step. "
+            f"durable resume {workflow_id} --import MODULE goes on with it later"
+        )
     else:
         status = require(store, workflow_id).status.value
         click.echo(f"{workflow_id} is {status} already; nothing to cancel")
+
+
+def _many(ids: list[str], verb: str, as_json: bool, dry_run: bool) -> None:
+    """What a command on many workflows did (or would do)."""
+    if as_json:
+        echo_json({"workflow_ids": ids, "dry_run": dry_run})
+        return
+    click.echo(f"{verb} {len(ids)} workflow{'s' if len(ids) != 1 else ''}")
+    for workflow_id in ids:
+        click.echo(f"  {workflow_id}")
 
 
 @click.command("cleanup")
@@ -63,6 +105,8 @@ def cancel(state: State, workflow_id: str) -> None:
     help="Delete workflows that finished more than AGE ago: 30d, 12h, 15m, 90s, 2w.",
 )
 @status_option("Only finished workflows in this status (repeatable; default: every finished one).")
+@click.option("--name", help="Only workflows of this registered name.")
+@click.option("--queue", help="Only workflows enqueued on this queue.")
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
 @json_flag()
 @click.pass_obj
@@ -70,12 +114,18 @@ def cleanup(
     state: State,
     older_than: dt.timedelta,
     statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
     """Delete finished workflows, with all their records. Running ones are never touched."""
     report = state.store().cleanup(
-        older_than=older_than, status=list(statuses) or None, dry_run=dry_run
+        older_than=older_than,
+        status=list(statuses) or None,
+        name=name,
+        queue=queue,
+        dry_run=dry_run,
     )
     if as_json:
         echo_json(dataclasses.asdict(report))

@@ -157,6 +157,40 @@ def shows_workflow(name: str) -> Callable[[Callable[..., Any]], click.Command]:
     return decorate
 
 
+def filter_options(statuses: str) -> Callable[[F], F]:
+    """The filters of a command that acts on many workflows: status, name, queue, age, dry run.
+
+    The command receives ``statuses``, ``name``, ``queue``, ``older_than``
+    (a timedelta or None) and ``dry_run``.
+    """
+    import click
+
+    from durable._cli._parse import duration_callback
+
+    def optional_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        return None if value is None else duration_callback(ctx, param, value)
+
+    def add(command: F) -> F:
+        for option in reversed(
+            (
+                status_option(statuses),
+                click.option("--name", help="Only workflows of this registered name."),
+                click.option("--queue", help="Only workflows enqueued on this queue."),
+                click.option(
+                    "--older-than",
+                    metavar="AGE",
+                    callback=optional_duration,
+                    help="Only workflows created more than AGE ago: 30d, 12h, 15m, 90s, 2w.",
+                ),
+                click.option("--dry-run", is_flag=True, help="List what it would do; do nothing."),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return add
+
+
 def imports_option(required: bool) -> Callable[[F], F]:
     import click
 

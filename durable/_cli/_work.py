@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -11,7 +12,14 @@ import click
 
 from durable._cli._format import echo_json, recovery_json, require
 from durable._cli._parse import seconds_callback
-from durable._cli._state import Failure, State, import_modules, imports_option, json_flag
+from durable._cli._state import (
+    Failure,
+    State,
+    filter_options,
+    import_modules,
+    imports_option,
+    json_flag,
+)
 from durable._errors import WorkflowNotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,11 +59,55 @@ def recover(ctx: click.Context, modules: tuple[str, ...], as_json: bool) -> None
 
 
 @click.command("resume")
-@click.argument("workflow_id", metavar="ID")
-@imports_option(required=True)
+@click.argument("workflow_id", metavar="[ID]", required=False)
+@imports_option(required=False)
+@filter_options("Only workflows in this status (repeatable; default: cancelled, quarantined).")
+@json_flag()
 @click.pass_obj
-def resume(state: State, workflow_id: str, modules: tuple[str, ...]) -> None:
-    """Run one workflow again from its records; print its result."""
+def resume(
+    state: State,
+    workflow_id: str | None,
+    modules: tuple[str, ...],
+    statuses: tuple[str, ...],
+    name: str | None,
+    queue: str | None,
+    older_than: dt.timedelta | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Run one workflow again from its records (also a cancelled one), or reopen many.
+
+    With ID: runs it here and prints its result (--import its module). With
+    filters instead: reopens every cancelled or quarantined workflow they
+    select, for durable recover or a worker to run.
+    """
+    if workflow_id is None:
+        ids = state.store().resume_many(
+            status=list(statuses) or None,
+            name=name,
+            queue=queue,
+            older_than=older_than,
+            dry_run=dry_run,
+        )
+        if as_json:
+            echo_json({"workflow_ids": ids, "dry_run": dry_run})
+            return
+        verb = "would reopen" if dry_run else "reopened"
+        click.echo(f"{verb} {len(ids)} workflow{'s' if len(ids) != 1 else ''}")
+        for resumed in ids:
+            click.echo(f"  {resumed}")
+        if ids and not dry_run:
+            click.echo("durable recover --import MODULE (or a worker) runs them")
+        return
+    if statuses or name or queue or older_than or dry_run:
+        raise click.UsageError("give an ID or filters (--status, --name, ...), not both")
+    if not modules:
+        raise click.UsageError("resuming ID runs it here: say where it is with --import MODULE")
+    run_one(state, workflow_id, modules)
+
+
+def run_one(state: State, workflow_id: str, modules: tuple[str, ...]) -> None:
+    """``durable resume ID``: run it here from its records and print its result."""
     from durable._errors import WorkflowSuspendedError
 
     import_modules(modules)

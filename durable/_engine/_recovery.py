@@ -297,9 +297,9 @@ class Recovery(Part):
                 workflow_id=workflow_id,
             ) from None
         target, args, kwargs = self._bind_call(workflow, row)
-        if row.status is WorkflowStatus.QUARANTINED:
-            # Only now that it can run: a failed resume leaves it quarantined.
-            self.engine.backend.run_sync(self.engine.backend.unquarantine, workflow_id)
+        if row.status in (WorkflowStatus.QUARANTINED, WorkflowStatus.CANCELLED):
+            # Only now that it can run: a failed resume leaves it as it was.
+            self.engine.backend.run_sync(self.engine.backend.reopen, workflow_id)
         with self.engine.activate():
             outcome = target.run(*args, workflow_id=workflow_id, **kwargs)
             return await outcome if isinstance(outcome, Coroutine) else outcome

@@ -425,8 +425,8 @@ class Workflows(OverSteps):
         limit = f"its timeout of {timeout:g} s" if timeout is not None else "its parent's deadline"
         error = WorkflowTimeoutError(
             f"workflow {workflow_id!r} timed out: {limit} was up at {format_utc(deadline)}, "
-            "so it was cancelled there. Resume it with store.resume() (durable resume) to "
-            "run it on without the limit, or with a new timeout.",
+            "so it was cancelled there. store.resume() (durable resume) goes on with it from "
+            "its records, its timeout counted afresh.",
             workflow_id=workflow_id,
             deadline=deadline,
             timeout=timeout,

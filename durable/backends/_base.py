@@ -242,8 +242,16 @@ class Backend(ABC):
         """Stop resuming a workflow that keeps crashing its executors (fenced)."""
 
     @abstractmethod
-    async def unquarantine(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
-        """Make a quarantined workflow resumable again (no owner, recoveries reset; atomic)."""
+    async def reopen(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
+        """Make a quarantined or cancelled workflow resumable again, with its tree (atomic).
+
+        It becomes running with no owner (so the next call, a recovery or a
+        worker resumes it from its records) under a new epoch; its recorded
+        error (a timeout's), deadline, waits and recoveries in a row are
+        cleared. Its cancelled descendants are reopened alike, so that it
+        finds its children resumable. None if it was neither quarantined nor
+        cancelled.
+        """
 
     @abstractmethod
     async def resumable(self, tx: Any) -> list[WorkflowRow]:
@@ -258,7 +266,9 @@ class Backend(ABC):
     async def cancel(self, tx: Any, workflow_id: str) -> WorkflowRow | None:
         """Mark an active workflow cancelled, fencing out its owner; the row after (atomic).
 
-        Wakes the workflow's waiters once committed, so that a waiting owner looks at once.
+        Its active descendants (children, theirs...) are cancelled with it.
+        Wakes the waiters of each once committed, so that a waiting owner
+        looks at once.
         """
 
     # Steps --------------------------------------------------------------------
@@ -410,9 +420,20 @@ class Backend(ABC):
 
     @abstractmethod
     async def cleanup(
-        self, tx: Any, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool
+        self,
+        tx: Any,
+        cutoff: float,
+        statuses: Sequence[WorkflowStatus],
+        dry_run: bool,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
     ) -> Counts:
-        """Delete finished workflows (of ``statuses``) finished before ``cutoff`` (atomic)."""
+        """Delete finished workflows (of ``statuses``) finished before ``cutoff`` (atomic).
+
+        ``name`` and ``queue``, when given, narrow it to workflows of that
+        registered name, or enqueued on that queue.
+        """
 
     @abstractmethod
     async def prune(self, tx: Any, keep_snapshots: int, dry_run: bool) -> Counts:

@@ -74,6 +74,8 @@ workflows = sa.Table(
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
+    # Version 6: a workflow's children, for cancelling and resuming a tree.
+    sa.Index("ix_durable_workflows_parent", "parent_id"),
 )
 
 steps = sa.Table(
@@ -193,6 +195,8 @@ def _v5_to_v6(conn: sa.Connection) -> None:
     for column in ("timeout", "deadline"):
         ddl = CreateColumn(workflows.c[column]).compile(dialect=conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+    index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_parent")
+    conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
 
 
 MIGRATIONS: dict[int, Migration] = {

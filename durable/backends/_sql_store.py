@@ -23,13 +23,24 @@ class StoreOps(SqlOps):
 
     @atomic
     async def cleanup(
-        self, tx: Tx, cutoff: float, statuses: Sequence[WorkflowStatus], dry_run: bool
+        self,
+        tx: Tx,
+        cutoff: float,
+        statuses: Sequence[WorkflowStatus],
+        dry_run: bool,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
     ) -> Counts:
         w = s.workflows
         doomed = sa.select(w.c.workflow_id).where(
             w.c.status.in_([st.value for st in statuses if st.finished]),
             w.c.finished_at < cutoff,
         )
+        if name is not None:
+            doomed = doomed.where(w.c.name == name)
+        if queue is not None:
+            doomed = doomed.where(w.c.queue == queue)
         return await self._delete(tx, doomed, None, dry_run)
 
     @atomic

@@ -163,9 +163,25 @@ class WorkflowOps(SqlOps):
         return bool(found.rows)
 
     @atomic
-    async def unquarantine(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
-        updated = await tx.execute(self.q.unquarantine, {"workflow_id": workflow_id})
-        return await self.get_workflow(tx, workflow_id) if updated.rowcount == 1 else None
+    @atomic
+    async def reopen(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
+        updated = await tx.execute(self.q.reopen, {"workflow_id": workflow_id})
+        if updated.rowcount != 1:
+            return None
+        for child in await self._descendants(tx, workflow_id, WorkflowStatus.CANCELLED):
+            await tx.execute(self.q.reopen, {"workflow_id": child})
+        return await self.get_workflow(tx, workflow_id)
+
+    async def _descendants(self, tx: Tx, workflow_id: str, *statuses: WorkflowStatus) -> list[str]:
+        """The workflow's children, theirs and so on, of these statuses (breadth first)."""
+        wanted = {status.value for status in statuses}
+        found: list[str] = []
+        frontier = [workflow_id]
+        while frontier:
+            rows = (await tx.execute(self.q.children(frontier))).rows
+            frontier = [r.workflow_id for r in rows]
+            found += [r.workflow_id for r in rows if r.status in wanted]
+        return found
 
     async def resumable(self, tx: Tx) -> list[WorkflowRow]:
         return [workflow_row(r) for r in (await tx.execute(self.q.resumable)).rows]
@@ -175,6 +191,10 @@ class WorkflowOps(SqlOps):
         cancelled = await tx.execute(self.q.cancel, {"workflow_id": workflow_id})
         if cancelled.rowcount == 1:
             await self._notify(tx, event_topic(workflow_id))
+            active = [st for st in WorkflowStatus if st.active]
+            for child in await self._descendants(tx, workflow_id, *active):
+                await tx.execute(self.q.cancel, {"workflow_id": child})
+                await self._notify(tx, event_topic(child))
         return await self.get_workflow(tx, workflow_id)
 
     async def query_workflows(self, tx: Tx, query: WorkflowQuery) -> list[WorkflowRow]:
@@ -191,6 +211,8 @@ class WorkflowOps(SqlOps):
             stmt = stmt.where(w.c.status.in_([st.value for st in query.statuses]))
         if query.name is not None:
             stmt = stmt.where(w.c.name == query.name)
+        if query.queue is not None:
+            stmt = stmt.where(w.c.queue == query.queue)
         if query.since is not None:
             stmt = stmt.where(w.c.created_at >= query.since)
         if query.until is not None:

@@ -407,13 +407,16 @@ class Statements:
         )
 
     def _recovery(self, p: _Parts) -> None:
-        """What a recovery resumes, and a quarantined workflow released by hand."""
+        """What a recovery resumes, and a quarantined or cancelled workflow reopened by hand."""
         w, ev = s.workflows, s.events
-        self.unquarantine = (
+        self.reopen = (
             sa.update(w)
             .where(
                 w.c.workflow_id == P("workflow_id"),
-                w.c.status == WorkflowStatus.QUARANTINED.value,
+                sa.or_(
+                    w.c.status == WorkflowStatus.QUARANTINED.value,
+                    w.c.status == WorkflowStatus.CANCELLED.value,
+                ),
             )
             .values(
                 status=WorkflowStatus.RUNNING.value,
@@ -421,8 +424,14 @@ class Statements:
                 recoveries=0,
                 updated_at=p.now,
                 finished_at=None,
+                error=None,
+                # Its timeout counts afresh from the resume.
+                deadline=None,
+                wake_at=None,
+                waiting_for=None,
             )
         )
+
         pending = ev.c.consumed_at.is_(None)
         event_arrived = (
             sa.exists()
@@ -480,6 +489,11 @@ class Statements:
         self.consume_event = (
             sa.update(ev).where(ev.c.id == P("event_id"), pending).values(consumed_at=p.now)
         )
+
+    def children(self, parent_ids: Sequence[str]) -> sa.Select[Any]:
+        """The ids and statuses of these workflows' children (built per call: an IN list)."""
+        w = s.workflows
+        return sa.select(w.c.workflow_id, w.c.status).where(w.c.parent_id.in_(list(parent_ids)))
 
     def claim_queued(self, queues: Sequence[str]) -> sa.Update:
         """Claim the best ``p_limit`` enqueued workflows of ``queues`` in one statement.

@@ -293,7 +293,7 @@ class BackendContract:
         assert due["s"].wake_at == 5.0
         assert due["s"].args is None
 
-    @checks("quarantine", "unquarantine", "cancel", "owns")
+    @checks("quarantine", "reopen", "cancel", "owns")
     def test_quarantine_cancel_and_their_undo(self, store: Store) -> None:
         """Quarantine and cancel fence the owner out; a cancel wakes waiters; both undo."""
         b = store.backend
@@ -303,14 +303,14 @@ class BackendContract:
         assert store(b.quarantine, "q", 1)
         assert store.row("q").status is WorkflowStatus.QUARANTINED
         assert all(row.workflow_id != "q" for row in store(b.resumable))
-        released = store(b.unquarantine, "q")
+        released = store(b.reopen, "q")
         assert released is not None
         assert (released.status, released.owner, released.recoveries) == (
             WorkflowStatus.RUNNING,
             None,
             0,
         )
-        assert store(b.unquarantine, "q") is None
+        assert store(b.reopen, "q") is None
         with self._woken(store, "event:c") as woken:
             cancelled = store(b.cancel, "c")
         assert cancelled is not None
@@ -321,6 +321,38 @@ class BackendContract:
         assert again is not None
         assert again.epoch == cancelled.epoch
         assert store(b.cancel, "nobody") is None
+        reopened = store(b.reopen, "c")
+        assert reopened is not None
+        assert (reopened.status, reopened.owner, reopened.error) == (
+            WorkflowStatus.RUNNING,
+            None,
+            None,
+        )
+        assert reopened.epoch > cancelled.epoch  # its old owner stays fenced out
+
+    @checks("cancel", "reopen")
+    def test_cancel_and_reopen_take_the_whole_tree(self, store: Store) -> None:
+        """A cancel reaches every active descendant; a reopen every cancelled one."""
+        b = store.backend
+        store.start("root")
+        for child, parent in (("a", "root"), ("b", "root"), ("a1", "a"), ("done", "a")):
+            new = NewWorkflow(child, "contract.wf", f"fp-{child}", b"args", parent)
+            store(b.start_workflow, new, OWNER, LEASE)
+        assert store(b.finish_workflow, "done", 1, WorkflowStatus.SUCCESS, result=b"r")
+        with self._woken(store, "event:a1") as woken:
+            store(b.cancel, "root")
+        assert woken.is_set(), "each cancelled descendant's waiters are woken"
+        statuses = {w: store.row(w).status for w in ("root", "a", "b", "a1", "done")}
+        assert statuses == {
+            **dict.fromkeys(("root", "a", "b", "a1"), WorkflowStatus.CANCELLED),
+            "done": WorkflowStatus.SUCCESS,  # finished: left as it was
+        }
+        store(b.reopen, "root")
+        statuses = {w: store.row(w).status for w in ("root", "a", "b", "a1", "done")}
+        assert statuses == {
+            **dict.fromkeys(("root", "a", "b", "a1"), WorkflowStatus.RUNNING),
+            "done": WorkflowStatus.SUCCESS,
+        }
 
     @staticmethod
     def _woken(store: Store, topic: str) -> Any:

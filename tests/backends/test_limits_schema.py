@@ -342,10 +342,13 @@ def test_a_parent_waits_for_a_child_of_the_longest_id(db_url: str) -> None:
         assert info.waiting_for == "child:" + "c" * _limits.WORKFLOW_ID_CHARS
 
 
-def test_a_version_4_store_is_migrated_to_version_5(db_url: str) -> None:
+def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> None:
     with durable.Runtime(db_url):
         pass
-    # Make it what durable-sdk wrote with schema version 4.
+    # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines).
+    execute(db_url, "DROP INDEX ix_durable_workflows_parent")
+    for column in ("timeout", "deadline"):
+        execute(db_url, f"ALTER TABLE durable_workflows DROP COLUMN {column}")
     if not db_url.startswith("sqlite"):
         execute(db_url, "ALTER TABLE durable_workflows ALTER COLUMN waiting_for TYPE VARCHAR(255)")
     execute(db_url, "UPDATE durable_meta SET value = '4' WHERE key = 'schema_version'")
@@ -356,6 +359,7 @@ def test_a_version_4_store_is_migrated_to_version_5(db_url: str) -> None:
         assert info is not None
         assert info.waiting_for is not None
         assert len(info.waiting_for) == len("child:") + _limits.WORKFLOW_ID_CHARS
+        assert info.deadline is None
     assert version(db_url) == str(_schema.SCHEMA_VERSION) == "6"
 
 
