@@ -59,6 +59,7 @@ from durable._errors import (
     WorkflowTimeoutError,
 )
 from durable._events import send_event, send_event_sync, wait_for_event, wait_for_event_sync
+from durable._first import as_completed, wait_first
 from durable._handle import WorkflowHandle
 from durable._identity import MAX_WORKFLOW_ID_LENGTH
 from durable._infos import (
@@ -184,11 +185,13 @@ __all__ = [
     "configure",
     "current_runtime",
     "current_workflow_id",
+    "as_completed",
     "durable_workflow",
     "get_published",
     "get_published_sync",
     "publish",
     "publish_sync",
+    "wait_first",
     "fork",
     "health_check",
     "recover",

@@ -17,6 +17,8 @@ EXPORTED = {
     "get_published",
     "get_published_sync",
     "NotPublishedError",
+    "wait_first",
+    "as_completed",
     "WorkflowTimeoutError",
     "StepTimeoutError",
     "send_event_sync",

@@ -26,7 +26,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -256,6 +256,11 @@ class Engine:
         [WorkflowContext, Session, int, str, float | dt.timedelta | None, bool], Co
     ]
     """A durable event wait (``Waits.wait_for_event``)."""
+    first_of: Callable[
+        [WorkflowContext, Session, int, dict[int, Awaitable[Any]], bool],
+        Coroutine[Any, Any, tuple[int, Any]],
+    ]
+    """The first of several to finish, recorded (``Waits.first_of``)."""
     run_workflow: Callable[[Invocation, Session], Co]
     """Run one workflow call (``Workflows.run``)."""
     enqueue: Callable[[Invocation, Session, str, int], Coroutine[Any, Any, str]]

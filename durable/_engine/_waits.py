@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from durable._clock import jumps_ahead, real_time
@@ -54,6 +56,54 @@ class Waits(OverSteps):
 
     def fill(self, engine: Engine) -> None:
         engine.sleep, engine.wait_for_event = self.sleep, self.wait_for_event
+        engine.first_of = self.first_of
+
+    async def first_of(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        position: int,
+        pending: dict[int, Awaitable[Any]],
+        cancel_rest: bool,
+    ) -> tuple[int, Any]:
+        """The first of ``pending`` to finish: its index (recorded at ``position``) and outcome.
+
+        The winner is removed from ``pending``; with ``cancel_rest`` the
+        others are cancelled, else they are left running as tasks. A replay
+        takes the recorded winner and starts none of the others.
+        """
+        name = "wait_first"
+        recorded = replayable(ctx, position, name)
+        if recorded is not None:
+            index = int(self.engine.decode_step(recorded, ctx.workflow_id))
+            if cancel_rest:
+                _discard(v for i, v in pending.items() if i != index)
+            return index, await pending.pop(index)
+        check_deadline(ctx)
+        started = self.engine.clock.time()
+        tasks = {i: asyncio.ensure_future(aw) for i, aw in pending.items()}
+        pending.update(tasks)
+        try:
+            await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+            done = [i for i, task in tasks.items() if task.done()]
+            for i in done:
+                # A crash, a suspension or a deadline in one of them is the
+                # workflow's, not an outcome of the race: nothing is recorded.
+                failed = None if tasks[i].cancelled() else tasks[i].exception()
+                if failed is not None and not isinstance(failed, Exception):
+                    raise failed
+            # The lowest index among those done at once: the same on every run.
+            first = min(done)
+            index = int(
+                await self.steps.commit(ctx, session, position, name, started, 1, value=first)
+            )
+        except BaseException:
+            _discard(tasks.values())
+            raise
+        winner = pending.pop(index)  # another executor's record may name another
+        if cancel_rest:
+            _discard(pending.values())
+        return index, await winner
 
     async def sleep(
         self,
@@ -287,3 +337,12 @@ class Waits(OverSteps):
         # real poll interval brought nothing: timeouts cost no time in tests.
         if not woken and deadline is not None and jumps_ahead(clock):
             await session.sleep(deadline - clock.time())
+
+
+def _discard(awaitables: Iterable[Awaitable[Any]]) -> None:
+    """Cancel tasks, and close coroutines never started (no "never awaited" warning)."""
+    for aw in awaitables:
+        if isinstance(aw, asyncio.Future):
+            aw.cancel()
+        elif inspect.iscoroutine(aw):
+            aw.close()

@@ -11,6 +11,15 @@ DOC = (Path(__file__).parents[2] / "docs" / "control.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 EXPECTED = [
     ["4/4", "0", "{'progress': '4/4'}"],
+    ["reminded about order 17", "WorkflowTimeoutError True", "7.0 days"],
+    [
+        "built api",
+        "built ui",
+        "['cancelled', 'cancelled', 'cancelled']",
+        "['v2', 'v2/1', 'v2/2']",
+        "['api', 'ui']",
+    ],
+    ["#1: small's answer", "#1: small's answer"],
 ]
 
 
