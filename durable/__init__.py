@@ -78,6 +78,15 @@ from durable._retry import RetryPolicy
 from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import Store
+from durable._streaming import (
+    StreamRestarted,
+    close_stream,
+    close_stream_sync,
+    read_stream,
+    read_stream_sync,
+    write_stream,
+    write_stream_sync,
+)
 from durable._transaction import Transaction, transaction
 from durable._workflow_types import AsyncWorkflow, SyncWorkflow
 
@@ -166,6 +175,7 @@ __all__ = [
     "SnapshotInfo",
     "StepInfo",
     "StepTimeoutError",
+    "StreamRestarted",
     "StepStatus",
     "Store",
     "SyncWorkflow",
@@ -186,12 +196,18 @@ __all__ = [
     "current_runtime",
     "current_workflow_id",
     "as_completed",
+    "close_stream",
+    "close_stream_sync",
     "durable_workflow",
     "get_published",
     "get_published_sync",
     "publish",
     "publish_sync",
+    "read_stream",
+    "read_stream_sync",
     "wait_first",
+    "write_stream",
+    "write_stream_sync",
     "fork",
     "health_check",
     "recover",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
 
 from durable._errors import ConfigurationError
@@ -51,6 +51,19 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
         "durable internal error: a sync pipeline tried to suspend; an async "
         "object was awaited on the sync path"
     )
+
+
+def drive_iterator(agen: AsyncGenerator[T, None]) -> Iterator[T]:
+    """Iterate, in this thread, an async generator whose steps complete without suspending."""
+    try:
+        while True:
+            try:
+                item = drive(agen.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        drive(agen.aclose())
 
 
 class _Done(Awaitable[T]):

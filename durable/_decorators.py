@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import wrapt
 
 from durable import _registry
-from durable._aio import drive
+from durable._aio import drive, drive_iterator
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
 from durable._durations import duration
@@ -37,7 +37,13 @@ from durable._specs import (
     WorkflowSpec,
 )
 from durable._workflow_types import AsyncWorkflow, StepDecorator, SyncWorkflow, WorkflowDecorator
-from durable.backends._limits import NAME_CHARS, QUEUE_CHARS, check_int, check_text
+from durable.backends._limits import (
+    EVENT_KEY_CHARS,
+    NAME_CHARS,
+    QUEUE_CHARS,
+    check_int,
+    check_text,
+)
 
 _NO_OPTIONS = _context.CallOptions()
 
@@ -64,6 +70,7 @@ def step(
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,
     timeout: float | dt.timedelta | None = None,
+    stream: str | None = None,
 ) -> StepDecorator: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -78,6 +85,7 @@ def step(
     retry: RetryPolicy | None = None,
     on_code_change: OnCodeChange | None = None,
     timeout: float | dt.timedelta | None = None,
+    stream: str | None = None,
 ) -> Any:
     """Make a function a durable step: run once, its result recorded, replayed after.
 
@@ -108,6 +116,17 @@ def step(
             so it runs to its end and, if that was late, its result is
             dropped. Either way the attempt fails with
             :class:`durable.StepTimeoutError`, retried if ``retry_on`` allows.
+        stream: For a generator step (``def`` or ``async def`` with ``yield``):
+            the key of the stream its chunks go to, for
+            :func:`durable.read_stream` (default: the step's name; its
+            second call in a workflow writes ``<key>#2``, and so on).
+
+    A generator step streams: in a workflow, iterate its call (``async
+    for`` for an async generator) and each chunk comes as it is yielded,
+    while readers elsewhere see it live; the list of chunks is recorded when
+    it ends, and replayed without running it. A crash mid-stream runs it
+    again from the start. It is not retried (its chunks reached the workflow
+    already) and takes no ``timeout``.
 
     Example::
 
@@ -115,38 +134,21 @@ def step(
         async def fetch(url: str) -> bytes:
             ...
     """
-    if retry is not None:
-        if not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(f"retry must be a durable.RetryPolicy, not {retry!r}")
-        if (retries, backoff, backoff_multiplier, max_backoff, retry_on) != (
-            0,
-            1.0,
-            2.0,
-            300.0,
-            (Exception,),
-        ):
-            raise ConfigurationError("pass either retry=RetryPolicy(...) or retries=..., not both")
-        policy = retry
-    else:
-        policy = RetryPolicy(
-            retries=retries,
-            backoff=backoff,
-            backoff_multiplier=backoff_multiplier,
-            max_backoff=max_backoff,
-            retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
-        )
-
+    policy = _retry_policy(retry, retries, backoff, backoff_multiplier, max_backoff, retry_on)
     step_timeout = _check_timeout(timeout) if timeout is not None else None
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "step")
+        step_name = _check_name(raw.__qualname__ if name is None else name)
+        generator = inspect.isgeneratorfunction(raw) or inspect.isasyncgenfunction(raw)
         spec = StepSpec(
-            name=_check_name(raw.__qualname__ if name is None else name),
-            is_async=inspect.iscoroutinefunction(raw),
+            name=step_name,
+            is_async=inspect.iscoroutinefunction(raw) or inspect.isasyncgenfunction(raw),
             retry=policy,
             function=raw,
             on_code_change=_check_code_policy(on_code_change),
             timeout=step_timeout,
+            stream=_stream_key(step_name, stream, policy, step_timeout) if generator else None,
         )
 
         def wrapper(
@@ -168,6 +170,8 @@ def step(
                 raise _awaited_sync("step", spec.name)
             position = ctx.allocate(spec.name)
             call = functools.partial(wrapped, *args, **kwargs)
+            if spec.stream is not None:
+                return _streamed(ctx, spec, position, call)
             run_step = ctx.engine.run_step
             if spec.is_async:
                 return named(run_step(ctx, ctx.session, spec, position, call), raw)
@@ -449,10 +453,12 @@ def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
             f"@durable.{'step' if kind == 'step' else 'durable_workflow'} decorates a "
             f"function, not {type(fn).__name__} {fn!r}"
         )
-    if inspect.isgeneratorfunction(raw) or inspect.isasyncgenfunction(raw):
+    generator = inspect.isgeneratorfunction(raw) or inspect.isasyncgenfunction(raw)
+    if generator and kind != "step":
         raise ConfigurationError(
             f"{raw.__qualname__} is a generator function; a durable {kind} must return "
-            "its result (collect the items into a list and return that)"
+            "its result (collect the items into a list and return that, or yield them from "
+            "a generator step: @durable.step streams)"
         )
     namespace = getattr(raw, "__globals__", None)
     if isinstance(namespace, dict):
@@ -497,6 +503,66 @@ def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
             f"on_code_change must be 'reuse', 'rerun' or 'error', not {policy!r}"
         )
     return policy
+
+
+def _retry_policy(
+    retry: RetryPolicy | None,
+    retries: int,
+    backoff: float | dt.timedelta,
+    backoff_multiplier: float,
+    max_backoff: float | dt.timedelta,
+    retry_on: type[Exception] | tuple[type[Exception], ...],
+) -> RetryPolicy:
+    """A step's retry policy: ``retry=`` whole, or built from the four options."""
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a durable.RetryPolicy, not {retry!r}")
+        if (retries, backoff, backoff_multiplier, max_backoff, retry_on) != (
+            0,
+            1.0,
+            2.0,
+            300.0,
+            (Exception,),
+        ):
+            raise ConfigurationError("pass either retry=RetryPolicy(...) or retries=..., not both")
+        return retry
+    return RetryPolicy(
+        retries=retries,
+        backoff=backoff,
+        backoff_multiplier=backoff_multiplier,
+        max_backoff=max_backoff,
+        retry_on=retry_on if isinstance(retry_on, tuple) else (retry_on,),
+    )
+
+
+def _streamed(
+    ctx: _context.WorkflowContext, spec: StepSpec, position: int, call: Callable[[], Any]
+) -> Any:
+    """A generator step's call in a workflow: its chunks, as an (async) iterator."""
+    assert spec.stream is not None
+    nth = ctx.nth[position]
+    key = spec.stream if nth == 1 else f"{spec.stream}#{nth}"
+    session = ctx.session if spec.is_async else ctx.engine.session(sync=True)
+    stream = ctx.engine.stream_step(ctx, session, spec, position, call, key)
+    ctx.streams.append(stream)
+    return stream if spec.is_async else drive_iterator(stream)
+
+
+def _stream_key(name: str, stream: str | None, policy: RetryPolicy, timeout: float | None) -> str:
+    """The stream of a generator step, which takes no retries and no timeout."""
+    if policy.retries or timeout is not None:
+        raise ConfigurationError(
+            f"generator step {name!r} cannot take retries or a timeout: its chunks reach the "
+            "workflow as they come, so a retry would hand it a second set. Retry inside the "
+            "generator, or collect the chunks in a plain step."
+        )
+    key = name if stream is None else stream
+    if len(key) > EVENT_KEY_CHARS - 8:
+        raise ConfigurationError(
+            f"the stream key of generator step {name[:40]!r}... is {len(key)} characters, more "
+            f"than {EVENT_KEY_CHARS - 8}; give it a shorter one with stream='...'"
+        )
+    return check_text(key, "stream key", EVENT_KEY_CHARS)
 
 
 def _check_timeout(timeout: object) -> float:

@@ -88,6 +88,8 @@ class StepKind(str, enum.Enum):
     """An ``on_rollback`` callback's outcome."""
     PUBLISH = "publish"
     """A value published under a key (the record's name) by ``durable.publish``."""
+    STREAM = "stream"
+    """A chunk written (or a stream closed) by ``durable.write_stream``."""
 
     @property
     def family(self) -> StepKind:
@@ -140,6 +142,17 @@ class WorkflowRow:
     """Seconds it may run, counted from its first start (None: no limit)."""
     deadline: float | None = None
     """When it is timed out: set when it first starts, kept across resumes."""
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """One entry of a stream: a chunk, or a marker (``start``, ``end``)."""
+
+    id: int
+    kind: str
+    """``chunk``, ``start`` (a run of a generator step begins) or ``end``."""
+    value: bytes | None
+    written_at: float
 
 
 class EventGone(Exception):

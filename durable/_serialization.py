@@ -244,6 +244,10 @@ def event_slot(key: str) -> str:
     return f"event:{key}"
 
 
+def stream_slot(key: str) -> str:
+    return f"stream:{key}"
+
+
 def check_bytes(name: str, number: object) -> None:
     """Refuse a size setting that is not a whole number of bytes >= 1, or None."""
     if number is not None and (

@@ -26,6 +26,8 @@ class StepSpec:
     on_code_change: OnCodeChange | None = None
     timeout: float | None = None
     """Seconds an attempt may take (an async body is cancelled then)."""
+    stream: str | None = None
+    """For a generator step: the key of the stream its chunks go to (None: not one)."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -151,6 +151,9 @@ class WorkflowContext:
     """Snapshot names reached in this execution, with their positions."""
     tx: HeldRecords | None = None
     """The innermost open transaction block, whose records are held back."""
+    streams: list[Any] = field(default_factory=list)
+    """Generator steps' streams opened in this execution: any the body left
+    unfinished are closed (their chunks so far recorded) when it returns."""
     waits: int = 0
     """Durable waits in progress (the workflow shows as waiting while any is)."""
     deadline: float | None = None
@@ -261,6 +264,12 @@ class Engine:
         Coroutine[Any, Any, tuple[int, Any]],
     ]
     """The first of several to finish, recorded (``Waits.first_of``)."""
+    stream_step: Callable[
+        [WorkflowContext, Session, StepSpec, int, Callable[[], Any], str], AsyncGenerator[Any, None]
+    ]
+    """Replay or run a generator step, its chunks streamed (``Streams.stream_step``)."""
+    write_stream: Callable[[WorkflowContext, Session, int, str, Any, bool], Co]
+    """Append to (or close) a stream, once (``Streams.write_stream``)."""
     run_workflow: Callable[[Invocation, Session], Co]
     """Run one workflow call (``Workflows.run``)."""
     enqueue: Callable[[Invocation, Session, str, int], Coroutine[Any, Any, str]]

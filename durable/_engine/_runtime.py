@@ -26,6 +26,7 @@ from durable._engine._core import Engine
 from durable._engine._leases import Leases
 from durable._engine._recovery import Recovery
 from durable._engine._steps import Steps
+from durable._engine._streams import Streams
 from durable._engine._sync import run_coroutine_sync
 from durable._engine._waits import Waits
 from durable._engine._workflows import Workflows
@@ -55,6 +56,7 @@ class Parts(NamedTuple):
     waits: Waits
     workflows: Workflows
     recovery: Recovery
+    streams: Streams
 
 
 def runtime_of(engine: Engine) -> Runtime:
@@ -207,6 +209,7 @@ class Runtime:
             waits=Waits(engine, steps, leases),
             workflows=Workflows(engine, steps, leases),
             recovery=Recovery(engine, leases),
+            streams=Streams(engine, steps, leases),
         )
         self._tokens = threading.local()  # each thread's `with runtime:` blocks
         self._entered = 0

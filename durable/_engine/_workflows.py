@@ -369,6 +369,7 @@ class Workflows(OverSteps):
                 value = inv.call()
                 if inv.spec.is_async:
                     value = await value
+                await _close_streams(ctx)
             except OwnershipLostError:
                 raise Lost() from None
             except DeadlinePassed as passed:
@@ -390,6 +391,7 @@ class Workflows(OverSteps):
                     suspended.current = workflow_id
                 raise
             except Exception as exc:
+                await _close_streams(ctx)
                 if isinstance(exc, WorkflowTimeoutError) and _past(ctx):
                     # Its child shared its deadline and timed out first.
                     raise await self._time_out(session, ctx, ctx.timeout) from None
@@ -504,6 +506,12 @@ class Workflows(OverSteps):
             started = row.status in (WorkflowStatus.RUNNING, WorkflowStatus.WAITING)
             if not started or not self.leases.owner_alive(row, True):
                 return row
+
+
+async def _close_streams(ctx: _context.WorkflowContext) -> None:
+    """Close the streams the body left unread: each records what it yielded so far."""
+    while ctx.streams:
+        await ctx.streams.pop().aclose()
 
 
 def _past(ctx: _context.WorkflowContext) -> bool:

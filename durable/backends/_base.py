@@ -33,6 +33,7 @@ from durable._records import (
     StepAttemptRow,
     StepHistoryRow,
     StepRow,
+    StreamRow,
     WorkflowQuery,
     WorkflowRow,
     WorkflowStatus,
@@ -411,6 +412,34 @@ class Backend(ABC):
         unconsumed) and raises OwnershipLostError when fenced off. Raises
         EventGone, committing nothing, when the event was consumed meanwhile.
         """
+
+    # Streams ------------------------------------------------------------------
+
+    @abstractmethod
+    async def append_stream(
+        self,
+        tx: Any,
+        workflow_id: str,
+        epoch: int,
+        key: str,
+        kind: str,
+        value: bytes | None,
+        step: StepRow | None = None,
+    ) -> StepRow | None:
+        """Append an entry (``chunk``, ``start`` or ``end``) to a stream of a workflow (atomic).
+
+        Fenced by ``epoch`` (OwnershipLostError). With ``step``, that record is
+        committed in the same transaction, as :meth:`record_step` does: when
+        a record already stands at its position nothing is appended and the
+        standing record is returned. Wakes the stream's readers once
+        committed (topic ``stream:<workflow id>``).
+        """
+
+    @abstractmethod
+    async def read_stream(
+        self, tx: Any, workflow_id: str, key: str, after: int = 0
+    ) -> list[StreamRow]:
+        """The entries of a stream with an ``id`` above ``after``, in the order written."""
 
     # The store as a whole -------------------------------------------------------
 

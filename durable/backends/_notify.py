@@ -169,5 +169,10 @@ def published_topic(workflow_id: str) -> str:
     return f"published:{workflow_id}"
 
 
+def stream_topic(workflow_id: str) -> str:
+    """The topic of a workflow's streams: an entry was appended to one of them."""
+    return f"stream:{workflow_id}"
+
+
 QUEUE_TOPIC = "queue"
 """The topic of workflows enqueued (on any queue)."""

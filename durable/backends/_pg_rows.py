@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from durable.backends import _schema as s
-from durable.backends._statements import P, finished_values, started_values, step_values
+from durable.backends._row_values import P, finished_values, started_values, step_values
 
 
 def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Executable]:

@@ -150,6 +150,22 @@ events = sa.Table(
     sa.Index("ux_durable_events_idempotency", "workflow_id", "idempotency_key", unique=True),
 )
 
+# Version 6: streams. What a generator step yields, and what a workflow writes
+# with durable.write_stream, as it comes, for readers outside the workflow.
+# "start" opens a run of a generator step (a second one before "end" tells
+# readers it started again after a crash), "end" closes the stream.
+streams = sa.Table(
+    "durable_streams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workflow_id", sa.String(WORKFLOW_ID_CHARS), nullable=False),
+    sa.Column("key", sa.String(EVENT_KEY_CHARS), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=True),
+    sa.Column("written_at", sa.Float, nullable=False),
+    sa.Index("ix_durable_streams_key", "workflow_id", "key", "id"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -197,6 +213,11 @@ def _v5_to_v6(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
     index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_parent")
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+    conn.exec_driver_sql(str(CreateTable(streams).compile(dialect=conn.dialect)))
+    for index in streams.indexes:
+        conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_set_storage_external("durable_streams", "value"))
 
 
 MIGRATIONS: dict[int, Migration] = {

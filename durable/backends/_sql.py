@@ -22,6 +22,7 @@ from durable.backends._sql_queues import QueueOps
 from durable.backends._sql_rows import finish_params, start_params, step_params, workflow_row
 from durable.backends._sql_steps import StepOps
 from durable.backends._sql_store import StoreOps
+from durable.backends._sql_streams import StreamOps
 from durable.backends._sql_workflows import WorkflowOps
 from durable.backends._statements import Statements, Tx
 
@@ -29,7 +30,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqlBackend(WorkflowOps, StepOps, QueueOps, StoreOps):
+class SqlBackend(WorkflowOps, StepOps, QueueOps, StreamOps, StoreOps):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements

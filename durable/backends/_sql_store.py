@@ -99,6 +99,7 @@ class StoreOps(SqlOps):
             if workflows is not None:
                 await tx.execute(sa.delete(at).where(at.c.workflow_id.in_(workflows)))
                 await tx.execute(sa.delete(s.events).where(s.events.c.workflow_id.in_(workflows)))
+                await tx.execute(sa.delete(s.streams).where(s.streams.c.workflow_id.in_(workflows)))
                 await tx.execute(sa.delete(w).where(w.c.workflow_id.in_(workflows)))
         return counts
 

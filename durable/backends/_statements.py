@@ -10,6 +10,13 @@ import sqlalchemy as sa
 
 from durable._records import ROLLED_BACK, StepKind, StepStatus, WorkflowStatus
 from durable.backends import _schema as s
+from durable.backends._row_values import (
+    P,
+    finished_values,
+    new_values,
+    started_values,
+    step_values,
+)
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
 
@@ -17,11 +24,6 @@ ACTIVE = [st.value for st in WorkflowStatus if st.active]
 def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     """``status`` is one of a workflow with work left (no IN list: those recompile)."""
     return sa.or_(*(status == value for value in ACTIVE))
-
-
-def P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
-    # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
-    return sa.bindparam(f"p_{name}", **kwargs)
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Statements:
         self._rewrites(p)
         self._steps(p)
         self._published(p)
+        self._streams(p)
         self._totals(p)
         self._queues(p)
         self._waits(p)
@@ -297,6 +300,29 @@ class Statements:
                 ),
             )
             .order_by(st.c.position)
+        )
+
+    def _streams(self, p: _Parts) -> None:
+        """Streams: entries appended (fenced) and read in order."""
+        sm = s.streams
+        values = {
+            "workflow_id": P("workflow_id", type_=sm.c.workflow_id.type),
+            "key": P("key", type_=sm.c.key.type),
+            "kind": P("kind", type_=sm.c.kind.type),
+            "value": P("value", type_=sm.c.value.type),
+            "written_at": p.now,
+        }
+        self.append_stream = sa.insert(sm).from_select(
+            list(values), sa.select(*values.values()).where(p.fence)
+        )
+        self.read_stream = (
+            sa.select(sm.c.id, sm.c.kind, sm.c.value, sm.c.written_at)
+            .where(
+                sm.c.workflow_id == P("workflow_id"),
+                sm.c.key == P("key"),
+                sm.c.id > P("after"),
+            )
+            .order_by(sm.c.id)
         )
 
     def _totals(self, p: _Parts) -> None:
@@ -546,50 +572,3 @@ def statements_for(
         if rows_at_once is not None:
             found.rows.update(rows_at_once(insert, now))
     return found
-
-
-def new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
-    """A new workflow's row (started, forked or enqueued), its values from ``bind``."""
-    return {
-        "workflow_id": bind("workflow_id"),
-        "name": bind("name"),
-        "status": WorkflowStatus.RUNNING.value,
-        "args_fingerprint": bind("args_fingerprint"),
-        "args": bind("args"),
-        "timeout": bind("timeout"),
-        "deadline": bind("deadline"),
-        "epoch": 1,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
-    """A workflow started by the process that runs it."""
-    return {
-        **new_values(bind, now),
-        "attempts": 1,
-        "owner_host": bind("owner_host"),
-        "owner_pid": bind("owner_pid"),
-        "owner_started": bind("owner_started"),
-        "lease_expires_at": now + bind("lease"),
-        "parent_id": bind("parent_id"),
-    }
-
-
-def finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
-    return {
-        "status": bind("status"),
-        "result": bind("result"),
-        "error": bind("error"),
-        "lease_expires_at": None,
-        "updated_at": now,
-        "finished_at": now,
-    }
-
-
-def step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
-    """A step record, live."""
-    values = {c.name: bind(c.name) for c in s.steps.c if c.name not in ("id", "superseded")}
-    values["superseded"] = sa.false()
-    return values

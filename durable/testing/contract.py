@@ -436,6 +436,35 @@ class BackendContract:
         store(b.supersede_from, "w", 1, 4)  # a restore to before it: the older value stands
         assert [r.output for r in store(b.published, "w", "progress")] == [b"10"]
 
+    @checks("append_stream", "read_stream")
+    def test_streams_keep_order_are_fenced_and_write_a_record_once(self, store: Store) -> None:
+        """Entries come back in order after an id; a record written with one appends once."""
+        b = store.backend
+        store.start("w")
+        with b.notifier.subscribe("stream:w") as readers:
+            assert store(b.append_stream, "w", 1, "tokens", "start", None) is None
+            assert readers.take()  # woken once the entry committed
+        store(b.append_stream, "w", 1, "tokens", "chunk", b"a")
+        store(b.append_stream, "w", 1, "other", "chunk", b"x")
+        store(b.append_stream, "w", 1, "tokens", "chunk", b"b")
+        with pytest.raises(OwnershipLostError):
+            store(b.append_stream, "w", 9, "tokens", "chunk", b"stale")
+        written = step(3, b"[a, b]", kind="stream")
+        assert store(b.append_stream, "w", 1, "tokens", "end", None, written) == written
+        again = store(b.append_stream, "w", 1, "tokens", "end", None, step(3, b"other"))
+        assert again is not None
+        assert again.output == b"[a, b]"  # the standing record; nothing appended
+        rows = store(b.read_stream, "w", "tokens")
+        assert [(r.kind, r.value) for r in rows] == [
+            ("start", None),
+            ("chunk", b"a"),
+            ("chunk", b"b"),
+            ("end", None),
+        ]
+        assert [r.kind for r in store(b.read_stream, "w", "tokens", rows[1].id)] == ["chunk", "end"]
+        assert store(b.read_stream, "w", "absent") == []
+        assert sorted(store(b.load_steps, "w")) == [3]
+
     @checks("record_step_attempt", "step_attempts")
     def test_failed_attempts_are_kept_in_order(self, store: Store) -> None:
         """Failed attempts are kept, oldest first, fenced like every write."""

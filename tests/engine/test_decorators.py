@@ -137,12 +137,15 @@ def test_step_options_are_validated_at_decoration_time() -> None:
         durable.durable_workflow(on_running="ignore")  # type: ignore[arg-type]
 
 
-def test_generators_are_refused_with_a_hint() -> None:
+def test_generator_workflows_are_refused_with_a_hint() -> None:
     def gen() -> Any:
         yield 1
 
-    with pytest.raises(durable.ConfigurationError, match="is a generator function; a durable step"):
-        durable.step(gen)
+    with pytest.raises(
+        durable.ConfigurationError, match="is a generator function; a durable workflow"
+    ):
+        durable.durable_workflow(gen)
+    assert durable.step(gen) is not None  # a generator step streams (tests/engine/test_streams.py)
     with pytest.raises(durable.ConfigurationError, match="decorates a function, not int"):
         durable.durable_workflow(42)  # type: ignore[call-overload]
 

@@ -1,0 +1,67 @@
+"""The values of the rows the statements write (a new workflow's, a step record's...).
+
+Shared by the one-row statements (``_statements``) and PostgreSQL's many-row
+forms (``_pg_rows``), which bind the same columns from arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from durable._records import WorkflowStatus
+from durable.backends import _schema as s
+
+
+def P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:
+    # Prefixed: SQLAlchemy reserves column names as bind names in INSERT/UPDATE.
+    return sa.bindparam(f"p_{name}", **kwargs)
+
+
+def new_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    """A new workflow's row (started, forked or enqueued), its values from ``bind``."""
+    return {
+        "workflow_id": bind("workflow_id"),
+        "name": bind("name"),
+        "status": WorkflowStatus.RUNNING.value,
+        "args_fingerprint": bind("args_fingerprint"),
+        "args": bind("args"),
+        "timeout": bind("timeout"),
+        "deadline": bind("deadline"),
+        "epoch": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    """A workflow started by the process that runs it."""
+    return {
+        **new_values(bind, now),
+        "attempts": 1,
+        "owner_host": bind("owner_host"),
+        "owner_pid": bind("owner_pid"),
+        "owner_started": bind("owner_started"),
+        "lease_expires_at": now + bind("lease"),
+        "parent_id": bind("parent_id"),
+    }
+
+
+def finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
+    return {
+        "status": bind("status"),
+        "result": bind("result"),
+        "error": bind("error"),
+        "lease_expires_at": None,
+        "updated_at": now,
+        "finished_at": now,
+    }
+
+
+def step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
+    """A step record, live."""
+    values = {c.name: bind(c.name) for c in s.steps.c if c.name not in ("id", "superseded")}
+    values["superseded"] = sa.false()
+    return values
