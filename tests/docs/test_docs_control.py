@@ -11,6 +11,11 @@ DOC = (Path(__file__).parents[2] / "docs" / "control.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 EXPECTED = [
     ["4/4", "0", "{'progress': '4/4'}"],
+    [
+        "['Durable', 'streams', 'keep', 'every', 'token.']",
+        "Durable streams keep every token.",
+        "Durable streams keep every token.",
+    ],
     ["reminded about order 17", "WorkflowTimeoutError True", "7.0 days"],
     [
         "built api",
