@@ -72,9 +72,10 @@ from durable._infos import (
 )
 from durable._options import Options
 from durable._published import get_published, get_published_sync, publish, publish_sync
-from durable._records import StepStatus, WorkflowStatus
+from durable._records import SessionSummary, StepStatus, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
+from durable._session_state import SessionState, session
 from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
 from durable._store import Store
@@ -172,6 +173,8 @@ __all__ = [
     "RuntimeClosedError",
     "SchemaVersionError",
     "SerializationError",
+    "SessionState",
+    "SessionSummary",
     "SnapshotInfo",
     "StepInfo",
     "StepTimeoutError",
@@ -205,6 +208,7 @@ __all__ = [
     "publish_sync",
     "read_stream",
     "read_stream_sync",
+    "session",
     "wait_first",
     "write_stream",
     "write_stream_sync",

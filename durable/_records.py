@@ -90,6 +90,8 @@ class StepKind(str, enum.Enum):
     """A value published under a key (the record's name) by ``durable.publish``."""
     STREAM = "stream"
     """A chunk written (or a stream closed) by ``durable.write_stream``."""
+    SESSION = "session"
+    """A read or write of session state, and its outcome."""
 
     @property
     def family(self) -> StepKind:
@@ -153,6 +155,26 @@ class StreamRow:
     """``chunk``, ``start`` (a run of a generator step begins) or ``end``."""
     value: bytes | None
     written_at: float
+
+
+@dataclass(frozen=True)
+class SessionEntry:
+    """One key of a session's state."""
+
+    key: str
+    value: bytes
+    version: int
+    """1 when first written, one more with each write."""
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """A session as listed: its keys and its last write."""
+
+    session_id: str
+    keys: int
+    updated_at: float
 
 
 class EventGone(Exception):

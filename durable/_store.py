@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 from durable import _infos
 from durable._aio import drive
 from durable._durations import moment
+from durable._engine._sessions import value_place
 from durable._errors import (
     ConfigurationError,
     WorkflowAlreadyRunningError,
@@ -20,6 +21,7 @@ from durable._errors import (
 from durable._identity import validate_workflow_id
 from durable._records import (
     NewWorkflow,
+    SessionSummary,
     StepHistoryRow,
     StepKind,
     StepRow,
@@ -31,6 +33,7 @@ from durable._records import (
 from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._store_changes import Changes, Source, statuses_of
 from durable.backends._limits import (
+    EVENT_KEY_CHARS,
     INT64_MAX,
     NAME_COLUMN_CHARS,
     SNAPSHOT_CHARS,
@@ -179,6 +182,29 @@ class Store(Changes):
     async def apublished(self, workflow_id: str) -> dict[str, Any]:
         """Async form of :meth:`published`."""
         return await self._published(False, workflow_id)
+
+    def sessions(self) -> list[SessionSummary]:
+        """Every session with state (``durable.session``): its keys and last write, newest first."""
+        return self._backend.run_sync(self._backend.sessions)
+
+    def session_values(self, session_id: str) -> dict[str, Any]:
+        """The state of one session: each key's value, by key.
+
+        Example::
+
+            store.session_values("user:7")   # {'history': [...], 'plan': 'pro'}
+        """
+        session_id = check_text(session_id, "session_id", EVENT_KEY_CHARS)
+        entries = self._backend.run_sync(self._backend.session_read, session_id)
+        codec = self._runtime.engine.codec
+        return {
+            e.key: codec.loads(
+                e.value,
+                value_place(session_id, e.key),
+                what=f"key {e.key!r} of session {session_id!r}",
+            )
+            for e in entries
+        }
 
     def history(self, workflow_id: str) -> _infos.History:
         """Every step attempt of a workflow, in order, superseded and retried ones too.

@@ -20,7 +20,12 @@ from durable._errors import ConfigurationError, WorkflowNotFoundError
 from durable._identity import validate_workflow_id
 from durable._records import WorkflowQuery, WorkflowRow, WorkflowStatus
 from durable.backends._base import Backend, Operation
-from durable.backends._limits import NAME_COLUMN_CHARS, QUEUE_CHARS, check_optional_text
+from durable.backends._limits import (
+    EVENT_KEY_CHARS,
+    NAME_COLUMN_CHARS,
+    QUEUE_CHARS,
+    check_optional_text,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -207,6 +212,34 @@ class Changes:
         """Async form of :meth:`cleanup`."""
         return await self._cleanup(False, older_than, status, name, queue, dry_run)
 
+    def cleanup_sessions(
+        self,
+        *,
+        older_than: dt.timedelta | float,
+        session_id: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete sessions last written over ``older_than`` ago (or only ``session_id``).
+
+        Returns how many keys went (or would go, with ``dry_run``).
+
+        Example::
+
+            store.cleanup_sessions(older_than=dt.timedelta(days=90))
+            store.cleanup_sessions(older_than=0, session_id="user:7")   # that one, now
+        """
+        return drive(self._cleanup_sessions(True, older_than, session_id, dry_run))
+
+    async def acleanup_sessions(
+        self,
+        *,
+        older_than: dt.timedelta | float,
+        session_id: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Async form of :meth:`cleanup_sessions`."""
+        return await self._cleanup_sessions(False, older_than, session_id, dry_run)
+
     # Implementation (once, for both forms) ----------------------------------
 
     @property
@@ -301,6 +334,19 @@ class Changes:
             sync, self._backend.cleanup, cutoff, statuses, dry_run, name=name, queue=queue
         )
         return _infos.CleanupReport(counts.workflows, counts.steps, counts.attempts, dry_run)
+
+    async def _cleanup_sessions(
+        self, sync: bool, older_than: dt.timedelta | float, session_id: str | None, dry_run: bool
+    ) -> int:
+        seconds = duration(older_than, "older_than")
+        session_id = _session_id(session_id)
+        # A moment later than now, so that older_than=0 takes what was written just now.
+        cutoff = await self._run(sync, self._backend.now) - seconds + 1e-3
+        return await self._run(sync, self._backend.cleanup_sessions, cutoff, session_id, dry_run)
+
+
+def _session_id(session_id: object) -> str | None:
+    return check_optional_text(session_id, "session_id", EVENT_KEY_CHARS)
 
 
 def statuses_of(status: Statuses) -> tuple[WorkflowStatus, ...] | None:

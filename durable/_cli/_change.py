@@ -133,6 +133,32 @@ def cleanup(
         click.echo(cleanup_text(report))
 
 
+@click.command("cleanup-sessions")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    required=True,
+    callback=duration_callback,
+    help="Delete sessions last written more than AGE ago: 90d, 12h, 0s (all).",
+)
+@click.option("--session", "session_id", metavar="ID", help="Only this session.")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@json_flag()
+@click.pass_obj
+def cleanup_sessions(
+    state: State, older_than: dt.timedelta, session_id: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Delete the state of sessions nobody wrote to for a while."""
+    keys = state.store().cleanup_sessions(
+        older_than=older_than, session_id=session_id, dry_run=dry_run
+    )
+    if as_json:
+        echo_json({"keys": keys, "dry_run": dry_run})
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        click.echo(f"{verb} {keys} session key{'s' if keys != 1 else ''}")
+
+
 @click.command("prune")
 @count_option(
     "--keep-snapshots",
@@ -190,5 +216,5 @@ def send_event(
     )
 
 
-COMMANDS = (restore, fork, cancel, cleanup, prune, send_event)
+COMMANDS = (restore, fork, cancel, cleanup, cleanup_sessions, prune, send_event)
 """This module's commands, in the order ``durable --help`` lists them."""

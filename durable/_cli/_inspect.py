@@ -12,6 +12,7 @@ from durable._cli._format import (
     cell,
     echo_json,
     entry_json,
+    iso,
     local,
     metrics_rows,
     new_table,
@@ -19,6 +20,7 @@ from durable._cli._format import (
     published_reprs,
     published_table,
     require,
+    short,
     status_cell,
     steps_table,
     summary_grid,
@@ -149,6 +151,44 @@ def history(state: State, workflow_id: str, as_json: bool) -> None:
     state.print(steps_table(entries, history=True))
 
 
+@click.command("sessions")
+@click.argument("session_id", metavar="[ID]", required=False)
+@json_flag()
+@click.pass_obj
+def sessions(state: State, session_id: str | None, as_json: bool) -> None:
+    """List the sessions with state, or show the keys and values of one."""
+    store = state.store()
+    if session_id is None:
+        found = store.sessions()
+        if as_json:
+            echo_json(
+                [
+                    {"session_id": s.session_id, "keys": s.keys, "updated_at": iso(s.updated_at)}
+                    for s in found
+                ]
+            )
+            return
+        if not found:
+            state.print("no sessions")
+            return
+        table = new_table("session", "keys", "updated", right=("keys",))
+        for s in found:
+            table.add_row(cell(s.session_id), cell(s.keys), cell(local(s.updated_at)))
+        state.print(table)
+        return
+    values = {key: short(repr(value)) for key, value in store.session_values(session_id).items()}
+    if as_json:
+        echo_json({"session_id": session_id, "values": values})
+        return
+    if not values:
+        state.print(f"session {session_id!r} has no state")
+        return
+    table = new_table("key", "value")
+    for key, value in values.items():
+        table.add_row(cell(key), cell(value))
+    state.print(table)
+
+
 @click.command("metrics")
 @json_flag()
 @click.pass_obj
@@ -199,5 +239,5 @@ def health(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
-COMMANDS = (list_, show, history, metrics, health)
+COMMANDS = (list_, show, history, sessions, metrics, health)
 """This module's commands, in the order ``durable --help`` lists them."""

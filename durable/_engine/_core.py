@@ -270,6 +270,8 @@ class Engine:
     """Replay or run a generator step, its chunks streamed (``Streams.stream_step``)."""
     write_stream: Callable[[WorkflowContext, Session, int, str, Any, bool], Co]
     """Append to (or close) a stream, once (``Streams.write_stream``)."""
+    session_state: Callable[[WorkflowContext, Session, int, str, str, str, tuple[Any, ...]], Co]
+    """Read or write session state, recorded (``SessionStates.session_state``)."""
     run_workflow: Callable[[Invocation, Session], Co]
     """Run one workflow call (``Workflows.run``)."""
     enqueue: Callable[[Invocation, Session, str, int], Coroutine[Any, Any, str]]

@@ -25,6 +25,7 @@ from durable._engine import _context
 from durable._engine._core import Engine
 from durable._engine._leases import Leases
 from durable._engine._recovery import Recovery
+from durable._engine._sessions import SessionStates
 from durable._engine._steps import Steps
 from durable._engine._streams import Streams
 from durable._engine._sync import run_coroutine_sync
@@ -57,6 +58,7 @@ class Parts(NamedTuple):
     workflows: Workflows
     recovery: Recovery
     streams: Streams
+    sessions: SessionStates
 
 
 def runtime_of(engine: Engine) -> Runtime:
@@ -210,6 +212,7 @@ class Runtime:
             workflows=Workflows(engine, steps, leases),
             recovery=Recovery(engine, leases),
             streams=Streams(engine, steps, leases),
+            sessions=SessionStates(engine, steps, leases),
         )
         self._tokens = threading.local()  # each thread's `with runtime:` blocks
         self._entered = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from durable import _tracing
@@ -242,15 +242,16 @@ class Steps(Part):
         error: Exception | None = None,
         kind: StepKind = StepKind.STEP,
         code_hash: str | None = None,
-        stream: tuple[str, str, bytes | None] | None = None,
+        via: Callable[[StepRow], Awaitable[StepRow | None]] | None = None,
     ) -> Any:
         """Record a step's outcome; hand back the outcome that stands.
 
         That is this one, unless another executor committed first, in which
         case its record is adopted (and this outcome dropped). Inside a
         transaction the record is held back until the transaction commits.
-        With ``stream`` (key, kind, value), that stream entry is appended in
-        the record's own transaction (never inside a transaction block).
+        ``via`` commits the record with a write of its own (a stream entry,
+        a session's key) in one transaction, and returns the record that
+        stands (None: this one); it is never held by a transaction block.
         """
         where = f"step {name!r} (position {position} of workflow {ctx.workflow_id!r})"
         slot = place(ctx.workflow_id, step_slot(position))
@@ -282,24 +283,22 @@ class Steps(Part):
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
         if kind is not StepKind.SNAPSHOT:
             self.engine.site("after_step", ctx, position, name)
-        if ctx.tx is not None and stream is None:
+        if ctx.tx is not None and via is None:
             ctx.tx.hold(row)
             if error is not None:
                 raise error
             return value
         write_started = time.perf_counter()
         backend = session.backend
-        if stream is not None:
-            standing = await session.write(
-                backend.append_stream, ctx.workflow_id, ctx.epoch, *stream, row
-            )
+        if via is not None:
+            standing = await via(row) or row
         else:
             op = backend.publish if kind is StepKind.PUBLISH else backend.record_step
             standing = await session.write(op, ctx.workflow_id, ctx.epoch, row)
         self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
         if kind is not StepKind.SNAPSHOT:
             self.engine.site("after_commit", ctx, position, name)
-        if standing is not None and standing is not row:
+        if standing is not row:
             return self.engine.decode_step(standing, ctx.workflow_id)
         if error is not None:
             raise error

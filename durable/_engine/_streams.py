@@ -10,14 +10,14 @@ cut short by a crash leaves its chunks; the next run opens with a second
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from durable._engine import _context
 from durable._engine._core import Engine
 from durable._engine._steps import OverSteps, cancel_hinted, replayable
 from durable._errors import ConfigurationError
-from durable._records import StepKind
+from durable._records import StepKind, StepRow
 from durable._serialization import place, stream_slot
 from durable._session import Session
 from durable._specs import StepSpec
@@ -111,8 +111,21 @@ class Streams(OverSteps):
             value=chunks,
             error=error,
             kind=spec.kind,
-            stream=(key, "end", None),
+            via=self._appending(ctx, session, key, "end", None),
         )
+
+    @staticmethod
+    def _appending(
+        ctx: _context.WorkflowContext, session: Session, key: str, kind: str, value: bytes | None
+    ) -> Callable[[StepRow], Awaitable[StepRow | None]]:
+        """Commit a record with a stream entry, in one transaction."""
+
+        async def append(row: StepRow) -> StepRow | None:
+            return await session.write(
+                session.backend.append_stream, ctx.workflow_id, ctx.epoch, key, kind, value, row
+            )
+
+        return append
 
     async def write_stream(
         self,
@@ -146,7 +159,7 @@ class Streams(OverSteps):
             1,
             value=None,
             kind=StepKind.STREAM,
-            stream=(key, "end" if end else "chunk", payload),
+            via=self._appending(ctx, session, key, "end" if end else "chunk", payload),
         )
 
 

@@ -30,6 +30,8 @@ from durable._records import (
     EventRow,
     NewWorkflow,
     Owner,
+    SessionEntry,
+    SessionSummary,
     StepAttemptRow,
     StepHistoryRow,
     StepRow,
@@ -440,6 +442,44 @@ class Backend(ABC):
         self, tx: Any, workflow_id: str, key: str, after: int = 0
     ) -> list[StreamRow]:
         """The entries of a stream with an ``id`` above ``after``, in the order written."""
+
+    # Sessions -------------------------------------------------------------------
+
+    @abstractmethod
+    async def session_read(
+        self, tx: Any, session_id: str, key: str | None = None
+    ) -> list[SessionEntry]:
+        """The entries of a session (or its entry ``key`` alone), by key."""
+
+    @abstractmethod
+    async def session_write(
+        self,
+        tx: Any,
+        session_id: str,
+        key: str,
+        value: bytes,
+        expected_version: int | None,
+        record: tuple[str, int, StepRow] | None = None,
+    ) -> tuple[bool, StepRow | None]:
+        """Write a session's key unless it changed since it was read (atomic).
+
+        ``expected_version``: None writes whatever is there; 0 writes only if
+        the key is absent; n only over version n. With ``record`` (workflow id,
+        epoch, step record), the record is committed with the write: when a
+        record already stands at its position nothing is written and it is
+        returned; when the write does not happen, neither does the record.
+        Returns whether it wrote, and the record that stands (or None).
+        """
+
+    @abstractmethod
+    async def sessions(self, tx: Any) -> list[SessionSummary]:
+        """Every session: its number of keys and last write, most recent first."""
+
+    @abstractmethod
+    async def cleanup_sessions(
+        self, tx: Any, cutoff: float, session_id: str | None, dry_run: bool
+    ) -> int:
+        """Delete sessions last written before ``cutoff`` (or that one, if given); keys counted."""
 
     # The store as a whole -------------------------------------------------------
 

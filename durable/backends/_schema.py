@@ -166,6 +166,20 @@ streams = sa.Table(
     sa.Index("ix_durable_streams_key", "workflow_id", "key", "id"),
 )
 
+# Version 6: session state, shared by the workflows of one session. Each
+# write bumps the key's version; a compare-and-set writes only over the
+# version it read.
+sessions = sa.Table(
+    "durable_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(EVENT_KEY_CHARS), primary_key=True),
+    sa.Column("key", sa.String(EVENT_KEY_CHARS), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_durable_sessions_updated", "updated_at"),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -213,11 +227,12 @@ def _v5_to_v6(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
     index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_parent")
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
-    conn.exec_driver_sql(str(CreateTable(streams).compile(dialect=conn.dialect)))
-    for index in streams.indexes:
-        conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_set_storage_external("durable_streams", "value"))
+    for table in (streams, sessions):
+        conn.exec_driver_sql(str(CreateTable(table).compile(dialect=conn.dialect)))
+        for index in table.indexes:
+            conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_set_storage_external(table.name, "value"))
 
 
 MIGRATIONS: dict[int, Migration] = {

@@ -34,7 +34,7 @@ class StreamOps(SqlOps):
                     return step_row(standing.rows[0])  # written already: append nothing again
                 raise lost(workflow_id, epoch)
         appended = await tx.execute(
-            self.q.append_stream,
+            self.q.streams.append,
             {"workflow_id": workflow_id, "epoch": epoch, "key": key, "kind": kind, "value": value},
         )
         if appended.rowcount != 1:
@@ -46,7 +46,7 @@ class StreamOps(SqlOps):
         self, tx: Tx, workflow_id: str, key: str, after: int = 0
     ) -> list[StreamRow]:
         result = await tx.execute(
-            self.q.read_stream, {"workflow_id": workflow_id, "key": key, "after": after}
+            self.q.streams.read, {"workflow_id": workflow_id, "key": key, "after": after}
         )
         return [
             row_of(StreamRow, r, value=None if r.value is None else bytes(r.value))

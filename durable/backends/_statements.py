@@ -17,6 +17,7 @@ from durable.backends._row_values import (
     started_values,
     step_values,
 )
+from durable.backends._state_statements import SessionStatements, StreamStatements
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
 
@@ -105,7 +106,8 @@ class Statements:
         self._rewrites(p)
         self._steps(p)
         self._published(p)
-        self._streams(p)
+        self.streams = StreamStatements(insert, now, p.fence)
+        self.sessions = SessionStatements(insert, now)
         self._totals(p)
         self._queues(p)
         self._waits(p)
@@ -300,29 +302,6 @@ class Statements:
                 ),
             )
             .order_by(st.c.position)
-        )
-
-    def _streams(self, p: _Parts) -> None:
-        """Streams: entries appended (fenced) and read in order."""
-        sm = s.streams
-        values = {
-            "workflow_id": P("workflow_id", type_=sm.c.workflow_id.type),
-            "key": P("key", type_=sm.c.key.type),
-            "kind": P("kind", type_=sm.c.kind.type),
-            "value": P("value", type_=sm.c.value.type),
-            "written_at": p.now,
-        }
-        self.append_stream = sa.insert(sm).from_select(
-            list(values), sa.select(*values.values()).where(p.fence)
-        )
-        self.read_stream = (
-            sa.select(sm.c.id, sm.c.kind, sm.c.value, sm.c.written_at)
-            .where(
-                sm.c.workflow_id == P("workflow_id"),
-                sm.c.key == P("key"),
-                sm.c.id > P("after"),
-            )
-            .order_by(sm.c.id)
         )
 
     def _totals(self, p: _Parts) -> None:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import pytest
 
@@ -38,69 +38,25 @@ from durable.backends import (
     Counts,
     EventGone,
     NewWorkflow,
-    Owner,
     StepAttemptRow,
-    StepRow,
     StepStatus,
     WorkflowQuery,
-    WorkflowRow,
     WorkflowStatus,
 )
+from durable.testing._contract_parts import (
+    LEASE,
+    OTHER,
+    OWNER,
+    Store,
+    checks,
+    step,
+)
+from durable.testing._contract_state import StateChecks
 
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-
-OWNER = Owner(host="contract-host", pid=4242, started="1")
-"""The process every check claims as (another host: no liveness check applies)."""
-OTHER = Owner(host="other-host", pid=7, started="2")
-LEASE = 60.0
-
-
-def checks(*operations: str) -> Callable[[F], F]:
-    """Name the operations a check exercises (``test_every_operation_is_checked`` sums them)."""
-
-    def mark(test: F) -> F:
-        test.operations = operations  # type: ignore[attr-defined]
-        return test
-
-    return mark
+__all__ = ["LEASE", "OTHER", "OWNER", "BackendContract", "Store", "checks", "step"]
 
 
-class Store:
-    """A backend as one check drives it: each operation through one path, sync or async."""
-
-    def __init__(self, backend: Backend, mode: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.backend, self.mode, self._loop = backend, mode, loop
-
-    def __call__(
-        self, op: Callable[..., Coroutine[Any, Any, T]], /, *args: Any, **kwargs: Any
-    ) -> T:
-        """Run ``op`` as the engine would, on this check's path."""
-        if self.mode == "sync":
-            return self.backend.run_sync(op, *args, **kwargs)
-        return self._loop.run_until_complete(self.backend.run_async(op, *args, **kwargs))
-
-    def start(self, workflow_id: str, name: str = "contract.wf") -> WorkflowRow:
-        """A running workflow owned by :data:`OWNER` (epoch 1)."""
-        new = NewWorkflow(workflow_id, name, f"fp-{workflow_id}", b"args", None)
-        row, created = self(self.backend.start_workflow, new, OWNER, LEASE)
-        assert created, f"{workflow_id} existed already"
-        return row
-
-    def row(self, workflow_id: str) -> WorkflowRow:
-        """The stored row of a workflow that must exist."""
-        found = self(self.backend.get_workflow, workflow_id)
-        assert found is not None, f"no workflow {workflow_id!r}"
-        return found
-
-
-def step(position: int, output: bytes = b"out", *, status: StepStatus = StepStatus.SUCCESS,
-         kind: str = "step") -> StepRow:  # fmt: skip
-    """A step record as the engine writes one."""
-    return StepRow(position, f"step{position}", status, output, 1, 1.0, 2.0, kind=kind)
-
-
-class BackendContract:
+class BackendContract(StateChecks):
     """The checks; a subclass supplies the ``backend`` fixture (a fresh, empty store)."""
 
     mode_ids: ClassVar[tuple[str, ...]] = ("sync", "async")
@@ -395,75 +351,6 @@ class BackendContract:
         assert sorted(store(b.load_steps, "w")) == [1, 2]  # not 3: none of the second batch
         with pytest.raises(OwnershipLostError):
             store(b.record_steps, "w", 9, [step(4)])
-
-    @checks("set_deadline")
-    def test_deadlines_are_kept_and_fenced(self, store: Store) -> None:
-        """A start records its timeout and deadline; a fenced write changes the deadline."""
-        b = store.backend
-        new = NewWorkflow("w", "contract.wf", "fp-w", b"args", None, timeout=60.0, deadline=100.0)
-        row, _ = store(b.start_workflow, new, OWNER, LEASE)
-        assert (row.timeout, row.deadline) == (60.0, 100.0)
-        assert store(b.set_deadline, "w", 1, 250.5)
-        assert not store(b.set_deadline, "w", 2, 1.0)  # a stale epoch changes nothing
-        assert store.row("w").deadline == 250.5
-        assert store(b.set_deadline, "w", 1, None)
-        assert (store.row("w").timeout, store.row("w").deadline) == (60.0, None)
-
-    @checks("publish", "published")
-    def test_published_values_latest_per_key_and_wake_readers(self, store: Store) -> None:
-        """The latest live value of each key; a publish is fenced and wakes readers."""
-        b = store.backend
-
-        def published(key: str, position: int, value: bytes) -> StepRow:
-            return StepRow(position, key, StepStatus.SUCCESS, value, 1, 1.0, 2.0, kind="publish")
-
-        store.start("w")
-        assert store(b.published, "w") == []
-        with b.notifier.subscribe("published:w") as readers:
-            assert store(b.publish, "w", 1, published("progress", 1, b"10")).output == b"10"
-            assert readers.take()  # woken once the publish committed
-        store(b.record_step, "w", 1, step(2))
-        store(b.publish, "w", 1, published("stage", 3, b"load"))
-        store(b.publish, "w", 1, published("progress", 4, b"50"))
-        # First commit wins, as for any record; a stale epoch writes nothing.
-        assert store(b.publish, "w", 1, published("progress", 4, b"99")).output == b"50"
-        with pytest.raises(OwnershipLostError):
-            store(b.publish, "w", 7, published("progress", 5, b"60"))
-        latest = {r.name: (r.position, r.output) for r in store(b.published, "w")}
-        assert latest == {"progress": (4, b"50"), "stage": (3, b"load")}
-        assert [r.output for r in store(b.published, "w", "progress")] == [b"50"]
-        assert store(b.published, "w", "absent") == []
-        store(b.supersede_from, "w", 1, 4)  # a restore to before it: the older value stands
-        assert [r.output for r in store(b.published, "w", "progress")] == [b"10"]
-
-    @checks("append_stream", "read_stream")
-    def test_streams_keep_order_are_fenced_and_write_a_record_once(self, store: Store) -> None:
-        """Entries come back in order after an id; a record written with one appends once."""
-        b = store.backend
-        store.start("w")
-        with b.notifier.subscribe("stream:w") as readers:
-            assert store(b.append_stream, "w", 1, "tokens", "start", None) is None
-            assert readers.take()  # woken once the entry committed
-        store(b.append_stream, "w", 1, "tokens", "chunk", b"a")
-        store(b.append_stream, "w", 1, "other", "chunk", b"x")
-        store(b.append_stream, "w", 1, "tokens", "chunk", b"b")
-        with pytest.raises(OwnershipLostError):
-            store(b.append_stream, "w", 9, "tokens", "chunk", b"stale")
-        written = step(3, b"[a, b]", kind="stream")
-        assert store(b.append_stream, "w", 1, "tokens", "end", None, written) == written
-        again = store(b.append_stream, "w", 1, "tokens", "end", None, step(3, b"other"))
-        assert again is not None
-        assert again.output == b"[a, b]"  # the standing record; nothing appended
-        rows = store(b.read_stream, "w", "tokens")
-        assert [(r.kind, r.value) for r in rows] == [
-            ("start", None),
-            ("chunk", b"a"),
-            ("chunk", b"b"),
-            ("end", None),
-        ]
-        assert [r.kind for r in store(b.read_stream, "w", "tokens", rows[1].id)] == ["chunk", "end"]
-        assert store(b.read_stream, "w", "absent") == []
-        assert sorted(store(b.load_steps, "w")) == [3]
 
     @checks("record_step_attempt", "step_attempts")
     def test_failed_attempts_are_kept_in_order(self, store: Store) -> None:

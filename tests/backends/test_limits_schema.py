@@ -345,8 +345,11 @@ def test_a_parent_waits_for_a_child_of_the_longest_id(db_url: str) -> None:
 def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> None:
     with durable.Runtime(db_url):
         pass
-    # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines).
+    # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
+    # streams and sessions).
     execute(db_url, "DROP INDEX ix_durable_workflows_parent")
+    execute(db_url, "DROP TABLE durable_streams")
+    execute(db_url, "DROP TABLE durable_sessions")
     for column in ("timeout", "deadline"):
         execute(db_url, f"ALTER TABLE durable_workflows DROP COLUMN {column}")
     if not db_url.startswith("sqlite"):

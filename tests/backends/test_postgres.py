@@ -64,6 +64,8 @@ def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
         "durable_steps",
         "durable_step_attempts",
         "durable_events",
+        "durable_streams",
+        "durable_sessions",
     }
 
 
@@ -73,6 +75,8 @@ PAYLOAD_COLUMNS = {
     ("durable_workflows", "error"),
     ("durable_steps", "output"),
     ("durable_events", "value"),
+    ("durable_streams", "value"),
+    ("durable_sessions", "value"),
 }
 
 

@@ -16,6 +16,11 @@ EXPECTED = [
         "Durable streams keep every token.",
         "Durable streams keep every token.",
     ],
+    [
+        "reply to 'hi' (1 messages so far)",
+        "reply to 'and now?' (2 messages so far)",
+        "[1, 2, 3, 4] {'last': 4}",
+    ],
     ["reminded about order 17", "WorkflowTimeoutError True", "7.0 days"],
     [
         "built api",
