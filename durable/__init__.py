@@ -72,7 +72,7 @@ from durable._infos import (
 )
 from durable._options import Options
 from durable._published import get_published, get_published_sync, publish, publish_sync
-from durable._records import SessionSummary, StepStatus, WorkflowStatus
+from durable._records import SessionSummary, StepStatus, StreamSummary, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
 from durable._session_state import SessionState, session
@@ -179,6 +179,7 @@ __all__ = [
     "StepInfo",
     "StepTimeoutError",
     "StreamRestarted",
+    "StreamSummary",
     "StepStatus",
     "Store",
     "SyncWorkflow",

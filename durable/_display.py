@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from durable._durations import format_utc
-from durable._records import WorkflowStatus
+from durable._records import StreamSummary, WorkflowStatus
 
 
 class HistoryEntry(Protocol):
@@ -177,12 +177,31 @@ def published_html(published: Mapping[str, str]) -> str:
     )
 
 
+def streams_html(streams: Sequence[StreamSummary]) -> str:
+    """A workflow's streams: key, chunks, restarts, whether each ended."""
+    if not streams:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{html.escape(s.key)}</code></td><td>{s.chunks}</td>"
+        f"<td>{s.restarts or ''}</td><td>{'ended' if s.ended else 'open'}</td></tr>"
+        for s in streams
+    )
+    return (
+        '<table class="durable-streams" style="border-collapse:collapse;font-size:90%">'
+        "<thead><tr><th>stream</th><th>chunks</th><th>restarts</th><th></th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def workflow_html(
-    info: WorkflowInfo, entries: Sequence[HistoryEntry], published: Mapping[str, str]
+    info: WorkflowInfo,
+    entries: Sequence[HistoryEntry],
+    published: Mapping[str, str],
+    streams: Sequence[StreamSummary],
 ) -> str:
     color = _COLORS.get(info.status.value, "#616161")
     return (
@@ -203,6 +222,7 @@ def workflow_html(
         )
         + "</p>"
         + published_html(published)
+        + streams_html(streams)
         + history_html(entries)
         + "</div>"
     )

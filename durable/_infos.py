@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from durable import _display
 from durable._errors import ConfigurationError
-from durable._records import WorkflowStatus
+from durable._records import StreamSummary, WorkflowStatus
 
 
 class Records(Protocol):
@@ -28,6 +28,10 @@ class Records(Protocol):
 
     def published(self, workflow_id: str) -> dict[str, Any]:
         """The latest value of each key the workflow published."""
+        ...
+
+    def streams(self, workflow_id: str) -> list[StreamSummary]:
+        """The workflow's streams."""
         ...
 
 
@@ -82,17 +86,23 @@ class WorkflowInfo:
             raise ConfigurationError("this WorkflowInfo is not attached to a store")
         return self._store.published(self.workflow_id)
 
+    def streams(self) -> list[StreamSummary]:
+        """Its streams: key, chunks, restarts, ended (see :meth:`Store.streams`)."""
+        if self._store is None:
+            raise ConfigurationError("this WorkflowInfo is not attached to a store")
+        return self._store.streams(self.workflow_id)
+
     def __str__(self) -> str:
         return _display.workflow_summary(self)
 
     def _repr_html_(self) -> str:
         if self._store is None:
-            return _display.workflow_html(self, History(), {})
+            return _display.workflow_html(self, History(), {}, [])
         try:
             published = {key: repr(value) for key, value in self.published().items()}
         except Exception as exc:  # a value whose type cannot be imported here
             published = {"(not shown)": f"{type(exc).__name__}: {exc}"}
-        return _display.workflow_html(self, self.history(), published)
+        return _display.workflow_html(self, self.history(), published, self.streams())
 
 
 class History(list["HistoryEntry"]):

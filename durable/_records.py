@@ -177,6 +177,19 @@ class SessionSummary:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class StreamSummary:
+    """A stream of a workflow as listed: its key, chunks, restarts and whether it ended."""
+
+    key: str
+    chunks: int
+    """Chunks written, in every run (a restarted generator's first run's too)."""
+    restarts: int
+    """Runs of its generator step begun again after one was cut short."""
+    ended: bool
+    updated_at: float
+
+
 class EventGone(Exception):
     """The event to consume was consumed meanwhile (by another wait of the workflow)."""
 

@@ -26,6 +26,7 @@ from durable._records import (
     StepKind,
     StepRow,
     StepStatus,
+    StreamSummary,
     WorkflowQuery,
     WorkflowRow,
     WorkflowStatus,
@@ -182,6 +183,14 @@ class Store(Changes):
     async def apublished(self, workflow_id: str) -> dict[str, Any]:
         """Async form of :meth:`published`."""
         return await self._published(False, workflow_id)
+
+    def streams(self, workflow_id: str) -> list[StreamSummary]:
+        """A workflow's streams (generator steps, ``write_stream``): chunks, restarts, ended.
+
+        Read one with :func:`durable.read_stream`.
+        """
+        row = drive(self._row(True, workflow_id))
+        return self._backend.run_sync(self._backend.streams_of, row.workflow_id)
 
     def sessions(self) -> list[SessionSummary]:
         """Every session with state (``durable.session``): its keys and last write, newest first."""

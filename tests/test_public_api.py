@@ -18,6 +18,7 @@ EXPORTED = {
     "get_published_sync",
     "NotPublishedError",
     "StreamRestarted",
+    "StreamSummary",
     "SessionState",
     "SessionSummary",
     "session",

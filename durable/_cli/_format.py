@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from durable._display import duration_text, size_text
 from durable._durations import to_datetime
 from durable._errors import WorkflowNotFoundError
-from durable._records import WorkflowStatus
+from durable._records import StreamSummary, WorkflowStatus
 
 if TYPE_CHECKING:
     from rich.console import OverflowMethod
@@ -174,6 +174,19 @@ def published_table(published: dict[str, str]) -> Table:
     table = new_table("published", "latest value")
     for key, value in published.items():
         table.add_row(cell(key), cell(value))
+    return table
+
+
+def streams_table(streams: Sequence[StreamSummary]) -> Table:
+    """``durable show``'s streams: key, chunks, restarts, ended."""
+    table = new_table("stream", "chunks", "restarts", "state", right=("chunks", "restarts"))
+    for s in streams:
+        table.add_row(
+            cell(s.key),
+            cell(s.chunks),
+            cell(s.restarts or ""),
+            cell("ended" if s.ended else "open"),
+        )
     return table
 
 

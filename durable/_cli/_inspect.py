@@ -23,6 +23,7 @@ from durable._cli._format import (
     short,
     status_cell,
     steps_table,
+    streams_table,
     summary_grid,
     took,
     workflow_fields,
@@ -108,6 +109,7 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
     result, error = outcome(info)
     dead = owner_dead(state.store(), info)
     published = published_reprs(info)
+    streams = info.streams()
     if as_json:
         echo_json(
             {
@@ -116,6 +118,7 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
                 "result": result,
                 "error": error,
                 "published": published,
+                "streams": [dataclasses.asdict(s) for s in streams],
                 "steps": [entry_json(e) for e in live],
             }
         )
@@ -124,6 +127,9 @@ def show(state: State, workflow_id: str, as_json: bool) -> None:
     if published:
         state.print()
         state.print(published_table(published))
+    if streams:
+        state.print()
+        state.print(streams_table(streams))
     state.print()
     if not live:
         state.print("no steps recorded")

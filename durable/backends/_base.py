@@ -36,6 +36,7 @@ from durable._records import (
     StepHistoryRow,
     StepRow,
     StreamRow,
+    StreamSummary,
     WorkflowQuery,
     WorkflowRow,
     WorkflowStatus,
@@ -442,6 +443,10 @@ class Backend(ABC):
         self, tx: Any, workflow_id: str, key: str, after: int = 0
     ) -> list[StreamRow]:
         """The entries of a stream with an ``id`` above ``after``, in the order written."""
+
+    @abstractmethod
+    async def streams_of(self, tx: Any, workflow_id: str) -> list[StreamSummary]:
+        """The streams of a workflow, by key: chunks, restarts, whether each ended."""
 
     # Sessions -------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from durable._records import StepRow, StreamRow
+from durable._records import StepRow, StreamRow, StreamSummary
 from durable.backends._base import atomic
 from durable.backends._notify import stream_topic
 from durable.backends._sql_ops import SqlOps
@@ -41,6 +41,19 @@ class StreamOps(SqlOps):
             raise lost(workflow_id, epoch)
         await self._notify(tx, stream_topic(workflow_id))
         return step
+
+    async def streams_of(self, tx: Tx, workflow_id: str) -> list[StreamSummary]:
+        result = await tx.execute(self.q.streams.summary, {"workflow_id": workflow_id})
+        return [
+            StreamSummary(
+                key=r.key,
+                chunks=int(r.chunks or 0),
+                restarts=max(int(r.starts or 0) - 1, 0),
+                ended=bool(r.ends),
+                updated_at=float(r.updated_at),
+            )
+            for r in result.rows
+        ]
 
     async def read_stream(
         self, tx: Tx, workflow_id: str, key: str, after: int = 0

@@ -26,6 +26,16 @@ class StreamStatements:
         self.append = sa.insert(sm).from_select(
             list(values), sa.select(*values.values()).where(fence)
         )
+        counted = [
+            sa.func.sum(sa.case((sm.c.kind == kind, 1), else_=0)).label(label)
+            for kind, label in (("chunk", "chunks"), ("start", "starts"), ("end", "ends"))
+        ]
+        self.summary = (
+            sa.select(sm.c.key, *counted, sa.func.max(sm.c.written_at).label("updated_at"))
+            .where(sm.c.workflow_id == P("workflow_id"))
+            .group_by(sm.c.key)
+            .order_by(sm.c.key)
+        )
         self.read = (
             sa.select(sm.c.id, sm.c.kind, sm.c.value, sm.c.written_at)
             .where(

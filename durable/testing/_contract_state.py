@@ -52,7 +52,7 @@ class StateChecks:
         store(b.supersede_from, "w", 1, 4)  # a restore to before it: the older value stands
         assert [r.output for r in store(b.published, "w", "progress")] == [b"10"]
 
-    @checks("append_stream", "read_stream")
+    @checks("append_stream", "read_stream", "streams_of")
     def test_streams_keep_order_are_fenced_and_write_a_record_once(self, store: Store) -> None:
         """Entries come back in order after an id; a record written with one appends once."""
         b = store.backend
@@ -79,6 +79,10 @@ class StateChecks:
         ]
         assert [r.kind for r in store(b.read_stream, "w", "tokens", rows[1].id)] == ["chunk", "end"]
         assert store(b.read_stream, "w", "absent") == []
+        store(b.append_stream, "w", 1, "other", "start", None)
+        store(b.append_stream, "w", 1, "other", "start", None)  # begun again
+        summary = {s.key: (s.chunks, s.restarts, s.ended) for s in store(b.streams_of, "w")}
+        assert summary == {"other": (1, 1, False), "tokens": (2, 0, True)}
         assert sorted(store(b.load_steps, "w")) == [3]
 
     @checks("session_read", "session_write", "sessions", "cleanup_sessions")

@@ -239,3 +239,24 @@ async def test_readers_of_unknown_or_finished_workflows(runtime: durable.Runtime
 
 def test_crash_sweep_of_a_streaming_workflow() -> None:
     crash_sweep(chat, "a b c", setup=RAN.clear).assert_ok()
+
+
+def test_durable_show_and_the_display_list_streams(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import durable_command
+
+    with durable.Runtime(db_url) as runtime, runtime.activated():
+        assert sync_numbers.run_sync(3, workflow_id="n") == 5
+        info = runtime.get_workflow("n")
+        assert info is not None
+        assert [(s.key, s.chunks, s.restarts, s.ended) for s in info.streams()] == [
+            ("numbers", 3, 0, True),
+            ("numbers#2", 2, 0, True),
+        ]
+        assert "durable-streams" in info._repr_html_()
+    command = durable_command()
+    assert command(["--url", db_url, "show", "n"]) == 0
+    out = capsys.readouterr().out
+    assert "numbers#2" in out
+    assert "ended" in out
