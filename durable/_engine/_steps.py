@@ -150,7 +150,10 @@ class Steps(Part):
             try:
                 value = call()
                 if spec.is_async:
-                    value = await self._bounded(ctx, spec, position, value)
+                    if spec.timeout is None and ctx.deadline is None:
+                        value = await value  # no limit: no task, no timer (the common case)
+                    else:
+                        value = await self._bounded(ctx, spec, position, value)
                 elif spec.timeout is not None:
                     _late(ctx, spec, position, self.engine.clock.time() - started)
             except Exception as exc:
@@ -332,7 +335,8 @@ def cancel_hinted(ctx: _context.WorkflowContext) -> bool:
     Called before anything new starts (a step, a child, a wait, a publish):
     past the workflow's deadline it raises DeadlinePassed instead.
     """
-    check_deadline(ctx)
+    if ctx.deadline is not None:
+        check_deadline(ctx)
     hint = ctx.stop_hint
     return hint is not None and hint.take()
 

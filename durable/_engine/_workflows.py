@@ -369,7 +369,8 @@ class Workflows(OverSteps):
                 value = inv.call()
                 if inv.spec.is_async:
                     value = await value
-                await _close_streams(ctx)
+                if ctx.streams:
+                    await _close_streams(ctx)
             except OwnershipLostError:
                 raise Lost() from None
             except DeadlinePassed as passed:
@@ -391,7 +392,8 @@ class Workflows(OverSteps):
                     suspended.current = workflow_id
                 raise
             except Exception as exc:
-                await _close_streams(ctx)
+                if ctx.streams:
+                    await _close_streams(ctx)
                 if isinstance(exc, WorkflowTimeoutError) and _past(ctx):
                     # Its child shared its deadline and timed out first.
                     raise await self._time_out(session, ctx, ctx.timeout) from None

@@ -74,8 +74,15 @@ workflows = sa.Table(
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
-    # Version 6: a workflow's children, for cancelling and resuming a tree.
-    sa.Index("ix_durable_workflows_parent", "parent_id"),
+)
+
+# Version 6: a workflow's children, for cancelling and resuming a tree. Only
+# children are indexed: a top-level workflow's start costs no index entry.
+sa.Index(
+    "ix_durable_workflows_parent",
+    workflows.c.parent_id,
+    sqlite_where=workflows.c.parent_id.is_not(None),
+    postgresql_where=workflows.c.parent_id.is_not(None),
 )
 
 steps = sa.Table(
