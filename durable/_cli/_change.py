@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from durable._cli._format import cleanup_text, echo_json, require
+from durable._cli._format import cleanup_text, echo_json, echo_many, require
 from durable._cli._parse import duration_callback
 from durable._cli._state import (
+    Filters,
     State,
     count_option,
     filter_options,
@@ -55,26 +56,17 @@ def fork(state: State, workflow_id: str, snapshot: str, new_id: str) -> None:
 def cancel(
     state: State,
     workflow_id: str | None,
-    statuses: tuple[str, ...],
-    name: str | None,
-    queue: str | None,
-    older_than: dt.timedelta | None,
-    dry_run: bool,
+    filters: Filters,
     as_json: bool,
 ) -> None:
     """Cancel a workflow and its children, or every active workflow the filters select."""
     store = state.store()
     if workflow_id is None:
-        ids = store.cancel_many(
-            status=list(statuses) or None,
-            name=name,
-            queue=queue,
-            older_than=older_than,
-            dry_run=dry_run,
-        )
-        _many(ids, "would cancel" if dry_run else "cancelled", as_json, dry_run)
+        ids = store.cancel_many(**filters.arguments())
+        dry_run = filters.dry_run
+        echo_many(ids, "would cancel" if dry_run else "cancelled", as_json, dry_run)
         return
-    if statuses or name or queue or older_than or dry_run:
+    if filters.given():
         raise click.UsageError("give an ID or filters (--status, --name, ...), not both")
     if store.cancel(workflow_id):
         click.echo(
@@ -84,16 +76,6 @@ def cancel(
     else:
         status = require(store, workflow_id).status.value
         click.echo(f"{workflow_id} is {status} already; nothing to cancel")
-
-
-def _many(ids: list[str], verb: str, as_json: bool, dry_run: bool) -> None:
-    """What a command on many workflows did (or would do)."""
-    if as_json:
-        echo_json({"workflow_ids": ids, "dry_run": dry_run})
-        return
-    click.echo(f"{verb} {len(ids)} workflow{'s' if len(ids) != 1 else ''}")
-    for workflow_id in ids:
-        click.echo(f"  {workflow_id}")
 
 
 @click.command("cleanup")

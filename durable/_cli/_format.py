@@ -190,6 +190,20 @@ def streams_table(streams: Sequence[StreamSummary]) -> Table:
     return table
 
 
+def echo_many(ids: list[str], verb: str, as_json: bool, dry_run: bool, then: str = "") -> None:
+    """What a command on many workflows did (or would do), and what comes next."""
+    import click
+
+    if as_json:
+        echo_json({"workflow_ids": ids, "dry_run": dry_run})
+        return
+    click.echo(f"{verb} {len(ids)} workflow{'s' if len(ids) != 1 else ''}")
+    for workflow_id in ids:
+        click.echo(f"  {workflow_id}")
+    if ids and not dry_run and then:
+        click.echo(then)
+
+
 def short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import os
 import sys
@@ -157,11 +158,36 @@ def shows_workflow(name: str) -> Callable[[Callable[..., Any]], click.Command]:
     return decorate
 
 
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """What a command on many workflows selects them by (``--status``, ``--name``...)."""
+
+    statuses: tuple[str, ...]
+    name: str | None
+    queue: str | None
+    older_than: Any
+    """A timedelta, or None."""
+    dry_run: bool
+
+    def given(self) -> bool:
+        """Whether any filter (or ``--dry-run``) was given."""
+        return bool(self.statuses or self.name or self.queue or self.older_than or self.dry_run)
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``Store.cancel_many`` and ``resume_many``."""
+        return {
+            "status": list(self.statuses) or None,
+            "name": self.name,
+            "queue": self.queue,
+            "older_than": self.older_than,
+            "dry_run": self.dry_run,
+        }
+
+
 def filter_options(statuses: str) -> Callable[[F], F]:
     """The filters of a command that acts on many workflows: status, name, queue, age, dry run.
 
-    The command receives ``statuses``, ``name``, ``queue``, ``older_than``
-    (a timedelta or None) and ``dry_run``.
+    The command receives them as one ``filters`` argument (:class:`Filters`).
     """
     import click
 
@@ -170,7 +196,14 @@ def filter_options(statuses: str) -> Callable[[F], F]:
     def optional_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         return None if value is None else duration_callback(ctx, param, value)
 
-    def add(command: F) -> F:
+    def add(given: F) -> F:
+        @functools.wraps(given)
+        def taking_filters(*args: Any, **kwargs: Any) -> Any:
+            names = ("statuses", "name", "queue", "older_than", "dry_run")
+            filters = Filters(**{name: kwargs.pop(name) for name in names})
+            return given(*args, filters=filters, **kwargs)
+
+        command: Any = taking_filters
         for option in reversed(
             (
                 status_option(statuses),
@@ -186,7 +219,7 @@ def filter_options(statuses: str) -> Callable[[F], F]:
             )
         ):
             command = option(command)
-        return command
+        return command  # type: ignore[no-any-return]
 
     return add
 

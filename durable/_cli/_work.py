@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -10,10 +9,11 @@ from typing import Any, TypeVar
 
 import click
 
-from durable._cli._format import echo_json, recovery_json, require
+from durable._cli._format import echo_json, echo_many, recovery_json, require
 from durable._cli._parse import seconds_callback
 from durable._cli._state import (
     Failure,
+    Filters,
     State,
     filter_options,
     import_modules,
@@ -68,11 +68,7 @@ def resume(
     state: State,
     workflow_id: str | None,
     modules: tuple[str, ...],
-    statuses: tuple[str, ...],
-    name: str | None,
-    queue: str | None,
-    older_than: dt.timedelta | None,
-    dry_run: bool,
+    filters: Filters,
     as_json: bool,
 ) -> None:
     """Run one workflow again from its records (also a cancelled one), or reopen many.
@@ -82,24 +78,12 @@ def resume(
     select, for durable recover or a worker to run.
     """
     if workflow_id is None:
-        ids = state.store().resume_many(
-            status=list(statuses) or None,
-            name=name,
-            queue=queue,
-            older_than=older_than,
-            dry_run=dry_run,
-        )
-        if as_json:
-            echo_json({"workflow_ids": ids, "dry_run": dry_run})
-            return
-        verb = "would reopen" if dry_run else "reopened"
-        click.echo(f"{verb} {len(ids)} workflow{'s' if len(ids) != 1 else ''}")
-        for resumed in ids:
-            click.echo(f"  {resumed}")
-        if ids and not dry_run:
-            click.echo("durable recover --import MODULE (or a worker) runs them")
+        ids = state.store().resume_many(**filters.arguments())
+        then = "durable recover --import MODULE (or a worker) runs them"
+        verb = "would reopen" if filters.dry_run else "reopened"
+        echo_many(ids, verb, as_json, filters.dry_run, then)
         return
-    if statuses or name or queue or older_than or dry_run:
+    if filters.given():
         raise click.UsageError("give an ID or filters (--status, --name, ...), not both")
     if not modules:
         raise click.UsageError("resuming ID runs it here: say where it is with --import MODULE")
