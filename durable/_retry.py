@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from durable._durations import duration
 from durable._errors import ConfigurationError
+
+JITTER = 0.25
+"""The most a retry's wait is shortened at random (a quarter of it), on a real clock."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +21,9 @@ class RetryPolicy:
     """When and how a failing step is tried again.
 
     The wait before retry ``n`` (1-based) is
-    ``min(backoff * backoff_multiplier ** (n - 1), max_backoff)`` seconds.
+    ``min(backoff * backoff_multiplier ** (n - 1), max_backoff)`` seconds,
+    less up to a quarter of it at random on a real clock (jitter: workers
+    that failed together retry spread out); a virtual clock waits it exactly.
     Every failed attempt is recorded before the wait, so the history shows it.
 
     Example::
@@ -79,6 +86,15 @@ class RetryPolicy:
         except OverflowError:  # grown past any float: the cap applies
             return cap
         return min(wait, cap)
+
+    def jittered(self, retry: int, draw: Callable[[], float] = random.random) -> float:
+        """:meth:`delay`, less up to :data:`JITTER` of it at random.
+
+        Workers that failed together (a database outage) then retry spread
+        out rather than in lockstep. The engine uses it on a real clock; a
+        test's virtual clock waits :meth:`delay` exactly.
+        """
+        return self.delay(retry) * (1.0 - JITTER * draw())
 
     def should_retry(self, error: Exception, retries_done: int) -> bool:
         """Whether to try again after ``error`` when ``retries_done`` retries ran."""

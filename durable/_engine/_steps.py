@@ -185,7 +185,9 @@ class Steps(Part):
                     spec.retry.retries,
                     extra=log_extra(ctx.workflow_id, spec.name, position),
                 )
-                await session.sleep(spec.retry.delay(retries))
+                retry = spec.retry
+                wait = retry.jittered(retries) if real_time(session.clock) else retry.delay(retries)
+                await session.sleep(wait)
                 continue
             finally:
                 _context.current.reset(token)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 import re
 import threading
 import time
@@ -455,7 +456,10 @@ def _retry_delay(tries: int, failed_at: float) -> float | None:
     if tries >= len(_RETRY_DELAYS):
         return None
     left = RETRY_SECONDS - (time.monotonic() - failed_at)
-    return min(_RETRY_DELAYS[tries], left) if left > 0 else None
+    # Up to half of it less at random: the processes an outage cut off together
+    # come back spread out, not all at once.
+    wait = _RETRY_DELAYS[tries] * (1.0 - 0.5 * random.random())
+    return min(wait, left) if left > 0 else None
 
 
 _LOCK_QUEUE = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")

@@ -88,3 +88,13 @@ async def test_base_exceptions_are_never_retried(runtime: durable.Runtime) -> No
         await wf()
     assert attempts == [1]
     assert runtime.list_steps(wf.id_for()) == []  # a crash records nothing
+
+
+def test_retries_on_a_real_clock_wait_a_little_less_at_random() -> None:
+    """Jitter: workers that failed together do not retry in lockstep."""
+    policy = durable.RetryPolicy(retries=3, backoff=2.0)
+    assert policy.jittered(2, draw=lambda: 0.0) == policy.delay(2) == 4.0
+    assert policy.jittered(2, draw=lambda: 1.0) == 3.0  # a quarter less at most
+    waits = {policy.jittered(1) for _ in range(50)}
+    assert len(waits) > 1
+    assert all(1.5 <= w <= 2.0 for w in waits)
