@@ -168,7 +168,8 @@ def durable_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
         import psycopg
     except ImportError:
         pytest.fail('the postgresql backend needs: pip install "durable-sdk[postgres]"', False)
-    server = url.replace("postgresql+psycopg://", "postgresql://")  # libpq reads postgres:// too
+    schema = f"durable_test_{uuid.uuid4().hex[:12]}"
+    server, isolated = _server_and_schema_urls(url, schema)
     try:
         psycopg.connect(server, connect_timeout=5).close()
         reason = None
@@ -178,10 +179,30 @@ def durable_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
         # Outside the except block, so the driver's frames (with the
         # password among their locals) are not shown.
         pytest.fail(f"PostgreSQL at {_masked(url)} is not reachable: {reason}", pytrace=False)
-    schema = f"durable_test_{uuid.uuid4().hex[:12]}"
-    yield f"{url}{'&' if '?' in url else '?'}schema={schema}&pool_min=0"
+    yield isolated
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _server_and_schema_urls(url: str, schema: str) -> tuple[str, str]:
+    """The server to connect to (durable's own options stripped) and the test's store URL.
+
+    The URL is parsed, not pasted to: a ``schema`` or ``pool_max`` the user
+    gave in ``--durable-url`` is merged with the test's own schema, never
+    sent to libpq, never given twice.
+    """
+    import sqlalchemy as sa
+
+    from durable.backends._url import POSTGRES_OPTIONS
+
+    parsed = sa.make_url(url)
+    libpq = {k: v for k, v in parsed.query.items() if k not in POSTGRES_OPTIONS}
+    server = parsed.set(drivername="postgresql", query=libpq)
+    isolated = parsed.update_query_dict({"schema": schema, "pool_min": "0"})
+    return (
+        server.render_as_string(hide_password=False),
+        isolated.render_as_string(hide_password=False),
+    )
 
 
 @pytest.fixture

@@ -115,6 +115,33 @@ def test_configured_but_unreachable_postgres_fails(project: pytest.Pytester) -> 
     assert "secret" not in result.stdout.str()
 
 
+def test_durable_options_in_the_url_are_merged_not_sent_to_the_server(
+    project: pytest.Pytester,
+) -> None:
+    """pool_max and schema are durable's: stripped before connecting, schema merged once."""
+    url = os.environ.get("DURABLE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL configured: set DURABLE_TEST_POSTGRES_URL")
+    joiner = "&" if "?" in url else "?"
+    project.makepyfile(
+        test_pg="""
+import durable
+
+def test_pg(durable_postgres):
+    query = durable_postgres.split("?", 1)[1]
+    assert query.count("schema=") == 1
+    assert "schema=durable_test_" in query
+    assert "pool_max=4" in query
+    with durable.Runtime(durable_postgres) as runtime:
+        assert runtime.health_check().ok
+"""
+    )
+    result = project.runpytest_subprocess(
+        f"--durable-url={url}{joiner}pool_max=4&schema=mine", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+
+
 def test_postgres_scheme_is_a_postgresql_url(project: pytest.Pytester) -> None:
     # Hosting services hand out postgres://; it used to be a usage error here.
     project.makepyfile(test_pg="def test_pg(durable_postgres):\n    pass\n")
