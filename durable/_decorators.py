@@ -193,6 +193,54 @@ async def _enqueued(
     return WorkflowHandle(workflow_id, runtime_of(engine))
 
 
+def _enqueue_in_form(
+    bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any], where: _Where
+) -> Any:
+    """Enqueue a call: awaited for an async workflow, done at once for a sync one."""
+    workflow: Any = getattr(bound, "_self_parent", None) or bound
+    spec: WorkflowSpec = workflow._self_durable[0]
+    coro = _enqueue(bound, args, kwargs, where, sync=not spec.is_async)
+    if spec.is_async:
+        return named(coro, workflow.__wrapped__, ".enqueue")
+    return drive(coro)
+
+
+_Where = tuple[str | None, str, int, "float | dt.timedelta | None"]
+"""Where a call is enqueued: its workflow id, queue, priority and timeout."""
+
+
+def _enqueue(
+    bound: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    where: tuple[str | None, str, int, float | dt.timedelta | None],
+    sync: bool,
+) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
+    workflow_id, queue, priority, timeout = where
+    if workflow_id is not None:
+        validate_workflow_id(workflow_id)
+    check_text(queue, "queue name", QUEUE_CHARS)
+    check_int(priority, "priority")
+    workflow: Any = getattr(bound, "_self_parent", None) or bound
+    spec, signature = workflow._self_durable
+    instance = _bound_instance(bound) if workflow is not bound else None
+    ctx = _context.current.get()
+    engine = ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
+    inv = Invocation(
+        spec=spec,
+        call=lambda: None,
+        args_body=args_body(spec, signature, instance, args, kwargs),
+        args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
+        args=args,
+        kwargs=kwargs,
+        requested_id=workflow_id,
+        parent=None,
+        position=None,
+        timeout=_check_timeout(timeout) if timeout is not None else spec.timeout,
+    )
+    return _enqueued(engine, inv, sync, queue, priority)
+
+
 class _RunMethods:
     """``run`` and ``run_sync``, on the workflow and on its bound forms."""
 
@@ -241,13 +289,7 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        workflow: Any = getattr(self, "_self_parent", None) or self
-        spec: WorkflowSpec = workflow._self_durable[0]
-        where = (workflow_id, queue, priority, timeout)
-        coro = self._enqueue(args, kwargs, where, sync=not spec.is_async)
-        if spec.is_async:
-            return named(coro, workflow.__wrapped__, ".enqueue")
-        return drive(coro)
+        return _enqueue_in_form(self, args, kwargs, (workflow_id, queue, priority, timeout))
 
     def enqueue_sync(
         self,
@@ -259,40 +301,22 @@ class _RunMethods:
         **kwargs: Any,
     ) -> Any:
         where = (workflow_id, queue, priority, timeout)
-        return drive(self._enqueue(args, kwargs, where, sync=True))
+        return drive(_enqueue(self, args, kwargs, where, sync=True))
 
-    def _enqueue(
+    def options(
         self,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        where: tuple[str | None, str, int, float | dt.timedelta | None],
-        sync: bool,
-    ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
-        workflow_id, queue, priority, timeout = where
+        *,
+        workflow_id: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+    ) -> _WithOptions:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
         check_text(queue, "queue name", QUEUE_CHARS)
         check_int(priority, "priority")
-        workflow: Any = getattr(self, "_self_parent", None) or self
-        spec, signature = workflow._self_durable
-        instance = _bound_instance(self) if workflow is not self else None
-        ctx = _context.current.get()
-        engine = (
-            ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
-        )
-        inv = Invocation(
-            spec=spec,
-            call=lambda: None,
-            args_body=args_body(spec, signature, instance, args, kwargs),
-            args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
-            args=args,
-            kwargs=kwargs,
-            requested_id=workflow_id,
-            parent=None,
-            position=None,
-            timeout=_check_timeout(timeout) if timeout is not None else spec.timeout,
-        )
-        return _enqueued(engine, inv, sync, queue, priority)
+        seconds = _check_timeout(timeout) if timeout is not None else None
+        return _WithOptions(self, workflow_id, seconds, queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
@@ -300,6 +324,57 @@ class _RunMethods:
         instance = _bound_instance(self) if workflow is not self else None
         fp = call_fingerprint(signature, instance, args, kwargs)
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
+
+
+class _WithOptions:
+    """A workflow (or bound method) with its call options: ``wf.options(...)``.
+
+    Its methods take exactly the workflow's own arguments: the options go to
+    the call through the context (``run``) or beside the arguments
+    (``enqueue``), so a parameter of the user's named ``timeout`` or
+    ``workflow_id`` is the user's.
+    """
+
+    __slots__ = ("_priority", "_queue", "_timeout", "_workflow", "_workflow_id")
+
+    def __init__(
+        self,
+        workflow: _RunMethods,
+        workflow_id: str | None,
+        timeout: float | None,
+        queue: str,
+        priority: int,
+    ) -> None:
+        self._workflow, self._workflow_id, self._timeout = workflow, workflow_id, timeout
+        self._queue, self._priority = queue, priority
+
+    def __repr__(self) -> str:
+        return f"<{self._workflow!r} with options>"
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        given = _context.next_call.get() or _context.CallOptions()
+        token = _context.next_call.set(
+            dataclasses.replace(given, workflow_id=self._workflow_id, timeout=self._timeout)
+        )
+        try:
+            return self._workflow(*args, **kwargs)  # type: ignore[operator]
+        finally:
+            _context.next_call.reset(token)
+
+    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self.run(*args, **kwargs)
+        if inspect.iscoroutine(outcome):
+            return run_coroutine_sync(outcome)
+        return outcome
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        return _enqueue_in_form(self._workflow, args, kwargs, self._where())
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return drive(_enqueue(self._workflow, args, kwargs, self._where(), sync=True))
+
+    def _where(self) -> _Where:
+        return self._workflow_id, self._queue, self._priority, self._timeout
 
 
 class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]

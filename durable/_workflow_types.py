@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
     from durable._handle import WorkflowHandle
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
+S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 T_co = TypeVar("T_co", covariant=True)
@@ -75,11 +79,32 @@ class AsyncWorkflow(Protocol[P, T_co]):
     ) -> WorkflowHandle[T_co]:
         """Blocking form of :meth:`enqueue`."""
 
-    def id_for(self, *args: Any, **kwargs: Any) -> str:
+    def id_for(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The workflow id a top-level call with these arguments gets."""
 
-    def __get__(self, instance: Any, owner: Any = None) -> AsyncWorkflow[..., T_co]:
-        """Bind the workflow to an instance or class, as a method."""
+    def options(
+        self,
+        *,
+        workflow_id: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+        queue: str = "default",
+        priority: int = 0,
+    ) -> AsyncWorkflowCall[P, T_co]:
+        """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
+
+        Example::
+
+            await report.options(workflow_id="report-11", timeout=600).run("2026-11")
+        """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(
+        self: AsyncWorkflow[Concatenate[S, P2], T_co], instance: S, owner: type[Any] | None = None
+    ) -> AsyncWorkflow[P2, T_co]: ...
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """Bind the workflow to an instance, as a method (its parameters less ``self``)."""
 
 
 class SyncWorkflow(Protocol[P, T_co]):
@@ -132,11 +157,66 @@ class SyncWorkflow(Protocol[P, T_co]):
     ) -> WorkflowHandle[T_co]:
         """Same as :meth:`enqueue`."""
 
-    def id_for(self, *args: Any, **kwargs: Any) -> str:
+    def id_for(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The workflow id a top-level call with these arguments gets."""
 
-    def __get__(self, instance: Any, owner: Any = None) -> SyncWorkflow[..., T_co]:
-        """Bind the workflow to an instance or class, as a method."""
+    def options(
+        self,
+        *,
+        workflow_id: str | None = None,
+        timeout: float | dt.timedelta | None = None,
+        queue: str = "default",
+        priority: int = 0,
+    ) -> SyncWorkflowCall[P, T_co]:
+        """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
+
+        Example::
+
+            build.options(workflow_id="build-7", timeout=3600).run("main")
+        """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(
+        self: SyncWorkflow[Concatenate[S, P2], T_co], instance: S, owner: type[Any] | None = None
+    ) -> SyncWorkflow[P2, T_co]: ...
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        """Bind the workflow to an instance, as a method (its parameters less ``self``)."""
+
+
+class AsyncWorkflowCall(Protocol[P, T_co]):
+    """An async workflow with its call options set (``wf.options(...)``)."""
+
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T_co]:
+        """Run it with these options; the arguments are exactly the workflow's."""
+
+    def run_sync(self, *args: P.args, **kwargs: P.kwargs) -> T_co:
+        """Run it to completion from sync code."""
+
+    def enqueue(
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
+        """Record the call for a worker (on the options' queue and priority); a handle."""
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[T_co]:
+        """Blocking form of :meth:`enqueue`."""
+
+
+class SyncWorkflowCall(Protocol[P, T_co]):
+    """A sync workflow with its call options set (``wf.options(...)``)."""
+
+    def run(self, *args: P.args, **kwargs: P.kwargs) -> T_co:
+        """Run it with these options; the arguments are exactly the workflow's."""
+
+    def run_sync(self, *args: P.args, **kwargs: P.kwargs) -> T_co:
+        """Same as :meth:`run`."""
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[T_co]:
+        """Record the call for a worker (on the options' queue and priority); a handle."""
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[T_co]:
+        """Same as :meth:`enqueue`."""
 
 
 class WorkflowDecorator(Protocol):
