@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import random
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -340,10 +341,31 @@ def _reproduction(
 ) -> str:
     shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     if setup is not None:
-        shown.append(f"setup={getattr(setup, '__qualname__', repr(setup))}")
+        shown.append(f"setup={_importable(setup, workflow.__module__)}")
     call = ", ".join([f"{workflow.__module__}.{workflow.__qualname__}", *shown])
     call = call.replace("{", "{{").replace("}", "}}")
     return f"durable.testing.crash_sweep({call}, only={{point!r}})"
+
+
+def _importable(setup: Callable[[], Any], module: str) -> str:
+    """How to name ``setup`` in a line that runs: dotted from its module where it can be.
+
+    A function is named by its module and qualified name; a bound method of a
+    module-level object (``RAN.clear``) by that object's name in the
+    workflow's module. Anything else (a lambda, a local function) keeps its
+    own name, marked as one to pass again by hand.
+    """
+    qualname = getattr(setup, "__qualname__", repr(setup))
+    owner = getattr(setup, "__self__", None)
+    if owner is not None and not isinstance(owner, type(sys)):
+        namespace = vars(sys.modules.get(module, sys))
+        for name, value in namespace.items():
+            if value is owner and name.isidentifier():
+                return f"{module}.{name}.{getattr(setup, '__name__', qualname)}"
+    defined_in = getattr(setup, "__module__", None)
+    if defined_in and "<" not in qualname and owner is None:
+        return f"{defined_in}.{qualname}"
+    return f"<the same setup: {qualname}>"
 
 
 @contextlib.contextmanager

@@ -170,10 +170,16 @@ def test_sweep_catches_a_step_that_is_not_safe_to_rerun() -> None:
     text = str(report)
     assert "FAIL  after_step:count: after the crash after the body of step 'count'" in text
     assert "the resumed run returned 4 where the crash-free run returned 3" in text
-    assert (
-        "reproduce: durable.testing.crash_sweep(tests.testing.test_testing.buggy, 1, "
-        "setup=list.clear, only='after_step:count')" in text
+    line = (
+        "durable.testing.crash_sweep(tests.testing.test_testing.buggy, 1, "
+        "setup=tests.testing.test_testing.COUNTER.clear, only='after_step:count')"
     )
+    assert f"reproduce: {line}" in text
+    # The reproducer runs as printed: every name in it resolves.
+    import tests.testing.test_testing
+
+    reproduced = eval(line, {"durable": durable, "tests": tests})
+    assert [str(f.point) for f in reproduced.failures] == ["after_step:count"]
     with pytest.raises(durable.testing.SweepFailed, match="1 failed"):
         report.assert_ok()
     # The one-line reproduction runs just that point.
