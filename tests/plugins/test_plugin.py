@@ -301,3 +301,36 @@ def test_plugin_defines_no_event_loop_and_no_autouse_fixture(pytester: pytest.Py
     fixtures = [getattr(plugin, name) for name in dir(plugin) if name.startswith("durable_")]
     for fixture in fixtures:
         assert "autouse=True" not in repr(fixture)
+
+
+MARKED = """
+import pytest
+
+@pytest.mark.durable_backends("sqlite-memory")
+def test_marked(request):
+    if "durable_backend" in request.fixturenames:
+        assert request.getfixturevalue("durable_backend") == "sqlite:///:memory:"
+"""
+
+
+def test_loading_the_plugin_by_hand_or_not_at_all(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What docs/testing.md says about loading the plugin holds."""
+    project.makepyfile(test_marked=MARKED.replace("(request)", "(durable_backend, request)"))
+    project.makeini("[pytest]\n")  # no other plugin's settings: autoloading is off
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    project.runpytest_subprocess("-p", "durable", "-p", "no:cacheprovider").assert_outcomes(
+        passed=1
+    )
+    project.makeconftest('pytest_plugins = ["durable.plugins.pytest"]')
+    project.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_turned_off_its_marker_is_registered_by_hand(project: pytest.Pytester) -> None:
+    project.makepyfile(test_marked=MARKED)
+    project.makeini("[pytest]\nmarkers =\n    durable_backends: the backends a test runs on\n")
+    result = project.runpytest_subprocess(
+        "-p", "no:durable", "--strict-markers", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
