@@ -239,8 +239,8 @@ def test_sweep_fixture_catches_a_planted_bug_readably(project: pytest.Pytester) 
     assert "SUBFAILED[crash after_step:count]" in out
     assert "the resumed run returned 4 where the crash-free run returned 3" in out
     assert (
-        "reproduce: durable.testing.crash_sweep(workflows.buggy, 1, setup=list.clear, "
-        "only='after_step:count')" in out
+        "reproduce: durable.testing.crash_sweep(workflows.buggy, 1, "
+        "setup=workflows.COUNTER.clear, only='after_step:count')" in out
     )
     assert "crash sweep of plugin.buggy: 7 crash points, 6 passed, 1 failed" in out
 
