@@ -258,6 +258,8 @@ class WorkflowQuery:
     until: float | None = None
     limit: int | None = None
     queue: str | None = None
+    id_prefix: str | None = None
+    """Only workflows whose id starts with this text."""
 
 
 @dataclass(frozen=True)

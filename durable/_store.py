@@ -38,6 +38,7 @@ from durable.backends._limits import (
     INT64_MAX,
     NAME_COLUMN_CHARS,
     SNAPSHOT_CHARS,
+    WORKFLOW_ID_CHARS,
     check_int,
     check_optional_text,
     check_text,
@@ -125,14 +126,16 @@ class Store(Changes):
         since: dt.datetime | float | str | None = None,
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
+        id_prefix: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Workflows, newest first, filtered by status, registered name and creation time.
 
         ``since`` and ``until`` are aware datetimes, Unix timestamps or ISO
         8601 text (``2025-06-01``, ``2025-06-01T09:30:00Z``; local time
-        without an offset), read like the CLI's ``--since``.
+        without an offset), read like the CLI's ``--since``. ``id_prefix``
+        keeps those whose id starts with it.
         """
-        return drive(self._list(True, status, name, since, until, limit))
+        return drive(self._list(True, status, name, since, until, limit, id_prefix))
 
     async def alist_workflows(
         self,
@@ -142,9 +145,10 @@ class Store(Changes):
         since: dt.datetime | float | str | None = None,
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
+        id_prefix: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Async form of :meth:`list_workflows`."""
-        return await self._list(False, status, name, since, until, limit)
+        return await self._list(False, status, name, since, until, limit, id_prefix)
 
     def get_workflow(self, workflow_id: str) -> _infos.WorkflowInfo | None:
         """A workflow's record, or None."""
@@ -295,6 +299,7 @@ class Store(Changes):
         since: dt.datetime | float | str | None,
         until: dt.datetime | float | str | None,
         limit: int | None,
+        id_prefix: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         if limit is not None:
             check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
@@ -304,6 +309,7 @@ class Store(Changes):
             since=_timestamp(since, "since"),
             until=_timestamp(until, "until"),
             limit=limit,
+            id_prefix=check_optional_text(id_prefix, "id_prefix", WORKFLOW_ID_CHARS),
         )
         rows = await self._run(sync, self._backend.query_workflows, query)
         return [self._info(row) for row in rows]

@@ -18,11 +18,12 @@ from durable._cli._state import (
     filter_options,
     json_flag,
     status_option,
+    workflow_id_argument,
 )
 
 
 @click.command("restore")
-@click.argument("workflow_id", metavar="ID")
+@workflow_id_argument()
 @click.argument("snapshot")
 @click.pass_obj
 def restore(state: State, workflow_id: str, snapshot: str) -> None:
@@ -35,7 +36,7 @@ def restore(state: State, workflow_id: str, snapshot: str) -> None:
 
 
 @click.command("fork")
-@click.argument("workflow_id", metavar="ID")
+@workflow_id_argument()
 @click.argument("snapshot")
 @click.argument("new_id", metavar="NEW_ID")
 @click.pass_obj
@@ -49,7 +50,7 @@ def fork(state: State, workflow_id: str, snapshot: str, new_id: str) -> None:
 
 
 @click.command("cancel")
-@click.argument("workflow_id", metavar="[ID]", required=False)
+@workflow_id_argument(required=False)
 @filter_options("Only workflows in this status (repeatable; default: enqueued, running, waiting).")
 @json_flag()
 @click.pass_obj
@@ -161,7 +162,7 @@ def prune(state: State, keep_snapshots: int, dry_run: bool, as_json: bool) -> No
 
 
 @click.command("send-event")
-@click.argument("workflow_id", metavar="ID")
+@workflow_id_argument()
 @click.argument("key")
 @click.argument("value", required=False)
 @click.option(

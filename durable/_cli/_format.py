@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from durable._display import duration_text, size_text
 from durable._durations import to_datetime
@@ -69,9 +69,14 @@ def new_table(*columns: str, right: Sequence[str] = ()) -> Table:
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for name in columns:
-        # Ids are what people copy into the next command: wrap, never cut.
-        overflow: OverflowMethod = "fold" if name in ("id", "workflow", "step") else "ellipsis"
-        table.add_column(name, justify="right" if name in right else "left", overflow=overflow)
+        justify: Literal["left", "right"] = "right" if name in right else "left"
+        if name in ("id", "workflow", "session", "stream"):
+            # Ids are what people copy into the next command: on one line,
+            # whole, however narrow the terminal (the other columns give way).
+            table.add_column(name, justify=justify, no_wrap=True, overflow="ignore")
+            continue
+        overflow: OverflowMethod = "fold" if name == "step" else "ellipsis"
+        table.add_column(name, justify=justify, overflow=overflow)
     return table
 
 

@@ -52,6 +52,21 @@ class State:
     def store(self) -> Store:
         return self.runtime().store
 
+    def resolve_id(self, given: str) -> str:
+        """The workflow id ``given`` names: itself if recorded, else the one id it begins."""
+        import click
+
+        store = self.store()
+        if store.get_workflow(given) is not None:
+            return given
+        found = [info.workflow_id for info in store.list_workflows(id_prefix=given, limit=11)]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            return given  # the command says what it does with an id the store lacks
+        shown = "\n  ".join(found[:10]) + ("\n  ..." if len(found) > 10 else "")
+        raise click.UsageError(f"{given!r} begins the ids of several workflows:\n  {shown}")
+
     @property
     def console(self) -> Console:
         if self._console is None:
@@ -145,14 +160,33 @@ def count_option(flag: str, *, default: int, minimum: int, help: str) -> Callabl
     return click.option(flag, type=kind, default=default, show_default=True, metavar="N", help=help)
 
 
+def workflow_id_argument(required: bool = True) -> Callable[[F], F]:
+    """The ``ID`` argument of a command on one workflow: a whole id, or a unique prefix of one.
+
+    Default ids are long (a name and a fingerprint); any prefix that names
+    one workflow of the store will do. An ambiguous one is refused with the
+    candidates listed.
+    """
+    import click
+
+    def resolve(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        state = ctx.find_object(State)
+        assert state is not None
+        return state.resolve_id(value)
+
+    return click.argument(
+        "workflow_id", metavar="ID" if required else "[ID]", required=required, callback=resolve
+    )
+
+
 def shows_workflow(name: str) -> Callable[[Callable[..., Any]], click.Command]:
     """A command that shows one workflow: ``durable NAME ID [--json]``."""
     import click
 
     def decorate(command: Callable[..., Any]) -> click.Command:
-        decorated = click.argument("workflow_id", metavar="ID")(
-            json_flag()(click.pass_obj(command))
-        )
+        decorated = workflow_id_argument()(json_flag()(click.pass_obj(command)))
         return click.command(name)(decorated)
 
     return decorate

@@ -19,6 +19,7 @@ from durable._cli._state import (
     import_modules,
     imports_option,
     json_flag,
+    workflow_id_argument,
 )
 from durable._errors import WorkflowNotFoundError
 
@@ -59,7 +60,7 @@ def recover(ctx: click.Context, modules: tuple[str, ...], as_json: bool) -> None
 
 
 @click.command("resume")
-@click.argument("workflow_id", metavar="[ID]", required=False)
+@workflow_id_argument(required=False)
 @imports_option(required=False)
 @filter_options("Only workflows in this status (repeatable; default: cancelled, quarantined).")
 @json_flag()

@@ -213,6 +213,10 @@ class WorkflowOps(SqlOps):
             stmt = stmt.where(w.c.name == query.name)
         if query.queue is not None:
             stmt = stmt.where(w.c.queue == query.queue)
+        if query.id_prefix is not None:
+            # Not LIKE: SQLite's is blind to case, and ids are not.
+            prefix = query.id_prefix
+            stmt = stmt.where(sa.func.substr(w.c.workflow_id, 1, len(prefix)) == prefix)
         if query.since is not None:
             stmt = stmt.where(w.c.created_at >= query.since)
         if query.until is not None:

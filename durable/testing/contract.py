@@ -189,6 +189,10 @@ class BackendContract(StateChecks):
         done = store(query, WorkflowQuery(statuses=(WorkflowStatus.SUCCESS,)))
         assert [r.workflow_id for r in done] == ["q3"]
         assert len(store(query, WorkflowQuery(limit=2))) == 2
+        store.start("Q%_x")
+        prefixed = store(query, WorkflowQuery(id_prefix="q"))  # case counts; % and _ are text
+        assert sorted(r.workflow_id for r in prefixed) == ["q1", "q2", "q3"]
+        assert [r.workflow_id for r in store(query, WorkflowQuery(id_prefix="Q%_"))] == ["Q%_x"]
 
     @checks("renew_leases")
     def test_renewal_skips_stale_epochs(self, store: Store) -> None:
