@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from durable import _display
-from durable._errors import ConfigurationError
+from durable._errors import ConfigurationError, DurableError
 from durable._records import StreamSummary, WorkflowStatus
 
 
@@ -99,10 +99,16 @@ class WorkflowInfo:
         if self._store is None:
             return _display.workflow_html(self, History(), {}, [])
         try:
+            history, streams = self.history(), self.streams()
+        except DurableError as exc:
+            # The store is closed (or gone): show the card this info holds.
+            note = f"steps not shown: {exc}"
+            return _display.workflow_html(self, History(), {"(store)": note}, [])
+        try:
             published = {key: repr(value) for key, value in self.published().items()}
         except Exception as exc:  # a value whose type cannot be imported here
             published = {"(not shown)": f"{type(exc).__name__}: {exc}"}
-        return _display.workflow_html(self, self.history(), published, self.streams())
+        return _display.workflow_html(self, history, published, streams)
 
 
 class History(list["HistoryEntry"]):

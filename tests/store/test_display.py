@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import durable
@@ -56,3 +58,20 @@ def test_history_and_workflow_render_as_html(runtime: durable.Runtime) -> None:
 def test_empty_history(runtime: durable.Runtime) -> None:
     assert str(durable.History()) == "(no steps recorded)"
     assert "No steps recorded" in durable.History()._repr_html_()
+
+
+def test_a_workflow_renders_what_it_holds_once_its_store_is_closed(tmp_path: Path) -> None:
+    runtime = durable.Runtime(f"sqlite:///{tmp_path / 'closed.db'}")
+
+    @durable.durable_workflow(name="display.closed")
+    def closed() -> int:
+        return 1
+
+    with runtime.activated():
+        closed.run_sync(workflow_id="c")
+        info = runtime.get_workflow("c")
+    runtime.close()
+    assert info is not None
+    html = info._repr_html_()  # no error: the card it holds, and why the steps are missing
+    assert "display.closed" in html
+    assert "steps not shown" in html
