@@ -12,10 +12,15 @@ ENV_VAR = "DURABLE_URL"
 
 
 def resolve_url(url: str | None) -> str:
-    """The URL to use: the argument, else ``$DURABLE_URL``, else the default file."""
+    """The store's URL: the argument, else ``$DURABLE_URL``, else pyproject, else the default.
+
+    pyproject: ``url`` in ``[tool.durable]`` of the project's ``pyproject.toml``.
+    """
     if url:
         return url
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return env
-    return f"sqlite:///{DEFAULT_PATH.as_posix()}"
+    from durable._settings import project_url
+
+    return project_url() or f"sqlite:///{DEFAULT_PATH.as_posix()}"

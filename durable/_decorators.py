@@ -21,13 +21,19 @@ from durable import _registry
 from durable._aio import drive, drive_iterator
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
-from durable._durations import duration
+from durable._calls import (
+    WithOptions,
+    bound_instance,
+    check_timeout,
+    enqueue,
+    enqueue_in_form,
+)
 from durable._engine import _context
-from durable._engine._core import Engine, Invocation
-from durable._engine._runtime import current_runtime, runtime_of
+from durable._engine._core import Invocation
+from durable._engine._runtime import current_runtime
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
-from durable._handle import DEFAULT_QUEUE, WorkflowHandle
+from durable._handle import DEFAULT_QUEUE
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._retry import RetryPolicy
 from durable._specs import (
@@ -135,7 +141,7 @@ def step(
             ...
     """
     policy = _retry_policy(retry, retries, backoff, backoff_multiplier, max_backoff, retry_on)
-    step_timeout = _check_timeout(timeout) if timeout is not None else None
+    step_timeout = check_timeout(timeout) if timeout is not None else None
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "step")
@@ -185,62 +191,6 @@ def step(
 # Workflows ------------------------------------------------------------------
 
 
-async def _enqueued(
-    engine: Engine, inv: Invocation, sync: bool, queue: str, priority: int
-) -> WorkflowHandle[Any]:
-    """Enqueue a call; the handle of its workflow, once its row is recorded."""
-    workflow_id = await engine.enqueue(inv, engine.session(sync=sync), queue, priority)
-    return WorkflowHandle(workflow_id, runtime_of(engine))
-
-
-def _enqueue_in_form(
-    bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any], where: _Where
-) -> Any:
-    """Enqueue a call: awaited for an async workflow, done at once for a sync one."""
-    workflow: Any = getattr(bound, "_self_parent", None) or bound
-    spec: WorkflowSpec = workflow._self_durable[0]
-    coro = _enqueue(bound, args, kwargs, where, sync=not spec.is_async)
-    if spec.is_async:
-        return named(coro, workflow.__wrapped__, ".enqueue")
-    return drive(coro)
-
-
-_Where = tuple[str | None, str, int, "float | dt.timedelta | None"]
-"""Where a call is enqueued: its workflow id, queue, priority and timeout."""
-
-
-def _enqueue(
-    bound: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    where: tuple[str | None, str, int, float | dt.timedelta | None],
-    sync: bool,
-) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
-    workflow_id, queue, priority, timeout = where
-    if workflow_id is not None:
-        validate_workflow_id(workflow_id)
-    check_text(queue, "queue name", QUEUE_CHARS)
-    check_int(priority, "priority")
-    workflow: Any = getattr(bound, "_self_parent", None) or bound
-    spec, signature = workflow._self_durable
-    instance = _bound_instance(bound) if workflow is not bound else None
-    ctx = _context.current.get()
-    engine = ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
-    inv = Invocation(
-        spec=spec,
-        call=lambda: None,
-        args_body=args_body(spec, signature, instance, args, kwargs),
-        args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
-        args=args,
-        kwargs=kwargs,
-        requested_id=workflow_id,
-        parent=None,
-        position=None,
-        timeout=_check_timeout(timeout) if timeout is not None else spec.timeout,
-    )
-    return _enqueued(engine, inv, sync, queue, priority)
-
-
 class _RunMethods:
     """``run`` and ``run_sync``, on the workflow and on its bound forms."""
 
@@ -260,7 +210,7 @@ class _RunMethods:
             dataclasses.replace(
                 given,
                 workflow_id=workflow_id,
-                timeout=_check_timeout(timeout) if timeout is not None else given.timeout,
+                timeout=check_timeout(timeout) if timeout is not None else given.timeout,
             )
         )
         try:
@@ -289,7 +239,7 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        return _enqueue_in_form(self, args, kwargs, (workflow_id, queue, priority, timeout))
+        return enqueue_in_form(self, args, kwargs, (workflow_id, queue, priority, timeout))
 
     def enqueue_sync(
         self,
@@ -301,7 +251,7 @@ class _RunMethods:
         **kwargs: Any,
     ) -> Any:
         where = (workflow_id, queue, priority, timeout)
-        return drive(_enqueue(self, args, kwargs, where, sync=True))
+        return drive(enqueue(self, args, kwargs, where, sync=True))
 
     def options(
         self,
@@ -310,71 +260,20 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
-    ) -> _WithOptions:
+    ) -> WithOptions:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
         check_text(queue, "queue name", QUEUE_CHARS)
         check_int(priority, "priority")
-        seconds = _check_timeout(timeout) if timeout is not None else None
-        return _WithOptions(self, workflow_id, seconds, queue, priority)
+        seconds = check_timeout(timeout) if timeout is not None else None
+        return WithOptions(self, workflow_id, seconds, queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         workflow: Any = getattr(self, "_self_parent", None) or self
         spec, signature = workflow._self_durable
-        instance = _bound_instance(self) if workflow is not self else None
+        instance = bound_instance(self) if workflow is not self else None
         fp = call_fingerprint(signature, instance, args, kwargs)
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
-
-
-class _WithOptions:
-    """A workflow (or bound method) with its call options: ``wf.options(...)``.
-
-    Its methods take exactly the workflow's own arguments: the options go to
-    the call through the context (``run``) or beside the arguments
-    (``enqueue``), so a parameter of the user's named ``timeout`` or
-    ``workflow_id`` is the user's.
-    """
-
-    __slots__ = ("_priority", "_queue", "_timeout", "_workflow", "_workflow_id")
-
-    def __init__(
-        self,
-        workflow: _RunMethods,
-        workflow_id: str | None,
-        timeout: float | None,
-        queue: str,
-        priority: int,
-    ) -> None:
-        self._workflow, self._workflow_id, self._timeout = workflow, workflow_id, timeout
-        self._queue, self._priority = queue, priority
-
-    def __repr__(self) -> str:
-        return f"<{self._workflow!r} with options>"
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:
-        given = _context.next_call.get() or _context.CallOptions()
-        token = _context.next_call.set(
-            dataclasses.replace(given, workflow_id=self._workflow_id, timeout=self._timeout)
-        )
-        try:
-            return self._workflow(*args, **kwargs)  # type: ignore[operator]
-        finally:
-            _context.next_call.reset(token)
-
-    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
-        outcome = self.run(*args, **kwargs)
-        if inspect.iscoroutine(outcome):
-            return run_coroutine_sync(outcome)
-        return outcome
-
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        return _enqueue_in_form(self._workflow, args, kwargs, self._where())
-
-    def enqueue_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return drive(_enqueue(self._workflow, args, kwargs, self._where(), sync=True))
-
-    def _where(self) -> _Where:
-        return self._workflow_id, self._queue, self._priority, self._timeout
 
 
 class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -449,7 +348,7 @@ def durable_workflow(
     """
     if on_running not in ("wait", "raise"):
         raise ConfigurationError(f"on_running must be 'wait' or 'raise', not {on_running!r}")
-    workflow_timeout = _check_timeout(timeout) if timeout is not None else None
+    workflow_timeout = check_timeout(timeout) if timeout is not None else None
 
     def decorate(fn: Callable[..., Any]) -> Any:
         raw = _check_decoratable(fn, "workflow")
@@ -561,17 +460,6 @@ def _awaited_sync(kind: str, name: str) -> ConfigurationError:
     )
 
 
-def _bound_instance(bound: Any) -> Any:
-    """The instance (or class) wrapt hands the wrapper when ``bound`` is called.
-
-    For a classmethod that is the class, which ``_self_instance`` does not
-    hold (it is None when the method is reached through the class).
-    """
-    if bound._self_binding in ("function", "callable"):
-        return bound._self_instance
-    return getattr(bound.__wrapped__, "__self__", None)
-
-
 def _check_code_policy(policy: OnCodeChange | None) -> OnCodeChange | None:
     if policy not in (None, "reuse", "rerun", "error"):
         raise ConfigurationError(
@@ -638,11 +526,6 @@ def _stream_key(name: str, stream: str | None, policy: RetryPolicy, timeout: flo
             f"than {EVENT_KEY_CHARS - 8}; give it a shorter one with stream='...'"
         )
     return check_text(key, "stream key", EVENT_KEY_CHARS)
-
-
-def _check_timeout(timeout: object) -> float:
-    """A timeout: more than 0 seconds (or a timedelta), at most 100 years."""
-    return duration(timeout, "timeout", positive=True)
 
 
 def _check_name(name: object) -> str:

@@ -260,3 +260,56 @@ def _error(message: str, name: str, value: object) -> ConfigurationError:
     # Errors are pickled with the workflow's outcome: keep only plain values.
     plain = value if isinstance(value, (int, float, str, dt.timedelta, dt.date)) else repr(value)
     return ConfigurationError(message, parameter=name, value=plain)
+
+
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+    "w": 7 * 86400,
+    "week": 7 * 86400,
+}
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Read a duration: ``30d``, ``12h``, ``15m``, ``90s``, ``2w``, ``1d12h``, ``30 days``.
+
+    Units: s, m (minutes), h, d, w, also spelled out (``sec``, ``min``,
+    ``hours``, ``days``, ``weeks``).
+
+    Raises:
+        ValueError: saying what is expected, when ``text`` is not one (a
+            ConfigurationError when it is longer than 100 years).
+    """
+    compact = text.lower()
+    seconds, end = 0.0, 0
+    for match in _DURATION_PART.finditer(compact):
+        unit = match[2]
+        # Plurals of the spelled-out units only: "days", not "ds".
+        plural = len(unit) > 2 and unit.endswith("s")
+        factor = _UNITS.get(unit) or (_UNITS.get(unit[:-1]) if plural else None)
+        if match.start() != end or factor is None:
+            break
+        seconds += float(match[1]) * factor
+        end = match.end()
+    if end and end == len(compact):
+        try:
+            return dt.timedelta(seconds=duration(seconds, "duration"))
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{text!r} is longer than 100 years, the longest duration durable takes",
+                parameter="duration",
+                value=text,
+            ) from None
+    raise ValueError(
+        f"{text!r} is not a duration; write a number and a unit (s, m, h, d or w), "
+        "like 30d, 12h, 15m, 90s, 2w, or combined like 1d12h"
+    )

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from durable._cli._parse import parse_duration, parse_when
+from durable._cli._parse import parse_when
+from durable._durations import parse_duration
 
 if TYPE_CHECKING:
     import click

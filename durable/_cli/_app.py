@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -61,6 +62,23 @@ def _error(message: str, exc: BaseException | None = None) -> None:
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
+def _setting_flags(command: Any) -> Any:
+    """A flag per runtime setting (``--lease-seconds``...), read as its variable would be."""
+    import click
+
+    from durable._settings import FIELDS, env_name
+
+    for field in reversed(FIELDS):
+        flag = "--" + field.replace("_", "-")
+        command = click.option(
+            flag,
+            field,
+            metavar="VALUE",
+            help=f"The runtime's {field} (default: ${env_name(field)}, [tool.durable], built-in).",
+        )(command)
+    return command
+
+
 def build_cli() -> click.Group:
     """The ``durable`` click group with every command (click must be installed)."""
     import click
@@ -77,16 +95,23 @@ def build_cli() -> click.Group:
         "--url",
         metavar="URL",
         help="The store: sqlite:///path/to/file.db or postgresql://user@host/db. "
-        "Default: $DURABLE_URL, else sqlite:///.durable/durable.db.",
+        "Default: $DURABLE_URL, else url in [tool.durable] of pyproject.toml, else "
+        "sqlite:///.durable/durable.db.",
     )
     @click.option("--debug", is_flag=True, help="Show tracebacks and the library's debug log.")
+    @_setting_flags
     @click.version_option(durable.__version__, "-V", "--version", prog_name="durable")
     @click.pass_context
-    def cli(ctx: click.Context, url: str | None, debug: bool) -> None:
-        """Inspect and maintain a durable store: list, show, rewind, fork, clean up, recover."""
+    def cli(ctx: click.Context, /, url: str | None, debug: bool, **settings: str | None) -> None:
+        """Inspect and maintain a durable store: list, show, rewind, fork, clean up, recover.
+
+        Each setting of the runtime is also read from $DURABLE_<NAME> and from
+        [tool.durable] in pyproject.toml; a flag here wins over both.
+        """
         state = ctx.ensure_object(State)
         state.url = url
         state.debug = debug
+        state.settings = {name: value for name, value in settings.items() if value is not None}
         ctx.call_on_close(state.close)
         if ctx.invoked_subcommand is None:
             click.echo(ctx.get_help())

@@ -6,63 +6,11 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
-from durable._durations import duration, parse_timestamp
+from durable._durations import duration, parse_duration, parse_timestamp
 from durable._errors import ConfigurationError
 
 if TYPE_CHECKING:
     import click
-
-_UNITS = {
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "h": 3600,
-    "hour": 3600,
-    "d": 86400,
-    "day": 86400,
-    "w": 7 * 86400,
-    "week": 7 * 86400,
-}
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """Read a duration: ``30d``, ``12h``, ``15m``, ``90s``, ``2w``, ``1d12h``, ``30 days``.
-
-    Units: s, m (minutes), h, d, w, also spelled out (``sec``, ``min``,
-    ``hours``, ``days``, ``weeks``).
-
-    Raises:
-        ValueError: saying what is expected, when ``text`` is not one (a
-            ConfigurationError when it is longer than 100 years).
-    """
-    compact = text.lower()
-    seconds, end = 0.0, 0
-    for match in _DURATION_PART.finditer(compact):
-        unit = match[2]
-        # Plurals of the spelled-out units only: "days", not "ds".
-        plural = len(unit) > 2 and unit.endswith("s")
-        factor = _UNITS.get(unit) or (_UNITS.get(unit[:-1]) if plural else None)
-        if match.start() != end or factor is None:
-            break
-        seconds += float(match[1]) * factor
-        end = match.end()
-    if end and end == len(compact):
-        try:
-            return dt.timedelta(seconds=duration(seconds, "duration"))
-        except ConfigurationError:
-            raise ConfigurationError(
-                f"{text!r} is longer than 100 years, the longest duration durable takes",
-                parameter="duration",
-                value=text,
-            ) from None
-    raise ValueError(
-        f"{text!r} is not a duration; write a number and a unit (s, m, h, d or w), "
-        "like 30d, 12h, 15m, 90s, 2w, or combined like 1d12h"
-    )
 
 
 def parse_when(text: str, now: dt.datetime | None = None, *, name: str = "time") -> dt.datetime:

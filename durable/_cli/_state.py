@@ -35,6 +35,8 @@ class State:
 
     url: str | None = None
     debug: bool = False
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Runtime settings given as flags (``--lease-seconds 60``), as text."""
     _runtime: Runtime | None = None
     _console: Console | None = None
 
@@ -43,10 +45,15 @@ class State:
         if self._runtime is None:
             from durable._config import resolve_url
             from durable._engine._runtime import Runtime
+            from durable._settings import checked, from_text
 
             url = resolve_url(self.url)
             check_store_exists(url, self.url)
-            self._runtime = Runtime(url)
+            given = {}
+            for field, text in self.settings.items():
+                flag = "--" + field.replace("_", "-")
+                given[field] = checked(field, from_text(field, text, flag), flag)
+            self._runtime = Runtime(url, **given)
         return self._runtime
 
     def store(self) -> Store:

@@ -34,10 +34,11 @@ from durable._engine._workflows import Workflows
 from durable._errors import ConfigurationError, DurableError, NotInWorkflowError
 from durable._identity import validate_workflow_id
 from durable._infos import WorkflowInfo
-from durable._options import OPTION_DEFAULTS as _DEFAULTS
 from durable._options import Options
 from durable._reports import HealthReport, RecoveryReport, StepInfo
-from durable._serialization import DEFAULT_COMPRESS_THRESHOLD, DEFAULT_MAX_PAYLOAD_BYTES, Codec
+from durable._serialization import Codec
+from durable._settings import UNSET
+from durable._settings import resolve as resolve_options
 from durable._store import Store, opens_with
 from durable.backends._base import Backend
 from durable.backends._open import open_backend
@@ -157,16 +158,16 @@ class Runtime:
         self,
         url: str | None = None,
         *,
-        lease_seconds: float | dt.timedelta = 30.0,
-        poll_interval: float | dt.timedelta = 0.5,
+        lease_seconds: float | dt.timedelta = UNSET,
+        poll_interval: float | dt.timedelta = UNSET,
         clock: Clock | None = None,
-        secret_key: str | bytes | None = None,
-        old_secret_keys: Sequence[str | bytes] | None = None,
-        compress_threshold: int | None = DEFAULT_COMPRESS_THRESHOLD,
-        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
-        durability: str = "normal",
-        event_poll_interval: float | dt.timedelta = 0.1,
-        max_recoveries: int = 10,
+        secret_key: str | bytes | None = UNSET,
+        old_secret_keys: Sequence[str | bytes] | None = UNSET,
+        compress_threshold: int | None = UNSET,
+        max_payload_bytes: int | None = UNSET,
+        durability: str = UNSET,
+        event_poll_interval: float | dt.timedelta = UNSET,
+        max_recoveries: int = UNSET,
         options: Options | None = None,
     ) -> None:
         given = {
@@ -181,11 +182,12 @@ class Runtime:
             "max_recoveries": max_recoveries,
         }
         if options is None:
-            options = Options(**given)  # type: ignore[arg-type]
-        elif changed := {k: v for k, v in given.items() if v != _DEFAULTS[k]}:
+            # Each argument not given: the environment, pyproject.toml, else the default.
+            options = resolve_options(given)
+        elif changed := sorted(k for k, v in given.items() if v is not UNSET):
             raise ConfigurationError(
                 f"give the options either in options= or as arguments, not both "
-                f"({', '.join(sorted(changed))} given beside options=); "
+                f"({', '.join(changed)} given beside options=); "
                 "use options.replace(...) to change some"
             )
         resolved = resolve_url(url)

@@ -1,0 +1,148 @@
+"""A workflow's call forms beyond the call itself: enqueue it, or run it with options apart.
+
+``wf.enqueue(...)`` records a call for a worker; ``wf.options(...)`` gives an
+object whose ``run``/``enqueue`` take exactly the workflow's own arguments,
+the options travelling apart (the call's context, or beside the arguments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+from collections.abc import Coroutine
+from typing import Any
+
+from durable._aio import drive
+from durable._arguments import args_body, call_fingerprint
+from durable._caller import named
+from durable._durations import duration
+from durable._engine import _context
+from durable._engine._core import Engine, Invocation
+from durable._engine._runtime import current_runtime, runtime_of
+from durable._engine._sync import run_coroutine_sync
+from durable._handle import WorkflowHandle
+from durable._identity import validate_workflow_id
+from durable._specs import WorkflowSpec
+from durable.backends._limits import QUEUE_CHARS, check_int, check_text
+
+
+async def enqueued(
+    engine: Engine, inv: Invocation, sync: bool, queue: str, priority: int
+) -> WorkflowHandle[Any]:
+    """Enqueue a call; the handle of its workflow, once its row is recorded."""
+    workflow_id = await engine.enqueue(inv, engine.session(sync=sync), queue, priority)
+    return WorkflowHandle(workflow_id, runtime_of(engine))
+
+
+def enqueue_in_form(bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any], where: Where) -> Any:
+    """Enqueue a call: awaited for an async workflow, done at once for a sync one."""
+    workflow: Any = getattr(bound, "_self_parent", None) or bound
+    spec: WorkflowSpec = workflow._self_durable[0]
+    coro = enqueue(bound, args, kwargs, where, sync=not spec.is_async)
+    if spec.is_async:
+        return named(coro, workflow.__wrapped__, ".enqueue")
+    return drive(coro)
+
+
+Where = tuple[str | None, str, int, "float | dt.timedelta | None"]
+"""Where a call is enqueued: its workflow id, queue, priority and timeout."""
+
+
+def enqueue(
+    bound: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    where: tuple[str | None, str, int, float | dt.timedelta | None],
+    sync: bool,
+) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
+    workflow_id, queue, priority, timeout = where
+    if workflow_id is not None:
+        validate_workflow_id(workflow_id)
+    check_text(queue, "queue name", QUEUE_CHARS)
+    check_int(priority, "priority")
+    workflow: Any = getattr(bound, "_self_parent", None) or bound
+    spec, signature = workflow._self_durable
+    instance = bound_instance(bound) if workflow is not bound else None
+    ctx = _context.current.get()
+    engine = ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
+    inv = Invocation(
+        spec=spec,
+        call=lambda: None,
+        args_body=args_body(spec, signature, instance, args, kwargs),
+        args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
+        args=args,
+        kwargs=kwargs,
+        requested_id=workflow_id,
+        parent=None,
+        position=None,
+        timeout=check_timeout(timeout) if timeout is not None else spec.timeout,
+    )
+    return enqueued(engine, inv, sync, queue, priority)
+
+
+class WithOptions:
+    """A workflow (or bound method) with its call options: ``wf.options(...)``.
+
+    Its methods take exactly the workflow's own arguments: the options go to
+    the call through the context (``run``) or beside the arguments
+    (``enqueue``), so a parameter of the user's named ``timeout`` or
+    ``workflow_id`` is the user's.
+    """
+
+    __slots__ = ("_priority", "_queue", "_timeout", "_workflow", "_workflow_id")
+
+    def __init__(
+        self,
+        workflow: Any,
+        workflow_id: str | None,
+        timeout: float | None,
+        queue: str,
+        priority: int,
+    ) -> None:
+        self._workflow, self._workflow_id, self._timeout = workflow, workflow_id, timeout
+        self._queue, self._priority = queue, priority
+
+    def __repr__(self) -> str:
+        return f"<{self._workflow!r} with options>"
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        given = _context.next_call.get() or _context.CallOptions()
+        token = _context.next_call.set(
+            dataclasses.replace(given, workflow_id=self._workflow_id, timeout=self._timeout)
+        )
+        try:
+            return self._workflow(*args, **kwargs)
+        finally:
+            _context.next_call.reset(token)
+
+    def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self.run(*args, **kwargs)
+        if inspect.iscoroutine(outcome):
+            return run_coroutine_sync(outcome)
+        return outcome
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        return enqueue_in_form(self._workflow, args, kwargs, self._where())
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> Any:
+        return drive(enqueue(self._workflow, args, kwargs, self._where(), sync=True))
+
+    def _where(self) -> Where:
+        return self._workflow_id, self._queue, self._priority, self._timeout
+
+
+def bound_instance(bound: Any) -> Any:
+    """The instance (or class) wrapt hands the wrapper when ``bound`` is called.
+
+    For a classmethod that is the class, which ``_self_instance`` does not
+    hold (it is None when the method is reached through the class).
+    """
+    if bound._self_binding in ("function", "callable"):
+        return bound._self_instance
+    return getattr(bound.__wrapped__, "__self__", None)
+
+
+def check_timeout(timeout: object) -> float:
+    """A timeout: more than 0 seconds (or a timedelta), at most 100 years."""
+    return duration(timeout, "timeout", positive=True)
