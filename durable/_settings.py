@@ -25,6 +25,9 @@ UNSET: Any = type("Unset", (), {"__repr__": lambda self: "<unset>"})()
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Options))
 
+SECRETS = ("secret_key", "old_secret_keys")
+"""Read from the environment by the codec itself, never from a file or a command line."""
+
 _DURATIONS = ("lease_seconds", "poll_interval", "event_poll_interval")
 _COUNTS = ("max_recoveries",)
 _SIZES = ("compress_threshold", "max_payload_bytes")  # None (off) as "none"/"off"
@@ -44,6 +47,8 @@ def resolve(given: dict[str, Any]) -> Options:
         if value is not UNSET:
             chosen[field] = value
             continue
+        if field in SECRETS:
+            continue  # $DURABLE_SECRET_KEY and $DURABLE_OLD_SECRET_KEYS: read by the codec
         text = os.environ.get(env_name(field))
         if text is not None and text.strip() != "":
             source = f"${env_name(field)}"
@@ -100,6 +105,13 @@ def _read_table(path: Path) -> dict[str, Any]:
     table = data.get("tool", {}).get("durable", {})
     if not isinstance(table, dict):
         raise ConfigurationError(f"{path}: [tool.durable] must be a table")
+    secrets = sorted(set(table) & set(SECRETS))
+    if secrets:
+        raise ConfigurationError(
+            f"{path} [tool.durable]: {', '.join(secrets)} do not belong in a file that is "
+            "shared or versioned; set $DURABLE_SECRET_KEY (and $DURABLE_OLD_SECRET_KEYS) in "
+            "the environment instead"
+        )
     unknown = sorted(set(table) - {*FIELDS, "url"})
     if unknown:
         raise ConfigurationError(

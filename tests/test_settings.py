@@ -56,10 +56,9 @@ def test_bad_values_name_where_they_came_from(
     with pytest.raises(durable.ConfigurationError, match=r"\$DURABLE_MAX_RECOVERIES='many'"):
         durable.Runtime("sqlite:///:memory:")
     monkeypatch.delenv("DURABLE_MAX_RECOVERIES")
-    monkeypatch.setenv("DURABLE_SECRET_KEY", "short")
-    with pytest.raises(durable.ConfigurationError, match="secret_key is 5 bytes long"):
+    (project / "pyproject.toml").write_text("[tool.durable]\nsecret_key = 'x' \n")
+    with pytest.raises(durable.ConfigurationError, match=r"\$DURABLE_SECRET_KEY"):
         durable.Runtime("sqlite:///:memory:")
-    monkeypatch.delenv("DURABLE_SECRET_KEY")
     (project / "pyproject.toml").write_text("[tool.durable]\nlease_secs = 3\n")
     with pytest.raises(durable.ConfigurationError, match=r"unknown setting.*lease_secs"):
         durable.Runtime("sqlite:///:memory:")

@@ -66,9 +66,10 @@ def _setting_flags(command: Any) -> Any:
     """A flag per runtime setting (``--lease-seconds``...), read as its variable would be."""
     import click
 
-    from durable._settings import FIELDS, env_name
+    from durable._settings import FIELDS, SECRETS, env_name
 
-    for field in reversed(FIELDS):
+    # Never a secret on the command line (other users see it in the process list).
+    for field in reversed([f for f in FIELDS if f not in SECRETS]):
         flag = "--" + field.replace("_", "-")
         command = click.option(
             flag,

@@ -142,6 +142,24 @@ def cleanup_sessions(
         click.echo(f"{verb} {keys} session key{'s' if keys != 1 else ''}")
 
 
+@click.command("migrate")
+@json_flag()
+@click.pass_obj
+def migrate(state: State, as_json: bool) -> None:
+    """Bring the store's tables to this durable-sdk's schema version (opening it does too)."""
+    from durable.backends import SCHEMA_VERSION
+
+    before = state.runtime().backend.schema_before
+    if as_json:
+        echo_json({"before": before, "after": SCHEMA_VERSION})
+    elif before == 0:
+        click.echo(f"created a new store at schema version {SCHEMA_VERSION}")
+    elif before is not None and before < SCHEMA_VERSION:
+        click.echo(f"migrated from schema version {before} to {SCHEMA_VERSION}")
+    else:
+        click.echo(f"already at schema version {SCHEMA_VERSION}; nothing to do")
+
+
 @click.command("prune")
 @count_option(
     "--keep-snapshots",
@@ -199,5 +217,5 @@ def send_event(
     )
 
 
-COMMANDS = (restore, fork, cancel, cleanup, cleanup_sessions, prune, send_event)
+COMMANDS = (restore, fork, cancel, cleanup, cleanup_sessions, migrate, prune, send_event)
 """This module's commands, in the order ``durable --help`` lists them."""

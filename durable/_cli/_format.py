@@ -81,9 +81,17 @@ def new_table(*columns: str, right: Sequence[str] = ()) -> Table:
 
 
 def echo_json(data: object) -> None:
+    """JSON to stdout (not through rich, which would wrap long lines); JSON lines if asked."""
     import click
 
-    # Straight to stdout, not through rich, which would wrap long lines.
+    from durable._cli._state import State
+
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(State) if ctx is not None else None
+    if state is not None and state.output == "jsonl":
+        for item in data if isinstance(data, list) else [data]:
+            click.echo(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        return
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 

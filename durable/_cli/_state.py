@@ -35,6 +35,8 @@ class State:
 
     url: str | None = None
     debug: bool = False
+    output: str = "text"
+    """What the command prints: ``text``, ``json`` or ``jsonl`` (``-o``)."""
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
     """Runtime settings given as flags (``--lease-seconds 60``), as text."""
     _runtime: Runtime | None = None
@@ -136,10 +138,42 @@ def check_store_exists(url: str, given: str | None) -> None:
     )
 
 
+OUTPUTS = ("text", "json", "jsonl")
+"""What a read command prints: text, JSON, or JSON lines (one object per line)."""
+
+
 def json_flag() -> Callable[[F], F]:
+    """``-o text|json|jsonl`` (``--json`` is ``-o json``); the command receives ``as_json``.
+
+    The format itself is kept on the :class:`State` for ``echo_json``, which
+    prints JSON lines when asked.
+    """
     import click
 
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+    def add(given: F) -> F:
+        @functools.wraps(given)
+        def with_output(*args: Any, output: str, json_alias: bool, **kwargs: Any) -> Any:
+            chosen = "json" if json_alias and output == "text" else output
+            state = click.get_current_context().find_object(State)
+            if state is not None:
+                state.output = chosen
+            return given(*args, as_json=chosen != "text", **kwargs)
+
+        command: Any = click.option(
+            "--json", "json_alias", is_flag=True, help="Print JSON: the same as -o json."
+        )(with_output)
+        command = click.option(
+            "-o",
+            "--output",
+            "output",
+            type=click.Choice(OUTPUTS),
+            default="text",
+            show_default=True,
+            help="text, json, or jsonl (one JSON object per line, for tools that stream).",
+        )(command)
+        return command  # type: ignore[no-any-return]
+
+    return add
 
 
 def status_option(help: str) -> Callable[[F], F]:

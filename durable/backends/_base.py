@@ -96,6 +96,9 @@ class Backend(ABC):
     """Whether the store was opened read-only (listed and shown, never written)."""
     max_in_flight: int = 1
     """How many grouped writes of one event loop may be in flight at once (group commit)."""
+    schema_before: int | None = None
+    """The schema version the store had when this backend opened it (0: a new store,
+    migrated to :data:`SCHEMA_VERSION` since); None where a backend cannot tell."""
     writes_suspend: bool = True
     """Whether an async write awaits I/O (False for an embedded database)."""
 

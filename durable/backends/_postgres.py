@@ -223,7 +223,7 @@ class PostgresBackend(SqlBackend):
                 where = f"{self.url} (schema {self.schema})"
                 if not s.check_version(conn, where, self.schema):
                     s.refuse_foreign_tables(conn, self.url, self.schema, self.shared)
-                s.ensure_schema(conn, where, schema=self.schema)
+                self.schema_before = s.ensure_schema(conn, where, schema=self.schema)
         except sa.exc.OperationalError as exc:
             raise self._unavailable(exc.orig or exc) from exc
         except sa.exc.ProgrammingError as exc:

@@ -217,6 +217,7 @@ class SqliteBackend(SqlBackend):
                 conn.rollback()
             if self.read_only:
                 self._check_readable(found)
+                self.schema_before = found
                 return
             if not self.memory:
                 # Persistent in the file: later connections find WAL on.
@@ -225,7 +226,7 @@ class SqliteBackend(SqlBackend):
                 # The raw connection is in autocommit: the transaction is ours.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    s.ensure_schema(conn, self.url)
+                    self.schema_before = s.ensure_schema(conn, self.url)
                 except BaseException:
                     conn.exec_driver_sql("ROLLBACK")
                     raise
