@@ -80,15 +80,16 @@ def new_table(*columns: str, right: Sequence[str] = ()) -> Table:
     return table
 
 
+OUTPUT_KEY = "durable.output"
+"""Where the command's ``-o`` choice is kept, in click's context (``ctx.meta``)."""
+
+
 def echo_json(data: object) -> None:
     """JSON to stdout (not through rich, which would wrap long lines); JSON lines if asked."""
     import click
 
-    from durable._cli._state import State
-
     ctx = click.get_current_context(silent=True)
-    state = ctx.find_object(State) if ctx is not None else None
-    if state is not None and state.output == "jsonl":
+    if ctx is not None and ctx.meta.get(OUTPUT_KEY) == "jsonl":
         for item in data if isinstance(data, list) else [data]:
             click.echo(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
         return

@@ -35,8 +35,6 @@ class State:
 
     url: str | None = None
     debug: bool = False
-    output: str = "text"
-    """What the command prints: ``text``, ``json`` or ``jsonl`` (``-o``)."""
     settings: dict[str, str] = dataclasses.field(default_factory=dict)
     """Runtime settings given as flags (``--lease-seconds 60``), as text."""
     _runtime: Runtime | None = None
@@ -153,10 +151,10 @@ def json_flag() -> Callable[[F], F]:
     def add(given: F) -> F:
         @functools.wraps(given)
         def with_output(*args: Any, output: str, json_alias: bool, **kwargs: Any) -> Any:
+            from durable._cli._format import OUTPUT_KEY
+
             chosen = "json" if json_alias and output == "text" else output
-            state = click.get_current_context().find_object(State)
-            if state is not None:
-                state.output = chosen
+            click.get_current_context().meta[OUTPUT_KEY] = chosen
             return given(*args, as_json=chosen != "text", **kwargs)
 
         command: Any = click.option(
