@@ -46,17 +46,23 @@ async def use() -> None:
 """
 
 
-def test_decorated_signatures_are_checked_by_mypy(tmp_path: Path) -> None:
+def _mypy(tmp_path: Path, snippet: str) -> tuple[str, list[str]]:
+    """mypy --strict's report on ``snippet``, and the types it revealed (without builtins.)."""
     source = tmp_path / "snippet.py"
-    source.write_text(textwrap.dedent(SNIPPET))
+    source.write_text(textwrap.dedent(snippet))
     out, _, _ = mypy_api.run(
         ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
     )
     revealed = [
-        line.split("Revealed type is ")[1].replace("builtins.", "").strip('"')
+        line.split("Revealed type is ")[1].strip('"').replace("builtins.", "")
         for line in out.splitlines()
         if "Revealed" in line
     ]
+    return out, revealed
+
+
+def test_decorated_signatures_are_checked_by_mypy(tmp_path: Path) -> None:
+    out, revealed = _mypy(tmp_path, SNIPPET)
     assert revealed == ["bytes", "int", "int", "int", "int", "list[int]", "list[int]", "str"]
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == 2, out
@@ -118,16 +124,7 @@ OPTIONS_ERRORS = 6  # the six last lines: a typo'd option, wrong argument types,
 
 
 def test_options_and_bound_methods_keep_the_signature_for_mypy(tmp_path: Path) -> None:
-    source = tmp_path / "options.py"
-    source.write_text(textwrap.dedent(OPTIONS))
-    out, _, _ = mypy_api.run(
-        ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(source)]
-    )
-    revealed = [
-        line.split("Revealed type is ")[1].strip('"').replace("builtins.", "")
-        for line in out.splitlines()
-        if "Revealed" in line
-    ]
+    out, revealed = _mypy(tmp_path, OPTIONS)
     assert [r.replace("durable._handle.", "") for r in revealed] == OPTIONS_REVEALED, out
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == OPTIONS_ERRORS, out
