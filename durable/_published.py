@@ -20,8 +20,6 @@ from durable._durations import deadline_after, optional_duration
 from durable._engine import _context
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import (
-    ConfigurationError,
-    NotInWorkflowError,
     NotPublishedError,
     WorkflowNotFoundError,
 )
@@ -68,12 +66,7 @@ def publish(key: str, value: Any) -> Awaitable[None]:
         # a web handler, any process:
         percent = await durable.get_published(workflow_id, "progress", timeout=0, default=0)
     """
-    ctx = _publishing(key, "publish")
-    if ctx.session.sync:
-        raise ConfigurationError(
-            f"durable.publish({key!r}) was called in the sync workflow {ctx.name!r}, which "
-            "cannot await it; call durable.publish_sync() there"
-        )
+    ctx = _publishing(key, sync=False)
     return called(_publish(ctx, key, value), "durable.publish")
 
 
@@ -87,24 +80,19 @@ def publish_sync(key: str, value: Any) -> None:
             durable.publish_sync("stage", "compiling")
             ...
     """
-    ctx = _publishing(key, "publish_sync")
-    if not ctx.session.sync:
-        raise ConfigurationError(
-            f"durable.publish_sync({key!r}) was called in the async workflow {ctx.name!r}; "
-            "use `await durable.publish(...)` there"
-        )
+    ctx = _publishing(key, sync=True)
     drive(_publish(ctx, key, value))
 
 
-def _publishing(key: str, api: str) -> _context.WorkflowContext:
+def _publishing(key: str, sync: bool) -> _context.WorkflowContext:
     check_key(key)
-    ctx = _context.current.get()
-    if not isinstance(ctx, _context.WorkflowContext):
-        raise NotInWorkflowError(
-            f"durable.{api}({key!r}) was called outside a workflow's body; publish from a "
-            "function decorated with @durable.durable_workflow (not inside a step)"
-        )
-    return ctx
+    return _context.calling_workflow(
+        f"durable.publish{'_sync' if sync else ''}({key!r})",
+        sync,
+        other_form="durable.publish_sync()" if not sync else "`await durable.publish(...)`",
+        outside="publish from a function decorated with @durable.durable_workflow "
+        "(not inside a step)",
+    )
 
 
 def _publish(ctx: _context.WorkflowContext, key: str, value: Any) -> Coroutine[Any, Any, None]:

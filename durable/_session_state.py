@@ -18,7 +18,6 @@ from durable._caller import called
 from durable._engine import _context
 from durable._engine._sessions import current_value, decide
 from durable._engine._sync import run_coroutine_sync
-from durable._errors import ConfigurationError
 from durable._session import Session
 from durable.backends._limits import EVENT_KEY_CHARS, check_text
 
@@ -104,17 +103,14 @@ class SessionState:
         self, action: str, key: str, values: tuple[Any, ...], sync: bool
     ) -> tuple[Coroutine[Any, Any, Any], bool]:
         _check(key, "session key")
-        ctx = _context.current.get()
-        if isinstance(ctx, _context.WorkflowContext):
-            if ctx.session.sync != sync:
-                form = (
-                    f"{_API[action]}_sync()" if ctx.session.sync else f"await ...{_API[action]}()"
-                )
-                raise ConfigurationError(
-                    f"SessionState.{_API[action]}{'_sync' if sync else ''}({key!r}) was called in "
-                    f"the {'sync' if ctx.session.sync else 'async'} workflow {ctx.name!r}; "
-                    f"use {form} there"
-                )
+        if isinstance(_context.current.get(), _context.WorkflowContext):
+            api = _API[action]
+            ctx = _context.calling_workflow(
+                f"SessionState.{api}{'_sync' if sync else ''}({key!r})",
+                sync,
+                other_form=f"SessionState.{api}_sync()" if not sync else f"`await ...{api}()`",
+                outside="",
+            )
             position = ctx.allocate(f"session.{action}({key!r})")
             coro = ctx.engine.session_state(
                 ctx, ctx.session, position, action, self.session_id, key, values

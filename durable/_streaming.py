@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from durable._aio import drive, drive_iterator
 from durable._caller import called
 from durable._engine import _context
-from durable._errors import ConfigurationError, NotInWorkflowError, WorkflowNotFoundError
+from durable._errors import ConfigurationError, WorkflowNotFoundError
 from durable._identity import validate_workflow_id
 from durable._serialization import place, stream_slot
 from durable._session import Session
@@ -90,20 +90,13 @@ def close_stream_sync(key: str) -> None:
 
 def _writing(key: str, api: str, sync: bool) -> _context.WorkflowContext:
     check_key(key)
-    ctx = _context.current.get()
-    if not isinstance(ctx, _context.WorkflowContext):
-        raise NotInWorkflowError(
-            f"durable.{api}({key!r}) was called outside a workflow's body; write streams "
-            "from a function decorated with @durable.durable_workflow (a step streams by "
-            "yielding: make it a generator)"
-        )
-    if ctx.session.sync != sync:
-        form = "durable.write_stream_sync()" if ctx.session.sync else "await durable.write_stream()"
-        raise ConfigurationError(
-            f"durable.{api}({key!r}) was called in the {'sync' if ctx.session.sync else 'async'} "
-            f"workflow {ctx.name!r}; use {form} (or its close_stream form) there"
-        )
-    return ctx
+    return _context.calling_workflow(
+        f"durable.{api}({key!r})",
+        sync,
+        other_form=f"durable.{api}_sync()" if not sync else f"`await durable.{api[:-5]}(...)`",
+        outside="write streams from a function decorated with @durable.durable_workflow "
+        "(a step streams by yielding: make it a generator)",
+    )
 
 
 def _write(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from durable._engine._core import InStep, Site, SiteKind, WorkflowContext
+from durable._errors import ConfigurationError, NotInWorkflowError
 
 if TYPE_CHECKING:
     from durable._records import WorkflowRow
@@ -49,3 +50,22 @@ class CallOptions:
 
 
 next_call: ContextVar[CallOptions | None] = ContextVar("durable_next_call", default=None)
+
+
+def calling_workflow(call: str, sync: bool, *, other_form: str, outside: str) -> WorkflowContext:
+    """The workflow whose body makes ``call``, refusing a call outside one or in the wrong form.
+
+    ``sync``: whether ``call`` is the blocking form (``publish_sync``...),
+    which only a sync workflow may make, as only an async one may await the
+    other; ``other_form`` is what to call instead, ``outside`` what to do
+    outside a workflow.
+    """
+    ctx = current.get()
+    if not isinstance(ctx, WorkflowContext):
+        raise NotInWorkflowError(f"{call} was called outside a workflow's body; {outside}")
+    if ctx.session.sync != sync:
+        kind = "sync" if ctx.session.sync else "async"
+        raise ConfigurationError(
+            f"{call} was called in the {kind} workflow {ctx.name!r}; use {other_form} there"
+        )
+    return ctx

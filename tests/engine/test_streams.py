@@ -260,3 +260,17 @@ def test_durable_show_and_the_display_list_streams(
     out = capsys.readouterr().out
     assert "numbers#2" in out
     assert "ended" in out
+
+
+def test_write_stream_is_refused_outside_a_workflow_or_in_the_wrong_form(
+    runtime: durable.Runtime,
+) -> None:
+    with pytest.raises(durable.NotInWorkflowError, match="outside a workflow's body"):
+        durable.write_stream_sync("k", 1)
+
+    @durable.durable_workflow(name="streams.wrong_form")
+    def wrong_form() -> None:
+        durable.write_stream("k", 1)  # type: ignore[unused-coroutine]
+
+    with pytest.raises(durable.ConfigurationError, match=r"durable\.write_stream_sync\(\)"):
+        wrong_form.run_sync(workflow_id="w")
