@@ -214,7 +214,7 @@ class _RunMethods:
             )
         )
         try:
-            return self(*args, **kwargs)  # type: ignore[operator]
+            return self._as_called()(*args, **kwargs)
         finally:
             _context.next_call.reset(token)
 
@@ -239,7 +239,8 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        return enqueue_in_form(self, args, kwargs, (workflow_id, queue, priority, timeout))
+        where = (workflow_id, queue, priority, timeout)
+        return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
         self,
@@ -251,7 +252,7 @@ class _RunMethods:
         **kwargs: Any,
     ) -> Any:
         where = (workflow_id, queue, priority, timeout)
-        return drive(enqueue(self, args, kwargs, where, sync=True))
+        return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(
         self,
@@ -266,14 +267,38 @@ class _RunMethods:
         check_text(queue, "queue name", QUEUE_CHARS)
         check_int(priority, "priority")
         seconds = check_timeout(timeout) if timeout is not None else None
-        return WithOptions(self, workflow_id, seconds, queue, priority)
+        return WithOptions(self._as_called(), workflow_id, seconds, queue, priority)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
-        workflow: Any = getattr(self, "_self_parent", None) or self
+        called = self._as_called()
+        workflow: Any = getattr(called, "_self_parent", None) or called
         spec, signature = workflow._self_durable
-        instance = bound_instance(self) if workflow is not self else None
+        instance = bound_instance(called) if workflow is not called else None
         fp = call_fingerprint(signature, instance, args, kwargs)
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
+
+    def _as_called(self) -> Any:
+        """This workflow bound as ``Cls.method`` binds it, classmethods included.
+
+        From Python 3.13 a ``classmethod`` above the decorator hands
+        ``Cls.method.run`` the unbound wrapper; the class is found in its
+        namespace and bound here as older Pythons did, unless subclasses make
+        it ambiguous which class was meant.
+        """
+        if isinstance(self, wrapt.BoundFunctionWrapper):
+            return self
+        owner = _registry.classmethod_owner(self)
+        if owner is None:
+            return self
+        if owner.__subclasses__():
+            qualname = f"{owner.__qualname__}.{self.__name__}"  # type: ignore[attr-defined]
+            raise ConfigurationError(
+                f"{qualname}: @classmethod is above @durable.durable_workflow, and from "
+                "Python 3.13 a classmethod no longer says which class it was reached "
+                f"through, so {qualname}.run(...) cannot tell {owner.__qualname__} from "
+                "its subclasses; put @durable.durable_workflow above @classmethod"
+            )
+        return self.__get__(owner, owner)  # type: ignore[attr-defined]
 
 
 class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]

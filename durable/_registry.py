@@ -91,6 +91,26 @@ def find_in_file(module: str, qualname: str) -> tuple[Any | None, str | None]:
     return None, None
 
 
+def classmethod_owner(wrapper: Any) -> type | None:
+    """The class that holds ``wrapper`` under a ``classmethod``, if it is found.
+
+    From Python 3.13 ``classmethod`` no longer binds what it wraps, so with
+    ``@classmethod`` above a decorator, ``Cls.method.attr`` reaches the
+    decorator's object unbound: only the class's own namespace tells.
+    """
+    qualname = getattr(wrapper, "__qualname__", "")
+    owner_name, _, name = qualname.rpartition(".")
+    if not owner_name:
+        return None
+    owner = find(getattr(wrapper, "__module__", ""), owner_name)
+    if not isinstance(owner, type):
+        return None
+    held = vars(owner).get(name)
+    if isinstance(held, classmethod) and held.__func__ is wrapper:
+        return owner
+    return None
+
+
 def same_file(a: str | None, b: str | None) -> bool:
     """Whether two scripts' files are one (unknown, as in a notebook, counts as the same)."""
     if a is None or b is None:

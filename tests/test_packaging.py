@@ -46,7 +46,7 @@ def test_the_wheel_carries_the_license_types_and_plugin(dist: Path) -> None:
     assert "durable/py.typed" in names
     assert fields["License-Expression"] == ["MIT"]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "durable = durable.plugins.pytest" in archive.read(entry_points).decode()
+    assert "durable = durable.plugins._pytest_entry" in archive.read(entry_points).decode()
     assert not any(n.startswith("tests/") for n in names)
 
 

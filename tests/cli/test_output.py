@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -46,7 +47,9 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
     assert command(["--url", url, "migrate"]) == 0
     assert f"already at schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     path = Path(url.removeprefix("sqlite:///"))
-    with sqlite3.connect(path) as conn:  # as an older durable-sdk left it
+    # closing(): sqlite3's own context manager commits but leaves it open.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        # as an older durable-sdk left it
         conn.execute("DROP INDEX ix_durable_workflows_parent")
         conn.execute("DROP TABLE durable_streams")
         conn.execute("DROP TABLE durable_sessions")

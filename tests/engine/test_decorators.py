@@ -6,6 +6,7 @@ import datetime as dt
 import gc
 import inspect
 import linecache
+import sys
 import threading
 import warnings
 from typing import Any
@@ -120,6 +121,56 @@ async def test_methods_classmethods_and_staticmethods(runtime: durable.Runtime) 
     assert list(inspect.signature(p.run_method).parameters) == ["x"]
     steps = runtime.list_steps(p.run_method.id_for(2))
     assert [s.name for s in steps] == ["Pipeline.scale", "Pipeline.offset", "Pipeline.twice"]
+
+
+class Shelf:
+    """``@classmethod`` above the decorator: Python 3.13 stopped binding what it wraps."""
+
+    @classmethod
+    @durable.durable_workflow(name="decorators.Shelf.count")
+    def count(cls, n: int) -> str:
+        return f"{cls.__name__}:{n}"
+
+
+class Crate:
+    @classmethod
+    @durable.durable_workflow(name="decorators.Crate.count")
+    def count(cls, n: int) -> str:
+        return f"{cls.__name__}:{n}"
+
+
+class Box(Crate):
+    pass
+
+
+def test_a_classmethod_above_the_decorator_keeps_its_class_on_every_python(
+    runtime: durable.Runtime,
+) -> None:
+    assert Shelf.count(1) == "Shelf:1"
+    assert Shelf.count.run(2, workflow_id="shelf-2") == "Shelf:2"
+    assert Shelf.count.run_sync(3) == "Shelf:3"
+    assert Shelf.count.options(workflow_id="shelf-4").run(4) == "Shelf:4"
+    assert runtime.store.result("shelf-2") == "Shelf:2"
+    assert runtime.store.result(Shelf.count.id_for(3)) == "Shelf:3"
+    handle = Shelf.count.enqueue_sync(5, workflow_id="shelf-5")
+    durable.Worker(runtime=runtime).run_sync(until_idle=True, handle_signals=False)
+    assert handle.result_sync(timeout=30) == "Shelf:5"
+
+
+def test_a_classmethod_above_the_decorator_with_subclasses_is_refused_where_it_is_ambiguous(
+    runtime: durable.Runtime,
+) -> None:
+    assert Box.count(1) == "Box:1"
+    if sys.version_info < (3, 13):
+        assert Box.count.run(2) == "Box:2"  # the classmethod binds the wrapper itself
+        return
+    with pytest.raises(
+        durable.ConfigurationError,
+        match=r"Crate\.count: @classmethod is above @durable\.durable_workflow.*"
+        r"put @durable\.durable_workflow above @classmethod",
+    ):
+        Box.count.run(2)
+    assert len(runtime.store.list_workflows()) == 1  # Box.count(1) only
 
 
 def test_step_options_are_validated_at_decoration_time() -> None:
