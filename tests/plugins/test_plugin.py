@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
@@ -408,8 +409,11 @@ def test_coexists_with_the_test_tools_users_run(
     Each run has pytest-rerunfailures on too, with one test that fails once:
     its rerun must start from a fresh store.
     """
-    pytest.importorskip("xdist" if plugin == "xdist" else f"pytest_{plugin}")
-    pytest.importorskip("pytest_rerunfailures")
+    # Looked up, not imported: pytester drops what a test imports, and
+    # pytest-randomly imports numpy, which cannot be imported twice.
+    for module in ("xdist" if plugin == "xdist" else f"pytest_{plugin}", "pytest_rerunfailures"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (pip install -e '.[dev]')")
     pytester.makepyfile(workflows=WORKFLOWS, test_ecosystem=ECOSYSTEM)
     pytester.makeini(INI.format(mode="auto"))
     monkeypatch.setenv("FLAKY_MARKER", str(pytester.mkdir("markers")))
