@@ -47,6 +47,7 @@ from durable._errors import (
     PayloadTooLargeError,
     RecordedError,
     RuntimeClosedError,
+    ScheduleNotFoundError,
     SchemaVersionError,
     SerializationError,
     StepTimeoutError,
@@ -75,6 +76,7 @@ from durable._published import get_published, get_published_sync, publish, publi
 from durable._records import SessionSummary, StepStatus, StreamSummary, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
+from durable._schedules import Schedule, ScheduleInfo, schedule, scheduled
 from durable._session_state import SessionState, session
 from durable._sleep import sleep, sleep_until
 from durable._snapshot import snapshot
@@ -171,6 +173,9 @@ __all__ = [
     "RetryPolicy",
     "Runtime",
     "RuntimeClosedError",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "SessionState",
@@ -223,6 +228,8 @@ __all__ = [
     "sleep",
     "sleep_until",
     "snapshot",
+    "schedule",
+    "scheduled",
     "step",
     "transaction",
     "wait_for_event",

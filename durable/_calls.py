@@ -14,7 +14,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from durable._aio import drive
-from durable._arguments import args_body, call_fingerprint
 from durable._caller import named
 from durable._durations import duration
 from durable._engine import _context
@@ -55,6 +54,7 @@ def enqueue(
     kwargs: dict[str, Any],
     where: tuple[str | None, str, int, float | dt.timedelta | None],
     sync: bool,
+    engine: Engine | None = None,
 ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
     workflow_id, queue, priority, timeout = where
     if workflow_id is not None:
@@ -62,22 +62,15 @@ def enqueue(
     check_text(queue, "queue name", QUEUE_CHARS)
     check_int(priority, "priority")
     workflow: Any = getattr(bound, "_self_parent", None) or bound
-    spec, signature = workflow._self_durable
     instance = bound_instance(bound) if workflow is not bound else None
-    ctx = _context.current.get()
-    engine = ctx.engine if isinstance(ctx, _context.WorkflowContext) else current_runtime().engine
-    inv = Invocation(
-        spec=spec,
-        call=lambda: None,
-        args_body=args_body(spec, signature, instance, args, kwargs),
-        args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
-        args=args,
-        kwargs=kwargs,
-        requested_id=workflow_id,
-        parent=None,
-        position=None,
-        timeout=check_timeout(timeout) if timeout is not None else spec.timeout,
-    )
+    if engine is None:
+        ctx = _context.current.get()
+        if isinstance(ctx, _context.WorkflowContext):
+            engine = ctx.engine
+        else:
+            engine = current_runtime().engine
+    seconds = check_timeout(timeout) if timeout is not None else None
+    inv = Invocation.queued(workflow, instance, args, kwargs, workflow_id, seconds)
     return enqueued(engine, inv, sync, queue, priority)
 
 

@@ -33,7 +33,6 @@ from durable._engine._core import Invocation
 from durable._engine._runtime import current_runtime
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
-from durable._handle import DEFAULT_QUEUE
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._retry import RetryPolicy
 from durable._specs import (
@@ -44,6 +43,7 @@ from durable._specs import (
 )
 from durable._workflow_types import AsyncWorkflow, StepDecorator, SyncWorkflow, WorkflowDecorator
 from durable.backends._limits import (
+    DEFAULT_QUEUE,
     EVENT_KEY_CHARS,
     NAME_CHARS,
     QUEUE_CHARS,

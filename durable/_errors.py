@@ -234,6 +234,10 @@ class WorkflowNotFoundError(DurableError, LookupError):
     """No workflow (or no snapshot) of that name is in the store."""
 
 
+class ScheduleNotFoundError(DurableError, LookupError):
+    """No schedule of that name is in the store (``durable schedule list`` shows them)."""
+
+
 class NotPublishedError(DurableError, LookupError):
     """A workflow has not published the key asked for, in time or at all.
 

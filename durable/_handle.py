@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 T_co = TypeVar("T_co", covariant=True)
 
-DEFAULT_QUEUE = "default"
-
 
 class WorkflowHandle(Generic[T_co]):
     """A workflow recorded in a store, to follow by its id: its status, its result.

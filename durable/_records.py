@@ -158,6 +158,31 @@ class StreamRow:
 
 
 @dataclass(frozen=True)
+class ScheduleRow:
+    """A schedule as stored: what it starts, when, and how far it has fired."""
+
+    name: str
+    workflow: str
+    """The registered name of the workflow each tick enqueues."""
+    cron: str | None
+    every: float | None
+    """Seconds between ticks of an interval schedule (``cron`` is None then)."""
+    timezone: str
+    args: bytes | None
+    """The sealed ``(args, kwargs)`` each tick passes after the tick's time."""
+    queue: str
+    priority: int
+    catch_up: str
+    paused: bool
+    created_at: float
+    last_tick: float
+    """Ticks after this time are still to fire (at first, the time it was created)."""
+    backfill_from: float | None = None
+    """A backfill still to fire: the ticks after this time and up to ``backfill_to``."""
+    backfill_to: float | None = None
+
+
+@dataclass(frozen=True)
 class SessionEntry:
     """One key of a session's state."""
 

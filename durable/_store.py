@@ -33,6 +33,7 @@ from durable._records import (
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._store_changes import Changes, Source, statuses_of
+from durable._store_schedules import ScheduleControl
 from durable.backends._limits import (
     EVENT_KEY_CHARS,
     INT64_MAX,
@@ -57,7 +58,7 @@ def opens_with(opener: Callable[..., Source]) -> None:
     _opener = opener
 
 
-class Store(Changes):
+class Store(Changes, ScheduleControl):
     """The records of a store: query them, inspect them, rewind and fork, clean up.
 
     Get the current runtime's with ``durable.current_runtime().store``, or

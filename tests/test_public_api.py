@@ -72,6 +72,9 @@ EXPORTED = {
     "RetryPolicy",
     "Runtime",
     "RuntimeClosedError",
+    "Schedule",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
     "SchemaVersionError",
     "SerializationError",
     "StepInfo",
@@ -89,6 +92,8 @@ EXPORTED = {
     "health_check",
     "recover",
     "recover_sync",
+    "schedule",
+    "scheduled",
     "step",
 }
 

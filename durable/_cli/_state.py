@@ -40,15 +40,19 @@ class State:
     _runtime: Runtime | None = None
     _console: Console | None = None
 
-    def runtime(self) -> Runtime:
-        """The runtime on ``--url``, opened on first use (closed when the command ends)."""
+    def runtime(self, *, create: bool = False) -> Runtime:
+        """The runtime on ``--url``, opened on first use (closed when the command ends).
+
+        A SQLite file that is not there is refused (a typo), unless ``create``.
+        """
         if self._runtime is None:
             from durable._config import resolve_url
             from durable._engine._runtime import Runtime
             from durable._settings import checked, from_text
 
             url = resolve_url(self.url)
-            check_store_exists(url, self.url)
+            if not create:
+                check_store_exists(url, self.url)
             given = {}
             for field, text in self.settings.items():
                 flag = "--" + field.replace("_", "-")

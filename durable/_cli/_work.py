@@ -205,7 +205,10 @@ def worker(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("durable").addHandler(handler)
         logging.getLogger("durable").setLevel(log_level.upper())
-    runtime = state.runtime()
+    from durable._schedules import declared
+
+    # Schedules declared in the imported code are work enough to start a new store for.
+    runtime = state.runtime(create=bool(declared()))
     if max_recoveries is not None:
         runtime.max_recoveries = max_recoveries
     runner = Worker(

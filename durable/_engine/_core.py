@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from durable._arguments import args_body, call_fingerprint
 from durable._clock import Clock
 from durable._durations import format_utc
 from durable._errors import (
@@ -222,6 +223,31 @@ class Invocation:
     """The worker's in-process hold on it (see ``_context.CallOptions``)."""
     timeout: float | None = None
     """Seconds it may run from its first start: the call's, else the decorator's."""
+
+    @classmethod
+    def queued(
+        cls,
+        workflow: Any,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        requested_id: str | None,
+        timeout: float | None,
+    ) -> Invocation:
+        """A call of a decorated ``workflow`` to enqueue (``instance``: a method's, or None)."""
+        spec, signature = workflow._self_durable
+        return cls(
+            spec=spec,
+            call=lambda: None,
+            args_body=args_body(spec, signature, instance, args, kwargs),
+            args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
+            args=args,
+            kwargs=kwargs,
+            requested_id=requested_id,
+            parent=None,
+            position=None,
+            timeout=timeout if timeout is not None else spec.timeout,
+        )
 
 
 class Part:

@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from durable._aio import require_asyncio
+from durable._clock import jumps_ahead, real_time
 from durable._durations import duration
 from durable._engine._runtime import Runtime
+from durable._engine._scheduler import Scheduler
 from durable._errors import (
     ConfigurationError,
     DurableError,
     WorkflowQuarantinedError,
 )
-from durable._handle import DEFAULT_QUEUE
 from durable._owner import current_owner
 from durable._records import WorkflowRow
-from durable.backends._limits import QUEUE_CHARS, check_int, check_text
+from durable.backends._limits import DEFAULT_QUEUE, QUEUE_CHARS, check_int, check_text
 from durable.backends._notify import QUEUE_TOPIC
 
 log = logging.getLogger("durable")
@@ -142,6 +143,9 @@ class Worker:
         self._hurry: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._scheduler = Scheduler(self.runtime)
+        self._next_schedules = 0.0
+        self._soonest_tick: float | None = None
 
     def __repr__(self) -> str:
         return f"<durable.Worker {self.runtime.url} queues={self.queues}>"
@@ -156,20 +160,40 @@ class Worker:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
 
-    def run_sync(self, *, until_idle: bool = False, handle_signals: bool = True) -> WorkerReport:
+    def run_sync(
+        self,
+        *,
+        until_idle: bool = False,
+        handle_signals: bool = True,
+        until: dt.datetime | dt.timedelta | None = None,
+    ) -> WorkerReport:
         """Run until :meth:`stop`, SIGTERM or SIGINT (or until idle); see :meth:`run`."""
-        return asyncio.run(self.run(until_idle=until_idle, handle_signals=handle_signals))
+        return asyncio.run(
+            self.run(until_idle=until_idle, handle_signals=handle_signals, until=until)
+        )
 
-    async def run(self, *, until_idle: bool = False, handle_signals: bool = False) -> WorkerReport:
-        """Claim and run workflows until stopped; returns what was done.
+    async def run(
+        self,
+        *,
+        until_idle: bool = False,
+        handle_signals: bool = False,
+        until: dt.datetime | dt.timedelta | None = None,
+    ) -> WorkerReport:
+        """Claim and run workflows, and fire schedules, until stopped; returns what was done.
 
         Args:
             until_idle: Return once nothing is running, enqueued or due
                 (handy in tests and batch jobs).
             handle_signals: Stop gracefully on SIGTERM and SIGINT (only in the
                 main thread); a second signal releases running work at once.
+            until: Return once idle at or after this time of the runtime's
+                clock (a timedelta: from now). Under a
+                ``durable.testing.VirtualClock`` the worker jumps from one
+                schedule's tick to the next, so a month of ticks takes
+                milliseconds.
         """
         require_asyncio("Worker.run()")
+        end = self._end(until)
         if self.runtime.backend.read_only:
             # Every claim would fail, and a worker retries what fails: refuse now.
             raise ConfigurationError(
@@ -184,7 +208,8 @@ class Worker:
         log.info("worker %s started (owner pid %d)", self, current_owner().pid)
         try:
             try:
-                await self._loop_until_stopped(until_idle)
+                await asyncio.to_thread(self._scheduler.put_declared)
+                await self._loop_until_stopped(until_idle, end)
             finally:  # also when the loop failed or this task was cancelled
                 await self._drain()
         finally:
@@ -194,7 +219,18 @@ class Worker:
                 self.runtime.close()
         return self.report
 
-    async def _loop_until_stopped(self, until_idle: bool) -> None:
+    def _end(self, until: dt.datetime | dt.timedelta | None) -> float | None:
+        if until is None:
+            return None
+        if isinstance(until, dt.timedelta):
+            return self.runtime.clock.time() + duration(until, "until")
+        if not isinstance(until, dt.datetime) or until.tzinfo is None:
+            raise ConfigurationError(
+                f"until must be an aware datetime or a timedelta, not {until!r}"
+            )
+        return until.timestamp()
+
+    async def _loop_until_stopped(self, until_idle: bool, end: float | None) -> None:
         backend = self.runtime.backend
         next_recovery = 0.0
         with backend.notifier.subscribe(QUEUE_TOPIC) as subscription:
@@ -202,6 +238,7 @@ class Worker:
                 started = len(self._tasks)
                 free = self.concurrency - len(self._tasks)
                 try:
+                    await self._fire_schedules()
                     # Claim in batches, off the event loop: a claim is a round
                     # trip, during which running workflows should move on.
                     if free >= self._batch or (free > 0 and not self._tasks):
@@ -216,8 +253,13 @@ class Worker:
                     log.warning("worker: cannot reach the store (%s); retrying", exc)
                     await asyncio.sleep(self.poll_interval)
                     continue
-                if until_idle and not self._tasks and len(self._tasks) == started:
-                    return
+                if not self._tasks and len(self._tasks) == started:
+                    idle = await self._when_idle(until_idle, end)
+                    if idle == "end":
+                        return
+                    if idle == "jumped":  # to the next tick: what is due now, at once
+                        next_recovery = 0.0
+                        continue
                 if (
                     len(self._tasks) > started
                     and self.concurrency - len(self._tasks) >= self._batch
@@ -232,6 +274,30 @@ class Worker:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waits:
                     waiter.cancel()
+
+    async def _fire_schedules(self) -> None:
+        """Enqueue the schedules' due ticks: on a real clock now and then, else every pass."""
+        clock = self.runtime.clock
+        if real_time(clock) and time.monotonic() < self._next_schedules:
+            return
+        self._soonest_tick = soonest = await asyncio.to_thread(self._scheduler.fire)
+        wait = self.recovery_interval
+        if soonest is not None:
+            wait = min(wait, max(0.0, soonest - clock.time()))
+        self._next_schedules = time.monotonic() + wait
+
+    async def _when_idle(self, until_idle: bool, end: float | None) -> str:
+        """Nothing runs: ``end`` the run, ``wait`` for work, or ``jumped`` a virtual clock."""
+        clock = self.runtime.clock
+        if end is None:
+            return "end" if until_idle else "wait"
+        if clock.time() >= end:
+            return "end"
+        if not jumps_ahead(clock):
+            return "wait"
+        to = end if self._soonest_tick is None else min(end, self._soonest_tick)
+        await clock.asleep(to - clock.time())
+        return "jumped"
 
     def _claim(self, limit: int) -> list[tuple[WorkflowRow, object]]:
         """Claim up to ``limit`` enqueued workflows, each held here for the task that runs it.

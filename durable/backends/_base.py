@@ -30,6 +30,7 @@ from durable._records import (
     EventRow,
     NewWorkflow,
     Owner,
+    ScheduleRow,
     SessionEntry,
     SessionSummary,
     StepAttemptRow,
@@ -488,6 +489,43 @@ class Backend(ABC):
         self, tx: Any, cutoff: float, session_id: str | None, dry_run: bool
     ) -> int:
         """Delete sessions last written before ``cutoff`` (or that one, if given); keys counted."""
+
+    # Schedules ------------------------------------------------------------------
+
+    @abstractmethod
+    async def put_schedule(self, tx: Any, row: ScheduleRow, keep_state: bool) -> bool:
+        """Create a schedule, or replace its definition; whether it was new.
+
+        With ``keep_state``, a schedule that exists keeps what the store
+        holds of its state (``paused``, ``last_tick``, a pending backfill,
+        ``created_at``): a schedule declared in code is put again at every
+        worker start. Without it, the whole row is replaced.
+        """
+
+    @abstractmethod
+    async def schedules(self, tx: Any, name: str | None = None) -> list[ScheduleRow]:
+        """Every schedule (or the one named), by name."""
+
+    @abstractmethod
+    async def set_schedule_paused(self, tx: Any, name: str, paused: bool) -> bool:
+        """Pause or resume a schedule; whether it exists."""
+
+    @abstractmethod
+    async def delete_schedule(self, tx: Any, name: str) -> bool:
+        """Delete a schedule (the workflows it started stay); whether it existed."""
+
+    @abstractmethod
+    async def advance_schedule(
+        self, tx: Any, name: str, last_tick: float | None, backfilled: float | None
+    ) -> None:
+        """Move a schedule's ``last_tick`` (and a backfill's start) forward, never back.
+
+        A backfill whose start reaches its end is done and cleared.
+        """
+
+    @abstractmethod
+    async def backfill_schedule(self, tx: Any, name: str, start: float, end: float) -> bool:
+        """Ask for the ticks after ``start`` up to ``end`` (merged with one pending); exists?"""
 
     # The store as a whole -------------------------------------------------------
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The version of the tables' layout this durable-sdk reads and writes."""
 
 # Column sizes, in characters.
@@ -39,6 +39,8 @@ NAME_COLUMN_CHARS = 512
 """Workflow and step names (``durable_workflows.name``, ``durable_steps.name``)."""
 QUEUE_CHARS = 64
 """``durable_workflows.queue``."""
+DEFAULT_QUEUE = "default"
+"""The queue ``enqueue`` and schedules use unless told another."""
 EVENT_KEY_CHARS = 255
 """``durable_events.key`` and ``idempotency_key``."""
 WAITING_FOR_CHARS = 512

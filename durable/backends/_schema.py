@@ -187,6 +187,28 @@ sessions = sa.Table(
     sa.Index("ix_durable_sessions_updated", "updated_at"),
 )
 
+# Version 7: schedules. A tick fires by enqueueing the workflow under an id
+# that names the tick, so however many workers fire it, one row is inserted;
+# last_tick only spares them recomputing what was fired.
+schedules = sa.Table(
+    "durable_schedules",
+    metadata,
+    sa.Column("name", sa.String(NAME_COLUMN_CHARS), primary_key=True),
+    sa.Column("workflow", sa.String(NAME_COLUMN_CHARS), nullable=False),
+    sa.Column("cron", sa.String(256), nullable=True),
+    sa.Column("every", sa.Float, nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("args", sa.LargeBinary, nullable=True),
+    sa.Column("queue", sa.String(QUEUE_CHARS), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("catch_up", sa.String(16), nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_tick", sa.Float, nullable=False),
+    sa.Column("backfill_from", sa.Float, nullable=True),
+    sa.Column("backfill_to", sa.Float, nullable=True),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -242,12 +264,19 @@ def _v5_to_v6(conn: sa.Connection) -> None:
             conn.exec_driver_sql(_set_storage_external(table.name, "value"))
 
 
+def _v6_to_v7(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(str(CreateTable(schedules).compile(dialect=conn.dialect)))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_set_storage_external(schedules.name, "args"))
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
     5: _v5_to_v6,
+    6: _v6_to_v7,
 }
 
 

@@ -20,6 +20,7 @@ from durable.backends._fence import Fence
 from durable.backends._group_commit import SHARED_RECORD_BYTES
 from durable.backends._sql_queues import QueueOps
 from durable.backends._sql_rows import finish_params, start_params, step_params, workflow_row
+from durable.backends._sql_schedules import ScheduleOps
 from durable.backends._sql_sessions import SessionOps
 from durable.backends._sql_steps import StepOps
 from durable.backends._sql_store import StoreOps
@@ -31,7 +32,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqlBackend(WorkflowOps, StepOps, QueueOps, StreamOps, SessionOps, StoreOps):
+class SqlBackend(WorkflowOps, StepOps, QueueOps, StreamOps, SessionOps, ScheduleOps, StoreOps):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements

@@ -1,4 +1,4 @@
-"""The statements of streams and session state (built once per dialect, like the rest)."""
+"""The statements of streams, session state and schedules (built once per dialect)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,61 @@ class SessionStatements:
         one = se.c.session_id == P("session_id")
         self.count_one = sa.select(sa.func.count()).where(se.c.session_id.in_(stale), one)
         self.delete_one = sa.delete(se).where(se.c.session_id.in_(stale), one)
+
+
+_DEFINITION = ("workflow", "cron", "every", "timezone", "args", "queue", "priority", "catch_up")
+_STATE = ("paused", "created_at", "last_tick", "backfill_from", "backfill_to")
+
+
+class ScheduleStatements:
+    """Schedules: put (keeping their state or not), listed, paused, advanced, backfilled."""
+
+    def __init__(self, insert: Callable[[sa.Table], Any]) -> None:
+        sc = s.schedules
+        new = insert(sc).values({c.name: P(c.name, type_=c.type) for c in sc.columns})
+        self.insert = new.on_conflict_do_nothing()
+        self.redefine = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"))
+            .values({column: P(column, type_=sc.c[column].type) for column in _DEFINITION})
+        )
+        self.replace = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"))
+            .values({column: P(column, type_=sc.c[column].type) for column in _DEFINITION + _STATE})
+        )
+        self.list = sa.select(sc).order_by(sc.c.name)
+        self.one = sa.select(sc).where(sc.c.name == P("name"))
+        self.pause = sa.update(sc).where(sc.c.name == P("name")).values(paused=P("paused"))
+        self.delete = sa.delete(sc).where(sc.c.name == P("name"))
+        self.advance = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"), sc.c.last_tick < P("last_tick"))
+            .values(last_tick=P("last_tick"))
+        )
+        self.advance_backfill = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"), sc.c.backfill_from < P("backfilled"))
+            .values(backfill_from=P("backfilled"))
+        )
+        self.end_backfill = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"), sc.c.backfill_from >= sc.c.backfill_to)
+            .values(backfill_from=None, backfill_to=None)
+        )
+        self.backfill = (
+            sa.update(sc)
+            .where(sc.c.name == P("name"))
+            .values(
+                backfill_from=sa.case(
+                    (sc.c.backfill_from.is_(None), P("start")),
+                    (sc.c.backfill_from < P("start"), sc.c.backfill_from),
+                    else_=P("start"),
+                ),
+                backfill_to=sa.case(
+                    (sc.c.backfill_to.is_(None), P("end")),
+                    (sc.c.backfill_to > P("end"), sc.c.backfill_to),
+                    else_=P("end"),
+                ),
+            )
+        )

@@ -17,7 +17,11 @@ from durable.backends._row_values import (
     started_values,
     step_values,
 )
-from durable.backends._state_statements import SessionStatements, StreamStatements
+from durable.backends._state_statements import (
+    ScheduleStatements,
+    SessionStatements,
+    StreamStatements,
+)
 
 ACTIVE = [st.value for st in WorkflowStatus if st.active]
 
@@ -108,6 +112,7 @@ class Statements:
         self._published(p)
         self.streams = StreamStatements(insert, now, p.fence)
         self.sessions = SessionStatements(insert, now)
+        self.schedules = ScheduleStatements(insert)
         self._totals(p)
         self._queues(p)
         self._waits(p)

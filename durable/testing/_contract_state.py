@@ -1,16 +1,16 @@
-"""The contract's checks of shared state: deadlines, published values, streams, sessions."""
+"""The contract's checks of shared state: deadlines, publish, streams, sessions, schedules."""
 
 from __future__ import annotations
 
 import pytest
 
 from durable._errors import OwnershipLostError
-from durable.backends import NewWorkflow, StepRow, StepStatus
+from durable.backends import NewWorkflow, ScheduleRow, StepRow, StepStatus
 from durable.testing._contract_parts import LEASE, OWNER, Store, checks, step
 
 
 class StateChecks:
-    """Checks of the operations behind timeouts, ``publish``, streams and sessions."""
+    """Checks of the operations behind timeouts, ``publish``, streams, sessions and schedules."""
 
     @checks("set_deadline")
     def test_deadlines_are_kept_and_fenced(self, store: Store) -> None:
@@ -123,3 +123,70 @@ class StateChecks:
         assert {x.session_id for x in store(b.sessions)} == {"s"}
         assert store(b.cleanup_sessions, future, None, False) == 2
         assert store(b.sessions) == []
+
+    @checks(
+        "put_schedule",
+        "schedules",
+        "set_schedule_paused",
+        "delete_schedule",
+        "advance_schedule",
+        "backfill_schedule",
+    )
+    def test_schedules_keep_their_state_and_only_move_forward(self, store: Store) -> None:
+        """A put keeps state (or not); last_tick and a backfill's start only move forward."""
+        b = store.backend
+        row = ScheduleRow(
+            "s",
+            "contract.wf",
+            "*/5 * * * *",
+            None,
+            "UTC",
+            b"args",
+            "q",
+            2,
+            "all",
+            False,
+            10.0,
+            10.0,
+        )
+        assert store(b.put_schedule, row, True)
+        assert store(b.schedules) == [row]
+        assert store(b.set_schedule_paused, "s", True)
+        store(b.advance_schedule, "s", 300.0, None)
+        store(b.advance_schedule, "s", 200.0, None)  # never back
+        redefined = ScheduleRow(
+            "s", "contract.wf2", None, 60.0, "Europe/Paris", None, "r", 0, "last", False, 99.0, 99.0
+        )
+        assert not store(b.put_schedule, redefined, True)  # kept: paused, created, last tick
+        (kept,) = store(b.schedules, "s")
+        assert (kept.workflow, kept.every, kept.timezone, kept.args) == (
+            "contract.wf2",
+            60.0,
+            "Europe/Paris",
+            None,
+        )
+        assert (kept.paused, kept.created_at, kept.last_tick) == (True, 10.0, 300.0)
+        assert store(b.backfill_schedule, "s", 1000.0, 2000.0)
+        assert store(b.backfill_schedule, "s", 500.0, 1500.0)  # merged with the pending one
+        (pending,) = store(b.schedules, "s")
+        assert (pending.backfill_from, pending.backfill_to) == (500.0, 2000.0)
+        store(b.advance_schedule, "s", None, 1200.0)
+        store(b.advance_schedule, "s", None, 900.0)  # never back
+        assert store(b.schedules, "s")[0].backfill_from == 1200.0
+        store(b.advance_schedule, "s", None, 2000.0)  # reached its end: done
+        (done,) = store(b.schedules, "s")
+        assert (done.backfill_from, done.backfill_to) == (None, None)
+        assert not store(b.put_schedule, redefined, False)  # replaced whole
+        assert store(b.schedules, "s") == [redefined]
+        store(
+            b.put_schedule,
+            ScheduleRow("a", "w", None, 5.0, "UTC", None, "q", 0, "skip", False, 1.0, 1.0),
+            True,
+        )
+        assert [r.name for r in store(b.schedules)] == ["a", "s"]
+        assert store(b.schedules, "absent") == []
+        assert not store(b.set_schedule_paused, "absent", True)
+        assert not store(b.backfill_schedule, "absent", 1.0, 2.0)
+        assert store(b.delete_schedule, "s")
+        assert not store(b.delete_schedule, "s")
+        assert [r.name for r in store(b.schedules)] == ["a"]

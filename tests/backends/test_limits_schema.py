@@ -346,7 +346,8 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions).
+    # streams and sessions, nor 7's schedules).
+    execute(db_url, "DROP TABLE durable_schedules")
     execute(db_url, "DROP INDEX ix_durable_workflows_parent")
     execute(db_url, "DROP TABLE durable_streams")
     execute(db_url, "DROP TABLE durable_sessions")
@@ -363,7 +364,9 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert info.waiting_for is not None
         assert len(info.waiting_for) == len("child:") + _limits.WORKFLOW_ID_CHARS
         assert info.deadline is None
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "6"
+    with durable.Store.open(db_url) as store:
+        assert store.schedules() == []  # version 7's table is there
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "7"
 
 
 def version(url: str) -> str:

@@ -66,6 +66,7 @@ def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
         "durable_events",
         "durable_streams",
         "durable_sessions",
+        "durable_schedules",
     }
 
 
@@ -77,6 +78,7 @@ PAYLOAD_COLUMNS = {
     ("durable_events", "value"),
     ("durable_streams", "value"),
     ("durable_sessions", "value"),
+    ("durable_schedules", "args"),
 }
 
 

@@ -67,6 +67,17 @@ def sync_job(i: int) -> int:
     return i * 2
 
 
+@durable.durable_workflow(name="queue_app.ticker")
+async def ticker(at: object) -> str:
+    await work(durable.current_workflow_id(), 0)
+    return str(at)
+
+
+if os.environ.get("QUEUE_APP_SCHEDULE"):
+    # Every worker that imports this declares the same schedule: each tick must run once.
+    durable.schedule(ticker, every=1, name="ticker", catch_up="all")
+
+
 if __name__ == "__main__":
     # python queue_app.py enqueue N: enqueue N jobs on the store at $DURABLE_URL.
     count = int(sys.argv[2])

@@ -1,0 +1,145 @@
+"""Firing schedules: what a worker does for the schedules in its store.
+
+At start a worker puts the schedules declared in code in the store. Then,
+now and then, it reads every schedule and enqueues the ticks that are due
+(and those a backfill asks for) under ids that name them: several workers
+firing one tick insert one workflow. ``last_tick`` only moves forward, once
+the ticks before it are enqueued, so a worker killed between the two fires
+them again, to no effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from durable import _registry
+from durable._aio import drive
+from durable._engine._core import Invocation
+from durable._engine._runtime import Runtime
+from durable._errors import DurableError
+from durable._records import ScheduleRow
+from durable._schedules import (
+    BATCH,
+    args_place,
+    between,
+    declared,
+    define,
+    due,
+    seal_args,
+    tick_id,
+    tick_time,
+    ticks_after,
+)
+
+log = logging.getLogger("durable")
+
+
+BACKSTOP = 3600.0
+"""When to look again at a schedule with nothing coming (paused): a recovery pass looks sooner."""
+
+
+class Scheduler:
+    """Puts code-declared schedules in the store and fires the due ticks, for one worker."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._unknown: set[str] = set()
+
+    def put_declared(self) -> None:
+        """Put this process's code-declared schedules in the store, keeping their state."""
+        backend, now = self._runtime.backend, self._runtime.clock.time()
+        for entry in declared():
+            row = define(
+                entry.name,
+                _name_of(entry.workflow),
+                cron=entry.cron,
+                every=entry.every,
+                timezone=entry.timezone,
+                queue=entry.queue,
+                priority=entry.priority,
+                catch_up=entry.catch_up,
+                args=seal_args(
+                    self._runtime.engine.codec, entry.name, entry.args, dict(entry.kwargs)
+                ),
+                now=now,
+            )
+            backend.run_sync(backend.put_schedule, row, True)
+
+    def fire(self) -> float | None:
+        """Enqueue what is due; when to look again (None: there is no schedule to fire)."""
+        backend, now = self._runtime.backend, self._runtime.clock.time()
+        soonest: float | None = None
+        for row in backend.run_sync(backend.schedules):
+            if row.paused and row.backfill_from is None:
+                continue
+            workflow = self._workflow(row)
+            if workflow is None:
+                continue  # for a worker that has its code
+            again = self._fire_one(row, workflow, now)
+            soonest = again if soonest is None else min(soonest, again)
+        return soonest
+
+    def _fire_one(self, row: ScheduleRow, workflow: Any, now: float) -> float:
+        backend = self._runtime.backend
+        # Paused, only a backfill fires: the ticks it misses wait for its catch-up policy.
+        ticks, upto = ([], row.last_tick) if row.paused else due(row, now, BATCH)
+        backfill: list[float] = []
+        backfilled = None
+        if row.backfill_from is not None and row.backfill_to is not None:
+            backfill = between(row, row.backfill_from, row.backfill_to, BATCH)
+            backfilled = backfill[-1] if len(backfill) == BATCH else row.backfill_to
+        args, kwargs = self._args(row)
+        for tick in ticks + backfill:
+            self._enqueue(row, workflow, tick, args, kwargs)
+        if upto > row.last_tick or backfilled is not None:
+            moved = upto if upto > row.last_tick else None
+            backend.run_sync(backend.advance_schedule, row.name, moved, backfilled)
+        if len(ticks) == BATCH or len(backfill) == BATCH:
+            return now  # more to catch up on: at once
+        if row.paused:
+            return now + BACKSTOP
+        return next(ticks_after(row, max(upto, now)))
+
+    def _enqueue(
+        self,
+        row: ScheduleRow,
+        workflow: Any,
+        tick: float,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        call = (tick_time(row, tick), *args)
+        inv = Invocation.queued(workflow, None, call, kwargs, tick_id(row.name, tick), None)
+        engine = self._runtime.engine
+        try:
+            drive(engine.enqueue(inv, engine.session(sync=True), row.queue, row.priority))
+        except DurableError as exc:
+            # Enqueued before with other arguments (the schedule was changed):
+            # that tick has fired; the next ones take the new arguments.
+            log.warning("schedule %r: tick %s not enqueued: %s", row.name, inv.requested_id, exc)
+
+    def _args(self, row: ScheduleRow) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if row.args is None:
+            return (), {}
+        codec = self._runtime.engine.codec
+        what = f"arguments of schedule {row.name!r}"
+        args, kwargs = codec.loads(row.args, args_place(row.name), what=what)
+        return tuple(args), dict(kwargs)
+
+    def _workflow(self, row: ScheduleRow) -> Any | None:
+        workflow = _registry.lookup(row.workflow)
+        if workflow is None and row.name not in self._unknown:
+            self._unknown.add(row.name)
+            log.warning(
+                "schedule %r: no imported module registers workflow %r; its ticks are left "
+                "for a worker that imports it (--import)",
+                row.name,
+                row.workflow,
+            )
+        return workflow
+
+
+def _name_of(workflow: Any) -> str:
+    parent = getattr(workflow, "_self_parent", None) or workflow
+    return str(parent._self_durable[0].name)
