@@ -20,6 +20,7 @@ from durable._engine import _context
 from durable._engine._core import Engine, Invocation
 from durable._engine._runtime import current_runtime, runtime_of
 from durable._engine._sync import run_coroutine_sync
+from durable._errors import ConfigurationError
 from durable._handle import WorkflowHandle
 from durable._identity import validate_workflow_id
 from durable._specs import WorkflowSpec
@@ -27,10 +28,16 @@ from durable.backends._limits import QUEUE_CHARS, check_int, check_text
 
 
 async def enqueued(
-    engine: Engine, inv: Invocation, sync: bool, queue: str, priority: int
+    engine: Engine,
+    inv: Invocation,
+    sync: bool,
+    queue: str,
+    priority: int,
+    not_before: float | None = None,
 ) -> WorkflowHandle[Any]:
     """Enqueue a call; the handle of its workflow, once its row is recorded."""
-    workflow_id = await engine.enqueue(inv, engine.session(sync=sync), queue, priority)
+    session = engine.session(sync=sync)
+    workflow_id = await engine.enqueue(inv, session, queue, priority, not_before)
     return WorkflowHandle(workflow_id, runtime_of(engine))
 
 
@@ -44,19 +51,47 @@ def enqueue_in_form(bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any], w
     return drive(coro)
 
 
-Where = tuple[str | None, str, int, "float | dt.timedelta | None"]
-"""Where a call is enqueued: its workflow id, queue, priority and timeout."""
+Start = float | dt.timedelta | dt.datetime | None
+"""When an enqueued call may start: after a delay (seconds, timedelta), at a time, or now."""
+
+Where = tuple[str | None, str, int, "float | dt.timedelta | None", Start]
+"""Where a call is enqueued: its workflow id, queue, priority, timeout and start."""
+
+
+def start_of(delay: float | dt.timedelta | None, start_at: dt.datetime | None) -> Start:
+    """The start an enqueue asked for, checked (one of ``delay`` and ``start_at`` at most)."""
+    if delay is not None and start_at is not None:
+        raise ConfigurationError("give delay= or start_at=, not both")
+    if start_at is not None:
+        if not isinstance(start_at, dt.datetime) or start_at.tzinfo is None:
+            raise ConfigurationError(
+                f"start_at must be an aware datetime (e.g. with tzinfo=timezone.utc), not "
+                f"{start_at!r}"
+            )
+        return start_at
+    if delay is not None:
+        return duration(delay, "delay")
+    return None
+
+
+def not_before(start: Start, engine: Engine) -> float | None:
+    """The time (on the engine's clock) before which no worker claims the call."""
+    if start is None:
+        return None
+    if isinstance(start, dt.datetime):
+        return start.timestamp()
+    return engine.clock.time() + duration(start, "delay")
 
 
 def enqueue(
     bound: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    where: tuple[str | None, str, int, float | dt.timedelta | None],
+    where: Where,
     sync: bool,
     engine: Engine | None = None,
 ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
-    workflow_id, queue, priority, timeout = where
+    workflow_id, queue, priority, timeout, start = where
     if workflow_id is not None:
         validate_workflow_id(workflow_id)
     check_text(queue, "queue name", QUEUE_CHARS)
@@ -71,7 +106,7 @@ def enqueue(
             engine = current_runtime().engine
     seconds = check_timeout(timeout) if timeout is not None else None
     inv = Invocation.queued(workflow, instance, args, kwargs, workflow_id, seconds)
-    return enqueued(engine, inv, sync, queue, priority)
+    return enqueued(engine, inv, sync, queue, priority, not_before(start, engine))
 
 
 class WithOptions:
@@ -83,7 +118,7 @@ class WithOptions:
     ``workflow_id`` is the user's.
     """
 
-    __slots__ = ("_priority", "_queue", "_timeout", "_workflow", "_workflow_id")
+    __slots__ = ("_priority", "_queue", "_start", "_timeout", "_workflow", "_workflow_id")
 
     def __init__(
         self,
@@ -92,9 +127,10 @@ class WithOptions:
         timeout: float | None,
         queue: str,
         priority: int,
+        start: Start = None,
     ) -> None:
         self._workflow, self._workflow_id, self._timeout = workflow, workflow_id, timeout
-        self._queue, self._priority = queue, priority
+        self._queue, self._priority, self._start = queue, priority, start
 
     def __repr__(self) -> str:
         return f"<{self._workflow!r} with options>"
@@ -122,7 +158,7 @@ class WithOptions:
         return drive(enqueue(self._workflow, args, kwargs, self._where(), sync=True))
 
     def _where(self) -> Where:
-        return self._workflow_id, self._queue, self._priority, self._timeout
+        return self._workflow_id, self._queue, self._priority, self._timeout, self._start
 
 
 def bound_instance(bound: Any) -> Any:

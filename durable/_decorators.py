@@ -27,6 +27,7 @@ from durable._calls import (
     check_timeout,
     enqueue,
     enqueue_in_form,
+    start_of,
 )
 from durable._engine import _context
 from durable._engine._core import Invocation
@@ -237,9 +238,11 @@ class _RunMethods:
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = (workflow_id, queue, priority, timeout)
+        where = (workflow_id, queue, priority, timeout, start_of(delay, start_at))
         return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
@@ -249,9 +252,11 @@ class _RunMethods:
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = (workflow_id, queue, priority, timeout)
+        where = (workflow_id, queue, priority, timeout, start_of(delay, start_at))
         return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(
@@ -261,13 +266,16 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
     ) -> WithOptions:
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
         check_text(queue, "queue name", QUEUE_CHARS)
         check_int(priority, "priority")
         seconds = check_timeout(timeout) if timeout is not None else None
-        return WithOptions(self._as_called(), workflow_id, seconds, queue, priority)
+        start = start_of(delay, start_at)
+        return WithOptions(self._as_called(), workflow_id, seconds, queue, priority, start)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         called = self._as_called()

@@ -57,7 +57,8 @@ class WorkflowInfo:
     """The queue it was enqueued on (None for a direct call)."""
     priority: int = 0
     wake_at: float | None = None
-    """While waiting: when its timer fires or its event wait times out."""
+    """While waiting: when its timer fires or its event wait times out; while enqueued
+    with a delay (``delay=``, ``start_at=``): when a worker may start it."""
     waiting_for: str | None = None
     """While waiting for an event: its key (``child:<id>`` while a child waits)."""
     recoveries: int = 0

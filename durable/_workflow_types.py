@@ -59,12 +59,15 @@ class AsyncWorkflow(Protocol[P, T_co]):
         queue: str = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
         """Record the call for a worker to run, without running it; a handle on it.
 
         Idempotent per workflow id. Workers claim the highest ``priority``
-        first, then the oldest. Run ``durable worker`` (or a
+        first, then the oldest; not before ``delay`` from now or ``start_at``
+        if given. Run ``durable worker`` (or a
         :class:`durable.Worker`) to run enqueued workflows.
         """
 
@@ -75,6 +78,8 @@ class AsyncWorkflow(Protocol[P, T_co]):
         queue: str = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Blocking form of :meth:`enqueue`."""
@@ -89,6 +94,8 @@ class AsyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         queue: str = "default",
         priority: int = 0,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
     ) -> AsyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 
@@ -138,12 +145,15 @@ class SyncWorkflow(Protocol[P, T_co]):
         queue: str = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Record the call for a worker to run, without running it; a handle on it.
 
         Idempotent per workflow id. Workers claim the highest ``priority``
-        first, then the oldest.
+        first, then the oldest; not before ``delay`` from now or ``start_at``
+        if given.
         """
 
     def enqueue_sync(
@@ -153,6 +163,8 @@ class SyncWorkflow(Protocol[P, T_co]):
         queue: str = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Same as :meth:`enqueue`."""
@@ -167,6 +179,8 @@ class SyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         queue: str = "default",
         priority: int = 0,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
     ) -> SyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 

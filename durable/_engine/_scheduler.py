@@ -113,7 +113,7 @@ class Scheduler:
         inv = Invocation.queued(workflow, None, call, kwargs, tick_id(row.name, tick), None)
         engine = self._runtime.engine
         try:
-            drive(engine.enqueue(inv, engine.session(sync=True), row.queue, row.priority))
+            drive(engine.enqueue(inv, engine.session(sync=True), row.queue, row.priority, None))
         except DurableError as exc:
             # Enqueued before with other arguments (the schedule was changed):
             # that tick has fired; the next ones take the new arguments.

@@ -315,6 +315,7 @@ class Worker:
 
     def _claim_rows(self, limit: int) -> list[WorkflowRow]:
         backend, owner, lease = self.runtime.backend, current_owner(), self.runtime.lease_seconds
+        now = self.runtime.clock.time()  # a delayed enqueue waits for this clock
         claimed: list[WorkflowRow] = []
         # One transaction per limited queue, so that its lock is held briefly.
         unlimited = [q for q in self.queues if q not in self.queue_limits]
@@ -323,7 +324,7 @@ class Worker:
                 queue_limit = self.queue_limits.get(group[0])
                 more = limit - len(claimed)
                 claimed += backend.run_sync(
-                    backend.claim_queued, owner, lease, group, more, queue_limit
+                    backend.claim_queued, owner, lease, group, more, queue_limit, now
                 )
         return claimed
 

@@ -101,13 +101,21 @@ class Workflows(OverSteps):
             parent, session, position, inv.spec.name, started, 1, value=value, kind=StepKind.CHILD
         )
 
-    async def enqueue(self, inv: Invocation, session: Session, queue: str, priority: int) -> str:
+    async def enqueue(
+        self,
+        inv: Invocation,
+        session: Session,
+        queue: str,
+        priority: int,
+        not_before: float | None = None,
+    ) -> str:
         """Record a workflow call as enqueued, for a worker (idempotent per id); its id."""
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
         new = self._new_workflow(inv, workflow_id, parent_id=None, starts=False)
-        row, created = await session.run(session.backend.enqueue_workflow, new, queue, priority)
+        enqueue = session.backend.enqueue_workflow
+        row, created = await session.run(enqueue, new, queue, priority, not_before)
         if not created:
             self.check_same_call(row, inv)
         return workflow_id

@@ -362,11 +362,12 @@ class Backend(ABC):
 
     @abstractmethod
     async def enqueue_workflow(
-        self, tx: Any, new: NewWorkflow, queue: str, priority: int
+        self, tx: Any, new: NewWorkflow, queue: str, priority: int, not_before: float | None = None
     ) -> tuple[WorkflowRow, bool]:
         """Record ``new`` as enqueued (owned by nobody), or return the row already there.
 
-        Wakes the queue's waiters once committed. Atomic.
+        ``not_before``: no claim takes it before this time (kept as its
+        ``wake_at``). Wakes the queue's waiters once committed. Atomic.
         """
 
     @abstractmethod
@@ -378,10 +379,13 @@ class Backend(ABC):
         queues: Sequence[str],
         limit: int,
         queue_limit: int | None,
+        now: float | None = None,
     ) -> list[WorkflowRow]:
         """Claim up to ``limit`` enqueued workflows of ``queues`` for ``owner`` (atomic).
 
-        Highest priority first, then oldest. With a ``queue_limit`` (then
+        Highest priority first, then oldest; one enqueued with a
+        ``not_before`` later than ``now`` (the claimer's clock; default the
+        store's) waits. With a ``queue_limit`` (then
         ``queues`` names one queue), the queue never has more running
         workflows than that, counted across every process that claims from
         the store. Claimed rows are running, owned by ``owner``, under a new

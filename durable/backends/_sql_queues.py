@@ -29,15 +29,11 @@ class QueueOps(SqlOps):
 
     @atomic
     async def enqueue_workflow(
-        self, tx: Tx, new: NewWorkflow, queue: str, priority: int
+        self, tx: Tx, new: NewWorkflow, queue: str, priority: int, not_before: float | None = None
     ) -> tuple[WorkflowRow, bool]:
         inserted = await tx.execute(
             self.q.insert_enqueued,
-            {
-                **new_params(new),
-                "queue": queue,
-                "priority": priority,
-            },
+            {**new_params(new), "queue": queue, "priority": priority, "wake_at": not_before},
         )
         row = await self.get_workflow(tx, new.workflow_id)
         assert row is not None
@@ -54,6 +50,7 @@ class QueueOps(SqlOps):
         queues: Sequence[str],
         limit: int,
         queue_limit: int | None,
+        now: float | None = None,
     ) -> list[WorkflowRow]:
         if queue_limit is not None:
             await self._lock_queue(tx, queues[0])
@@ -61,7 +58,9 @@ class QueueOps(SqlOps):
             limit = min(limit, queue_limit - int(running.rows[0][0]))
         if limit <= 0:
             return []
-        params = {**owner_params(owner), "lease": lease_seconds, "limit": limit}
+        if now is None:
+            now = await self.now(tx)
+        params = {**owner_params(owner), "lease": lease_seconds, "limit": limit, "ready": now}
         found = await tx.execute(self.q.claim_queued(list(queues)), params)
         claimed = [workflow_row(r) for r in found.rows]
         claimed.sort(key=lambda row: (-row.priority, row.created_at, row.workflow_id))

@@ -343,6 +343,7 @@ class Statements:
                 parent_id=None,
                 queue=P("queue"),
                 priority=P("priority"),
+                wake_at=P("wake_at", type_=sa.Float),  # not before (a delayed enqueue)
             )
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
@@ -363,6 +364,7 @@ class Statements:
             **p.owner,
             "lease_expires_at": p.lease,
             "updated_at": p.now,
+            "wake_at": None,
         }
 
     def _waits(self, p: _Parts) -> None:
@@ -522,6 +524,7 @@ class Statements:
             .where(
                 wf.c.status == WorkflowStatus.ENQUEUED.value,
                 sa.or_(*(wf.c.queue == queue for queue in key)),
+                sa.or_(wf.c.wake_at.is_(None), wf.c.wake_at <= P("ready", type_=sa.Float)),
             )
             .order_by(wf.c.priority.desc(), wf.c.created_at, wf.c.workflow_id)
             .limit(P("limit", type_=sa.Integer))

@@ -432,6 +432,14 @@ class BackendContract(StateChecks):
         assert store.row("high").status is WorkflowStatus.ENQUEUED
         rest = store(b.claim_queued, OTHER, LEASE, ["jobs", "other"], 2, None)
         assert [r.workflow_id for r in rest] == ["high", "mid"]
+        # A delayed one waits for its time (the claimer's clock), however high its priority.
+        later = NewWorkflow("later", "contract.q", "fp-later", None, None)
+        row, _ = store(b.enqueue_workflow, later, "jobs", 99, 1000.0)
+        assert row.wake_at == 1000.0
+        early = store(b.claim_queued, OTHER, LEASE, ["jobs"], 5, None, 999.0)
+        assert [r.workflow_id for r in early] == ["low"]
+        due = store(b.claim_queued, OTHER, LEASE, ["jobs"], 5, None, 1000.0)
+        assert [(r.workflow_id, r.wake_at) for r in due] == [("later", None)]
 
     # Events -------------------------------------------------------------------------
 
