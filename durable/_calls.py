@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import inspect
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from durable._aio import drive
 from durable._caller import named
@@ -20,24 +20,37 @@ from durable._engine import _context
 from durable._engine._core import Engine, Invocation
 from durable._engine._runtime import current_runtime, runtime_of
 from durable._engine._sync import run_coroutine_sync
-from durable._errors import ConfigurationError
+from durable._errors import ConfigurationError, WorkflowDeduplicatedError
 from durable._handle import WorkflowHandle
 from durable._identity import validate_workflow_id
 from durable._specs import WorkflowSpec
-from durable.backends._limits import QUEUE_CHARS, check_int, check_text
+from durable.backends._limits import (
+    DEFAULT_QUEUE,
+    EVENT_KEY_CHARS,
+    QUEUE_CHARS,
+    check_int,
+    check_text,
+)
 
 
 async def enqueued(
-    engine: Engine,
-    inv: Invocation,
-    sync: bool,
-    queue: str,
-    priority: int,
-    not_before: float | None = None,
+    engine: Engine, inv: Invocation, sync: bool, where: Where
 ) -> WorkflowHandle[Any]:
-    """Enqueue a call; the handle of its workflow, once its row is recorded."""
+    """Enqueue a call; the handle of its workflow, once its row is recorded.
+
+    With a ``dedup_id`` pending in the queue, the pending one's handle if
+    ``on_duplicate="return"``, else :class:`durable.WorkflowDeduplicatedError`.
+    """
     session = engine.session(sync=sync)
-    workflow_id = await engine.enqueue(inv, session, queue, priority, not_before)
+    start = not_before(where.start, engine)
+    try:
+        workflow_id = await engine.enqueue(
+            inv, session, where.queue, where.priority, start, where.dedup_id
+        )
+    except WorkflowDeduplicatedError as exc:
+        if where.on_duplicate != "return":
+            raise
+        workflow_id = str(exc.details["workflow_id"])
     return WorkflowHandle(workflow_id, runtime_of(engine))
 
 
@@ -54,8 +67,53 @@ def enqueue_in_form(bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any], w
 Start = float | dt.timedelta | dt.datetime | None
 """When an enqueued call may start: after a delay (seconds, timedelta), at a time, or now."""
 
-Where = tuple[str | None, str, int, "float | dt.timedelta | None", Start]
-"""Where a call is enqueued: its workflow id, queue, priority, timeout and start."""
+OnDuplicate = Literal["raise", "return"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    """Where and how a call is enqueued (its options, checked)."""
+
+    workflow_id: str | None = None
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    timeout: float | None = None
+    start: Start = None
+    dedup_id: str | None = None
+    on_duplicate: OnDuplicate = "raise"
+
+    @classmethod
+    def checked(
+        cls,
+        workflow_id: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        timeout: float | dt.timedelta | None = None,
+        delay: float | dt.timedelta | None = None,
+        start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
+        on_duplicate: OnDuplicate = "raise",
+    ) -> Where:
+        """The options as the caller gave them, each checked (ConfigurationError)."""
+        if workflow_id is not None:
+            validate_workflow_id(workflow_id)
+        check_text(queue, "queue name", QUEUE_CHARS)
+        check_int(priority, "priority")
+        if dedup_id is not None:
+            check_text(dedup_id, "dedup_id", EVENT_KEY_CHARS, blank_ok=False)
+        if on_duplicate not in ("raise", "return"):
+            raise ConfigurationError(
+                f"on_duplicate must be 'raise' or 'return', not {on_duplicate!r}"
+            )
+        return cls(
+            workflow_id=workflow_id,
+            queue=queue,
+            priority=priority,
+            timeout=check_timeout(timeout) if timeout is not None else None,
+            start=start_of(delay, start_at),
+            dedup_id=dedup_id,
+            on_duplicate=on_duplicate,
+        )
 
 
 def start_of(delay: float | dt.timedelta | None, start_at: dt.datetime | None) -> Start:
@@ -91,11 +149,6 @@ def enqueue(
     sync: bool,
     engine: Engine | None = None,
 ) -> Coroutine[Any, Any, WorkflowHandle[Any]]:
-    workflow_id, queue, priority, timeout, start = where
-    if workflow_id is not None:
-        validate_workflow_id(workflow_id)
-    check_text(queue, "queue name", QUEUE_CHARS)
-    check_int(priority, "priority")
     workflow: Any = getattr(bound, "_self_parent", None) or bound
     instance = bound_instance(bound) if workflow is not bound else None
     if engine is None:
@@ -104,9 +157,8 @@ def enqueue(
             engine = ctx.engine
         else:
             engine = current_runtime().engine
-    seconds = check_timeout(timeout) if timeout is not None else None
-    inv = Invocation.queued(workflow, instance, args, kwargs, workflow_id, seconds)
-    return enqueued(engine, inv, sync, queue, priority, not_before(start, engine))
+    inv = Invocation.queued(workflow, instance, args, kwargs, where.workflow_id, where.timeout)
+    return enqueued(engine, inv, sync, where)
 
 
 class WithOptions:
@@ -118,19 +170,10 @@ class WithOptions:
     ``workflow_id`` is the user's.
     """
 
-    __slots__ = ("_priority", "_queue", "_start", "_timeout", "_workflow", "_workflow_id")
+    __slots__ = ("_where", "_workflow")
 
-    def __init__(
-        self,
-        workflow: Any,
-        workflow_id: str | None,
-        timeout: float | None,
-        queue: str,
-        priority: int,
-        start: Start = None,
-    ) -> None:
-        self._workflow, self._workflow_id, self._timeout = workflow, workflow_id, timeout
-        self._queue, self._priority, self._start = queue, priority, start
+    def __init__(self, workflow: Any, where: Where) -> None:
+        self._workflow, self._where = workflow, where
 
     def __repr__(self) -> str:
         return f"<{self._workflow!r} with options>"
@@ -138,7 +181,9 @@ class WithOptions:
     def run(self, *args: Any, **kwargs: Any) -> Any:
         given = _context.next_call.get() or _context.CallOptions()
         token = _context.next_call.set(
-            dataclasses.replace(given, workflow_id=self._workflow_id, timeout=self._timeout)
+            dataclasses.replace(
+                given, workflow_id=self._where.workflow_id, timeout=self._where.timeout
+            )
         )
         try:
             return self._workflow(*args, **kwargs)
@@ -152,13 +197,10 @@ class WithOptions:
         return outcome
 
     def enqueue(self, *args: Any, **kwargs: Any) -> Any:
-        return enqueue_in_form(self._workflow, args, kwargs, self._where())
+        return enqueue_in_form(self._workflow, args, kwargs, self._where)
 
     def enqueue_sync(self, *args: Any, **kwargs: Any) -> Any:
-        return drive(enqueue(self._workflow, args, kwargs, self._where(), sync=True))
-
-    def _where(self) -> Where:
-        return self._workflow_id, self._queue, self._priority, self._timeout, self._start
+        return drive(enqueue(self._workflow, args, kwargs, self._where, sync=True))
 
 
 def bound_instance(bound: Any) -> Any:

@@ -22,12 +22,13 @@ from durable._aio import drive, drive_iterator
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
 from durable._calls import (
+    OnDuplicate,
+    Where,
     WithOptions,
     bound_instance,
     check_timeout,
     enqueue,
     enqueue_in_form,
-    start_of,
 )
 from durable._engine import _context
 from durable._engine._core import Invocation
@@ -47,8 +48,6 @@ from durable.backends._limits import (
     DEFAULT_QUEUE,
     EVENT_KEY_CHARS,
     NAME_CHARS,
-    QUEUE_CHARS,
-    check_int,
     check_text,
 )
 
@@ -240,9 +239,10 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = (workflow_id, queue, priority, timeout, start_of(delay, start_at))
+        where = Where.checked(workflow_id, queue, priority, timeout, delay, start_at, dedup_id)
         return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
@@ -254,9 +254,10 @@ class _RunMethods:
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = (workflow_id, queue, priority, timeout, start_of(delay, start_at))
+        where = Where.checked(workflow_id, queue, priority, timeout, delay, start_at, dedup_id)
         return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(
@@ -268,14 +269,13 @@ class _RunMethods:
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
+        on_duplicate: OnDuplicate = "raise",
     ) -> WithOptions:
-        if workflow_id is not None:
-            validate_workflow_id(workflow_id)
-        check_text(queue, "queue name", QUEUE_CHARS)
-        check_int(priority, "priority")
-        seconds = check_timeout(timeout) if timeout is not None else None
-        start = start_of(delay, start_at)
-        return WithOptions(self._as_called(), workflow_id, seconds, queue, priority, start)
+        where = Where.checked(
+            workflow_id, queue, priority, timeout, delay, start_at, dedup_id, on_duplicate
+        )
+        return WithOptions(self._as_called(), where)
 
     def id_for(self, *args: Any, **kwargs: Any) -> str:
         called = self._as_called()

@@ -100,6 +100,19 @@ class WorkflowConflictError(DurableError):
     """
 
 
+class WorkflowDeduplicatedError(DurableError):
+    """An enqueue's ``dedup_id`` is taken by a workflow of the queue with work left.
+
+    Nothing new is enqueued. ``wf.options(dedup_id=..., on_duplicate="return")``
+    returns the pending workflow's handle instead.
+
+    Attributes:
+        workflow_id: The pending workflow that has the dedup id.
+        dedup_id: The dedup id.
+        queue: The queue.
+    """
+
+
 class NonDeterminismError(DurableError):
     """On replay, the code called a different step than the one recorded.
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -61,14 +70,17 @@ class AsyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
         """Record the call for a worker to run, without running it; a handle on it.
 
         Idempotent per workflow id. Workers claim the highest ``priority``
         first, then the oldest; not before ``delay`` from now or ``start_at``
-        if given. Run ``durable worker`` (or a
-        :class:`durable.Worker`) to run enqueued workflows.
+        if given. With a ``dedup_id`` another workflow of the queue with work
+        left has, nothing is enqueued (:class:`durable.WorkflowDeduplicatedError`).
+        Run ``durable worker`` (or a :class:`durable.Worker`) to run enqueued
+        workflows.
         """
 
     def enqueue_sync(
@@ -80,6 +92,7 @@ class AsyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Blocking form of :meth:`enqueue`."""
@@ -96,6 +109,8 @@ class AsyncWorkflow(Protocol[P, T_co]):
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
+        on_duplicate: Literal["raise", "return"] = "raise",
     ) -> AsyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 
@@ -147,6 +162,7 @@ class SyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Record the call for a worker to run, without running it; a handle on it.
@@ -165,6 +181,7 @@ class SyncWorkflow(Protocol[P, T_co]):
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Same as :meth:`enqueue`."""
@@ -181,6 +198,8 @@ class SyncWorkflow(Protocol[P, T_co]):
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
+        dedup_id: str | None = None,
+        on_duplicate: Literal["raise", "return"] = "raise",
     ) -> SyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 

@@ -82,6 +82,7 @@ EXPORTED = {
     "SyncWorkflow",
     "WorkflowAlreadyRunningError",
     "WorkflowConflictError",
+    "WorkflowDeduplicatedError",
     "WorkflowInfo",
     "WorkflowStatus",
     "__version__",

@@ -300,7 +300,9 @@ class Engine:
     """Read or write session state, recorded (``SessionStates.session_state``)."""
     run_workflow: Callable[[Invocation, Session], Co]
     """Run one workflow call (``Workflows.run``)."""
-    enqueue: Callable[[Invocation, Session, str, int, float | None], Coroutine[Any, Any, str]]
+    enqueue: Callable[
+        [Invocation, Session, str, int, float | None, str | None], Coroutine[Any, Any, str]
+    ]
     """Enqueue one workflow call; its id (``Workflows.enqueue``)."""
 
     def __init__(

@@ -113,7 +113,8 @@ class Scheduler:
         inv = Invocation.queued(workflow, None, call, kwargs, tick_id(row.name, tick), None)
         engine = self._runtime.engine
         try:
-            drive(engine.enqueue(inv, engine.session(sync=True), row.queue, row.priority, None))
+            session = engine.session(sync=True)
+            drive(engine.enqueue(inv, session, row.queue, row.priority, None, None))
         except DurableError as exc:
             # Enqueued before with other arguments (the schedule was changed):
             # that tick has fired; the next ones take the new arguments.

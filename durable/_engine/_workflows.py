@@ -32,6 +32,7 @@ from durable._errors import (
     SerializationError,
     WorkflowAlreadyRunningError,
     WorkflowConflictError,
+    WorkflowDeduplicatedError,
     WorkflowTimeoutError,
 )
 from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, validate_workflow_id
@@ -108,14 +109,28 @@ class Workflows(OverSteps):
         queue: str,
         priority: int,
         not_before: float | None = None,
+        dedup_id: str | None = None,
     ) -> str:
-        """Record a workflow call as enqueued, for a worker (idempotent per id); its id."""
+        """Record a workflow call as enqueued, for a worker (idempotent per id); its id.
+
+        Raises:
+            WorkflowDeduplicatedError: ``dedup_id`` is pending in the queue.
+        """
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
         new = self._new_workflow(inv, workflow_id, parent_id=None, starts=False)
         enqueue = session.backend.enqueue_workflow
-        row, created = await session.run(enqueue, new, queue, priority, not_before)
+        row, created = await session.run(enqueue, new, queue, priority, not_before, dedup_id)
+        if not created and row.workflow_id != workflow_id:
+            raise WorkflowDeduplicatedError(
+                f"not enqueued: workflow {row.workflow_id!r} of queue {queue!r} has dedup_id "
+                f"{dedup_id!r} and is {row.status.value}. Wait for it to finish, or use "
+                "wf.options(dedup_id=..., on_duplicate='return') to get its handle instead.",
+                workflow_id=row.workflow_id,
+                dedup_id=dedup_id,
+                queue=queue,
+            )
         if not created:
             self.check_same_call(row, inv)
         return workflow_id

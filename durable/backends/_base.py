@@ -362,10 +362,18 @@ class Backend(ABC):
 
     @abstractmethod
     async def enqueue_workflow(
-        self, tx: Any, new: NewWorkflow, queue: str, priority: int, not_before: float | None = None
+        self,
+        tx: Any,
+        new: NewWorkflow,
+        queue: str,
+        priority: int,
+        not_before: float | None = None,
+        dedup_id: str | None = None,
     ) -> tuple[WorkflowRow, bool]:
-        """Record ``new`` as enqueued (owned by nobody), or return the row already there.
+        """Record ``new`` as enqueued (owned by nobody), or return the row standing.
 
+        The row standing is the one of ``new``'s id, or, when ``dedup_id``
+        is given and a workflow of ``queue`` with work left has it, that one.
         ``not_before``: no claim takes it before this time (kept as its
         ``wake_at``). Wakes the queue's waiters once committed. Atomic.
         """

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from durable._errors import ConfigurationError, SchemaVersionError
+from durable._records import WorkflowStatus
 from durable.backends._limits import (
     EVENT_KEY_CHARS,
     NAME_COLUMN_CHARS,
@@ -71,9 +72,25 @@ workflows = sa.Table(
     # its deadline (set when it first starts, kept across resumes).
     sa.Column("timeout", sa.Float, nullable=True),
     sa.Column("deadline", sa.Float, nullable=True),
+    # Version 7: an enqueue's deduplication id, unique among the queue's
+    # workflows with work left (a partial index: finished ones drop out).
+    sa.Column("dedup_id", sa.String(EVENT_KEY_CHARS), nullable=True),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
+)
+
+_PENDING = sa.and_(
+    workflows.c.dedup_id.is_not(None),
+    sa.or_(*(workflows.c.status == status.value for status in WorkflowStatus if status.active)),
+)
+sa.Index(
+    "ix_durable_workflows_dedup",
+    workflows.c.queue,
+    workflows.c.dedup_id,
+    unique=True,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
 )
 
 # Version 6: a workflow's children, for cancelling and resuming a tree. Only
@@ -266,6 +283,10 @@ def _v5_to_v6(conn: sa.Connection) -> None:
 
 def _v6_to_v7(conn: sa.Connection) -> None:
     conn.exec_driver_sql(str(CreateTable(schedules).compile(dialect=conn.dialect)))
+    ddl = CreateColumn(workflows.c.dedup_id).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+    index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_dedup")
+    conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(_set_storage_external(schedules.name, "args"))
 

@@ -29,17 +29,35 @@ class QueueOps(SqlOps):
 
     @atomic
     async def enqueue_workflow(
-        self, tx: Tx, new: NewWorkflow, queue: str, priority: int, not_before: float | None = None
+        self,
+        tx: Tx,
+        new: NewWorkflow,
+        queue: str,
+        priority: int,
+        not_before: float | None = None,
+        dedup_id: str | None = None,
     ) -> tuple[WorkflowRow, bool]:
-        inserted = await tx.execute(
-            self.q.insert_enqueued,
-            {**new_params(new), "queue": queue, "priority": priority, "wake_at": not_before},
-        )
-        row = await self.get_workflow(tx, new.workflow_id)
-        assert row is not None
-        if inserted.rowcount == 1:
-            await self._notify(tx, QUEUE_TOPIC)
-        return row, inserted.rowcount == 1
+        params = {
+            **new_params(new),
+            "queue": queue,
+            "priority": priority,
+            "wake_at": not_before,
+            "dedup_id": dedup_id,
+        }
+        for _ in range(3):
+            inserted = await tx.execute(self.q.insert_enqueued, params)
+            if inserted.rowcount == 1:
+                await self._notify(tx, QUEUE_TOPIC)
+            row = await self.get_workflow(tx, new.workflow_id)
+            if row is not None:
+                return row, inserted.rowcount == 1
+            # Not inserted, and no row of this id: its dedup id is pending.
+            pending = {"queue": queue, "dedup_id": dedup_id}
+            found = await tx.execute(self.q.pending_dedup, pending)
+            if found.rows:
+                return workflow_row(found.rows[0]), False
+            # That one finished meanwhile: the dedup id is free again.
+        raise AssertionError(f"enqueue of {new.workflow_id!r}: neither inserted nor found")
 
     @atomic
     async def claim_queued(

@@ -344,8 +344,13 @@ class Statements:
                 queue=P("queue"),
                 priority=P("priority"),
                 wake_at=P("wake_at", type_=sa.Float),  # not before (a delayed enqueue)
+                dedup_id=P("dedup_id", type_=w.c.dedup_id.type),
             )
-            .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
+            # Any conflict: the id recorded, or the dedup id pending in the queue.
+            .on_conflict_do_nothing()
+        )
+        self.pending_dedup = sa.select(w, p.now.label("db_now")).where(
+            w.c.queue == P("queue"), w.c.dedup_id == P("dedup_id"), is_active(w.c.status)
         )
         # What occupies a queue's slots: workflows an owner runs or waits in
         # (not suspended, released or crashed ones, which hold no process).

@@ -54,6 +54,8 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
         conn.execute("DROP TABLE durable_streams")
         conn.execute("DROP TABLE durable_sessions")
         conn.execute("DROP TABLE durable_schedules")
+        conn.execute("DROP INDEX ix_durable_workflows_dedup")
+        conn.execute("ALTER TABLE durable_workflows DROP COLUMN dedup_id")
         for column in ("timeout", "deadline"):
             conn.execute(f"ALTER TABLE durable_workflows DROP COLUMN {column}")
         conn.execute("UPDATE durable_meta SET value = '5' WHERE key = 'schema_version'")

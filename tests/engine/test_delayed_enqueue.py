@@ -1,4 +1,4 @@
-"""Delayed enqueue (issue 16, part 2): ``delay=`` / ``start_at=``, on every backend."""
+"""Delayed and deduplicated enqueues (issue 16, part 2), on every backend."""
 
 from __future__ import annotations
 
@@ -41,10 +41,11 @@ def test_a_delayed_enqueue_waits_for_its_time_and_does_not_hold_up_others(
     assert info.status == "enqueued"
     assert info.wake_at == durable_clock.time() + 3600  # shown as when it wakes
     durable_clock.advance(dt.timedelta(hours=1))
-    assert drain(runtime).completed == [optioned.workflow_id, later.workflow_id]  # priority first
+    # Both due now: claimed in one batch, run side by side.
+    assert set(drain(runtime).completed) == {optioned.workflow_id, later.workflow_id}
     durable_clock.advance(dt.timedelta(hours=1))
     assert drain(runtime).completed == [latest.workflow_id]
-    assert RAN == [4, 3, 1, 2]
+    assert (RAN[0], set(RAN[1:3]), RAN[3]) == (4, {1, 3}, 2)
     assert runtime.store.get_workflow(latest.workflow_id).wake_at is None  # type: ignore[union-attr]
 
 
@@ -77,4 +78,53 @@ def test_a_bad_start_is_refused_before_anything_is_recorded(
         job.enqueue_sync(1, **options)  # type: ignore[arg-type]
     with pytest.raises(durable.ConfigurationError, match=message):
         job.options(**options)  # type: ignore[arg-type]
+    assert runtime.store.list_workflows() == []
+
+
+@durable.durable_workflow(name="delayed.gated")
+async def gated(n: int) -> int:
+    await durable.wait_for_event("go", suspend=True)
+    return n
+
+
+def test_a_dedup_id_enqueues_once_while_the_first_has_work_left(
+    runtime: durable.Runtime,
+) -> None:
+    first = job.enqueue_sync(1, dedup_id="user-7")
+    with pytest.raises(durable.WorkflowDeduplicatedError, match="has dedup_id 'user-7'") as raised:
+        job.enqueue_sync(2, dedup_id="user-7")
+    assert raised.value.details["workflow_id"] == first.workflow_id
+    same = job.options(dedup_id="user-7", on_duplicate="return").enqueue_sync(3)
+    assert same.workflow_id == first.workflow_id
+    assert job.enqueue_sync(1, dedup_id="user-7").workflow_id == first.workflow_id  # same call
+    other_queue = job.enqueue_sync(4, dedup_id="user-7", queue="other")
+    assert {w.workflow_id for w in runtime.store.list_workflows()} == {
+        other_queue.workflow_id,
+        first.workflow_id,
+    }
+    drain(runtime)
+    assert RAN == [1]
+    again = job.enqueue_sync(5, dedup_id="user-7")  # the first finished: free again
+    assert again.workflow_id != first.workflow_id
+
+
+async def test_a_suspended_workflow_keeps_its_dedup_id(runtime: durable.Runtime) -> None:
+    waiting = await gated.enqueue(1, dedup_id="batch")
+    await durable.Worker(runtime=runtime).run(until_idle=True)
+    assert waiting.status().value == "waiting"
+    with pytest.raises(durable.WorkflowDeduplicatedError):
+        await gated.enqueue(2, dedup_id="batch")
+    await durable.send_event(waiting.workflow_id, "go", None)
+    await durable.Worker(runtime=runtime).run(until_idle=True)
+    assert await waiting.result() == 1
+    assert (await gated.enqueue(3, dedup_id="batch")).workflow_id != waiting.workflow_id
+
+
+def test_a_bad_dedup_option_is_refused(runtime: durable.Runtime) -> None:
+    with pytest.raises(durable.ConfigurationError, match="dedup_id"):
+        job.enqueue_sync(1, dedup_id="")
+    with pytest.raises(
+        durable.ConfigurationError, match="on_duplicate must be 'raise' or 'return'"
+    ):
+        job.options(dedup_id="x", on_duplicate="ignore")  # type: ignore[arg-type]
     assert runtime.store.list_workflows() == []
