@@ -178,7 +178,7 @@ class ScheduleRow:
     last_tick: float
     """Ticks after this time are still to fire (at first, the time it was created)."""
     backfill_from: float | None = None
-    """A backfill still to fire: the ticks after this time and up to ``backfill_to``."""
+    """A backfill still to fire: the ticks from this time up to ``backfill_to`` (excluded)."""
     backfill_to: float | None = None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +32,12 @@ SCHEDULE_NAME_CHARS = 200
 
 BATCH = 100
 """Ticks of one schedule a worker enqueues per pass (catch-up and backfills go on at once)."""
+
+CRON_CHARS = 256
+"""``durable_schedules.cron``."""
+
+HAIR = 0.001
+"""Less than the gap between two ticks (at least a second): ``t - HAIR`` is just before ``t``."""
 
 ON_TIME = 60.0
 """Seconds a tick may be late and still count as on time for ``catch_up="skip"``."""
@@ -88,15 +95,19 @@ class ScheduleInfo:
     created_at: dt.datetime
     last_tick: dt.datetime
     """Ticks up to this time have fired (at first, the time the schedule was created)."""
-    next_tick: dt.datetime
-    """The next tick to fire, in the schedule's timezone (even while paused)."""
+    next_tick: dt.datetime | None
+    """The next tick to fire, in the schedule's timezone (even while paused); None if
+    this process cannot compute it (a timezone or cron it does not know)."""
     backfill: tuple[dt.datetime, dt.datetime] | None
-    """A backfill still to fire: the ticks after the first time, up to the second."""
+    """A backfill still to fire: the ticks from the first time to the second (excluded)."""
 
     @classmethod
     def of(cls, row: ScheduleRow) -> ScheduleInfo:
         """The public view of a stored schedule."""
-        zone = ZoneInfo(row.timezone)
+        try:
+            zone: dt.tzinfo = ZoneInfo(row.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = dt.timezone.utc  # listed all the same; firing it says what is wrong
         backfill = None
         if row.backfill_from is not None and row.backfill_to is not None:
             backfill = (_at(row.backfill_from, zone), _at(row.backfill_to, zone))
@@ -112,7 +123,7 @@ class ScheduleInfo:
             paused=row.paused,
             created_at=_at(row.created_at, zone),
             last_tick=_at(row.last_tick, zone),
-            next_tick=_at(next(ticks_after(row, row.last_tick)), zone),
+            next_tick=_next(row, zone),
             backfill=backfill,
         )
 
@@ -139,7 +150,10 @@ def ticks_after(row: ScheduleRow, after: float) -> Iterator[float]:
 
     assert row.cron is not None
     for when in CronSim(row.cron, _at(after, ZoneInfo(row.timezone))):
-        yield when.timestamp()
+        # In the hour a DST change repeats, cronsim (on local wall time) can
+        # give the first of the two 01:30s after the second: not after ``after``.
+        if when.timestamp() > after:
+            yield when.timestamp()
 
 
 def due(row: ScheduleRow, now: float, limit: int) -> tuple[list[float], float]:
@@ -149,7 +163,7 @@ def due(row: ScheduleRow, now: float, limit: int) -> tuple[list[float], float]:
     latest only, ``skip`` the latest only if it is on time (:data:`ON_TIME`).
     """
     if row.catch_up == "all":
-        ticks = between(row, row.last_tick, now, limit)
+        ticks = between(row, row.last_tick + HAIR, now + HAIR, limit)
         return ticks, ticks[-1] if ticks else row.last_tick
     latest = latest_tick(row, now)
     if latest is None or latest <= row.last_tick:
@@ -166,18 +180,31 @@ def latest_tick(row: ScheduleRow, now: float) -> float | None:
     from cronsim import CronSim
 
     assert row.cron is not None
-    # A second on: a tick at ``now`` itself counts (the reverse walk starts before its start).
-    for when in CronSim(row.cron, _at(now + 1, ZoneInfo(row.timezone)), reverse=True):
-        if when.timestamp() <= now:
-            return when.timestamp()
-    return None
+    # A candidate from a reverse walk (a day back, for the hour a DST change
+    # repeats), then forward over the exact ticks to the last one not after now.
+    latest = None
+    for when in CronSim(row.cron, _at(now - 86400, ZoneInfo(row.timezone)), reverse=True):
+        latest = when.timestamp()
+        break
+    if latest is None:
+        return None
+    for tick in ticks_after(row, latest - 1):
+        if tick > now:
+            break
+        latest = tick
+    return latest
+
+
+def retimed(old: ScheduleRow, new: ScheduleRow) -> bool:
+    """Whether a redefinition changes when the ticks fall (the old ones then do not count)."""
+    return (old.cron, old.every, old.timezone) != (new.cron, new.every, new.timezone)
 
 
 def between(row: ScheduleRow, start: float, end: float, limit: int) -> list[float]:
-    """Up to ``limit`` ticks after ``start`` and up to ``end``."""
+    """Up to ``limit`` ticks from ``start`` (included) to ``end`` (excluded)."""
     found: list[float] = []
-    for tick in ticks_after(row, start):
-        if tick > end or len(found) == limit:
+    for tick in ticks_after(row, start - HAIR):
+        if tick >= end or len(found) == limit:
             break
         found.append(tick)
     return found
@@ -255,6 +282,7 @@ def schedule(
             f"durable.schedule() takes a @durable.durable_workflow function, not {workflow!r}"
         )
     declared_name = name if name is not None else spec[0].name
+    check_call(declared_name, spec[1], args, kwargs)
     row = define(
         declared_name,
         spec[0].name,
@@ -377,11 +405,31 @@ def define(
     )
 
 
+def check_call(
+    name: str, signature: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+) -> None:
+    """The workflow takes the tick's time, ``args`` and ``kwargs``; else ConfigurationError now."""
+    try:
+        signature.bind(dt.datetime.now(dt.timezone.utc), *args, **(kwargs or {}))
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"schedule {name!r}: its workflow{signature} cannot take the tick's time followed "
+            f"by args={list(args)!r}, kwargs={dict(kwargs or {})!r} ({exc}); each tick passes "
+            "the tick's datetime first"
+        ) from exc
+
+
 def _check_cron(name: str, cron: object, zone: ZoneInfo) -> None:
     from cronsim import CronSim, CronSimError
 
     if not isinstance(cron, str):
         raise ConfigurationError(f"schedule {name!r}: cron must be a str, not {cron!r}")
+    if len(cron) > CRON_CHARS or len(cron.split()) != 5:
+        raise ConfigurationError(
+            f"schedule {name!r}: cron expression {cron!r} is not valid (5 fields of at most "
+            f"{CRON_CHARS} characters in all); it takes: minute hour day-of-month month "
+            "day-of-week, e.g. '*/5 * * * *'"
+        )
     try:
         next(CronSim(cron, dt.datetime.now(zone)))
     except (CronSimError, StopIteration) as exc:
@@ -391,5 +439,12 @@ def _check_cron(name: str, cron: object, zone: ZoneInfo) -> None:
         ) from exc
 
 
-def _at(when: float, zone: ZoneInfo) -> dt.datetime:
+def _next(row: ScheduleRow, zone: dt.tzinfo) -> dt.datetime | None:
+    try:
+        return _at(next(ticks_after(row, row.last_tick)), zone)
+    except Exception:  # a row this process cannot read: listed, not fatal
+        return None
+
+
+def _at(when: float, zone: dt.tzinfo) -> dt.datetime:
     return dt.datetime.fromtimestamp(when, zone)

@@ -17,13 +17,16 @@ from durable._schedules import (
     CatchUp,
     ScheduleInfo,
     between,
+    check_call,
     define,
+    retimed,
     seal_args,
 )
 from durable._store_changes import Source
 from durable.backends._limits import DEFAULT_QUEUE, NAME_COLUMN_CHARS, check_text
 
 _MOST_BACKFILLED = 100 * BATCH
+
 """Ticks one backfill may ask for (a typo of a year should not enqueue a million)."""
 
 
@@ -77,12 +80,13 @@ class ScheduleControl:
             store.add_schedule("digest-eu", "reports.digest", cron="0 7 * * *",
                                timezone="Europe/Paris", args=["eu"])
         """
-        workflow_name = _workflow_name(workflow)
+        workflow_name = _workflow_name(workflow, name, args, kwargs)
         backend = self._runtime.backend
-        if not replace and backend.run_sync(backend.schedules, name):
+        existing = backend.run_sync(backend.schedules, name)
+        if existing and not replace:
             raise ConfigurationError(
-                f"schedule {name!r} exists already; pass replace=True to change it, or "
-                "delete it first"
+                f"schedule {name!r} exists already; pass replace=True (durable schedule add "
+                "--replace) to change it, or delete it first"
             )
         row = define(
             name,
@@ -97,6 +101,9 @@ class ScheduleControl:
             now=self._runtime.engine.clock.time(),
         )
         backend.run_sync(backend.put_schedule, row, True)
+        if existing and retimed(existing[0], row):
+            # Ticks of the new timing before now were never due: none is missed.
+            backend.run_sync(backend.advance_schedule, name, row.created_at, None)
         added = self.get_schedule(name)
         assert added is not None
         return added
@@ -120,32 +127,50 @@ class ScheduleControl:
             raise _missing(name)
 
     def backfill_schedule(self, name: str, start: dt.datetime, end: dt.datetime) -> int:
-        """Fire the ticks after ``start`` and up to ``end`` (aware datetimes); how many.
+        """Fire the ticks from ``start`` (included) to ``end`` (excluded); how many.
 
-        Workers enqueue them as they fire ticks, whatever the catch-up policy.
-        A tick that already ran is not run again (its workflow id names it).
+        Both are aware datetimes, ``end`` no later than now: ticks to come
+        fire on their own. Workers enqueue them as they fire ticks, whatever
+        the catch-up policy, paused or not; a tick that already ran is not
+        run again (its workflow id names it). One backfill at a time per
+        schedule, of at most 10,000 ticks.
 
         Example::
 
             store.backfill_schedule("nightly", datetime(2026, 11, 1, tzinfo=UTC),
-                                    datetime(2026, 11, 30, tzinfo=UTC))
+                                    datetime(2026, 12, 1, tzinfo=UTC))   # November
         """
         for when, what in ((start, "start"), (end, "end")):
             if not isinstance(when, dt.datetime) or when.tzinfo is None:
                 raise ConfigurationError(f"{what} must be an aware datetime, not {when!r}")
         if end <= start:
             raise ConfigurationError(f"end ({end}) must be after start ({start})")
+        now = self._runtime.engine.clock.time()
+        if end.timestamp() > now:
+            raise ConfigurationError(
+                f"end ({end}) is in the future: a backfill runs past ticks; the ticks to "
+                "come fire on their own"
+            )
         backend = self._runtime.backend
         found = backend.run_sync(backend.schedules, name)
         if not found:
             raise _missing(name)
-        ticks = len(between(found[0], start.timestamp(), end.timestamp(), _MOST_BACKFILLED + 1))
+        after, upto = start.timestamp(), end.timestamp()
+        ticks = len(between(found[0], after, upto, _MOST_BACKFILLED + 1))
         if ticks > _MOST_BACKFILLED:
             raise ConfigurationError(
                 f"a backfill of schedule {name!r} from {start} to {end} is more than "
                 f"{_MOST_BACKFILLED} ticks; backfill a shorter range"
             )
-        backend.run_sync(backend.backfill_schedule, name, start.timestamp(), end.timestamp())
+        if not backend.run_sync(backend.backfill_schedule, name, after, upto):
+            pending = backend.run_sync(backend.schedules, name)
+            if not pending:
+                raise _missing(name)
+            info = ScheduleInfo.of(pending[0])
+            raise ConfigurationError(
+                f"schedule {name!r} has a backfill pending ({info.backfill}); ask for the "
+                "next one once workers have run it (durable schedule list shows it)"
+            )
         return ticks
 
     def _set_paused(self, name: str, paused: bool) -> None:
@@ -154,7 +179,9 @@ class ScheduleControl:
             raise _missing(name)
 
 
-def _workflow_name(workflow: Any) -> str:
+def _workflow_name(
+    workflow: Any, name: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+) -> str:
     if isinstance(workflow, str):
         return check_text(workflow, "workflow name", NAME_COLUMN_CHARS, blank_ok=False)
     parent = getattr(workflow, "_self_parent", None) or workflow
@@ -164,6 +191,7 @@ def _workflow_name(workflow: Any) -> str:
             f"a schedule starts a @durable.durable_workflow (or its registered name), not "
             f"{workflow!r}"
         )
+    check_call(name, spec[1], args, kwargs)
     return str(spec[0].name)
 
 

@@ -35,7 +35,7 @@ def _json(info: ScheduleInfo) -> dict[str, Any]:
         "catch_up": info.catch_up,
         "paused": info.paused,
         "last_tick": info.last_tick.isoformat(),
-        "next_tick": info.next_tick.isoformat(),
+        "next_tick": None if info.next_tick is None else info.next_tick.isoformat(),
         "backfill": None if info.backfill is None else [t.isoformat() for t in info.backfill],
     }
 
@@ -68,7 +68,7 @@ def list_schedules(state: State, as_json: bool) -> None:
             cell(info.name),
             cell(info.workflow),
             cell(_when(info)),
-            cell(f"{info.next_tick:%Y-%m-%d %H:%M}"),
+            cell("?" if info.next_tick is None else f"{info.next_tick:%Y-%m-%d %H:%M}"),
             cell(info.catch_up),
             cell(info.queue),
             cell(status, "yellow" if info.paused else ""),

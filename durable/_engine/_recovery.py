@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _registry
@@ -28,6 +28,7 @@ from durable._errors import (
 from durable._identity import validate_workflow_id
 from durable._owner import current_owner
 from durable._records import (
+    WorkflowQuery,
     WorkflowRow,
     WorkflowStatus,
 )
@@ -83,6 +84,22 @@ class Recovery(Part):
                 continue
             roots.setdefault(root.workflow_id, root)
         return list(roots.values())
+
+    def next_wake(self, queues: Sequence[str]) -> float | None:
+        """The soonest a timer fires or a delayed enqueue of ``queues`` starts, after now.
+
+        What a virtual clock may jump to without skipping anything due.
+        """
+        backend, now = self.engine.backend, self.engine.clock.time()
+        enqueued = WorkflowQuery(statuses=(WorkflowStatus.ENQUEUED,))
+        rows = backend.run_sync(backend.resumable) + [
+            row
+            for row in backend.run_sync(backend.query_workflows, enqueued)
+            if row.queue in queues
+        ]
+        wakes = [row.wake_at for row in rows if row.wake_at is not None and row.wake_at > now]
+        wakes += [row.deadline for row in rows if row.deadline is not None and row.deadline > now]
+        return min(wakes, default=None)
 
     async def _wait_over(self, session: Session, row: WorkflowRow) -> bool:
         """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""

@@ -17,15 +17,17 @@ from durable import _registry
 from durable._aio import drive
 from durable._engine._core import Invocation
 from durable._engine._runtime import Runtime
-from durable._errors import DurableError
+from durable._errors import BackendUnavailableError, WorkflowConflictError
 from durable._records import ScheduleRow
 from durable._schedules import (
     BATCH,
+    HAIR,
     args_place,
     between,
     declared,
     define,
     due,
+    retimed,
     seal_args,
     tick_id,
     tick_time,
@@ -45,10 +47,13 @@ class Scheduler:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._unknown: set[str] = set()
+        self._broken: dict[str, str] = {}
+        self._declared_put = False
 
     def put_declared(self) -> None:
         """Put this process's code-declared schedules in the store, keeping their state."""
         backend, now = self._runtime.backend, self._runtime.clock.time()
+        stored = {row.name: row for row in backend.run_sync(backend.schedules)}
         for entry in declared():
             row = define(
                 entry.name,
@@ -65,20 +70,43 @@ class Scheduler:
                 now=now,
             )
             backend.run_sync(backend.put_schedule, row, True)
+            old = stored.get(row.name)
+            if old is not None and retimed(old, row):
+                # Ticks of the new timing before now were never due: none is missed.
+                backend.run_sync(backend.advance_schedule, row.name, now, None)
 
     def fire(self) -> float | None:
         """Enqueue what is due; when to look again (None: there is no schedule to fire)."""
         backend, now = self._runtime.backend, self._runtime.clock.time()
         soonest: float | None = None
+        if not self._declared_put:
+            self.put_declared()
+            self._declared_put = True
         for row in backend.run_sync(backend.schedules):
             if row.paused and row.backfill_from is None:
                 continue
             workflow = self._workflow(row)
             if workflow is None:
                 continue  # for a worker that has its code
-            again = self._fire_one(row, workflow, now)
+            try:
+                again = self._fire_one(row, workflow, now)
+            except BackendUnavailableError:
+                raise  # the store is away: the worker retries the whole pass
+            except Exception as exc:  # one broken schedule must not stop the others
+                self._failed(row, exc)
+                continue
+            self._broken.pop(row.name, None)
             soonest = again if soonest is None else min(soonest, again)
         return soonest
+
+    def _failed(self, row: ScheduleRow, exc: Exception) -> None:
+        """Log a schedule that cannot fire (once per error), and leave it where it was."""
+        text = f"{type(exc).__name__}: {exc}"
+        if self._broken.get(row.name) != text:
+            self._broken[row.name] = text
+            log.error(
+                "schedule %r cannot fire, and is left as it is until it can: %s", row.name, text
+            )
 
     def _fire_one(self, row: ScheduleRow, workflow: Any, now: float) -> float:
         backend = self._runtime.backend
@@ -88,10 +116,12 @@ class Scheduler:
         backfilled = None
         if row.backfill_from is not None and row.backfill_to is not None:
             backfill = between(row, row.backfill_from, row.backfill_to, BATCH)
-            backfilled = backfill[-1] if len(backfill) == BATCH else row.backfill_to
-        args, kwargs = self._args(row)
-        for tick in ticks + backfill:
-            self._enqueue(row, workflow, tick, args, kwargs)
+            done = backfill[-1] + HAIR if len(backfill) == BATCH else row.backfill_to
+            backfilled = (row.backfill_from, row.backfill_to, done)
+        if ticks or backfill:
+            args, kwargs = self._args(row)  # decoded only when there is a tick to enqueue
+            for tick in ticks + backfill:
+                self._enqueue(row, workflow, tick, args, kwargs)
         if upto > row.last_tick or backfilled is not None:
             moved = upto if upto > row.last_tick else None
             backend.run_sync(backend.advance_schedule, row.name, moved, backfilled)
@@ -99,7 +129,7 @@ class Scheduler:
             return now  # more to catch up on: at once
         if row.paused:
             return now + BACKSTOP
-        return next(ticks_after(row, max(upto, now)))
+        return max(next(ticks_after(row, max(upto, now))), now)
 
     def _enqueue(
         self,
@@ -115,9 +145,10 @@ class Scheduler:
         try:
             session = engine.session(sync=True)
             drive(engine.enqueue(inv, session, row.queue, row.priority, None, None))
-        except DurableError as exc:
+        except WorkflowConflictError as exc:
             # Enqueued before with other arguments (the schedule was changed):
-            # that tick has fired; the next ones take the new arguments.
+            # that tick has fired; the next ones take the new arguments. Any
+            # other error stops the pass before last_tick moves past the tick.
             log.warning("schedule %r: tick %s not enqueued: %s", row.name, inv.requested_id, exc)
 
     def _args(self, row: ScheduleRow) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -208,7 +208,6 @@ class Worker:
         log.info("worker %s started (owner pid %d)", self, current_owner().pid)
         try:
             try:
-                await asyncio.to_thread(self._scheduler.put_declared)
                 await self._loop_until_stopped(until_idle, end)
             finally:  # also when the loop failed or this task was cancelled
                 await self._drain()
@@ -295,7 +294,9 @@ class Worker:
             return "end"
         if not jumps_ahead(clock):
             return "wait"
-        to = end if self._soonest_tick is None else min(end, self._soonest_tick)
+        # To the next thing due: a tick, a timer, a delayed start, a deadline, or the end.
+        wake = await asyncio.to_thread(self.runtime.parts.recovery.next_wake, self.queues)
+        to = min(t for t in (end, self._soonest_tick, wake) if t is not None)
         await clock.asleep(to - clock.time())
         return "jumped"
 

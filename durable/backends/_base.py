@@ -528,16 +528,22 @@ class Backend(ABC):
 
     @abstractmethod
     async def advance_schedule(
-        self, tx: Any, name: str, last_tick: float | None, backfilled: float | None
+        self,
+        tx: Any,
+        name: str,
+        last_tick: float | None,
+        backfilled: tuple[float, float, float] | None,
     ) -> None:
-        """Move a schedule's ``last_tick`` (and a backfill's start) forward, never back.
+        """Move a schedule's ``last_tick`` forward (never back), and a backfill on.
 
-        A backfill whose start reaches its end is done and cleared.
+        ``backfilled``: the backfill read (its start and end) and where it is
+        done to: it moves only if it is still the one read; reaching its end,
+        it is done and cleared.
         """
 
     @abstractmethod
     async def backfill_schedule(self, tx: Any, name: str, start: float, end: float) -> bool:
-        """Ask for the ticks after ``start`` up to ``end`` (merged with one pending); exists?"""
+        """Ask for the ticks from ``start`` to ``end`` (excluded), unless one is pending; done?"""
 
     # The store as a whole -------------------------------------------------------
 

@@ -51,14 +51,18 @@ class ScheduleOps(SqlOps):
 
     @atomic
     async def advance_schedule(
-        self, tx: Tx, name: str, last_tick: float | None, backfilled: float | None
+        self,
+        tx: Tx,
+        name: str,
+        last_tick: float | None,
+        backfilled: tuple[float, float, float] | None,
     ) -> None:
         if last_tick is not None:
             await tx.execute(self.q.schedules.advance, {"name": name, "last_tick": last_tick})
         if backfilled is not None:
-            params = {"name": name, "backfilled": backfilled}
+            start, end, done = backfilled
+            params = {"name": name, "start": start, "end": end, "done": done}
             await tx.execute(self.q.schedules.advance_backfill, params)
-            await tx.execute(self.q.schedules.end_backfill, {"name": name})
 
     @atomic
     async def backfill_schedule(self, tx: Tx, name: str, start: float, end: float) -> bool:

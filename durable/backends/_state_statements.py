@@ -121,29 +121,23 @@ class ScheduleStatements:
             .where(sc.c.name == P("name"), sc.c.last_tick < P("last_tick"))
             .values(last_tick=P("last_tick"))
         )
+        # Only the backfill read moves on (a compare-and-set): once done, cleared.
+        finished = P("done", type_=sa.Float) >= sc.c.backfill_to
         self.advance_backfill = (
             sa.update(sc)
-            .where(sc.c.name == P("name"), sc.c.backfill_from < P("backfilled"))
-            .values(backfill_from=P("backfilled"))
+            .where(
+                sc.c.name == P("name"),
+                sc.c.backfill_from == P("start", type_=sa.Float),
+                sc.c.backfill_to == P("end", type_=sa.Float),
+            )
+            .values(
+                backfill_from=sa.case((finished, sa.null()), else_=P("done", type_=sa.Float)),
+                backfill_to=sa.case((finished, sa.null()), else_=sc.c.backfill_to),
+            )
         )
-        self.end_backfill = (
-            sa.update(sc)
-            .where(sc.c.name == P("name"), sc.c.backfill_from >= sc.c.backfill_to)
-            .values(backfill_from=None, backfill_to=None)
-        )
+        # One backfill at a time: a second one waits until the first is done.
         self.backfill = (
             sa.update(sc)
-            .where(sc.c.name == P("name"))
-            .values(
-                backfill_from=sa.case(
-                    (sc.c.backfill_from.is_(None), P("start")),
-                    (sc.c.backfill_from < P("start"), sc.c.backfill_from),
-                    else_=P("start"),
-                ),
-                backfill_to=sa.case(
-                    (sc.c.backfill_to.is_(None), P("end")),
-                    (sc.c.backfill_to > P("end"), sc.c.backfill_to),
-                    else_=P("end"),
-                ),
-            )
+            .where(sc.c.name == P("name"), sc.c.backfill_from.is_(None))
+            .values(backfill_from=P("start"), backfill_to=P("end"))
         )

@@ -167,15 +167,16 @@ class StateChecks:
         )
         assert (kept.paused, kept.created_at, kept.last_tick) == (True, 10.0, 300.0)
         assert store(b.backfill_schedule, "s", 1000.0, 2000.0)
-        assert store(b.backfill_schedule, "s", 500.0, 1500.0)  # merged with the pending one
+        assert not store(b.backfill_schedule, "s", 500.0, 1500.0)  # one at a time
         (pending,) = store(b.schedules, "s")
-        assert (pending.backfill_from, pending.backfill_to) == (500.0, 2000.0)
-        store(b.advance_schedule, "s", None, 1200.0)
-        store(b.advance_schedule, "s", None, 900.0)  # never back
+        assert (pending.backfill_from, pending.backfill_to) == (1000.0, 2000.0)
+        store(b.advance_schedule, "s", None, (1000.0, 2000.0, 1200.0))
+        store(b.advance_schedule, "s", None, (1000.0, 2000.0, 1900.0))  # not the one read
         assert store(b.schedules, "s")[0].backfill_from == 1200.0
-        store(b.advance_schedule, "s", None, 2000.0)  # reached its end: done
+        store(b.advance_schedule, "s", None, (1200.0, 2000.0, 2000.0))  # at its end: done
         (done,) = store(b.schedules, "s")
         assert (done.backfill_from, done.backfill_to) == (None, None)
+        assert store(b.backfill_schedule, "s", 500.0, 1500.0)  # the next one
         assert not store(b.put_schedule, redefined, False)  # replaced whole
         assert store(b.schedules, "s") == [redefined]
         store(

@@ -128,3 +128,28 @@ def test_a_bad_dedup_option_is_refused(runtime: durable.Runtime) -> None:
     ):
         job.options(dedup_id="x", on_duplicate="ignore")  # type: ignore[arg-type]
     assert runtime.store.list_workflows() == []
+
+
+def test_until_on_a_virtual_clock_stops_at_each_wake_up_on_the_way(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    woke: list[float] = []
+
+    @durable.step(name="delayed.note")
+    def note() -> None:
+        woke.append(durable_clock.elapsed)
+
+    @durable.durable_workflow(name="delayed.napper")
+    async def napper() -> None:
+        await durable.sleep(600, suspend=True)
+        note()
+
+    nap = napper.enqueue_sync()
+    later = job.enqueue_sync(9, delay=dt.timedelta(hours=2))
+    report = durable.Worker(runtime=runtime).run_sync(
+        until=dt.timedelta(days=1), handle_signals=False
+    )
+    assert woke == [600.0]  # resumed when its timer fired, not at the end of the day
+    assert RAN == [9]
+    assert durable_clock.elapsed == 86400
+    assert (report.completed, report.resumed) == ([later.workflow_id], [nap.workflow_id])

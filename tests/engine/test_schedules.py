@@ -130,8 +130,10 @@ def test_a_backfill_runs_the_ticks_of_a_past_range_once(
     before = START - dt.timedelta(days=3)
     assert store.backfill_schedule("daily", before, START + dt.timedelta(days=1)) == 4
     assert store.get_schedule("daily").backfill is not None  # type: ignore[union-attr]
+    with pytest.raises(durable.ConfigurationError, match="has a backfill pending"):
+        store.backfill_schedule("daily", before, START)
     work(runtime, dt.timedelta(0))
-    days = [START + dt.timedelta(days=d) for d in (-2, -1, 0, 1)]
+    days = [START + dt.timedelta(days=d) for d in (-3, -2, -1, 0)]  # [start, end)
     assert sorted(at for _, at, _ in RUNS) == days
     assert {args for _, _, args in RUNS} == {("ap",)}
     assert store.get_schedule("daily").backfill is None  # type: ignore[union-attr]
@@ -156,17 +158,18 @@ def test_a_schedule_declared_in_code_keeps_its_state_across_worker_starts(
         declared.undeclare()
 
 
-def test_the_decorator_declares_a_schedule() -> None:
+def test_the_decorator_declares_a_schedule(runtime: durable.Runtime) -> None:
     @durable.scheduled("*/5 * * * *", name="decorated")
     @durable.durable_workflow(name="schedules.decorated")
     def decorated(at: dt.datetime) -> None:
         pass
 
-    try:
-        (entry,) = [s for s in durable.Schedule.declared() if s.name == "decorated"]
-        assert (entry.cron, entry.catch_up, entry.workflow) == ("*/5 * * * *", "last", decorated)
-    finally:
+    entries = [s for s in durable.Schedule.declared() if s.name == "decorated"]
+    for entry in entries:
         entry.undeclare()
+    assert [(e.cron, e.catch_up, e.workflow) for e in entries] == [
+        ("*/5 * * * *", "last", decorated)
+    ]
     assert decorated(START) is None  # still the workflow
 
 
@@ -219,6 +222,9 @@ def test_adding_twice_needs_replace_which_keeps_the_state(runtime: durable.Runti
         store.backfill_schedule("twice", dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2))
     with pytest.raises(durable.ConfigurationError, match="more than 10000 ticks"):
         store.backfill_schedule("twice", START - dt.timedelta(days=100 * 365), START)
+    tomorrow = dt.datetime.now(UTC) + dt.timedelta(days=1)
+    with pytest.raises(durable.ConfigurationError, match="is in the future"):
+        store.backfill_schedule("twice", START, tomorrow)
 
 
 def test_worker_processes_fire_each_tick_once_when_one_is_killed(
@@ -260,3 +266,73 @@ def test_worker_processes_fire_each_tick_once_when_one_is_killed(
         {int(line.split()[2]) for line in read_lines(log) if line.split()[0] == w} & {killed}
         for w in twice
     ), ran
+
+
+def test_a_daily_tick_in_the_hour_daylight_saving_repeats_fires_once_a_day(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    """New York repeats 01:00-02:00 on 2026-11-01: 01:30 comes twice that night."""
+    durable_clock.advance(dt.datetime(2026, 10, 30, tzinfo=UTC).timestamp() - durable_clock.time())
+    runtime.store.add_schedule("ny", poll, cron="30 1 * * *", timezone="America/New_York")
+    work(runtime, dt.timedelta(days=4))  # returns: the clock never stalls on a past tick
+    ticks = [at for _, at, _ in RUNS]
+    assert [t.date().isoformat() for t in ticks] == [
+        "2026-10-30",
+        "2026-10-31",
+        "2026-11-01",
+        "2026-11-02",
+    ]  # once a day
+    assert ticks == sorted(ticks)
+    assert all((t.hour, t.minute) == (1, 30) for t in ticks)
+
+
+def test_a_broken_schedule_is_logged_and_the_rest_of_the_work_goes_on(
+    durable_sqlite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = VirtualClock()
+    with durable.Runtime(durable_sqlite, clock=clock) as plain:
+        plain.store.add_schedule("unsigned", report, every=60, args=["x"])
+    # Reopened with a signing key: the schedule's arguments, unsigned, are refused.
+    with durable.Runtime(durable_sqlite, clock=clock, secret_key=b"k" * 32) as runtime:
+        runtime.store.add_schedule("signed", report, every=60, args=["y"])
+        handle = job_of(runtime)
+        report_ = durable.Worker(runtime=runtime).run_sync(
+            until=dt.timedelta(minutes=2), handle_signals=False
+        )
+        assert handle.workflow_id in report_.completed
+        assert {args for _, _, args in RUNS} == {("y",), ("z",)}  # the signed one, the job
+        assert "schedule 'unsigned' cannot fire" in caplog.text
+        assert caplog.text.count("schedule 'unsigned' cannot fire") == 1  # once per error
+
+
+def job_of(runtime: durable.Runtime) -> durable.WorkflowHandle[str]:
+    return report.options(workflow_id="plain-job").enqueue_sync(START, "z")
+
+
+def test_a_redefined_timing_fires_no_past_ticks_of_the_new_one(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    runtime.store.add_schedule("redo", report, cron="0 0 * * *", catch_up="all")
+    durable_clock.advance(dt.timedelta(hours=10, minutes=30))
+    runtime.store.add_schedule("redo", report, every=3600, catch_up="all", replace=True)
+    work(runtime, dt.timedelta(0))
+    assert RUNS == []  # not 01:00 to 10:00, which were never due
+    work(runtime, dt.timedelta(hours=1))
+    assert [at for _, at, _ in RUNS] == [START + dt.timedelta(hours=11)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"every": 60, "args": [1, 2, 3]}, "cannot take the tick's time followed by"),
+        ({"cron": "0 */5 * * * *"}, "5 fields"),
+        ({"cron": "*/5 " + " " * 300 + "* * * *"}, "at most 256 characters"),
+    ],
+)
+def test_a_schedule_the_workflow_cannot_take_is_refused_when_declared(
+    runtime: durable.Runtime, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(durable.ConfigurationError, match=message):
+        durable.schedule(report, name="mismatch", **options)  # type: ignore[arg-type]
+    with pytest.raises(durable.ConfigurationError, match=message):
+        runtime.store.add_schedule("mismatch", report, **options)  # type: ignore[arg-type]
