@@ -57,3 +57,16 @@ def test_concurrency_benchmark_smoke_run(postgres_url: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| sqlite |" in result.stdout
     assert "| postgresql |" in result.stdout
+
+
+@pytest.mark.slow
+def test_short_workflows_benchmark_smoke_run() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "short_workflows.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.rstrip().endswith("workflows/s")
