@@ -67,7 +67,14 @@ class WorkflowInfo:
     """Seconds it may run from its first start (``timeout=``), or None."""
     deadline: float | None = None
     """When it times out (Unix time): set when it starts, kept across resumes."""
+    started_at: float | None = None
+    """When it first began running (Unix time; an enqueued one: when a worker claimed it)."""
     _store: Records | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def enqueued_at(self) -> float | None:
+        """When it was enqueued (Unix time), for a workflow of a queue; else None."""
+        return self.created_at if self.queue is not None else None
 
     def result(self) -> Any:
         """The recorded result (raises the recorded error of a failed workflow)."""

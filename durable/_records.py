@@ -144,6 +144,8 @@ class WorkflowRow:
     """Seconds it may run, counted from its first start (None: no limit)."""
     deadline: float | None = None
     """When it is timed out: set when it first starts, kept across resumes."""
+    started_at: float | None = None
+    """When it first began running (an enqueued one: when a worker first claimed it)."""
 
 
 @dataclass(frozen=True)

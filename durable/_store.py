@@ -496,6 +496,7 @@ class Store(Changes, ScheduleControl):
             recoveries=row.recoveries,
             timeout=row.timeout,
             deadline=row.deadline,
+            started_at=row.started_at,
             _store=self,
         )
 

@@ -110,6 +110,8 @@ def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
         "status": info.status.value,
         "attempts": info.attempts,
         "created_at": iso(info.created_at),
+        "enqueued_at": iso(info.enqueued_at),
+        "started_at": iso(info.started_at),
         "updated_at": iso(info.updated_at),
         "finished_at": iso(info.finished_at),
         "duration_seconds": (
@@ -275,6 +277,7 @@ def workflow_fields(
         ("attempts", str(info.attempts)),
         ("owner", owner + (", no longer alive: durable recover resumes it" if dead else "")),
         ("created", local(info.created_at)),
+        ("started", _started(info)),
         ("finished", local(info.finished_at)),
         ("took", took(info)),
         ("forked from", info.forked_from or ""),
@@ -287,6 +290,16 @@ def workflow_fields(
         ("result", result or ""),
         ("error", error or ""),
     ]
+
+
+def _started(info: WorkflowInfo) -> str:
+    """When it first ran, and for a queued one how long it waited in the queue."""
+    if info.started_at is None or info.started_at - info.created_at < 0.001:
+        return ""
+    waited = (
+        f" (waited {info.started_at - info.created_at:.3g} s in the queue)" if info.queue else ""
+    )
+    return local(info.started_at) + waited
 
 
 def deadline_text(info: WorkflowInfo) -> str:

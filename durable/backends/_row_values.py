@@ -46,6 +46,7 @@ def started_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
         "owner_started": bind("owner_started"),
         "lease_expires_at": now + bind("lease"),
         "parent_id": bind("parent_id"),
+        "started_at": now,
     }
 
 

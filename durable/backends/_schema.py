@@ -75,6 +75,8 @@ workflows = sa.Table(
     # Version 7: an enqueue's deduplication id, unique among the queue's
     # workflows with work left (a partial index: finished ones drop out).
     sa.Column("dedup_id", sa.String(EVENT_KEY_CHARS), nullable=True),
+    # Version 7 too: when it first began running (a queued one: when first claimed).
+    sa.Column("started_at", sa.Float, nullable=True),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
@@ -283,8 +285,9 @@ def _v5_to_v6(conn: sa.Connection) -> None:
 
 def _v6_to_v7(conn: sa.Connection) -> None:
     conn.exec_driver_sql(str(CreateTable(schedules).compile(dialect=conn.dialect)))
-    ddl = CreateColumn(workflows.c.dedup_id).compile(dialect=conn.dialect)
-    conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+    for column in ("dedup_id", "started_at"):
+        ddl = CreateColumn(workflows.c[column]).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
     index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_dedup")
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
     if conn.dialect.name == "postgresql":

@@ -370,6 +370,7 @@ class Statements:
             "lease_expires_at": p.lease,
             "updated_at": p.now,
             "wake_at": None,
+            "started_at": sa.func.coalesce(w.c.started_at, p.now),
         }
 
     def _waits(self, p: _Parts) -> None:

@@ -350,6 +350,7 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     execute(db_url, "DROP TABLE durable_schedules")
     execute(db_url, "DROP INDEX ix_durable_workflows_dedup")
     execute(db_url, "ALTER TABLE durable_workflows DROP COLUMN dedup_id")
+    execute(db_url, "ALTER TABLE durable_workflows DROP COLUMN started_at")
     execute(db_url, "DROP INDEX ix_durable_workflows_parent")
     execute(db_url, "DROP TABLE durable_streams")
     execute(db_url, "DROP TABLE durable_sessions")

@@ -56,6 +56,7 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
         conn.execute("DROP TABLE durable_schedules")
         conn.execute("DROP INDEX ix_durable_workflows_dedup")
         conn.execute("ALTER TABLE durable_workflows DROP COLUMN dedup_id")
+        conn.execute("ALTER TABLE durable_workflows DROP COLUMN started_at")
         for column in ("timeout", "deadline"):
             conn.execute(f"ALTER TABLE durable_workflows DROP COLUMN {column}")
         conn.execute("UPDATE durable_meta SET value = '5' WHERE key = 'schema_version'")

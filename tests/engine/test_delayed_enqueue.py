@@ -153,3 +153,21 @@ def test_until_on_a_virtual_clock_stops_at_each_wake_up_on_the_way(
     assert RAN == [9]
     assert durable_clock.elapsed == 86400
     assert (report.completed, report.resumed) == ([later.workflow_id], [nap.workflow_id])
+
+
+def test_enqueued_and_started_times_are_recorded(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    queued = job.enqueue_sync(1, workflow_id="queued")
+    job.run_sync(2, workflow_id="direct")
+    drain(runtime)
+    info = runtime.store.get_workflow("queued")
+    direct = runtime.store.get_workflow("direct")
+    assert info is not None
+    assert direct is not None
+    assert info.enqueued_at == info.created_at
+    assert info.started_at is not None
+    assert info.started_at >= info.created_at
+    assert direct.enqueued_at is None
+    assert direct.started_at == pytest.approx(direct.created_at, abs=0.01)
+    assert queued.result_sync() == 1
