@@ -65,6 +65,12 @@ class Schedule:
     queue: str
     priority: int
     catch_up: CatchUp
+    _definition: ScheduleRow | None = dataclasses.field(default=None, repr=False)
+
+    def as_row(self, args: bytes, now: float) -> ScheduleRow:
+        """Its row for the store, as checked when it was declared, created at ``now``."""
+        assert self._definition is not None, "made by durable.schedule()"
+        return dataclasses.replace(self._definition, args=args, created_at=now, last_tick=now)
 
     @staticmethod
     def declared() -> list[Schedule]:
@@ -276,11 +282,7 @@ def schedule(
 
         durable.schedule(nightly_report, cron="0 3 * * *", timezone="Europe/Paris")
     """
-    spec = getattr(getattr(workflow, "_self_parent", None) or workflow, "_self_durable", None)
-    if spec is None:
-        raise ConfigurationError(
-            f"durable.schedule() takes a @durable.durable_workflow function, not {workflow!r}"
-        )
+    spec = workflow_spec(workflow)
     declared_name = name if name is not None else spec[0].name
     check_call(declared_name, spec[1], args, kwargs)
     row = define(
@@ -304,6 +306,7 @@ def schedule(
         queue=row.queue,
         priority=row.priority,
         catch_up=catch_up,
+        _definition=row,
     )
     with _lock:
         _declared[entry.name] = entry  # a re-run notebook cell replaces it
@@ -403,6 +406,17 @@ def define(
         created_at=now,
         last_tick=now,
     )
+
+
+def workflow_spec(workflow: object) -> tuple[Any, inspect.Signature]:
+    """The spec and signature of a decorated workflow; else ConfigurationError."""
+    spec = getattr(getattr(workflow, "_self_parent", None) or workflow, "_self_durable", None)
+    if spec is None:
+        raise ConfigurationError(
+            f"a schedule starts a @durable.durable_workflow function (or, added to the store, "
+            f"its registered name), not {workflow!r}"
+        )
+    return spec[0], spec[1]
 
 
 def check_call(

@@ -21,6 +21,7 @@ from durable._schedules import (
     define,
     retimed,
     seal_args,
+    workflow_spec,
 )
 from durable._store_changes import Source
 from durable.backends._limits import DEFAULT_QUEUE, NAME_COLUMN_CHARS, check_text
@@ -184,15 +185,9 @@ def _workflow_name(
 ) -> str:
     if isinstance(workflow, str):
         return check_text(workflow, "workflow name", NAME_COLUMN_CHARS, blank_ok=False)
-    parent = getattr(workflow, "_self_parent", None) or workflow
-    spec = getattr(parent, "_self_durable", None)
-    if spec is None:
-        raise ConfigurationError(
-            f"a schedule starts a @durable.durable_workflow (or its registered name), not "
-            f"{workflow!r}"
-        )
-    check_call(name, spec[1], args, kwargs)
-    return str(spec[0].name)
+    spec, signature = workflow_spec(workflow)
+    check_call(name, signature, args, kwargs)
+    return str(spec.name)
 
 
 def _missing(name: str) -> ScheduleNotFoundError:

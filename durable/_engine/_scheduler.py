@@ -25,7 +25,6 @@ from durable._schedules import (
     args_place,
     between,
     declared,
-    define,
     due,
     retimed,
     seal_args,
@@ -54,21 +53,10 @@ class Scheduler:
         """Put this process's code-declared schedules in the store, keeping their state."""
         backend, now = self._runtime.backend, self._runtime.clock.time()
         stored = {row.name: row for row in backend.run_sync(backend.schedules)}
+        codec = self._runtime.engine.codec
         for entry in declared():
-            row = define(
-                entry.name,
-                _name_of(entry.workflow),
-                cron=entry.cron,
-                every=entry.every,
-                timezone=entry.timezone,
-                queue=entry.queue,
-                priority=entry.priority,
-                catch_up=entry.catch_up,
-                args=seal_args(
-                    self._runtime.engine.codec, entry.name, entry.args, dict(entry.kwargs)
-                ),
-                now=now,
-            )
+            args = seal_args(codec, entry.name, entry.args, dict(entry.kwargs))
+            row = entry.as_row(args, now)
             backend.run_sync(backend.put_schedule, row, True)
             old = stored.get(row.name)
             if old is not None and retimed(old, row):
@@ -170,8 +158,3 @@ class Scheduler:
                 row.workflow,
             )
         return workflow
-
-
-def _name_of(workflow: Any) -> str:
-    parent = getattr(workflow, "_self_parent", None) or workflow
-    return str(parent._self_durable[0].name)
