@@ -22,7 +22,9 @@ Example::
 """
 
 import logging
+from typing import Any
 
+from durable._client import Client
 from durable._decorators import durable_workflow, step
 from durable._engine._runtime import (
     Runtime,
@@ -45,6 +47,7 @@ from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,
     PayloadTooLargeError,
+    QueueTimeoutError,
     RecordedError,
     RuntimeClosedError,
     ScheduleNotFoundError,
@@ -74,6 +77,7 @@ from durable._infos import (
 )
 from durable._options import Options
 from durable._published import get_published, get_published_sync, publish, publish_sync
+from durable._queues import Queue, QueueInfo
 from durable._records import SessionSummary, StepStatus, StreamSummary, WorkflowStatus
 from durable._reports import HealthReport, RecoveryReport, StepInfo
 from durable._retry import RetryPolicy
@@ -95,6 +99,26 @@ from durable._transaction import Transaction, transaction
 from durable._workflow_types import AsyncWorkflow, SyncWorkflow
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext durable`` in a notebook: adds the ``%%durable [name]`` cell magic.
+
+    A cell under it records the names it assigns when it finishes, and run
+    again with the same code and inputs (also after a kernel restart)
+    restores them without running; see docs/notebooks.md.
+
+    Example::
+
+        %load_ext durable
+
+        %%durable features
+        features = build_features(raw)      # runs once; restored afterwards
+    """
+    from durable._cells import register
+
+    register(ipython)
+
 
 # A library stays quiet unless the application configures logging.
 logging.getLogger("durable").addHandler(logging.NullHandler())
@@ -153,6 +177,7 @@ __all__ = [
     "CodeChangedError",
     "CodeChangedWarning",
     "CleanupReport",
+    "Client",
     "ConfigurationError",
     "DurableError",
     "EventTimeoutError",
@@ -168,6 +193,9 @@ __all__ = [
     "OwnershipLostError",
     "PayloadIntegrityError",
     "PayloadTooLargeError",
+    "Queue",
+    "QueueInfo",
+    "QueueTimeoutError",
     "RecordedError",
     "RecoveryReport",
     "Options",
@@ -222,6 +250,7 @@ __all__ = [
     "write_stream_sync",
     "fork",
     "health_check",
+    "load_ipython_extension",
     "recover",
     "recover_sync",
     "restore",

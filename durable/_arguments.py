@@ -40,6 +40,21 @@ def call_fingerprint(
     return fingerprint((), arguments)
 
 
+NAMED = ":by-name"
+"""Ends the fingerprint of a call made by name (:class:`durable.Client`); a derived
+workflow id takes the fingerprint's start, so it looks like any other."""
+
+
+def named_fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Fingerprint a call made by name, without the workflow's signature: as given.
+
+    A client that does not import the workflow cannot bind ``f(1)`` and
+    ``f(x=1)`` to one call; its calls are marked so that a worker (or a
+    later call) compares them as given instead.
+    """
+    return fingerprint(args, kwargs)[: 64 - len(NAMED)] + NAMED
+
+
 def is_default(parameter: inspect.Parameter, value: Any) -> bool:
     default = parameter.default
     if default is inspect.Parameter.empty:

@@ -13,6 +13,9 @@ import inspect
 from collections.abc import Coroutine
 from typing import Any, Literal
 
+import wrapt
+
+from durable import _registry
 from durable._aio import drive
 from durable._caller import named
 from durable._durations import duration
@@ -23,6 +26,8 @@ from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError, WorkflowDeduplicatedError
 from durable._handle import WorkflowHandle
 from durable._identity import validate_workflow_id
+from durable._queues import Queue, queue_name
+from durable._records import Placement
 from durable._specs import WorkflowSpec
 from durable.backends._limits import (
     DEFAULT_QUEUE,
@@ -43,10 +48,14 @@ async def enqueued(
     """
     session = engine.session(sync=sync)
     start = not_before(where.start, engine)
+    start_by = None
+    if where.queue_timeout is not None:  # counted from when it may start
+        start_by = (engine.clock.time() if start is None else start) + where.queue_timeout
+    placement = Placement(
+        where.queue, where.priority, start, where.dedup_id, where.partition, start_by
+    )
     try:
-        workflow_id = await engine.enqueue(
-            inv, session, where.queue, where.priority, start, where.dedup_id
-        )
+        workflow_id = await engine.enqueue(inv, session, placement)
     except WorkflowDeduplicatedError as exc:
         if where.on_duplicate != "return":
             raise
@@ -81,23 +90,30 @@ class Where:
     start: Start = None
     dedup_id: str | None = None
     on_duplicate: OnDuplicate = "raise"
+    partition: str | None = None
+    queue_timeout: float | None = None
 
     @classmethod
     def checked(
         cls,
         workflow_id: str | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | Queue = DEFAULT_QUEUE,
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
         on_duplicate: OnDuplicate = "raise",
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
     ) -> Where:
         """The options as the caller gave them, each checked (ConfigurationError)."""
         if workflow_id is not None:
             validate_workflow_id(workflow_id)
+        queue = queue_name(queue)
         check_text(queue, "queue name", QUEUE_CHARS)
+        if partition is not None:
+            check_text(partition, "partition", EVENT_KEY_CHARS, blank_ok=False)
         check_int(priority, "priority")
         if dedup_id is not None:
             check_text(dedup_id, "dedup_id", EVENT_KEY_CHARS, blank_ok=False)
@@ -113,6 +129,12 @@ class Where:
             start=start_of(delay, start_at),
             dedup_id=dedup_id,
             on_duplicate=on_duplicate,
+            partition=partition,
+            queue_timeout=(
+                None
+                if queue_timeout is None
+                else duration(queue_timeout, "queue_timeout", positive=True)
+            ),
         )
 
 
@@ -217,3 +239,27 @@ def bound_instance(bound: Any) -> Any:
 def check_timeout(timeout: object) -> float:
     """A timeout: more than 0 seconds (or a timedelta), at most 100 years."""
     return duration(timeout, "timeout", positive=True)
+
+
+def as_called(workflow: Any) -> Any:
+    """A workflow (its wrapper) bound as ``Cls.method`` binds it, classmethods included.
+
+    From Python 3.13 a ``classmethod`` above the decorator hands
+    ``Cls.method.run`` the unbound wrapper; the class is found in its
+    namespace and bound here as older Pythons did, unless subclasses make
+    it ambiguous which class was meant.
+    """
+    if isinstance(workflow, wrapt.BoundFunctionWrapper):
+        return workflow
+    owner = _registry.classmethod_owner(workflow)
+    if owner is None:
+        return workflow
+    if owner.__subclasses__():
+        qualname = f"{owner.__qualname__}.{workflow.__name__}"
+        raise ConfigurationError(
+            f"{qualname}: @classmethod is above @durable.durable_workflow, and from "
+            "Python 3.13 a classmethod no longer says which class it was reached "
+            f"through, so {qualname}.run(...) cannot tell {owner.__qualname__} from "
+            "its subclasses; put @durable.durable_workflow above @classmethod"
+        )
+    return workflow.__get__(owner, owner)

@@ -25,6 +25,7 @@ from durable._calls import (
     OnDuplicate,
     Where,
     WithOptions,
+    as_called,
     bound_instance,
     check_timeout,
     enqueue,
@@ -36,6 +37,7 @@ from durable._engine._runtime import current_runtime
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._identity import derive_workflow_id, validate_workflow_id
+from durable._queues import Queue
 from durable._retry import RetryPolicy
 from durable._specs import (
     OnCodeChange,
@@ -234,30 +236,54 @@ class _RunMethods:
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | Queue = DEFAULT_QUEUE,
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = Where.checked(workflow_id, queue, priority, timeout, delay, start_at, dedup_id)
+        where = Where.checked(
+            workflow_id,
+            queue,
+            priority,
+            timeout,
+            delay,
+            start_at,
+            dedup_id,
+            partition=partition,
+            queue_timeout=queue_timeout,
+        )
         return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | Queue = DEFAULT_QUEUE,
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Any:
-        where = Where.checked(workflow_id, queue, priority, timeout, delay, start_at, dedup_id)
+        where = Where.checked(
+            workflow_id,
+            queue,
+            priority,
+            timeout,
+            delay,
+            start_at,
+            dedup_id,
+            partition=partition,
+            queue_timeout=queue_timeout,
+        )
         return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(
@@ -265,15 +291,26 @@ class _RunMethods:
         *,
         workflow_id: str | None = None,
         timeout: float | dt.timedelta | None = None,
-        queue: str = DEFAULT_QUEUE,
+        queue: str | Queue = DEFAULT_QUEUE,
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
         on_duplicate: OnDuplicate = "raise",
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
     ) -> WithOptions:
         where = Where.checked(
-            workflow_id, queue, priority, timeout, delay, start_at, dedup_id, on_duplicate
+            workflow_id,
+            queue,
+            priority,
+            timeout,
+            delay,
+            start_at,
+            dedup_id,
+            on_duplicate,
+            partition,
+            queue_timeout,
         )
         return WithOptions(self._as_called(), where)
 
@@ -286,27 +323,7 @@ class _RunMethods:
         return validate_workflow_id(derive_workflow_id(spec.name, fp))
 
     def _as_called(self) -> Any:
-        """This workflow bound as ``Cls.method`` binds it, classmethods included.
-
-        From Python 3.13 a ``classmethod`` above the decorator hands
-        ``Cls.method.run`` the unbound wrapper; the class is found in its
-        namespace and bound here as older Pythons did, unless subclasses make
-        it ambiguous which class was meant.
-        """
-        if isinstance(self, wrapt.BoundFunctionWrapper):
-            return self
-        owner = _registry.classmethod_owner(self)
-        if owner is None:
-            return self
-        if owner.__subclasses__():
-            qualname = f"{owner.__qualname__}.{self.__name__}"  # type: ignore[attr-defined]
-            raise ConfigurationError(
-                f"{qualname}: @classmethod is above @durable.durable_workflow, and from "
-                "Python 3.13 a classmethod no longer says which class it was reached "
-                f"through, so {qualname}.run(...) cannot tell {owner.__qualname__} from "
-                "its subclasses; put @durable.durable_workflow above @classmethod"
-            )
-        return self.__get__(owner, owner)  # type: ignore[attr-defined]
+        return as_called(self)
 
 
 class _BoundWorkflowFunction(_RunMethods, wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]

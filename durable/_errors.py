@@ -189,6 +189,20 @@ class WorkflowTimeoutError(WorkflowCancelledError, TimeoutError):
     """
 
 
+class QueueTimeoutError(WorkflowTimeoutError):
+    """An enqueued workflow waited in its queue past its ``queue_timeout=`` and was cancelled.
+
+    No worker started it in time (the queue was paused, full, rate limited,
+    or had no worker). It never ran: enqueue it again, or give the queue
+    more room. Recorded as its outcome, so its handle's ``result()`` raises it.
+
+    Attributes:
+        workflow_id: The workflow that waited.
+        queue: Its queue.
+        start_by: When its time to start was up (Unix time).
+    """
+
+
 class StepTimeoutError(DurableError, TimeoutError):
     """An attempt of a step ran longer than the step's ``timeout=``.
 

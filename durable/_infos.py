@@ -69,6 +69,10 @@ class WorkflowInfo:
     """When it times out (Unix time): set when it starts, kept across resumes."""
     started_at: float | None = None
     """When it first began running (Unix time; an enqueued one: when a worker claimed it)."""
+    partition: str | None = None
+    """An enqueued one's partition of its queue (``enqueue(..., partition=)``), or None."""
+    start_by: float | None = None
+    """An enqueued one's queue timeout: cancelled if not started by then (Unix time)."""
     _store: Records | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -146,6 +146,67 @@ class WorkflowRow:
     """When it is timed out: set when it first starts, kept across resumes."""
     started_at: float | None = None
     """When it first began running (an enqueued one: when a worker first claimed it)."""
+    partition_key: str | None = None
+    """An enqueued one's partition of its queue (e.g. a tenant), if any."""
+    start_by: float | None = None
+    """An enqueued one is cancelled if no worker starts it by then (its queue timeout)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an enqueued workflow waits, and on what terms."""
+
+    queue: str
+    priority: int = 0
+    not_before: float | None = None
+    """No claim takes it before this time (a delayed enqueue)."""
+    dedup_id: str | None = None
+    """Enqueued once while a workflow of the queue with this id has work left."""
+    partition: str | None = None
+    """Its partition of the queue: a partitioned queue limits each one apart."""
+    start_by: float | None = None
+    """Cancelled, with a queue timeout as its outcome, if not started by then."""
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A queue's flow control as stored (a queue with no row has none)."""
+
+    name: str
+    concurrency: int | None = None
+    """Most of its workflows running at once, across all workers."""
+    worker_concurrency: int | None = None
+    """Most of its workflows running at once in one worker."""
+    rate_limit: int | None = None
+    """Most starts per ``rate_period`` seconds, across all workers."""
+    rate_period: float | None = None
+    partition_concurrency: int | None = None
+    """Most workflows of one partition key running at once."""
+    paused: bool = False
+    """A paused queue is claimed from by nobody (what runs goes on)."""
+    updated_at: float = 0.0
+
+    @property
+    def controlled(self) -> bool:
+        """Whether a claim must count what runs or started (and so lock the queue)."""
+        return (
+            self.concurrency is not None
+            or self.rate_limit is not None
+            or self.partition_concurrency is not None
+        )
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """What a queue holds now."""
+
+    enqueued: int = 0
+    running: int = 0
+    """Workflows an owner runs or waits in (the ones its concurrency counts)."""
+    started: int = 0
+    """Starts within the rate window asked for (0 if none was)."""
+    first_started: float | None = None
+    """The earliest of those starts: the window frees a start at it plus the period."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from durable._records import (
 )
 from durable._serialization import call_columns, place, step_columns, step_slot
 from durable._store_changes import Changes, Source, statuses_of
+from durable._store_queues import QueueControl
 from durable._store_schedules import ScheduleControl
 from durable.backends._limits import (
     EVENT_KEY_CHARS,
@@ -58,7 +59,7 @@ def opens_with(opener: Callable[..., Source]) -> None:
     _opener = opener
 
 
-class Store(Changes, ScheduleControl):
+class Store(Changes, ScheduleControl, QueueControl):
     """The records of a store: query them, inspect them, rewind and fork, clean up.
 
     Get the current runtime's with ``durable.current_runtime().store``, or
@@ -497,6 +498,8 @@ class Store(Changes, ScheduleControl):
             timeout=row.timeout,
             deadline=row.deadline,
             started_at=row.started_at,
+            partition=row.partition_key,
+            start_by=row.start_by,
             _store=self,
         )
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
 
     from durable._handle import WorkflowHandle
+    from durable._queues import Queue
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -65,12 +66,14 @@ class AsyncWorkflow(Protocol[P, T_co]):
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> Coroutine[Any, Any, WorkflowHandle[T_co]]:
         """Record the call for a worker to run, without running it; a handle on it.
@@ -79,6 +82,9 @@ class AsyncWorkflow(Protocol[P, T_co]):
         first, then the oldest; not before ``delay`` from now or ``start_at``
         if given. With a ``dedup_id`` another workflow of the queue with work
         left has, nothing is enqueued (:class:`durable.WorkflowDeduplicatedError`).
+        ``partition`` names its share of a partitioned queue (e.g. a tenant);
+        with ``queue_timeout``, it is cancelled (:class:`durable.QueueTimeoutError`)
+        if no worker starts it within that time of when it may start.
         Run ``durable worker`` (or a :class:`durable.Worker`) to run enqueued
         workflows.
         """
@@ -87,12 +93,14 @@ class AsyncWorkflow(Protocol[P, T_co]):
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Blocking form of :meth:`enqueue`."""
@@ -105,12 +113,14 @@ class AsyncWorkflow(Protocol[P, T_co]):
         *,
         workflow_id: str | None = None,
         timeout: float | dt.timedelta | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
         on_duplicate: Literal["raise", "return"] = "raise",
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
     ) -> AsyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 
@@ -157,12 +167,14 @@ class SyncWorkflow(Protocol[P, T_co]):
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Record the call for a worker to run, without running it; a handle on it.
@@ -176,12 +188,14 @@ class SyncWorkflow(Protocol[P, T_co]):
         self,
         *args: Any,
         workflow_id: str | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         timeout: float | dt.timedelta | None = None,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[T_co]:
         """Same as :meth:`enqueue`."""
@@ -194,12 +208,14 @@ class SyncWorkflow(Protocol[P, T_co]):
         *,
         workflow_id: str | None = None,
         timeout: float | dt.timedelta | None = None,
-        queue: str = "default",
+        queue: str | Queue = "default",
         priority: int = 0,
         delay: float | dt.timedelta | None = None,
         start_at: dt.datetime | None = None,
         dedup_id: str | None = None,
         on_duplicate: Literal["raise", "return"] = "raise",
+        partition: str | None = None,
+        queue_timeout: float | dt.timedelta | None = None,
     ) -> SyncWorkflowCall[P, T_co]:
         """This workflow with call options, whose ``run``/``enqueue`` take exactly its parameters.
 

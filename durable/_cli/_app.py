@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from durable._cli import _change, _inspect, _schedule, _work
+from durable._cli import _change, _inspect, _queues, _schedule, _work
 from durable._cli._state import Failure, State
 from durable._errors import DurableError
 
@@ -124,6 +124,12 @@ def build_cli() -> click.Group:
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)
 
-    for command in (*_inspect.COMMANDS, *_change.COMMANDS, *_work.COMMANDS, *_schedule.COMMANDS):
+    for command in (
+        *_inspect.COMMANDS,
+        *_change.COMMANDS,
+        *_work.COMMANDS,
+        *_schedule.COMMANDS,
+        *_queues.COMMANDS,
+    ):
         cli.add_command(command)
     return cli

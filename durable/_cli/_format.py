@@ -123,6 +123,8 @@ def workflow_json(info: WorkflowInfo) -> dict[str, Any]:
         "owner_pid": info.owner_pid,
         "queue": info.queue,
         "priority": info.priority,
+        "partition": info.partition,
+        "start_by": iso(info.start_by),
         "wake_at": iso(info.wake_at),
         "waiting_for": info.waiting_for,
         "recoveries": info.recoveries,
@@ -282,7 +284,8 @@ def workflow_fields(
         ("took", took(info)),
         ("forked from", info.forked_from or ""),
         ("parent", info.parent_id or ""),
-        ("queue", f"{info.queue} (priority {info.priority})" if info.queue else ""),
+        ("queue", _queue(info)),
+        ("start by", local(info.start_by) if info.status == "enqueued" else ""),
         ("waiting for", f"event {info.waiting_for!r}" if info.waiting_for else ""),
         ("wakes", local(info.wake_at) if info.status.active else ""),
         ("recoveries", str(info.recoveries) if info.recoveries else ""),
@@ -290,6 +293,13 @@ def workflow_fields(
         ("result", result or ""),
         ("error", error or ""),
     ]
+
+
+def _queue(info: WorkflowInfo) -> str:
+    if not info.queue:
+        return ""
+    partition = f", partition {info.partition!r}" if info.partition is not None else ""
+    return f"{info.queue} (priority {info.priority}{partition})"
 
 
 def _started(info: WorkflowInfo) -> str:

@@ -1,10 +1,10 @@
-"""Durations and points in time, as a user types them on the command line."""
+"""What a user types on the command line: durations, points in time, JSON arguments."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from durable._durations import duration, parse_duration, parse_timestamp
 from durable._errors import ConfigurationError
@@ -67,3 +67,20 @@ def when_callback(
         return parse_when(value, name=f"--{param.name}")
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def json_value(text: str, flag: str, kind: type) -> Any:
+    """The JSON list or object an option gives (``--args '[1]'``), else a usage error."""
+    import json
+
+    import click
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint=flag) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(
+            f"must be a JSON {'list' if kind is list else 'object'}", param_hint=flag
+        )
+    return value

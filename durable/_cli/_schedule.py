@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import click
 
 from durable._cli._format import cell, echo_json, new_table
-from durable._cli._parse import duration_callback, when_callback
+from durable._cli._parse import duration_callback, json_value, when_callback
 from durable._cli._state import State, json_flag
 from durable._schedules import CATCH_UP, ScheduleInfo
 
@@ -114,7 +113,7 @@ def add(
     as_json: bool,
 ) -> None:
     """Add schedule NAME, starting the workflow registered as WORKFLOW at each tick."""
-    args, kwargs = _loaded(args_json, "--args", list), _loaded(kwargs_json, "--kwargs", dict)
+    args, kwargs = json_value(args_json, "--args", list), json_value(kwargs_json, "--kwargs", dict)
     info = state.store().add_schedule(
         name,
         workflow,
@@ -170,18 +169,6 @@ def backfill(state: State, name: str, start: dt.datetime, end: dt.datetime) -> N
     """Fire the ticks of schedule NAME between --start and --end (workers enqueue them)."""
     count = state.store().backfill_schedule(name, start, end)
     click.echo(f"schedule {name!r}: {count} tick(s) to backfill; workers enqueue them")
-
-
-def _loaded(text: str, flag: str, kind: type) -> Any:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON ({exc})", param_hint=flag) from None
-    if not isinstance(value, kind):
-        raise click.BadParameter(
-            f"must be a JSON {'list' if kind is list else 'object'}", param_hint=flag
-        )
-    return value
 
 
 COMMANDS = (schedule,)

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from durable._arguments import args_body, call_fingerprint
+from durable._arguments import args_body, call_fingerprint, named_fingerprint
 from durable._clock import Clock
 from durable._durations import format_utc
 from durable._errors import (
@@ -43,8 +43,8 @@ from durable._errors import (
     WorkflowSuspendedError,
 )
 from durable._options import Options
-from durable._records import StepRow, StepStatus, WorkflowRow, WorkflowStatus
-from durable._serialization import Codec, place, step_columns, step_slot
+from durable._records import Placement, StepRow, StepStatus, WorkflowRow, WorkflowStatus
+from durable._serialization import Codec, pickle_value, place, step_columns, step_slot
 from durable._session import Session
 from durable._specs import StepSpec, WorkflowSpec
 from durable.backends._base import Backend
@@ -249,6 +249,30 @@ class Invocation:
             timeout=timeout if timeout is not None else spec.timeout,
         )
 
+    @classmethod
+    def by_name(
+        cls,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        requested_id: str | None,
+        timeout: float | None,
+    ) -> Invocation:
+        """A call of the workflow registered as ``name``, to enqueue without its code."""
+        spec = WorkflowSpec(name=name, is_async=True, on_running="wait", timeout=timeout)
+        return cls(
+            spec=spec,
+            call=lambda: None,
+            args_body=pickle_value((None, args, kwargs), what=f"arguments of workflow {name!r}"),
+            args_fingerprint=named_fingerprint(args, kwargs),
+            args=args,
+            kwargs=kwargs,
+            requested_id=requested_id,
+            parent=None,
+            position=None,
+            timeout=timeout,
+        )
+
 
 class Part:
     """One part of an engine (workflows, steps, waits...), over the state the parts share."""
@@ -300,9 +324,7 @@ class Engine:
     """Read or write session state, recorded (``SessionStates.session_state``)."""
     run_workflow: Callable[[Invocation, Session], Co]
     """Run one workflow call (``Workflows.run``)."""
-    enqueue: Callable[
-        [Invocation, Session, str, int, float | None, str | None], Coroutine[Any, Any, str]
-    ]
+    enqueue: Callable[[Invocation, Session, Placement], Coroutine[Any, Any, str]]
     """Enqueue one workflow call; its id (``Workflows.enqueue``)."""
 
     def __init__(

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from durable import _registry
 from durable._aio import require_asyncio
+from durable._durations import format_utc
 from durable._engine import _context
 from durable._engine._core import (
     CHILD,
@@ -21,6 +22,7 @@ from durable._engine._core import (
 from durable._engine._leases import Leases
 from durable._errors import (
     DurableError,
+    QueueTimeoutError,
     WorkflowAlreadyRunningError,
     WorkflowNotFoundError,
     WorkflowSuspendedError,
@@ -86,20 +88,62 @@ class Recovery(Part):
         return list(roots.values())
 
     def next_wake(self, queues: Sequence[str]) -> float | None:
-        """The soonest a timer fires or a delayed enqueue of ``queues`` starts, after now.
+        """The soonest a timer fires, or an enqueued workflow of ``queues`` may start or expires.
 
-        What a virtual clock may jump to without skipping anything due.
+        What a virtual clock may jump to without skipping anything due: a
+        delayed start, a queue timeout, a deadline, or a start that a rate
+        limit's window frees.
         """
         backend, now = self.engine.backend, self.engine.clock.time()
         enqueued = WorkflowQuery(statuses=(WorkflowStatus.ENQUEUED,))
-        rows = backend.run_sync(backend.resumable) + [
+        waiting = [
             row
             for row in backend.run_sync(backend.query_workflows, enqueued)
             if row.queue in queues
         ]
-        wakes = [row.wake_at for row in rows if row.wake_at is not None and row.wake_at > now]
-        wakes += [row.deadline for row in rows if row.deadline is not None and row.deadline > now]
+        rows = backend.run_sync(backend.resumable) + waiting
+        wakes = [
+            at
+            for row in rows
+            for at in (row.wake_at, row.deadline, row.start_by)
+            if at is not None and at > now
+        ]
+        limited = {
+            row.name: row.rate_period
+            for row in backend.run_sync(backend.queues)
+            if row.rate_period is not None and any(w.queue == row.name for w in waiting)
+        }
+        if limited:
+            windows = {name: now - period for name, period in limited.items()}
+            for name, counts in backend.run_sync(backend.queue_counts, windows).items():
+                if name in limited and counts.first_started is not None:
+                    wakes.append(max(counts.first_started + limited[name], now))
         return min(wakes, default=None)
+
+    def expire(self, queues: Sequence[str]) -> list[str]:
+        """Cancel the enqueued workflows of ``queues`` past their queue timeout; their ids.
+
+        Each gets a :class:`durable.QueueTimeoutError` as its recorded
+        outcome, in the transaction that cancels it.
+        """
+        engine = self.engine
+
+        def error_for(workflow_id: str, queue: str, start_by: float) -> bytes:
+            error = QueueTimeoutError(
+                f"workflow {workflow_id!r} waited in queue {queue!r} past its queue_timeout: "
+                f"no worker started it by {format_utc(start_by)}, so it was cancelled without "
+                "running. Enqueue it again under a new workflow_id (or store.resume() it), "
+                "and give the queue room: more workers, a higher limit, or resume it if paused.",
+                workflow_id=workflow_id,
+                queue=queue,
+                start_by=start_by,
+            )
+            return engine.codec.dumps_error(
+                error, place(workflow_id, "error"), what=f"error of workflow {workflow_id!r}"
+            )
+
+        backend = engine.backend
+        return backend.run_sync(backend.expire_queued, queues, engine.clock.time(), error_for)
 
     async def _wait_over(self, session: Session, row: WorkflowRow) -> bool:
         """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""

@@ -18,7 +18,7 @@ from durable._aio import drive
 from durable._engine._core import Invocation
 from durable._engine._runtime import Runtime
 from durable._errors import BackendUnavailableError, WorkflowConflictError
-from durable._records import ScheduleRow
+from durable._records import Placement, ScheduleRow
 from durable._schedules import (
     BATCH,
     HAIR,
@@ -132,7 +132,7 @@ class Scheduler:
         engine = self._runtime.engine
         try:
             session = engine.session(sync=True)
-            drive(engine.enqueue(inv, session, row.queue, row.priority, None, None))
+            drive(engine.enqueue(inv, session, Placement(row.queue, row.priority)))
         except WorkflowConflictError as exc:
             # Enqueued before with other arguments (the schedule was changed):
             # that tick has fired; the next ones take the new arguments. Any

@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from durable._errors import (
     WorkflowQuarantinedError,
 )
 from durable._owner import current_owner
+from durable._queues import Queue
 from durable._records import WorkflowRow
 from durable.backends._limits import DEFAULT_QUEUE, QUEUE_CHARS, check_int, check_text
 from durable.backends._notify import QUEUE_TOPIC
@@ -72,7 +74,10 @@ class Worker:
         concurrency: Workflows run at once by this worker (async ones as
             tasks on its event loop, sync ones in threads).
         queue_limits: Most workflows of a queue running at once across all
-            workers, e.g. ``{"emails": 4}``. Give every worker the same limits.
+            workers, e.g. ``{"emails": 4}``. Give every worker the same limits,
+            or better, declare them once: :class:`durable.Queue` (limits,
+            rate limits, partitions) is kept in the store, and the worker
+            puts the queues its imported code declares there when it starts.
         poll_interval: Longest pause between two looks for enqueued work when
             no notification comes (PostgreSQL notifies at once; SQLite polls).
         recovery_interval: How often to look for due waits and dead owners'
@@ -143,6 +148,9 @@ class Worker:
         self._hurry: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._queue_of: dict[str, str | None] = {}  # of each running task's workflow
+        self._queues_put = False
+        self._launched = 0  # tasks started so far
         self._scheduler = Scheduler(self.runtime)
         self._next_schedules = 0.0
         self._soonest_tick: float | None = None
@@ -234,35 +242,36 @@ class Worker:
         next_recovery = 0.0
         with backend.notifier.subscribe(QUEUE_TOPIC) as subscription:
             while not self._stopping.is_set():
-                started = len(self._tasks)
+                started = self._launched  # a task may also finish within this pass
                 free = self.concurrency - len(self._tasks)
                 try:
+                    if not self._queues_put:
+                        await asyncio.to_thread(self._put_queues)
                     await self._fire_schedules()
                     # Claim in batches, off the event loop: a claim is a round
                     # trip, during which running workflows should move on.
                     if free >= self._batch or (free > 0 and not self._tasks):
                         for row, hold in await asyncio.to_thread(self._claim, free):
                             self._start(row, claimed=True, hold=hold)
-                    if time.monotonic() >= next_recovery and len(self._tasks) < self.concurrency:
+                    if time.monotonic() >= next_recovery:
                         next_recovery = time.monotonic() + self.recovery_interval
-                        await self._start_due()
+                        await self._expire()
+                        if len(self._tasks) < self.concurrency:
+                            await self._start_due()
                 except DurableError as exc:
                     # The store is down or refusing connections: running
                     # workflows retry on their own; claims resume when it is back.
                     log.warning("worker: cannot reach the store (%s); retrying", exc)
                     await asyncio.sleep(self.poll_interval)
                     continue
-                if not self._tasks and len(self._tasks) == started:
+                if not self._tasks and self._launched == started:
                     idle = await self._when_idle(until_idle, end)
                     if idle == "end":
                         return
                     if idle == "jumped":  # to the next tick: what is due now, at once
                         next_recovery = 0.0
                         continue
-                if (
-                    len(self._tasks) > started
-                    and self.concurrency - len(self._tasks) >= self._batch
-                ):
+                if self._launched > started and self.concurrency - len(self._tasks) >= self._batch:
                     continue  # there may be more to claim right away
                 assert self._wake is not None
                 self._wake.clear()
@@ -273,6 +282,18 @@ class Worker:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in waits:
                     waiter.cancel()
+
+    def _put_queues(self) -> None:
+        """Put the queues declared in the imported code in the store (paused ones stay so)."""
+        backend = self.runtime.backend
+        for queue in Queue.declared():
+            backend.run_sync(backend.put_queue, queue.as_row(), True)
+        self._queues_put = True
+
+    async def _expire(self) -> None:
+        """Cancel what waited in this worker's queues past its queue timeout."""
+        for workflow_id in await asyncio.to_thread(self.runtime.parts.recovery.expire, self.queues):
+            log.info("worker: workflow %r waited past its queue timeout", workflow_id)
 
     async def _fire_schedules(self) -> None:
         """Enqueue the schedules' due ticks: on a real clock now and then, else every pass."""
@@ -316,18 +337,21 @@ class Worker:
 
     def _claim_rows(self, limit: int) -> list[WorkflowRow]:
         backend, owner, lease = self.runtime.backend, current_owner(), self.runtime.lease_seconds
-        now = self.runtime.clock.time()  # a delayed enqueue waits for this clock
-        claimed: list[WorkflowRow] = []
-        # One transaction per limited queue, so that its lock is held briefly.
-        unlimited = [q for q in self.queues if q not in self.queue_limits]
-        for group in [[q] for q in self.queues if q in self.queue_limits] + [unlimited]:
-            if group and len(claimed) < limit:
-                queue_limit = self.queue_limits.get(group[0])
-                more = limit - len(claimed)
-                claimed += backend.run_sync(
-                    backend.claim_queued, owner, lease, group, more, queue_limit, now
-                )
-        return claimed
+        # The store's clock, which every host shares (a rate limit counts starts
+        # by it); a virtual clock's own time in tests.
+        clock = self.runtime.clock
+        now = None if real_time(clock) else clock.time()
+        running_here = Counter(self._queue_of.values())
+        return backend.run_sync(
+            backend.claim_queued,
+            owner,
+            lease,
+            self.queues,
+            limit,
+            self.queue_limits or None,
+            now,
+            {q: n for q, n in running_here.items() if q is not None},
+        )
 
     async def _start_due(self) -> None:
         session = self.runtime.engine.session(sync=True)
@@ -343,10 +367,13 @@ class Worker:
             self._run_one(row, claimed, hold), name=f"durable-worker:{row.workflow_id}"
         )
         self._tasks[row.workflow_id] = task
+        self._queue_of[row.workflow_id] = row.queue
+        self._launched += 1
         task.add_done_callback(lambda _: self._done(row.workflow_id))
 
     def _done(self, workflow_id: str) -> None:
         self._tasks.pop(workflow_id, None)
+        self._queue_of.pop(workflow_id, None)
         if self._wake is not None:
             self._wake.set()
 

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from durable import _tracing
 from durable._aio import require_asyncio
+from durable._arguments import NAMED, named_fingerprint
 from durable._durations import deadline_after, format_utc
 from durable._engine import _context
 from durable._engine._core import (
@@ -39,6 +40,7 @@ from durable._identity import MAX_WORKFLOW_ID_LENGTH, derive_workflow_id, valida
 from durable._owner import current_owner
 from durable._records import (
     NewWorkflow,
+    Placement,
     StepKind,
     WorkflowRow,
     WorkflowStatus,
@@ -106,22 +108,20 @@ class Workflows(OverSteps):
         self,
         inv: Invocation,
         session: Session,
-        queue: str,
-        priority: int,
-        not_before: float | None = None,
-        dedup_id: str | None = None,
+        placement: Placement,
     ) -> str:
         """Record a workflow call as enqueued, for a worker (idempotent per id); its id.
 
         Raises:
-            WorkflowDeduplicatedError: ``dedup_id`` is pending in the queue.
+            WorkflowDeduplicatedError: the placement's ``dedup_id`` is pending in its queue.
         """
         workflow_id = inv.requested_id or validate_workflow_id(
             derive_workflow_id(inv.spec.name, inv.args_fingerprint)
         )
         new = self._new_workflow(inv, workflow_id, parent_id=None, starts=False)
         enqueue = session.backend.enqueue_workflow
-        row, created = await session.run(enqueue, new, queue, priority, not_before, dedup_id)
+        row, created = await session.run(enqueue, new, placement)
+        queue, dedup_id = placement.queue, placement.dedup_id
         if not created and row.workflow_id != workflow_id:
             raise WorkflowDeduplicatedError(
                 f"not enqueued: workflow {row.workflow_id!r} of queue {queue!r} has dedup_id "
@@ -485,6 +485,10 @@ class Workflows(OverSteps):
     def check_same_call(self, row: WorkflowRow, inv: Invocation) -> None:
         if row.name == inv.spec.name and row.args_fingerprint == inv.args_fingerprint:
             return
+        if row.name == inv.spec.name and row.args_fingerprint == named_fingerprint(
+            inv.args, inv.kwargs
+        ):
+            return  # enqueued by name (a client), with these arguments as given
         try:
             _, args, kwargs = self.engine.codec.loads(
                 row.args or b"",
@@ -492,6 +496,9 @@ class Workflows(OverSteps):
                 what=f"recorded arguments of workflow {row.workflow_id!r}",
                 bound=call_columns(row.name, row.args_fingerprint),
             )
+            by_name = inv.args_fingerprint.endswith(NAMED) and row.name == inv.spec.name
+            if by_name and named_fingerprint(args, kwargs) == inv.args_fingerprint:
+                return  # a client names a call made in code, with the same arguments
             stored = _args_repr(args, kwargs)
         except PayloadIntegrityError:
             raise  # its name or fingerprint was edited: no conflict to report

@@ -30,7 +30,7 @@ from durable._records import (
     EventRow,
     NewWorkflow,
     Owner,
-    ScheduleRow,
+    Placement,
     SessionEntry,
     SessionSummary,
     StepAttemptRow,
@@ -42,6 +42,7 @@ from durable._records import (
     WorkflowRow,
     WorkflowStatus,
 )
+from durable.backends._contract_control import ControlContract
 from durable.backends._notify import Notifier
 
 P = ParamSpec("P")
@@ -79,7 +80,7 @@ def is_atomic(op: Callable[..., Any]) -> bool:
     return getattr(op, "atomic", False)
 
 
-class Backend(ABC):
+class Backend(ControlContract, ABC):
     """A durable store of workflows and their steps.
 
     Subclass it, supply the two runners (:meth:`run_sync`; :meth:`run_async`
@@ -362,20 +363,15 @@ class Backend(ABC):
 
     @abstractmethod
     async def enqueue_workflow(
-        self,
-        tx: Any,
-        new: NewWorkflow,
-        queue: str,
-        priority: int,
-        not_before: float | None = None,
-        dedup_id: str | None = None,
+        self, tx: Any, new: NewWorkflow, placement: Placement
     ) -> tuple[WorkflowRow, bool]:
-        """Record ``new`` as enqueued (owned by nobody), or return the row standing.
+        """Record ``new`` as enqueued (owned by nobody) as ``placement`` says; the row standing.
 
-        The row standing is the one of ``new``'s id, or, when ``dedup_id``
-        is given and a workflow of ``queue`` with work left has it, that one.
-        ``not_before``: no claim takes it before this time (kept as its
-        ``wake_at``). Wakes the queue's waiters once committed. Atomic.
+        The row standing is the one of ``new``'s id, or, when the placement
+        has a ``dedup_id`` that a workflow of its queue with work left has,
+        that one. ``not_before`` is kept as the row's ``wake_at``, and
+        ``partition`` as its ``partition_key``. Wakes the queue's waiters
+        once committed. Atomic.
         """
 
     @abstractmethod
@@ -386,18 +382,25 @@ class Backend(ABC):
         lease_seconds: float,
         queues: Sequence[str],
         limit: int,
-        queue_limit: int | None,
+        queue_limits: Mapping[str, int] | None = None,
         now: float | None = None,
+        running_here: Mapping[str, int] | None = None,
     ) -> list[WorkflowRow]:
         """Claim up to ``limit`` enqueued workflows of ``queues`` for ``owner`` (atomic).
 
-        Highest priority first, then oldest; one enqueued with a
-        ``not_before`` later than ``now`` (the claimer's clock; default the
-        store's) waits. With a ``queue_limit`` (then
-        ``queues`` names one queue), the queue never has more running
-        workflows than that, counted across every process that claims from
-        the store. Claimed rows are running, owned by ``owner``, under a new
-        epoch.
+        Highest priority first, then oldest, by queue. A row waits while its
+        ``wake_at`` is later than ``now`` (the claimer's clock; default the
+        store's), and is never claimed once its ``start_by`` is not later.
+        A paused queue (:meth:`put_queue`) gives nothing. A queue with flow
+        control never has, counted across every process that claims from
+        the store: more running workflows than its ``concurrency`` (or
+        ``queue_limits[queue]``, the lower of the two), more starts within
+        any ``rate_period`` than its ``rate_limit`` (starts are the claimed
+        rows' first ``started_at``, set to ``now``), or more running
+        workflows of one ``partition_key`` than its ``partition_concurrency``.
+        ``running_here``: what this claimer runs of each queue already, held
+        to the queue's ``worker_concurrency``. Claimed rows are running, owned
+        by ``owner``, under a new epoch.
         """
 
     @abstractmethod
@@ -502,49 +505,6 @@ class Backend(ABC):
     ) -> int:
         """Delete sessions last written before ``cutoff`` (or that one, if given); keys counted."""
 
-    # Schedules ------------------------------------------------------------------
-
-    @abstractmethod
-    async def put_schedule(self, tx: Any, row: ScheduleRow, keep_state: bool) -> bool:
-        """Create a schedule, or replace its definition; whether it was new.
-
-        With ``keep_state``, a schedule that exists keeps what the store
-        holds of its state (``paused``, ``last_tick``, a pending backfill,
-        ``created_at``): a schedule declared in code is put again at every
-        worker start. Without it, the whole row is replaced.
-        """
-
-    @abstractmethod
-    async def schedules(self, tx: Any, name: str | None = None) -> list[ScheduleRow]:
-        """Every schedule (or the one named), by name."""
-
-    @abstractmethod
-    async def set_schedule_paused(self, tx: Any, name: str, paused: bool) -> bool:
-        """Pause or resume a schedule; whether it exists."""
-
-    @abstractmethod
-    async def delete_schedule(self, tx: Any, name: str) -> bool:
-        """Delete a schedule (the workflows it started stay); whether it existed."""
-
-    @abstractmethod
-    async def advance_schedule(
-        self,
-        tx: Any,
-        name: str,
-        last_tick: float | None,
-        backfilled: tuple[float, float, float] | None,
-    ) -> None:
-        """Move a schedule's ``last_tick`` forward (never back), and a backfill on.
-
-        ``backfilled``: the backfill read (its start and end) and where it is
-        done to: it moves only if it is still the one read; reaching its end,
-        it is done and cleared.
-        """
-
-    @abstractmethod
-    async def backfill_schedule(self, tx: Any, name: str, start: float, end: float) -> bool:
-        """Ask for the ticks from ``start`` to ``end`` (excluded), unless one is pending; done?"""
-
     # The store as a whole -------------------------------------------------------
 
     @abstractmethod
@@ -579,7 +539,8 @@ class Backend(ABC):
 
 OPERATIONS = tuple(
     name
-    for name, member in vars(Backend).items()
+    for part in (Backend, ControlContract)
+    for name, member in vars(part).items()
     if getattr(member, "__isabstractmethod__", False)
     and name not in ("run_sync", "health", "close")
 )

@@ -77,6 +77,10 @@ workflows = sa.Table(
     sa.Column("dedup_id", sa.String(EVENT_KEY_CHARS), nullable=True),
     # Version 7 too: when it first began running (a queued one: when first claimed).
     sa.Column("started_at", sa.Float, nullable=True),
+    # Version 8: an enqueued one's partition of its queue, and when it must
+    # have started by (its queue timeout).
+    sa.Column("partition_key", sa.String(EVENT_KEY_CHARS), nullable=True),
+    sa.Column("start_by", sa.Float, nullable=True),
     sa.Index("ix_durable_workflows_status", "status"),
     sa.Index("ix_durable_workflows_queue", "status", "queue", "priority", "created_at"),
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
@@ -93,6 +97,23 @@ sa.Index(
     unique=True,
     sqlite_where=_PENDING,
     postgresql_where=_PENDING,
+)
+
+# Version 8: a rate limit counts a queue's recent starts; a queue timeout
+# looks for enqueued workflows past their start_by. Only queued rows are
+# indexed: a direct call's start costs no index entry.
+sa.Index(
+    "ix_durable_workflows_queue_started",
+    workflows.c.queue,
+    workflows.c.started_at,
+    sqlite_where=workflows.c.queue.is_not(None),
+    postgresql_where=workflows.c.queue.is_not(None),
+)
+sa.Index(
+    "ix_durable_workflows_start_by",
+    workflows.c.start_by,
+    sqlite_where=workflows.c.start_by.is_not(None),
+    postgresql_where=workflows.c.start_by.is_not(None),
 )
 
 # Version 6: a workflow's children, for cancelling and resuming a tree. Only
@@ -228,6 +249,21 @@ schedules = sa.Table(
     sa.Column("backfill_to", sa.Float, nullable=True),
 )
 
+# Version 8: queues' flow control, declared in code or set at run time. A
+# queue with no row has none (every queue works without one).
+queues = sa.Table(
+    "durable_queues",
+    metadata,
+    sa.Column("name", sa.String(QUEUE_CHARS), primary_key=True),
+    sa.Column("concurrency", sa.Integer, nullable=True),
+    sa.Column("worker_concurrency", sa.Integer, nullable=True),
+    sa.Column("rate_limit", sa.Integer, nullable=True),
+    sa.Column("rate_period", sa.Float, nullable=True),
+    sa.Column("partition_concurrency", sa.Integer, nullable=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 Migration = Callable[[sa.Connection], None]
 
 
@@ -294,6 +330,16 @@ def _v6_to_v7(conn: sa.Connection) -> None:
         conn.exec_driver_sql(_set_storage_external(schedules.name, "args"))
 
 
+def _v7_to_v8(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(str(CreateTable(queues).compile(dialect=conn.dialect)))
+    for column in ("partition_key", "start_by"):
+        ddl = CreateColumn(workflows.c[column]).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE durable_workflows ADD COLUMN {ddl}")
+    for name in ("ix_durable_workflows_queue_started", "ix_durable_workflows_start_by"):
+        index = next(i for i in workflows.indexes if i.name == name)
+        conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
@@ -301,6 +347,7 @@ MIGRATIONS: dict[int, Migration] = {
     4: _v4_to_v5,
     5: _v5_to_v6,
     6: _v6_to_v7,
+    7: _v7_to_v8,
 }
 
 

@@ -18,6 +18,7 @@ from durable._aio import drive
 from durable.backends._base import Operation, Write, atomic, is_atomic, outcome
 from durable.backends._fence import Fence
 from durable.backends._group_commit import SHARED_RECORD_BYTES
+from durable.backends._sql_queue_control import QueueControlOps
 from durable.backends._sql_queues import QueueOps
 from durable.backends._sql_rows import finish_params, start_params, step_params, workflow_row
 from durable.backends._sql_schedules import ScheduleOps
@@ -32,7 +33,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqlBackend(WorkflowOps, StepOps, QueueOps, StreamOps, SessionOps, ScheduleOps, StoreOps):
+class SqlBackend(
+    WorkflowOps, StepOps, QueueOps, QueueControlOps, StreamOps, SessionOps, ScheduleOps, StoreOps
+):
     """The operations of the Backend contract, once, over any ``Tx``."""
 
     q: Statements

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from durable._errors import WorkflowNotFoundError
 from durable._records import (
@@ -10,6 +12,8 @@ from durable._records import (
     EventRow,
     NewWorkflow,
     Owner,
+    Placement,
+    QueueRow,
     StepRow,
     WorkflowRow,
 )
@@ -24,36 +28,84 @@ from durable.backends._sql_rows import (
 from durable.backends._statements import Tx
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What one claim may take from one queue: its stored flow control and the claimer's."""
+
+    queue: str
+    paused: bool = False
+    concurrency: int | None = None
+    """Most running across all claimers (the stored limit or the claimer's, the lower)."""
+    here: int | None = None
+    """Most this claimer may start now (its worker_concurrency less what it runs)."""
+    rate: tuple[int, float] | None = None
+    per_partition: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        queue: str,
+        row: QueueRow | None,
+        queue_limits: Mapping[str, int] | None,
+        running_here: Mapping[str, int] | None,
+    ) -> Terms:
+        limits = [n for n in (row and row.concurrency, (queue_limits or {}).get(queue)) if n]
+        here = None
+        if row is not None and row.worker_concurrency is not None:
+            here = row.worker_concurrency - (running_here or {}).get(queue, 0)
+        rate = None
+        if row is not None and row.rate_limit is not None and row.rate_period is not None:
+            rate = (row.rate_limit, row.rate_period)
+        return cls(
+            queue=queue,
+            paused=row is not None and row.paused,
+            concurrency=min(limits) if limits else None,
+            here=here,
+            rate=rate,
+            per_partition=row.partition_concurrency if row is not None else None,
+        )
+
+    @property
+    def locks(self) -> bool:
+        """Whether claimers must take turns: they count what runs or started."""
+        return (
+            self.concurrency is not None
+            or self.rate is not None
+            or (self.per_partition is not None)
+        )
+
+    @property
+    def plain(self) -> bool:
+        """Whether the queue can share one claim statement with others."""
+        return not self.locks and self.here is None
+
+
 class QueueOps(SqlOps):
     """Queues and events."""
 
     @atomic
     async def enqueue_workflow(
-        self,
-        tx: Tx,
-        new: NewWorkflow,
-        queue: str,
-        priority: int,
-        not_before: float | None = None,
-        dedup_id: str | None = None,
+        self, tx: Tx, new: NewWorkflow, placement: Placement
     ) -> tuple[WorkflowRow, bool]:
         params = {
             **new_params(new),
-            "queue": queue,
-            "priority": priority,
-            "wake_at": not_before,
-            "dedup_id": dedup_id,
+            "queue": placement.queue,
+            "priority": placement.priority,
+            "wake_at": placement.not_before,
+            "dedup_id": placement.dedup_id,
+            "partition_key": placement.partition,
+            "start_by": placement.start_by,
         }
         for _ in range(3):
-            inserted = await tx.execute(self.q.insert_enqueued, params)
+            inserted = await tx.execute(self.q.queues.insert_enqueued, params)
             if inserted.rowcount == 1:
                 await self._notify(tx, QUEUE_TOPIC)
             row = await self.get_workflow(tx, new.workflow_id)
             if row is not None:
                 return row, inserted.rowcount == 1
             # Not inserted, and no row of this id: its dedup id is pending.
-            pending = {"queue": queue, "dedup_id": dedup_id}
-            found = await tx.execute(self.q.pending_dedup, pending)
+            pending = {"queue": placement.queue, "dedup_id": placement.dedup_id}
+            found = await tx.execute(self.q.queues.pending_dedup, pending)
             if found.rows:
                 return workflow_row(found.rows[0]), False
             # That one finished meanwhile: the dedup id is free again.
@@ -67,22 +119,58 @@ class QueueOps(SqlOps):
         lease_seconds: float,
         queues: Sequence[str],
         limit: int,
-        queue_limit: int | None,
+        queue_limits: Mapping[str, int] | None = None,
         now: float | None = None,
+        running_here: Mapping[str, int] | None = None,
     ) -> list[WorkflowRow]:
-        if queue_limit is not None:
-            await self._lock_queue(tx, queues[0])
-            running = await tx.execute(self.q.running_in_queue, {"queue": queues[0]})
-            limit = min(limit, queue_limit - int(running.rows[0][0]))
         if limit <= 0:
             return []
         if now is None:
             now = await self.now(tx)
-        params = {**owner_params(owner), "lease": lease_seconds, "limit": limit, "ready": now}
-        found = await tx.execute(self.q.claim_queued(list(queues)), params)
-        claimed = [workflow_row(r) for r in found.rows]
+        stored = {row.name: row for row in await self.queues(tx)}  # a small table
+        params = {**owner_params(owner), "lease": lease_seconds, "ready": now}
+        claimed: list[WorkflowRow] = []
+        plain: list[str] = []
+        for queue in queues:
+            terms = Terms.of(queue, stored.get(queue), queue_limits, running_here)
+            if terms.paused:
+                continue
+            if terms.plain:
+                plain.append(queue)
+            elif len(claimed) < limit:
+                claimed += await self._claim_one(tx, terms, limit - len(claimed), params)
+        if plain and len(claimed) < limit:
+            found = await tx.execute(
+                self.q.queues.plain(plain), {**params, "limit": limit - len(claimed)}
+            )
+            claimed += [workflow_row(r) for r in found.rows]
         claimed.sort(key=lambda row: (-row.priority, row.created_at, row.workflow_id))
         return claimed
+
+    async def _claim_one(
+        self, tx: Tx, terms: Terms, limit: int, params: dict[str, Any]
+    ) -> list[WorkflowRow]:
+        """Claim from one queue with flow control: under its lock, within its room."""
+        q, queue = self.q.queues, terms.queue
+        room = limit if terms.here is None else min(limit, terms.here)
+        if terms.locks:
+            await self._lock_queue(tx, queue)
+        if terms.concurrency is not None:
+            running = await tx.execute(q.running, {"queue": queue})
+            room = min(room, terms.concurrency - int(running.rows[0][0]))
+        if terms.rate is not None:
+            most, period = terms.rate
+            since = {"queue": queue, "since": float(params["ready"]) - period}
+            started = await tx.execute(q.started_since, since)
+            room = min(room, most - int(started.rows[0][0]))
+        if room <= 0:
+            return []
+        if terms.per_partition is not None:
+            more = {"queue": queue, "per_partition": terms.per_partition}
+            found = await tx.execute(q.partitioned, {**params, **more, "limit": room})
+        else:
+            found = await tx.execute(q.plain([queue]), {**params, "limit": room})
+        return [workflow_row(r) for r in found.rows]
 
     @atomic
     async def send_event(

@@ -14,8 +14,9 @@ from durable._records import (
 )
 from durable.backends import _schema as s
 from durable.backends._base import atomic
+from durable.backends._queue_statements import is_active
 from durable.backends._sql_ops import SqlOps
-from durable.backends._statements import Tx, is_active
+from durable.backends._statements import Tx
 
 
 class StoreOps(SqlOps):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from durable._records import ROLLED_BACK, StepKind, StepStatus, WorkflowStatus
 from durable.backends import _schema as s
+from durable.backends._queue_statements import QueueStatements, is_active
 from durable.backends._row_values import (
     P,
     finished_values,
@@ -22,13 +23,6 @@ from durable.backends._state_statements import (
     SessionStatements,
     StreamStatements,
 )
-
-ACTIVE = [st.value for st in WorkflowStatus if st.active]
-
-
-def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
-    """``status`` is one of a workflow with work left (no IN list: those recompile)."""
-    return sa.or_(*(status == value for value in ACTIVE))
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,6 @@ class Statements:
         """Statements that write many rows at once, by the write they stand for
         (``record_step``, ``start_workflow``, ``finish``, ``renew``), where a database
         has them."""
-        self._claims: dict[tuple[str, ...], sa.Update] = {}
         same_epoch = sa.and_(w.c.workflow_id == P("workflow_id"), w.c.epoch == P("epoch"))
         p = _Parts(
             insert=insert,
@@ -333,36 +326,9 @@ class Statements:
         ).select_from(w)
 
     def _queues(self, p: _Parts) -> None:
-        """Enqueueing, and what a limited queue counts."""
+        """Enqueueing and claiming (``self.queues``)."""
         w = s.workflows
-        self.insert_enqueued = (
-            p.insert(w)
-            .values(
-                **{**p.new_workflow, "status": WorkflowStatus.ENQUEUED.value},
-                attempts=0,
-                parent_id=None,
-                queue=P("queue"),
-                priority=P("priority"),
-                wake_at=P("wake_at", type_=sa.Float),  # not before (a delayed enqueue)
-                dedup_id=P("dedup_id", type_=w.c.dedup_id.type),
-            )
-            # Any conflict: the id recorded, or the dedup id pending in the queue.
-            .on_conflict_do_nothing()
-        )
-        self.pending_dedup = sa.select(w, p.now.label("db_now")).where(
-            w.c.queue == P("queue"), w.c.dedup_id == P("dedup_id"), is_active(w.c.status)
-        )
-        # What occupies a queue's slots: workflows an owner runs or waits in
-        # (not suspended, released or crashed ones, which hold no process).
-        self.running_in_queue = sa.select(sa.func.count()).where(
-            w.c.queue == P("queue"),
-            w.c.owner_host.is_not(None),
-            sa.or_(
-                w.c.status == WorkflowStatus.RUNNING.value,
-                w.c.status == WorkflowStatus.WAITING.value,
-            ),
-        )
-        self._claim_enqueued_values = {
+        claimed = {
             "status": WorkflowStatus.RUNNING.value,
             "epoch": w.c.epoch + 1,
             "attempts": w.c.attempts + 1,
@@ -370,8 +336,10 @@ class Statements:
             "lease_expires_at": p.lease,
             "updated_at": p.now,
             "wake_at": None,
-            "started_at": sa.func.coalesce(w.c.started_at, p.now),
+            # The claimer's clock (a virtual one in tests): rate limits count it.
+            "started_at": sa.func.coalesce(w.c.started_at, P("ready", type_=sa.Float)),
         }
+        self.queues = QueueStatements(p.insert, p.now, p.new_workflow, claimed)
 
     def _waits(self, p: _Parts) -> None:
         """Waiting, suspending, releasing and quarantining a workflow."""
@@ -512,37 +480,6 @@ class Statements:
         """The ids and statuses of these workflows' children (built per call: an IN list)."""
         w = s.workflows
         return sa.select(w.c.workflow_id, w.c.status).where(w.c.parent_id.in_(list(parent_ids)))
-
-    def claim_queued(self, queues: Sequence[str]) -> sa.Update:
-        """Claim the best ``p_limit`` enqueued workflows of ``queues`` in one statement.
-
-        Rows other claimers are taking are skipped, not waited for (PostgreSQL
-        ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers anyway). Built
-        once per set of queues (no IN list: those compile on every call).
-        """
-        key = tuple(queues)
-        found = self._claims.get(key)
-        if found is not None:
-            return found
-        wf = s.workflows
-        best = (
-            sa.select(wf.c.workflow_id)
-            .where(
-                wf.c.status == WorkflowStatus.ENQUEUED.value,
-                sa.or_(*(wf.c.queue == queue for queue in key)),
-                sa.or_(wf.c.wake_at.is_(None), wf.c.wake_at <= P("ready", type_=sa.Float)),
-            )
-            .order_by(wf.c.priority.desc(), wf.c.created_at, wf.c.workflow_id)
-            .limit(P("limit", type_=sa.Integer))
-            .with_for_update(skip_locked=True)
-        )
-        found = self._claims[key] = (
-            sa.update(wf)
-            .where(wf.c.workflow_id.in_(best.scalar_subquery()))
-            .values(self._claim_enqueued_values)
-            .returning(*wf.c, self.now.label("db_now"))
-        )
-        return found
 
 
 _STATEMENTS: dict[str, Statements] = {}

@@ -38,6 +38,7 @@ from durable.backends import (
     Counts,
     EventGone,
     NewWorkflow,
+    Placement,
     StepAttemptRow,
     StepStatus,
     WorkflowQuery,
@@ -51,12 +52,13 @@ from durable.testing._contract_parts import (
     checks,
     step,
 )
+from durable.testing._contract_queues import QueueChecks
 from durable.testing._contract_state import StateChecks
 
 __all__ = ["LEASE", "OTHER", "OWNER", "BackendContract", "Store", "checks", "step"]
 
 
-class BackendContract(StateChecks):
+class BackendContract(StateChecks, QueueChecks):
     """The checks; a subclass supplies the ``backend`` fixture (a fresh, empty store)."""
 
     mode_ids: ClassVar[tuple[str, ...]] = ("sync", "async")
@@ -414,27 +416,29 @@ class BackendContract(StateChecks):
         b = store.backend
         for wid, priority in (("low", 0), ("high", 5), ("mid", 1)):
             new = NewWorkflow(wid, "contract.q", f"fp-{wid}", None, None)
-            row, created = store(b.enqueue_workflow, new, "jobs", priority)
+            row, created = store(b.enqueue_workflow, new, Placement("jobs", priority))
             assert created
             assert row.status is WorkflowStatus.ENQUEUED
             assert row.owner is None
         again = NewWorkflow("low", "contract.q", "fp-low", None, None)
-        assert store(b.enqueue_workflow, again, "jobs", 9)[1] is False
-        claimed = store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, 1)  # at most 1 running
+        assert store(b.enqueue_workflow, again, Placement("jobs", 9))[1] is False
+        claimed = store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, {"jobs": 1})  # at most 1 running
         assert [r.workflow_id for r in claimed] == ["high"]
         assert (claimed[0].status, claimed[0].owner, claimed[0].epoch) == (
             WorkflowStatus.RUNNING,
             OWNER,
             2,
         )
-        assert store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, 1) == []  # the slot is taken
+        assert (
+            store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, {"jobs": 1}) == []
+        )  # the slot is taken
         assert store(b.requeue_workflow, "high", 2)
         assert store.row("high").status is WorkflowStatus.ENQUEUED
         rest = store(b.claim_queued, OTHER, LEASE, ["jobs", "other"], 2, None)
         assert [r.workflow_id for r in rest] == ["high", "mid"]
         # A delayed one waits for its time (the claimer's clock), however high its priority.
         later = NewWorkflow("later", "contract.q", "fp-later", None, None)
-        row, _ = store(b.enqueue_workflow, later, "jobs", 99, 1000.0)
+        row, _ = store(b.enqueue_workflow, later, Placement("jobs", 99, not_before=1000.0))
         assert row.wake_at == 1000.0
         early = store(b.claim_queued, OTHER, LEASE, ["jobs"], 5, None, 999.0)
         assert [r.workflow_id for r in early] == ["low"]

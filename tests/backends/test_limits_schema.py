@@ -346,7 +346,12 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions, nor 7's schedules).
+    # streams and sessions, nor 7's schedules, nor 8's queues).
+    execute(db_url, "DROP TABLE durable_queues")
+    execute(db_url, "DROP INDEX ix_durable_workflows_queue_started")
+    execute(db_url, "DROP INDEX ix_durable_workflows_start_by")
+    for column in ("partition_key", "start_by"):
+        execute(db_url, f"ALTER TABLE durable_workflows DROP COLUMN {column}")
     execute(db_url, "DROP TABLE durable_schedules")
     execute(db_url, "DROP INDEX ix_durable_workflows_dedup")
     execute(db_url, "ALTER TABLE durable_workflows DROP COLUMN dedup_id")
@@ -369,7 +374,10 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert info.deadline is None
     with durable.Store.open(db_url) as store:
         assert store.schedules() == []  # version 7's table is there
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "7"
+        assert store.queues() == []  # and version 8's
+        store.set_queue("mail", concurrency=2, partition_concurrency=1)
+        assert store.get_queue("mail").concurrency == 2
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "8"
 
 
 def version(url: str) -> str:

@@ -67,6 +67,7 @@ def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
         "durable_streams",
         "durable_sessions",
         "durable_schedules",
+        "durable_queues",
     }
 
 

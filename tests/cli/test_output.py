@@ -50,6 +50,11 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
     # closing(): sqlite3's own context manager commits but leaves it open.
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         # as an older durable-sdk left it
+        conn.execute("DROP TABLE durable_queues")
+        conn.execute("DROP INDEX ix_durable_workflows_queue_started")
+        conn.execute("DROP INDEX ix_durable_workflows_start_by")
+        for column in ("partition_key", "start_by"):
+            conn.execute(f"ALTER TABLE durable_workflows DROP COLUMN {column}")
         conn.execute("DROP INDEX ix_durable_workflows_parent")
         conn.execute("DROP TABLE durable_streams")
         conn.execute("DROP TABLE durable_sessions")
