@@ -76,6 +76,7 @@ from durable._infos import (
     WorkflowInfo,
 )
 from durable._options import Options
+from durable._progress import Progress, progress
 from durable._published import get_published, get_published_sync, publish, publish_sync
 from durable._queues import Queue, QueueInfo
 from durable._records import SessionSummary, StepStatus, StreamSummary, WorkflowStatus
@@ -193,6 +194,7 @@ __all__ = [
     "OwnershipLostError",
     "PayloadIntegrityError",
     "PayloadTooLargeError",
+    "Progress",
     "Queue",
     "QueueInfo",
     "QueueTimeoutError",
@@ -251,6 +253,7 @@ __all__ = [
     "fork",
     "health_check",
     "load_ipython_extension",
+    "progress",
     "recover",
     "recover_sync",
     "restore",

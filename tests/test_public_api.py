@@ -96,6 +96,8 @@ EXPORTED = {
     "durable_workflow",
     "health_check",
     "load_ipython_extension",
+    "progress",
+    "Progress",
     "recover",
     "recover_sync",
     "schedule",

@@ -14,6 +14,7 @@ nbclient = pytest.importorskip("nbclient", reason="needs the dev extra (nbclient
 DOC = (Path(__file__).parents[2] / "docs" / "notebooks.md").read_text()
 CELLS = re.findall(r"```ipython\n(.*?)```", DOC, flags=re.DOTALL)
 SAID = re.findall(r"```text\n(.*?)```", DOC, flags=re.DOTALL)
+PYTHON = re.findall(r"```python\n(.*?)```", DOC, flags=re.DOTALL)
 
 
 def run(folder: Path) -> list[str]:
@@ -36,3 +37,12 @@ def test_the_page_runs_and_restores_after_a_restart(tmp_path: Path) -> None:
     said = re.sub(r"recorded [^,]+, it ran [^)]+\)", "recorded <when>, it ran <time>)", SAID[0])
     assert shape == said.strip()
     assert second[3] == "1000 31.61\n"
+
+
+def test_the_progress_snippet_prints_what_was_replayed(capsys: pytest.CaptureFixture[str]) -> None:
+    (snippet,) = PYTHON
+    exec(compile(snippet, "docs/notebooks.md#progress", "exec"), {"__name__": "docs_notebooks"})
+    assert capsys.readouterr().out.splitlines() == [
+        "failed: the API hung up",
+        "<durable.progress 5 of 5: replayed 3, ran 2>",
+    ]
