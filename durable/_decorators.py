@@ -37,6 +37,7 @@ from durable._engine._runtime import current_runtime
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._identity import derive_workflow_id, validate_workflow_id
+from durable._live import watched
 from durable._queues import Queue
 from durable._retry import RetryPolicy
 from durable._specs import (
@@ -449,8 +450,10 @@ def durable_workflow(
                 timeout=options.timeout if options.timeout is not None else spec.timeout,
             )
             if spec.is_async:
-                return named(engine.run_workflow(inv, engine.session(sync=False)), raw)
-            return drive(engine.run_workflow(inv, engine.session(sync=True)))
+                coro = engine.run_workflow(inv, engine.session(sync=False))
+                return named(coro if parent else watched(engine, coro), raw)
+            coro = engine.run_workflow(inv, engine.session(sync=True))
+            return drive(coro if parent or options.preclaimed else watched(engine, coro))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

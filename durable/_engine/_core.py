@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 from durable._arguments import args_body, call_fingerprint, named_fingerprint
 from durable._clock import Clock
 from durable._durations import format_utc
+from durable._engine._watch import Watchers
 from durable._errors import (
     OwnershipLostError,
     PayloadIntegrityError,
@@ -347,6 +348,8 @@ class Engine:
         """Called at every crash site (``durable.testing``'s injector and sweep)."""
         self.checkpoint_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
         """How long recent step commits took (``Store.metrics``)."""
+        self.watchers = Watchers()
+        """Live views of the steps as they run (a notebook's, a terminal's)."""
         self.closed = False
         self.clock = clock
 

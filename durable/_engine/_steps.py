@@ -22,6 +22,7 @@ from durable._engine._core import (
     log_extra,
 )
 from durable._engine._leases import Leases
+from durable._engine._watch import StepEvent
 from durable._errors import (
     CodeChangedError,
     CodeChangedWarning,
@@ -82,10 +83,37 @@ class Steps(Part):
             if _code_differs(ctx, recorded, spec):
                 assert recorded is not None
                 recorded = await self._code_changed(ctx, session, spec, position, recorded)
+            watchers = self.engine.watchers
             if recorded is not None:
                 _tracing.annotate(payload_bytes=len(recorded.output))
+                if watchers.active:
+                    took = recorded.finished_at - recorded.started_at
+                    watchers.tell(StepEvent("replayed", ctx.workflow_id, spec.name, position, took))
                 return self.engine.decode_step(recorded, ctx.workflow_id)
-            return await self._execute(ctx, session, spec, position, call)
+            if not watchers.active:
+                return await self._execute(ctx, session, spec, position, call)
+            return await self._watched(ctx, session, spec, position, call)
+
+    async def _watched(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        """Run a step while a live view watches: it hears when it starts and ends."""
+        tell, started = self.engine.watchers.tell, time.monotonic()
+        tell(StepEvent("start", ctx.workflow_id, spec.name, position))
+        try:
+            value = await self._execute(ctx, session, spec, position, call)
+        except Exception as exc:
+            took = time.monotonic() - started
+            error = f"{type(exc).__name__}: {exc}"
+            tell(StepEvent("failed", ctx.workflow_id, spec.name, position, took, error))
+            raise
+        tell(StepEvent("done", ctx.workflow_id, spec.name, position, time.monotonic() - started))
+        return value
 
     async def _code_changed(
         self,
