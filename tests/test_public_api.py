@@ -169,6 +169,22 @@ def test_testing_module_surface_is_pinned_and_documented() -> None:
     assert not issubclass(durable.testing.SimulatedCrash, Exception)
 
 
+def test_importing_durable_loads_no_notebook_or_progress_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, durable, durable.plugins.pytest, durable.testing\n"
+        "heavy = [m for m in ('IPython', 'ipykernel', 'tqdm', 'durable._cells') "
+        "if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_importing_durable_and_its_plugin_loads_no_database_library() -> None:
     import subprocess
     import sys
