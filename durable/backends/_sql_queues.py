@@ -129,15 +129,16 @@ class QueueOps(SqlOps):
             now = await self.now(tx)
         stored = {row.name: row for row in await self.queues(tx)}  # a small table
         params = {**owner_params(owner), "lease": lease_seconds, "ready": now}
+        every = [Terms.of(q, stored.get(q), queue_limits, running_here) for q in queues]
+        every = [terms for terms in every if not terms.paused]
+        # Locks in one order for every claimer (by name), whatever order its
+        # queues come in: two claimers never wait for each other's lock.
+        for terms in sorted((t for t in every if t.locks), key=lambda t: t.queue):
+            await self._lock_queue(tx, terms.queue)
         claimed: list[WorkflowRow] = []
-        plain: list[str] = []
-        for queue in queues:
-            terms = Terms.of(queue, stored.get(queue), queue_limits, running_here)
-            if terms.paused:
-                continue
-            if terms.plain:
-                plain.append(queue)
-            elif len(claimed) < limit:
+        plain = [terms.queue for terms in every if terms.plain]
+        for terms in every:
+            if not terms.plain and len(claimed) < limit:
                 claimed += await self._claim_one(tx, terms, limit - len(claimed), params)
         if plain and len(claimed) < limit:
             found = await tx.execute(
@@ -150,11 +151,9 @@ class QueueOps(SqlOps):
     async def _claim_one(
         self, tx: Tx, terms: Terms, limit: int, params: dict[str, Any]
     ) -> list[WorkflowRow]:
-        """Claim from one queue with flow control: under its lock, within its room."""
+        """Claim from one queue with flow control (its lock held), within its room."""
         q, queue = self.q.queues, terms.queue
         room = limit if terms.here is None else min(limit, terms.here)
-        if terms.locks:
-            await self._lock_queue(tx, queue)
         if terms.concurrency is not None:
             running = await tx.execute(q.running, {"queue": queue})
             room = min(room, terms.concurrency - int(running.rows[0][0]))
