@@ -14,11 +14,13 @@ terminal, nor under CI. Without either, a call pays one look at
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from durable._engine._core import Engine
@@ -28,9 +30,22 @@ _THROTTLE = 0.1
 """Seconds between two redraws (the last one is always drawn)."""
 
 
+_QUIET: ContextVar[bool] = ContextVar("durable_live_quiet", default=False)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No live view for the workflows called in this block (a ``%%durable`` cell's own)."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
 def watched(engine: Engine, coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
     """``coro`` (a top-level workflow call), shown live where a person looks; else as it is."""
-    view = _view()
+    view = None if _QUIET.get() else _view()
     if view is None:
         return coro
     return _run(engine, coro, view)
