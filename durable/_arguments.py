@@ -52,7 +52,9 @@ def named_fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     ``f(x=1)`` to one call; its calls are marked so that a worker (or a
     later call) compares them as given instead.
     """
-    return fingerprint(args, kwargs)[: 64 - len(NAMED)] + NAMED
+    # Apart from code's fingerprints (a call by keywords only would match one):
+    # ids derived by a client never collide with ids derived in code.
+    return fingerprint(("by-name", *args), kwargs)[: 64 - len(NAMED)] + NAMED
 
 
 def is_default(parameter: inspect.Parameter, value: Any) -> bool:

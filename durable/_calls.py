@@ -263,3 +263,30 @@ def as_called(workflow: Any) -> Any:
             "its subclasses; put @durable.durable_workflow above @classmethod"
         )
     return workflow.__get__(owner, owner)
+
+
+def refuse_clashes(workflow: Any, where: Where) -> None:
+    """Refuse ``wf.enqueue(..., partition=...)`` when the workflow has a parameter of that name.
+
+    The keyword was taken as the enqueue option, which the caller may have
+    meant for the workflow: only ``wf.options(...)`` says which.
+    """
+    parent: Any = getattr(workflow, "_self_parent", None) or workflow
+    _, signature = parent._self_durable
+    given = {
+        field.name
+        for field in dataclasses.fields(where)
+        if getattr(where, field.name) != field.default and field.name in signature.parameters
+    }
+    given.discard("start")  # delay= and start_at= are kept as one field
+    for name in ("delay", "start_at"):
+        if where.start is not None and name in signature.parameters:
+            given.add(name)
+    if given:
+        names = ", ".join(sorted(given))
+        raise ConfigurationError(
+            f"{parent.__wrapped__.__qualname__}.enqueue(..., {names}=...): the workflow has a "
+            f"parameter named {names}, which is also an enqueue option, so it is not clear "
+            f"which you meant. Pass the option with wf.options({names}=...).enqueue(...), "
+            "where the arguments are only the workflow's."
+        )

@@ -96,34 +96,34 @@ class Client:
         """Enqueue a call of the workflow registered as ``workflow``; its handle.
 
         The options are those of ``wf.enqueue`` (see
-        :meth:`durable.AsyncWorkflow.enqueue`). Without a ``workflow_id`` the
-        id is derived from the name and the arguments as given here
-        (``f(1)`` and ``f(x=1)`` are two calls to a client, which does not
-        know the signature): give one to name the call yourself.
+        :meth:`durable.AsyncWorkflow.enqueue`); a workflow with a parameter
+        named like one of them takes it through :meth:`options`. Without a
+        ``workflow_id`` the id is derived from the name and the arguments as
+        given here (a client does not know the signature, so its ids are its
+        own: give one to name the call yourself).
         """
-        inv, where = self._call(
-            workflow,
-            args,
-            kwargs,
-            Where.checked(
-                workflow_id,
-                queue,
-                priority,
-                timeout,
-                delay,
-                start_at,
-                dedup_id,
-                on_duplicate,
-                partition,
-                queue_timeout,
-            ),
+        where = Where.checked(
+            workflow_id,
+            queue,
+            priority,
+            timeout,
+            delay,
+            start_at,
+            dedup_id,
+            on_duplicate,
+            partition,
+            queue_timeout,
         )
-        return drive(enqueued(self._runtime.engine, inv, True, where))
+        return ByName(self._runtime, where).enqueue(workflow, *args, **kwargs)
 
-    async def aenqueue(
+    async def aenqueue(self, workflow: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Coroutine form of :meth:`enqueue` (the same options)."""
+        options = {k: kwargs.pop(k) for k in _OPTIONS if k in kwargs}
+        return await self.options(**options).aenqueue(workflow, *args, **kwargs)
+
+    def options(
         self,
-        workflow: str,
-        *args: Any,
+        *,
         workflow_id: str | None = None,
         queue: str | Queue = DEFAULT_QUEUE,
         priority: int = 0,
@@ -134,40 +134,26 @@ class Client:
         on_duplicate: OnDuplicate = "raise",
         partition: str | None = None,
         queue_timeout: float | dt.timedelta | None = None,
-        **kwargs: Any,
-    ) -> WorkflowHandle[Any]:
-        """Coroutine form of :meth:`enqueue`."""
-        inv, where = self._call(
-            workflow,
-            args,
-            kwargs,
-            Where.checked(
-                workflow_id,
-                queue,
-                priority,
-                timeout,
-                delay,
-                start_at,
-                dedup_id,
-                on_duplicate,
-                partition,
-                queue_timeout,
-            ),
-        )
-        return await enqueued(self._runtime.engine, inv, False, where)
+    ) -> ByName:
+        """These enqueue options, apart from the arguments: ``.enqueue(name, *args, **kwargs)``.
 
-    def _call(
-        self, workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any], where: Where
-    ) -> tuple[Invocation, Where]:
-        if not isinstance(workflow, str):
-            raise ConfigurationError(
-                f"Client.enqueue takes the workflow's registered name (a str, e.g. "
-                f"'reports.monthly'), not {workflow!r}; with the code imported, call "
-                "wf.enqueue(...) instead"
-            )
-        check_text(workflow, "workflow name", NAME_COLUMN_CHARS, blank_ok=False)
-        inv = Invocation.by_name(workflow, args, kwargs, where.workflow_id, where.timeout)
-        return inv, where
+        Example::
+
+            client.options(queue="reports").enqueue("reports.monthly", "2026-11", queue="eu")
+        """
+        where = Where.checked(
+            workflow_id,
+            queue,
+            priority,
+            timeout,
+            delay,
+            start_at,
+            dedup_id,
+            on_duplicate,
+            partition,
+            queue_timeout,
+        )
+        return ByName(self._runtime, where)
 
     # Follow and signal -------------------------------------------------------
 
@@ -234,3 +220,47 @@ class Client:
     def resume(self, workflow_id: str) -> bool:
         """Reopen a cancelled, timed-out or quarantined workflow (:meth:`Store.resume`)."""
         return self._runtime.store.resume(workflow_id)
+
+
+_OPTIONS = (
+    "workflow_id",
+    "queue",
+    "priority",
+    "timeout",
+    "delay",
+    "start_at",
+    "dedup_id",
+    "on_duplicate",
+    "partition",
+    "queue_timeout",
+)
+
+
+class ByName:
+    """Enqueue options held apart: ``enqueue`` takes the workflow's name and arguments only."""
+
+    __slots__ = ("_runtime", "_where")
+
+    def __init__(self, runtime: Runtime, where: Where) -> None:
+        self._runtime, self._where = runtime, where
+
+    def enqueue(self, workflow: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Enqueue a call of the workflow registered as ``workflow``; its handle."""
+        inv = self._call(workflow, args, kwargs)
+        return drive(enqueued(self._runtime.engine, inv, True, self._where))
+
+    async def aenqueue(self, workflow: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Coroutine form of :meth:`enqueue`."""
+        inv = self._call(workflow, args, kwargs)
+        return await enqueued(self._runtime.engine, inv, False, self._where)
+
+    def _call(self, workflow: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Invocation:
+        if not isinstance(workflow, str):
+            raise ConfigurationError(
+                f"Client.enqueue takes the workflow's registered name (a str, e.g. "
+                f"'reports.monthly'), not {workflow!r}; with the code imported, call "
+                "wf.enqueue(...) instead"
+            )
+        check_text(workflow, "workflow name", NAME_COLUMN_CHARS, blank_ok=False)
+        where = self._where
+        return Invocation.by_name(workflow, args, kwargs, where.workflow_id, where.timeout)

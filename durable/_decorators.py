@@ -30,6 +30,7 @@ from durable._calls import (
     check_timeout,
     enqueue,
     enqueue_in_form,
+    refuse_clashes,
 )
 from durable._engine import _context
 from durable._engine._core import Invocation
@@ -258,6 +259,7 @@ class _RunMethods:
             partition=partition,
             queue_timeout=queue_timeout,
         )
+        refuse_clashes(self, where)
         return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
@@ -285,6 +287,7 @@ class _RunMethods:
             partition=partition,
             queue_timeout=queue_timeout,
         )
+        refuse_clashes(self, where)
         return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(

@@ -199,9 +199,7 @@ def enqueue(
     """
     args, kwargs = json_value(args_json, "--args", list), json_value(kwargs_json, "--kwargs", dict)
     client = Client(runtime=state.runtime())
-    handle = client.enqueue(
-        workflow,
-        *args,
+    options = client.options(
         workflow_id=workflow_id,
         queue=queue,
         priority=priority,
@@ -210,8 +208,8 @@ def enqueue(
         partition=partition,
         queue_timeout=queue_timeout,
         timeout=timeout,
-        **kwargs,
     )
+    handle = options.enqueue(workflow, *args, **kwargs)  # kwargs are the workflow's only
     info = client.get_workflow(handle.workflow_id)
     status = info.status.value if info is not None else "enqueued"
     if as_json:

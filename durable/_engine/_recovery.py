@@ -132,8 +132,8 @@ class Recovery(Part):
             error = QueueTimeoutError(
                 f"workflow {workflow_id!r} waited in queue {queue!r} past its queue_timeout: "
                 f"no worker started it by {format_utc(start_by)}, so it was cancelled without "
-                "running. Enqueue it again under a new workflow_id (or store.resume() it), "
-                "and give the queue room: more workers, a higher limit, or resume it if paused.",
+                "running. Enqueue it again under a new workflow_id, and give the queue room: "
+                "more workers, a higher limit, or resume it if it is paused.",
                 workflow_id=workflow_id,
                 queue=queue,
                 start_by=start_by,

@@ -6,9 +6,9 @@ import functools
 import hashlib
 from typing import Any, NamedTuple
 
-from durable import _tracing
+from durable import _registry, _tracing
 from durable._aio import require_asyncio
-from durable._arguments import NAMED, named_fingerprint
+from durable._arguments import NAMED, call_fingerprint, named_fingerprint
 from durable._durations import deadline_after, format_utc
 from durable._engine import _context
 from durable._engine._core import (
@@ -496,9 +496,8 @@ class Workflows(OverSteps):
                 what=f"recorded arguments of workflow {row.workflow_id!r}",
                 bound=call_columns(row.name, row.args_fingerprint),
             )
-            by_name = inv.args_fingerprint.endswith(NAMED) and row.name == inv.spec.name
-            if by_name and named_fingerprint(args, kwargs) == inv.args_fingerprint:
-                return  # a client names a call made in code, with the same arguments
+            if row.name == inv.spec.name and _same_by_name(row, args, kwargs, inv):
+                return  # a call by name (a client's) and a call in code: the same call
             stored = _args_repr(args, kwargs)
         except PayloadIntegrityError:
             raise  # its name or fingerprint was edited: no conflict to report
@@ -563,3 +562,22 @@ def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     text = f"({', '.join(parts)})"
     return text if len(text) <= 200 else text[:197] + "...)"
+
+
+def _same_by_name(
+    row: WorkflowRow, args: tuple[Any, ...], kwargs: dict[str, Any], inv: Invocation
+) -> bool:
+    """Whether a recorded call and a new one, one of them made by name, are the same call.
+
+    A client's arguments are as it gave them; the code binds them to the
+    signature where it has it, so ``f(42)`` is the client's ``f(order=42)``.
+    """
+    if inv.args_fingerprint.endswith(NAMED):  # a client now: compare as given
+        return named_fingerprint(args, kwargs) == inv.args_fingerprint
+    if not row.args_fingerprint.endswith(NAMED):
+        return False
+    workflow = _registry.lookup(row.name)
+    if workflow is None:
+        return False
+    _, signature = workflow._self_durable
+    return call_fingerprint(signature, None, args, kwargs) == inv.args_fingerprint

@@ -112,6 +112,15 @@ async def test_the_async_forms_and_a_call_made_in_code_under_the_same_id(
     double.enqueue(5, workflow_id="dbl-5")
     again = await client.aenqueue("client.double", 5, workflow_id="dbl-5")
     assert again.workflow_id == "dbl-5"
+    # By keyword from the client, by position in code: bound to the signature, one call.
+    await client.aenqueue("client.double", n=6, workflow_id="dbl-6")
+    assert double.enqueue(6, workflow_id="dbl-6").workflow_id == "dbl-6"
+    # Without ids, a client's derived id never collides with code's.
+    by_name = await client.aenqueue("client.double", n=7)
+    assert by_name.workflow_id != double.enqueue(n=7).workflow_id
+    # An option's name, given apart, leaves the workflow's keywords alone.
+    kept = client.options(workflow_id="dbl-kw").enqueue("client.double", n=9)
+    assert kept.workflow_id == "dbl-kw"
     client.close()  # the runtime given stays open
     assert runtime.get_workflow("dbl-5") is not None
 
@@ -196,8 +205,11 @@ def test_durable_enqueue_on_the_command_line(
     }
     assert command([*args, "--kwargs", "[1]"]) != 0
     assert "--kwargs" in capsys.readouterr().err
+    # A workflow's keyword named like an option is the workflow's.
+    kw = ["--url", shared_url(runtime), "enqueue", "client.double", "--queue", "q"]
+    assert command([*kw, "--kwargs", '{"n": 3}', "--workflow-id", "cli-3"]) == 0
     report = durable.Worker(runtime=runtime, queues=["q"]).run_sync(
         until_idle=True, handle_signals=False
     )
-    assert report.completed == ["cli-8"]
+    assert sorted(report.completed) == ["cli-3", "cli-8"]
     assert runtime.store.result("cli-8") == 16

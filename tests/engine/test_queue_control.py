@@ -212,3 +212,21 @@ def test_bad_enqueue_options_are_refused(runtime: durable.Runtime) -> None:
     with pytest.raises(durable.ConfigurationError, match="queue_timeout"):
         tick.options(queue_timeout=-5)
     assert runtime.store.list_workflows() == []
+
+
+@durable.durable_workflow(name="flow.load")
+def load(day: str, partition: str = "all") -> str:
+    return f"{day}/{partition}"
+
+
+def test_an_option_named_like_a_parameter_must_say_which_it_is(runtime: durable.Runtime) -> None:
+    with pytest.raises(durable.ConfigurationError, match=r"parameter named partition"):
+        load.enqueue_sync("d1", partition="eu")
+    assert runtime.store.list_workflows() == []
+    handle = load.options(partition="tenant-1").enqueue_sync("d1", partition="eu")
+    drain = durable.Worker(runtime=runtime).run_sync(until_idle=True, handle_signals=False)
+    assert drain.completed == [handle.workflow_id]
+    assert handle.result_sync() == "d1/eu"  # the workflow's own argument
+    info = runtime.store.get_workflow(handle.workflow_id)
+    assert info is not None
+    assert info.partition == "tenant-1"  # the enqueue option
