@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 from durable._durations import duration
 from durable._errors import ConfigurationError
@@ -24,6 +25,9 @@ RateLimit = tuple[int, "float | dt.timedelta"]
 """At most this many starts per period: ``(10, 60)`` or ``(10, timedelta(minutes=1))``."""
 
 _DECLARED: dict[str, Queue] = {}
+
+KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()
+"""A term not given to :meth:`durable.Store.set_queue`: it stays as it is."""
 
 
 class Queue:
@@ -178,7 +182,7 @@ class QueueInfo:
     recent_starts: int | None
     """Starts within the last rate period (None without a rate limit)."""
     declared: bool
-    """Whether the store holds terms for it (else it is a name with work)."""
+    """Whether the store holds a row for it (terms, or a pause; else a name with work)."""
 
     @classmethod
     def of(cls, name: str, row: QueueRow | None, counts: QueueCounts | None) -> QueueInfo:

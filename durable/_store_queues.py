@@ -7,7 +7,7 @@ next claim of every worker on every host.
 
 from __future__ import annotations
 
-from durable._queues import QueueInfo, RateLimit, define
+from durable._queues import KEEP, QueueInfo, RateLimit, define, terms_of
 from durable._store_changes import Source
 from durable.backends._limits import QUEUE_CHARS, check_text
 
@@ -47,23 +47,35 @@ class QueueControl:
         self,
         name: str,
         *,
-        concurrency: int | None = None,
-        worker_concurrency: int | None = None,
-        rate_limit: RateLimit | None = None,
-        partition_concurrency: int | None = None,
+        concurrency: int | None = KEEP,
+        worker_concurrency: int | None = KEEP,
+        rate_limit: RateLimit | None = KEEP,
+        partition_concurrency: int | None = KEEP,
     ) -> QueueInfo:
-        """Give a queue these terms (those not given: no limit), from any process; its info.
+        """Change a queue's terms from any process: those given (None lifts one); its info.
 
-        Workers claim by them from their next claim. A paused queue stays
-        paused. A worker whose code declares the queue (:class:`durable.Queue`)
-        puts the declared terms back when it starts.
+        The terms not given stay as they are, and so does a pause. Workers
+        claim by the new terms from their next claim. A worker whose code
+        declares the queue (:class:`durable.Queue`) puts the declared terms
+        back when it starts.
 
         Example::
 
-            store.set_queue("emails", concurrency=10, rate_limit=(100, 60))
+            store.set_queue("emails", rate_limit=(100, 60))   # its concurrency stays
+            store.set_queue("emails", concurrency=None)       # no limit any more
         """
-        row = define(name, concurrency, worker_concurrency, rate_limit, partition_concurrency)
+        check_text(name, "queue name", QUEUE_CHARS)
         backend = self._runtime.backend
+        found = backend.run_sync(backend.queues, name)
+        standing = terms_of(found[0]) if found else {}
+        given = {
+            "concurrency": concurrency,
+            "worker_concurrency": worker_concurrency,
+            "rate_limit": rate_limit,
+            "partition_concurrency": partition_concurrency,
+        }
+        merged = {k: standing.get(k) if v is KEEP else v for k, v in given.items()}
+        row = define(name, **merged)  # type: ignore[arg-type]
         backend.run_sync(backend.put_queue, row, True)
         return self.get_queue(name)
 

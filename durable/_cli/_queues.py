@@ -11,7 +11,7 @@ from durable._cli._parse import duration_callback, json_value
 from durable._cli._state import State, json_flag
 from durable._client import Client
 from durable._durations import parse_duration
-from durable._queues import QueueInfo
+from durable._queues import KEEP, QueueInfo
 
 
 @click.group("queues", invoke_without_command=True)
@@ -100,12 +100,18 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
         ) from None
 
 
+_TERMS = ("concurrency", "worker-concurrency", "rate", "partition-concurrency")
+
+
 @queues.command("set")
 @click.argument("name")
 @click.option("--concurrency", type=int, help="Most running at once, across all workers.")
 @click.option("--worker-concurrency", type=int, help="Most running at once in one worker.")
 @click.option("--rate", callback=_rate, help="Most starts per period: 100/1m, 5/10s.")
 @click.option("--partition-concurrency", type=int, help="Most running at once per partition key.")
+@click.option(
+    "--clear", type=click.Choice(_TERMS), multiple=True, help="Lift this term (repeatable)."
+)
 @json_flag()
 @click.pass_obj
 def set_queue(
@@ -115,15 +121,23 @@ def set_queue(
     worker_concurrency: int | None,
     rate: Any,
     partition_concurrency: int | None,
+    clear: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Give queue NAME these terms (the ones not given: no limit); a pause is kept."""
+    """Change queue NAME's terms: the ones given; the others (and a pause) stay."""
+    given = {
+        "concurrency": concurrency,
+        "worker-concurrency": worker_concurrency,
+        "rate": rate,
+        "partition-concurrency": partition_concurrency,
+    }
+    terms = {k: None if k in clear else KEEP if v is None else v for k, v in given.items()}
     info = state.store().set_queue(
         name,
-        concurrency=concurrency,
-        worker_concurrency=worker_concurrency,
-        rate_limit=rate,
-        partition_concurrency=partition_concurrency,
+        concurrency=terms["concurrency"],
+        worker_concurrency=terms["worker-concurrency"],
+        rate_limit=terms["rate"],
+        partition_concurrency=terms["partition-concurrency"],
     )
     if as_json:
         echo_json(_json(info))

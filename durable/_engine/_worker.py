@@ -355,8 +355,17 @@ class Worker:
 
     async def _start_due(self) -> None:
         session = self.runtime.engine.session(sync=True)
-        for row in await self.runtime.parts.recovery.due(session):
+        due = await self.runtime.parts.recovery.due(session)
+        if not due:
+            return
+        backend = self.runtime.backend
+        # A paused queue's woken workflows wait for it to resume, as its enqueued ones do.
+        rows = await asyncio.to_thread(backend.run_sync, backend.queues)
+        paused = {q.name for q in rows if q.paused}
+        for row in due:
             if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
+                continue
+            if row.queue in paused:
                 continue
             if len(self._tasks) >= self.concurrency:
                 break

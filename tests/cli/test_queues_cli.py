@@ -39,6 +39,9 @@ def test_queues_are_listed_set_paused_resumed_and_deleted(
     assert listed["mail"]["rate_limit"] == {"starts": 100, "per_seconds": 60.0}
     assert listed["mail"]["paused"] is True
     assert listed["tenants"]["partition_concurrency"] == 2
+    assert command([*base, "set", "mail", "--clear", "rate", "-o", "json"]) == 0
+    cleared = json.loads(capsys.readouterr().out)
+    assert (cleared["concurrency"], cleared["rate_limit"], cleared["paused"]) == (4, None, True)
     assert command([*base, "resume", "mail"]) == 0
     assert command([*base, "delete", "tenants"]) == 0
     assert "its terms are deleted" in capsys.readouterr().out

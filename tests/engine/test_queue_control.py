@@ -171,8 +171,9 @@ def test_declared_queues_are_put_by_workers_and_changed_at_run_time(
     assert (info.concurrency, info.rate_limit, info.partition_concurrency) == (4, (100, 60.0), 2)
     assert (info.declared, info.recent_starts, info.enqueued) == (True, 1, 0)
     store.pause_queue("mail")
-    changed = store.set_queue("mail", worker_concurrency=1)
-    assert (changed.concurrency, changed.worker_concurrency, changed.paused) == (None, 1, True)
+    changed = store.set_queue("mail", worker_concurrency=1, rate_limit=None)
+    assert (changed.concurrency, changed.worker_concurrency, changed.paused) == (4, 1, True)
+    assert changed.rate_limit is None  # lifted; the terms not given stay
     # A worker whose code declares it puts the declared terms back; the pause stays.
     durable.Worker(runtime=runtime, queues=["mail"]).run_sync(until_idle=True, handle_signals=False)
     again = store.get_queue("mail")
@@ -230,3 +231,25 @@ def test_an_option_named_like_a_parameter_must_say_which_it_is(runtime: durable.
     info = runtime.store.get_workflow(handle.workflow_id)
     assert info is not None
     assert info.partition == "tenant-1"  # the enqueue option
+
+
+@durable.durable_workflow(name="flow.napper")
+async def napper() -> str:
+    await durable.sleep(60, suspend=True)
+    return "woke"
+
+
+def test_a_paused_queue_holds_its_woken_workflows_too(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    handle = napper.enqueue_sync(queue="naps")
+    worker = durable.Worker(runtime=runtime, queues=["naps"])
+    assert worker.run_sync(until_idle=True, handle_signals=False).suspended == [handle.workflow_id]
+    runtime.store.pause_queue("naps")
+    durable_clock.advance(120)  # its timer fired
+    worker = durable.Worker(runtime=runtime, queues=["naps"])
+    assert worker.run_sync(until_idle=True, handle_signals=False).resumed == []
+    runtime.store.resume_queue("naps")
+    worker = durable.Worker(runtime=runtime, queues=["naps"])
+    assert worker.run_sync(until_idle=True, handle_signals=False).resumed == [handle.workflow_id]
+    assert handle.result_sync() == "woke"
