@@ -265,23 +265,31 @@ def as_called(workflow: Any) -> Any:
     return workflow.__get__(owner, owner)
 
 
-def refuse_clashes(workflow: Any, where: Where) -> None:
-    """Refuse ``wf.enqueue(..., partition=...)`` when the workflow has a parameter of that name.
+def refuse_clashes(workflow: Any, where: Where, args: tuple[Any, ...]) -> None:
+    """Refuse ``wf.enqueue(..., partition=...)`` when that could be the workflow's argument.
 
     The keyword was taken as the enqueue option, which the caller may have
-    meant for the workflow: only ``wf.options(...)`` says which.
+    meant for a parameter of that name (one the positional arguments left
+    unbound): only ``wf.options(...)`` says which.
     """
     parent: Any = getattr(workflow, "_self_parent", None) or workflow
     _, signature = parent._self_durable
+    positional = [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    offset = 1 if workflow is not parent else 0  # a method's self (or cls) comes first
+    bound = set(positional[: len(args) + offset])
+    open_names = {name for name in signature.parameters if name not in bound}
     given = {
         field.name
         for field in dataclasses.fields(where)
-        if getattr(where, field.name) != field.default and field.name in signature.parameters
+        if getattr(where, field.name) != field.default and field.name in open_names
     }
-    given.discard("start")  # delay= and start_at= are kept as one field
-    for name in ("delay", "start_at"):
-        if where.start is not None and name in signature.parameters:
-            given.add(name)
+    given |= {
+        name for name in ("delay", "start_at") if where.start is not None and name in open_names
+    }
     if given:
         names = ", ".join(sorted(given))
         raise ConfigurationError(

@@ -259,7 +259,7 @@ class _RunMethods:
             partition=partition,
             queue_timeout=queue_timeout,
         )
-        refuse_clashes(self, where)
+        refuse_clashes(self, where, args)
         return enqueue_in_form(self._as_called(), args, kwargs, where)
 
     def enqueue_sync(
@@ -287,7 +287,7 @@ class _RunMethods:
             partition=partition,
             queue_timeout=queue_timeout,
         )
-        refuse_clashes(self, where)
+        refuse_clashes(self, where, args)
         return drive(enqueue(self._as_called(), args, kwargs, where, sync=True))
 
     def options(

@@ -22,7 +22,8 @@ from durable._records import QueueCounts, QueueRow
 from durable.backends._limits import QUEUE_CHARS, check_int, check_text
 
 RateLimit = tuple[int, "float | dt.timedelta"]
-"""At most this many starts per period: ``(10, 60)`` or ``(10, timedelta(minutes=1))``."""
+"""At most this many starts per period: ``(10, 60)`` or ``(10, timedelta(minutes=1))``
+(a list of two, as read from a config file, is taken too)."""
 
 _DECLARED: dict[str, Queue] = {}
 
@@ -121,7 +122,7 @@ def define(
     most: int | None = None
     period: float | None = None
     if rate_limit is not None:
-        if not isinstance(rate_limit, tuple) or len(rate_limit) != 2:
+        if not isinstance(rate_limit, (tuple, list)) or len(rate_limit) != 2:
             raise ConfigurationError(
                 f"rate_limit of queue {name!r} must be (starts, period), e.g. (100, 60) for "
                 f"100 starts a minute, not {rate_limit!r}"

@@ -186,15 +186,6 @@ class QueueRow:
     """A paused queue is claimed from by nobody (what runs goes on)."""
     updated_at: float = 0.0
 
-    @property
-    def controlled(self) -> bool:
-        """Whether a claim must count what runs or started (and so lock the queue)."""
-        return (
-            self.concurrency is not None
-            or self.rate_limit is not None
-            or self.partition_concurrency is not None
-        )
-
 
 @dataclass(frozen=True)
 class QueueCounts:

@@ -33,7 +33,7 @@ from durable._errors import (
     WorkflowQuarantinedError,
 )
 from durable._owner import current_owner
-from durable._queues import Queue
+from durable._queues import Queue, queue_name
 from durable._records import WorkflowRow
 from durable.backends._limits import DEFAULT_QUEUE, QUEUE_CHARS, check_int, check_text
 from durable.backends._notify import QUEUE_TOPIC
@@ -60,7 +60,7 @@ class WorkerReport:
 
 
 class Worker:
-    """Runs enqueued workflows from one store until stopped.
+    r"""Runs enqueued workflows from one store until stopped.
 
     Import the modules that define your workflows before starting it: they
     are found by their registered names. ``durable worker --import myapp``
@@ -70,7 +70,7 @@ class Worker:
         url: The store (see :class:`durable.Runtime`), opened by the worker
             and closed when it stops. Without ``url`` and ``runtime``, the
             current runtime (:func:`durable.current_runtime`).
-        queues: The queues to claim from.
+        queues: The queues to claim from (names, or declared :class:`durable.Queue`\ s).
         concurrency: Workflows run at once by this worker (async ones as
             tasks on its event loop, sync ones in threads).
         queue_limits: Most workflows of a queue running at once across all
@@ -99,7 +99,7 @@ class Worker:
         self,
         url: str | None = None,
         *,
-        queues: Sequence[str] = (DEFAULT_QUEUE,),
+        queues: Sequence[str | Queue] = (DEFAULT_QUEUE,),
         concurrency: int = 16,
         queue_limits: Mapping[str, int] | None = None,
         poll_interval: float | dt.timedelta = 0.5,
@@ -108,11 +108,12 @@ class Worker:
         runtime: Runtime | None = None,
         **runtime_options: Any,
     ) -> None:
-        if isinstance(queues, str):
+        if isinstance(queues, (str, Queue)):
             queues = [queues]
-        if not queues:
+        names: list[str] = [queue_name(queue) for queue in queues]
+        if not names:
             raise ConfigurationError(f"queues must be non-empty queue names, not {queues!r}")
-        for queue in queues:
+        for queue in names:
             check_text(queue, "queue name", QUEUE_CHARS)
         check_int(concurrency, "concurrency", minimum=1)
         limits = dict(queue_limits or {})
@@ -131,7 +132,7 @@ class Worker:
         else:
             self._owns_runtime = runtime is None
         self.runtime = runtime if runtime is not None else Runtime(url, **runtime_options)
-        self.queues = list(dict.fromkeys(queues))
+        self.queues = list(dict.fromkeys(names))
         self.concurrency = concurrency
         self.queue_limits = limits
         self.poll_interval = poll_interval
@@ -251,7 +252,9 @@ class Worker:
                     # Claim in batches, off the event loop: a claim is a round
                     # trip, during which running workflows should move on.
                     if free >= self._batch or (free > 0 and not self._tasks):
-                        for row, hold in await asyncio.to_thread(self._claim, free):
+                        # Counted here, on the loop that changes it, not in the thread.
+                        here = Counter(q for q in self._queue_of.values() if q is not None)
+                        for row, hold in await asyncio.to_thread(self._claim, free, here):
                             self._start(row, claimed=True, hold=hold)
                     if time.monotonic() >= next_recovery:
                         next_recovery = time.monotonic() + self.recovery_interval
@@ -321,7 +324,7 @@ class Worker:
         await clock.asleep(to - clock.time())
         return "jumped"
 
-    def _claim(self, limit: int) -> list[tuple[WorkflowRow, object]]:
+    def _claim(self, limit: int, here: Mapping[str, int]) -> list[tuple[WorkflowRow, object]]:
         """Claim up to ``limit`` enqueued workflows, each held here for the task that runs it.
 
         A blocking call, run off the loop. Until the holds are taken, a
@@ -329,19 +332,18 @@ class Worker:
         """
         leases = self.runtime.parts.leases
         with leases.claiming():
-            claimed = self._claim_rows(limit)
+            claimed = self._claim_rows(limit, here)
             held = [(row, object()) for row in claimed]
             for row, hold in held:
                 leases.try_hold(row.workflow_id, hold)
         return held
 
-    def _claim_rows(self, limit: int) -> list[WorkflowRow]:
+    def _claim_rows(self, limit: int, here: Mapping[str, int]) -> list[WorkflowRow]:
         backend, owner, lease = self.runtime.backend, current_owner(), self.runtime.lease_seconds
         # The store's clock, which every host shares (a rate limit counts starts
         # by it); a virtual clock's own time in tests.
         clock = self.runtime.clock
         now = None if real_time(clock) else clock.time()
-        running_here = Counter(self._queue_of.values())
         return backend.run_sync(
             backend.claim_queued,
             owner,
@@ -350,7 +352,7 @@ class Worker:
             limit,
             self.queue_limits or None,
             now,
-            {q: n for q, n in running_here.items() if q is not None},
+            here,
         )
 
     async def _start_due(self) -> None:

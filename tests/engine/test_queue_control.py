@@ -103,7 +103,7 @@ def test_a_partition_runs_its_share_and_a_burst_does_not_starve_the_others(
         busy.enqueue_sync("big", n, queue=tenants, partition="big")
     busy.options(queue=tenants, partition="small").enqueue_sync("small", 0)
     busy.options(queue=tenants, partition="tiny").enqueue_sync("tiny", 0)
-    report = durable.Worker(runtime=runtime, queues=["tenants"], concurrency=10).run_sync(
+    report = durable.Worker(runtime=runtime, queues=[tenants], concurrency=10).run_sync(
         until_idle=True, handle_signals=False
     )
     assert len(report.completed) == 8
@@ -120,7 +120,7 @@ def test_a_paused_queue_keeps_its_work_until_resumed(runtime: durable.Runtime) -
     store.pause_queue("held")
     handle = tick.enqueue_sync(1, queue="held")
     other = tick.enqueue_sync(2)  # another queue goes on
-    worker = durable.Worker(runtime=runtime, queues=["held", "default"])
+    worker = durable.Worker(runtime=runtime, queues=["held", "default"])  # names
     assert worker.run_sync(until_idle=True, handle_signals=False).completed == [other.workflow_id]
     (held,) = [q for q in store.queues() if q.name == "held"]
     assert (held.paused, held.enqueued, held.running, held.concurrency) == (True, 1, 0, None)
@@ -189,6 +189,7 @@ def test_declared_queues_are_put_by_workers_and_changed_at_run_time(
         ({"concurrency": 0}, "concurrency of queue 'q' must be an int from 1"),
         ({"worker_concurrency": 1.5}, "worker_concurrency of queue 'q' must be an int"),
         ({"rate_limit": 5}, r"rate_limit of queue 'q' must be \(starts, period\)"),
+        ({"rate_limit": (5, 60, 1)}, r"rate_limit of queue 'q' must be \(starts, period\)"),
         ({"rate_limit": (5, 0)}, "period of queue 'q'"),
         ({"rate_limit": (0, 60)}, "starts of queue 'q'"),
         ({"partition_concurrency": -1}, "partition_concurrency of queue 'q'"),
