@@ -22,7 +22,7 @@ Example::
 """
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durable._client import Client
 from durable._decorators import durable_workflow, step
@@ -76,7 +76,6 @@ from durable._infos import (
     WorkflowInfo,
 )
 from durable._options import Options
-from durable._progress import Progress, progress
 from durable._published import get_published, get_published_sync, publish, publish_sync
 from durable._queues import Queue, QueueInfo
 from durable._records import SessionSummary, StepStatus, StreamSummary, WorkflowStatus
@@ -100,6 +99,19 @@ from durable._transaction import Transaction, transaction
 from durable._workflow_types import AsyncWorkflow, SyncWorkflow
 
 __version__ = "0.1.0"
+
+
+if TYPE_CHECKING:
+    from durable._progress import Progress, progress
+
+
+def __getattr__(name: str) -> Any:
+    """``durable.progress`` and ``durable.Progress``, imported when first used."""
+    if name in ("progress", "Progress"):
+        from durable import _progress
+
+        return getattr(_progress, name)
+    raise AttributeError(f"module 'durable' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

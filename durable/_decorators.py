@@ -38,7 +38,6 @@ from durable._engine._runtime import current_runtime
 from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._identity import derive_workflow_id, validate_workflow_id
-from durable._live import watched
 from durable._queues import Queue
 from durable._retry import RetryPolicy
 from durable._specs import (
@@ -452,6 +451,8 @@ def durable_workflow(
                 hold=options.hold,
                 timeout=options.timeout if options.timeout is not None else spec.timeout,
             )
+            from durable._live import watched  # only on a call: import durable stays light
+
             if spec.is_async:
                 coro = engine.run_workflow(inv, engine.session(sync=False))
                 return named(coro if parent else watched(engine, coro), raw)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 log = logging.getLogger("durable")
@@ -19,17 +18,27 @@ log = logging.getLogger("durable")
 StepEventKind = Literal["start", "replayed", "done", "failed"]
 
 
-@dataclass(frozen=True)
 class StepEvent:
-    """A step began, was replayed from its record, finished, or failed an attempt."""
+    """A step began, was replayed from its record, finished, or failed an attempt.
 
-    kind: StepEventKind
-    workflow_id: str
-    name: str
-    position: int
-    seconds: float = 0.0
-    """How long it ran (replayed: how long it ran when recorded: the time saved)."""
-    error: str | None = None
+    A plain class, not a dataclass: it is defined on every ``import durable``.
+    """
+
+    __slots__ = ("error", "kind", "name", "position", "seconds", "workflow_id")
+
+    def __init__(
+        self,
+        kind: StepEventKind,
+        workflow_id: str,
+        name: str,
+        position: int,
+        seconds: float = 0.0,
+        error: str | None = None,
+    ) -> None:
+        self.kind, self.workflow_id, self.name, self.position = kind, workflow_id, name, position
+        self.seconds = seconds
+        """How long it ran (replayed: how long it ran when recorded: the time saved)."""
+        self.error = error
 
 
 Watcher = Callable[[StepEvent], None]
