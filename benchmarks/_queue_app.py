@@ -1,4 +1,4 @@
-"""The workflows of ``queues.py``, and the worker processes it starts.
+"""The workflows and queues of ``queues.py``, and the worker processes it starts.
 
 Imported by the benchmark (to enqueue) and by every worker process (to run
 what was enqueued), so that both register the same workflows under the same
@@ -8,19 +8,24 @@ names. A worker process is started as::
 
 with this directory on ``PYTHONPATH``. Roles:
 
-- ``durable URL CONCURRENCY``: a :class:`durable.Worker` on the store at URL.
-- ``dbos URL EXECUTOR_ID``: a DBOS process on the system database at URL,
-  dequeuing from the benchmark's queue (whose ``worker_concurrency`` the
-  enqueuing process registered).
+- ``durable URL CONCURRENCY QUEUE TERMS``: a :class:`durable.Worker` on the
+  store at URL serving QUEUE. TERMS is a JSON object of the queue's flow
+  control (``{"rate_limit": [200, 1.0]}``, ``{"partition_concurrency": 1}``,
+  or ``{}``); if it has any, the queue is declared here with
+  :class:`durable.Queue` before the worker starts, so the worker puts those
+  terms in the store as it starts, as a worker whose code declares a queue
+  does.
+- ``dbos URL EXECUTOR_ID QUEUE POOL``: a DBOS process on the system database
+  at URL, dequeuing from QUEUE (which the benchmark registered, with its
+  ``worker_concurrency``, limiter or partitions), with at most POOL
+  connections.
 
 Each prints ``ready`` once its imports are done (for durable, also what
 opening a store imports lazily: SQLAlchemy, the backend), waits for a line on
-stdin, then opens its store (or launches DBOS) and starts work. The durable
-worker exits on its own once nothing is left (``run_sync(until_idle=True)``);
-the DBOS one runs until a second line (or the end of stdin), then shuts DBOS
-down. Both print one
-line of JSON before they exit (with the seconds taken to open the store or
-launch DBOS).
+stdin, opens its store (or launches DBOS), prints ``up`` and works until a
+second line (or the end of stdin); then it stops (durable: lets what runs
+finish; DBOS: ``DBOS.destroy()``) and prints one line of JSON (with the
+seconds taken to open the store or launch DBOS).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import functools
 import importlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -38,8 +44,9 @@ import durable
 
 STEPS = 5
 """Steps per workflow."""
+CHAIN = "bench.queue_chain"
+"""The workflow's registered name (the same for durable and DBOS)."""
 DBOS_APP = "durable-bench-queues"
-DBOS_QUEUE = "bench"
 DBOS_VERSION = "bench"
 """Set on every DBOS process (enqueuer and workers): a DBOS worker only dequeues
 workflows of its own application version."""
@@ -50,15 +57,21 @@ async def inc(x: int) -> int:
     return x + 1
 
 
-@durable.durable_workflow(name="bench.queue_chain")
-async def chain(x: int) -> int:
+@durable.durable_workflow(name=CHAIN)
+async def chain(x: int) -> tuple[int, float]:
+    """x + STEPS, one step at a time, and when the body began (this host's clock).
+
+    The time is the benchmark's measure of when the workflow started; it is
+    returned (and so recorded with the result), never used otherwise.
+    """
+    began = time.time()
     for _ in range(STEPS):
         x = await inc(x)
-    return x
+    return x, began
 
 
 @functools.cache
-def dbos_chain() -> Callable[[int], Coroutine[Any, Any, int]]:
+def dbos_chain() -> Callable[[int], Coroutine[Any, Any, tuple[int, float]]]:
     """The same workflow for DBOS, decorated once per process (DBOS's registry is global)."""
     from dbos import DBOS
 
@@ -66,21 +79,23 @@ def dbos_chain() -> Callable[[int], Coroutine[Any, Any, int]]:
     async def dbos_inc(x: int) -> int:
         return x + 1
 
-    @DBOS.workflow(name="bench.queue_chain")
-    async def dbos_chain_wf(x: int) -> int:
+    @DBOS.workflow(name=CHAIN)
+    async def dbos_chain_wf(x: int) -> tuple[int, float]:
+        began = time.time()
         for _ in range(STEPS):
             x = await dbos_inc(x)
-        return x
+        return x, began
 
     return dbos_chain_wf
 
 
-def dbos_config(url: str, executor_id: str) -> Any:
+def dbos_config(url: str, executor_id: str, pool: int | None = None) -> Any:
     """DBOS's configuration: the system database, a fixed version, its own executor id.
 
     Each process needs an executor id of its own: at launch DBOS resumes the
     pending workflows of its executor id, which would otherwise be the ones
-    the other workers are running (they all default to ``local``).
+    the other workers are running (they all default to ``local``). ``pool``
+    caps its system database's connections (DBOS's default is 20).
     """
     from dbos import DBOSConfig
 
@@ -91,7 +106,25 @@ def dbos_config(url: str, executor_id: str) -> Any:
         "application_version": DBOS_VERSION,
         "executor_id": executor_id,
     }
+    if pool is not None:
+        config["sys_db_pool_size"] = pool
     return config
+
+
+def declare_queue(name: str, terms: dict[str, Any]) -> durable.Queue | None:
+    """Declare a durable queue with flow control (``terms`` as :class:`durable.Queue` takes them).
+
+    A worker puts the queues declared in the code it imports in the store
+    when it starts; a queue without terms needs no declaration.
+    """
+    if not terms:
+        return None
+    rate = terms.get("rate_limit")
+    return durable.Queue(
+        name,
+        rate_limit=None if rate is None else (int(rate[0]), float(rate[1])),
+        partition_concurrency=terms.get("partition_concurrency"),
+    )
 
 
 def _preimport(url: str) -> None:
@@ -114,13 +147,26 @@ def _wait_for_go() -> None:
     sys.stdin.readline()
 
 
-def _durable_worker(url: str, concurrency: int) -> int:
+def _on_stop(stop: Callable[[], None]) -> None:
+    """Call ``stop`` once a line (or the end of stdin) comes, from a thread of its own."""
+
+    def wait() -> None:
+        sys.stdin.readline()
+        stop()
+
+    threading.Thread(target=wait, name="bench-stop", daemon=True).start()
+
+
+def _durable_worker(url: str, concurrency: int, queue: str, terms: dict[str, Any]) -> int:
     _preimport(url)
+    declare_queue(queue, terms)
     _wait_for_go()
     started = time.perf_counter()
-    worker = durable.Worker(url, concurrency=concurrency)
+    worker = durable.Worker(url, queues=[queue], concurrency=concurrency)
     opened = time.perf_counter() - started
-    report = worker.run_sync(until_idle=True, handle_signals=False)
+    print("up", flush=True)
+    _on_stop(worker.stop)
+    report = worker.run_sync(handle_signals=False)
     done = {
         "open_seconds": opened,
         "completed": len(report.completed),
@@ -132,16 +178,17 @@ def _durable_worker(url: str, concurrency: int) -> int:
     return 0
 
 
-def _dbos_worker(url: str, executor_id: str) -> int:
+def _dbos_worker(url: str, executor_id: str, queue: str, pool: int) -> int:
     from dbos import DBOS
 
     dbos_chain()
     _wait_for_go()
     started = time.perf_counter()
-    DBOS(config=dbos_config(url, executor_id))
-    DBOS.listen_queues([DBOS_QUEUE])
+    DBOS(config=dbos_config(url, executor_id, pool))
+    DBOS.listen_queues([queue])
     DBOS.launch()
     opened = time.perf_counter() - started
+    print("up", flush=True)
     try:
         sys.stdin.readline()
     finally:
@@ -153,8 +200,8 @@ def _dbos_worker(url: str, executor_id: str) -> int:
 def main(argv: list[str]) -> int:
     role, url = argv[0], argv[1]
     if role == "durable":
-        return _durable_worker(url, int(argv[2]))
+        return _durable_worker(url, int(argv[2]), argv[3], json.loads(argv[4]))
     if role == "dbos":
-        return _dbos_worker(url, argv[2])
+        return _dbos_worker(url, argv[2], argv[3], int(argv[4]))
     print(f"unknown role {role!r}", file=sys.stderr)
     return 2
