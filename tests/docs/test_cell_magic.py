@@ -55,10 +55,11 @@ def test_a_cell_is_restored_after_a_restart_and_runs_again_when_it_changes(
     assert first[2] == "45 10\n"
     assert runs.read_text() == "ran\n"
     # A new kernel: nothing in memory. Same code, same input: restored, not run.
-    second = execute(["n = 10", CELL, "print(total, len(squares), pathlib.Path)"], tmp_path, db_url)
+    shown = "print(total, len(squares), pathlib.Path.__name__)"
+    second = execute(["n = 10", CELL, shown], tmp_path, db_url)
     assert second[1].startswith("durable: restored pathlib, total, squares (recorded ")
     assert "its output is not replayed" in second[1]
-    assert second[2] == "45 10 <class 'pathlib.Path'>\n"
+    assert second[2] == "45 10 Path\n"  # the module restored (its repr differs by Python)
     assert runs.read_text() == "ran\n"
     # A changed input runs it again; so does --rerun.
     third = execute(["n = 11", CELL, "print(total)"], tmp_path, db_url)
