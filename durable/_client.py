@@ -102,19 +102,19 @@ class Client:
         given here (a client does not know the signature, so its ids are its
         own: give one to name the call yourself).
         """
-        where = Where.checked(
-            workflow_id,
-            queue,
-            priority,
-            timeout,
-            delay,
-            start_at,
-            dedup_id,
-            on_duplicate,
-            partition,
-            queue_timeout,
+        options = self.options(
+            workflow_id=workflow_id,
+            queue=queue,
+            priority=priority,
+            timeout=timeout,
+            delay=delay,
+            start_at=start_at,
+            dedup_id=dedup_id,
+            on_duplicate=on_duplicate,
+            partition=partition,
+            queue_timeout=queue_timeout,
         )
-        return ByName(self._runtime, where).enqueue(workflow, *args, **kwargs)
+        return options.enqueue(workflow, *args, **kwargs)
 
     async def aenqueue(self, workflow: str, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Coroutine form of :meth:`enqueue` (the same options)."""
