@@ -18,6 +18,7 @@ import contextlib
 import html
 import os
 import sys
+import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextvars import ContextVar
@@ -28,6 +29,9 @@ from durable._engine._watch import StepEvent
 
 _THROTTLE = 0.1
 """Seconds between two redraws (the last one is always drawn)."""
+
+_TICK = 1.0
+"""Seconds between two redraws while a step runs, so its elapsed time counts up."""
 
 
 _QUIET: ContextVar[bool] = ContextVar("durable_live_quiet", default=False)
@@ -52,11 +56,29 @@ def watched(engine: Engine, coro: Coroutine[Any, Any, Any]) -> Coroutine[Any, An
 
 
 async def _run(engine: Engine, coro: Coroutine[Any, Any, Any], view: _View) -> Any:
-    with engine.watchers.watching(view.on_event):
-        try:
+    try:
+        with engine.watchers.watching(view.on_event), _ticking(view):
             return await coro
-        finally:
-            view.finish(engine)
+    finally:
+        view.finish(engine)
+
+
+@contextlib.contextmanager
+def _ticking(view: _View) -> Iterator[None]:
+    """Redraw every second from a thread of its own: a sync step blocks the event loop."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(_TICK):
+            view.tick()
+
+    ticker = threading.Thread(target=tick, name="durable-live", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
 
 
 def _view() -> _View | None:
@@ -79,15 +101,25 @@ class _View:
         self.rows: dict[tuple[str, int], list[Any]] = {}
         self.first: str | None = None
         self.drawn = 0.0
+        self.lock = threading.Lock()  # the ticker's thread draws too
 
     def on_event(self, event: StepEvent) -> None:
-        self.first = self.first or event.workflow_id
-        key = (event.workflow_id, event.position)
-        self.rows[key] = [event, time.monotonic()]
-        if event.kind in ("start", "replayed") and time.monotonic() - self.drawn < _THROTTLE:
-            return
-        self.drawn = time.monotonic()
-        self.draw(event)
+        with self.lock:
+            self.first = self.first or event.workflow_id
+            key = (event.workflow_id, event.position)
+            self.rows[key] = [event, time.monotonic()]
+            if event.kind in ("start", "replayed") and time.monotonic() - self.drawn < _THROTTLE:
+                return
+            self.drawn = time.monotonic()
+            self.draw(event)
+
+    def tick(self) -> None:
+        """Redraw with the latest running step's elapsed time, if a step runs."""
+        with self.lock:
+            running = [(since, e) for e, since in self.rows.values() if e.kind == "start"]
+            if running:
+                self.drawn = time.monotonic()
+                self.draw(max(running, key=lambda pair: pair[0])[1])
 
     def draw(self, event: StepEvent) -> None:
         raise NotImplementedError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
 import textwrap
@@ -77,9 +78,9 @@ def _text(outputs: list[Any]) -> str:
     return "".join(o.get("text", "") for o in outputs)
 
 
-def run_on_a_terminal(tmp_path: Path, env: dict[str, str]) -> str:
+def run_on_a_terminal(tmp_path: Path, env: dict[str, str], workflow: str = WORKFLOW) -> str:
     """Run the workflow twice in a process whose stderr is a terminal; what it drew."""
-    script = WORKFLOW + textwrap.dedent(
+    script = workflow + textwrap.dedent(
         f"""
         durable.configure(url={f"sqlite:///{tmp_path / 't.db'}"!r})
         try:
@@ -120,3 +121,42 @@ def test_a_terminal_shows_one_status_line_when_asked(tmp_path: Path) -> None:
     assert "replayed (saved" in drawn
     assert "[1 replayed" in drawn
     assert run_on_a_terminal(tmp_path / "..", {}) == ""  # not asked: nothing drawn
+
+
+def test_a_running_steps_elapsed_time_counts_up_while_it_runs(tmp_path: Path) -> None:
+    # A sync step blocks the event loop for 2.5 s: the line is redrawn from a thread
+    # each second, so its elapsed time reaches at least 1 s before the step ends.
+    slow = WORKFLOW.replace("return 20", "import time; time.sleep(2.5); return 20")
+    drawn = run_on_a_terminal(tmp_path, {"DURABLE_PROGRESS": "1"}, slow)
+    seen = [float(s) for s in re.findall(r"#1 load: running \((\d+\.\d) s\)", drawn)]
+    assert seen[0] < 1.0  # drawn when it started
+    assert max(seen) >= 1.0  # and again while it ran
+    assert "#1 load: done in" in drawn
+
+
+def test_a_notebooks_view_counts_a_running_steps_time_up(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat", reason="needs the dev extra")
+    nbclient = pytest.importorskip("nbclient", reason="needs the dev extra")
+    updates: list[str] = []
+
+    class Recording(nbclient.NotebookClient):  # type: ignore[misc]
+        def process_message(self, msg: dict[str, Any], cell: Any, index: int) -> Any:
+            if msg["msg_type"] == "update_display_data":
+                updates.append(msg["content"]["data"].get("text/html", ""))
+            return super().process_message(msg, cell, index)
+
+    slow = WORKFLOW.replace("return 20", "import time; time.sleep(2.5); return 20")
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    notebook = nbformat.v4.new_notebook()
+    sources = [
+        f"import durable\ndurable.configure(url={url!r})\n{slow}\nflaky[0] = False",
+        'print(pipeline.run_sync(workflow_id="n"))',
+    ]
+    notebook.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    Recording(notebook, timeout=120, kernel_name="python3").execute()
+    seen = [
+        float(s) for s in re.findall(r"<td>load</td><td>running \((\d+\.\d) s\)", "".join(updates))
+    ]
+    assert seen
+    assert max(seen) >= 1.0  # redrawn while the sync step held the loop
+    assert "live.pipeline" in _html(notebook.cells[1]["outputs"])  # then the card
