@@ -18,6 +18,7 @@ import wrapt
 from durable import _registry
 from durable._aio import drive
 from durable._caller import named
+from durable._clock import real_time
 from durable._durations import duration
 from durable._engine import _context
 from durable._engine._core import Engine, Invocation
@@ -47,10 +48,16 @@ async def enqueued(
     ``on_duplicate="return"``, else :class:`durable.WorkflowDeduplicatedError`.
     """
     session = engine.session(sync=sync)
-    start = not_before(where.start, engine)
+    now = engine.clock.time()
+    relative = isinstance(where.start, (int, float, dt.timedelta))
+    if real_time(engine.clock) and (relative or where.queue_timeout is not None):
+        # A delay and a queue timeout count on the store's clock, the one that
+        # claims and expiries read: this host's clock may disagree with it.
+        now = await session.run(engine.backend.now)
+    start = not_before(where.start, now)
     start_by = None
     if where.queue_timeout is not None:  # counted from when it may start
-        start_by = (engine.clock.time() if start is None else start) + where.queue_timeout
+        start_by = (now if start is None else start) + where.queue_timeout
     placement = Placement(
         where.queue, where.priority, start, where.dedup_id, where.partition, start_by
     )
@@ -154,13 +161,13 @@ def start_of(delay: float | dt.timedelta | None, start_at: dt.datetime | None) -
     return None
 
 
-def not_before(start: Start, engine: Engine) -> float | None:
-    """The time (on the engine's clock) before which no worker claims the call."""
+def not_before(start: Start, now: float) -> float | None:
+    """The time before which no worker claims the call (a delay: from ``now``)."""
     if start is None:
         return None
     if isinstance(start, dt.datetime):
         return start.timestamp()
-    return engine.clock.time() + duration(start, "delay")
+    return now + duration(start, "delay")
 
 
 def enqueue(

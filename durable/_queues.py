@@ -178,6 +178,8 @@ class QueueInfo:
     """Whether workers claim nothing from it (what runs goes on)."""
     enqueued: int
     """Workflows waiting to start (delayed ones included)."""
+    delayed: int
+    """Of those, the ones whose delay (``enqueue(..., delay=)``) has not passed yet."""
     running: int
     """Workflows an owner runs or waits in (what ``concurrency`` counts)."""
     recent_starts: int | None
@@ -201,6 +203,7 @@ class QueueInfo:
             partition_concurrency=row.partition_concurrency,
             paused=row.paused,
             enqueued=counts.enqueued,
+            delayed=counts.enqueued - counts.ready,
             running=counts.running,
             recent_starts=counts.started if rate is not None else None,
             declared=row.updated_at > 0,

@@ -192,6 +192,8 @@ class QueueCounts:
     """What a queue holds now."""
 
     enqueued: int = 0
+    ready: int = 0
+    """Of the enqueued, those whose not-before time (a delayed enqueue's) has come."""
     running: int = 0
     """Workflows an owner runs or waits in (the ones its concurrency counts)."""
     started: int = 0

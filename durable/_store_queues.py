@@ -7,6 +7,7 @@ next claim of every worker on every host.
 
 from __future__ import annotations
 
+from durable._clock import real_time
 from durable._queues import KEEP, QueueInfo, RateLimit, define, terms_of
 from durable._store_changes import Source
 from durable.backends._limits import QUEUE_CHARS, check_text
@@ -27,11 +28,12 @@ class QueueControl:
         """
         backend = self._runtime.backend
         rows = {row.name: row for row in backend.run_sync(backend.queues)}
-        now = self._runtime.engine.clock.time()
+        clock = self._runtime.engine.clock
+        now = clock.time()
         windows = {
             row.name: now - row.rate_period for row in rows.values() if row.rate_period is not None
         }
-        counts = backend.run_sync(backend.queue_counts, windows)
+        counts = backend.run_sync(backend.queue_counts, windows, None if real_time(clock) else now)
         names = sorted(set(rows) | {name for name, c in counts.items() if c.enqueued or c.running})
         return [QueueInfo.of(name, rows.get(name), counts.get(name)) for name in names]
 

@@ -31,6 +31,7 @@ def _json(info: QueueInfo) -> dict[str, Any]:
     return {
         "name": info.name,
         "enqueued": info.enqueued,
+        "delayed": info.delayed,
         "running": info.running,
         "paused": info.paused,
         "concurrency": info.concurrency,
@@ -74,7 +75,7 @@ def _list(state: State, as_json: bool) -> None:
             rate = f"{info.recent_starts}/{info.rate_limit[0]} per {_period(info.rate_limit[1])}"
         table.add_row(
             cell(info.name),
-            cell(str(info.enqueued)),
+            cell(_enqueued(info)),
             cell(str(info.running)),
             cell(_limit(info.concurrency)),
             cell(_limit(info.worker_concurrency)),
@@ -83,6 +84,10 @@ def _list(state: State, as_json: bool) -> None:
             cell("paused" if info.paused else "active", "yellow" if info.paused else ""),
         )
     state.print(table)
+
+
+def _enqueued(info: QueueInfo) -> str:
+    return f"{info.enqueued} ({info.delayed} delayed)" if info.delayed else str(info.enqueued)
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from durable import _registry
 from durable._aio import require_asyncio
+from durable._clock import real_time
 from durable._durations import format_utc
 from durable._engine import _context
 from durable._engine._core import (
@@ -115,10 +116,22 @@ class Recovery(Part):
         }
         if limited:
             windows = {name: now - period for name, period in limited.items()}
-            for name, counts in backend.run_sync(backend.queue_counts, windows).items():
+            for name, counts in backend.run_sync(backend.queue_counts, windows, now).items():
                 if name in limited and counts.first_started is not None:
                     wakes.append(max(counts.first_started + limited[name], now))
         return min(wakes, default=None)
+
+    def held_back(self, queues: Sequence[str]) -> bool:
+        """Whether a workflow of ``queues`` may start now but waits for room.
+
+        Enqueued, its delay over, in a queue that is not paused: what a rate
+        limit's window, or a concurrency used by other workers, holds back.
+        """
+        backend, clock = self.engine.backend, self.engine.clock
+        paused = {row.name for row in backend.run_sync(backend.queues) if row.paused}
+        now = None if real_time(clock) else clock.time()
+        counts = backend.run_sync(backend.queue_counts, None, now)
+        return any(counts[q].ready for q in queues if q in counts and q not in paused)
 
     def expire(self, queues: Sequence[str]) -> list[str]:
         """Cancel the enqueued workflows of ``queues`` past their queue timeout; their ids.
@@ -143,7 +156,10 @@ class Recovery(Part):
             )
 
         backend = engine.backend
-        return backend.run_sync(backend.expire_queued, queues, engine.clock.time(), error_for)
+        # The store's clock, which enqueues count a queue timeout from (a
+        # virtual clock's own time in tests): hosts' clocks may disagree.
+        now = None if real_time(engine.clock) else engine.clock.time()
+        return backend.run_sync(backend.expire_queued, queues, now, error_for)
 
     async def _wait_over(self, session: Session, row: WorkflowRow) -> bool:
         """Whether a suspended workflow's wait is over (its timer, by this runtime's clock)."""

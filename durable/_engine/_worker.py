@@ -192,7 +192,9 @@ class Worker:
 
         Args:
             until_idle: Return once nothing is running, enqueued or due
-                (handy in tests and batch jobs).
+                (handy in tests and batch jobs). Work a rate limit or
+                another worker's running workflows hold back is waited
+                for; a paused queue's and a delayed enqueue's are not.
             handle_signals: Stop gracefully on SIGTERM and SIGINT (only in the
                 main thread); a second signal releases running work at once.
             until: Return once idle at or after this time of the runtime's
@@ -311,17 +313,24 @@ class Worker:
 
     async def _when_idle(self, until_idle: bool, end: float | None) -> str:
         """Nothing runs: ``end`` the run, ``wait`` for work, or ``jumped`` a virtual clock."""
-        clock = self.runtime.clock
+        clock, recovery = self.runtime.clock, self.runtime.parts.recovery
         if end is None:
-            return "end" if until_idle else "wait"
-        if clock.time() >= end:
+            if not until_idle:
+                return "wait"
+            # Idle is when nothing may start: work a flow control holds back
+            # (a rate limit's window, room another worker's workflows take) waits.
+            if not await asyncio.to_thread(recovery.held_back, self.queues):
+                return "end"
+        elif clock.time() >= end:
             return "end"
         if not jumps_ahead(clock):
             return "wait"
         # To the next thing due: a tick, a timer, a delayed start, a deadline, or the end.
-        wake = await asyncio.to_thread(self.runtime.parts.recovery.next_wake, self.queues)
-        to = min(t for t in (end, self._soonest_tick, wake) if t is not None)
-        await clock.asleep(to - clock.time())
+        wake = await asyncio.to_thread(recovery.next_wake, self.queues)
+        ahead = [t for t in (end, self._soonest_tick if end is not None else None, wake) if t]
+        if not ahead:
+            return "wait"  # for room that another worker's workflows take
+        await clock.asleep(min(ahead) - clock.time())
         return "jumped"
 
     def _claim(self, limit: int, here: Mapping[str, int]) -> list[tuple[WorkflowRow, object]]:

@@ -398,6 +398,10 @@ class Backend(ControlContract, ABC):
         any ``rate_period`` than its ``rate_limit`` (starts are the claimed
         rows' first ``started_at``, set to ``now``), or more running
         workflows of one ``partition_key`` than its ``partition_concurrency``.
+        Claims from a queue with flow control take turns under its lock
+        (:meth:`put_queue` and :meth:`set_queue_paused` take it too), and
+        read its terms and the store's clock once they hold it, so a change
+        or a pause committed before counts, and started times never go back.
         ``running_here``: what this claimer runs of each queue already, held
         to the queue's ``worker_concurrency``. Claimed rows are running, owned
         by ``owner``, under a new epoch.

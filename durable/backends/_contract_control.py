@@ -76,7 +76,12 @@ class ControlContract(ABC):
 
     @abstractmethod
     async def set_queue_paused(self, tx: Any, name: str, paused: bool) -> None:
-        """Pause or resume a queue (a queue with no row gets one, with no limits)."""
+        """Pause or resume a queue (a queue with no row gets one, with no limits).
+
+        Under the queue's claim lock: once a pause returns, no claim that
+        reads the queue's terms after it starts one of its workflows (a claim
+        of a queue without flow control already under way may finish).
+        """
 
     @abstractmethod
     async def delete_queue(self, tx: Any, name: str) -> bool:
@@ -84,9 +89,12 @@ class ControlContract(ABC):
 
     @abstractmethod
     async def queue_counts(
-        self, tx: Any, windows: Mapping[str, float] | None = None
+        self, tx: Any, windows: Mapping[str, float] | None = None, now: float | None = None
     ) -> dict[str, QueueCounts]:
-        """What each queue with work left holds: enqueued, and running.
+        """What each queue with work left holds: enqueued (``ready`` by ``now``), and running.
+
+        ``now``: the time a delayed enqueue's not-before is compared with
+        (default the store's clock).
 
         ``windows``: for these queues, also the starts after the given time
         (``started``, ``first_started``), as a rate limit counts them.
@@ -97,10 +105,12 @@ class ControlContract(ABC):
         self,
         tx: Any,
         queues: Sequence[str],
-        now: float,
+        now: float | None,
         error_for: Callable[[str, str, float], bytes],
     ) -> list[str]:
         """Cancel enqueued workflows of ``queues`` whose ``start_by`` is not after ``now``.
+
+        ``now`` None: the store's clock (:meth:`now`), the one claims read.
 
         Each gets ``error_for(workflow_id, queue, start_by)`` as its recorded
         error, in the transaction that cancels it (atomic); at most 100 in

@@ -40,6 +40,21 @@ def _occupies(w: sa.Table) -> sa.ColumnElement[bool]:
     )
 
 
+def _counts(w: sa.Table) -> sa.Select[Any]:
+    """Per queue with work left: enqueued, ready by ``now``, and running."""
+    due = sa.or_(w.c.wake_at.is_(None), w.c.wake_at <= P("now", type_=sa.Float))
+    return (
+        sa.select(
+            w.c.queue,
+            sa.func.sum(sa.case((w.c.status == ENQUEUED, 1), else_=0)).label("enqueued"),
+            sa.func.sum(sa.case((sa.and_(w.c.status == ENQUEUED, due), 1), else_=0)).label("ready"),
+            sa.func.sum(sa.case((_occupies(w), 1), else_=0)).label("running"),
+        )
+        .where(w.c.queue.is_not(None), is_active(w.c.status))
+        .group_by(w.c.queue)
+    )
+
+
 class QueueStatements:
     """Enqueueing, claiming, expiring, and the queues' own rows."""
 
@@ -78,15 +93,7 @@ class QueueStatements:
             w.c.queue == P("queue"), w.c.started_at > P("since", type_=sa.Float)
         )
         self.partitioned = self._partitioned(w)
-        self.counts = (
-            sa.select(
-                w.c.queue,
-                sa.func.sum(sa.case((w.c.status == ENQUEUED, 1), else_=0)).label("enqueued"),
-                sa.func.sum(sa.case((_occupies(w), 1), else_=0)).label("running"),
-            )
-            .where(w.c.queue.is_not(None), is_active(w.c.status))
-            .group_by(w.c.queue)
-        )
+        self.counts = _counts(w)
         self.expired = (
             sa.select(w.c.workflow_id, w.c.queue, w.c.start_by, w.c.created_at)
             .where(

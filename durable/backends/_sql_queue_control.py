@@ -18,6 +18,7 @@ class QueueControlOps(SqlOps):
 
     @atomic
     async def put_queue(self, tx: Tx, row: QueueRow, keep_paused: bool) -> bool:
+        await self._lock_queue(tx, row.name)  # claims that count its terms see them whole
         params = dataclasses.asdict(row)
         del params["updated_at"]  # the store's clock
         q = self.q.queues
@@ -38,6 +39,8 @@ class QueueControlOps(SqlOps):
 
     @atomic
     async def set_queue_paused(self, tx: Tx, name: str, paused: bool) -> None:
+        # Once this returns, no claim under the queue's lock takes from a paused queue.
+        await self._lock_queue(tx, name)
         params = dataclasses.asdict(QueueRow(name=name, paused=paused))
         del params["updated_at"]
         # A new row with no limits, or the standing one's terms kept.
@@ -49,12 +52,16 @@ class QueueControlOps(SqlOps):
         return (await tx.execute(self.q.queues.delete_queue, {"name": name})).rowcount == 1
 
     async def queue_counts(
-        self, tx: Tx, windows: Mapping[str, float] | None = None
+        self, tx: Tx, windows: Mapping[str, float] | None = None, now: float | None = None
     ) -> dict[str, QueueCounts]:
         q = self.q.queues
+        if now is None:
+            now = await self.now(tx)
         counts = {
-            r.queue: QueueCounts(enqueued=int(r.enqueued or 0), running=int(r.running or 0))
-            for r in (await tx.execute(q.counts)).rows
+            r.queue: QueueCounts(
+                enqueued=int(r.enqueued or 0), ready=int(r.ready or 0), running=int(r.running or 0)
+            )
+            for r in (await tx.execute(q.counts, {"now": now})).rows
         }
         for queue, since in (windows or {}).items():
             found = await tx.execute(q.started_since, {"queue": queue, "since": since})
@@ -71,10 +78,12 @@ class QueueControlOps(SqlOps):
         self,
         tx: Tx,
         queues: Sequence[str],
-        now: float,
+        now: float | None,
         error_for: Callable[[str, str, float], bytes],
     ) -> list[str]:
         q = self.q.queues
+        if now is None:
+            now = await self.now(tx)
         expired: list[str] = []
         for queue in queues:
             found = await tx.execute(q.expired, {"queue": queue, "now": now})

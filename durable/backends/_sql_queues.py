@@ -125,16 +125,34 @@ class QueueOps(SqlOps):
     ) -> list[WorkflowRow]:
         if limit <= 0:
             return []
-        if now is None:
-            now = await self.now(tx)
-        stored = {row.name: row for row in await self.queues(tx)}  # a small table
-        params = {**owner_params(owner), "lease": lease_seconds, "ready": now}
-        every = [Terms.of(q, stored.get(q), queue_limits, running_here) for q in queues]
-        every = [terms for terms in every if not terms.paused]
+
+        async def read_terms() -> list[Terms]:
+            stored = {row.name: row for row in await self.queues(tx)}  # a small table
+            return [Terms.of(q, stored.get(q), queue_limits, running_here) for q in queues]
+
+        every = await read_terms()
         # Locks in one order for every claimer (by name), whatever order its
         # queues come in: two claimers never wait for each other's lock.
-        for terms in sorted((t for t in every if t.locks), key=lambda t: t.queue):
-            await self._lock_queue(tx, terms.queue)
+        locked = sorted(t.queue for t in every if t.locks and not t.paused)
+        for queue in locked:
+            await self._lock_queue(tx, queue)
+        if locked:
+            # Read again under the locks: a change of terms or a pause committed
+            # while this claim waited for them counts. A queue limited only since
+            # the first read (so not locked) waits for the next claim.
+            every = [t for t in await read_terms() if t.plain or t.queue in locked]
+        every = [t for t in every if not t.paused]
+        started = now  # None: the store's clock, as each claimed row is updated
+        if now is None:
+            # After the locks: a rate limit's window counts back from a time no
+            # earlier than the starts the claimers before this one recorded.
+            now = await self.now(tx)
+        params = {
+            **owner_params(owner),
+            "lease": lease_seconds,
+            "ready": now,
+            "started": started,
+        }
         claimed: list[WorkflowRow] = []
         plain = [terms.queue for terms in every if terms.plain]
         for terms in every:

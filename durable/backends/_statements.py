@@ -336,8 +336,9 @@ class Statements:
             "lease_expires_at": p.lease,
             "updated_at": p.now,
             "wake_at": None,
-            # The claimer's clock (a virtual one in tests): rate limits count it.
-            "started_at": sa.func.coalesce(w.c.started_at, P("ready", type_=sa.Float)),
+            # The claimer's clock if virtual (tests), else the store's, read by the
+            # statement itself: never before the enqueue of a row it can see.
+            "started_at": sa.func.coalesce(w.c.started_at, P("started", type_=sa.Float), p.now),
         }
         self.queues = QueueStatements(p.insert, p.now, p.new_workflow, claimed)
 

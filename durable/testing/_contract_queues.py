@@ -62,7 +62,12 @@ class QueueChecks:
         assert _ids(second) == ["j1", "j2"]  # three running in all
         assert store(b.claim_queued, OTHER, LEASE, ["jobs"], 10, None, 1000.0) == []
         counts = store(b.queue_counts)["jobs"]
-        assert (counts.enqueued, counts.running) == (1, 3)
+        assert (counts.enqueued, counts.ready, counts.running) == (1, 1, 3)
+        # A delayed one is enqueued, and ready once its time has come (by ``now``).
+        _enqueue(store, "d1", Placement("delayed", not_before=4e9))  # in 2096
+        assert store(b.queue_counts, None, 1000.0)["delayed"].ready == 0
+        assert store(b.queue_counts, None, 4e9)["delayed"].ready == 1
+        assert store(b.queue_counts)["delayed"].ready == 0  # by the store's clock
 
         # A rate limit counts first starts within the period before the claim.
         for n in range(4):
@@ -108,3 +113,5 @@ class QueueChecks:
         assert (row.status, row.error) == (WorkflowStatus.CANCELLED, b"timed out")
         assert store(b.expire_queued, ["jobs"], 600.0, error_for) == []
         assert store.row("other").status is WorkflowStatus.ENQUEUED  # not its queues
+        # ``now`` None: the store's clock, long past 500 s after the epoch.
+        assert store(b.expire_queued, ["elsewhere"], None, error_for) == ["other"]

@@ -254,3 +254,45 @@ def test_a_paused_queue_holds_its_woken_workflows_too(
     worker = durable.Worker(runtime=runtime, queues=["naps"])
     assert worker.run_sync(until_idle=True, handle_signals=False).resumed == [handle.workflow_id]
     assert handle.result_sync() == "woke"
+
+
+def test_until_idle_waits_out_a_rate_limit_but_not_a_pause_or_a_delay(
+    runtime: durable.Runtime,
+) -> None:
+    durable.Queue("trickle", rate_limit=(2, 0.3))
+    handles = [tick.enqueue_sync(n, queue="trickle") for n in range(5)]
+    later = tick.options(queue="trickle", delay=3600, queue_timeout=30).enqueue_sync(9)
+    runtime.store.pause_queue("held")
+    held = tick.enqueue_sync(7, queue="held")
+    report = durable.Worker(runtime=runtime, queues=["trickle", "held"]).run_sync(
+        until_idle=True, handle_signals=False
+    )
+    # Each window of the limit was waited out; the paused and the delayed were not.
+    assert sorted(report.completed) == sorted(h.workflow_id for h in handles)
+    trickle = runtime.store.get_queue("trickle")
+    assert (trickle.enqueued, trickle.delayed) == (1, 1)
+    assert runtime.store.get_queue("held").enqueued == 1
+    assert held.workflow_id not in report.completed
+    for handle in handles:  # the store's clock, read after the queue's lock
+        info = runtime.store.get_workflow(handle.workflow_id)
+        assert info is not None
+        assert info.started_at is not None
+        assert info.enqueued_at is not None
+        assert info.started_at >= info.enqueued_at
+    # A delay and a queue timeout count on the store's clock, as claims read it.
+    info = runtime.store.get_workflow(later.workflow_id)
+    assert info is not None
+    assert info.start_by is not None
+    assert info.start_by - info.created_at == pytest.approx(3630, abs=5)
+
+
+def test_until_idle_on_a_virtual_clock_jumps_to_a_rate_limits_next_window(
+    runtime: durable.Runtime, durable_clock: VirtualClock
+) -> None:
+    durable.Queue("hourly", rate_limit=(1, dt.timedelta(hours=1)))
+    handles = [tick.enqueue_sync(n, queue="hourly") for n in range(3)]
+    report = durable.Worker(runtime=runtime, queues=["hourly"]).run_sync(
+        until_idle=True, handle_signals=False
+    )
+    assert sorted(report.completed) == sorted(h.workflow_id for h in handles)
+    assert durable_clock.elapsed >= 2 * 3600  # three starts, an hour apart
