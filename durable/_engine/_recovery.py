@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from typing import Any, Literal
 
 from durable import _registry
@@ -121,17 +121,31 @@ class Recovery(Part):
                     wakes.append(max(counts.first_started + limited[name], now))
         return min(wakes, default=None)
 
-    def held_back(self, queues: Sequence[str]) -> bool:
+    def held_back(self, queues: Sequence[str], besides: Collection[str] = ()) -> bool:
         """Whether a workflow of ``queues`` may start now but waits for room.
 
         Enqueued, its delay over, in a queue that is not paused: what a rate
         limit's window, or a concurrency used by other workers, holds back.
+        The workflows ``besides`` (ids) do not count.
         """
         backend, clock = self.engine.backend, self.engine.clock
         paused = {row.name for row in backend.run_sync(backend.queues) if row.paused}
         now = None if real_time(clock) else clock.time()
         counts = backend.run_sync(backend.queue_counts, None, now)
-        return any(counts[q].ready for q in queues if q in counts and q not in paused)
+        ready = sum(counts[q].ready for q in queues if q in counts and q not in paused)
+        if ready and besides:
+            at = backend.run_sync(backend.now) if now is None else now
+            for workflow_id in besides:
+                row = backend.run_sync(backend.get_workflow, workflow_id)
+                if (
+                    row is not None
+                    and row.status is WorkflowStatus.ENQUEUED
+                    and row.queue in queues
+                    and row.queue not in paused
+                    and (row.wake_at is None or row.wake_at <= at)
+                ):
+                    ready -= 1
+        return ready > 0
 
     def expire(self, queues: Sequence[str]) -> list[str]:
         """Cancel the enqueued workflows of ``queues`` past their queue timeout; their ids.

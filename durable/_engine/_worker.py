@@ -54,7 +54,7 @@ class WorkerReport:
     resumed: list[str] = field(default_factory=list)
     """Workflows it took over from a dead owner, or resumed from a due wait."""
     unknown: dict[str, str] = field(default_factory=dict)
-    """Workflows whose name no imported module registers (id to name); left alone."""
+    """Workflows whose name no imported module registers (id to name); put back on their queue."""
     released: list[str] = field(default_factory=list)
     """Workflows it gave up unfinished at shutdown, for another worker to resume."""
 
@@ -319,7 +319,8 @@ class Worker:
                 return "wait"
             # Idle is when nothing may start: work a flow control holds back
             # (a rate limit's window, room another worker's workflows take) waits.
-            if not await asyncio.to_thread(recovery.held_back, self.queues):
+            unknown = set(self.report.unknown)  # waiting for a worker with their code
+            if not await asyncio.to_thread(recovery.held_back, self.queues, unknown):
                 return "end"
         elif clock.time() >= end:
             return "end"
@@ -409,20 +410,32 @@ class Worker:
         elif outcome == "suspended":
             report.suspended.append(workflow_id)
         elif outcome == "unknown":
-            report.unknown[workflow_id] = row.name
-            log.warning(
-                "worker: no imported module registers workflow %r (of %r); import it with --import",
-                row.name,
-                workflow_id,
-            )
-            if claimed:  # for a worker that has the code
-                self.runtime.backend.run_sync(
-                    self.runtime.backend.release_workflow, workflow_id, row.epoch
+            if workflow_id not in report.unknown:  # once, not at each claim of it
+                log.warning(
+                    "worker: no imported module registers workflow %r (of %r); it goes back "
+                    "on its queue for a worker that has the code (import it with --import)",
+                    row.name,
+                    workflow_id,
                 )
+            report.unknown[workflow_id] = row.name
+            if claimed:
+                await asyncio.to_thread(self._requeue, row)
         elif isinstance(error, WorkflowQuarantinedError):
             log.info("worker: skipping workflow %r: %s", workflow_id, error)
         elif error is not None:  # an unrunnable one is recorded as failed by _rerun
             report.failed[workflow_id] = f"{type(error).__name__}: {error}"
+
+    def _requeue(self, row: WorkflowRow) -> None:
+        """Put a workflow this worker has no code for back on its queue, under its flow control.
+
+        Claimable again after a recovery interval (not at once: this worker
+        would claim it straight back), by the store's clock, as claims read it.
+        """
+        backend, clock = self.runtime.backend, self.runtime.clock
+        now = backend.run_sync(backend.now) if real_time(clock) else clock.time()
+        backend.run_sync(
+            backend.requeue_workflow, row.workflow_id, row.epoch, now + self.recovery_interval
+        )
 
     async def _drain(self) -> None:
         """Let running workflows finish within the grace period; release the rest."""

@@ -408,8 +408,14 @@ class Backend(ControlContract, ABC):
         """
 
     @abstractmethod
-    async def requeue_workflow(self, tx: Any, workflow_id: str, epoch: int) -> bool:
-        """Put a claimed workflow back on its queue, unclaimed (fenced)."""
+    async def requeue_workflow(
+        self, tx: Any, workflow_id: str, epoch: int, not_before: float | None = None
+    ) -> bool:
+        """Put a claimed workflow back on its queue, unclaimed (fenced); whether it was.
+
+        The claim's attempt is given back; no claim takes it before
+        ``not_before`` (its ``wake_at``), if given.
+        """
 
     # Events -------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from durable._records import (
@@ -30,9 +32,9 @@ class SqlOps(Backend):
         tx.topics.append(topic)
 
     async def _update_fenced(
-        self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int
+        self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int, **more: Any
     ) -> bool:
-        updated = await tx.execute(stmt, {"workflow_id": workflow_id, "epoch": epoch})
+        updated = await tx.execute(stmt, {"workflow_id": workflow_id, "epoch": epoch, **more})
         return updated.rowcount == 1
 
     async def get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:

@@ -152,8 +152,12 @@ class WorkflowOps(SqlOps):
     async def release_workflow(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
         return await self._update_fenced(tx, self.q.release, workflow_id, epoch)
 
-    async def requeue_workflow(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
-        return await self._update_fenced(tx, self.q.requeue, workflow_id, epoch)
+    async def requeue_workflow(
+        self, tx: Tx, workflow_id: str, epoch: int, not_before: float | None = None
+    ) -> bool:
+        return await self._update_fenced(
+            tx, self.q.requeue, workflow_id, epoch, not_before=not_before
+        )
 
     async def quarantine(self, tx: Tx, workflow_id: str, epoch: int) -> bool:
         return await self._update_fenced(tx, self.q.quarantine, workflow_id, epoch)

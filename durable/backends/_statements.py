@@ -380,6 +380,7 @@ class Statements:
                 **p.ownerless,
                 attempts=w.c.attempts - 1,
                 updated_at=p.now,
+                wake_at=P("not_before", type_=sa.Float),
             )
         )
         self.quarantine = (

@@ -444,6 +444,20 @@ class BackendContract(StateChecks, QueueChecks):
         assert [r.workflow_id for r in early] == ["low"]
         due = store(b.claim_queued, OTHER, LEASE, ["jobs"], 5, None, 1000.0)
         assert [(r.workflow_id, r.wake_at) for r in due] == [("later", None)]
+        # Put back with a not-before time: its claim's attempt given back, and
+        # no claim takes it before then.
+        (low,) = early
+        assert store(b.requeue_workflow, "low", low.epoch, 2000.0)
+        back = store.row("low")
+        assert (back.status, back.wake_at, back.attempts) == (
+            WorkflowStatus.ENQUEUED,
+            2000.0,
+            low.attempts - 1,
+        )
+        assert store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, None, 1999.0) == []
+        assert [
+            r.workflow_id for r in store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, None, 2000.0)
+        ] == ["low"]
 
     # Events -------------------------------------------------------------------------
 

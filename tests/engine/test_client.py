@@ -133,8 +133,8 @@ def test_a_worker_without_the_workflow_leaves_it_and_says_so(
     report = drain(runtime)
     assert report.unknown == {unknown.workflow_id: "client.nowhere"}
     assert "no imported module registers workflow 'client.nowhere'" in caplog.text
-    info = unknown.info()  # released, unfinished, for a worker that has the code
-    assert info.status.active
+    info = unknown.info()  # back on its queue, for a worker that has the code
+    assert info.status == "enqueued"
     assert info.owner_host is None
     assert client.cancel(unknown.workflow_id) is True
     assert unknown.status() == "cancelled"

@@ -150,14 +150,24 @@ async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
     from durable.testing import unregistered
 
     with unregistered("workers.unknown"):  # this "process" never imported it
-        report = await durable.Worker(runtime=runtime).run(until_idle=True)
+        worker = durable.Worker(runtime=runtime, recovery_interval=0.2)
+        report = await worker.run(until_idle=True)
     assert report.unknown == {handle.workflow_id: "workers.unknown"}
     info = handle.info()
-    assert info.status is durable.WorkflowStatus.RUNNING
-    assert info.owner_host is None  # released: anyone may take it
-    assert (await durable.Worker(runtime=runtime).run(until_idle=True)).resumed == [
+    # Back on its queue (under its flow control), its claim's attempt given back,
+    # and not claimable again at once (that worker would take it straight back).
+    assert (info.status, info.attempts, info.owner_host) == (
+        durable.WorkflowStatus.ENQUEUED,
+        0,
+        None,
+    )
+    assert info.wake_at is not None
+    assert info.wake_at > info.created_at
+    await asyncio.sleep(0.3)
+    assert (await durable.Worker(runtime=runtime).run(until_idle=True)).completed == [
         handle.workflow_id
     ]
+    assert await handle.result() == "ran"
 
 
 async def test_a_claimed_workflow_whose_arguments_cannot_be_read_is_failed_not_stuck(
