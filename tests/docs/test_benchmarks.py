@@ -19,8 +19,9 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["fixture_setup.py", "--tests", "3"],
         ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
         ["checkpoints.py", "--steps", "3", "--repeat", "1"],
+        ["vs_joblib.py", "--quick"],
     ],
-    ids=["bench", "fixture_setup", "queues", "checkpoints"],
+    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib"],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(

@@ -1,0 +1,390 @@
+"""Issue 21's scenarios: durable on its SQLite default beside joblib.Memory and raw sqlite3.
+
+One run, same machine, medians of ``--repeat`` runs, a fresh folder per run:
+
+1. Large results: N steps that each return a payload of ``os.urandom`` bytes made
+   before the timer starts (50 x 1 MiB, 8 x 16 MiB): MiB/s, and the bytes on disk
+   after the store is closed divided by the payload bytes.
+2. Cold resume: a 100-step workflow (each step returns its index) is SIGKILLed in
+   its step 51; then a new process runs it again. Timed from before the new
+   process is spawned to its first step that runs (the 51st), and to its result.
+3. Peak memory (``VmHWM``) of a process that ran one 10-step workflow, beside a
+   plain Python process that imported sqlite3 (and one that used joblib).
+4. 500 workflows of 3 tiny steps, one after another: workflows/s, beside raw
+   sqlite3 with 3 commits per workflow.
+5. Import time: the median of 5 ``python -c "import X"`` minus ``python -c pass``.
+
+joblib runs only if it can be imported (``pip install joblib``). Nothing here
+asserts on timings: ``tests/docs/test_benchmarks.py`` only checks it runs.
+Run: ``python benchmarks/vs_joblib.py --markdown`` (``--quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+
+try:
+    import joblib
+except ImportError:  # optional, like DBOS in bench.py
+    joblib = None
+
+
+def _disk(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+# 1. Large results ------------------------------------------------------------------
+
+
+def _large_durable(folder: Path, payloads: list[bytes]) -> float:
+    import durable
+
+    @durable.step(name=f"bench.big{id(payloads)}")
+    def big(i: int) -> bytes:
+        return payloads[i]
+
+    @durable.durable_workflow(name=f"bench.bigs{id(payloads)}")
+    def bigs() -> int:
+        return sum(len(big(i)) for i in range(len(payloads)))
+
+    with durable.Runtime(f"sqlite:///{folder}/d.db") as runtime, runtime.activated():
+        started = time.perf_counter()
+        bigs()
+        return time.perf_counter() - started
+
+
+def _large_joblib(folder: Path, payloads: list[bytes]) -> float:
+    assert joblib is not None
+    memory = joblib.Memory(location=str(folder), verbose=0)
+
+    def big(i: int) -> bytes:
+        return payloads[i]
+
+    cached = memory.cache(big)
+    started = time.perf_counter()
+    sum(len(cached(i)) for i in range(len(payloads)))
+    return time.perf_counter() - started
+
+
+def _large_sqlite3(folder: Path, payloads: list[bytes]) -> float:
+    db = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE steps (position INTEGER PRIMARY KEY, output BLOB)")
+    started = time.perf_counter()
+    for i, payload in enumerate(payloads):
+        db.execute("BEGIN")
+        db.execute("INSERT INTO steps VALUES (?, ?)", (i, pickle.dumps(payload, protocol=5)))
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return elapsed
+
+
+def large(
+    engines: dict[str, Callable[[Path, list[bytes]], float]], count: int, size: int, repeat: int
+) -> dict[str, tuple[float, float]]:
+    """Each engine's median MiB/s and disk / payload."""
+    payloads = [os.urandom(size) for _ in range(count)]
+    found: dict[str, tuple[float, float]] = {}
+    for name, run in engines.items():
+        speeds, ratios = [], []
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds = run(Path(tmp), payloads)
+                speeds.append(count * size / MIB / seconds)
+                ratios.append(_disk(Path(tmp)) / (count * size))
+        found[name] = (statistics.median(speeds), statistics.median(ratios))
+    return found
+
+
+# 2. Cold resume after SIGKILL ---------------------------------------------------------
+
+_RESUME = {
+    "durable": """
+        import durable
+        @durable.step
+        def work(i: int) -> int:
+            if i == 50:
+                first()
+            return i
+        @durable.durable_workflow(name="bench.hundred")
+        def hundred() -> int:
+            return sum(work(i) for i in range(100))
+        durable.configure(url=f"sqlite:///{FOLDER}/d.db")
+        print(hundred.run_sync(workflow_id="resume-me"))
+    """,
+    "joblib": """
+        import joblib
+        memory = joblib.Memory(location=f"{FOLDER}/cache", verbose=0)
+        @memory.cache
+        def work(i: int) -> int:
+            if i == 50:
+                first()
+            return i
+        print(sum(work(i) for i in range(100)))
+    """,
+    "raw sqlite3": """
+        import sqlite3, pickle
+        db = sqlite3.connect(f"{FOLDER}/raw.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE IF NOT EXISTS steps (position INTEGER PRIMARY KEY, output BLOB)")
+        def work(i: int) -> int:
+            found = db.execute("SELECT output FROM steps WHERE position = ?", (i,)).fetchone()
+            if found:
+                return pickle.loads(found[0])
+            if i == 50:
+                first()
+            db.execute("INSERT INTO steps VALUES (?, ?)", (i, pickle.dumps(i)))
+            return i
+        print(sum(work(i) for i in range(100)))
+    """,
+}
+
+_PRELUDE = """
+import os, signal, sys, time
+FOLDER = sys.argv[1]
+def first() -> None:
+    if os.environ.get("BENCH_KILL") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    print(f"first {time.time()!r}", file=sys.stderr, flush=True)
+"""
+
+
+def cold_resume(engine: str, repeat: int) -> tuple[float, float]:
+    """Median seconds from spawning the resuming process to its first new step, and its result."""
+    firsts, totals = [], []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "run.py"
+            script.write_text(_PRELUDE + textwrap.dedent(_RESUME[engine]))
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_KILL": "1"}
+            killed = subprocess.run(
+                [sys.executable, str(script), tmp], env=env, check=False, capture_output=True
+            )
+            assert killed.returncode == -9, killed.stderr.decode()
+            env["BENCH_KILL"] = "0"
+            started = time.time()
+            done = subprocess.run(
+                [sys.executable, str(script), tmp],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            totals.append(time.time() - started)
+            assert done.stdout.strip() == str(sum(range(100))), done.stdout
+            first = float(done.stderr.split("first ", 1)[1].split()[0])
+            firsts.append(first - started)
+    return statistics.median(firsts), statistics.median(totals)
+
+
+# 3. Peak memory -------------------------------------------------------------------
+
+_MEMORY = {
+    "python + sqlite3": "import sqlite3",
+    "durable": """
+        import durable
+        @durable.step
+        def work(i: int) -> int:
+            return i
+        @durable.durable_workflow(name="bench.ten")
+        def ten() -> int:
+            return sum(work(i) for i in range(10))
+        durable.configure(url=f"sqlite:///{FOLDER}/d.db")
+        ten.run_sync()
+    """,
+    "joblib": """
+        import joblib
+        memory = joblib.Memory(location=f"{FOLDER}/cache", verbose=0)
+        @memory.cache
+        def work(i: int) -> int:
+            return i
+        sum(work(i) for i in range(10))
+    """,
+}
+
+_PEAK = """
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) / 1024)
+"""
+
+
+def peak_memory(engine: str, repeat: int) -> float:
+    """Median peak resident MiB of a process that ran the engine's scenario."""
+    peaks = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            code = "import sys\nFOLDER = sys.argv[1]\n" + textwrap.dedent(_MEMORY[engine]) + _PEAK
+            done = subprocess.run(
+                [sys.executable, "-c", code, tmp],
+                check=True,
+                text=True,
+                capture_output=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            peaks.append(float(done.stdout.split()[-1]))
+    return statistics.median(peaks)
+
+
+# 4. Short workflows ---------------------------------------------------------------
+
+
+def short_durable(count: int) -> float:
+    import durable
+
+    @durable.step
+    def add_one(x: int) -> int:
+        return x + 1
+
+    @durable.step
+    def double(x: int) -> int:
+        return x * 2
+
+    @durable.step
+    def less_three(x: int) -> int:
+        return x - 3
+
+    @durable.durable_workflow(name="bench.three")
+    def three(i: int) -> int:
+        return less_three(double(add_one(i)))
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        durable.Runtime(f"sqlite:///{tmp}/b.db") as runtime,
+        runtime.activated(),
+    ):
+        started = time.perf_counter()
+        for i in range(count):
+            three(i)
+        return count / (time.perf_counter() - started)
+
+
+def short_sqlite3(count: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(f"{tmp}/raw.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE steps (wf TEXT, position INTEGER, output BLOB, "
+            "PRIMARY KEY (wf, position))"
+        )
+        started = time.perf_counter()
+        for i in range(count):
+            x = i
+            for position, step in enumerate((lambda v: v + 1, lambda v: v * 2, lambda v: v - 3)):
+                x = step(x)
+                db.execute("BEGIN")
+                db.execute(
+                    "INSERT INTO steps VALUES (?, ?, ?)", (f"w{i}", position, pickle.dumps(x))
+                )
+                db.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        db.close()
+        return count / elapsed
+
+
+# 5. Import time ---------------------------------------------------------------------
+
+
+def import_ms(module: str) -> float:
+    def run(code: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", code],
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    return (run(f"import {module}") - run("pass")) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--markdown", action="store_true", help="(tables are markdown anyway)")
+    args = parser.parse_args()
+    repeat = 1 if args.quick else args.repeat
+    engines: dict[str, Callable[[Path, list[bytes]], float]] = {"durable": _large_durable}
+    if joblib is not None:
+        engines["joblib"] = _large_joblib
+    engines["raw sqlite3"] = _large_sqlite3
+    names = list(engines)
+    sizes = [(5, MIB), (2, 4 * MIB)] if args.quick else [(50, MIB), (8, 16 * MIB)]
+
+    print(
+        f"\nRun: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, medians of {repeat}, "
+        f"Python {sys.version.split()[0]}, joblib {getattr(joblib, '__version__', 'absent')}\n"
+    )
+    print("| large results (SQLite file) | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for count, size in sizes:
+        found = large(engines, count, size, repeat)
+        label = f"{count} x {size // MIB} MiB"
+        print(f"| {label}, MiB/s | " + " | ".join(f"{found[n][0]:,.0f}" for n in names) + " |")
+        print(
+            f"| {label}, disk / payload | " + " | ".join(f"{found[n][1]:.3f}" for n in names) + " |"
+        )
+
+    resumers = [n for n in ("durable", "joblib", "raw sqlite3") if n != "joblib" or joblib]
+    print("\n| cold resume after SIGKILL at step 51 of 100 | " + " | ".join(resumers) + " |")
+    print("|---|" + "---|" * len(resumers))
+    resumed = {n: cold_resume(n, repeat) for n in resumers}
+    print(
+        "| spawn to the first step run, s | "
+        + " | ".join(f"{resumed[n][0]:.3f}" for n in resumers)
+        + " |"
+    )
+    print(
+        "| spawn to the result, s | " + " | ".join(f"{resumed[n][1]:.3f}" for n in resumers) + " |"
+    )
+
+    holders = [n for n in _MEMORY if n != "joblib" or joblib]
+    print("\n| peak memory (VmHWM), MiB | " + " | ".join(holders) + " |")
+    print("|---|" + "---|" * len(holders))
+    print(
+        "| a process that ran it | "
+        + " | ".join(f"{peak_memory(n, repeat):.1f}" for n in holders)
+        + " |"
+    )
+
+    count = 50 if args.quick else 500
+    ours = statistics.median(short_durable(count) for _ in range(repeat))
+    raw = statistics.median(short_sqlite3(count) for _ in range(repeat))
+    print(f"\n| {count} workflows x 3 steps | durable | raw sqlite3 (3 commits each) | ratio |")
+    print("|---|---|---|---|")
+    print(f"| workflows/s | {ours:,.0f} | {raw:,.0f} | {raw / ours:.1f}x |")
+
+    modules = ["durable", *(["joblib"] if joblib else [])]
+    print("\n| import time, ms | " + " | ".join(modules) + " |")
+    print("|---|" + "---|" * len(modules))
+    print(
+        "| `python -c 'import X'` minus `python -c pass` | "
+        + " | ".join(f"{import_ms(m):.0f}" for m in modules)
+        + " |"
+    )
+
+
+if __name__ == "__main__":
+    main()
