@@ -9,27 +9,31 @@ step was replayed from its record or executed, and the payload size.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-try:
-    from opentelemetry import trace as _trace
-except ImportError:  # the "otel" extra is optional
-    _trace = None  # type: ignore[assignment]
-
-# A proxy tracer: it follows whatever provider the application sets later.
-_TRACER = _trace.get_tracer("durable") if _trace is not None else None
-
-
+_trace: Any = None  # opentelemetry.trace, once an SDK is seen set up
+_TRACER: Any = None
 _configured = False
 
 
 def _tracing() -> bool:
-    """Whether an SDK is set up: until then spans would be no-ops, and cost per step."""
-    global _configured
-    if not _configured and _trace is not None:
-        provider = type(_trace.get_tracer_provider()).__name__
-        _configured = provider not in ("ProxyTracerProvider", "NoOpTracerProvider")
+    """Whether an SDK is set up: until then spans would be no-ops, and cost per step.
+
+    An application that sets up an SDK has imported ``opentelemetry.trace``
+    (so has ``opentelemetry-instrument``): until it is in ``sys.modules``,
+    nothing is looked at, and ``import durable`` does not import it.
+    """
+    global _configured, _trace, _TRACER
+    if not _configured:
+        trace = sys.modules.get("opentelemetry.trace")
+        if trace is None:
+            return False
+        provider = type(trace.get_tracer_provider()).__name__
+        if provider not in ("ProxyTracerProvider", "NoOpTracerProvider"):
+            _trace, _TRACER = trace, trace.get_tracer("durable")
+            _configured = True
     return _configured
 
 

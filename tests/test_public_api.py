@@ -169,13 +169,15 @@ def test_testing_module_surface_is_pinned_and_documented() -> None:
     assert not issubclass(durable.testing.SimulatedCrash, Exception)
 
 
-def test_importing_durable_loads_no_notebook_or_progress_library() -> None:
+def test_importing_durable_loads_no_notebook_progress_or_tracing_library() -> None:
+    # opentelemetry's import reads every installed package's entry points: it
+    # is looked up only once the application has imported it (to set up an SDK).
     import subprocess
     import sys
 
     code = (
         "import sys, durable, durable.plugins.pytest, durable.testing\n"
-        "heavy = [m for m in ('IPython', 'ipykernel', 'tqdm', 'durable._cells') "
+        "heavy = [m for m in ('IPython', 'ipykernel', 'tqdm', 'durable._cells', 'opentelemetry') "
         "if m in sys.modules]\n"
         "print(heavy)"
     )
