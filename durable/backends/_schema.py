@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
@@ -86,43 +87,61 @@ workflows = sa.Table(
     sa.Index("ix_durable_workflows_name_created", "name", "created_at"),
 )
 
+_PARTIAL: list[tuple[sa.Index, sa.ColumnElement[bool]]] = []
+
+
+def _partial(
+    name: str, *columns: sa.Column[Any], where: sa.ColumnElement[bool], unique: bool = False
+) -> sa.Index:
+    """An index of only the rows ``where`` holds (a partial index, on both databases).
+
+    The condition is handed to the dialect in use when a schema is made
+    (:func:`_use_partial`): naming both dialects' options here would import
+    PostgreSQL's dialect, and its drivers' modules, into every SQLite process.
+    """
+    index = sa.Index(name, *columns, unique=unique)
+    _PARTIAL.append((index, where))
+    return index
+
+
+def _use_partial(dialect: str) -> None:
+    for index, where in _PARTIAL:
+        index.dialect_kwargs[f"{dialect}_where"] = where
+
+
 _PENDING = sa.and_(
     workflows.c.dedup_id.is_not(None),
     sa.or_(*(workflows.c.status == status.value for status in WorkflowStatus if status.active)),
 )
-sa.Index(
+_partial(
     "ix_durable_workflows_dedup",
     workflows.c.queue,
     workflows.c.dedup_id,
     unique=True,
-    sqlite_where=_PENDING,
-    postgresql_where=_PENDING,
+    where=_PENDING,
 )
 
 # Version 8: a rate limit counts a queue's recent starts; a queue timeout
 # looks for enqueued workflows past their start_by. Only queued rows are
 # indexed: a direct call's start costs no index entry.
-sa.Index(
+_partial(
     "ix_durable_workflows_queue_started",
     workflows.c.queue,
     workflows.c.started_at,
-    sqlite_where=workflows.c.queue.is_not(None),
-    postgresql_where=workflows.c.queue.is_not(None),
+    where=workflows.c.queue.is_not(None),
 )
-sa.Index(
+_partial(
     "ix_durable_workflows_start_by",
     workflows.c.start_by,
-    sqlite_where=workflows.c.start_by.is_not(None),
-    postgresql_where=workflows.c.start_by.is_not(None),
+    where=workflows.c.start_by.is_not(None),
 )
 
 # Version 6: a workflow's children, for cancelling and resuming a tree. Only
 # children are indexed: a top-level workflow's start costs no index entry.
-sa.Index(
+_partial(
     "ix_durable_workflows_parent",
     workflows.c.parent_id,
-    sqlite_where=workflows.c.parent_id.is_not(None),
-    postgresql_where=workflows.c.parent_id.is_not(None),
+    where=workflows.c.parent_id.is_not(None),
 )
 
 steps = sa.Table(
@@ -155,13 +174,12 @@ steps = sa.Table(
 
 LIVE_STEP_WHERE = steps.c.superseded == sa.false()
 
-sa.Index(
+_partial(
     "ux_durable_steps_live",
     steps.c.workflow_id,
     steps.c.position,
     unique=True,
-    sqlite_where=LIVE_STEP_WHERE,
-    postgresql_where=LIVE_STEP_WHERE,
+    where=LIVE_STEP_WHERE,
 )
 
 step_attempts = sa.Table(
@@ -356,6 +374,7 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
 
     Returns the version the database had before (0 for a new one).
     """
+    _use_partial(conn.dialect.name)
     found = check_version(conn, where, schema)
     if found == 0:
         # No half-made schema can exist (DDL is transactional on both
@@ -463,6 +482,7 @@ _DDL: dict[str, list[str]] = {}
 def _ddl(dialect: sa.Dialect) -> list[str]:
     statements = _DDL.get(dialect.name)
     if statements is None:
+        _use_partial(dialect.name)
         statements = []
         for table in metadata.sorted_tables:
             statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
