@@ -50,7 +50,8 @@ async def enqueued(
     session = engine.session(sync=sync)
     now = engine.clock.time()
     relative = isinstance(where.start, (int, float, dt.timedelta))
-    if real_time(engine.clock) and (relative or where.queue_timeout is not None):
+    counted = relative or (where.queue_timeout is not None and where.start is None)
+    if real_time(engine.clock) and counted:
         # A delay and a queue timeout count on the store's clock, the one that
         # claims and expiries read: this host's clock may disagree with it.
         now = await session.run(engine.backend.now)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import logging
 import os
 import sys
 import threading
@@ -26,6 +27,8 @@ from typing import Any
 
 from durable._engine._core import Engine
 from durable._engine._watch import StepEvent
+
+log = logging.getLogger("durable")
 
 _THROTTLE = 0.1
 """Seconds between two redraws (the last one is always drawn)."""
@@ -70,7 +73,11 @@ def _ticking(view: _View) -> Iterator[None]:
 
     def tick() -> None:
         while not stop.wait(_TICK):
-            view.tick()
+            try:
+                view.tick()
+            except Exception:  # a display gone away: the run goes on without it
+                log.debug("live view: redraw failed", exc_info=True)
+                return
 
     ticker = threading.Thread(target=tick, name="durable-live", daemon=True)
     ticker.start()

@@ -179,7 +179,8 @@ class QueueInfo:
     enqueued: int
     """Workflows waiting to start (delayed ones included)."""
     delayed: int
-    """Of those, the ones whose delay (``enqueue(..., delay=)``) has not passed yet."""
+    """Of those, the ones no claim may take yet: a delay (``enqueue(..., delay=)``) not
+    passed, or a worker that lacked their code put them back to wait a moment."""
     running: int
     """Workflows an owner runs or waits in (what ``concurrency`` counts)."""
     recent_starts: int | None

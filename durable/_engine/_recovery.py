@@ -109,17 +109,33 @@ class Recovery(Part):
             for at in (row.wake_at, row.deadline, row.start_by)
             if at is not None and at > now
         ]
+        wakes += self._rate_windows(waiting, now)
+        return min(wakes, default=None)
+
+    def next_room(self, queues: Sequence[str]) -> float | None:
+        """The soonest a rate limit's window frees a start for enqueued work of ``queues``."""
+        backend, now = self.engine.backend, self.engine.clock.time()
+        enqueued = WorkflowQuery(statuses=(WorkflowStatus.ENQUEUED,))
+        found = backend.run_sync(backend.query_workflows, enqueued)
+        waiting = [row for row in found if row.queue in queues]
+        return min(self._rate_windows(waiting, now), default=None)
+
+    def _rate_windows(self, waiting: list[WorkflowRow], now: float) -> list[float]:
+        """When the rate limits of the queues ``waiting`` rows are in free a start."""
+        backend = self.engine.backend
         limited = {
             row.name: row.rate_period
             for row in backend.run_sync(backend.queues)
             if row.rate_period is not None and any(w.queue == row.name for w in waiting)
         }
-        if limited:
-            windows = {name: now - period for name, period in limited.items()}
-            for name, counts in backend.run_sync(backend.queue_counts, windows, now).items():
-                if name in limited and counts.first_started is not None:
-                    wakes.append(max(counts.first_started + limited[name], now))
-        return min(wakes, default=None)
+        if not limited:
+            return []
+        windows = {name: now - period for name, period in limited.items()}
+        return [
+            max(counts.first_started + limited[name], now)
+            for name, counts in backend.run_sync(backend.queue_counts, windows, now).items()
+            if name in limited and counts.first_started is not None
+        ]
 
     def held_back(self, queues: Sequence[str], besides: Collection[str] = ()) -> bool:
         """Whether a workflow of ``queues`` may start now but waits for room.

@@ -54,7 +54,11 @@ class WorkerReport:
     resumed: list[str] = field(default_factory=list)
     """Workflows it took over from a dead owner, or resumed from a due wait."""
     unknown: dict[str, str] = field(default_factory=dict)
-    """Workflows whose name no imported module registers (id to name); put back on their queue."""
+    """Workflows whose name no imported module registers (id to name).
+
+    One it claimed from a queue goes back on it, for a worker that has the
+    code; one it found to resume (no queue, or a dead owner's) is left alone.
+    """
     released: list[str] = field(default_factory=list)
     """Workflows it gave up unfinished at shutdown, for another worker to resume."""
 
@@ -322,15 +326,22 @@ class Worker:
             unknown = set(self.report.unknown)  # waiting for a worker with their code
             if not await asyncio.to_thread(recovery.held_back, self.queues, unknown):
                 return "end"
-        elif clock.time() >= end:
+            if not jumps_ahead(clock):
+                return "wait"
+            # Only to a rate limit's next window: a delay, a timer or a deadline
+            # is not what this run waits for.
+            room = await asyncio.to_thread(recovery.next_room, self.queues)
+            if room is None:
+                return "wait"  # for room that another worker's workflows take
+            await clock.asleep(room - clock.time())
+            return "jumped"
+        if clock.time() >= end:
             return "end"
         if not jumps_ahead(clock):
             return "wait"
         # To the next thing due: a tick, a timer, a delayed start, a deadline, or the end.
         wake = await asyncio.to_thread(recovery.next_wake, self.queues)
-        ahead = [t for t in (end, self._soonest_tick if end is not None else None, wake) if t]
-        if not ahead:
-            return "wait"  # for room that another worker's workflows take
+        ahead = [t for t in (end, self._soonest_tick, wake) if t is not None]
         await clock.asleep(min(ahead) - clock.time())
         return "jumped"
 

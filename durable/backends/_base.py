@@ -396,7 +396,8 @@ class Backend(ControlContract, ABC):
         the store: more running workflows than its ``concurrency`` (or
         ``queue_limits[queue]``, the lower of the two), more starts within
         any ``rate_period`` than its ``rate_limit`` (starts are the claimed
-        rows' first ``started_at``, set to ``now``), or more running
+        rows' first ``started_at``: ``now`` if given, else the store's clock
+        as each row is claimed), or more running
         workflows of one ``partition_key`` than its ``partition_concurrency``.
         Claims from a queue with flow control take turns under its lock
         (:meth:`put_queue` and :meth:`set_queue_paused` take it too), and

@@ -42,7 +42,12 @@ def _occupies(w: sa.Table) -> sa.ColumnElement[bool]:
 
 def _counts(w: sa.Table) -> sa.Select[Any]:
     """Per queue with work left: enqueued, ready by ``now``, and running."""
-    due = sa.or_(w.c.wake_at.is_(None), w.c.wake_at <= P("now", type_=sa.Float))
+    now = P("now", type_=sa.Float)
+    # What a claim at ``now`` could take: its delay over, its queue timeout not.
+    due = sa.and_(
+        sa.or_(w.c.wake_at.is_(None), w.c.wake_at <= now),
+        sa.or_(w.c.start_by.is_(None), w.c.start_by > now),
+    )
     return (
         sa.select(
             w.c.queue,

@@ -140,7 +140,7 @@ class QueueOps(SqlOps):
             # Read again under the locks: a change of terms or a pause committed
             # while this claim waited for them counts. A queue limited only since
             # the first read (so not locked) waits for the next claim.
-            every = [t for t in await read_terms() if t.plain or t.queue in locked]
+            every = [t for t in await read_terms() if t.queue in locked or not t.locks]
         every = [t for t in every if not t.paused]
         started = now  # None: the store's clock, as each claimed row is updated
         if now is None:

@@ -381,6 +381,7 @@ class Statements:
                 attempts=w.c.attempts - 1,
                 updated_at=p.now,
                 wake_at=P("not_before", type_=sa.Float),
+                started_at=None,  # not started: its next claim is its start
             )
         )
         self.quarantine = (

@@ -63,6 +63,12 @@ class QueueChecks:
         assert store(b.claim_queued, OTHER, LEASE, ["jobs"], 10, None, 1000.0) == []
         counts = store(b.queue_counts)["jobs"]
         assert (counts.enqueued, counts.ready, counts.running) == (1, 1, 3)
+        # A queue with only a per-worker limit (no lock) is claimed beside a
+        # locked one, its terms read again under the lock.
+        _enqueue(store, "wc1", Placement("worker-only"))
+        store(b.put_queue, QueueRow("worker-only", worker_concurrency=2), False)
+        both = store(b.claim_queued, OTHER, LEASE, ["jobs", "worker-only"], 10, None, 1000.0)
+        assert _ids(both) == ["wc1"]  # "jobs" is full
         # A delayed one is enqueued, and ready once its time has come (by ``now``).
         _enqueue(store, "d1", Placement("delayed", not_before=4e9))  # in 2096
         assert store(b.queue_counts, None, 1000.0)["delayed"].ready == 0
@@ -113,5 +119,12 @@ class QueueChecks:
         assert (row.status, row.error) == (WorkflowStatus.CANCELLED, b"timed out")
         assert store(b.expire_queued, ["jobs"], 600.0, error_for) == []
         assert store.row("other").status is WorkflowStatus.ENQUEUED  # not its queues
+        # Past its queue timeout, a row is not ready (no claim may take it).
+        _enqueue(store, "gone", Placement("expiring", start_by=500.0))
+        assert store(b.queue_counts, None, 499.0)["expiring"].ready == 1
+        assert store(b.queue_counts, None, 500.0)["expiring"].ready == 0
         # ``now`` None: the store's clock, long past 500 s after the epoch.
-        assert store(b.expire_queued, ["elsewhere"], None, error_for) == ["other"]
+        assert store(b.expire_queued, ["elsewhere", "expiring"], None, error_for) == [
+            "other",
+            "gone",
+        ]

@@ -449,10 +449,11 @@ class BackendContract(StateChecks, QueueChecks):
         (low,) = early
         assert store(b.requeue_workflow, "low", low.epoch, 2000.0)
         back = store.row("low")
-        assert (back.status, back.wake_at, back.attempts) == (
+        assert (back.status, back.wake_at, back.attempts, back.started_at) == (
             WorkflowStatus.ENQUEUED,
             2000.0,
             low.attempts - 1,
+            None,  # not started: a rate limit counts its next claim as its start
         )
         assert store(b.claim_queued, OWNER, LEASE, ["jobs"], 5, None, 1999.0) == []
         assert [

@@ -22,6 +22,7 @@ def test_queues_are_listed_set_paused_resumed_and_deleted(
     with durable.Runtime(db_url):
         job.enqueue_sync(1, queue="mail")
         job.enqueue_sync(2, queue="mail")
+        job.options(queue="mail", delay=3600).enqueue_sync(3)
     base = ["--url", db_url, "queues"]
     assert command([*base, "set", "mail", "--concurrency", "4", "--rate", "100/1m"]) == 0
     assert command([*base, "set", "tenants", "--partition-concurrency", "2"]) == 0
@@ -32,9 +33,10 @@ def test_queues_are_listed_set_paused_resumed_and_deleted(
     assert "mail" in text
     assert "paused" in text
     assert "0/100 per 1m" in text
+    assert "3 (1 delayed)" in text
     assert command([*base, "-o", "json"]) == 0
     listed = {q["name"]: q for q in json.loads(capsys.readouterr().out)}
-    assert listed["mail"]["enqueued"] == 2
+    assert (listed["mail"]["enqueued"], listed["mail"]["delayed"]) == (3, 1)
     assert listed["mail"]["concurrency"] == 4
     assert listed["mail"]["rate_limit"] == {"starts": 100, "per_seconds": 60.0}
     assert listed["mail"]["paused"] is True
@@ -47,7 +49,7 @@ def test_queues_are_listed_set_paused_resumed_and_deleted(
     assert "its terms are deleted" in capsys.readouterr().out
     assert command([*base, "-o", "json"]) == 0
     listed = {q["name"]: q for q in json.loads(capsys.readouterr().out)}
-    assert sorted(listed) == ["mail"]
+    assert sorted(listed) == ["mail"]  # it holds work
     assert listed["mail"]["paused"] is False
 
 
