@@ -220,8 +220,7 @@ class SqliteBackend(SqlBackend):
                 self.schema_before = found
                 return
             if not self.memory:
-                # Persistent in the file: later connections find WAL on.
-                self._connection().execute("PRAGMA journal_mode = WAL")
+                self._switch_to_wal()
             with engine.connect() as conn:
                 # The raw connection is in autocommit: the transaction is ours.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -233,6 +232,23 @@ class SqliteBackend(SqlBackend):
                 conn.exec_driver_sql("COMMIT")
         finally:
             engine.dispose(close=False)
+
+    def _switch_to_wal(self) -> None:
+        """Turn WAL on (persistent in the file: later connections find it on).
+
+        Processes opening a new file together all switch it: SQLite answers
+        the one that must wait "locked" at once, without its busy timeout
+        (waiting could deadlock), so it tries again, for as long as that timeout.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._connection().execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _check_readable(self, found: int) -> None:
         """A read-only store must be a durable store this version reads as it is."""
@@ -399,6 +415,14 @@ _RESTORE = (
 # SQLite's primary result codes (sqlite3.Error.sqlite_errorcode, Python 3.11+;
 # older Pythons fall back on the message).
 _BUSY, _LOCKED, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 5, 6, 8, 14, 11, 26
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether SQLite answered that another connection holds a lock it needs."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_BUSY, _LOCKED)
+    return "locked" in str(exc)
 
 
 def _damage(exc: BaseException) -> bool:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,3 +67,36 @@ async def test_a_locked_database_is_a_durable_error_on_the_async_path_too(
         assert {type(o) for o in outcomes} == {durable.BackendUnavailableError}
         assert all("database is locked" in str(o) for o in outcomes)
         assert await asyncio.gather(*(wf(i) for i in range(20))) == list(range(20))
+
+
+def test_a_new_file_another_process_is_writing_to_opens_once_it_lets_go(
+    tmp_path: Path,
+) -> None:
+    # Several workers opening a new file at once all switch it to WAL. SQLite
+    # answers the switch "locked" at once, without its busy timeout, while another
+    # process writes (waiting could deadlock): the open must wait, not fail.
+    path = tmp_path / "new.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sqlite3, time
+                db = sqlite3.connect({str(path)!r}, isolation_level=None)
+                db.execute("BEGIN IMMEDIATE")
+                print("holding", flush=True)
+                time.sleep(0.5)
+                db.execute("COMMIT")
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    with holder, holder.stdout:
+        assert holder.stdout.readline().strip() == "holding"
+        with durable.Runtime(f"sqlite:///{path}") as runtime:
+            assert runtime.health_check().ok
+        assert holder.wait(timeout=60) == 0
