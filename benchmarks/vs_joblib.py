@@ -43,6 +43,22 @@ except ImportError:  # optional, like DBOS in bench.py
     joblib = None
 
 
+def _env(**more: str) -> dict[str, str]:
+    """The child processes' environment: this checkout first, and bytecode cached.
+
+    An installed package has its bytecode compiled (joblib's is); a checkout run
+    with PYTHONDONTWRITEBYTECODE would compile durable from source in each process.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(ROOT), **more}
+
+
+def _warm_up() -> None:
+    """Compile and cache every module the child processes import, once."""
+    code = "import durable, durable.backends._sqlite" + (", joblib" if joblib else "")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+
+
 def _disk(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -173,7 +189,7 @@ def cold_resume(engine: str, repeat: int) -> tuple[float, float]:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "run.py"
             script.write_text(_PRELUDE + textwrap.dedent(_RESUME[engine]))
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_KILL": "1"}
+            env = _env(BENCH_KILL="1")
             killed = subprocess.run(
                 [sys.executable, str(script), tmp], env=env, check=False, capture_output=True
             )
@@ -237,7 +253,7 @@ def peak_memory(engine: str, repeat: int) -> float:
                 check=True,
                 text=True,
                 capture_output=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env=_env(),
             )
             peaks.append(float(done.stdout.split()[-1]))
     return statistics.median(peaks)
@@ -308,11 +324,7 @@ def import_ms(module: str) -> float:
         times = []
         for _ in range(5):
             started = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", code],
-                check=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
+            subprocess.run([sys.executable, "-c", code], check=True, env=_env())
             times.append(time.perf_counter() - started)
         return statistics.median(times)
 
@@ -326,6 +338,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="(tables are markdown anyway)")
     args = parser.parse_args()
     repeat = 1 if args.quick else args.repeat
+    _warm_up()
     engines: dict[str, Callable[[Path, list[bytes]], float]] = {"durable": _large_durable}
     if joblib is not None:
         engines["joblib"] = _large_joblib
