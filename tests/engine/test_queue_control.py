@@ -296,3 +296,33 @@ def test_until_idle_on_a_virtual_clock_jumps_to_a_rate_limits_next_window(
     )
     assert sorted(report.completed) == sorted(h.workflow_id for h in handles)
     assert durable_clock.elapsed >= 2 * 3600  # three starts, an hour apart
+
+
+@durable.durable_workflow(name="flow.hold")
+async def hold(n: int) -> int:
+    await asyncio.sleep(1.0)
+    return n
+
+
+def test_until_idle_waits_for_room_another_workers_workflow_takes(db_url: str) -> None:
+    import threading
+
+    durable.Queue("one", concurrency=1)
+    with durable.Runtime(db_url) as first_runtime:
+        handles = [hold.enqueue_sync(n, queue="one") for n in range(2)]
+        first = durable.Worker(runtime=first_runtime, queues=["one"])
+        other = threading.Thread(
+            target=first.run_sync, kwargs={"until_idle": True, "handle_signals": False}
+        )
+        other.start()
+        try:
+            while first_runtime.store.get_queue("one").running == 0:  # the slot is taken
+                threading.Event().wait(0.01)
+            with durable.Runtime(db_url) as second_runtime:
+                second = durable.Worker(runtime=second_runtime, queues=["one"])
+                second.run_sync(until_idle=True, handle_signals=False)
+                # It returned once nothing could start: not while one still waited.
+                assert second_runtime.store.get_queue("one").enqueued == 0
+        finally:
+            other.join(timeout=60)
+        assert sorted(h.result_sync(timeout=30) for h in handles) == [0, 1]
