@@ -263,23 +263,9 @@ def peak_memory(engine: str, repeat: int) -> float:
 
 
 def short_durable(count: int) -> float:
+    from short_workflows import three  # the workflow short_workflows.py times
+
     import durable
-
-    @durable.step
-    def add_one(x: int) -> int:
-        return x + 1
-
-    @durable.step
-    def double(x: int) -> int:
-        return x * 2
-
-    @durable.step
-    def less_three(x: int) -> int:
-        return x - 3
-
-    @durable.durable_workflow(name="bench.three")
-    def three(i: int) -> int:
-        return less_three(double(add_one(i)))
 
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -350,53 +336,46 @@ def main() -> None:
         f"\nRun: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, medians of {repeat}, "
         f"Python {sys.version.split()[0]}, joblib {getattr(joblib, '__version__', 'absent')}\n"
     )
-    print("| large results (SQLite file) | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
+    rows: list[tuple[str, list[str]]] = []
     for count, size in sizes:
         found = large(engines, count, size, repeat)
         label = f"{count} x {size // MIB} MiB"
-        print(f"| {label}, MiB/s | " + " | ".join(f"{found[n][0]:,.0f}" for n in names) + " |")
-        print(
-            f"| {label}, disk / payload | " + " | ".join(f"{found[n][1]:.3f}" for n in names) + " |"
-        )
+        rows.append((f"{label}, MiB/s", [f"{found[n][0]:,.0f}" for n in names]))
+        rows.append((f"{label}, disk / payload", [f"{found[n][1]:.3f}" for n in names]))
+    _table("large results (SQLite file)", names, rows)
 
     resumers = [n for n in ("durable", "joblib", "raw sqlite3") if n != "joblib" or joblib]
-    print("\n| cold resume after SIGKILL at step 51 of 100 | " + " | ".join(resumers) + " |")
-    print("|---|" + "---|" * len(resumers))
     resumed = {n: cold_resume(n, repeat) for n in resumers}
-    print(
-        "| spawn to the first step run, s | "
-        + " | ".join(f"{resumed[n][0]:.3f}" for n in resumers)
-        + " |"
-    )
-    print(
-        "| spawn to the result, s | " + " | ".join(f"{resumed[n][1]:.3f}" for n in resumers) + " |"
+    _table(
+        "cold resume after SIGKILL at step 51 of 100",
+        resumers,
+        [
+            ("spawn to the first step run, s", [f"{resumed[n][0]:.3f}" for n in resumers]),
+            ("spawn to the result, s", [f"{resumed[n][1]:.3f}" for n in resumers]),
+        ],
     )
 
     holders = [n for n in _MEMORY if n != "joblib" or joblib]
-    print("\n| peak memory (VmHWM), MiB | " + " | ".join(holders) + " |")
-    print("|---|" + "---|" * len(holders))
-    print(
-        "| a process that ran it | "
-        + " | ".join(f"{peak_memory(n, repeat):.1f}" for n in holders)
-        + " |"
-    )
+    peaks = [f"{peak_memory(n, repeat):.1f}" for n in holders]
+    _table("peak memory (VmHWM), MiB", holders, [("a process that ran it", peaks)])
 
     count = 50 if args.quick else 500
     ours = statistics.median(short_durable(count) for _ in range(repeat))
     raw = statistics.median(short_sqlite3(count) for _ in range(repeat))
-    print(f"\n| {count} workflows x 3 steps | durable | raw sqlite3 (3 commits each) | ratio |")
-    print("|---|---|---|---|")
-    print(f"| workflows/s | {ours:,.0f} | {raw:,.0f} | {raw / ours:.1f}x |")
+    figures = [f"{ours:,.0f}", f"{raw:,.0f}", f"{raw / ours:.1f}x"]
+    heads = ["durable", "raw sqlite3 (3 commits each)", "ratio"]
+    _table(f"{count} workflows x 3 steps", heads, [("workflows/s", figures)])
 
     modules = ["durable", *(["joblib"] if joblib else [])]
-    print("\n| import time, ms | " + " | ".join(modules) + " |")
-    print("|---|" + "---|" * len(modules))
-    print(
-        "| `python -c 'import X'` minus `python -c pass` | "
-        + " | ".join(f"{import_ms(m):.0f}" for m in modules)
-        + " |"
-    )
+    times = [f"{import_ms(m):.0f}" for m in modules]
+    _table("import time, ms", modules, [("`python -c 'import X'` minus `python -c pass`", times)])
+
+
+def _table(title: str, heads: list[str], rows: list[tuple[str, list[str]]]) -> None:
+    print(f"\n| {title} | " + " | ".join(heads) + " |")
+    print("|---|" + "---|" * len(heads))
+    for label, cells in rows:
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
