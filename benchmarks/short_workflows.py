@@ -35,7 +35,8 @@ def three(i: int) -> int:
     return less_three(double(add_one(i)))
 
 
-def main(count: int = 500) -> None:
+def rate(count: int = 500) -> float:
+    """Workflows/s of ``count`` workflows on a fresh SQLite file (opening it not timed)."""
     with (
         tempfile.TemporaryDirectory() as folder,
         durable.Runtime(f"sqlite:///{folder}/b.db") as runtime,
@@ -44,7 +45,11 @@ def main(count: int = 500) -> None:
         started = time.perf_counter()
         for i in range(count):
             three(i)
-        print(f"{count / (time.perf_counter() - started):.0f} workflows/s", file=sys.stderr)
+        return count / (time.perf_counter() - started)
+
+
+def main(count: int = 500) -> None:
+    print(f"{rate(count):.0f} workflows/s", file=sys.stderr)
 
 
 if __name__ == "__main__":

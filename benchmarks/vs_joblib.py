@@ -263,19 +263,9 @@ def peak_memory(engine: str, repeat: int) -> float:
 
 
 def short_durable(count: int) -> float:
-    from short_workflows import three  # the workflow short_workflows.py times
+    from short_workflows import rate  # the workflow short_workflows.py times
 
-    import durable
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        durable.Runtime(f"sqlite:///{tmp}/b.db") as runtime,
-        runtime.activated(),
-    ):
-        started = time.perf_counter()
-        for i in range(count):
-            three(i)
-        return count / (time.perf_counter() - started)
+    return rate(count)
 
 
 def short_sqlite3(count: int) -> float:
