@@ -109,24 +109,23 @@ class Recovery(Part):
             for at in (row.wake_at, row.deadline, row.start_by)
             if at is not None and at > now
         ]
-        wakes += self._rate_windows(waiting, now)
+        wakes += self._rate_windows({row.queue for row in waiting if row.queue}, now)
         return min(wakes, default=None)
 
     def next_room(self, queues: Sequence[str]) -> float | None:
-        """The soonest a rate limit's window frees a start for enqueued work of ``queues``."""
+        """The soonest a rate limit's window frees a start for ready work of ``queues``."""
         backend, now = self.engine.backend, self.engine.clock.time()
-        enqueued = WorkflowQuery(statuses=(WorkflowStatus.ENQUEUED,))
-        found = backend.run_sync(backend.query_workflows, enqueued)
-        waiting = [row for row in found if row.queue in queues]
-        return min(self._rate_windows(waiting, now), default=None)
+        counts = backend.run_sync(backend.queue_counts, None, now)
+        ready = {q for q in queues if q in counts and counts[q].ready}
+        return min(self._rate_windows(ready, now), default=None)
 
-    def _rate_windows(self, waiting: list[WorkflowRow], now: float) -> list[float]:
-        """When the rate limits of the queues ``waiting`` rows are in free a start."""
+    def _rate_windows(self, queues: Collection[str], now: float) -> list[float]:
+        """When the rate limits of ``queues`` (those that have one) free a start."""
         backend = self.engine.backend
         limited = {
             row.name: row.rate_period
             for row in backend.run_sync(backend.queues)
-            if row.rate_period is not None and any(w.queue == row.name for w in waiting)
+            if row.rate_period is not None and row.name in queues
         }
         if not limited:
             return []

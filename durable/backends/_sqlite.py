@@ -451,7 +451,7 @@ def explain(exc: BaseException, path: str, read_only_why: str | None = None) -> 
         )
     if code == _CORRUPT or "malformed" in text:
         return f"{text}: {damaged(path)}"
-    if code in (_BUSY, _LOCKED) or "locked" in text:
+    if _busy(exc) or "locked" in text:
         return (
             f"{text}: another process (or connection) held its write lock for over "
             f"{_BUSY_TIMEOUT_MS // 1000} s (a long cleanup, a stopped process, a sqlite3 "
