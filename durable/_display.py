@@ -7,12 +7,18 @@ axis, so a slow or retried step stands out at a glance.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from durable._durations import format_utc
 from durable._records import StreamSummary, WorkflowStatus
+
+
+def escape(text: str) -> str:
+    """``text`` safe inside HTML."""
+    import html  # when something is drawn: its entity table is a large import
+
+    return html.escape(text)
 
 
 class HistoryEntry(Protocol):
@@ -124,19 +130,19 @@ def history_html(entries: Sequence[HistoryEntry]) -> str:
         note = "superseded" if e.superseded else (e.error or "")
         bar = (
             f'<div style="position:relative;height:10px;min-width:160px;background:#eee">'
-            f'<div title="{html.escape(duration_text(e.duration))}" style="position:absolute;'
+            f'<div title="{escape(duration_text(e.duration))}" style="position:absolute;'
             f"left:{left:.2f}%;width:{min(width, 100 - left):.2f}%;height:10px;"
             f'background:{color};opacity:{opacity}"></div></div>'
         )
         cells.append(
             "<tr>"
-            f"<td>{e.position}</td><td><code>{html.escape(e.name)}</code></td>"
-            f"<td>{html.escape(e.kind)}</td>"
-            f'<td style="color:{color}">{html.escape(e.status)}</td>'
-            f'<td style="text-align:right">{html.escape(duration_text(e.duration))}</td>'
+            f"<td>{e.position}</td><td><code>{escape(e.name)}</code></td>"
+            f"<td>{escape(e.kind)}</td>"
+            f'<td style="color:{color}">{escape(e.status)}</td>'
+            f'<td style="text-align:right">{escape(duration_text(e.duration))}</td>'
             f'<td style="text-align:right">'
-            f"{html.escape(size_text(e.payload_bytes)) if e.payload_bytes else ''}</td>"
-            f"<td>{bar}</td><td>{html.escape(note[:120])}</td>"
+            f"{escape(size_text(e.payload_bytes)) if e.payload_bytes else ''}</td>"
+            f"<td>{bar}</td><td>{escape(note[:120])}</td>"
             "</tr>"
         )
     header = "".join(
@@ -166,8 +172,8 @@ def published_html(published: Mapping[str, str]) -> str:
     if not published:
         return ""
     rows = "".join(
-        f"<tr><td><code>{html.escape(key)}</code></td>"
-        f"<td><code>{html.escape(_short(value, 200))}</code></td></tr>"
+        f"<tr><td><code>{escape(key)}</code></td>"
+        f"<td><code>{escape(_short(value, 200))}</code></td></tr>"
         for key, value in published.items()
     )
     return (
@@ -182,7 +188,7 @@ def streams_html(streams: Sequence[StreamSummary]) -> str:
     if not streams:
         return ""
     rows = "".join(
-        f"<tr><td><code>{html.escape(s.key)}</code></td><td>{s.chunks}</td>"
+        f"<tr><td><code>{escape(s.key)}</code></td><td>{s.chunks}</td>"
         f"<td>{s.restarts or ''}</td><td>{'ended' if s.ended else 'open'}</td></tr>"
         for s in streams
     )
@@ -206,20 +212,16 @@ def workflow_html(
     color = _COLORS.get(info.status.value, "#616161")
     return (
         '<div class="durable-workflow">'
-        f"<p><strong><code>{html.escape(info.workflow_id)}</code></strong> "
-        f"({html.escape(info.name)}): "
-        f'<span style="color:{color}">{html.escape(info.status.value)}</span>, '
+        f"<p><strong><code>{escape(info.workflow_id)}</code></strong> "
+        f"({escape(info.name)}): "
+        f'<span style="color:{color}">{escape(info.status.value)}</span>, '
         f"attempt {info.attempts}"
         + (
-            f", took {html.escape(duration_text(info.finished_at - info.created_at))}"
+            f", took {escape(duration_text(info.finished_at - info.created_at))}"
             if info.finished_at is not None
             else ""
         )
-        + (
-            f", deadline {html.escape(format_utc(info.deadline))}"
-            if info.deadline is not None
-            else ""
-        )
+        + (f", deadline {escape(format_utc(info.deadline))}" if info.deadline is not None else "")
         + "</p>"
         + published_html(published)
         + streams_html(streams)

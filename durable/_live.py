@@ -15,7 +15,6 @@ terminal, nor under CI. Without either, a call pays one look at
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
 import sys
@@ -25,6 +24,7 @@ from collections.abc import Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from durable._display import escape
 from durable._engine._core import Engine
 from durable._engine._watch import StepEvent
 
@@ -165,12 +165,12 @@ class _NotebookView(_View):
 
     def draw(self, event: StepEvent) -> None:
         rows = "".join(
-            f"<tr><td>{html.escape(wid)}</td><td>{pos}</td><td>{html.escape(e.name)}</td>"
-            f"<td>{html.escape(_status(e, since))}</td></tr>"
+            f"<tr><td>{escape(wid)}</td><td>{pos}</td><td>{escape(e.name)}</td>"
+            f"<td>{escape(_status(e, since))}</td></tr>"
             for (wid, pos), (e, since) in sorted(self.rows.items(), key=lambda kv: kv[1][1])
         )
         count, saved = self.replayed()
-        head = f"durable: running {html.escape(self.first or '')}"
+        head = f"durable: running {escape(self.first or '')}"
         if count:
             head += f" ({count} step(s) replayed, {saved:.3g} s saved)"
         table = (

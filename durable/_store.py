@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
@@ -45,6 +46,7 @@ from durable.backends._limits import (
     check_optional_text,
     check_text,
 )
+from durable.backends._url import mask_password
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,6 +78,11 @@ class Store(Changes, ScheduleControl, QueueControl):
 
     def __init__(self, runtime: Source, *, close_runtime: bool = False) -> None:
         """A store over ``runtime``'s; ``close_runtime`` closes the runtime with the store."""
+        if isinstance(runtime, (str, os.PathLike)):
+            raise ConfigurationError(
+                f"Store() takes a runtime, not the URL {mask_password(str(runtime))!r}: open "
+                "the store at a URL with durable.Store.open(url)"
+            )
         self._runtime = runtime
         self._owned = close_runtime
 
@@ -397,7 +404,7 @@ class Store(Changes, ScheduleControl, QueueControl):
             step_ms_mean=_ms(stats["step_seconds_mean"]),
             step_ms_max=_ms(stats["step_seconds_max"]),
             storage_bytes=stats["payload_bytes"],
-            checkpoint_ms_mean=statistics.fmean(times) * 1000 if times else None,
+            checkpoint_ms_mean=math.fsum(times) / len(times) * 1000 if times else None,
             checkpoint_ms_p99=p99,
             checkpoints_measured=len(times),
         )

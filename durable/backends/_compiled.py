@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 _REQUIRED: Any = object()
 _CACHE_LIMIT = 512
@@ -29,17 +30,20 @@ class Compiled:
     ``construct_params`` costs more than the rest of a one-row insert's Python.
     """
 
-    def __init__(self, dialect: sa.Dialect) -> None:
-        self._dialect = dialect
-        self._cache: dict[int, _Entry] = {}
+    def __init__(self, dialect: Callable[[], sa.Dialect]) -> None:
+        self._make_dialect = dialect  # made on the first compile: it imports SQLAlchemy
+        self._dialect: sa.Dialect | None = None
+        self._cache: dict[int, Entry] = {}
 
     def __call__(
-        self, stmt: sa.Executable, params: Mapping[str, Any] | None
+        self, stmt: sa.Executable | Entry, params: Mapping[str, Any] | None
     ) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
         """The SQL text of ``stmt`` and its parameters, as the driver wants them."""
-        entry = self._cache.get(id(stmt))
-        if entry is None or entry.stmt is not stmt:
-            entry = self._compile(stmt)
+        if isinstance(stmt, Entry):  # compiled ahead (_precompiled)
+            entry = stmt
+        else:
+            cached = self._cache.get(id(stmt))
+            entry = cached if cached is not None and cached.stmt is stmt else self._compile(stmt)
         given = params or {}
         if entry.slots is None:  # an IN list, expanded into one parameter per item
             return entry.sql, entry.expanded(given)
@@ -57,7 +61,13 @@ class Compiled:
             return entry.sql, tuple(values)
         return entry.sql, dict(zip(entry.names, values, strict=True))
 
-    def _compile(self, stmt: sa.Executable) -> _Entry:
+    def entry(self, stmt: sa.Executable) -> Entry:
+        """``stmt`` compiled (not cached): its text, and where its parameters come from."""
+        return self._compile(stmt, keep=False)
+
+    def _compile(self, stmt: sa.Executable, keep: bool = True) -> Entry:
+        if self._dialect is None:
+            self._dialect = self._make_dialect()
         clause: Any = stmt
         compiled = clause.compile(
             dialect=self._dialect, compile_kwargs={"render_postcompile": True}
@@ -66,13 +76,15 @@ class Compiled:
         names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
         if any(getattr(b, "expanding", False) for b in binds.values()):
             # Built on the fly (an IN list): bound by SQLAlchemy, and not kept.
-            return _Entry(stmt, compiled.string, bool(compiled.positional), names, None, compiled)
+            return Entry(stmt, compiled.string, bool(compiled.positional), names, None, compiled)
         slots = tuple(_slot(name, binds[name]) for name in names)
         sql = compiled.string
         if clause.get_execution_options().get("binary_binds"):
             # psycopg: %(name)b sends the value in binary (arrays without quoting).
             sql = _PYFORMAT_BIND.sub(r"%(\1)b", sql)
-        entry = _Entry(stmt, sql, bool(compiled.positional), names, slots)
+        entry = Entry(stmt, sql, bool(compiled.positional), names, slots)
+        if not keep:
+            return entry
         if len(self._cache) >= _CACHE_LIMIT:
             # Statements built per call (a query's filters) would pile up
             # forever; the fixed ones are compiled again once, after this.
@@ -81,12 +93,14 @@ class Compiled:
         return entry
 
 
-class _Entry:
+class Entry:
+    """A statement's SQL text, and where each of its parameters' values comes from."""
+
     __slots__ = ("compiled", "keys", "names", "positional", "slots", "sql", "stmt")
 
     def __init__(
         self,
-        stmt: sa.Executable,
+        stmt: sa.Executable | None,
         sql: str,
         positional: bool,
         names: tuple[str, ...],
@@ -101,11 +115,36 @@ class _Entry:
             else None
         )
 
+    def text(self) -> tuple[str, bool, tuple[str, ...], tuple[tuple[Any, ...], ...]] | None:
+        """This entry as literals (a required parameter's slot has no default), or None.
+
+        None for a statement with an IN list, whose text depends on the list.
+        """
+        if self.slots is None:
+            return None
+        slots = tuple(
+            (key,) if default is _REQUIRED else (key, default) for key, default in self.slots
+        )
+        return self.sql, self.positional, self.names, slots
+
     def expanded(self, given: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
         values = self.compiled.construct_params({f"p_{k}": v for k, v in given.items()})
         if self.positional:
             return tuple(values[name] for name in self.names)
         return values  # type: ignore[no-any-return]
+
+
+def precompiled(
+    sql: str, positional: bool, names: tuple[str, ...], slots: tuple[tuple[Any, ...], ...]
+) -> Entry:
+    """An entry from its text, as ``Entry.text`` gives it (``_precompiled``)."""
+    return Entry(
+        None,
+        sql,
+        positional,
+        names,
+        tuple((s[0], s[1] if len(s) > 1 else _REQUIRED) for s in slots),
+    )
 
 
 def _slot(name: str, bind: Any) -> tuple[str, Any]:

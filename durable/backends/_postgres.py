@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -40,11 +40,15 @@ from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
 from durable.backends._pg_rows import rows_at_once
 from durable.backends._sql import SqlBackend
-from durable.backends._statements import Result, Tx, statements_for
+from durable.backends._statements import statements_for
+from durable.backends._store_url import StoreUrl
+from durable.backends._tx import Result, Tx
 from durable.backends._url import flag, shown_url
 
 if TYPE_CHECKING:
     import psycopg
+
+    from durable.backends._tx import Statement
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -78,30 +82,32 @@ every small one behind it (benchmarks/RESULTS.md).
 
 
 # Shared by every backend: the statements themselves are shared (statements_for).
-_COMPILED = Compiled(_DIALECT)
+_COMPILED = Compiled(lambda: _DIALECT)
 
 
 class _SyncTx:
-    __slots__ = ("_compiled", "_conn", "topics")
+    __slots__ = ("_compiled", "_conn", "done", "topics")
 
     def __init__(self, conn: psycopg.Connection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
         self.topics: list[str] = []
+        self.done: list[Callable[[], object]] = []
 
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+    async def execute(self, stmt: Statement, params: dict[str, Any] | None = None) -> Result:
         sql, values = self._compiled(stmt, params)
         cur = self._conn.execute(sql, values)
         return Result(cur.rowcount, cur.fetchall() if cur.description else [])
 
 
 class _AsyncTx:
-    __slots__ = ("_compiled", "_conn", "topics")
+    __slots__ = ("_compiled", "_conn", "done", "topics")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any], compiled: Compiled) -> None:
         self._conn, self._compiled = conn, compiled
         self.topics: list[str] = []
+        self.done: list[Callable[[], object]] = []
 
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+    async def execute(self, stmt: Statement, params: dict[str, Any] | None = None) -> Result:
         sql, values = self._compiled(stmt, params)
         cur = await self._conn.execute(sql, values)
         return Result(cur.rowcount, await cur.fetchall() if cur.description else [])
@@ -133,7 +139,7 @@ class PostgresBackend(SqlBackend):
     any other is refused (``durable.backends._url.parse_url``).
     """
 
-    def __init__(self, url: sa.URL, durability: str = "normal") -> None:
+    def __init__(self, url: StoreUrl, durability: str = "normal") -> None:
         psycopg, psycopg_pool, namedtuple_row = _drivers()
         self._psycopg = psycopg
         self._pool_timeout = psycopg_pool.PoolTimeout
@@ -410,7 +416,7 @@ def _drivers() -> tuple[Any, Any, Any]:
     return psycopg, psycopg_pool, namedtuple_row
 
 
-def _conninfo(psycopg: Any, url: sa.URL, options: dict[str, Any], shown: str) -> str:
+def _conninfo(psycopg: Any, url: StoreUrl, options: dict[str, Any], shown: str) -> str:
     """Libpq's connection string: the URL's parts, then its query (which wins)."""
     # libpq's own socket form puts host and user in the query
     # (postgresql:///db?host=/run/postgresql).

@@ -13,6 +13,12 @@ import sqlalchemy as sa
 
 from durable._records import WorkflowStatus
 from durable.backends import _schema as s
+from durable.backends._payload_files import MARKER
+
+
+def refers_to_file(output: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """Whether a stored payload is a reference to a file (``_payload_files``)."""
+    return sa.func.substr(output, 1, len(MARKER)) == sa.literal(MARKER, sa.LargeBinary)
 
 
 def P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:

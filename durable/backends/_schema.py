@@ -380,9 +380,8 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
         # No half-made schema can exist (DDL is transactional on both
         # databases), and checking would look in the wrong schema. The DDL
         # is compiled once per dialect: test suites open many fresh stores.
-        for statement in _ddl(conn.dialect):
+        for statement in creation(conn.dialect):
             conn.exec_driver_sql(statement)
-        conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
         return 0
     for version in range(found, SCHEMA_VERSION):
         MIGRATIONS[version](conn)
@@ -479,7 +478,11 @@ def _store_payloads_as_they_are(conn: sa.Connection) -> None:
 _DDL: dict[str, list[str]] = {}
 
 
-def _ddl(dialect: sa.Dialect) -> list[str]:
+def creation(dialect: sa.Dialect) -> list[str]:
+    """The statements that make a new store: its tables, indexes and version.
+
+    Compiled once per dialect: test suites open many fresh stores.
+    """
     statements = _DDL.get(dialect.name)
     if statements is None:
         _use_partial(dialect.name)
@@ -492,6 +495,10 @@ def _ddl(dialect: sa.Dialect) -> list[str]:
             ]
         if dialect.name == "postgresql":
             statements += [_set_storage_external(t, c) for t, c in _payload_columns()]
+        version = sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+        statements.append(
+            str(version.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        )
         _DDL[dialect.name] = statements
     return statements
 

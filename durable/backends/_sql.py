@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from durable._aio import drive
 from durable.backends._base import Operation, Write, atomic, is_atomic, outcome
@@ -27,7 +27,10 @@ from durable.backends._sql_steps import StepOps
 from durable.backends._sql_store import StoreOps
 from durable.backends._sql_streams import StreamOps
 from durable.backends._sql_workflows import WorkflowOps
-from durable.backends._statements import Statements, Tx
+from durable.backends._tx import Tx
+
+if TYPE_CHECKING:
+    from durable.backends._statements import Statements
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,6 +79,8 @@ class SqlBackend(
         """Wake this process's waiters for what a committed transaction announced."""
         for topic in tx.topics:
             self.notifier.notify(topic)
+        for action in tx.done:
+            action()
 
     def close(self) -> None:
         """Refuse new operations; release the connections once running ones are done.

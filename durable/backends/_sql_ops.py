@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from durable._records import (
-    WorkflowRow,
-)
+from durable._records import StepRow, WorkflowRow
 from durable.backends._base import Backend
-from durable.backends._sql_rows import (
-    workflow_row,
-)
-from durable.backends._statements import Statements, Tx
+from durable.backends._payload_files import EXTERNAL_BYTES, MARKER, PayloadFiles
+from durable.backends._sql_rows import step_params, step_row, workflow_row
+from durable.backends._tx import Tx
+
+if TYPE_CHECKING:
+    from durable.backends._statements import Statements
+    from durable.backends._tx import Statement
 
 
 class SqlOps(Backend):
     """What every SQL operation shares: the statements, notifications, fencing."""
 
     q: Statements
+    payloads: PayloadFiles | None = None
+    """Where large payloads go instead of the database (a SQLite file's folder), if anywhere."""
 
     async def _lock_queue(self, tx: Tx, queue: str) -> None:
         """Serialise claims from one limited queue (inside the claiming transaction).
@@ -32,10 +34,29 @@ class SqlOps(Backend):
         tx.topics.append(topic)
 
     async def _update_fenced(
-        self, tx: Tx, stmt: sa.Executable, workflow_id: str, epoch: int, **more: Any
+        self, tx: Tx, stmt: Statement, workflow_id: str, epoch: int, **more: Any
     ) -> bool:
         updated = await tx.execute(stmt, {"workflow_id": workflow_id, "epoch": epoch, **more})
         return updated.rowcount == 1
+
+    def _step_params(self, workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
+        """A step record's parameters, its output written to a file first if large."""
+        params = step_params(workflow_id, epoch, step)
+        if self.payloads is not None and len(step.output) >= EXTERNAL_BYTES:
+            params["output"] = self.payloads.store(step.output)
+        return params
+
+    def _unwritten(self, params: dict[str, Any]) -> None:
+        """A record these parameters were for was not written: its file goes at once."""
+        if self.payloads is not None:
+            self.payloads.remove([params["output"]])
+
+    def _step_row(self, r: Any) -> StepRow:
+        """A step record from a result row, its output read from its file if it has one."""
+        row = step_row(r)
+        if self.payloads is not None and row.output.startswith(MARKER):
+            row = dataclasses.replace(row, output=self.payloads.load(row.output))
+        return row
 
     async def get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
         result = await tx.execute(self.q.get_workflow, {"workflow_id": workflow_id})

@@ -10,7 +10,7 @@ from durable.backends._base import atomic
 from durable.backends._notify import event_topic
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import row_of
-from durable.backends._statements import Tx
+from durable.backends._tx import Tx
 
 
 class QueueControlOps(SqlOps):

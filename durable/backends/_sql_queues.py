@@ -25,7 +25,7 @@ from durable.backends._sql_rows import (
     owner_params,
     workflow_row,
 )
-from durable.backends._statements import Tx
+from durable.backends._tx import Tx
 
 
 @dataclass(frozen=True)

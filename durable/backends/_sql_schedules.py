@@ -8,7 +8,7 @@ from durable._records import ScheduleRow
 from durable.backends._base import atomic
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import row_of
-from durable.backends._statements import Tx
+from durable.backends._tx import Tx
 
 
 class ScheduleOps(SqlOps):

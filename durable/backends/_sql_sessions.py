@@ -7,8 +7,8 @@ from typing import Any
 from durable._records import SessionEntry, SessionSummary, StepRow
 from durable.backends._base import atomic
 from durable.backends._sql_ops import SqlOps
-from durable.backends._sql_rows import lost, row_of, step_params, step_row
-from durable.backends._statements import Tx
+from durable.backends._sql_rows import lost, row_of
+from durable.backends._tx import Tx
 
 
 class SessionOps(SqlOps):
@@ -41,7 +41,7 @@ class SessionOps(SqlOps):
                 self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
             )
             if standing.rows:
-                return False, step_row(standing.rows[0])  # written already: not again
+                return False, self._step_row(standing.rows[0])  # written already: not again
         params: dict[str, Any] = {"session_id": session_id, "key": key, "value": value}
         if expected_version is None:
             written = await tx.execute(self.q.sessions.upsert, params)
@@ -56,8 +56,10 @@ class SessionOps(SqlOps):
         if record is None:
             return True, None
         workflow_id, epoch, step = record
-        inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+        step_values = self._step_params(workflow_id, epoch, step)
+        inserted = await tx.execute(self.q.record_step, step_values)
         if inserted.rowcount != 1:
+            self._unwritten(step_values)
             raise lost(workflow_id, epoch)  # rolls the write back with it
         return True, step
 

@@ -13,15 +13,14 @@ from durable._records import (
 )
 from durable.backends._base import atomic
 from durable.backends._notify import published_topic
+from durable.backends._payload_files import stored_size
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     lost,
     new_params,
     row_of,
-    step_params,
-    step_row,
 )
-from durable.backends._statements import Tx
+from durable.backends._tx import Tx
 
 
 class StepOps(SqlOps):
@@ -29,12 +28,14 @@ class StepOps(SqlOps):
 
     async def load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
         result = await tx.execute(self.q.live_steps, {"workflow_id": workflow_id})
-        return {r.position: step_row(r) for r in result.rows}
+        return {r.position: self._step_row(r) for r in result.rows}
 
     async def record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
-        inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+        params = self._step_params(workflow_id, epoch, step)
+        inserted = await tx.execute(self.q.record_step, params)
         if inserted.rowcount == 1:
             return step
+        self._unwritten(params)
         # Not written: a record already stands there (adopt it: first commit
         # wins, and it may be our own whose acknowledgement was lost), or the
         # fence stopped us.
@@ -42,7 +43,7 @@ class StepOps(SqlOps):
             self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
         )
         if standing.rows:
-            return step_row(standing.rows[0])
+            return self._step_row(standing.rows[0])
         raise lost(workflow_id, epoch)
 
     @atomic
@@ -53,8 +54,10 @@ class StepOps(SqlOps):
         if not fenced.rows:
             raise lost(workflow_id, epoch)
         for step in steps:
-            inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+            params = self._step_params(workflow_id, epoch, step)
+            inserted = await tx.execute(self.q.record_step, params)
             if inserted.rowcount != 1:
+                self._unwritten(params)
                 # The transaction is rolled back: none of its records stand.
                 raise lost(workflow_id, epoch)
 
@@ -71,7 +74,7 @@ class StepOps(SqlOps):
             result = await tx.execute(
                 self.q.published_key, {"workflow_id": workflow_id, "key": key}
             )
-        return [step_row(r) for r in result.rows]
+        return [self._step_row(r) for r in result.rows]
 
     async def record_step_attempt(
         self, tx: Tx, workflow_id: str, epoch: int, attempt: StepAttemptRow
@@ -102,7 +105,7 @@ class StepOps(SqlOps):
                 StepHistoryRow,
                 r,
                 status=StepStatus(r.status),
-                payload_bytes=int(r.payload_bytes or 0),
+                payload_bytes=stored_size(r.output_head, int(r.payload_bytes or 0)),
                 superseded=bool(r.superseded),
             )
             for r in result.rows
@@ -112,7 +115,7 @@ class StepOps(SqlOps):
         result = await tx.execute(
             self.q.steps_up_to, {"workflow_id": workflow_id, "position": position}
         )
-        return sorted((step_row(r) for r in result.rows), key=lambda row: row.position)
+        return sorted((self._step_row(r) for r in result.rows), key=lambda row: row.position)
 
     @atomic
     async def supersede_from(self, tx: Tx, workflow_id: str, epoch: int, position: int) -> None:
@@ -144,7 +147,7 @@ class StepOps(SqlOps):
         if created.rowcount != 1:
             return False
         for step in steps:
-            params = step_params(new.workflow_id, 0, step)
+            params = self._step_params(new.workflow_id, 0, step)
             del params["epoch"]
             await tx.execute(self.q.insert_step, params)
         return True

@@ -6,8 +6,8 @@ from durable._records import StepRow, StreamRow, StreamSummary
 from durable.backends._base import atomic
 from durable.backends._notify import stream_topic
 from durable.backends._sql_ops import SqlOps
-from durable.backends._sql_rows import lost, row_of, step_params, step_row
-from durable.backends._statements import Tx
+from durable.backends._sql_rows import lost, row_of
+from durable.backends._tx import Tx
 
 
 class StreamOps(SqlOps):
@@ -25,13 +25,15 @@ class StreamOps(SqlOps):
         step: StepRow | None = None,
     ) -> StepRow | None:
         if step is not None:
-            inserted = await tx.execute(self.q.record_step, step_params(workflow_id, epoch, step))
+            params = self._step_params(workflow_id, epoch, step)
+            inserted = await tx.execute(self.q.record_step, params)
             if inserted.rowcount != 1:
+                self._unwritten(params)
                 standing = await tx.execute(
                     self.q.live_step, {"workflow_id": workflow_id, "position": step.position}
                 )
                 if standing.rows:
-                    return step_row(standing.rows[0])  # written already: append nothing again
+                    return self._step_row(standing.rows[0])  # written already: append nothing again
                 raise lost(workflow_id, epoch)
         appended = await tx.execute(
             self.q.streams.append,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import sqlalchemy as sa
-
 from durable._records import (
     CheckSteps,
     NewWorkflow,
@@ -14,7 +12,6 @@ from durable._records import (
     WorkflowRow,
     WorkflowStatus,
 )
-from durable.backends import _schema as s
 from durable.backends._base import atomic
 from durable.backends._notify import event_topic
 from durable.backends._sql_ops import SqlOps
@@ -22,10 +19,9 @@ from durable.backends._sql_rows import (
     finish_params,
     owner_params,
     start_params,
-    step_row,
     workflow_row,
 )
-from durable.backends._statements import Tx
+from durable.backends._tx import Tx
 
 
 class WorkflowOps(SqlOps):
@@ -74,7 +70,7 @@ class WorkflowOps(SqlOps):
             superseded = await tx.execute(self.q.supersede_errors, {"workflow_id": workflow_id})
             if check_superseded is not None:
                 # Inside the transaction: a record refused here is left as it was.
-                check_superseded([step_row(r) for r in superseded.rows])
+                check_superseded([self._step_row(r) for r in superseded.rows])
         return await self.get_workflow(tx, workflow_id)
 
     async def finish_workflow(
@@ -202,31 +198,6 @@ class WorkflowOps(SqlOps):
         return await self.get_workflow(tx, workflow_id)
 
     async def query_workflows(self, tx: Tx, query: WorkflowQuery) -> list[WorkflowRow]:
-        w = s.workflows
-        light = [c for c in w.c if c.name not in ("args", "result", "error")]
-        stmt = sa.select(
-            *light,
-            sa.null().label("args"),
-            sa.null().label("result"),
-            sa.null().label("error"),
-            self.q.now.label("db_now"),
-        )
-        if query.statuses is not None:
-            stmt = stmt.where(w.c.status.in_([st.value for st in query.statuses]))
-        if query.name is not None:
-            stmt = stmt.where(w.c.name == query.name)
-        if query.queue is not None:
-            stmt = stmt.where(w.c.queue == query.queue)
-        if query.id_prefix is not None:
-            # Not LIKE: SQLite's is blind to case, and ids are not.
-            prefix = query.id_prefix
-            stmt = stmt.where(sa.func.substr(w.c.workflow_id, 1, len(prefix)) == prefix)
-        if query.since is not None:
-            stmt = stmt.where(w.c.created_at >= query.since)
-        if query.until is not None:
-            stmt = stmt.where(w.c.created_at < query.until)
-        stmt = stmt.order_by(w.c.created_at.desc(), w.c.workflow_id)
-        if query.limit is not None:
-            stmt = stmt.limit(query.limit)
+        stmt = self.q.per_call.workflows(query)
         result = await tx.execute(stmt)
         return [workflow_row(r) for r in result.rows]

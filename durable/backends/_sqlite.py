@@ -8,17 +8,11 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
-
-import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.pool import StaticPool
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from durable._errors import BackendUnavailableError, ConfigurationError
-from durable.backends import _schema as s
 from durable.backends._base import Operation, is_atomic
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
@@ -26,10 +20,20 @@ from durable.backends._fence import Fence
 from durable.backends._filewatch import FileWatchingNotifier
 from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, shared_notifier
+from durable.backends._payload_files import PayloadFiles
+from durable.backends._precompiled import Precompiled
 from durable.backends._sql import SqlBackend
-from durable.backends._statements import Result, Tx, statements_for
+from durable.backends._sqlite_sql import CREATION, TEXTS
+from durable.backends._store_url import StoreUrl
+from durable.backends._tx import Result, Tx
 from durable.backends._url import flag, is_memory, path_hint, read_only, shown_url
 from durable.backends._writelock import WriteLock, write_lock
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from durable.backends._statements import Statements
+    from durable.backends._tx import Statement
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,17 +41,31 @@ T = TypeVar("T")
 Durability = Literal["normal", "full", "batched"]
 
 _BUSY_TIMEOUT_MS = 30_000
-# The host's clock (SQLite's own, julianday('now'), has only milliseconds;
-# the database and this process share the host anyway).
-_NOW = sa.literal_column("durable_now()", sa.Float)
-_COMPILED = Compiled(SQLiteDialect_pysqlite())
+
+
+def _real_statements() -> Statements:
+    from durable.backends import _sqlite_statements
+
+    return _sqlite_statements.statements()
+
+
+def _dialect() -> sa.Dialect:
+    from durable.backends import _sqlite_statements
+
+    return _sqlite_statements.dialect()
+
+
+_COMPILED = Compiled(_dialect)
+# Fixed statements compiled ahead; SQLAlchemy is imported for the others,
+# and for making or migrating a schema, when one is first needed.
+_STATEMENTS: Statements = Precompiled(TEXTS, _real_statements)  # type: ignore[assignment]
 _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL", "batched": "OFF"}
 
 
 class _RawTx:
     """Statements run on one sqlite3 connection (in its transaction, if one is open)."""
 
-    __slots__ = ("_checkpointer", "_conn", "_lock", "topics")
+    __slots__ = ("_checkpointer", "_conn", "_lock", "done", "topics")
 
     def __init__(
         self,
@@ -59,8 +77,9 @@ class _RawTx:
         self._checkpointer = checkpointer
         self._lock = lock  # None inside a transaction, which holds it already
         self.topics: list[str] = []
+        self.done: list[Callable[[], object]] = []
 
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
+    async def execute(self, stmt: Statement, params: dict[str, Any] | None = None) -> Result:
         sql, values = _COMPILED(stmt, params)
         if sql[0] == "S":  # a read
             cursor = self._conn.execute(sql, values)
@@ -87,7 +106,9 @@ class SqliteBackend(SqlBackend):
     (``synchronous=OFF``) leaves flushing to the operating system: a process
     crash still loses nothing, an OS crash or power loss may lose the commits
     not yet written out. Writers wait up to 30 s for each other. Checkpoints
-    run on a background thread (``_checkpointer``).
+    run on a background thread (``_checkpointer``). Payloads of 128 KiB or more
+    are kept in files beside the database, in ``<file>-payloads``
+    (``_payload_files``), under the same durability.
 
     URL options (checked by ``durable.backends._url.parse_url``): ``mode=ro`` opens
     an existing store read-only, as does a file or folder this process may
@@ -103,7 +124,7 @@ class SqliteBackend(SqlBackend):
 
     writes_suspend = False
 
-    def __init__(self, url: sa.URL, durability: Durability = "normal") -> None:
+    def __init__(self, url: StoreUrl, durability: Durability = "normal") -> None:
         database = url.database or ""
         self.memory = is_memory(url)
         self.url = shown_url(url)
@@ -115,7 +136,7 @@ class SqliteBackend(SqlBackend):
         self.identity = (
             f"sqlite-memory:{id(self)}" if self.memory else f"sqlite:{os.path.realpath(database)}"
         )
-        self.q = statements_for("sqlite", sqlite_insert, _NOW)
+        self.q = _STATEMENTS
         self.notifier = (
             Notifier()
             if self.memory
@@ -124,6 +145,8 @@ class SqliteBackend(SqlBackend):
             )
         )
         self.fence = Fence(self.url)
+        if not self.memory:
+            self.payloads = PayloadFiles(database, durability)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -149,11 +172,10 @@ class SqliteBackend(SqlBackend):
                 self._checkpointer = Checkpointer(self._checkpoint_connection, self.url)
                 self._writers = write_lock(database)
             self._open()
-        except (sqlite3.Error, sa.exc.DatabaseError) as exc:
+        except sqlite3.Error as exc:
             self.close()
-            reason = getattr(exc, "orig", None) or exc
             raise BackendUnavailableError(
-                f"cannot open the SQLite database {self.url}: {explain(reason, database)}",
+                f"cannot open the SQLite database {self.url}: {explain(exc, database)}",
                 url=self.url,
             ) from exc
         except BaseException:  # a newer schema, an interrupt: leave no connection open
@@ -204,8 +226,68 @@ class SqliteBackend(SqlBackend):
 
         A file that is refused (a newer schema, an application's tables) is
         refused before anything, even a pragma, changes it. A read-only store
-        is only checked.
+        is only checked. A store at this version needs no SQLAlchemy.
         """
+        if self._current_version():
+            self.schema_before = SCHEMA_VERSION
+            if not self.memory and not self.read_only:
+                self._switch_to_wal()
+            return
+        if not self.read_only and self._made_new_store():
+            self.schema_before = 0
+            return
+        try:
+            self._open_with_schema()
+        except Exception as exc:
+            # SQLAlchemy's wrapper of a driver error: the driver's own, to explain.
+            reason = getattr(exc, "orig", None)
+            if isinstance(reason, sqlite3.Error):
+                raise reason from exc
+            raise
+
+    def _current_version(self) -> bool:
+        """Whether the store records this version's schema (read by the driver alone).
+
+        False for anything else, even an error: the full check tells what it is.
+        """
+        sql, params = _COMPILED(self.q.schema_version, None)
+        try:
+            rows = self._connection().execute(sql, params).fetchall()
+        except sqlite3.Error:
+            return False
+        return [tuple(row) for row in rows] == [(str(SCHEMA_VERSION),)]
+
+    def _made_new_store(self) -> bool:
+        """Make the schema in a database with no tables at all (a new file, memory).
+
+        False, having changed nothing, if it holds any table: the full check
+        (``_open_with_schema``) tells a store to migrate from an application's tables.
+        """
+        conn = self._connection()
+        if _has_tables(conn):
+            return False
+        if not self.memory:
+            self._switch_to_wal()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _has_tables(conn):  # another process made the store meanwhile
+                conn.execute("ROLLBACK")
+                return False
+            for statement in CREATION:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def _open_with_schema(self) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import StaticPool
+
+        from durable.backends import _schema as s
+
         engine = sa.create_engine(
             "sqlite://", creator=self._connection, poolclass=StaticPool if self.memory else None
         )
@@ -367,6 +449,8 @@ class SqliteBackend(SqlBackend):
             self._checkpointer.close()  # first: its connection is among those closed below
         if self._writers is not None:
             self._writers.close()
+        if self.payloads is not None:
+            self.payloads.close()
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
@@ -374,7 +458,11 @@ class SqliteBackend(SqlBackend):
                 conn.close()
 
 
-def _read_only_open(url: sa.URL) -> tuple[bool, str]:
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+
+
+def _read_only_open(url: StoreUrl) -> tuple[bool, str]:
     """Whether to open a SQLite file read-only, and then the URI to open it with.
 
     Read-only when the URL says ``mode=ro``, or when this process may not

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from durable._records import ROLLED_BACK, StepKind, StepStatus, WorkflowStatus
 from durable.backends import _schema as s
+from durable.backends._query_statements import QueryStatements
 from durable.backends._queue_statements import QueueStatements, is_active
 from durable.backends._row_values import (
     P,
     finished_values,
     new_values,
+    refers_to_file,
     started_values,
     step_values,
 )
@@ -23,25 +24,6 @@ from durable.backends._state_statements import (
     SessionStatements,
     StreamStatements,
 )
-
-
-@dataclass(frozen=True)
-class Result:
-    """What an executed statement gives back."""
-
-    rowcount: int
-    rows: Sequence[Any]
-
-
-class Tx(Protocol):
-    """Executes statements inside one transaction (or in autocommit)."""
-
-    topics: list[str]
-    """Topics to notify in this process once the transaction commits."""
-
-    async def execute(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> Result:
-        """Execute ``stmt`` with ``params`` bound by name (without the ``p_`` prefix)."""
-        ...
 
 
 class _Parts(NamedTuple):
@@ -111,6 +93,7 @@ class Statements:
         self._waits(p)
         self._recovery(p)
         self._events(p)
+        self.per_call = QueryStatements(now)
 
     def _workflows(self, p: _Parts) -> None:
         """The rows of workflows: start, claim, finish, leases, fencing."""
@@ -164,6 +147,8 @@ class Statements:
             .values(lease_expires_at=p.lease)
         )
         self.clock = sa.select(p.now.label("db_now"))
+        meta = s.meta
+        self.schema_version = sa.select(meta.c.value).where(meta.c.key == "schema_version")
         self.fence = sa.select(w.c.epoch).where(p.same_epoch)
         self.set_deadline = (
             sa.update(w).where(p.same_epoch).values(deadline=P("deadline"), updated_at=p.now)
@@ -257,6 +242,8 @@ class Statements:
             sa.select(
                 *(c for c in st.c if c.name != "output"),
                 sa.func.length(st.c.output).label("payload_bytes"),
+                # A payload kept in a file: its reference, which holds its size.
+                sa.func.substr(st.c.output, 1, 64).label("output_head"),
             )
             .where(st.c.workflow_id == P("workflow_id"))
             .order_by(st.c.position, st.c.id)
@@ -275,6 +262,9 @@ class Statements:
             )
             .values(superseded=True)
         )
+
+        # Every payload kept in a file, by its reference (what a cleanup keeps).
+        self.payload_files = sa.select(st.c.output).where(refers_to_file(st.c.output))
 
     def _published(self, p: _Parts) -> None:
         """The latest published value of a key, or of each key, of a workflow."""

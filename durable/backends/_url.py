@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from typing import TYPE_CHECKING
 
 from durable._errors import ConfigurationError
+from durable.backends._store_url import StoreUrl, make_url
 
-if TYPE_CHECKING:
-    import sqlalchemy as sa
-
-
-# SQLAlchemy and the drivers are imported when a store is opened, not with
-# durable itself: importing durable (and its pytest plugin) stays cheap.
+# The drivers are imported when a store is opened, not with durable itself:
+# importing durable (and its pytest plugin) stays cheap. SQLAlchemy is not
+# needed to read a URL at all.
 
 SCHEMES = (
     "sqlite:///relative/path.db",
@@ -41,7 +38,7 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def parse_url(url: str) -> sa.URL:
+def parse_url(url: str) -> StoreUrl:
     """Parse and check a store URL: the one parser every way of giving a URL goes through.
 
     Returns the URL normalised (``postgres://`` becomes ``postgresql://``).
@@ -59,9 +56,7 @@ def parse_url(url: str) -> sa.URL:
             f"{mask_password(url)!r} is not a store URL; use {_forms()}",
             url=mask_password(url),
         )
-    import sqlalchemy as sa
-
-    # SQLAlchemy drops options without a value: a typo such as ?jurnal_mode
+    # The parser drops options without a value: a typo such as ?jurnal_mode
     # (or a '?' in a file name) would pass unseen.
     query = urllib.parse.urlsplit(url).query if "?" in url else ""
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
@@ -72,8 +67,8 @@ def parse_url(url: str) -> sa.URL:
                 url=mask_password(url),
             )
     try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError) as exc:
+        parsed = make_url(url)
+    except ValueError as exc:
         raise ConfigurationError(
             f"malformed store URL {mask_password(url)!r}: {exc}; use {_forms()}",
             url=mask_password(url),
@@ -82,7 +77,7 @@ def parse_url(url: str) -> sa.URL:
     if backend == "sqlite":
         _check_sqlite(parsed)
     elif backend in ("postgresql", "postgres"):
-        # Hosting services hand out postgres://, which SQLAlchemy no longer reads.
+        # Hosting services hand out postgres://, an old spelling of postgresql://.
         _, plus, driver = parsed.drivername.partition("+")
         parsed = parsed.set(drivername=f"postgresql{plus}{driver}")
         _check_postgres(parsed)
@@ -99,7 +94,7 @@ def _forms() -> str:
     return ", ".join(SCHEMES)
 
 
-def _check_sqlite(parsed: sa.URL) -> None:
+def _check_sqlite(parsed: StoreUrl) -> None:
     shown = _shown(parsed)
     if parsed.get_driver_name() not in ("pysqlite", ""):
         raise ConfigurationError(
@@ -138,7 +133,7 @@ def _check_sqlite(parsed: sa.URL) -> None:
     flag(parsed, "shared")
 
 
-def _check_postgres(parsed: sa.URL) -> None:
+def _check_postgres(parsed: StoreUrl) -> None:
     shown = _shown(parsed)
     if parsed.get_driver_name() not in ("psycopg", "psycopg2", ""):
         raise ConfigurationError(
@@ -161,7 +156,7 @@ def _libpq_options() -> frozenset[str]:
 
 
 def _check_options(
-    parsed: sa.URL, own: dict[str, str], what: str, passed_on: frozenset[str] = frozenset()
+    parsed: StoreUrl, own: dict[str, str], what: str, passed_on: frozenset[str] = frozenset()
 ) -> None:
     shown = _shown(parsed)
     for key, value in parsed.query.items():
@@ -189,13 +184,13 @@ def _check_options(
         )
 
 
-def option(parsed: sa.URL, key: str, default: str) -> str:
+def option(parsed: StoreUrl, key: str, default: str) -> str:
     """A query option of a checked URL, or ``default``."""
     value = parsed.query.get(key, default)
     return value if isinstance(value, str) else default
 
 
-def flag(parsed: sa.URL, key: str) -> bool:
+def flag(parsed: StoreUrl, key: str) -> bool:
     """A true/false query option (absent: false); ConfigurationError if it is neither."""
     value = option(parsed, key, "false").lower()
     if value in _TRUE:
@@ -207,12 +202,12 @@ def flag(parsed: sa.URL, key: str) -> bool:
     )
 
 
-def is_memory(parsed: sa.URL) -> bool:
+def is_memory(parsed: StoreUrl) -> bool:
     """Whether a SQLite URL names a store in memory."""
     return parsed.database in (None, "", ":memory:")
 
 
-def read_only(parsed: sa.URL) -> bool:
+def read_only(parsed: StoreUrl) -> bool:
     """Whether a SQLite URL asks for the store read-only (``?mode=ro``)."""
     return option(parsed, "mode", "rw") == "ro"
 
@@ -239,11 +234,11 @@ def check_durability(durability: object) -> None:
         )
 
 
-def _shown(url: sa.URL) -> str:
+def _shown(url: StoreUrl) -> str:
     return shown_url(url)
 
 
-def shown_url(url: sa.URL) -> str:
+def shown_url(url: StoreUrl) -> str:
     """A URL as durable shows it: the password masked, in the user part and in the query."""
     if "password" in url.query:
         url = url.update_query_dict({"password": "***"})
@@ -251,7 +246,7 @@ def shown_url(url: sa.URL) -> str:
 
 
 def mask_password(url: str) -> str:
-    """Hide the password in a URL that SQLAlchemy could not parse."""
+    """Hide the password in a URL that could not be parsed."""
     scheme, sep, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not at or ":" not in credentials:

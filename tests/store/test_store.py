@@ -284,6 +284,15 @@ def test_store_open_from_a_url(tmp_path: Path) -> None:
         assert info.result() == "paid 10"
 
 
+def test_a_store_made_from_a_url_says_to_open_it(tmp_path: Path) -> None:
+    url = "postgresql://bob:hunter2@db/app"
+    with pytest.raises(durable.ConfigurationError, match=r"durable\.Store\.open\(url\)") as caught:
+        durable.Store(url)  # type: ignore[arg-type]
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(durable.ConfigurationError, match="takes a runtime"):
+        durable.Store(tmp_path / "s.db")  # type: ignore[arg-type]
+
+
 def test_a_version_1_database_is_migrated_on_open(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     dump = (Path(__file__).parents[1] / "data" / "schema_v1.sql").read_text()

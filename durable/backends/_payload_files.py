@@ -1,0 +1,242 @@
+"""Large payloads of a SQLite store, in files beside its database.
+
+SQLite writes a blob twice (into the log, then into the database at a
+checkpoint), in pages, and keeps the log as large as the last burst: a step
+returning 16 MiB cost three times as long as writing the file, and the store
+twice the disk (benchmarks/RESULTS.md). A payload of ``EXTERNAL_BYTES`` or
+more goes instead into a file of its own, in the folder ``<database>-payloads``,
+written before the row that refers to it commits; the row holds a reference
+(``reference``) in place of the bytes, and reading the row reads the file.
+
+Each file belongs to one row: a fork or a restore copies a row with its own
+file. Files go when their rows do (cleanup, prune), once that commits; a file
+without a row (a write that lost its race, a crash between the file and the
+commit) is removed by the next cleanup once it is an hour old.
+
+Durability follows the store's mode. ``full`` syncs the file and its folder
+before the row commits. ``normal`` syncs them on a thread of their own right
+after the write: a crash of the process loses nothing (the file is written
+before the commit), and a power loss can take back a file written in the
+last moment, as it can take back the last commits; its row then reads as a
+``PayloadIntegrityError`` naming the file. ``batched`` leaves flushing to the
+operating system, as it does for the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+
+from durable._errors import PayloadIntegrityError
+from durable.backends._forks import renew_in_children
+
+log = logging.getLogger("durable.sqlite")
+
+EXTERNAL_BYTES = 128 * 1024
+"""Payloads of this size or more are kept in files (SQLite's own measurements put
+the point where a file beats a blob near 100 KiB)."""
+MARKER = b"\x00durable-file:"
+"""How a reference starts: no pickled or sealed payload starts with a NUL byte."""
+ORPHAN_SECONDS = 3600.0
+"""Age past which a file no row refers to is removed (younger: its commit may be on its way)."""
+
+
+def reference(size: int, name: str) -> bytes:
+    """What a row holds for a payload of ``size`` bytes kept in the file ``name``."""
+    return MARKER + f"{size}:{name}".encode()
+
+
+def parse(stored: bytes) -> tuple[int, str] | None:
+    """The size and file name a stored value refers to, or None for a payload kept inline."""
+    if not stored.startswith(MARKER):
+        return None
+    size, _, name = stored[len(MARKER) :].decode("ascii").partition(":")
+    return int(size), name
+
+
+def file_name(stored: bytes) -> str | None:
+    """The name of the file a stored value refers to, if it refers to one."""
+    found = parse(stored)
+    return found[1] if found is not None else None
+
+
+def stored_size(head: bytes | None, length: int) -> int:
+    """A payload's size, from the first bytes of its stored value and that value's length."""
+    found = parse(bytes(head)) if head is not None else None
+    return found[0] if found is not None else length
+
+
+class PayloadFiles:
+    """The payload files of one SQLite database (see the module's docstring)."""
+
+    def __init__(self, database: str, durability: str) -> None:
+        self.folder = f"{database}-payloads"
+        self._durability = durability
+        self.after_fork()
+        renew_in_children(self)
+
+    def after_fork(self) -> None:
+        """Start afresh (at first, and in a forked child, without the parent's thread)."""
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._wake = threading.Event()
+        self._syncer: threading.Thread | None = None
+        self._closed = False
+
+    def _path(self, name: str) -> str:
+        # Two hex digits of the (random) name spread files over 256 folders.
+        return os.path.join(self.folder, name[:2], name)
+
+    def store(self, payload: bytes) -> bytes:
+        """Write ``payload`` to a new file; the reference its row holds instead."""
+        name = secrets.token_hex(16)
+        path = self._path(name)
+        try:
+            file = open(path, "xb")  # noqa: SIM115 (closed below, after an optional sync)
+        except FileNotFoundError:
+            self._make_folder(os.path.dirname(path))
+            file = open(path, "xb")  # noqa: SIM115
+        with file:
+            file.write(payload)
+            if self._durability == "full":
+                file.flush()
+                os.fsync(file.fileno())
+        if self._durability == "full":
+            _sync_folder(os.path.dirname(path))
+        elif self._durability == "normal":
+            self._sync_soon(path)
+        return reference(len(payload), name)
+
+    def _make_folder(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        if self._durability != "batched":
+            # A new folder's own entry must be on disk before a file in it counts.
+            _sync_folder(self.folder)
+            _sync_folder(os.path.dirname(os.path.abspath(self.folder)))
+
+    def load(self, stored: bytes) -> bytes:
+        """The payload a stored value stands for (the value itself when kept inline)."""
+        found = parse(stored)
+        if found is None:
+            return stored
+        size, name = found
+        path = self._path(name)
+        try:
+            with open(path, "rb") as file:
+                payload = file.read()
+        except FileNotFoundError:
+            raise PayloadIntegrityError(
+                f"the payload file {path} ({size} bytes) is missing: it was deleted or "
+                "moved, or lost in a power loss right after it was written. Restore the "
+                f"folder {self.folder} from a copy taken with its database, or rewind the "
+                "workflow to before this step (Store.restore)"
+            ) from None
+        if len(payload) != size:
+            raise PayloadIntegrityError(
+                f"the payload file {path} holds {len(payload)} bytes, not the {size} its "
+                "record says: it was cut short (a power loss right after it was written, "
+                f"a full disk, a partial copy). Restore the folder {self.folder} from a "
+                "copy taken with its database, or rewind the workflow to before this step"
+            )
+        return payload
+
+    def remove(self, stored: Iterable[bytes]) -> None:
+        """Delete the files these stored values refer to (once their rows are gone)."""
+        for value in stored:
+            found = parse(value)
+            if found is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path(found[1]))
+
+    def sweep(self, referenced: set[str], now: float | None = None) -> int:
+        """Remove files no row refers to and older than ``ORPHAN_SECONDS``; how many went."""
+        cutoff = (time.time() if now is None else now) - ORPHAN_SECONDS
+        removed = 0
+        with contextlib.suppress(FileNotFoundError):
+            for sub in os.scandir(self.folder):
+                if not sub.is_dir():
+                    continue
+                for entry in os.scandir(sub.path):
+                    if entry.name in referenced:
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.stat().st_mtime < cutoff:
+                            os.unlink(entry.path)
+                            removed += 1
+        return removed
+
+    def total_bytes(self) -> int:
+        """The size of every payload file."""
+        total = 0
+        with contextlib.suppress(FileNotFoundError):
+            for sub in os.scandir(self.folder):
+                if sub.is_dir():
+                    total += sum(e.stat().st_size for e in os.scandir(sub.path) if e.is_file())
+        return total
+
+    def _sync_soon(self, path: str) -> None:
+        with self._lock:
+            self._pending.append(path)
+            if self._syncer is None and not self._closed:
+                thread = threading.Thread(
+                    target=self._sync_loop, name="durable-payloads", daemon=True
+                )
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # interpreter shutdown: the OS flushes them
+                    log.debug("payload files are not synced: %s", exc)
+                    return
+                self._syncer = thread
+        self._wake.set()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.sync()
+            except OSError as exc:  # the files are written; the OS flushes them in time
+                log.warning("could not sync payload files in %s: %s", self.folder, exc)
+            if self._closed:
+                return
+
+    def sync(self) -> None:
+        """Sync the files written and not synced yet, and their folders."""
+        with self._lock:
+            paths, self._pending = self._pending, []
+        folders = set()
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # removed meanwhile
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(os.path.dirname(path))
+        for folder in folders:
+            _sync_folder(folder)
+
+    def close(self) -> None:
+        """Sync what is pending, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._syncer
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.sync()
+
+
+def _sync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

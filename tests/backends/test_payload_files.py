@@ -1,0 +1,215 @@
+"""Large payloads of a SQLite store kept in files beside it (backends/_payload_files.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import durable
+import durable.testing
+from durable.backends._payload_files import EXTERNAL_BYTES, ORPHAN_SECONDS
+
+MIB = 1024 * 1024
+runs: list[int] = []
+
+
+def _value(i: int) -> bytes:
+    return random.Random(i).randbytes(MIB)  # incompressible, as most large results are
+
+
+def _digest(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()[:12]
+
+
+@durable.step
+def big(i: int) -> bytes:
+    runs.append(i)
+    return _value(i)
+
+
+@durable.step
+def small(i: int) -> int:
+    return i
+
+
+@durable.durable_workflow(name="payload_files.bigs")
+def bigs(n: int) -> list[str]:
+    small(0)
+    durable.snapshot("start")
+    found = [_digest(big(i)) for i in range(n)]
+    durable.snapshot("done")
+    return found
+
+
+def _expected(n: int) -> list[str]:
+    return [_digest(_value(i)) for i in range(n)]
+
+
+def _files(db: Path) -> list[Path]:
+    return sorted(p for p in Path(f"{db}-payloads").rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    runs.clear()
+    return tmp_path / "jobs.db"
+
+
+def test_large_results_are_files_and_replay_from_them(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        assert bigs.run_sync(3, workflow_id="w") == _expected(3)
+        assert len(_files(db)) == 3  # the small step's result stays in the database
+        assert bigs.run_sync(3, workflow_id="w") == _expected(3)
+        assert runs == [0, 1, 2]  # replayed from the files, not run again
+        sizes = [e.payload_bytes for e in rt.store.history("w") if e.name.endswith("big")]
+        assert sorted(sizes) == sorted(p.stat().st_size for p in _files(db))
+        assert rt.store.metrics().storage_bytes > 3 * MIB
+    payload = sum(p.stat().st_size for p in _files(db))
+    disk = payload + sum(p.stat().st_size for p in db.parent.glob("jobs.db*") if p.is_file())
+    assert disk / payload < 1.05  # the database holds references, not a copy
+
+
+def test_a_result_below_the_threshold_stays_in_the_database(db: Path) -> None:
+    @durable.step
+    def medium() -> bytes:
+        return b"x" * (EXTERNAL_BYTES // 2)
+
+    @durable.durable_workflow(name="payload_files.medium")
+    def one() -> int:
+        return len(medium())
+
+    with durable.Runtime(f"sqlite:///{db}"):
+        assert one.run_sync() == EXTERNAL_BYTES // 2
+    assert _files(db) == []
+
+
+def test_a_store_in_memory_keeps_everything_inline(tmp_path: Path) -> None:
+    runs.clear()
+    os.chdir(tmp_path)
+    with durable.Runtime("sqlite:///:memory:"):
+        assert bigs.run_sync(1) == _expected(1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("durability", ["full", "batched"])
+def test_every_durability_mode_keeps_them(db: Path, durability: str) -> None:
+    with durable.Runtime(f"sqlite:///{db}", durability=durability):
+        assert bigs.run_sync(2) == _expected(2)
+    with durable.Runtime(f"sqlite:///{db}?mode=ro") as rt:
+        [info] = rt.store.list_workflows()
+        assert info.result() == _expected(2)
+        assert len(_files(db)) == 2
+
+
+def test_cleanup_removes_the_files_of_the_workflows_it_deletes(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(2, workflow_id="old")
+        bigs.run_sync(1, workflow_id="new")
+        assert rt.store.cleanup(older_than=0, dry_run=True).workflows == 2
+        assert len(_files(db)) == 3
+        assert rt.store.cleanup(older_than=0, name="no such workflow").workflows == 0
+        assert len(_files(db)) == 3
+        rt.store.cleanup(older_than=0)
+    assert _files(db) == []
+
+
+def test_restore_keeps_files_until_a_prune_and_a_fork_has_its_own(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(2, workflow_id="origin")
+        rt.store.fork("origin", "done", "copy")
+        assert len(_files(db)) == 4  # the fork's records have files of their own
+        rt.store.cleanup(older_than=0, name="payload_files.bigs", status="success")
+        assert rt.store.get_workflow("copy") is not None  # not finished: kept
+        assert len(_files(db)) == 2
+        assert bigs.run_sync(2, workflow_id="copy") == _expected(2)
+        assert runs == [0, 1]  # the fork replayed its copies
+
+        bigs.run_sync(2, workflow_id="again")
+        rt.store.restore("again", "start")
+        assert len(_files(db)) == 4  # superseded records keep their files, until a prune
+        rt.store.prune()
+        assert len(_files(db)) == 2
+        assert bigs.run_sync(2, workflow_id="again") == _expected(2)
+        assert len(_files(db)) == 4
+
+
+def test_a_missing_or_cut_file_is_named(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}"):
+        bigs.run_sync(2, workflow_id="w")
+    first, second = _files(db)
+    kept = first.read_bytes()
+    first.unlink()
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        # A fork reads the records it copies.
+        with pytest.raises(durable.PayloadIntegrityError, match="is missing") as missing:
+            rt.store.fork("w", "done", "copy")
+        first.write_bytes(kept)
+        second.write_bytes(second.read_bytes()[:1000])
+        with pytest.raises(durable.PayloadIntegrityError, match="holds 1000 bytes") as cut:
+            rt.store.fork("w", "done", "copy")
+    for caught in (missing, cut):
+        assert "jobs.db-payloads" in str(caught.value)
+        assert "Restore the folder" in str(caught.value)
+
+
+def test_orphan_files_are_swept_by_cleanup_once_an_hour_old(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(1, workflow_id="w")
+        [standing] = _files(db)
+        folder = standing.parent
+        young, old = folder / ("a" * 32), folder / ("b" * 32)
+        young.write_bytes(b"left by a write that lost its race")
+        old.write_bytes(b"left by a crash before the commit")
+        stale = time.time() - ORPHAN_SECONDS - 60
+        os.utime(old, (stale, stale))
+        rt.store.cleanup(older_than=3600)  # deletes no workflow
+        assert set(_files(db)) == {standing, young}
+
+
+KILLED = """
+import os, signal, sys, durable
+sys.path.insert(0, {tests!r})
+from backends.test_payload_files import bigs, runs
+
+@durable.step
+def after(n: int) -> int:
+    if os.environ.get("KILL") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n
+
+@durable.durable_workflow(name="payload_files.killed")
+def killed() -> list[str]:
+    found = bigs(2)
+    after(1)
+    return found
+
+with durable.Runtime({url!r}):
+    print(killed.run_sync(workflow_id="k"), runs)
+"""
+
+
+def test_a_result_acknowledged_before_a_kill_is_read_back(db: Path) -> None:
+    code = KILLED.format(tests=str(Path(__file__).parents[1]), url=f"sqlite:///{db}")
+    env = {**os.environ, "KILL": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    killed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    env["KILL"] = "0"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{_expected(2)} []"  # nothing ran again
+
+
+def test_a_crash_at_any_point_resumes_with_the_same_results() -> None:
+    # Crash points include after a large result's file is written and before
+    # its record commits: the step runs again, into a new file.
+    report = durable.testing.crash_sweep(bigs, 2, setup=runs.clear)
+    report.assert_ok()
+    assert len(report.outcomes) >= 8
