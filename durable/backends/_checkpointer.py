@@ -51,9 +51,15 @@ class Checkpointer:
     that cannot start, leaves the work to the writers' backstop.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], name: str) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        name: str,
+        before: Callable[[], object] | None = None,
+    ) -> None:
         self._connect = connect
         self._name = name
+        self._before = before  # what must be on disk before the commits it makes safe
         self._closed = False
         self.after_fork()
         renew_in_children(self)
@@ -119,6 +125,11 @@ class Checkpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        if self._before is not None:
+            try:
+                self._before()
+            except OSError as exc:  # left to the OS; the checkpoint still runs
+                log.warning("before the checkpoint of %s: %s", self._name, exc)
         _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if pages < RESTART_PAGES:  # the log started over, by this thread or another
             self._restart_at = RESTART_PAGES

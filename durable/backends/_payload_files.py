@@ -14,12 +14,14 @@ without a row (a write that lost its race, a crash between the file and the
 commit) is removed by the next cleanup once it is an hour old.
 
 Durability follows the store's mode. ``full`` syncs the file and its folder
-before the row commits. ``normal`` syncs them on a thread of their own right
-after the write: a crash of the process loses nothing (the file is written
-before the commit), and a power loss can take back a file written in the
-last moment, as it can take back the last commits; its row then reads as a
-``PayloadIntegrityError`` naming the file. ``batched`` leaves flushing to the
-operating system, as it does for the database.
+before the row commits. ``normal`` syncs them with the log, before each
+checkpoint (``_checkpointer``) and when the store closes, which is when
+SQLite makes that mode's commits safe from a power loss: a crash of the
+process loses nothing (the file is written before its commit), and a power
+loss can take back a file written since the last checkpoint, as it can take
+back the commits since then; a row that outlived its file reads as a
+``PayloadIntegrityError`` naming the file. ``batched`` leaves flushing to
+the operating system, as it does for the database.
 """
 
 from __future__ import annotations
@@ -81,12 +83,10 @@ class PayloadFiles:
         renew_in_children(self)
 
     def after_fork(self) -> None:
-        """Start afresh (at first, and in a forked child, without the parent's thread)."""
+        """Start afresh (at first, and in a forked child: the parent syncs its own files)."""
         self._lock = threading.Lock()
         self._pending: list[str] = []
-        self._wake = threading.Event()
-        self._syncer: threading.Thread | None = None
-        self._closed = False
+        self._folders: set[str] = set()  # made since the last sync
 
     def _path(self, name: str) -> str:
         # Two hex digits of the (random) name spread files over 256 folders.
@@ -109,15 +109,20 @@ class PayloadFiles:
         if self._durability == "full":
             _sync_folder(os.path.dirname(path))
         elif self._durability == "normal":
-            self._sync_soon(path)
+            with self._lock:
+                self._pending.append(path)
         return reference(len(payload), name)
 
     def _make_folder(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
-        if self._durability != "batched":
-            # A new folder's own entry must be on disk before a file in it counts.
-            _sync_folder(self.folder)
-            _sync_folder(os.path.dirname(os.path.abspath(self.folder)))
+        # A new folder's own entry must be on disk before a file in it counts.
+        parents = [self.folder, os.path.dirname(os.path.abspath(self.folder))]
+        if self._durability == "full":
+            for parent in parents:
+                _sync_folder(parent)
+        elif self._durability == "normal":
+            with self._lock:
+                self._folders.update(parents)
 
     def load(self, stored: bytes) -> bytes:
         """The payload a stored value stands for (the value itself when kept inline)."""
@@ -179,36 +184,11 @@ class PayloadFiles:
                     total += sum(e.stat().st_size for e in os.scandir(sub.path) if e.is_file())
         return total
 
-    def _sync_soon(self, path: str) -> None:
-        with self._lock:
-            self._pending.append(path)
-            if self._syncer is None and not self._closed:
-                thread = threading.Thread(
-                    target=self._sync_loop, name="durable-payloads", daemon=True
-                )
-                try:
-                    thread.start()
-                except RuntimeError as exc:  # interpreter shutdown: the OS flushes them
-                    log.debug("payload files are not synced: %s", exc)
-                    return
-                self._syncer = thread
-        self._wake.set()
-
-    def _sync_loop(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            try:
-                self.sync()
-            except OSError as exc:  # the files are written; the OS flushes them in time
-                log.warning("could not sync payload files in %s: %s", self.folder, exc)
-            if self._closed:
-                return
-
     def sync(self) -> None:
         """Sync the files written and not synced yet, and their folders."""
         with self._lock:
             paths, self._pending = self._pending, []
+            made, self._folders = self._folders, set()
         folders = set()
         for path in paths:
             try:
@@ -220,18 +200,16 @@ class PayloadFiles:
             finally:
                 os.close(fd)
             folders.add(os.path.dirname(path))
-        for folder in folders:
+        # Files' folders first, then the folders that hold new folders.
+        for folder in sorted(folders) + sorted(made - folders, key=len, reverse=True):
             _sync_folder(folder)
 
     def close(self) -> None:
-        """Sync what is pending, then stop the thread."""
-        with self._lock:
-            self._closed = True
-            thread = self._syncer
-        self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self.sync()
+        """Sync what is pending (the store closes: SQLite checkpoints its log)."""
+        try:
+            self.sync()
+        except OSError as exc:  # the files are written: the OS flushes them in time
+            log.warning("could not sync payload files in %s: %s", self.folder, exc)
 
 
 def _sync_folder(folder: str) -> None:

@@ -169,7 +169,9 @@ class SqliteBackend(SqlBackend):
             if self.memory:
                 self._shared = self._connect()
             elif not self.read_only:  # a read-only store is never written, nor checkpointed
-                self._checkpointer = Checkpointer(self._checkpoint_connection, self.url)
+                self._checkpointer = Checkpointer(
+                    self._checkpoint_connection, self.url, before=self._sync_payloads
+                )
                 self._writers = write_lock(database)
             self._open()
         except sqlite3.Error as exc:
@@ -181,6 +183,10 @@ class SqliteBackend(SqlBackend):
         except BaseException:  # a newer schema, an interrupt: leave no connection open
             self.close()
             raise
+
+    def _sync_payloads(self) -> None:
+        if self.payloads is not None:
+            self.payloads.sync()
 
     def _connect(self) -> sqlite3.Connection:
         conn = self._checkpoint_connection()
