@@ -15,7 +15,6 @@ import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from durable._durations import duration
 from durable._errors import ConfigurationError
@@ -111,8 +110,8 @@ class ScheduleInfo:
     def of(cls, row: ScheduleRow) -> ScheduleInfo:
         """The public view of a stored schedule."""
         try:
-            zone: dt.tzinfo = ZoneInfo(row.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone: dt.tzinfo = _zone(row.timezone)
+        except (KeyError, ValueError):
             zone = dt.timezone.utc  # listed all the same; firing it says what is wrong
         backfill = None
         if row.backfill_from is not None and row.backfill_to is not None:
@@ -141,7 +140,7 @@ def tick_id(name: str, tick: float) -> str:
 
 def tick_time(row: ScheduleRow, tick: float) -> dt.datetime:
     """What the workflow receives: the tick as an aware datetime in the schedule's zone."""
-    return _at(tick, ZoneInfo(row.timezone))
+    return _at(tick, _zone(row.timezone))
 
 
 def ticks_after(row: ScheduleRow, after: float) -> Iterator[float]:
@@ -155,7 +154,7 @@ def ticks_after(row: ScheduleRow, after: float) -> Iterator[float]:
     from cronsim import CronSim  # imported only where a cron schedule is fired
 
     assert row.cron is not None
-    for when in CronSim(row.cron, _at(after, ZoneInfo(row.timezone))):
+    for when in CronSim(row.cron, _at(after, _zone(row.timezone))):
         # In the hour a DST change repeats, cronsim (on local wall time) can
         # give the first of the two 01:30s after the second: not after ``after``.
         if when.timestamp() > after:
@@ -189,7 +188,7 @@ def latest_tick(row: ScheduleRow, now: float) -> float | None:
     # A candidate from a reverse walk (a day back, for the hour a DST change
     # repeats), then forward over the exact ticks to the last one not after now.
     latest = None
-    for when in CronSim(row.cron, _at(now - 86400, ZoneInfo(row.timezone)), reverse=True):
+    for when in CronSim(row.cron, _at(now - 86400, _zone(row.timezone)), reverse=True):
         latest = when.timestamp()
         break
     if latest is None:
@@ -379,8 +378,8 @@ def define(
             f"schedule {name!r}: catch_up must be one of {', '.join(CATCH_UP)}, not {catch_up!r}"
         )
     try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        zone = _zone(timezone)
+    except (KeyError, ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"schedule {name!r}: unknown timezone {timezone!r}; give an IANA name such as "
             "'UTC' or 'Europe/Paris'"
@@ -433,7 +432,7 @@ def check_call(
         ) from exc
 
 
-def _check_cron(name: str, cron: object, zone: ZoneInfo) -> None:
+def _check_cron(name: str, cron: object, zone: dt.tzinfo) -> None:
     from cronsim import CronSim, CronSimError
 
     if not isinstance(cron, str):
@@ -458,6 +457,16 @@ def _next(row: ScheduleRow, zone: dt.tzinfo) -> dt.datetime | None:
         return _at(next(ticks_after(row, row.last_tick)), zone)
     except Exception:  # a row this process cannot read: listed, not fatal
         return None
+
+
+def _zone(name: str) -> dt.tzinfo:
+    """The time zone ``name``; raises ZoneInfoNotFoundError (a KeyError) or ValueError.
+
+    zoneinfo is imported when a schedule first needs a zone, not with durable.
+    """
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 def _at(when: float, zone: dt.tzinfo) -> dt.datetime:
