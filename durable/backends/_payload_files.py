@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -94,7 +93,7 @@ class PayloadFiles:
 
     def store(self, payload: bytes) -> bytes:
         """Write ``payload`` to a new file; the reference its row holds instead."""
-        name = secrets.token_hex(16)
+        name = os.urandom(16).hex()  # what secrets.token_hex does, without its imports
         path = self._path(name)
         try:
             file = open(path, "xb")  # noqa: SIM115 (closed below, after an optional sync)
