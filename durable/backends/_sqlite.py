@@ -130,7 +130,10 @@ class SqliteBackend(SqlBackend):
         self.url = shown_url(url)
         self.durability = durability
         self.shared = flag(url, "shared")
-        self._path = database
+        self._path = database  # as given, for messages
+        # Connections made later (a new thread's) open this file whatever the
+        # working folder is by then.
+        self._file = "" if self.memory else os.path.abspath(database)
         self._asked_read_only = read_only(url)
         self.read_only, self._uri = _read_only_open(url)
         self.identity = (
@@ -146,7 +149,7 @@ class SqliteBackend(SqlBackend):
         )
         self.fence = Fence(self.url)
         if not self.memory:
-            self.payloads = PayloadFiles(database, durability)
+            self.payloads = PayloadFiles(self._file, durability)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
@@ -172,7 +175,7 @@ class SqliteBackend(SqlBackend):
                 self._checkpointer = Checkpointer(
                     self._checkpoint_connection, self.url, before=self._sync_payloads
                 )
-                self._writers = write_lock(database)
+                self._writers = write_lock(self._file)
             self._open()
         except sqlite3.Error as exc:
             self.close()
@@ -199,7 +202,7 @@ class SqliteBackend(SqlBackend):
     def _checkpoint_connection(self) -> sqlite3.Connection:
         """A connection with the store's settings (its checkpoint thread closes its own)."""
         conn = sqlite3.connect(
-            self._uri or self._path or ":memory:",
+            self._uri or self._file or ":memory:",
             timeout=_BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,  # autocommit: transactions are begun explicitly
             check_same_thread=False,

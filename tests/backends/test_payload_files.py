@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -213,3 +214,26 @@ def test_a_crash_at_any_point_resumes_with_the_same_results() -> None:
     report = durable.testing.crash_sweep(bigs, 2, setup=runs.clear)
     report.assert_ok()
     assert len(report.outcomes) >= 8
+
+
+def test_a_relative_store_stays_put_when_the_working_folder_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs.clear()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with durable.Runtime("sqlite:///jobs.db") as rt:
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        # A new thread opens a connection of its own, after the chdir.
+        found: list[list[str]] = []
+
+        def run() -> None:
+            with rt.activated():
+                found.append(bigs.run_sync(1, workflow_id="t"))
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        assert found == [_expected(1)]
+    assert len(_files(tmp_path / "jobs.db")) == 1
+    assert list((tmp_path / "elsewhere").iterdir()) == []
