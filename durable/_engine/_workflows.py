@@ -25,6 +25,7 @@ from durable._engine._core import (
 )
 from durable._engine._steps import OverSteps, cancel_hinted, replayable
 from durable._errors import (
+    BackendUnavailableError,
     ConfigurationError,
     DurableError,
     OwnershipLostError,
@@ -413,6 +414,10 @@ class Workflows(OverSteps):
                         suspend=True,
                     )
                     suspended.current = workflow_id
+                raise
+            except BackendUnavailableError:
+                # The store failed, not the workflow: it stays running, for
+                # the next call or a recovery to resume from its records.
                 raise
             except Exception as exc:
                 if ctx.streams:

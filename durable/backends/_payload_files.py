@@ -29,11 +29,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable
 
-from durable._errors import PayloadIntegrityError
+from durable._errors import BackendUnavailableError, PayloadIntegrityError
 from durable.backends._forks import renew_in_children
 
 log = logging.getLogger("durable.sqlite")
@@ -43,6 +44,9 @@ EXTERNAL_BYTES = 128 * 1024
 the point where a file beats a blob near 100 KiB)."""
 MARKER = b"\x00durable-file:"
 """How a reference starts: no pickled or sealed payload starts with a NUL byte."""
+GONE_SECONDS = 10.0
+"""How long the file of a deleted row waits before it is deleted (see ``PayloadFiles.remove``)."""
+_GONE = "gone"
 ORPHAN_SECONDS = 3600.0
 """Age past which a file no row refers to is removed (younger: its commit may be on its way)."""
 
@@ -52,23 +56,41 @@ def reference(size: int, name: str) -> bytes:
     return MARKER + f"{size}:{name}".encode()
 
 
+_REFERENCE = re.compile(rb"([0-9]{1,15}):([0-9a-f]{32})")
+
+
 def parse(stored: bytes) -> tuple[int, str] | None:
-    """The size and file name a stored value refers to, or None for a payload kept inline."""
+    """The size and file name a stored value refers to, or None for a payload kept inline.
+
+    Anything else after the marker is refused: a reference names a file of
+    the folder by a name of its own making, never a path.
+    """
     if not stored.startswith(MARKER):
         return None
-    size, _, name = stored[len(MARKER) :].decode("ascii").partition(":")
-    return int(size), name
+    found = _REFERENCE.fullmatch(stored, len(MARKER))
+    if found is None:
+        raise PayloadIntegrityError(
+            f"a stored payload refers to a file in a form durable never writes "
+            f"({bytes(stored[:80])!r}): the row was edited or damaged. It was not read"
+        )
+    return int(found[1]), found[2].decode()
 
 
 def file_name(stored: bytes) -> str | None:
-    """The name of the file a stored value refers to, if it refers to one."""
-    found = parse(stored)
+    """The name of the file a stored value refers to, if it refers to one of durable's."""
+    try:
+        found = parse(stored)
+    except PayloadIntegrityError:  # not a file of durable's: nothing to keep or remove
+        return None
     return found[1] if found is not None else None
 
 
 def stored_size(head: bytes | None, length: int) -> int:
     """A payload's size, from the first bytes of its stored value and that value's length."""
-    found = parse(bytes(head)) if head is not None else None
+    try:
+        found = parse(bytes(head)) if head is not None else None
+    except PayloadIntegrityError:  # shown as stored; reading it says what is wrong
+        return length
     return found[0] if found is not None else length
 
 
@@ -76,7 +98,9 @@ class PayloadFiles:
     """The payload files of one SQLite database (see the module's docstring)."""
 
     def __init__(self, database: str, durability: str) -> None:
-        self.folder = f"{database}-payloads"
+        # Beside the real file (as SQLite's -wal is), whatever path opened it.
+        self.folder = f"{os.path.realpath(database)}-payloads"
+        self._gone = os.path.join(self.folder, _GONE)
         self._durability = durability
         self.after_fork()
         renew_in_children(self)
@@ -86,6 +110,7 @@ class PayloadFiles:
         self._lock = threading.Lock()
         self._pending: list[str] = []
         self._folders: set[str] = set()  # made since the last sync
+        self._timers: list[threading.Timer] = []
 
     def _path(self, name: str) -> str:
         # Two hex digits of the (random) name spread files over 256 folders.
@@ -95,6 +120,20 @@ class PayloadFiles:
         """Write ``payload`` to a new file; the reference its row holds instead."""
         name = os.urandom(16).hex()  # what secrets.token_hex does, without its imports
         path = self._path(name)
+        try:
+            self._write(path, payload)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # a part of it, if any: its row is never written
+            raise BackendUnavailableError(
+                f"cannot write the payload file {path} ({exc.strerror or exc}): free disk "
+                f"space, or let this process write the folder {self.folder}; the step "
+                "runs again when the workflow resumes",
+                url=self.folder,
+            ) from exc
+        return reference(len(payload), name)
+
+    def _write(self, path: str, payload: bytes) -> None:
         try:
             file = open(path, "xb")  # noqa: SIM115 (closed below, after an optional sync)
         except FileNotFoundError:
@@ -110,12 +149,11 @@ class PayloadFiles:
         elif self._durability == "normal":
             with self._lock:
                 self._pending.append(path)
-        return reference(len(payload), name)
 
     def _make_folder(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         # A new folder's own entry must be on disk before a file in it counts.
-        parents = [self.folder, os.path.dirname(os.path.abspath(self.folder))]
+        parents = [self.folder, os.path.dirname(self.folder)]
         if self._durability == "full":
             for parent in parents:
                 _sync_folder(parent)
@@ -131,8 +169,7 @@ class PayloadFiles:
         size, name = found
         path = self._path(name)
         try:
-            with open(path, "rb") as file:
-                payload = file.read()
+            payload = _read(path, os.path.join(self._gone, name))
         except FileNotFoundError:
             raise PayloadIntegrityError(
                 f"the payload file {path} ({size} bytes) is missing: it was deleted or "
@@ -140,6 +177,12 @@ class PayloadFiles:
                 f"folder {self.folder} from a copy taken with its database, or rewind the "
                 "workflow to before this step (Store.restore)"
             ) from None
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot read the payload file {path} ({exc.strerror or exc}): let this "
+                f"process read the folder {self.folder}",
+                url=self.folder,
+            ) from exc
         if len(payload) != size:
             raise PayloadIntegrityError(
                 f"the payload file {path} holds {len(payload)} bytes, not the {size} its "
@@ -150,23 +193,42 @@ class PayloadFiles:
         return payload
 
     def remove(self, stored: Iterable[bytes]) -> None:
-        """Delete the files these stored values refer to (once their rows are gone)."""
-        for value in stored:
-            found = parse(value)
-            if found is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._path(found[1]))
+        """Delete the files these stored values refer to (once their rows are gone).
+
+        A reader that found a reference before the rows went may open its file
+        a moment later: the files wait ``GONE_SECONDS`` in a folder of their
+        own, where reads look too, before they are deleted.
+        """
+        names = [name for value in stored if (name := file_name(value)) is not None]
+        if not names:
+            return
+        os.makedirs(self._gone, exist_ok=True)
+        moved = []
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self._path(name), os.path.join(self._gone, name))
+                moved.append(os.path.join(self._gone, name))
+        timer = threading.Timer(GONE_SECONDS, _unlink_all, (moved,))
+        timer.daemon = True
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
 
     def sweep(self, referenced: set[str], now: float | None = None) -> int:
-        """Remove files no row refers to and older than ``ORPHAN_SECONDS``; how many went."""
-        cutoff = (time.time() if now is None else now) - ORPHAN_SECONDS
+        """Remove files no row refers to and older than ``ORPHAN_SECONDS``; how many went.
+
+        Also removes what a removal left waiting (a process that exited first).
+        """
+        now = time.time() if now is None else now
         removed = 0
         with contextlib.suppress(FileNotFoundError):
             for sub in os.scandir(self.folder):
                 if not sub.is_dir():
                     continue
+                gone = sub.name == _GONE
+                cutoff = now - (GONE_SECONDS if gone else ORPHAN_SECONDS)
                 for entry in os.scandir(sub.path):
-                    if entry.name in referenced:
+                    if entry.name in referenced and not gone:
                         continue
                     with contextlib.suppress(FileNotFoundError):
                         if entry.stat().st_mtime < cutoff:
@@ -175,11 +237,11 @@ class PayloadFiles:
         return removed
 
     def total_bytes(self) -> int:
-        """The size of every payload file."""
+        """The size of every payload file (those waiting to be deleted not counted)."""
         total = 0
         with contextlib.suppress(FileNotFoundError):
             for sub in os.scandir(self.folder):
-                if sub.is_dir():
+                if sub.is_dir() and sub.name != _GONE:
                     total += sum(e.stat().st_size for e in os.scandir(sub.path) if e.is_file())
         return total
 
@@ -204,14 +266,40 @@ class PayloadFiles:
             _sync_folder(folder)
 
     def close(self) -> None:
-        """Sync what is pending (the store closes: SQLite checkpoints its log)."""
+        """Sync what is pending (the store closes: SQLite checkpoints its log).
+
+        Files of deleted rows still waiting are deleted now.
+        """
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            if timer.is_alive():
+                timer.cancel()
+                timer.function(*timer.args)
         try:
             self.sync()
         except OSError as exc:  # the files are written: the OS flushes them in time
             log.warning("could not sync payload files in %s: %s", self.folder, exc)
 
 
+def _read(path: str, gone: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        with open(gone, "rb") as file:  # its row was deleted a moment ago
+            return file.read()
+
+
+def _unlink_all(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def _sync_folder(folder: str) -> None:
+    if os.name == "nt":  # a folder cannot be opened there; NTFS journals its entries
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

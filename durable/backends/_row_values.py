@@ -17,8 +17,15 @@ from durable.backends._payload_files import MARKER
 
 
 def refers_to_file(output: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """Whether a stored payload is a reference to a file (``_payload_files``)."""
-    return sa.func.substr(output, 1, len(MARKER)) == sa.literal(MARKER, sa.LargeBinary)
+    """Whether a stored payload is a reference to a file (``_payload_files``).
+
+    Its length comes first: SQLite answers it from the row's header, without
+    reading a large payload kept inline.
+    """
+    return sa.and_(
+        sa.func.length(output) < 128,
+        sa.func.substr(output, 1, len(MARKER)) == sa.literal(MARKER, sa.LargeBinary),
+    )
 
 
 def P(name: str, **kwargs: Any) -> sa.BindParameter[Any]:

@@ -123,7 +123,7 @@ def make_url(text: str) -> StoreUrl:
         username=_unquoted(parts["username"]),
         password=_unquoted(parts["password"]),
         host=parts["ipv4host"] or parts["ipv6host"],
-        port=int(port) if port else None,
+        port=int(port) if port is not None else None,  # an empty port is refused
         database=_unquoted(parts["database"]),
         query=query,
     )

@@ -6,8 +6,10 @@ import hashlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 import durable
 import durable.testing
-from durable.backends._payload_files import EXTERNAL_BYTES, ORPHAN_SECONDS
+from durable.backends._payload_files import EXTERNAL_BYTES, ORPHAN_SECONDS, PayloadFiles
 
 MIB = 1024 * 1024
 runs: list[int] = []
@@ -55,7 +57,9 @@ def _expected(n: int) -> list[str]:
 
 
 def _files(db: Path) -> list[Path]:
-    return sorted(p for p in Path(f"{db}-payloads").rglob("*") if p.is_file())
+    """The payload files of rows that stand (not those of deleted rows, waiting to go)."""
+    folder = Path(f"{db}-payloads")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.parent.name != "gone")
 
 
 @pytest.fixture
@@ -237,3 +241,63 @@ def test_a_relative_store_stays_put_when_the_working_folder_changes(
         assert found == [_expected(1)]
     assert len(_files(tmp_path / "jobs.db")) == 1
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_reference_that_durable_never_writes_is_refused(db: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not durable's")
+    with durable.Runtime(f"sqlite:///{db}"):
+        bigs.run_sync(1, workflow_id="w")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE durable_steps SET output = ? WHERE length(output) < 128 AND name LIKE '%big'",
+            (b"\x00durable-file:13:" + str(victim).encode(),),
+        )
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        with pytest.raises(durable.PayloadIntegrityError, match="in a form durable never writes"):
+            rt.store.fork("w", "done", "copy")
+        rt.store.cleanup(older_than=0)
+    assert victim.read_text() == "not durable's"
+
+
+def test_a_reader_that_found_a_reference_still_reads_it_just_after_its_row_went(
+    tmp_path: Path,
+) -> None:
+    files = PayloadFiles(str(tmp_path / "jobs.db"), "normal")
+    stored = files.store(b"a result" * 20_000)
+    files.remove([stored])  # its row was deleted by a cleanup that just committed
+    assert files.load(stored) == b"a result" * 20_000
+    assert files.total_bytes() == 0
+    files.close()  # what waited is deleted now
+    with pytest.raises(durable.PayloadIntegrityError, match="is missing"):
+        files.load(stored)
+
+
+def test_a_file_that_cannot_be_written_leaves_the_workflow_to_resume(db: Path) -> None:
+    # Python ignores SIGXFSZ: past the limit, a write fails with EFBIG.
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        import durable
+        from backends.test_payload_files import bigs
+        with durable.Runtime({f"sqlite:///{db}"!r}) as rt:
+            rt.store.list_workflows()
+            resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+            try:
+                bigs.run_sync(1, workflow_id="w")
+            except durable.BackendUnavailableError as exc:
+                print("refused:", exc)
+            print(rt.store.get_workflow("w").status.value)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    refused, status = done.stdout.strip().splitlines()
+    assert "cannot write the payload file" in refused
+    assert "free disk space" in refused
+    assert status == "running"  # resumable: the step runs again
+    assert _files(db) == []  # no part of the file is left
+    with durable.Runtime(f"sqlite:///{db}"):
+        assert bigs.run_sync(1, workflow_id="w") == _expected(1)

@@ -45,7 +45,10 @@ def test_parts_and_rendering_match_sqlalchemy(text: str) -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["x", "://", "not a url", "postgresql://u:p@h:abc/db"])
+@pytest.mark.parametrize(
+    "text",
+    ["x", "://", "not a url", "postgresql://u:p@h:abc/db", "sqlite://:", "postgresql://h:/db"],
+)
 def test_what_sqlalchemy_refuses_is_refused(text: str) -> None:
     with pytest.raises((sa.exc.ArgumentError, ValueError)):
         sa.make_url(text)
