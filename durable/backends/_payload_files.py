@@ -236,6 +236,27 @@ class PayloadFiles:
                             removed += 1
         return removed
 
+    def check(self, stored: Iterable[bytes]) -> list[str]:
+        """What is wrong with the files these stored values refer to (nothing: [])."""
+        wrong = []
+        for value in stored:
+            try:
+                found = parse(value)
+            except PayloadIntegrityError as exc:
+                wrong.append(str(exc))
+                continue
+            if found is None:
+                continue
+            size, name = found
+            try:
+                actual = os.stat(self._path(name)).st_size
+            except FileNotFoundError:
+                wrong.append(f"{self._path(name)} is missing")
+                continue
+            if actual != size:
+                wrong.append(f"{self._path(name)} holds {actual} bytes, not {size}")
+        return wrong
+
     def total_bytes(self) -> int:
         """The size of every payload file (those waiting to be deleted not counted)."""
         total = 0

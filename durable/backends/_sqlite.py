@@ -446,11 +446,32 @@ class SqliteBackend(SqlBackend):
                 f"{damaged(self._path)}",
                 url=self.url,
             )
+        self._check_payload_files()
         return {
             "backend": "sqlite",
             "server_version": sqlite3.sqlite_version,
             "latency_ms": latency * 1000,
         }
+
+    def _check_payload_files(self) -> None:
+        """Every payload file a record refers to is there, at its size."""
+        if self.payloads is None:
+            return
+        sql, params = _COMPILED(self.q.payload_files, None)
+        with self._lock:
+            stored = [bytes(r[0]) for r in self._connection().execute(sql, params)]
+        wrong = self.payloads.check(stored)
+        if wrong:
+            shown = "; ".join(wrong[:3]) + (
+                f"; and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+            )
+            raise BackendUnavailableError(
+                f"the SQLite store {self.url} refers to payload files that are missing or "
+                f"cut short ({shown}): restore the folder {self.payloads.folder} from a copy "
+                "taken with the database, or restore the workflows that hold them to an "
+                "earlier snapshot",
+                url=self.url,
+            )
 
     def _release(self) -> None:
         self.notifier.quiesce()  # its connection too must be closed before the last of ours

@@ -301,3 +301,18 @@ def test_a_file_that_cannot_be_written_leaves_the_workflow_to_resume(db: Path) -
     assert _files(db) == []  # no part of the file is left
     with durable.Runtime(f"sqlite:///{db}"):
         assert bigs.run_sync(1, workflow_id="w") == _expected(1)
+
+
+def test_the_health_check_finds_a_missing_or_cut_file(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(2, workflow_id="w")
+        assert rt.health_check().ok
+        first, second = _files(db)
+        first.unlink()
+        second.write_bytes(b"cut")
+        report = rt.health_check()
+    assert not report.ok
+    assert report.error is not None
+    assert f"{first} is missing" in report.error
+    assert f"{second} holds 3 bytes" in report.error
+    assert "restore the folder" in report.error
