@@ -156,6 +156,7 @@ class Worker:
         self._queue_of: dict[str, str | None] = {}  # of each running task's workflow
         self._queues_put = False
         self._launched = 0  # tasks started so far
+        self._small_claim_at = 0.0  # time.monotonic() from which less than a batch is claimed
         self._scheduler = Scheduler(self.runtime)
         self._next_schedules = 0.0
         self._soonest_tick: float | None = None
@@ -256,8 +257,15 @@ class Worker:
                         await asyncio.to_thread(self._put_queues)
                     await self._fire_schedules()
                     # Claim in batches, off the event loop: a claim is a round
-                    # trip, during which running workflows should move on.
-                    if free >= self._batch or (free > 0 and not self._tasks):
+                    # trip, during which running workflows should move on. Room
+                    # for less than a batch is claimed into too, at most once a
+                    # poll interval: workflows that wait (for days, maybe) may
+                    # hold the other slots for long.
+                    now = time.monotonic()
+                    if free >= self._batch or (
+                        free > 0 and (not self._tasks or now >= self._small_claim_at)
+                    ):
+                        self._small_claim_at = now + self.poll_interval
                         # Counted here, on the loop that changes it, not in the thread.
                         here = Counter(q for q in self._queue_of.values() if q is not None)
                         for row, hold in await asyncio.to_thread(self._claim, free, here):

@@ -139,6 +139,40 @@ async def test_a_worker_resumes_suspended_workflows_when_they_are_due(
     assert await handle.result(timeout=5) == "7"
 
 
+@durable.durable_workflow(name="workers.gated")
+async def gated(i: int) -> int:
+    return int(await durable.wait_for_event("open")) + i
+
+
+async def test_a_worker_fills_its_last_free_slots_while_its_other_workflows_wait(
+    runtime: durable.Runtime,
+) -> None:
+    """Room fewer than a claim batch (concurrency // 4) is still claimed into.
+
+    A worker of concurrency 8 claims 2 at a time. With 7 of its workflows
+    waiting for an event, 1 slot is free: the workflow enqueued then must
+    run, not wait until one of the 7 ends (the waits could last days).
+    """
+    worker = durable.Worker(runtime=runtime, queues=["room"], concurrency=8, poll_interval=0.05)
+    for i in range(7):
+        await gated.enqueue(i, workflow_id=f"gated-{i}", queue="room")
+    running = asyncio.create_task(worker.run())
+    try:
+        while len(runtime.store.list_workflows(status="waiting")) < 7:
+            assert not running.done()
+            await asyncio.sleep(0.01)
+        late = await labelled.enqueue("late", workflow_id="late", queue="room")
+        assert await late.result(timeout=10) == "late"
+        for i in range(7):
+            await durable.send_event(f"gated-{i}", "open", 10)
+        for i in range(7):
+            assert await durable.WorkflowHandle(f"gated-{i}").result(timeout=30) == 10 + i
+    finally:
+        worker.stop()
+        report = await running
+    assert sorted(report.completed) == sorted(["late", *(f"gated-{i}" for i in range(7))])
+
+
 async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
     runtime: durable.Runtime,
 ) -> None:
