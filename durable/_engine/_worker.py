@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,6 +156,7 @@ class Worker:
         self._queue_of: dict[str, str | None] = {}  # of each running task's workflow
         self._queues_put = False
         self._launched = 0  # tasks started so far
+        self._due: deque[WorkflowRow] = deque()  # found due, no room yet
         self._small_claim_at = 0.0  # time.monotonic() from which less than a batch is claimed
         self._scheduler = Scheduler(self.runtime)
         self._next_schedules = 0.0
@@ -275,6 +276,8 @@ class Worker:
                         await self._expire()
                         if len(self._tasks) < self.concurrency:
                             await self._start_due()
+                    elif self._due and len(self._tasks) < self.concurrency:
+                        self._start_from_due()  # what the last look found, as room frees
                 except DurableError as exc:
                     # The store is down or refusing connections: running
                     # workflows retry on their own; claims resume when it is back.
@@ -387,20 +390,31 @@ class Worker:
     async def _start_due(self) -> None:
         session = self.runtime.engine.session(sync=True)
         due = await self.runtime.parts.recovery.due(session)
+        self._due.clear()
         if not due:
             return
         backend = self.runtime.backend
         # A paused queue's woken workflows wait for it to resume, as its enqueued ones do.
         rows = await asyncio.to_thread(backend.run_sync, backend.queues)
         paused = {q.name for q in rows if q.paused}
-        for row in due:
-            if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
-                continue
-            if row.queue in paused:
-                continue
-            if len(self._tasks) >= self.concurrency:
-                break
-            self._start(row, claimed=False)
+        self._due.extend(
+            row for row in due if row.queue in (None, *self.queues) and row.queue not in paused
+        )
+        self._start_from_due()
+
+    def _start_from_due(self) -> None:
+        """Resume what the last look found due, as far as there is room.
+
+        What is left is started as running workflows end, not only at the
+        next look (a recovery interval later): a worker whose due waits are
+        more than its concurrency would otherwise resume only ``concurrency``
+        of them per interval. A row another worker resumed meanwhile is
+        skipped by its claim.
+        """
+        while self._due and len(self._tasks) < self.concurrency:
+            row = self._due.popleft()
+            if row.workflow_id not in self._tasks:
+                self._start(row, claimed=False)
 
     def _start(self, row: WorkflowRow, claimed: bool, hold: object | None = None) -> None:
         task = asyncio.get_running_loop().create_task(

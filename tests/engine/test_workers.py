@@ -173,6 +173,35 @@ async def test_a_worker_fills_its_last_free_slots_while_its_other_workflows_wait
     assert sorted(report.completed) == sorted(["late", *(f"gated-{i}" for i in range(7))])
 
 
+@durable.durable_workflow(name="workers.parked_many")
+async def parked_many(i: int) -> int:
+    return int(await durable.wait_for_event("go", suspend=True)) + i
+
+
+async def test_a_worker_resumes_more_due_waits_than_its_concurrency_without_a_new_look(
+    runtime: durable.Runtime,
+) -> None:
+    """Due waits beyond the worker's room start as room frees, not one interval later.
+
+    Before, a worker resumed at most ``concurrency`` suspended workflows per
+    recovery interval (5 s by default): 5,000 events for suspended workflows
+    took a worker of concurrency 16 some 26 minutes to resume.
+    """
+    ids = [f"parked-{i}" for i in range(6)]
+    for i, workflow_id in enumerate(ids):
+        await parked_many.enqueue(i, workflow_id=workflow_id)
+    first = await durable.Worker(runtime=runtime).run(until_idle=True)
+    assert sorted(first.suspended) == ids
+    for workflow_id in ids:
+        await durable.send_event(workflow_id, "go", 10)
+    # Room for 2 at once, and its next look at what is due a minute away.
+    worker = durable.Worker(runtime=runtime, concurrency=2, recovery_interval=60)
+    second = await worker.run(until_idle=True)
+    assert sorted(second.resumed) == ids
+    for i, workflow_id in enumerate(ids):
+        assert await durable.WorkflowHandle(workflow_id).result(timeout=5) == 10 + i
+
+
 async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
     runtime: durable.Runtime,
 ) -> None:
