@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from durable._aio import require_asyncio
+from durable._aio import drive, require_asyncio
 from durable._clock import jumps_ahead, real_time
 from durable._durations import duration
 from durable._engine._runtime import Runtime
@@ -388,8 +388,11 @@ class Worker:
         )
 
     async def _start_due(self) -> None:
-        session = self.runtime.engine.session(sync=True)
-        due = await self.runtime.parts.recovery.due(session)
+        session, recovery = self.runtime.engine.session(sync=True), self.runtime.parts.recovery
+        # Off the event loop: it reads the row of every active workflow, those
+        # waiting in this worker too, which for thousands of them takes long
+        # enough (seconds) to stall every workflow the loop runs.
+        due = await asyncio.to_thread(lambda: drive(recovery.due(session)))
         self._due.clear()
         if not due:
             return

@@ -7,6 +7,8 @@ import collections
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +202,44 @@ async def test_a_worker_resumes_more_due_waits_than_its_concurrency_without_a_ne
     assert sorted(second.resumed) == ids
     for i, workflow_id in enumerate(ids):
         assert await durable.WorkflowHandle(workflow_id).result(timeout=5) == 10 + i
+
+
+async def test_a_workers_look_for_due_work_leaves_its_event_loop_free(postgres_url: str) -> None:
+    """The look for what is due (every active workflow's row) runs off the event loop.
+
+    On the loop, it stalled every workflow the worker ran for as long as it
+    took: seconds at each recovery interval with 10,000 waiting in the worker
+    (benchmarks/waiting.py). Here a lock on the events table holds the look
+    up for a second; the loop must tick meanwhile.
+    """
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url)
+    schema = url.query["schema"]
+    server = url.set(query={}).render_as_string(hide_password=False)
+    with durable.Runtime(postgres_url) as runtime:
+        worker = durable.Worker(
+            runtime=runtime, queues=["q"], recovery_interval=0.05, poll_interval=0.05
+        )
+        running = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.3)  # its first passes
+            with psycopg.connect(server) as conn:
+                conn.execute(f'LOCK TABLE "{schema}".durable_events IN ACCESS EXCLUSIVE MODE')
+                locked = time.monotonic()
+                release = threading.Timer(1.0, conn.rollback)
+                release.start()
+                ticks = []
+                while release.is_alive():
+                    await asyncio.sleep(0.01)
+                    ticks.append(time.monotonic())
+                release.join()
+            # Ticks while the look waited for the lock (it starts within 0.05 s).
+            assert [t for t in ticks if locked + 0.3 < t < locked + 0.9]
+        finally:
+            worker.stop()
+            await running
 
 
 async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
