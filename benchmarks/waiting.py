@@ -214,7 +214,7 @@ def spawned(args: list[str]) -> Iterator[Proc]:
 def rss(pid: int) -> int:
     """Resident set size of a process, in bytes (psutil, else /proc)."""
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped,unused-ignore]
 
         return int(psutil.Process(pid).memory_info().rss)
     except ImportError:
@@ -227,7 +227,7 @@ def rss(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     try:
-        import psutil
+        import psutil  # type: ignore[import-untyped,unused-ignore]
 
         times = psutil.Process(pid).cpu_times()
         return float(times.user + times.system)
