@@ -17,12 +17,12 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from durable._aio import require_asyncio
+from durable._aio import drive, require_asyncio
 from durable._clock import jumps_ahead, real_time
 from durable._durations import duration
 from durable._engine._runtime import Runtime
@@ -156,6 +156,8 @@ class Worker:
         self._queue_of: dict[str, str | None] = {}  # of each running task's workflow
         self._queues_put = False
         self._launched = 0  # tasks started so far
+        self._due: deque[WorkflowRow] = deque()  # found due, no room yet
+        self._small_claim_at = 0.0  # time.monotonic() from which less than a batch is claimed
         self._scheduler = Scheduler(self.runtime)
         self._next_schedules = 0.0
         self._soonest_tick: float | None = None
@@ -256,8 +258,15 @@ class Worker:
                         await asyncio.to_thread(self._put_queues)
                     await self._fire_schedules()
                     # Claim in batches, off the event loop: a claim is a round
-                    # trip, during which running workflows should move on.
-                    if free >= self._batch or (free > 0 and not self._tasks):
+                    # trip, during which running workflows should move on. Room
+                    # for less than a batch is claimed into too, at most once a
+                    # poll interval: workflows that wait (for days, maybe) may
+                    # hold the other slots for long.
+                    now = time.monotonic()
+                    if free >= self._batch or (
+                        free > 0 and (not self._tasks or now >= self._small_claim_at)
+                    ):
+                        self._small_claim_at = now + self.poll_interval
                         # Counted here, on the loop that changes it, not in the thread.
                         here = Counter(q for q in self._queue_of.values() if q is not None)
                         for row, hold in await asyncio.to_thread(self._claim, free, here):
@@ -267,6 +276,8 @@ class Worker:
                         await self._expire()
                         if len(self._tasks) < self.concurrency:
                             await self._start_due()
+                    elif self._due and len(self._tasks) < self.concurrency:
+                        self._start_from_due()  # what the last look found, as room frees
                 except DurableError as exc:
                     # The store is down or refusing connections: running
                     # workflows retry on their own; claims resume when it is back.
@@ -377,22 +388,36 @@ class Worker:
         )
 
     async def _start_due(self) -> None:
-        session = self.runtime.engine.session(sync=True)
-        due = await self.runtime.parts.recovery.due(session)
+        session, recovery = self.runtime.engine.session(sync=True), self.runtime.parts.recovery
+        # Off the event loop: it reads the row of every active workflow, those
+        # waiting in this worker too, which for thousands of them takes long
+        # enough (seconds) to stall every workflow the loop runs.
+        due = await asyncio.to_thread(lambda: drive(recovery.due(session)))
+        self._due.clear()
         if not due:
             return
         backend = self.runtime.backend
         # A paused queue's woken workflows wait for it to resume, as its enqueued ones do.
         rows = await asyncio.to_thread(backend.run_sync, backend.queues)
         paused = {q.name for q in rows if q.paused}
-        for row in due:
-            if row.workflow_id in self._tasks or row.queue not in (None, *self.queues):
-                continue
-            if row.queue in paused:
-                continue
-            if len(self._tasks) >= self.concurrency:
-                break
-            self._start(row, claimed=False)
+        self._due.extend(
+            row for row in due if row.queue in (None, *self.queues) and row.queue not in paused
+        )
+        self._start_from_due()
+
+    def _start_from_due(self) -> None:
+        """Resume what the last look found due, as far as there is room.
+
+        What is left is started as running workflows end, not only at the
+        next look (a recovery interval later): a worker whose due waits are
+        more than its concurrency would otherwise resume only ``concurrency``
+        of them per interval. A row another worker resumed meanwhile is
+        skipped by its claim.
+        """
+        while self._due and len(self._tasks) < self.concurrency:
+            row = self._due.popleft()
+            if row.workflow_id not in self._tasks:
+                self._start(row, claimed=False)
 
     def _start(self, row: WorkflowRow, claimed: bool, hold: object | None = None) -> None:
         task = asyncio.get_running_loop().create_task(

@@ -71,3 +71,28 @@ def test_short_workflows_benchmark_smoke_run() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr.rstrip().endswith("workflows/s")
+
+
+@pytest.mark.slow
+def test_waiting_benchmark_smoke_run() -> None:
+    """waiting.py holds a few workflows in a worker, both ways, and wakes them (SQLite)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "waiting.py"),
+            "--smoke",
+            "--backends",
+            "sqlite",
+            "--markdown",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in row] for row in rows]
+    assert ["SQLite", "held", "20 (10)"] in cells
+    assert ["SQLite", "suspended", "20 (10)"] in cells
+    assert ["SQLite", "p99 save, ms", "< 20"] in cells

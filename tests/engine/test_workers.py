@@ -7,6 +7,8 @@ import collections
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,107 @@ async def test_a_worker_resumes_suspended_workflows_when_they_are_due(
     second = await durable.Worker(runtime=runtime).run(until_idle=True)
     assert second.resumed == ["parked"]
     assert await handle.result(timeout=5) == "7"
+
+
+@durable.durable_workflow(name="workers.gated")
+async def gated(i: int) -> int:
+    return int(await durable.wait_for_event("open")) + i
+
+
+async def test_a_worker_fills_its_last_free_slots_while_its_other_workflows_wait(
+    runtime: durable.Runtime,
+) -> None:
+    """Room fewer than a claim batch (concurrency // 4) is still claimed into.
+
+    A worker of concurrency 8 claims 2 at a time. With 7 of its workflows
+    waiting for an event, 1 slot is free: the workflow enqueued then must
+    run, not wait until one of the 7 ends (the waits could last days).
+    """
+    worker = durable.Worker(runtime=runtime, queues=["room"], concurrency=8, poll_interval=0.05)
+    for i in range(7):
+        await gated.enqueue(i, workflow_id=f"gated-{i}", queue="room")
+    running = asyncio.create_task(worker.run())
+    try:
+        while len(runtime.store.list_workflows(status="waiting")) < 7:
+            assert not running.done()
+            await asyncio.sleep(0.01)
+        late = await labelled.enqueue("late", workflow_id="late", queue="room")
+        assert await late.result(timeout=10) == "late"
+        for i in range(7):
+            await durable.send_event(f"gated-{i}", "open", 10)
+        for i in range(7):
+            assert await durable.WorkflowHandle(f"gated-{i}").result(timeout=30) == 10 + i
+    finally:
+        worker.stop()
+        report = await running
+    assert sorted(report.completed) == sorted(["late", *(f"gated-{i}" for i in range(7))])
+
+
+@durable.durable_workflow(name="workers.parked_many")
+async def parked_many(i: int) -> int:
+    return int(await durable.wait_for_event("go", suspend=True)) + i
+
+
+async def test_a_worker_resumes_more_due_waits_than_its_concurrency_without_a_new_look(
+    runtime: durable.Runtime,
+) -> None:
+    """Due waits beyond the worker's room start as room frees, not one interval later.
+
+    Before, a worker resumed at most ``concurrency`` suspended workflows per
+    recovery interval (5 s by default): 5,000 events for suspended workflows
+    took a worker of concurrency 16 some 26 minutes to resume.
+    """
+    ids = [f"parked-{i}" for i in range(6)]
+    for i, workflow_id in enumerate(ids):
+        await parked_many.enqueue(i, workflow_id=workflow_id)
+    first = await durable.Worker(runtime=runtime).run(until_idle=True)
+    assert sorted(first.suspended) == ids
+    for workflow_id in ids:
+        await durable.send_event(workflow_id, "go", 10)
+    # Room for 2 at once, and its next look at what is due a minute away.
+    worker = durable.Worker(runtime=runtime, concurrency=2, recovery_interval=60)
+    second = await worker.run(until_idle=True)
+    assert sorted(second.resumed) == ids
+    for i, workflow_id in enumerate(ids):
+        assert await durable.WorkflowHandle(workflow_id).result(timeout=5) == 10 + i
+
+
+async def test_a_workers_look_for_due_work_leaves_its_event_loop_free(postgres_url: str) -> None:
+    """The look for what is due (every active workflow's row) runs off the event loop.
+
+    On the loop, it stalled every workflow the worker ran for as long as it
+    took: seconds at each recovery interval with 10,000 waiting in the worker
+    (benchmarks/waiting.py). Here a lock on the events table holds the look
+    up for a second; the loop must tick meanwhile.
+    """
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url)
+    schema = url.query["schema"]
+    server = url.set(query={}).render_as_string(hide_password=False)
+    with durable.Runtime(postgres_url) as runtime:
+        worker = durable.Worker(
+            runtime=runtime, queues=["q"], recovery_interval=0.05, poll_interval=0.05
+        )
+        running = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(0.3)  # its first passes
+            with psycopg.connect(server) as conn:
+                conn.execute(f'LOCK TABLE "{schema}".durable_events IN ACCESS EXCLUSIVE MODE')
+                locked = time.monotonic()
+                release = threading.Timer(1.0, conn.rollback)
+                release.start()
+                ticks = []
+                while release.is_alive():
+                    await asyncio.sleep(0.01)
+                    ticks.append(time.monotonic())
+                release.join()
+            # Ticks while the look waited for the lock (it starts within 0.05 s).
+            assert [t for t in ticks if locked + 0.3 < t < locked + 0.9]
+        finally:
+            worker.stop()
+            await running
 
 
 async def test_a_worker_leaves_unknown_workflows_for_a_worker_that_knows_them(
