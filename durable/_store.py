@@ -39,6 +39,7 @@ from durable.backends._limits import (
     EVENT_KEY_CHARS,
     INT64_MAX,
     NAME_COLUMN_CHARS,
+    QUEUE_CHARS,
     SNAPSHOT_CHARS,
     WORKFLOW_ID_CHARS,
     check_int,
@@ -129,15 +130,24 @@ class Store(Changes, ScheduleControl, QueueControl):
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        parent_id: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Workflows, newest first, filtered by status, registered name and creation time.
 
         ``since`` and ``until`` are aware datetimes, Unix timestamps or ISO
         8601 text (``2025-06-01``, ``2025-06-01T09:30:00Z``; local time
         without an offset), read like the CLI's ``--since``. ``id_prefix``
-        keeps those whose id starts with it.
+        keeps those whose id starts with it, ``queue`` those enqueued on that
+        queue, and ``parent_id`` the child workflows of that workflow.
+
+        Example::
+
+            store.list_workflows(status="running", queue="reports", limit=20)
+            children = store.list_workflows(parent_id="order-7", limit=None)
         """
-        return drive(self._list(True, status, name, since, until, limit, id_prefix))
+        query = _query(status, name, since, until, limit, id_prefix, queue, parent_id)
+        return drive(self._list(True, query))
 
     async def alist_workflows(
         self,
@@ -148,9 +158,12 @@ class Store(Changes, ScheduleControl, QueueControl):
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        parent_id: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Async form of :meth:`list_workflows`."""
-        return await self._list(False, status, name, since, until, limit, id_prefix)
+        query = _query(status, name, since, until, limit, id_prefix, queue, parent_id)
+        return await self._list(False, query)
 
     def get_workflow(self, workflow_id: str) -> _infos.WorkflowInfo | None:
         """A workflow's record, or None."""
@@ -293,26 +306,7 @@ class Store(Changes, ScheduleControl, QueueControl):
 
     # Implementation (once, for both forms) ----------------------------------
 
-    async def _list(
-        self,
-        sync: bool,
-        status: Any,
-        name: str | None,
-        since: dt.datetime | float | str | None,
-        until: dt.datetime | float | str | None,
-        limit: int | None,
-        id_prefix: str | None = None,
-    ) -> list[_infos.WorkflowInfo]:
-        if limit is not None:
-            check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
-        query = WorkflowQuery(
-            statuses=statuses_of(status),
-            name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
-            since=_timestamp(since, "since"),
-            until=_timestamp(until, "until"),
-            limit=limit,
-            id_prefix=check_optional_text(id_prefix, "id_prefix", WORKFLOW_ID_CHARS),
-        )
+    async def _list(self, sync: bool, query: WorkflowQuery) -> list[_infos.WorkflowInfo]:
         rows = await self._run(sync, self._backend.query_workflows, query)
         return [self._info(row) for row in rows]
 
@@ -502,6 +496,31 @@ class Store(Changes, ScheduleControl, QueueControl):
             start_by=row.start_by,
             _store=self,
         )
+
+
+def _query(
+    status: Any,
+    name: str | None,
+    since: dt.datetime | float | str | None,
+    until: dt.datetime | float | str | None,
+    limit: int | None,
+    id_prefix: str | None,
+    queue: str | None,
+    parent_id: str | None,
+) -> WorkflowQuery:
+    """The checked filters of :meth:`Store.list_workflows`."""
+    if limit is not None:
+        check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
+    return WorkflowQuery(
+        statuses=statuses_of(status),
+        name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
+        since=_timestamp(since, "since"),
+        until=_timestamp(until, "until"),
+        limit=limit,
+        id_prefix=check_optional_text(id_prefix, "id_prefix", WORKFLOW_ID_CHARS),
+        queue=check_optional_text(queue, "queue", QUEUE_CHARS),
+        parent_id=None if parent_id is None else validate_workflow_id(parent_id),
+    )
 
 
 def _ms(seconds: float | None) -> float | None:

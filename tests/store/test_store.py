@@ -193,6 +193,23 @@ async def test_list_and_get_workflows(runtime: durable.Runtime) -> None:
         store.list_workflows(since=dt.datetime(2020, 1, 1))
 
 
+@durable.durable_workflow(name="store.parent")
+async def parent(n: int) -> list[str]:
+    return [await order("p" * (i + 1)) for i in range(n)]
+
+
+async def test_list_workflows_by_queue_and_parent(runtime: durable.Runtime) -> None:
+    await parent.run(2, workflow_id="tree")
+    await order.run("solo", workflow_id="solo")
+    store = runtime.store
+    children = store.list_workflows(parent_id="tree", limit=None)
+    assert sorted(c.parent_id or "" for c in children) == ["tree", "tree"]
+    assert [w.workflow_id for w in await store.alist_workflows(parent_id="solo")] == []
+    handle = await order.options(queue="slow").enqueue("queued")
+    assert [w.workflow_id for w in store.list_workflows(queue="slow")] == [handle.workflow_id]
+    assert store.list_workflows(queue="other") == []
+
+
 async def test_cancel_stops_at_the_next_step_boundary(runtime: durable.Runtime) -> None:
     gate = asyncio.Event()
 
