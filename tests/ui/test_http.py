@@ -1,0 +1,188 @@
+"""The dashboard over HTTP: its pages, and who may change what (CSRF, origin, token, read-only)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import durable
+from tests.conftest import durable_command
+from tests.ui.conftest import EXTRA, SECRET, running, seed
+
+pytest.importorskip("starlette", reason=EXTRA)
+
+from starlette.testclient import TestClient
+
+import durable.ui
+
+
+@pytest.fixture
+def client(seeded: str) -> Iterator[TestClient]:
+    with TestClient(durable.ui.app(seeded)) as client:
+        yield client
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
+
+
+def ids_on(page: str) -> list[str]:
+    return re.findall(r'<tr data-id="([^"]+)"', page)
+
+
+def post(client: TestClient, action: str, **form: str) -> Any:
+    return client.post(f"/action/{action}", data=form, follow_redirects=False)
+
+
+def test_the_list_filters_and_counts(client: TestClient) -> None:
+    page = client.get("/").text
+    assert set(ids_on(page)) >= {"order-1", "order-2", "batch-1"}
+    assert len(ids_on(page)) == 6  # three orders' worth of children too
+    assert 'id="count-error">1<' in page
+    assert ids_on(client.get("/?status=error").text) == ["order-2"]
+    assert ids_on(client.get("/?id_prefix=order-").text) == ["order-2", "order-1"]
+    assert len(ids_on(client.get("/?name=shop.checkout&status=success").text)) == 4
+    assert ids_on(client.get("/?until=2000-01-01").text) == []
+    assert len(ids_on(client.get("/?since=1h").text)) == 6
+    bad = client.get("/?since=yesterday-ish")
+    assert bad.status_code == 400
+    assert "since:" in bad.text
+    live = client.get("/?status=error&partial=1").text
+    assert "<html" not in live
+    assert ids_on(live) == ["order-2"]
+
+
+def test_the_page_of_a_workflow(client: TestClient) -> None:
+    page = client.get("/workflow", params={"id": "order-2"}).text
+    assert "ValueError: card declined for 900" in page
+    assert page.count('class="bar ') == 5  # reserve, snapshot, publish, charge twice
+    assert 'data-snapshot="reserved"' in page
+    assert "<code>stage</code>" in page  # a published key, its value hidden
+    parent = client.get("/workflow", params={"id": "batch-1"}).text
+    assert parent.count("shop.checkout <span") == 3  # its children, as a tree
+    child = re.search(r'<li><a class="wf" href="/workflow\?id=([^"]+)"', parent)
+    assert child is not None
+    assert "batch-1" in client.get(f"/workflow?id={child.group(1)}").text  # its parent
+    missing = client.get("/workflow", params={"id": "order-9"})
+    assert missing.status_code == 404
+    assert "No workflow order-9" in missing.text
+    assert "Processes running workflows" in client.get("/queues").text
+    metrics = client.get("/metrics").text
+    assert "Workflows finished per" in metrics
+    assert metrics.count("<rect") >= 6
+
+
+def test_values_are_previewed_only_when_signed_or_trusted(seeded: str, tmp_path: Any) -> None:
+    with TestClient(durable.ui.app(seeded)) as client:
+        page = client.get("/workflow?id=order-1").text
+        assert "value hidden: no secret key is configured" in page
+        assert "reserved book, charged 12" not in page
+    with TestClient(durable.ui.app(seeded, trust_store=True)) as client:
+        page = client.get("/workflow?id=order-1").text
+        assert "&#39;reserved book, charged 12&#39;" in page
+        assert "&#39;charging 12&#39;" in page  # the published value
+        assert "ValueError: card declined for 900" in client.get("/workflow?id=order-2").text
+    with TestClient(durable.ui.app(seeded, secret_key=SECRET)) as client:
+        page = client.get("/workflow?id=order-1").text
+        assert "value hidden: its signature does not verify" in page
+        assert "reserved book, charged 12" not in page
+    signed = f"sqlite:///{tmp_path / 'signed.db'}"
+    seed(signed, secret_key=SECRET)
+    with TestClient(durable.ui.app(signed, secret_key=SECRET)) as client:
+        assert "&#39;reserved book, charged 12&#39;" in client.get("/workflow?id=order-1").text
+
+
+def test_actions_need_the_pages_csrf_token_and_origin(client: TestClient) -> None:
+    csrf = csrf_of(client.get("/workflow?id=order-1").text)
+    refused = post(client, "fork", id="order-1", snapshot="reserved", new_id="copy")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.text
+    wrong = post(client, "fork", id="order-1", snapshot="reserved", new_id="copy", csrf="x" * 43)
+    assert wrong.status_code == 403
+    elsewhere = client.post(
+        "/action/fork",
+        data={"id": "order-1", "snapshot": "reserved", "new_id": "copy", "csrf": csrf},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
+    assert elsewhere.status_code == 403
+    assert "cross-site" in elsewhere.text
+    assert client.get("/workflow?id=copy").status_code == 404
+    done = post(client, "fork", id="order-1", snapshot="reserved", new_id="copy", csrf=csrf)
+    assert done.status_code == 303
+    shown = client.get(done.headers["location"]).text
+    assert "forked order-1 at snapshot &#39;reserved&#39; into copy" in shown
+    assert "forked from" in shown
+
+
+def test_restore_resume_and_send_an_event(client: TestClient, seeded: str) -> None:
+    csrf = csrf_of(client.get("/workflow?id=order-1").text)
+    done = post(client, "restore", id="order-1", snapshot="reserved", csrf=csrf)
+    page = client.get(done.headers["location"]).text
+    assert "restored order-1 to snapshot &#39;reserved&#39;" in page
+    assert "superseded" in page
+    nothing = client.get(post(client, "resume", id="order-1", csrf=csrf).headers["location"])
+    assert "nothing to do" in nothing.text
+    sent = post(client, "event", id="order-2", key="approval", value='{"by": "ana"}', csrf=csrf)
+    assert "sent &#39;approval&#39; to order-2" in client.get(sent.headers["location"]).text
+    failed = post(client, "restore", id="order-1", snapshot="nope", csrf=csrf)
+    assert "has no snapshot" in client.get(failed.headers["location"]).text
+
+
+def test_cancel_a_running_workflow(client: TestClient, seeded: str) -> None:
+    with running(seeded, "slow-1"):
+        page = client.get("/workflow?id=slow-1").text
+        assert "s-running" in page
+        assert ", alive" in page
+        workers = client.get("/queues").text
+        assert "slow-1" in workers
+        done = post(client, "cancel", id="slow-1", csrf=csrf_of(page))
+        after = client.get(done.headers["location"]).text
+        assert "cancelled slow-1 and its children" in after
+        assert 'id="wf-status"><span class="status s-cancelled">' in after
+    assert durable.Store.open(seeded).get_workflow("slow-1").status.value == "cancelled"  # type: ignore[union-attr]
+
+
+def test_read_only_mode_shows_no_action_and_refuses_them(seeded: str) -> None:
+    with TestClient(durable.ui.app(seeded, read_only=True)) as client:
+        page = client.get("/workflow?id=order-1").text
+        assert 'id="read-only"' in page
+        assert "/action/" not in page
+        refused = post(client, "cancel", id="order-1", csrf="anything")
+        assert refused.status_code == 403
+        assert "read-only" in refused.text
+
+
+def test_the_access_token(seeded: str) -> None:
+    token = "t" * 32
+    with TestClient(durable.ui.app(seeded, token=token)) as client:
+        assert client.get("/").status_code == 401
+        assert client.get("/static/app.js").status_code == 401
+        assert client.get("/?token=wrong").status_code == 401
+        entry = client.get(f"/?status=error&token={token}", follow_redirects=False)
+        assert entry.status_code == 303
+        assert entry.headers["location"] == "/?status=error"
+        assert "HttpOnly" in entry.headers["set-cookie"]
+        assert ids_on(client.get("/?status=error").text) == ["order-2"]  # the cookie
+    with TestClient(durable.ui.app(seeded, token=token)) as client:
+        assert client.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_serving_beyond_loopback_needs_a_token(seeded: str) -> None:
+    with pytest.raises(durable.ConfigurationError, match="without an access token"):
+        durable.ui.serve(seeded, host="0.0.0.0")
+    with pytest.raises(durable.ConfigurationError, match="at least 16 characters"):
+        durable.ui.serve(seeded, host="0.0.0.0", token="short")
+
+
+def test_the_command_refuses_a_public_address_without_a_token(
+    seeded: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DURABLE_UI_TOKEN", raising=False)
+    assert durable_command()(["--url", seeded, "ui", "--host", "0.0.0.0"]) == 1
+    assert "without an access token" in capsys.readouterr().err
