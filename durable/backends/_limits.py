@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The version of the tables' layout this durable-sdk reads and writes."""
 
 # Column sizes, in characters.
