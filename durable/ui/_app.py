@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from starlette.templating import Jinja2Templates
 from durable._display import duration_text, size_text
 from durable._engine._runtime import Runtime
 from durable._errors import DurableError
+from durable._infos import Metrics
 from durable._records import WorkflowStatus
 from durable._store import Store
 from durable.ui import _actions, _charts
@@ -36,6 +38,9 @@ from durable.ui._security import TokenGate, new_csrf_token
 HERE = Path(__file__).parent
 POLL_MS = 2000
 """How often an open page asks for fresh data (live updates, by polling)."""
+METRICS_SECONDS = 5.0
+"""How long the store's metrics (and the counts by status) are reused: they read the whole
+store, and every open list asks for the counts each time it polls."""
 
 
 @dataclasses.dataclass
@@ -47,11 +52,25 @@ class Dashboard:
     read_only: bool
     csrf: str
     templates: Jinja2Templates
+    _metrics: tuple[float, Metrics] | None = None
+    _measuring: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
     def store(self) -> Store:
         """The store the dashboard shows."""
         return self.runtime.store
+
+    def metrics(self) -> Metrics:
+        """The store's metrics, read at most every :data:`METRICS_SECONDS` (by one thread)."""
+        with self._measuring:
+            now = time.monotonic()
+            if self._metrics is None or now - self._metrics[0] > METRICS_SECONDS:
+                self._metrics = (now, self.store.metrics())
+            return self._metrics[1]
+
+    def counts(self) -> dict[str, int]:
+        """Workflows by status (see :meth:`metrics`)."""
+        return self.metrics().by_status
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """A page (or, with ``?partial=1``, its live part) with the shared context."""
@@ -104,7 +123,7 @@ def list_view(request: Request) -> Response:
     params = request.query_params
     filters = Filters.of(params, params.getlist("status"))
     try:
-        page = list_page(board.store, filters)
+        page = list_page(board.store, filters, counts=board.counts)
     except DurableError as exc:  # a filter that cannot be read
         return board.render(request, "list.html", 400, filters=filters, page=None, error=str(exc))
     return board.render(request, "list.html", filters=filters, page=page, error=None)
@@ -140,7 +159,7 @@ def metrics_view(request: Request) -> Response:
     return board.render(
         request,
         "metrics.html",
-        metrics=board.store.metrics(),
+        metrics=board.metrics(),
         charts=_charts.recent(board.store, window),
         window=window,
     )

@@ -85,13 +85,19 @@ def _when(text: str, name: str) -> float | None:
         raise FilterError(f"{name}: {exc}") from None
 
 
-def list_page(store: Store, filters: Filters, size: int = PAGE_SIZE) -> ListPage:
+def list_page(
+    store: Store,
+    filters: Filters,
+    size: int = PAGE_SIZE,
+    counts: Callable[[], dict[str, int]] | None = None,
+) -> ListPage:
     """A page of workflows, newest first, from the cursor on (queries on the store's indexes).
 
     The cursor is the creation time and id of the previous page's last row:
     the next page asks for what was created up to that instant (inclusive)
     and steps over the rows it already showed, so workflows created at the
-    same instant are neither lost nor shown twice.
+    same instant are neither lost nor shown twice. ``counts`` gives the
+    workflows by status (default: the store's metrics, read now).
     """
     until = _when(filters.until, "until")
     after: tuple[float, str] | None = None
@@ -115,8 +121,8 @@ def list_page(store: Store, filters: Filters, size: int = PAGE_SIZE) -> ListPage
         found = [w for w in found if _after(w, after)]
     rows = found[:size]
     cursor = f"{rows[-1].created_at!r}:{rows[-1].workflow_id}" if len(found) > size else None
-    counts = store.metrics().by_status
-    return ListPage(rows, counts, sum(counts.values()), cursor)
+    by_status = counts() if counts is not None else store.metrics().by_status
+    return ListPage(rows, by_status, sum(by_status.values()), cursor)
 
 
 def _after(info: WorkflowInfo, after: tuple[float, str]) -> bool:
@@ -276,12 +282,27 @@ def workflow_page(store: Store, info: WorkflowInfo, previews: Previews) -> Workf
         bars=bars,
         span=span,
         children=children_tree(store, info.workflow_id),
-        snapshots=store.snapshots(info.workflow_id),
+        snapshots=snapshots_of(history),
         published=published,
         events=_latest(live, "event"),
         streams=store.streams(info.workflow_id),
         now=time.time(),
     )
+
+
+def snapshots_of(history: History) -> list[SnapshotInfo]:
+    """The live snapshots in a history, as :meth:`Store.snapshots` gives them (one read less)."""
+    live = [e for e in history if not e.superseded and e.status != "retried"]
+    return [
+        SnapshotInfo(
+            name=s.name,
+            position=s.position,
+            created_at=s.finished_at,
+            steps=tuple(p.name for p in live if p.position < s.position and p.kind != "snapshot"),
+        )
+        for s in live
+        if s.kind == "snapshot"
+    ]
 
 
 def _latest(entries: list[HistoryEntry], kind: str) -> list[Keyed]:

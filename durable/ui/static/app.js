@@ -32,13 +32,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var live = document.querySelectorAll("[data-live]");
-    var every = 2000;
-    if (live.length === 0) {
-      return;
-    }
-    window.setInterval(function () {
-      live.forEach(refresh);
-    }, every);
+    // Each live part at its own pace: data-every (ms), else every two seconds.
+    document.querySelectorAll("[data-live]").forEach(function (element) {
+      var every = parseInt(element.getAttribute("data-every") || "2000", 10);
+      window.setInterval(function () { refresh(element); }, every);
+    });
   });
 })();
