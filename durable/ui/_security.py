@@ -118,7 +118,9 @@ async def _redirect_with_cookie(
 ) -> None:
     """Keep the token in a cookie and take it out of the address bar (and history)."""
     rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-    path = scope.get("root_path", "") + scope["path"]
+    # Mounted, the path holds the mount's prefix (Starlette >= 0.35) or not (older).
+    root, path = scope.get("root_path", ""), scope["path"]
+    path = path if path.startswith(root) else root + path
     location = path + (f"?{rest}" if rest else "")
     cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
     await send(

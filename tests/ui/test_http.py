@@ -186,3 +186,19 @@ def test_the_command_refuses_a_public_address_without_a_token(
     monkeypatch.delenv("DURABLE_UI_TOKEN", raising=False)
     assert durable_command()(["--url", seeded, "ui", "--host", "0.0.0.0"]) == 1
     assert "without an access token" in capsys.readouterr().err
+
+
+def test_mounted_in_a_service_with_a_token(seeded: str) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    token = "m" * 24
+    service = Starlette(routes=[Mount("/ops", app=durable.ui.app(seeded, token=token))])
+    with TestClient(service) as client:
+        entry = client.get(f"/ops/?status=error&token={token}", follow_redirects=False)
+        assert entry.headers["location"] == "/ops/?status=error"
+        page = client.get("/ops/workflow?id=order-1").text
+        assert 'action="/ops/action/cancel"' in page
+        assert 'href="/ops/static/app.js"' not in page  # a script tag, not a link
+        assert 'src="/ops/static/app.js"' in page
+        assert client.get("/ops/static/style.css").status_code == 200
