@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -19,10 +19,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from durable._client import Client
 from durable._errors import DurableError
+from durable.ui._board import Dashboard, dashboard
 from durable.ui._security import same, same_origin
-
-if TYPE_CHECKING:
-    from durable.ui._app import Dashboard
 
 
 def _cancel(board: Dashboard, workflow_id: str, form: dict[str, str]) -> tuple[str, str]:
@@ -97,8 +95,6 @@ def refusal(board: Dashboard, request: Request, form: dict[str, str]) -> str | N
 
 async def act(request: Request) -> Response:
     """Run one action on a workflow; the store is called in Starlette's thread pool."""
-    from durable.ui._app import dashboard
-
     board = dashboard(request)
     action = ACTIONS.get(request.path_params["action"])
     if action is None:
