@@ -89,6 +89,7 @@ def metrics_view(request: Request) -> Response:
         metrics=board.metrics(),
         charts=_charts.recent(board.store, window),
         window=window,
+        recent=_charts.RECENT,
     )
 
 

@@ -15,7 +15,7 @@ from durable._durations import parse_duration
 from durable._records import WorkflowStatus
 from durable._store import Store
 
-RECENT = 5000
+RECENT = 2000
 """Most recent workflows the charts read (a bounded, indexed query)."""
 BUCKETS = 30
 ACTIVE = 2000
