@@ -208,6 +208,8 @@ async def test_list_workflows_by_queue_and_parent(runtime: durable.Runtime) -> N
     handle = await order.options(queue="slow").enqueue("queued")
     assert [w.workflow_id for w in store.list_workflows(queue="slow")] == [handle.workflow_id]
     assert store.list_workflows(queue="other") == []
+    assert store.counts() == {"success": 4, "enqueued": 1} == await store.acounts()
+    assert store.counts() == store.metrics().by_status
 
 
 async def test_cancel_stops_at_the_next_step_boundary(runtime: durable.Runtime) -> None:
