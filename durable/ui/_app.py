@@ -44,6 +44,14 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _compiled() -> jinja2.Environment:
+    """The templates' environment, every template compiled now (not by the first visitor)."""
+    env = _environment()
+    for template in (HERE / "templates").glob("*.html"):
+        env.get_template(template.name)
+    return env
+
+
 def list_view(request: Request) -> Response:
     """The workflow list: filters, counts by status, one page of workflows."""
     board = dashboard(request)
@@ -109,7 +117,7 @@ def app(
         previews=Previews(signed=signed, trusted=trust_store),
         read_only=read_only,
         csrf=new_csrf_token(),
-        templates=Jinja2Templates(env=_environment()),
+        templates=Jinja2Templates(env=_compiled()),
     )
     routes = [
         Route("/", list_view, name="list"),

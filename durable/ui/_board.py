@@ -23,8 +23,8 @@ HERE = Path(__file__).parent
 POLL_MS = 2000
 """How often an open page asks for fresh data (live updates, by polling)."""
 METRICS_SECONDS = 5.0
-"""How long the store's metrics (and the counts by status) are reused: they read the whole
-store, and every open list asks for the counts each time it polls."""
+"""How long the store's metrics (which read every step record) and its counts by status
+(which every open list asks for each time it polls) are reused."""
 
 
 @dataclasses.dataclass
@@ -37,6 +37,7 @@ class Dashboard:
     csrf: str
     templates: Jinja2Templates
     _metrics: tuple[float, Metrics] | None = None
+    _counts: tuple[float, dict[str, int]] | None = None
     _measuring: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     @property
@@ -53,8 +54,12 @@ class Dashboard:
             return self._metrics[1]
 
     def counts(self) -> dict[str, int]:
-        """Workflows by status (see :meth:`metrics`)."""
-        return self.metrics().by_status
+        """Workflows by status, counted at most every :data:`METRICS_SECONDS`."""
+        with self._measuring:
+            now = time.monotonic()
+            if self._counts is None or now - self._counts[0] > METRICS_SECONDS:
+                self._counts = (now, self.store.counts())
+            return self._counts[1]
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """A page (or, with ``?partial=1``, its live part) with the shared context."""

@@ -97,7 +97,7 @@ def list_page(
     the next page asks for what was created up to that instant (inclusive)
     and steps over the rows it already showed, so workflows created at the
     same instant are neither lost nor shown twice. ``counts`` gives the
-    workflows by status (default: the store's metrics, read now).
+    workflows by status (default: ``store.counts()``, read now).
     """
     until = _when(filters.until, "until")
     after: tuple[float, str] | None = None
@@ -121,7 +121,7 @@ def list_page(
         found = [w for w in found if _after(w, after)]
     rows = found[:size]
     cursor = f"{rows[-1].created_at!r}:{rows[-1].workflow_id}" if len(found) > size else None
-    by_status = counts() if counts is not None else store.metrics().by_status
+    by_status = counts() if counts is not None else store.counts()
     return ListPage(rows, by_status, sum(by_status.values()), cursor)
 
 
