@@ -211,6 +211,28 @@ class Store(Changes, ScheduleControl, QueueControl):
         row = drive(self._row(True, workflow_id))
         return self._backend.run_sync(self._backend.streams_of, row.workflow_id)
 
+    def step_result(self, workflow_id: str, position: int) -> Any:
+        """The recorded value of the live step record at ``position`` (raises its recorded error).
+
+        The record is unpickled, so it is verified first when the store has a
+        secret key (:class:`durable.PayloadIntegrityError` for an unsigned or
+        tampered one). Positions are those of :meth:`history`; a position with
+        no live record raises :class:`durable.WorkflowNotFoundError`.
+
+        Example::
+
+            store.step_result("order-7", 1)   # 'reserved book'
+        """
+        check_int(position, "position", minimum=0, maximum=INT64_MAX)
+        row = drive(self._row(True, workflow_id))
+        step = self._backend.run_sync(self._backend.load_steps, row.workflow_id).get(position)
+        if step is None:
+            raise WorkflowNotFoundError(
+                f"workflow {row.workflow_id!r} has no live step record at position {position}",
+                workflow_id=row.workflow_id,
+            )
+        return self._runtime.engine.decode_step(step, row.workflow_id)
+
     def sessions(self) -> list[SessionSummary]:
         """Every session with state (``durable.session``): its keys and last write, newest first."""
         return self._backend.run_sync(self._backend.sessions)

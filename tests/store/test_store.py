@@ -212,6 +212,19 @@ async def test_list_workflows_by_queue_and_parent(runtime: durable.Runtime) -> N
     assert store.counts() == store.metrics().by_status
 
 
+async def test_step_result_of_a_live_record(runtime: durable.Runtime) -> None:
+    with pytest.raises(ConnectionError):
+        await order.run("ab", 9, workflow_id="steps")
+    store = runtime.store
+    assert store.step_result("steps", 1) == 20
+    with pytest.raises(ConnectionError, match="gateway down"):
+        store.step_result("steps", 3)  # the recorded error, raised
+    with pytest.raises(durable.WorkflowNotFoundError, match="no live step record at position 9"):
+        store.step_result("steps", 9)
+    with pytest.raises(durable.WorkflowNotFoundError):
+        store.step_result("nope", 1)
+
+
 async def test_cancel_stops_at_the_next_step_boundary(runtime: durable.Runtime) -> None:
     gate = asyncio.Event()
 
