@@ -16,7 +16,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -75,6 +75,18 @@ def workflow_view(request: Request) -> Response:
     return board.render(request, "workflow.html", page=page, wf=info)
 
 
+def value_view(request: Request) -> Response:
+    """A step record's value, or why it is hidden: a fragment the page asks for on demand."""
+    board = dashboard(request)
+    workflow_id = request.query_params.get("id", "")
+    try:
+        position = int(request.query_params.get("position", ""))
+    except ValueError:
+        return PlainTextResponse("position: a whole number", status_code=400)
+    shown = board.previews.show(lambda: board.store.step_result(workflow_id, position))
+    return board.templates.TemplateResponse(request, "_value.html", {"p": shown})
+
+
 def queues_view(request: Request) -> Response:
     """Queues (depth, running, limits) and the processes that run workflows now."""
     board = dashboard(request)
@@ -122,6 +134,7 @@ def app(
     routes = [
         Route("/", list_view, name="list"),
         Route("/workflow", workflow_view, name="workflow"),
+        Route("/value", value_view, name="value"),
         Route("/queues", queues_view, name="queues"),
         Route("/metrics", metrics_view, name="metrics"),
         Route("/action/{action}", _actions.act, methods=["POST"], name="act"),

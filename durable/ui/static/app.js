@@ -11,12 +11,25 @@
     }
   });
 
+  // A step's value is fetched when its <details> is first opened (it may be large).
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.open || !details.hasAttribute("data-value") || details.hasAttribute("data-loaded")) {
+      return;
+    }
+    details.setAttribute("data-loaded", "1");
+    fetch(details.getAttribute("data-value"), { credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) { details.querySelector("div").outerHTML = html; });
+  }, true);
+
   // Live parts of a page are fetched again every few seconds and swapped in
   // place (no reload), unless the tab is hidden or the user is typing in them.
   function refresh(element) {
     var url = element.getAttribute("data-live");
     var separator = url.indexOf("?") >= 0 ? "&" : "?";
-    if (document.hidden || element.contains(document.activeElement)) {
+    var opened = element.querySelector("details[open]");
+    if (document.hidden || opened || element.contains(document.activeElement)) {
       return Promise.resolve();
     }
     return fetch(url + separator + "partial=1", { credentials: "same-origin" })
