@@ -175,10 +175,10 @@ def test_a_workflow_with_its_timeline_and_no_unsigned_preview(
     assert "b-retried" in str(bars[3].get_attribute("class"))
     assert "card declined for 900" in text_of(browser, "#wf-error")
     assert "value hidden: no secret key is configured" in text_of(browser, "#outcome")
-    browser.find_element(By.CSS_SELECTOR, "details.value summary").click()  # reserve's value
-    wait(browser, lambda b: "value hidden" in text_of(b, "details.value[open]"))
     if module_store.startswith("sqlite"):
         shot(browser, "ui-workflow.png", tmp_path)
+    browser.find_element(By.CSS_SELECTOR, "details.value summary").click()  # reserve's value
+    wait(browser, lambda b: "value hidden" in text_of(b, "details.value[open]"))
 
 
 def test_cancel_a_running_workflow_and_see_it_change(
