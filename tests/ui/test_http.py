@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -75,6 +76,29 @@ def test_the_page_of_a_workflow(client: TestClient) -> None:
     metrics = client.get("/metrics").text
     assert "Workflows finished per" in metrics
     assert metrics.count("<rect") >= 6
+
+
+@durable.durable_workflow(name="shop.feed")
+def feed(n: int) -> int:
+    for i in range(n):
+        durable.write_stream_sync("lines", f"line {i}")
+    durable.close_stream_sync("lines")
+    with contextlib.suppress(durable.EventTimeoutError):
+        durable.wait_for_event_sync("approval", timeout=0.01)  # recorded: it timed out
+    return n
+
+
+def test_streams_deadlines_and_events_of_a_workflow(client: TestClient, seeded: str) -> None:
+    with durable.Runtime(seeded):
+        feed.run_sync(3, workflow_id="feed-1", timeout=3600)
+    page = client.get("/workflow?id=feed-1").text
+    streams = page.split('id="streams"')[1]
+    assert "<code>lines</code>" in streams
+    assert '<td class="num">3</td>' in streams
+    assert "ended" in streams
+    assert 'id="deadline"' in page
+    assert "(in " in page.split('id="deadline"')[1].split("</dd>")[0]
+    assert "approval" in page.split('id="events"')[1].split("</section>")[0]
 
 
 def test_values_are_previewed_only_when_signed_or_trusted(seeded: str, tmp_path: Any) -> None:
