@@ -101,6 +101,20 @@ def test_streams_deadlines_and_events_of_a_workflow(client: TestClient, seeded: 
     assert "approval" in page.split('id="events"')[1].split("</section>")[0]
 
 
+def test_queues_with_their_depth_and_limits(client: TestClient, seeded: str) -> None:
+    with durable.Client(seeded) as jobs:
+        for n in range(3):
+            jobs.enqueue("shop.checkout", f"item-{n}", n, queue="mail")
+        jobs.store.set_queue("mail", concurrency=2, rate_limit=(10, 60))
+        jobs.store.pause_queue("mail")
+    row = client.get("/queues").text.split('<tr data-queue="mail">')[1].split("</tr>")[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.DOTALL)
+    assert cells[1:5] == ["3", "0", "0", "2"]  # enqueued, delayed, running, concurrency
+    assert "10 per 60.00 s" in cells[7]
+    assert "paused" in cells[8]
+    assert ids_on(client.get("/?queue=mail&status=enqueued").text) != []
+
+
 def test_values_are_previewed_only_when_signed_or_trusted(seeded: str, tmp_path: Any) -> None:
     with TestClient(durable.ui.app(seeded)) as client:
         page = client.get("/workflow?id=order-1").text
