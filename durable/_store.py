@@ -532,6 +532,7 @@ class Store(Changes, ScheduleControl, QueueControl):
             started_at=row.started_at,
             partition=row.partition_key,
             start_by=row.start_by,
+            lease_expires_at=row.lease_expires_at if row.owner is not None else None,
             _store=self,
         )
 

@@ -210,6 +210,7 @@ async def test_list_workflows_by_queue_and_parent(runtime: durable.Runtime) -> N
     assert store.list_workflows(queue="other") == []
     assert store.counts() == {"success": 4, "enqueued": 1} == await store.acounts()
     assert store.counts() == store.metrics().by_status
+    assert store.get_workflow("solo").lease_expires_at is None  # type: ignore[union-attr]
 
 
 async def test_step_result_of_a_live_record(runtime: durable.Runtime) -> None:
