@@ -12,6 +12,7 @@ import time
 
 from durable._display import duration_text
 from durable._durations import parse_duration
+from durable._infos import WorkflowInfo
 from durable._records import WorkflowStatus
 from durable._store import Store
 
@@ -32,6 +33,8 @@ class Worker:
     waiting: int
     alive: bool | None
     last_update: float
+    lease_until: float | None
+    """The latest lease of its workflows: renewed by its heartbeats while it lives."""
     example: str
     """One of its workflows (its lease is renewed by the process's heartbeats)."""
 
@@ -41,22 +44,22 @@ def workers(store: Store) -> list[Worker]:
     active = store.list_workflows(
         status=[WorkflowStatus.RUNNING, WorkflowStatus.WAITING], limit=ACTIVE
     )
-    groups: dict[tuple[str, int | None], list[tuple[str, WorkflowStatus, float]]] = {}
+    groups: dict[tuple[str, int | None], list[WorkflowInfo]] = {}
     for w in active:
         if w.owner_host is not None:
-            key = (w.owner_host, w.owner_pid)
-            groups.setdefault(key, []).append((w.workflow_id, w.status, w.updated_at))
+            groups.setdefault((w.owner_host, w.owner_pid), []).append(w)
     found = []
     for (host, pid), held in groups.items():
         found.append(
             Worker(
                 host=host.split("/", 1)[0],
                 pid=pid,
-                running=sum(1 for _, s, _ in held if s is WorkflowStatus.RUNNING),
-                waiting=sum(1 for _, s, _ in held if s is WorkflowStatus.WAITING),
-                alive=store.owner_alive(held[0][0]),
-                last_update=max(u for _, _, u in held),
-                example=held[0][0],
+                running=sum(1 for w in held if w.status is WorkflowStatus.RUNNING),
+                waiting=sum(1 for w in held if w.status is WorkflowStatus.WAITING),
+                alive=store.owner_alive(held[0].workflow_id),
+                last_update=max(w.updated_at for w in held),
+                lease_until=max((w.lease_expires_at or 0.0 for w in held), default=0.0) or None,
+                example=held[0].workflow_id,
             )
         )
     return sorted(found, key=lambda w: (-(w.running + w.waiting), w.host, w.pid or 0))

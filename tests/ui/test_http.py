@@ -193,8 +193,10 @@ def test_cancel_a_running_workflow(client: TestClient, seeded: str) -> None:
         page = client.get("/workflow?id=slow-1").text
         assert "s-running" in page
         assert ", alive" in page
+        assert 'id="lease"' in page
         workers = client.get("/queues").text
         assert "slow-1" in workers
+        assert "(in " in workers.split('class="lease">')[1].split("</td>")[0]
         done = post(client, "cancel", id="slow-1", csrf=csrf_of(page))
         after = client.get(done.headers["location"]).text
         assert "cancelled slow-1 and its children" in after
