@@ -73,6 +73,9 @@ class WorkflowInfo:
     """An enqueued one's partition of its queue (``enqueue(..., partition=)``), or None."""
     start_by: float | None = None
     """An enqueued one's queue timeout: cancelled if not started by then (Unix time)."""
+    lease_expires_at: float | None = None
+    """While an owner runs it: when that owner's lease runs out unless its heartbeats renew
+    it (Unix time); past it, another host's worker may take the workflow over."""
     _store: Records | None = field(default=None, repr=False, compare=False)
 
     @property

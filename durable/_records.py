@@ -341,6 +341,8 @@ class WorkflowQuery:
     queue: str | None = None
     id_prefix: str | None = None
     """Only workflows whose id starts with this text."""
+    parent_id: str | None = None
+    """Only the child workflows of this workflow."""
 
 
 @dataclass(frozen=True)

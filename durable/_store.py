@@ -40,6 +40,7 @@ from durable.backends._limits import (
     EVENT_KEY_CHARS,
     INT64_MAX,
     NAME_COLUMN_CHARS,
+    QUEUE_CHARS,
     SNAPSHOT_CHARS,
     WORKFLOW_ID_CHARS,
     check_int,
@@ -136,15 +137,24 @@ class Store(Changes, ScheduleControl, QueueControl):
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        parent_id: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Workflows, newest first, filtered by status, registered name and creation time.
 
         ``since`` and ``until`` are aware datetimes, Unix timestamps or ISO
         8601 text (``2025-06-01``, ``2025-06-01T09:30:00Z``; local time
         without an offset), read like the CLI's ``--since``. ``id_prefix``
-        keeps those whose id starts with it.
+        keeps those whose id starts with it, ``queue`` those enqueued on that
+        queue, and ``parent_id`` the child workflows of that workflow.
+
+        Example::
+
+            store.list_workflows(status="running", queue="reports", limit=20)
+            children = store.list_workflows(parent_id="order-7", limit=None)
         """
-        return drive(self._list(True, status, name, since, until, limit, id_prefix))
+        query = _query(status, name, since, until, limit, id_prefix, queue, parent_id)
+        return drive(self._list(True, query))
 
     async def alist_workflows(
         self,
@@ -155,9 +165,12 @@ class Store(Changes, ScheduleControl, QueueControl):
         until: dt.datetime | float | str | None = None,
         limit: int | None = 100,
         id_prefix: str | None = None,
+        queue: str | None = None,
+        parent_id: str | None = None,
     ) -> list[_infos.WorkflowInfo]:
         """Async form of :meth:`list_workflows`."""
-        return await self._list(False, status, name, since, until, limit, id_prefix)
+        query = _query(status, name, since, until, limit, id_prefix, queue, parent_id)
+        return await self._list(False, query)
 
     def get_workflow(self, workflow_id: str) -> _infos.WorkflowInfo | None:
         """A workflow's record, or None."""
@@ -204,6 +217,28 @@ class Store(Changes, ScheduleControl, QueueControl):
         """
         row = drive(self._row(True, workflow_id))
         return self._backend.run_sync(self._backend.streams_of, row.workflow_id)
+
+    def step_result(self, workflow_id: str, position: int) -> Any:
+        """The recorded value of the live step record at ``position`` (raises its recorded error).
+
+        The record is unpickled, so it is verified first when the store has a
+        secret key (:class:`durable.PayloadIntegrityError` for an unsigned or
+        tampered one). Positions are those of :meth:`history`; a position with
+        no live record raises :class:`durable.WorkflowNotFoundError`.
+
+        Example::
+
+            store.step_result("order-7", 1)   # 'reserved book'
+        """
+        check_int(position, "position", minimum=0, maximum=INT64_MAX)
+        row = drive(self._row(True, workflow_id))
+        step = self._backend.run_sync(self._backend.load_steps, row.workflow_id).get(position)
+        if step is None:
+            raise WorkflowNotFoundError(
+                f"workflow {row.workflow_id!r} has no live step record at position {position}",
+                workflow_id=row.workflow_id,
+            )
+        return self._runtime.engine.decode_step(step, row.workflow_id)
 
     def sessions(self) -> list[SessionSummary]:
         """Every session with state (``durable.session``): its keys and last write, newest first."""
@@ -256,6 +291,22 @@ class Store(Changes, ScheduleControl, QueueControl):
         """Async form of :meth:`metrics`."""
         return await self._metrics(False)
 
+    def counts(self) -> dict[str, int]:
+        """How many workflows the store holds in each status (only those with any).
+
+        The part of :meth:`metrics` that a listing refreshes often, without
+        reading every step record.
+
+        Example::
+
+            store.counts()   # {'error': 1, 'running': 2, 'success': 40}
+        """
+        return drive(self._run(True, self._backend.count_by_status))
+
+    async def acounts(self) -> dict[str, int]:
+        """Async form of :meth:`counts`."""
+        return await self._run(False, self._backend.count_by_status)
+
     # Changes ----------------------------------------------------------------
 
     def restore(self, workflow_id: str, snapshot: str) -> None:
@@ -300,26 +351,7 @@ class Store(Changes, ScheduleControl, QueueControl):
 
     # Implementation (once, for both forms) ----------------------------------
 
-    async def _list(
-        self,
-        sync: bool,
-        status: Any,
-        name: str | None,
-        since: dt.datetime | float | str | None,
-        until: dt.datetime | float | str | None,
-        limit: int | None,
-        id_prefix: str | None = None,
-    ) -> list[_infos.WorkflowInfo]:
-        if limit is not None:
-            check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
-        query = WorkflowQuery(
-            statuses=statuses_of(status),
-            name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
-            since=_timestamp(since, "since"),
-            until=_timestamp(until, "until"),
-            limit=limit,
-            id_prefix=check_optional_text(id_prefix, "id_prefix", WORKFLOW_ID_CHARS),
-        )
+    async def _list(self, sync: bool, query: WorkflowQuery) -> list[_infos.WorkflowInfo]:
         rows = await self._run(sync, self._backend.query_workflows, query)
         return [self._info(row) for row in rows]
 
@@ -507,8 +539,34 @@ class Store(Changes, ScheduleControl, QueueControl):
             started_at=row.started_at,
             partition=row.partition_key,
             start_by=row.start_by,
+            lease_expires_at=row.lease_expires_at if row.owner is not None else None,
             _store=self,
         )
+
+
+def _query(
+    status: Any,
+    name: str | None,
+    since: dt.datetime | float | str | None,
+    until: dt.datetime | float | str | None,
+    limit: int | None,
+    id_prefix: str | None,
+    queue: str | None,
+    parent_id: str | None,
+) -> WorkflowQuery:
+    """The checked filters of :meth:`Store.list_workflows`."""
+    if limit is not None:
+        check_int(limit, "limit", minimum=1, maximum=INT64_MAX)
+    return WorkflowQuery(
+        statuses=statuses_of(status),
+        name=check_optional_text(name, "name", NAME_COLUMN_CHARS),
+        since=_timestamp(since, "since"),
+        until=_timestamp(until, "until"),
+        limit=limit,
+        id_prefix=check_optional_text(id_prefix, "id_prefix", WORKFLOW_ID_CHARS),
+        queue=check_optional_text(queue, "queue", QUEUE_CHARS),
+        parent_id=None if parent_id is None else validate_workflow_id(parent_id),
+    )
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -48,12 +48,16 @@ def test_the_wheel_carries_the_license_types_and_plugin(dist: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "durable = durable.plugins._pytest_entry" in archive.read(entry_points).decode()
     assert not any(n.startswith("tests/") for n in names)
+    # durable ui's templates and static files ship with it (it must work offline).
+    for shipped in ("templates/base.html", "templates/workflow.html", "static/app.js"):
+        assert f"durable/ui/{shipped}" in names, shipped
+    assert "durable/ui/static/style.css" in names
 
 
 def test_the_extras_a_library_user_picks_from(dist: Path) -> None:
     _, fields = _metadata(dist)
     extras = set(fields["Provides-Extra"])
-    assert {"postgres", "postgres-binary", "pytest", "cli", "otel", "zstd"} <= extras
+    assert {"postgres", "postgres-binary", "pytest", "cli", "otel", "zstd", "ui"} <= extras
     requires = [r.replace("'", '"') for r in fields["Requires-Dist"]]
 
     def of(extra: str) -> list[str]:
@@ -63,6 +67,7 @@ def test_the_extras_a_library_user_picks_from(dist: Path) -> None:
     assert not any("binary" in r for r in of("postgres"))  # the pure-Python psycopg
     assert any(r.startswith("psycopg[binary]") for r in of("postgres-binary"))
     assert any(r.startswith("pytest-asyncio") for r in of("pytest"))
+    assert {r.split(">=")[0] for r in of("ui")} == {"starlette", "uvicorn", "jinja2"}
 
 
 def test_the_sdist_has_the_license_and_twine_passes_both(dist: Path) -> None:

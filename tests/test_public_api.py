@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import durable
 
 EXPORTED = {
@@ -141,6 +143,7 @@ def test_implementation_modules_are_private() -> None:
             "durable.plugins.pytest",
             "durable.testing",
             "durable.testing.contract",
+            "durable.ui",
         }, module.name
 
 
@@ -167,6 +170,31 @@ def test_testing_module_surface_is_pinned_and_documented() -> None:
         assert inspect.getdoc(getattr(durable.testing, name)), name
     assert issubclass(durable.testing.SimulatedCrash, BaseException)
     assert not issubclass(durable.testing.SimulatedCrash, Exception)
+
+
+def test_ui_module_surface_is_pinned_and_documented() -> None:
+    pytest.importorskip("starlette", reason='durable.ui needs its extra: "durable-sdk[ui]"')
+    import durable.ui
+
+    assert set(durable.ui.__all__) == {"app", "serve"}
+    for name in durable.ui.__all__:
+        assert inspect.getdoc(getattr(durable.ui, name)), name
+
+
+def test_importing_durable_loads_no_web_dashboard_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, durable, durable.plugins.pytest, durable.testing\n"
+        "names = ('durable.ui', 'starlette', 'uvicorn', 'jinja2')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_importing_durable_loads_no_notebook_progress_or_tracing_library() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from durable._cli import _change, _inspect, _queues, _schedule, _work
+from durable._cli import _change, _inspect, _queues, _schedule, _ui, _work
 from durable._cli._state import Failure, State
 from durable._errors import DurableError
 
@@ -130,6 +130,7 @@ def build_cli() -> click.Group:
         *_work.COMMANDS,
         *_schedule.COMMANDS,
         *_queues.COMMANDS,
+        *_ui.COMMANDS,
     ):
         cli.add_command(command)
     return cli

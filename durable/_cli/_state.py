@@ -46,19 +46,25 @@ class State:
         A SQLite file that is not there is refused (a typo), unless ``create``.
         """
         if self._runtime is None:
-            from durable._config import resolve_url
             from durable._engine._runtime import Runtime
-            from durable._settings import checked, from_text
 
-            url = resolve_url(self.url)
-            if not create:
-                check_store_exists(url, self.url)
-            given = {}
-            for field, text in self.settings.items():
-                flag = "--" + field.replace("_", "-")
-                given[field] = checked(field, from_text(field, text, flag), flag)
+            url, given = self.runtime_arguments(create=create)
             self._runtime = Runtime(url, **given)
         return self._runtime
+
+    def runtime_arguments(self, *, create: bool = False) -> tuple[str, dict[str, Any]]:
+        """The store's URL and the runtime options the flags gave (see :meth:`runtime`)."""
+        from durable._config import resolve_url
+        from durable._settings import checked, from_text
+
+        url = resolve_url(self.url)
+        if not create:
+            check_store_exists(url, self.url)
+        given = {}
+        for field, text in self.settings.items():
+            flag = "--" + field.replace("_", "-")
+            given[field] = checked(field, from_text(field, text, flag), flag)
+        return url, given
 
     def store(self) -> Store:
         return self.runtime().store

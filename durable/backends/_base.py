@@ -547,6 +547,15 @@ class Backend(ControlContract, ABC):
     async def stats(self, tx: Any) -> dict[str, Any]:
         """Counts by status, live steps, and payload bytes stored."""
 
+    async def count_by_status(self, tx: Any) -> dict[str, int]:
+        """Workflows by status, without the rest of :meth:`stats` (which reads every step).
+
+        This default reads :meth:`stats`; a backend that can count workflows
+        alone (the SQL ones: on the status index) overrides it.
+        """
+        by_status: dict[str, int] = (await self.stats(tx))["by_status"]
+        return dict(by_status)
+
 
 OPERATIONS = tuple(
     name

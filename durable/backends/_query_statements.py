@@ -41,6 +41,8 @@ class QueryStatements:
             stmt = stmt.where(w.c.name == query.name)
         if query.queue is not None:
             stmt = stmt.where(w.c.queue == query.queue)
+        if query.parent_id is not None:
+            stmt = stmt.where(w.c.parent_id == query.parent_id)
         if query.id_prefix is not None:
             # Not LIKE: SQLite's is blind to case, and ids are not.
             prefix = query.id_prefix

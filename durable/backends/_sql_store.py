@@ -64,8 +64,11 @@ class StoreOps(SqlOps):
         tx.done.append(lambda: payloads.remove(doomed))
         tx.done.append(lambda: payloads.sweep(kept))
 
+    async def count_by_status(self, tx: Tx) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in (await tx.execute(self.q.count_by_status)).rows}
+
     async def stats(self, tx: Tx) -> dict[str, Any]:
-        by_status = {r[0]: int(r[1]) for r in (await tx.execute(self.q.count_by_status)).rows}
+        by_status = await self.count_by_status(tx)
         steps, mean, longest = (await tx.execute(self.q.count_live_steps)).rows[0]
         return {
             "by_status": by_status,

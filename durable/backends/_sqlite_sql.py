@@ -111,6 +111,7 @@ CREATION = [
     'CREATE TABLE durable_streams (\n\tid INTEGER NOT NULL, \n\tworkflow_id VARCHAR(255) NOT NULL, \n\t"key" VARCHAR(255) NOT NULL, \n\tkind VARCHAR(16) NOT NULL, \n\tvalue BLOB, \n\twritten_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX ix_durable_streams_key ON durable_streams (workflow_id, "key", id)',
     "CREATE TABLE durable_workflows (\n\tworkflow_id VARCHAR(255) NOT NULL, \n\tname VARCHAR(512) NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\targs_fingerprint VARCHAR(64) NOT NULL, \n\targs BLOB, \n\tresult BLOB, \n\terror BLOB, \n\tattempts INTEGER NOT NULL, \n\tepoch INTEGER NOT NULL, \n\towner_host VARCHAR(255), \n\towner_pid INTEGER, \n\towner_started VARCHAR(32), \n\tlease_expires_at FLOAT, \n\tparent_id VARCHAR(255), \n\tcreated_at FLOAT NOT NULL, \n\tupdated_at FLOAT NOT NULL, \n\tfinished_at FLOAT, \n\tforked_from VARCHAR(512), \n\tqueue VARCHAR(64), \n\tpriority INTEGER DEFAULT '0' NOT NULL, \n\twake_at FLOAT, \n\twaiting_for VARCHAR(512), \n\trecoveries INTEGER DEFAULT '0' NOT NULL, \n\ttimeout FLOAT, \n\tdeadline FLOAT, \n\tdedup_id VARCHAR(255), \n\tstarted_at FLOAT, \n\tpartition_key VARCHAR(255), \n\tstart_by FLOAT, \n\tPRIMARY KEY (workflow_id)\n)",
+    'CREATE INDEX ix_durable_workflows_created ON durable_workflows (created_at)',
     "CREATE UNIQUE INDEX ix_durable_workflows_dedup ON durable_workflows (queue, dedup_id) WHERE dedup_id IS NOT NULL AND (status = 'enqueued' OR status = 'running' OR status = 'waiting')",
     'CREATE INDEX ix_durable_workflows_name_created ON durable_workflows (name, created_at)',
     'CREATE INDEX ix_durable_workflows_parent ON durable_workflows (parent_id) WHERE parent_id IS NOT NULL',
@@ -118,5 +119,5 @@ CREATION = [
     'CREATE INDEX ix_durable_workflows_queue_started ON durable_workflows (queue, started_at) WHERE queue IS NOT NULL',
     'CREATE INDEX ix_durable_workflows_start_by ON durable_workflows (start_by) WHERE start_by IS NOT NULL',
     'CREATE INDEX ix_durable_workflows_status ON durable_workflows (status)',
-    'INSERT INTO durable_meta ("key", value) VALUES (\'schema_version\', \'8\')',
+    'INSERT INTO durable_meta ("key", value) VALUES (\'schema_version\', \'9\')',
 ]

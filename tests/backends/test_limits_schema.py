@@ -346,7 +346,8 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions, nor 7's schedules, nor 8's queues).
+    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's index).
+    execute(db_url, "DROP INDEX ix_durable_workflows_created")
     execute(db_url, "DROP TABLE durable_queues")
     execute(db_url, "DROP INDEX ix_durable_workflows_queue_started")
     execute(db_url, "DROP INDEX ix_durable_workflows_start_by")
@@ -377,7 +378,26 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert store.queues() == []  # and version 8's
         store.set_queue("mail", concurrency=2, partition_concurrency=1)
         assert store.get_queue("mail").concurrency == 2
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "8"
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "9"
+    assert "ix_durable_workflows_created" in indexes(db_url)
+
+
+def indexes(url: str) -> set[str]:
+    """The names of the indexes of durable_workflows."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.split("sqlite:///", 1)[1])) as conn:
+            sql = "SELECT name FROM sqlite_master WHERE tbl_name = 'durable_workflows'"
+            return {row[0] for row in conn.execute(sql)}
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (schema, "durable_workflows"),
+        ).fetchall()
+        return {row[0] for row in rows}
 
 
 def version(url: str) -> str:

@@ -316,6 +316,19 @@ def test_without_the_extra_it_says_what_to_install(tmp_path: Path) -> None:
     assert ran.err == 'error: the durable CLI needs its extra: pip install "durable-sdk[cli]"\n'
 
 
+def test_ui_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").write_bytes(b"")
+    script = (
+        "import sys\n"
+        "sys.modules['starlette'] = None  # as if the ui extra were not installed\n"
+        "from durable._cli import main\n"
+        "sys.exit(main(['--url', 'sqlite:///empty.db', 'ui']))\n"
+    )
+    ran = run([sys.executable, "-c", script], tmp_path)
+    assert ran.code == 1, ran
+    assert ran.err.startswith('error: durable ui needs its extra: pip install "durable-sdk[ui]"')
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [

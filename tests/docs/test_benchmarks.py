@@ -20,8 +20,9 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
         ["checkpoints.py", "--steps", "3", "--repeat", "1"],
         ["vs_joblib.py", "--quick"],
+        ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
     ],
-    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib"],
+    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib", "ui_pages"],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(

@@ -193,6 +193,39 @@ async def test_list_and_get_workflows(runtime: durable.Runtime) -> None:
         store.list_workflows(since=dt.datetime(2020, 1, 1))
 
 
+@durable.durable_workflow(name="store.parent")
+async def parent(n: int) -> list[str]:
+    return [await order("p" * (i + 1)) for i in range(n)]
+
+
+async def test_list_workflows_by_queue_and_parent(runtime: durable.Runtime) -> None:
+    await parent.run(2, workflow_id="tree")
+    await order.run("solo", workflow_id="solo")
+    store = runtime.store
+    children = store.list_workflows(parent_id="tree", limit=None)
+    assert sorted(c.parent_id or "" for c in children) == ["tree", "tree"]
+    assert [w.workflow_id for w in await store.alist_workflows(parent_id="solo")] == []
+    handle = await order.options(queue="slow").enqueue("queued")
+    assert [w.workflow_id for w in store.list_workflows(queue="slow")] == [handle.workflow_id]
+    assert store.list_workflows(queue="other") == []
+    assert store.counts() == {"success": 4, "enqueued": 1} == await store.acounts()
+    assert store.counts() == store.metrics().by_status
+    assert store.get_workflow("solo").lease_expires_at is None  # type: ignore[union-attr]
+
+
+async def test_step_result_of_a_live_record(runtime: durable.Runtime) -> None:
+    with pytest.raises(ConnectionError):
+        await order.run("ab", 9, workflow_id="steps")
+    store = runtime.store
+    assert store.step_result("steps", 1) == 20
+    with pytest.raises(ConnectionError, match="gateway down"):
+        store.step_result("steps", 3)  # the recorded error, raised
+    with pytest.raises(durable.WorkflowNotFoundError, match="no live step record at position 9"):
+        store.step_result("steps", 9)
+    with pytest.raises(durable.WorkflowNotFoundError):
+        store.step_result("nope", 1)
+
+
 async def test_cancel_stops_at_the_next_step_boundary(runtime: durable.Runtime) -> None:
     gate = asyncio.Event()
 
