@@ -28,9 +28,17 @@ URLS = [
 ]
 
 
+# SQLAlchemy 2.1 unquotes a URL's database part and quotes it back when it
+# renders one; 2.0 did neither. durable reads URLs as 2.1 does, whichever is installed.
+SQLALCHEMY_UNQUOTES = sa.make_url("sqlite:///a%3Fb.db").database == "a?b.db"
+
+
 @pytest.mark.parametrize("text", URLS)
 def test_parts_and_rendering_match_sqlalchemy(text: str) -> None:
     ours, theirs = make_url(text), sa.make_url(text)
+    quoted = "%" in text.split("?")[0] or ":memory:" in text
+    if quoted and not SQLALCHEMY_UNQUOTES:
+        pytest.skip(f"SQLAlchemy {sa.__version__} keeps a database part quoted")
     assert ours.drivername == theirs.drivername
     for part in ("username", "password", "host", "port", "database"):
         assert getattr(ours, part) == getattr(theirs, part), part
