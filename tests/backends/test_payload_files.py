@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -248,7 +249,7 @@ def test_a_reference_that_durable_never_writes_is_refused(db: Path, tmp_path: Pa
     victim.write_text("not durable's")
     with durable.Runtime(f"sqlite:///{db}"):
         bigs.run_sync(1, workflow_id="w")
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute(
             "UPDATE durable_steps SET output = ? WHERE length(output) < 128 AND name LIKE '%big'",
             (b"\x00durable-file:13:" + str(victim).encode(),),
