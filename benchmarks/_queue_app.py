@@ -30,15 +30,15 @@ seconds taken to open the store or launch DBOS).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib
 import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from _preimport import preimport
 
 import durable
 
@@ -127,21 +127,6 @@ def declare_queue(name: str, terms: dict[str, Any]) -> durable.Queue | None:
     )
 
 
-def _preimport(url: str) -> None:
-    """Import what opening a store imports (durable loads it lazily), so that it is not timed.
-
-    DBOS imports all of it with ``from dbos import DBOS``, before it reports ready.
-    """
-    names = ["sqlalchemy"]
-    if url.startswith("sqlite"):
-        names.append("durable.backends._sqlite")
-    else:
-        names += ["psycopg", "psycopg_pool", "durable.backends._postgres"]
-    for name in names:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-
-
 def _wait_for_go() -> None:
     print("ready", flush=True)
     sys.stdin.readline()
@@ -158,7 +143,7 @@ def _on_stop(stop: Callable[[], None]) -> None:
 
 
 def _durable_worker(url: str, concurrency: int, queue: str, terms: dict[str, Any]) -> int:
-    _preimport(url)
+    preimport(url)
     declare_queue(queue, terms)
     _wait_for_go()
     started = time.perf_counter()

@@ -27,9 +27,7 @@ with this directory on ``PYTHONPATH``. Roles:
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import importlib
 import json
 import math
 import random
@@ -37,6 +35,8 @@ import sys
 import threading
 import time
 from typing import Any
+
+from _preimport import preimport
 
 import durable
 
@@ -88,18 +88,6 @@ def waiter_id(i: int) -> str:
     return f"w-{i}"
 
 
-def _preimport(url: str) -> None:
-    """Import what opening a store imports lazily, before ``ready``."""
-    names = ["sqlalchemy"]
-    if url.startswith("sqlite"):
-        names.append("durable.backends._sqlite")
-    else:
-        names += ["psycopg", "psycopg_pool", "durable.backends._postgres"]
-    for name in names:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-
-
 def _quantiles(values: list[float]) -> dict[str, Any]:
     ordered = sorted(values)
     if not ordered:
@@ -112,7 +100,7 @@ def _quantiles(values: list[float]) -> dict[str, Any]:
 
 
 def _worker(url: str, concurrency: int, queue: str) -> int:
-    _preimport(url)
+    preimport(url)
     print("ready", flush=True)
     sys.stdin.readline()
     worker = durable.Worker(url, queues=[queue], concurrency=concurrency, shutdown_grace=0.0)
@@ -151,7 +139,7 @@ def _worker(url: str, concurrency: int, queue: str) -> int:
 
 
 def _probe(url: str, n: int) -> int:
-    _preimport(url)
+    preimport(url)
     stop = threading.Event()
 
     def wait_stop() -> None:

@@ -912,12 +912,8 @@ def render(rows: list[list[str]], markdown: bool) -> str:
 # Entry point -----------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=None, help="repeats; the median is shown")
-    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (1 repeat)")
-    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
-    parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even if installed")
+def add_store_args(parser: argparse.ArgumentParser, postgres_note: str = "") -> None:
+    """The options every benchmark takes for its stores: --backends and --postgres-url."""
     parser.add_argument(
         "--backends",
         default=None,
@@ -928,23 +924,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--postgres-url",
         default=os.environ.get("DURABLE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="the PostgreSQL server and database to use (default: $DURABLE_BENCH_POSTGRES_URL, "
-        f"else {DEFAULT_POSTGRES_URL}); each run makes a schema of its own there and drops it",
+        f"else {DEFAULT_POSTGRES_URL}); each run makes a schema of its own there and drops it"
+        + postgres_note,
     )
-    args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 5
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+
+
+def choose_backends(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``args.backends`` as a tuple, and ``args.explicit_backends``: whether it was asked for."""
     if args.backends is None:
         args.explicit_backends = False
         args.backends = BACKENDS
     else:
         args.explicit_backends = True
         chosen = tuple(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-        unknown = [b for b in chosen if b not in BACKENDS]
-        if unknown or not chosen:
+        if not chosen or any(b not in BACKENDS for b in chosen):
             parser.error(f"--backends takes a comma-separated list of {', '.join(BACKENDS)}")
         args.backends = chosen
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=None, help="repeats; the median is shown")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (1 repeat)")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even if installed")
+    add_store_args(parser)
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 5
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    choose_backends(args, parser)
     return args
 
 

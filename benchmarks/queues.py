@@ -106,12 +106,12 @@ import _queue_app as app
 import sqlalchemy as sa
 from bench import (
     BACKEND_TITLES,
-    BACKENDS,
-    DEFAULT_POSTGRES_URL,
     POSTGRES,
     SQLITE,
     PgServer,
     _num,
+    add_store_args,
+    choose_backends,
     dbos_version,
     postgres_unavailable,
     render,
@@ -934,19 +934,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"DBOS's queue polling interval in seconds (default {DEFAULT_DBOS_POLLING:g}; "
         "DBOS's own default is 1.0)",
     )
-    parser.add_argument(
-        "--backends",
-        default=None,
-        help="comma-separated, from: sqlite, postgresql (default: both, postgresql only "
-        "if its server answers)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DURABLE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="the PostgreSQL server and database (default: $DURABLE_BENCH_POSTGRES_URL, "
-        f"else {DEFAULT_POSTGRES_URL}); each run makes a schema of its own there and drops it, "
-        "and DBOS a database of its own",
-    )
+    add_store_args(parser, ", and DBOS a database of its own")
     args = parser.parse_args(argv)
     if args.workflows is None:
         args.workflows = 30 if args.quick else DEFAULT_WORKFLOWS
@@ -978,15 +966,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         PARTITIONS: Scenario(PARTITIONS, partitions=(keys, int(per_key))),
     }
     args.scenarios = tuple(made[s] for s in chosen)
-    if args.backends is None:
-        args.explicit_backends = False
-        args.backends = BACKENDS
-    else:
-        args.explicit_backends = True
-        chosen = tuple(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-        if not chosen or any(b not in BACKENDS for b in chosen):
-            parser.error(f"--backends takes a comma-separated list of {', '.join(BACKENDS)}")
-        args.backends = chosen
+    choose_backends(args, parser)
     return args
 
 

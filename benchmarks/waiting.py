@@ -69,10 +69,11 @@ import sqlalchemy as sa
 from bench import (
     BACKEND_TITLES,
     BACKENDS,
-    DEFAULT_POSTGRES_URL,
     POSTGRES,
     SQLITE,
     PgServer,
+    add_store_args,
+    choose_backends,
     postgres_unavailable,
     render,
     versions,
@@ -610,18 +611,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"a smoke run: {SMOKE_WORKFLOWS} workflows, 1 run",
     )
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
-    parser.add_argument(
-        "--backends",
-        default=None,
-        help="comma-separated, from: sqlite, postgresql (default: both, postgresql only "
-        "if its server answers)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("DURABLE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="the PostgreSQL server and database (default: $DURABLE_BENCH_POSTGRES_URL, "
-        f"else {DEFAULT_POSTGRES_URL}); each run makes a schema of its own there and drops it",
-    )
+    add_store_args(parser)
     args = parser.parse_args(argv)
     small = SMOKE_WORKFLOWS if args.smoke else None
     args.sizes = {
@@ -638,15 +628,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not modes or any(m not in MODES for m in modes):
         parser.error(f"--modes takes a comma-separated list of {', '.join(MODES)}")
     args.modes = modes
-    if args.backends is None:
-        args.explicit_backends = False
-        args.backends = BACKENDS
-    else:
-        args.explicit_backends = True
-        chosen = tuple(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
-        if not chosen or any(b not in BACKENDS for b in chosen):
-            parser.error(f"--backends takes a comma-separated list of {', '.join(BACKENDS)}")
-        args.backends = chosen
+    choose_backends(args, parser)
     return args
 
 
