@@ -192,6 +192,13 @@ class PayloadFiles:
             )
         return payload
 
+    def discard(self, stored: bytes) -> None:
+        """Delete at once the file of a record that was never written (no reader saw it)."""
+        name = file_name(stored)
+        if name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(name))
+
     def remove(self, stored: Iterable[bytes]) -> None:
         """Delete the files these stored values refer to (once their rows are gone).
 

@@ -49,7 +49,7 @@ class SqlOps(Backend):
     def _unwritten(self, params: dict[str, Any]) -> None:
         """A record these parameters were for was not written: its file goes at once."""
         if self.payloads is not None:
-            self.payloads.remove([params["output"]])
+            self.payloads.discard(params["output"])
 
     def _step_row(self, r: Any) -> StepRow:
         """A step record from a result row, its output read from its file if it has one."""
