@@ -63,12 +63,19 @@ class Recovery(Part):
 
     async def due(self, session: Session) -> list[WorkflowRow]:
         """Roots of the workflows to resume now: owner dead, or wait over."""
-        candidates = self.engine.backend.run_sync(
-            self.engine.backend.resumable,
-        )
+        candidates = self.engine.backend.run_sync(self.engine.backend.resumable)
+        return await self.due_among(session, candidates)
+
+    async def due_among(
+        self, session: Session, candidates: Sequence[WorkflowRow]
+    ) -> list[WorkflowRow]:
+        """The roots to resume now among ``candidates``, rows read a moment ago."""
         by_id = {row.workflow_id: row for row in candidates}
         roots: dict[str, WorkflowRow] = {}
-        for row in candidates:
+        for read in candidates:
+            row = await self._fresh(session, read)
+            if row is None or not row.status.active:
+                continue
             if row.owner is not None and self.leases.owner_alive(row):
                 continue
             suspended = row.owner is None and row.status is WorkflowStatus.WAITING
@@ -80,6 +87,7 @@ class Recovery(Part):
                 parent = by_id.get(root.parent_id) or await session.run(
                     session.backend.get_workflow, root.parent_id
                 )
+                parent = parent and await self._fresh(session, parent)
                 if parent is None or not parent.status.active:
                     break
                 root = parent
@@ -87,6 +95,17 @@ class Recovery(Part):
                 continue
             roots.setdefault(root.workflow_id, root)
         return list(roots.values())
+
+    async def _fresh(self, session: Session, row: WorkflowRow) -> WorkflowRow | None:
+        """``row``, read again if this process owned it when read and holds it no more.
+
+        The call here may have let it go since (suspended, finished, failed),
+        after writing so, and the read may predate that write: taken for an
+        in-process crash, such a workflow ran a second time. None if it is gone.
+        """
+        if row.owner != current_owner() or self.leases.owner_alive(row):
+            return row
+        return await session.run(session.backend.get_workflow, row.workflow_id)
 
     def next_wake(self, queues: Sequence[str]) -> float | None:
         """The soonest a timer fires, or an enqueued workflow of ``queues`` may start or expires.

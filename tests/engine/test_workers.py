@@ -123,6 +123,44 @@ async def test_a_row_claimed_here_is_not_taken_by_a_recovery_here_before_it_star
     assert row.workflow_id in [r.workflow_id for r in due]
 
 
+GATE: dict[str, asyncio.Event] = {}
+
+
+@durable.step
+async def gate_step() -> None:
+    await GATE["open"].wait()
+
+
+@durable.durable_workflow(name="workers.parks_after_a_step")
+async def parks_after_a_step() -> str:
+    await gate_step()
+    return str(await durable.wait_for_event("go", suspend=True))
+
+
+async def test_a_row_read_while_it_ran_here_is_not_due_once_it_has_suspended(
+    runtime: durable.Runtime,
+) -> None:
+    """A look at what is due read the rows while a call here ran a workflow; the call
+    then suspended it and let go before the look checked the owner. The stale row
+    (running, owned by this process, held by nothing) read as an in-process crash,
+    and a worker ran the workflow a second time (CI saw it reported suspended twice)."""
+    GATE["open"] = asyncio.Event()
+    backend, engine, parts = runtime.backend, runtime.engine, runtime.parts
+    call = asyncio.create_task(parks_after_a_step.run(workflow_id="stale"))
+    while (row := backend.run_sync(backend.get_workflow, "stale")) is None or row.owner is None:
+        await asyncio.sleep(0.01)
+    read = backend.run_sync(backend.resumable)
+    assert [r.status for r in read if r.workflow_id == "stale"] == [durable.WorkflowStatus.RUNNING]
+    GATE["open"].set()
+    with pytest.raises(durable.WorkflowSuspendedError):
+        await call
+    due = await parts.recovery.due_among(engine.session(sync=True), read)
+    assert "stale" not in [r.workflow_id for r in due]
+    await durable.send_event("stale", "go", 5)
+    due = await parts.recovery.due(engine.session(sync=True))  # the next look
+    assert [r.workflow_id for r in due] == ["stale"]
+
+
 async def test_a_worker_resumes_suspended_workflows_when_they_are_due(
     runtime: durable.Runtime,
 ) -> None:
