@@ -23,7 +23,7 @@ from starlette.templating import Jinja2Templates
 
 from durable._display import duration_text, size_text
 from durable._engine._runtime import Runtime
-from durable._errors import DurableError
+from durable._errors import ConfigurationError, DurableError
 from durable.ui import _actions, _charts
 from durable.ui._board import HERE, Dashboard, dashboard, when
 from durable.ui._data import Filters, Previews, list_page, workflow_page
@@ -119,10 +119,19 @@ def app(
     read_only: bool = False,
     trust_store: bool = False,
     token: str | None = None,
+    runtime: Runtime | None = None,
     **options: Any,
 ) -> Starlette:
     """The dashboard over the store at ``url``, as an ASGI app (see :func:`durable.ui.app`)."""
-    runtime = Runtime(url, **options)
+    owned = runtime is None
+    if runtime is None:
+        runtime = Runtime(url, **options)
+    elif url is not None or options:
+        given = ", ".join(["url" if url is not None else "", *options]).strip(", ")
+        raise ConfigurationError(
+            f"durable.ui.app() got runtime= and {given}: the runtime already chose its store "
+            "and options. Pass one or the other."
+        )
     signed = runtime.options.secret_key is not None
     board = Dashboard(
         runtime=runtime,
@@ -145,7 +154,8 @@ def app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
-        runtime.close()
+        if owned:  # a runtime passed in is its owner's to close
+            runtime.close()
 
     starlette = Starlette(routes=routes, middleware=gate, lifespan=lifespan)
     starlette.state.dashboard = board

@@ -128,6 +128,7 @@ GATE: dict[str, asyncio.Event] = {}
 
 @durable.step
 async def gate_step() -> None:
+    GATE["inside"].set()
     await GATE["open"].wait()
 
 
@@ -144,11 +145,10 @@ async def test_a_row_read_while_it_ran_here_is_not_due_once_it_has_suspended(
     then suspended it and let go before the look checked the owner. The stale row
     (running, owned by this process, held by nothing) read as an in-process crash,
     and a worker ran the workflow a second time (CI saw it reported suspended twice)."""
-    GATE["open"] = asyncio.Event()
+    GATE["inside"], GATE["open"] = asyncio.Event(), asyncio.Event()
     backend, engine, parts = runtime.backend, runtime.engine, runtime.parts
     call = asyncio.create_task(parks_after_a_step.run(workflow_id="stale"))
-    while (row := backend.run_sync(backend.get_workflow, "stale")) is None or row.owner is None:
-        await asyncio.sleep(0.01)
+    await GATE["inside"].wait()
     read = backend.run_sync(backend.resumable)
     assert [r.status for r in read if r.workflow_id == "stale"] == [durable.WorkflowStatus.RUNNING]
     GATE["open"].set()

@@ -250,12 +250,31 @@ def test_mounted_in_a_service_with_a_token(seeded: str) -> None:
     from starlette.routing import Mount
 
     token = "m" * 24
-    service = Starlette(routes=[Mount("/ops", app=durable.ui.app(seeded, token=token))])
-    with TestClient(service) as client:
-        entry = client.get(f"/ops/?status=error&token={token}", follow_redirects=False)
-        assert entry.headers["location"] == "/ops/?status=error"
-        page = client.get("/ops/workflow?id=order-1").text
-        assert 'action="/ops/action/cancel"' in page
-        assert 'href="/ops/static/app.js"' not in page  # a script tag, not a link
-        assert 'src="/ops/static/app.js"' in page
-        assert client.get("/ops/static/style.css").status_code == 200
+    # Starlette runs no mounted app's lifespan: the service owns the runtime and closes it.
+    with durable.Runtime(seeded) as runtime:
+        dashboard = durable.ui.app(runtime=runtime, token=token)
+        service = Starlette(routes=[Mount("/ops", app=dashboard)])
+        with TestClient(service) as client:
+            entry = client.get(f"/ops/?status=error&token={token}", follow_redirects=False)
+            assert entry.headers["location"] == "/ops/?status=error"
+            page = client.get("/ops/workflow?id=order-1").text
+            assert 'action="/ops/action/cancel"' in page
+            assert 'href="/ops/static/app.js"' not in page  # a script tag, not a link
+            assert 'src="/ops/static/app.js"' in page
+            assert client.get("/ops/static/style.css").status_code == 200
+
+
+def test_a_runtime_passed_in_is_left_open_for_its_owner(seeded: str) -> None:
+    with durable.Runtime(seeded) as runtime:
+        with TestClient(durable.ui.app(runtime=runtime, read_only=True)) as client:
+            assert "order-2" in client.get("/?status=error").text
+        # The dashboard's lifespan has ended; the runtime is still the service's to use.
+        assert runtime.store.get_workflow("order-2") is not None
+
+
+def test_a_runtime_and_a_url_or_options_together_are_refused(seeded: str) -> None:
+    with durable.Runtime(seeded) as runtime:
+        with pytest.raises(durable.ConfigurationError, match="url, secret_key"):
+            durable.ui.app(seeded, runtime=runtime, secret_key=SECRET)
+        with pytest.raises(durable.ConfigurationError, match="runtime= and lease_seconds"):
+            durable.ui.app(runtime=runtime, lease_seconds=30)
