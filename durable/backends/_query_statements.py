@@ -97,7 +97,7 @@ class QueryStatements:
             st.c.workflow_id.in_(finished),
             newer_count >= keep_snapshots,
         )
-        return sa.or_(st.c.superseded == sa.true(), old_snapshots)
+        return sa.or_(s.SUPERSEDED_STEP_WHERE, old_snapshots)
 
     def removal(
         self, workflows: sa.Select[Any] | None, steps: sa.ColumnElement[bool] | None
@@ -105,25 +105,35 @@ class QueryStatements:
         """What removing these workflows (with all they own) or these steps counts and deletes.
 
         The counts are of workflows, steps and failed attempts (None where
-        nothing of the kind goes); the deletes run in order, owned rows first;
-        the last selects the references to payload files among the steps that go.
+        nothing of the kind goes; each a row of numbers to add up); the
+        deletes run in order, owned rows first; the last selects the
+        references to payload files among the steps that go.
         """
         w, st, at = s.workflows, s.steps, s.step_attempts
-        step_where = st.c.workflow_id.in_(workflows) if workflows is not None else steps
-        assert step_where is not None
+        if workflows is not None:
+            # Live and superseded records apart, each from its partial index:
+            # a condition on the workflow alone would read every step row.
+            owned = st.c.workflow_id.in_(workflows)
+            step_wheres = [sa.and_(owned, kind) for kind in s.LIVE_AND_SUPERSEDED]
+        else:
+            assert steps is not None
+            step_wheres = [steps]
         count = sa.select(sa.func.count())
         counts: list[sa.Executable | None] = [
             count.select_from(workflows.subquery()) if workflows is not None else None,
-            count.select_from(st).where(step_where),
+            sa.select(
+                *(count.select_from(st).where(where).scalar_subquery() for where in step_wheres)
+            ),
             count.select_from(at).where(at.c.workflow_id.in_(workflows))
             if workflows is not None
             else None,
         ]
-        deletes: list[sa.Executable] = [sa.delete(st).where(step_where)]
+        deletes: list[sa.Executable] = [sa.delete(st).where(where) for where in step_wheres]
         if workflows is not None:
             deletes += [
                 sa.delete(table).where(table.c.workflow_id.in_(workflows))
                 for table in (at, s.events, s.streams, w)
             ]
-        files = sa.select(st.c.output).where(step_where, refers_to_file(st.c.output))
+        filed = refers_to_file(st.c.output)
+        files = sa.union_all(*(sa.select(st.c.output).where(c, filed) for c in step_wheres))
         return counts, deletes, files

@@ -185,6 +185,21 @@ _partial(
     where=LIVE_STEP_WHERE,
 )
 
+# Version 10: a workflow's superseded records, so that what reads all of a
+# workflow's records (its history, a cleanup) reads two indexes, each of one
+# kind, and not every step row of the store. Rows enter it only when they are
+# superseded: a step's commit writes no more index entries than before.
+SUPERSEDED_STEP_WHERE = steps.c.superseded == sa.true()
+
+_partial(
+    "ix_durable_steps_superseded",
+    steps.c.workflow_id,
+    steps.c.position,
+    where=SUPERSEDED_STEP_WHERE,
+)
+# All of a workflow's records, as two conditions, each served by its index.
+LIVE_AND_SUPERSEDED = (LIVE_STEP_WHERE, SUPERSEDED_STEP_WHERE)
+
 step_attempts = sa.Table(
     "durable_step_attempts",
     metadata,
@@ -366,6 +381,11 @@ def _v8_to_v9(conn: sa.Connection) -> None:
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
 
 
+def _v9_to_v10(conn: sa.Connection) -> None:
+    index = next(i for i in steps.indexes if i.name == "ix_durable_steps_superseded")
+    conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
@@ -375,6 +395,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: _v6_to_v7,
     7: _v7_to_v8,
     8: _v8_to_v9,
+    9: _v9_to_v10,
 }
 
 

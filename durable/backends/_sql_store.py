@@ -44,7 +44,7 @@ class StoreOps(SqlOps):
         dry_run: bool,
     ) -> Counts:
         counts, deletes, files = self.q.per_call.removal(workflows, steps)
-        found = [(await tx.execute(c)).rows[0][0] if c is not None else 0 for c in counts]
+        found = [sum((await tx.execute(c)).rows[0]) if c is not None else 0 for c in counts]
         if not dry_run:
             doomed = (await tx.execute(files)).rows if self.payloads is not None else []
             for delete in deletes:

@@ -238,16 +238,17 @@ class Statements:
             list(attempt_values), sa.select(*attempt_values.values()).where(p.fence)
         )
         self.attempts = sa.select(at).where(at.c.workflow_id == P("workflow_id")).order_by(at.c.id)
-        self.history = (
-            sa.select(
-                *(c for c in st.c if c.name != "output"),
-                sa.func.length(st.c.output).label("payload_bytes"),
-                # A payload kept in a file: its reference, which holds its size.
-                sa.func.substr(st.c.output, 1, 64).label("output_head"),
-            )
-            .where(st.c.workflow_id == P("workflow_id"))
-            .order_by(st.c.position, st.c.id)
+        history = sa.select(
+            *(c for c in st.c if c.name != "output"),
+            sa.func.length(st.c.output).label("payload_bytes"),
+            # A payload kept in a file: its reference, which holds its size.
+            sa.func.substr(st.c.output, 1, 64).label("output_head"),
         )
+        # Live and superseded records apart, each from its own partial index.
+        of_workflow = st.c.workflow_id == P("workflow_id")
+        self.history = sa.union_all(
+            *(history.where(of_workflow, kind) for kind in s.LIVE_AND_SUPERSEDED)
+        ).order_by(sa.literal_column("position"), sa.literal_column("id"))
         self.steps_up_to = sa.select(st).where(
             st.c.workflow_id == P("workflow_id"),
             st.c.position <= P("position"),

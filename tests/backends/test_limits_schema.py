@@ -346,7 +346,8 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's index).
+    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's and 10's indexes).
+    execute(db_url, "DROP INDEX ix_durable_steps_superseded")
     execute(db_url, "DROP INDEX ix_durable_workflows_created")
     execute(db_url, "DROP TABLE durable_queues")
     execute(db_url, "DROP INDEX ix_durable_workflows_queue_started")
@@ -378,16 +379,17 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert store.queues() == []  # and version 8's
         store.set_queue("mail", concurrency=2, partition_concurrency=1)
         assert store.get_queue("mail").concurrency == 2
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "9"
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "10"
     assert "ix_durable_workflows_created" in indexes(db_url)
+    assert "ix_durable_steps_superseded" in indexes(db_url, "durable_steps")
 
 
-def indexes(url: str) -> set[str]:
-    """The names of the indexes of durable_workflows."""
+def indexes(url: str, table: str = "durable_workflows") -> set[str]:
+    """The names of the indexes of ``table``."""
     if url.startswith("sqlite"):
         with contextlib.closing(sqlite3.connect(url.split("sqlite:///", 1)[1])) as conn:
-            sql = "SELECT name FROM sqlite_master WHERE tbl_name = 'durable_workflows'"
-            return {row[0] for row in conn.execute(sql)}
+            sql = "SELECT name FROM sqlite_master WHERE tbl_name = ?"
+            return {row[0] for row in conn.execute(sql, (table,))}
     import psycopg
 
     base, _, query = url.partition("?")
@@ -395,7 +397,7 @@ def indexes(url: str) -> set[str]:
     with psycopg.connect(base, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
-            (schema, "durable_workflows"),
+            (schema, table),
         ).fetchall()
         return {row[0] for row in rows}
 

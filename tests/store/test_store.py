@@ -282,6 +282,24 @@ async def test_cleanup_and_prune(runtime: durable.Runtime) -> None:
     assert store.list_workflows() == []
 
 
+async def test_cleanup_counts_and_removes_superseded_records_too(
+    runtime: durable.Runtime,
+) -> None:
+    """Live and superseded records are read apart (each through its own index): both go."""
+    await order.run("x", workflow_id="restored")
+    durable.restore("restored", "priced")
+    await order.run("x", workflow_id="restored")
+    history = runtime.store.history("restored")
+    assert [e.position for e in history] == sorted(e.position for e in history)
+    assert sum(e.superseded for e in history) == 2
+    assert len(history) == 6
+    dry = runtime.store.cleanup(older_than=0, dry_run=True)
+    assert (dry.workflows, dry.steps) == (1, 6)
+    assert runtime.store.cleanup(older_than=0).steps == 6
+    assert runtime.store.history("restored") == []
+    assert runtime.store.metrics().steps == 0
+
+
 async def test_cleanup_never_deletes_running_workflows(runtime: durable.Runtime) -> None:
     CrashInjector(runtime).arm("after_commit", step="price")
     with pytest.raises(SimulatedCrash):
