@@ -21,8 +21,9 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["checkpoints.py", "--steps", "3", "--repeat", "1"],
         ["vs_joblib.py", "--quick"],
         ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
+        ["store_scale.py", "--workflows", "300", "--backends", "sqlite", "--markdown"],
     ],
-    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib", "ui_pages"],
+    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib", "ui_pages", "store_scale"],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(
