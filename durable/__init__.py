@@ -32,7 +32,6 @@ from durable._engine._runtime import (
     current_runtime,
     current_workflow_id,
 )
-from durable._engine._worker import Worker, WorkerReport
 from durable._errors import (
     BackendUnavailableError,
     CodeChangedError,
@@ -102,11 +101,20 @@ __version__ = "0.1.0"
 
 
 if TYPE_CHECKING:
+    from durable._engine._worker import Worker, WorkerReport
     from durable._progress import Progress, progress
 
 
 def __getattr__(name: str) -> Any:
-    """``durable.progress`` and ``durable.Progress``, imported when first used."""
+    """Names imported when first used: a sync script loads neither asyncio nor rich for them.
+
+    ``durable.Worker`` and ``durable.WorkerReport`` (a worker runs on
+    asyncio), ``durable.progress`` and ``durable.Progress``.
+    """
+    if name in ("Worker", "WorkerReport"):
+        from durable._engine import _worker
+
+        return getattr(_worker, name)
     if name in ("progress", "Progress"):
         from durable import _progress
 

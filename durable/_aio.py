@@ -8,8 +8,8 @@ blocks instead.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
+import sys
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
@@ -32,6 +32,16 @@ def block_for(seconds: float) -> float:
     For waits whose caller looks again when they end (a poll, a heartbeat).
     """
     return min(max(seconds, 0.0), LONGEST_BLOCK)
+
+
+def loop_running() -> bool:
+    """Whether an asyncio event loop runs in this thread; never imports asyncio.
+
+    No loop can run where asyncio was never imported: a sync program does
+    not load it (several MiB, its SSL support included) for this look.
+    """
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -101,9 +111,9 @@ def run_coroutine_sync(
     running"; the context (the active runtime) is carried over, and
     ``in_helper`` runs first in that copied context (to mark it, say).
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    import asyncio
+
+    if not loop_running():
         return asyncio.run(coro)
     outcome: list[Any] = []
     context = contextvars.copy_context()
@@ -133,13 +143,11 @@ def require_asyncio(what: str) -> None:
     inside with "no running event loop". Checked once per call from user code
     (a workflow, a store method, recovery, a worker), never per step.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not loop_running():
         raise ConfigurationError(
             f"{what} was awaited outside an asyncio event loop (under trio, or "
             "anyio's trio backend?). durable's async API runs on asyncio only: run it "
             'with asyncio.run(...) or anyio.run(..., backend="asyncio"), or from trio '
             "call the sync form (wf.run_sync(...), store methods without the a- prefix) "
             "in a worker thread, e.g. await trio.to_thread.run_sync(...)"
-        ) from None
+        )

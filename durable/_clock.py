@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Protocol
 
@@ -68,4 +67,6 @@ class SystemClock:
 
     async def asleep(self, seconds: float) -> None:
         """Suspend the calling task for ``seconds``."""
+        import asyncio
+
         await asyncio.sleep(max(seconds, 0))

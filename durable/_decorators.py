@@ -7,7 +7,6 @@ an instance method, classmethod or staticmethod.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import functools
@@ -18,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 import wrapt
 
 from durable import _registry
-from durable._aio import drive, drive_iterator
+from durable._aio import drive, drive_iterator, loop_running
 from durable._arguments import args_body, call_fingerprint
 from durable._caller import awaited_by_caller, named
 from durable._calls import (
@@ -420,7 +419,7 @@ def durable_workflow(
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            in_loop = asyncio._get_running_loop() is not None
+            in_loop = loop_running()
             if not spec.is_async and in_loop and awaited_by_caller():
                 raise _awaited_sync("workflow", spec.name)
             options = _context.next_call.get() or _NO_OPTIONS

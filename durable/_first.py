@@ -8,7 +8,6 @@ its own, and a replay takes the same one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -59,6 +58,8 @@ async def as_completed(
         async for index, page in durable.as_completed([fetch(u) for u in urls]):
             await store(urls[index], page)
     """
+    import asyncio
+
     pending = _pending(awaitables, "as_completed")
     ctx = _workflow(pending, "as_completed")
     try:
@@ -94,6 +95,8 @@ def _pending(awaitables: Iterable[Any], api: str) -> dict[int, Awaitable[Any]]:
 
 
 def _workflow(pending: dict[int, Awaitable[Any]], api: str) -> _context.WorkflowContext | None:
+    import asyncio
+
     ctx = _context.current.get()
     if isinstance(ctx, _context.InStep):
         ctx = None  # inside a step: a plain race, the step's result is what is recorded
@@ -109,6 +112,8 @@ def _workflow(pending: dict[int, Awaitable[Any]], api: str) -> _context.Workflow
 
 
 async def _race(pending: dict[int, Awaitable[Any]], cancel_rest: bool) -> tuple[int, Any]:
+    import asyncio
+
     tasks = {i: asyncio.ensure_future(aw) for i, aw in pending.items()}
     pending.update(tasks)
     await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -100,6 +99,8 @@ class WorkflowHandle(Generic[T_co]):
             ConfigurationError: ``timeout`` or ``poll_interval`` is out of range.
             WorkflowCancelledError, WorkflowQuarantinedError: It never will.
         """
+        import asyncio
+
         polls = self._polls(timeout, poll_interval)
         for step in polls:
             if isinstance(step, tuple):

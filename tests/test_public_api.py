@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,36 @@ def test_importing_durable_and_its_plugin_loads_no_database_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
+    """asyncio (its SSL support with it) is some 2.6 MiB of a short sync script's memory.
+
+    durable's async path needs it, and has it from the caller; a script of
+    sync workflows on SQLite runs, replays and reads its store without it.
+    """
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    code = (
+        "import sys, durable\n"
+        "@durable.step\n"
+        "def add(a, b):\n"
+        "    return a + b\n"
+        "@durable.durable_workflow(name='api.total')\n"
+        "def total(n):\n"
+        "    t = 0\n"
+        "    for i in range(n):\n"
+        "        t = add(t, i)\n"
+        "    return t\n"
+        f"with durable.Runtime({url!r}) as runtime:\n"
+        "    print(total.run_sync(4, workflow_id='t'), total.run_sync(4, workflow_id='t'))\n"
+        "    print(len(runtime.store.history('t')), runtime.store.get_workflow('t').status.value)\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    for _ in range(2):  # a new store, then one that holds the run
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.split("\n")[:3] == ["6 6", "4 success", "False"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Collection, Coroutine, Sequence
 from typing import Any, Literal
@@ -278,6 +277,8 @@ class Recovery(Part):
         options: _context.CallOptions,
     ) -> tuple[RerunOutcome, Exception | None]:
         """Call a stored workflow with ``options``; what came of it."""
+        import asyncio
+
         token = _context.next_call.set(options)
         try:
             if inspect.iscoroutinefunction(target):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -237,6 +236,8 @@ class Steps(Part):
         self, ctx: _context.WorkflowContext, spec: StepSpec, position: int, body: Any
     ) -> Any:
         """Await an async step's body, cancelling it at its timeout or the workflow's deadline."""
+        import asyncio
+
         limit, by_deadline = spec.timeout, False
         if ctx.deadline is not None:
             left = max(ctx.deadline - self.engine.clock.time(), 0.0)
@@ -401,6 +402,8 @@ async def _elapse(clock: Clock, seconds: float) -> None:
     A virtual clock that jumps ahead by itself cannot tell how long a body's
     real work takes, so a timeout counts real seconds under it.
     """
+    import asyncio
+
     if real_time(clock) or jumps_ahead(clock):
         await asyncio.sleep(seconds)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
@@ -72,6 +71,8 @@ class Waits(OverSteps):
         others are cancelled, else they are left running as tasks. A replay
         takes the recorded winner and starts none of the others.
         """
+        import asyncio
+
         name = "wait_first"
         recorded = replayable(ctx, position, name)
         if recorded is not None:
@@ -341,6 +342,8 @@ class Waits(OverSteps):
 
 def _discard(awaitables: Iterable[Awaitable[Any]]) -> None:
     """Cancel tasks, and close coroutines never started (no "never awaited" warning)."""
+    import asyncio
+
     for aw in awaitables:
         if isinstance(aw, asyncio.Future):
             aw.cancel()

@@ -19,14 +19,16 @@ lone workflow does not pay a turn per step.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from durable._errors import BackendUnavailableError
 from durable.backends._base import Backend, Write
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("durable")
 
@@ -127,6 +129,8 @@ _GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Group]]
 
 
 def group_for(backend: Backend) -> _Group:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     groups = _GROUPS.get(loop)
     if groups is None:
@@ -141,6 +145,8 @@ async def grouped(
     backend: Backend, op: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any
 ) -> T:
     """Run ``op`` as a write, grouped with concurrent ones; its own outcome."""
+    import asyncio
+
     group = group_for(backend)
     if group.full:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -12,14 +12,17 @@ version (``_filewatch``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import weakref
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from durable._aio import block_for
 from durable.backends._forks import renew_in_children
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Subscription:
@@ -66,6 +69,8 @@ class Subscription:
 
     async def await_(self, timeout: float) -> bool:
         """Suspend until woken or ``timeout`` seconds pass; True if woken."""
+        import asyncio
+
         if self._async is None:
             self._loop = asyncio.get_running_loop()
             self._async = asyncio.Event()
