@@ -221,10 +221,31 @@ class PayloadFiles:
             self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
 
-    def sweep(self, referenced: set[str], now: float | None = None) -> int:
+    def has_old_files(self, now: float | None = None) -> bool:
+        """Whether a file here is old enough to be swept as an orphan, if no row refers to it.
+
+        Looked at before the rows' references are read for :meth:`sweep`: that
+        read goes through every step row of the store, which a store whose
+        files are all recent (or that has none) is spared.
+        """
+        cutoff = (time.time() if now is None else now) - ORPHAN_SECONDS
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.folder) as subs:
+            for sub in subs:
+                if not sub.is_dir() or sub.name == _GONE:
+                    continue
+                with os.scandir(sub.path) as entries:
+                    for entry in entries:
+                        with contextlib.suppress(FileNotFoundError):
+                            if entry.stat().st_mtime < cutoff:
+                                return True
+        return False
+
+    def sweep(self, referenced: set[str] | None, now: float | None = None) -> int:
         """Remove files no row refers to and older than ``ORPHAN_SECONDS``; how many went.
 
         Also removes what a removal left waiting (a process that exited first).
+        ``referenced`` None: only that, as no file was old enough to be an orphan
+        (:meth:`has_old_files`).
         """
         now = time.time() if now is None else now
         removed = 0
@@ -233,9 +254,11 @@ class PayloadFiles:
                 if not sub.is_dir():
                     continue
                 gone = sub.name == _GONE
+                if referenced is None and not gone:
+                    continue
                 cutoff = now - (GONE_SECONDS if gone else ORPHAN_SECONDS)
                 for entry in os.scandir(sub.path):
-                    if entry.name in referenced and not gone:
+                    if not gone and referenced is not None and entry.name in referenced:
                         continue
                     with contextlib.suppress(FileNotFoundError):
                         if entry.stat().st_mtime < cutoff:

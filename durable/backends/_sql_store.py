@@ -59,8 +59,10 @@ class StoreOps(SqlOps):
         An orphan is a file no row refers to (a write that lost its race or
         was rolled back, a crash between the file and its commit).
         """
-        standing = (await tx.execute(self.q.payload_files)).rows
-        kept = {name for r in standing if (name := file_name(bytes(r.output))) is not None}
+        kept: set[str] | None = None
+        if payloads.has_old_files():  # else no file can be an orphan yet: no need to look
+            standing = (await tx.execute(self.q.payload_files)).rows
+            kept = {name for r in standing if (name := file_name(bytes(r.output))) is not None}
         tx.done.append(lambda: payloads.remove(doomed))
         tx.done.append(lambda: payloads.sweep(kept))
 

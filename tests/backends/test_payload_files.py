@@ -180,6 +180,36 @@ def test_orphan_files_are_swept_by_cleanup_once_an_hour_old(db: Path) -> None:
         assert set(_files(db)) == {standing, young}
 
 
+def test_cleanup_reads_the_references_only_when_a_file_is_old_enough_to_be_an_orphan(
+    db: Path,
+) -> None:
+    """Reading every row's reference scans the steps table: done only when it can find one."""
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(1, workflow_id="w")
+        [standing] = _files(db)
+        files = PayloadFiles(str(db), "normal")
+        assert not files.has_old_files()
+        gone = Path(f"{db}-payloads") / "gone"
+        gone.mkdir()
+        waiting = gone / ("c" * 32)  # left by a process that exited within the wait
+        waiting.write_bytes(b"a deleted row's file")
+        stale = time.time() - 3600
+        os.utime(waiting, (stale, stale))
+        rt.store.cleanup(older_than=3600)
+        assert not waiting.exists()  # swept without reading a reference
+        assert _files(db) == [standing]
+        # Old, and referenced by its row: stays; old and referenced by none: goes.
+        very_old = time.time() - ORPHAN_SECONDS - 60
+        os.utime(standing, (very_old, very_old))
+        orphan = standing.parent / ("d" * 32)
+        orphan.write_bytes(b"left by a crash before the commit")
+        os.utime(orphan, (very_old, very_old))
+        assert files.has_old_files()
+        rt.store.cleanup(older_than=3600)
+        assert _files(db) == [standing]
+        assert bigs.run_sync(1, workflow_id="w") == _expected(1)
+
+
 KILLED = """
 import os, signal, sys, durable
 sys.path.insert(0, {tests!r})
