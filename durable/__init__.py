@@ -122,6 +122,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'durable' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """Every public name, those imported when first used too (for tab completion)."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext durable`` in a notebook: adds the ``%%durable [name]`` cell magic.
 

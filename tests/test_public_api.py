@@ -262,3 +262,9 @@ def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
         assert out.split("\n")[:3] == ["6 6", "4 success", "False"]
+
+
+def test_every_public_name_is_listed_by_dir_for_completion() -> None:
+    """Names imported when first used (``Worker``, ``progress``) are completed too."""
+    assert set(durable.__all__) <= set(dir(durable))
+    assert {"Worker", "WorkerReport", "progress", "Progress"} <= set(dir(durable))

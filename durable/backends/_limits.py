@@ -29,13 +29,13 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 9
 """The version of the tables' layout this durable-sdk reads and writes.
 
-Version 9 indexes workflows by creation time, and lets a SQLite store's step
-records refer to payload files beside it (``_payload_files``): an older
-durable-sdk would read such a reference as a damaged payload, so it refuses
-the store instead."""
+Version 9 indexes workflows by creation time and a workflow's superseded step
+records, and lets a SQLite store's step records refer to payload files beside
+it (``_payload_files``): an older durable-sdk would read such a reference as a
+damaged payload, so it refuses the store instead."""
 
 # Column sizes, in characters.
 WORKFLOW_ID_CHARS = 255

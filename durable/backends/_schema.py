@@ -185,7 +185,7 @@ _partial(
     where=LIVE_STEP_WHERE,
 )
 
-# Version 10: a workflow's superseded records, so that what reads all of a
+# Version 9: a workflow's superseded records, so that what reads all of a
 # workflow's records (its history, a cleanup) reads two indexes, each of one
 # kind, and not every step row of the store. Rows enter it only when they are
 # superseded: a step's commit writes no more index entries than before.
@@ -379,9 +379,6 @@ def _v7_to_v8(conn: sa.Connection) -> None:
 def _v8_to_v9(conn: sa.Connection) -> None:
     index = next(i for i in workflows.indexes if i.name == "ix_durable_workflows_created")
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
-
-
-def _v9_to_v10(conn: sa.Connection) -> None:
     index = next(i for i in steps.indexes if i.name == "ix_durable_steps_superseded")
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
 
@@ -395,7 +392,6 @@ MIGRATIONS: dict[int, Migration] = {
     6: _v6_to_v7,
     7: _v7_to_v8,
     8: _v8_to_v9,
-    9: _v9_to_v10,
 }
 
 

@@ -346,7 +346,7 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's and 10's indexes).
+    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's indexes).
     execute(db_url, "DROP INDEX ix_durable_steps_superseded")
     execute(db_url, "DROP INDEX ix_durable_workflows_created")
     execute(db_url, "DROP TABLE durable_queues")
@@ -379,7 +379,7 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert store.queues() == []  # and version 8's
         store.set_queue("mail", concurrency=2, partition_concurrency=1)
         assert store.get_queue("mail").concurrency == 2
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "10"
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "9"
     assert "ix_durable_workflows_created" in indexes(db_url)
     assert "ix_durable_steps_superseded" in indexes(db_url, "durable_steps")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -90,3 +91,35 @@ def test_a_store_at_this_version_runs_workflows_without_sqlalchemy(tmp_path: Pat
     assert again == ["10", "[]"]
     listed = _python(f"import durable\nprint(len(durable.Store.open({url!r}).list_workflows()))")
     assert listed == "2"
+
+
+def test_a_workflows_history_and_cleanup_read_the_step_indexes(tmp_path: Path) -> None:
+    """Neither reads every step row of the store: live and superseded records are read
+    apart, each through its partial index (schema 9). One condition on the workflow alone
+    matches neither index: SQLite, as PostgreSQL, then scans the whole table."""
+    import sqlite3
+
+    import durable
+    from durable import WorkflowStatus
+
+    path = tmp_path / "jobs.db"
+    with durable.Runtime(f"sqlite:///{path}"):
+        pass
+    _, real, compiled = _precompile.compiled_now()
+    per_call = real.per_call
+    doomed = per_call.finished_before(0.0, list(WorkflowStatus), None, None)
+    counts, deletes, files = per_call.removal(doomed, None)
+    assert counts[1] is not None
+    history = compiled(real.history, {"workflow_id": "w"})
+    statements = [history, *(compiled(s, None) for s in (counts[1], *deletes, files))]
+    used = set()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for sql, params in statements:
+            if "FROM durable_steps" not in sql:  # the deletes of the workflows' other rows
+                continue
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            assert not [step for step in plan if step.startswith("SCAN durable_steps")], plan
+            reads = [s for s in plan if s.startswith("SEARCH durable_steps USING INDEX")]
+            assert reads, plan
+            used |= {step.split()[4] for step in reads}
+    assert used == {"ux_durable_steps_live", "ix_durable_steps_superseded"}
