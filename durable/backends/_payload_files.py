@@ -49,6 +49,9 @@ GONE_SECONDS = 10.0
 _GONE = "gone"
 ORPHAN_SECONDS = 3600.0
 """Age past which a file no row refers to is removed (younger: its commit may be on its way)."""
+RESWEEP_SECONDS = 86400.0
+"""How often a cleanup looks for orphans among files an earlier look already judged."""
+_SWEPT = "swept"  # an empty file: its time is that of the last look for orphans
 
 
 def reference(size: int, name: str) -> bytes:
@@ -222,13 +225,23 @@ class PayloadFiles:
         timer.start()
 
     def has_old_files(self, now: float | None = None) -> bool:
-        """Whether a file here is old enough to be swept as an orphan, if no row refers to it.
+        """Whether a file here may be an orphan that the last look for orphans did not judge.
 
         Looked at before the rows' references are read for :meth:`sweep`: that
-        read goes through every step row of the store, which a store whose
-        files are all recent (or that has none) is spared.
+        read goes through every step row of the store. A file that was old
+        enough at the last look was judged then (referenced, or removed); one
+        referenced then becomes unreferenced only when its row is deleted,
+        which removes it too, unless the process dies in between: for those,
+        every file is judged again once a day (``RESWEEP_SECONDS``).
         """
-        cutoff = (time.time() if now is None else now) - ORPHAN_SECONDS
+        now = time.time() if now is None else now
+        try:
+            swept = os.stat(os.path.join(self.folder, _SWEPT)).st_mtime
+        except FileNotFoundError:
+            swept = 0.0
+        # Each file again once a day; else only what was too young at the last look.
+        since = 0.0 if now - swept >= RESWEEP_SECONDS else swept - ORPHAN_SECONDS
+        cutoff = now - ORPHAN_SECONDS
         with contextlib.suppress(FileNotFoundError), os.scandir(self.folder) as subs:
             for sub in subs:
                 if not sub.is_dir() or sub.name == _GONE:
@@ -236,7 +249,7 @@ class PayloadFiles:
                 with os.scandir(sub.path) as entries:
                     for entry in entries:
                         with contextlib.suppress(FileNotFoundError):
-                            if entry.stat().st_mtime < cutoff:
+                            if since <= entry.stat().st_mtime < cutoff:
                                 return True
         return False
 
@@ -249,6 +262,11 @@ class PayloadFiles:
         """
         now = time.time() if now is None else now
         removed = 0
+        if referenced is not None:
+            with contextlib.suppress(FileNotFoundError):
+                with open(os.path.join(self.folder, _SWEPT), "wb"):
+                    pass
+                os.utime(os.path.join(self.folder, _SWEPT), (now, now))
         with contextlib.suppress(FileNotFoundError):
             for sub in os.scandir(self.folder):
                 if not sub.is_dir():

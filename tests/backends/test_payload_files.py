@@ -19,7 +19,12 @@ import pytest
 
 import durable
 import durable.testing
-from durable.backends._payload_files import EXTERNAL_BYTES, ORPHAN_SECONDS, PayloadFiles
+from durable.backends._payload_files import (
+    EXTERNAL_BYTES,
+    ORPHAN_SECONDS,
+    RESWEEP_SECONDS,
+    PayloadFiles,
+)
 
 MIB = 1024 * 1024
 runs: list[int] = []
@@ -60,7 +65,9 @@ def _expected(n: int) -> list[str]:
 def _files(db: Path) -> list[Path]:
     """The payload files of rows that stand (not those of deleted rows, waiting to go)."""
     folder = Path(f"{db}-payloads")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.parent.name != "gone")
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.parent not in (folder, folder / "gone")
+    )
 
 
 @pytest.fixture
@@ -183,7 +190,7 @@ def test_orphan_files_are_swept_by_cleanup_once_an_hour_old(db: Path) -> None:
 def test_cleanup_reads_the_references_only_when_a_file_is_old_enough_to_be_an_orphan(
     db: Path,
 ) -> None:
-    """Reading every row's reference scans the steps table: done only when it can find one."""
+    """Reading every row's reference scans the steps table: done only when it may find one."""
     with durable.Runtime(f"sqlite:///{db}") as rt:
         bigs.run_sync(1, workflow_id="w")
         [standing] = _files(db)
@@ -208,6 +215,13 @@ def test_cleanup_reads_the_references_only_when_a_file_is_old_enough_to_be_an_or
         rt.store.cleanup(older_than=3600)
         assert _files(db) == [standing]
         assert bigs.run_sync(1, workflow_id="w") == _expected(1)
+        # Judged at that look: not again until a day has passed, or a file comes of age.
+        assert not files.has_old_files()
+        assert files.has_old_files(now=time.time() + RESWEEP_SECONDS)
+        young = standing.parent / ("e" * 32)
+        young.write_bytes(b"a write whose commit may be on its way")
+        assert not files.has_old_files()
+        assert files.has_old_files(now=time.time() + ORPHAN_SECONDS + 1)
 
 
 KILLED = """
