@@ -1,0 +1,162 @@
+"""Wake-ups: suspended waits resumed when their event comes or their timer fires, not
+at a worker's next scheduled look.
+
+Each worker here looks for due work on its own only every 60 s
+(``recovery_interval=60``): what a test sees within its few seconds came from
+the wake-up under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import durable
+from tests.conftest import program_env
+
+TIMEOUT = 20.0
+"""Seconds a wake-up may take here at most: far below the worker's own 60 s."""
+
+
+@durable.durable_workflow(name="wakeups.parked")
+async def parked(i: int) -> int:
+    return int(await durable.wait_for_event("go", suspend=True)) + i
+
+
+@durable.durable_workflow(name="wakeups.napping")
+async def napping(seconds: float) -> str:
+    await durable.sleep(seconds, suspend=True)
+    return "woke"
+
+
+def _worker(runtime: durable.Runtime, poll_interval: float = 0.05) -> durable.Worker:
+    return durable.Worker(
+        runtime=runtime, queues=["w"], recovery_interval=60, poll_interval=poll_interval
+    )
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, backend: Any, operation: str) -> list[float]:
+    """Note when each call of a storage operation of ``backend`` returned (it goes through)."""
+    calls: list[float] = []
+    real = getattr(backend, operation)
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real(*args, **kwargs)
+        finally:
+            calls.append(time.monotonic())
+
+    monkeypatch.setattr(backend, operation, counted)
+    return calls
+
+
+async def test_a_suspended_workflow_is_resumed_as_soon_as_its_event_arrives(
+    runtime: durable.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks = _spy(monkeypatch, runtime.backend, "resumable")
+    worker = _worker(runtime)
+    handle = await parked.enqueue(1, workflow_id="parked", queue="w")
+    running = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: worker.report.suspended == ["parked"], "the workflow to suspend")
+        await _until(lambda: bool(looks), "the worker's first look")  # the last for 60 s
+        await durable.send_event("parked", "go", 6)
+        assert await handle.result(timeout=TIMEOUT) == 7
+    finally:
+        worker.stop()
+        report = await running
+    assert report.resumed == ["parked"]
+
+
+async def test_an_event_from_another_process_wakes_the_worker(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL relays the wake-up (NOTIFY); on SQLite the worker's file watcher
+    reads the events sent since it last looked, at the other process's commit."""
+    with durable.Runtime(db_url) as runtime:
+        looks = _spy(monkeypatch, runtime.backend, "resumable")
+        worker = _worker(runtime)
+        handle = await parked.enqueue(2, workflow_id="parked-far", queue="w")
+        running = asyncio.create_task(worker.run())
+        try:
+            await _until(lambda: worker.report.suspended == ["parked-far"], "it to suspend")
+            await _until(lambda: bool(looks), "the worker's first look")
+            code = (
+                "import sys, durable; durable.Client(sys.argv[1]).send_event('parked-far', 'go', 5)"
+            )
+            sent = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", code, db_url],
+                env=program_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert sent.returncode == 0, sent.stderr
+            assert await handle.result(timeout=TIMEOUT) == 7
+        finally:
+            worker.stop()
+            await running
+
+
+async def test_a_storm_of_events_is_resumed_in_a_few_looks(
+    runtime: durable.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A look reads every active workflow's row: events coalesce, a look per poll interval."""
+    ids = [f"storm-{i}" for i in range(30)]
+    for i, workflow_id in enumerate(ids):
+        await parked.enqueue(i, workflow_id=workflow_id, queue="w")
+    worker = _worker(runtime, poll_interval=1.0)
+    running = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: len(worker.report.suspended) == len(ids), "all to suspend")
+        looks = _spy(monkeypatch, runtime.backend, "resumable")
+        for workflow_id in ids:
+            await durable.send_event(workflow_id, "go", 100)
+        for i, workflow_id in enumerate(ids):
+            assert await durable.WorkflowHandle(workflow_id).result(timeout=TIMEOUT) == 100 + i
+    finally:
+        worker.stop()
+        await running
+    assert 1 <= len(looks) < 10
+
+
+async def test_a_suspended_timer_is_resumed_when_it_fires(runtime: durable.Runtime) -> None:
+    worker = _worker(runtime)
+    handle = await napping.enqueue(0.5, workflow_id="napping", queue="w")
+    running = asyncio.create_task(worker.run())
+    try:
+        assert await handle.result(timeout=TIMEOUT) == "woke"
+    finally:
+        worker.stop()
+        report = await running
+    assert (report.suspended, report.resumed) == (["napping"], ["napping"])
+
+
+async def test_a_worker_looks_again_when_the_timers_it_read_fire(
+    runtime: durable.Runtime,
+) -> None:
+    """A timer suspended elsewhere: the worker's first look reads it, and comes back then."""
+    with pytest.raises(durable.WorkflowSuspendedError):
+        await napping.run(2.0, workflow_id="napped-here")
+    worker = _worker(runtime)
+    running = asyncio.create_task(worker.run())
+    try:
+        assert await durable.WorkflowHandle("napped-here").result(timeout=TIMEOUT) == "woke"
+    finally:
+        worker.stop()
+        report = await running
+    assert report.resumed == ["napped-here"]
