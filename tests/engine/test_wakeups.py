@@ -1,5 +1,6 @@
 """Wake-ups: suspended waits resumed when their event comes or their timer fires, not
-at a worker's next scheduled look.
+at a worker's next scheduled look; held waits that stop polling the store while
+nothing comes.
 
 Each worker here looks for due work on its own only every 60 s
 (``recovery_interval=60``): what a test sees within its few seconds came from
@@ -33,6 +34,11 @@ async def parked(i: int) -> int:
 async def napping(seconds: float) -> str:
     await durable.sleep(seconds, suspend=True)
     return "woke"
+
+
+@durable.durable_workflow(name="wakeups.held")
+async def held() -> int:
+    return int(await durable.wait_for_event("go"))
 
 
 def _worker(runtime: durable.Runtime, poll_interval: float = 0.05) -> durable.Worker:
@@ -160,3 +166,19 @@ async def test_a_worker_looks_again_when_the_timers_it_read_fire(
         worker.stop()
         report = await running
     assert report.resumed == ["napped-here"]
+
+
+async def test_a_held_event_wait_backs_its_polling_off_while_nothing_comes(
+    durable_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It used to look for its event every ``event_poll_interval`` for as long as it
+    waited: 1,000 held waits kept their worker's CPU a third busy doing nothing."""
+    with durable.Runtime(durable_backend, event_poll_interval=0.02) as runtime:
+        looks = _spy(monkeypatch, runtime.backend, "next_event")
+        waiting = asyncio.create_task(held.run(workflow_id="held"))
+        await _until(lambda: len(looks) >= 2, "the wait to look")
+        await asyncio.sleep(2.5)  # 125 polls of 0.02 s; doubling, 7 or so
+        assert len(looks) < 25
+        # A notification still wakes it at once, however far it backed off.
+        await durable.send_event("held", "go", 3)
+        assert await asyncio.wait_for(waiting, TIMEOUT) == 3
