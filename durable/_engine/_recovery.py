@@ -266,8 +266,13 @@ class Recovery(Part):
         without claiming it again. A sync workflow runs in a thread, so that
         the event loop (a worker's other workflows) goes on meanwhile.
         """
+        import asyncio
+
         try:
-            workflow, row = self._stored_call(row)
+            if row.args is None:  # a light row: its arguments are read off the event loop
+                workflow, row = await asyncio.to_thread(self._stored_call, row)
+            else:
+                workflow, row = self._stored_call(row)
         except Unknown:
             return "unknown", None
         except Exception as exc:  # the store: the next recovery tries again

@@ -1,6 +1,6 @@
 """Wake-ups: suspended waits resumed when their event comes or their timer fires, not
 at a worker's next scheduled look; held waits that stop polling the store while
-nothing comes.
+nothing comes; resumes that read their arguments off the worker's event loop.
 
 Each worker here looks for due work on its own only every 60 s
 (``recovery_interval=60``): what a test sees within its few seconds came from
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -182,3 +183,37 @@ async def test_a_held_event_wait_backs_its_polling_off_while_nothing_comes(
         # A notification still wakes it at once, however far it backed off.
         await durable.send_event("held", "go", 3)
         assert await asyncio.wait_for(waiting, TIMEOUT) == 3
+
+
+async def test_a_resume_reads_its_arguments_off_the_event_loop(postgres_url: str) -> None:
+    """A look returns rows without arguments; each resume reads its own. On the loop,
+    5,000 resumes were 5,000 blocking round trips, each stalling every workflow the
+    worker ran. Here a lock on the workflows table holds the read up for a second;
+    the loop must tick meanwhile."""
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url)
+    schema = url.query["schema"]
+    server = url.set(query={}).render_as_string(hide_password=False)
+    with durable.Runtime(postgres_url) as runtime:
+        with pytest.raises(durable.WorkflowSuspendedError):
+            await parked.run(3, workflow_id="parked-args")
+        await durable.send_event("parked-args", "go", 4)
+        recovery = runtime.parts.recovery
+        (row,) = await recovery.due(runtime.engine.session(sync=True))
+        assert row.args is None  # read by the resume
+        with psycopg.connect(server) as conn:
+            conn.execute(f'LOCK TABLE "{schema}".durable_workflows IN ACCESS EXCLUSIVE MODE')
+            locked = time.monotonic()
+            release = threading.Timer(1.0, conn.rollback)
+            release.start()
+            resume = asyncio.create_task(recovery.rerun(row))
+            ticks = []
+            while release.is_alive():
+                await asyncio.sleep(0.01)
+                ticks.append(time.monotonic())
+            release.join()
+        assert [t for t in ticks if locked + 0.3 < t < locked + 0.9]
+        assert await resume == ("done", None)
+        assert await durable.WorkflowHandle("parked-args").result(timeout=TIMEOUT) == 7
