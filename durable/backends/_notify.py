@@ -68,8 +68,12 @@ class Subscription:
 
     def take_notified(self) -> bool:
         """True (once) if its topic was notified since the last call, not only hinted."""
-        notified, self._notified = self._notified, False
-        return notified
+        # Cleared only once seen set: a notification from another thread between
+        # the read and the write then counts now, never for nothing.
+        if not self._notified:
+            return False
+        self._notified = False
+        return True
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True if woken."""
