@@ -15,10 +15,10 @@ under 30 ms / 10 ms. This measures ours. Per run, on a fresh store:
    and one of the worker's C slots, so C >= N), and ``suspended``
    (``suspend=True``: the wait is recorded, the workflow is given up and
    unwinds; a worker resumes it once its event arrived or its timer fired).
-3. Once the store shows all N waiting (status ``waiting``), and 2 s more,
+3. Once the store shows all N waiting (status ``waiting``), and 2 s more (``--settle``),
    the worker's resident memory (RSS, psutil) is read again: (RSS with N
    waiting - RSS before) / N is the memory per waiting workflow. The
-   worker's CPU time over those 2 s is shown too (what N waiting workflows
+   worker's CPU time over those seconds is shown too (what N waiting workflows
    cost when nothing happens).
 4. The storm: the parent sends the N/2 event waiters their event,
    ``await durable.send_event(id, "go", i)``, 64 calls in flight, noting
@@ -40,7 +40,7 @@ under 30 ms / 10 ms. This measures ours. Per run, on a fresh store:
      resumes).
 
 Run: ``python benchmarks/waiting.py [--workflows-sqlite N] [--workflows-postgresql N]
-[--modes held,suspended] [--runs N] [--sleepers FRACTION] [--smoke] [--markdown]
+[--modes held,suspended] [--runs N] [--sleepers FRACTION] [--settle SECONDS] [--smoke] [--markdown]
 [--backends sqlite,postgresql] [--postgres-url URL]``. Nothing here asserts on timings.
 """
 
@@ -92,7 +92,7 @@ QUEUE = "bench-waiting"
 LANES = 64
 """Enqueue and send_event calls the parent keeps in flight."""
 SETTLE = 2.0
-"""Seconds between all N waiting and the second memory reading."""
+"""Seconds between all N waiting and the second memory reading (``--settle``)."""
 POLL = 0.05
 TIMEOUT = 900.0
 """Longest wait for one phase of a run, in seconds."""
@@ -350,7 +350,7 @@ def _send(ids: Sequence[int]) -> dict[int, float]:
     return asyncio.run(_in_lanes(ids, one))
 
 
-def run_once(store: Store, mode: str, n: int, sleepers: float) -> Run:
+def run_once(store: Store, mode: str, n: int, sleepers: float, settle: float = SETTLE) -> Run:
     suspend = mode == SUSPENDED
     n_sleep = round(n * sleepers)
     event_ids = list(range(n_sleep, n))
@@ -385,8 +385,8 @@ def run_once(store: Store, mode: str, n: int, sleepers: float) -> Run:
             worker.say("gc")
             worker.expect("collected")
             cpu = cpu_seconds(pid)
-            time.sleep(SETTLE)
-            idle_cpu = (cpu_seconds(pid) - cpu) / SETTLE
+            time.sleep(settle)
+            idle_cpu = (cpu_seconds(pid) - cpu) / settle
             rss_waiting = rss(pid)
             worker.say("mark")
             worker.expect("marked")
@@ -441,6 +441,7 @@ def run_all(
     runs: int,
     sleepers: float,
     pg: PgServer | None,
+    settle: float = SETTLE,
 ) -> Results:
     results: Results = {}
     for attempt in range(runs):
@@ -449,11 +450,11 @@ def run_all(
                 n = sizes[backend]
                 if backend == SQLITE:
                     with sqlite_store() as store:
-                        run = run_once(store, mode, n, sleepers)
+                        run = run_once(store, mode, n, sleepers, settle)
                 else:
                     assert pg is not None
                     with postgres_store(pg) as store:
-                        run = run_once(store, mode, n, sleepers)
+                        run = run_once(store, mode, n, sleepers, settle)
                 results.setdefault((backend, mode), Sample()).runs.append(run)
                 _progress(attempt, runs, backend, mode, run)
     return results
@@ -606,6 +607,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the share of the workflows that sleep (the rest wait for an event; default 0.5)",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE,
+        help=f"seconds with all N waiting over which the worker's idle CPU is read "
+        f"(default {SETTLE:g})",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help=f"a smoke run: {SMOKE_WORKFLOWS} workflows, 1 run",
@@ -622,6 +630,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.runs = 1 if args.smoke else 3
     if min(args.runs, *args.sizes.values()) < 1:
         parser.error("--runs and the workflow counts must be at least 1")
+    if args.settle <= 0:
+        parser.error("--settle takes a number of seconds above 0")
     if not 0 <= args.sleepers < 1:
         parser.error("--sleepers takes a share from 0 (none sleep) up to, not including, 1")
     modes = tuple(dict.fromkeys(m.strip() for m in args.modes.split(",") if m.strip()))
@@ -651,7 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         try:
-            results = run_all(backends, args.modes, args.sizes, args.runs, args.sleepers, pg)
+            results = run_all(
+                backends, args.modes, args.sizes, args.runs, args.sleepers, pg, args.settle
+            )
         except BenchError as exc:
             print(f"waiting benchmark failed: {exc}", file=sys.stderr)
             return 1
@@ -660,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             "durable waiting benchmark: one worker process holds N workflows waiting "
             f"({args.sleepers:.0%} on a week's durable.sleep, the rest on wait_for_event), "
             f"then their events are sent at once ({LANES} send_event calls in flight); "
-            f"median of {args.runs} run(s); {took:.1f} s in all"
+            f"idle CPU over {args.settle:g} s; median of {args.runs} run(s); {took:.1f} s in all"
         )
         print(", ".join(f"{k} {v}" for k, v in versions(None, pg).items()))
         print(

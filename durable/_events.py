@@ -36,8 +36,11 @@ def wait_for_event(
     second event for the same wait.
 
     While it waits the workflow's status is ``waiting``, and it holds no
-    database connection. On PostgreSQL a sent event wakes the waiter at once
-    (LISTEN/NOTIFY); on SQLite it is seen within ``event_poll_interval``.
+    database connection. A sent event wakes the waiter at once (from another
+    process: PostgreSQL's LISTEN/NOTIFY, or SQLite's file, watched every
+    50 ms); the wait polls only as a fallback, from ``event_poll_interval``
+    backing off to 5 s while nothing comes. With ``suspend=True`` a running
+    worker is told of the event and resumes the workflow at once.
 
     Args:
         key: The event's name (at most 255 characters).

@@ -62,8 +62,25 @@ class Recovery(Part):
 
     async def due(self, session: Session) -> list[WorkflowRow]:
         """Roots of the workflows to resume now: owner dead, or wait over."""
+        return (await self.look(session))[0]
+
+    async def look(self, session: Session) -> tuple[list[WorkflowRow], float | None]:
+        """What :meth:`due` finds, and the soonest a suspended workflow's timer fires after now.
+
+        The time is by this runtime's clock, from the same rows: a worker
+        looks again then, not only at its next interval.
+        """
         candidates = self.engine.backend.run_sync(self.engine.backend.resumable)
-        return await self.due_among(session, candidates)
+        now = self.engine.clock.time()
+        wakes = [
+            row.wake_at
+            for row in candidates
+            if row.owner is None
+            and row.status is WorkflowStatus.WAITING
+            and row.wake_at is not None
+            and row.wake_at > now
+        ]
+        return await self.due_among(session, candidates), min(wakes, default=None)
 
     async def due_among(
         self, session: Session, candidates: Sequence[WorkflowRow]
@@ -249,8 +266,13 @@ class Recovery(Part):
         without claiming it again. A sync workflow runs in a thread, so that
         the event loop (a worker's other workflows) goes on meanwhile.
         """
+        import asyncio
+
         try:
-            workflow, row = self._stored_call(row)
+            if row.args is None:  # a light row: its arguments are read off the event loop
+                workflow, row = await asyncio.to_thread(self._stored_call, row)
+            else:
+                workflow, row = self._stored_call(row)
         except Unknown:
             return "unknown", None
         except Exception as exc:  # the store: the next recovery tries again
@@ -285,8 +307,8 @@ class Recovery(Part):
                 await target.run(*args, workflow_id=row.workflow_id, **kwargs)
             else:  # the context goes along into the thread
                 await asyncio.to_thread(target.run, *args, workflow_id=row.workflow_id, **kwargs)
-        except WorkflowSuspendedError:
-            return "suspended", None
+        except WorkflowSuspendedError as exc:  # its details say until when
+            return "suspended", exc
         except WorkflowAlreadyRunningError:
             return "skipped", None
         except Exception as exc:

@@ -136,9 +136,10 @@ class Runtime:
             the last ones, which then simply run again (SQLite
             ``synchronous=OFF``; PostgreSQL ``synchronous_commit=off``, a
             window of about 600 ms).
-        event_poll_interval: How often a workflow waiting for an event looks
-            for it when no notification comes (SQLite has none; PostgreSQL
-            notifies, and this is the fallback).
+        event_poll_interval: How soon a workflow waiting for an event first
+            looks for it when no notification comes (notifications wake it at
+            once; this is the fallback). The wait doubles it each time
+            nothing came, up to 5 s (at most a third of ``lease_seconds``).
         max_recoveries: Resumes in a row after the owner died before the
             workflow is quarantined (status ``quarantined``, never resumed
             again by itself): a workflow that crashes its process every time

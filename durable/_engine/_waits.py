@@ -45,9 +45,14 @@ from durable.backends._notify import Subscription, event_topic
 
 # Sleeps from this length show the workflow as waiting (two writes).
 _SHOW_WAITS_FROM = 1.0
-# How often a long sleep looks whether it still owns its workflow (a cancel
-# in this process, or on PostgreSQL, wakes it at once).
-_SLEEP_CHECK_INTERVAL = 5.0
+# The longest a held wait goes without looking at the store: how often a long
+# sleep looks whether it still owns its workflow, and what an event wait's
+# fallback poll backs off to while nothing comes. Notifications wake them at
+# once (an event sent or a cancel, in this process, through PostgreSQL's
+# NOTIFY or SQLite's file watcher; a lease the heartbeat could not renew), so
+# this bounds only what a lost notification costs (and never exceeds a third
+# of the lease, the heartbeat's period).
+_LONGEST_POLL = 5.0
 
 
 class Waits(OverSteps):
@@ -162,7 +167,7 @@ class Waits(OverSteps):
             topic = event_topic(ctx.workflow_id)
             with self.engine.backend.notifier.subscribe(topic) as subscription:
                 while self.engine.clock.time() < deadline:
-                    await self._pause(session, subscription, deadline, _SLEEP_CHECK_INTERVAL)
+                    await self._pause(session, subscription, deadline, self._longest_poll())
                     await self.engine.check_still_owned(ctx, session)
         await self._leave_wait(ctx, session)
         if times_out:
@@ -273,8 +278,16 @@ class Waits(OverSteps):
         deadline: float | None,
         suspend: bool,
     ) -> EventRow | None:
-        """The oldest unconsumed event of ``key``, waited for; None at the deadline."""
+        """The oldest unconsumed event of ``key``, waited for; None at the deadline.
+
+        Between looks it waits for a notification, or for its fallback poll,
+        which starts at ``event_poll_interval`` and doubles each time nothing
+        came (up to :data:`_LONGEST_POLL`), back to the start when notified:
+        thousands of waits held for hours would otherwise keep the store and
+        their worker busy answering polls.
+        """
         waiting = False
+        first = interval = self.engine.options.event_poll_interval
         with self.engine.backend.notifier.subscribe(event_topic(ctx.workflow_id)) as subscription:
             while True:
                 event = await session.run(session.backend.next_event, ctx.workflow_id, key)
@@ -285,13 +298,18 @@ class Waits(OverSteps):
                 if not waiting:
                     await self._enter_wait(ctx, session, deadline, key, suspend)
                     waiting = True
-                await self._pause(
-                    session, subscription, deadline, self.engine.options.event_poll_interval
-                )
+                await self._pause(session, subscription, deadline, interval)
+                # A hint (SQLite: some commit) is looked at but is no reason to poll more.
+                notified = subscription.take_notified()
+                interval = first if notified else min(2 * interval, self._longest_poll())
                 await self.engine.check_still_owned(ctx, session)
         if waiting:
             await self._leave_wait(ctx, session)
         return event
+
+    def _longest_poll(self) -> float:
+        options = self.engine.options
+        return max(options.event_poll_interval, min(_LONGEST_POLL, options.lease_seconds / 3))
 
     async def _enter_wait(
         self,

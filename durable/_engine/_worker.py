@@ -3,9 +3,11 @@
 Many workers, on many hosts, share one store (PostgreSQL for more than one
 host). Each claims enqueued workflows in a short transaction (``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), runs them as
-their owner (heartbeating the leases, like any workflow call), and now and
-then resumes what is due: suspended workflows whose timer fired or whose
-event arrived, and workflows whose owner died (a killed worker).
+their owner (heartbeating the leases, like any workflow call), and resumes
+what is due: suspended workflows whose timer fired or whose event arrived,
+and workflows whose owner died (a killed worker). It looks for those when an
+event to a suspended workflow is notified, when the soonest timer its last
+look read fires, and every recovery interval besides.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ from durable._owner import current_owner
 from durable._queues import Queue, queue_name
 from durable._records import WorkflowRow
 from durable.backends._limits import DEFAULT_QUEUE, QUEUE_CHARS, check_int, check_text
-from durable.backends._notify import QUEUE_TOPIC
+from durable.backends._notify import DUE_TOPIC, QUEUE_TOPIC, Subscription
 
 log = logging.getLogger("durable")
+
+# How long after a timer's time the look for it comes: the look then finds it
+# due by the clock, not a hair early.
+_LATE = 0.01
 
 
 @dataclass
@@ -83,9 +89,15 @@ class Worker:
             rate limits, partitions) is kept in the store, and the worker
             puts the queues its imported code declares there when it starts.
         poll_interval: Longest pause between two looks for enqueued work when
-            no notification comes (PostgreSQL notifies at once; SQLite polls).
+            no notification comes (PostgreSQL notifies at once; SQLite polls),
+            and shortest between two looks for due work (which read every
+            active workflow's row): a storm of events for suspended
+            workflows, or of their timers, is coalesced into one look per
+            interval.
         recovery_interval: How often to look for due waits and dead owners'
-            workflows (default: a third of the lease).
+            workflows when nothing says one is due (default: a third of the
+            lease, at most 5 s). An event sent to a suspended workflow makes
+            the worker look at once, and so does the soonest timer it read.
         shutdown_grace: On :meth:`stop` (or SIGTERM), how long running
             workflows may take to finish before they are released for
             another worker to resume.
@@ -161,6 +173,9 @@ class Worker:
         self._scheduler = Scheduler(self.runtime)
         self._next_schedules = 0.0
         self._soonest_tick: float | None = None
+        # time.monotonic() of the next look for due work, and of the last one.
+        self._next_look = 0.0
+        self._last_look = -float("inf")
 
     def __repr__(self) -> str:
         return f"<durable.Worker {self.runtime.url} queues={self.queues}>"
@@ -247,36 +262,22 @@ class Worker:
         return until.timestamp()
 
     async def _loop_until_stopped(self, until_idle: bool, end: float | None) -> None:
-        backend = self.runtime.backend
-        next_recovery = 0.0
-        with backend.notifier.subscribe(QUEUE_TOPIC) as subscription:
+        notifier = self.runtime.backend.notifier
+        next_expiry = 0.0
+        with notifier.subscribe(QUEUE_TOPIC) as queued, notifier.subscribe(DUE_TOPIC) as due:
             while not self._stopping.is_set():
                 started = self._launched  # a task may also finish within this pass
-                free = self.concurrency - len(self._tasks)
                 try:
                     if not self._queues_put:
                         await asyncio.to_thread(self._put_queues)
                     await self._fire_schedules()
-                    # Claim in batches, off the event loop: a claim is a round
-                    # trip, during which running workflows should move on. Room
-                    # for less than a batch is claimed into too, at most once a
-                    # poll interval: workflows that wait (for days, maybe) may
-                    # hold the other slots for long.
-                    now = time.monotonic()
-                    if free >= self._batch or (
-                        free > 0 and (not self._tasks or now >= self._small_claim_at)
-                    ):
-                        self._small_claim_at = now + self.poll_interval
-                        # Counted here, on the loop that changes it, not in the thread.
-                        here = Counter(q for q in self._queue_of.values() if q is not None)
-                        for row, hold in await asyncio.to_thread(self._claim, free, here):
-                            self._start(row, claimed=True, hold=hold)
-                    if time.monotonic() >= next_recovery:
-                        next_recovery = time.monotonic() + self.recovery_interval
+                    await self._claim_into_room()
+                    if time.monotonic() >= next_expiry:
+                        next_expiry = time.monotonic() + self.recovery_interval
                         await self._expire()
-                        if len(self._tasks) < self.concurrency:
-                            await self._start_due()
-                    elif self._due and len(self._tasks) < self.concurrency:
+                    if time.monotonic() >= self._next_look and self._has_room():
+                        await self._start_due()
+                    elif self._due and self._has_room():
                         self._start_from_due()  # what the last look found, as room frees
                 except DurableError as exc:
                     # The store is down or refusing connections: running
@@ -289,19 +290,66 @@ class Worker:
                     if idle == "end":
                         return
                     if idle == "jumped":  # to the next tick: what is due now, at once
-                        next_recovery = 0.0
+                        next_expiry = self._next_look = 0.0
                         continue
                 if self._launched > started and self.concurrency - len(self._tasks) >= self._batch:
                     continue  # there may be more to claim right away
-                assert self._wake is not None
-                self._wake.clear()
-                waits = [
-                    asyncio.ensure_future(self._wake.wait()),
-                    asyncio.ensure_future(subscription.await_(self.poll_interval)),
-                ]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waits:
-                    waiter.cancel()
+                await self._wait_for_news(queued, due)
+
+    async def _claim_into_room(self) -> None:
+        """Claim enqueued workflows into free slots, in batches, off the event loop.
+
+        A claim is a round trip, during which running workflows should move
+        on. Room for less than a batch is claimed into too, at most once a
+        poll interval: workflows that wait (for days, maybe) may hold the
+        other slots for long.
+        """
+        free = self.concurrency - len(self._tasks)
+        now = time.monotonic()
+        if free >= self._batch or (free > 0 and (not self._tasks or now >= self._small_claim_at)):
+            self._small_claim_at = now + self.poll_interval
+            # Counted here, on the loop that changes it, not in the thread.
+            here = Counter(q for q in self._queue_of.values() if q is not None)
+            for row, hold in await asyncio.to_thread(self._claim, free, here):
+                self._start(row, claimed=True, hold=hold)
+
+    def _has_room(self) -> bool:
+        return len(self._tasks) < self.concurrency
+
+    async def _wait_for_news(self, queued: Subscription, due: Subscription) -> None:
+        """Wait for a workflow enqueued or ended, a wait over, or the next look: a poll at most."""
+        assert self._wake is not None
+        self._wake.clear()
+        timeout = self.poll_interval
+        if self._has_room():
+            timeout = min(timeout, max(0.0, self._next_look - time.monotonic()))
+        waits = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(queued.await_(timeout)),
+            asyncio.ensure_future(due.await_(timeout)),
+        ]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
+        # Only a notification of the topic: on SQLite every commit of the store
+        # hints every subscriber, and a look reads every active workflow's row.
+        if due.take_notified():
+            self._look_soon()
+
+    def _look_soon(self, at: float | None = None) -> None:
+        """Look for due work at ``at`` (time.monotonic(); None: now), or later.
+
+        One poll interval after the last look at the soonest: a storm of
+        events or of timers coalesces into a look per poll interval.
+        """
+        at = time.monotonic() if at is None else at
+        self._next_look = min(self._next_look, max(at, self._last_look + self.poll_interval))
+
+    def _look_at_wake(self, wake_at: float | None) -> None:
+        """Look for due work when a suspended workflow's timer (``wake_at``, the clock's) fires."""
+        clock = self.runtime.clock
+        if wake_at is not None and real_time(clock):  # a virtual clock's jumps look by themselves
+            self._look_soon(time.monotonic() + max(0.0, wake_at - clock.time()) + _LATE)
 
     def _put_queues(self) -> None:
         """Put the queues declared in the imported code in the store (paused ones stay so)."""
@@ -389,10 +437,13 @@ class Worker:
 
     async def _start_due(self) -> None:
         session, recovery = self.runtime.engine.session(sync=True), self.runtime.parts.recovery
+        self._last_look = time.monotonic()
+        self._next_look = self._last_look + self.recovery_interval
         # Off the event loop: it reads the row of every active workflow, those
         # waiting in this worker too, which for thousands of them takes long
         # enough (seconds) to stall every workflow the loop runs.
-        due = await asyncio.to_thread(lambda: drive(recovery.due(session)))
+        due, soonest = await asyncio.to_thread(lambda: drive(recovery.look(session)))
+        self._look_at_wake(soonest)
         self._due.clear()
         if not due:
             return
@@ -445,6 +496,8 @@ class Worker:
             (report.completed if claimed else report.resumed).append(workflow_id)
         elif outcome == "suspended":
             report.suspended.append(workflow_id)
+            wake_at = error.details.get("wake_at") if isinstance(error, DurableError) else None
+            self._look_at_wake(wake_at if isinstance(wake_at, (int, float)) else None)
         elif outcome == "unknown":
             if workflow_id not in report.unknown:  # once, not at each claim of it
                 log.warning(

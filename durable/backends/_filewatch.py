@@ -5,9 +5,18 @@ notification (a running workflow for its cancel, a waiter for an event, a
 worker for its queue), one thread per file reads ``PRAGMA data_version``
 every :data:`WATCH_INTERVAL` seconds on a read-only connection of its own.
 The value changes whenever any other connection committed, so when it moves
-every local subscriber is woken and looks at the store once. That costs a
-read of a shared-memory counter per interval, nothing per step, and bounds
-how late a cancel from another process is seen.
+every local subscriber is hinted (woken to look at the store once: the
+commit may concern it). That costs a read of a shared-memory counter per
+interval, nothing per step, and bounds how late a cancel from another
+process is seen.
+
+A hint says nothing of what was committed, and a store busy with steps
+commits all the time: a worker's look for due work reads every active
+workflow, too much to make per commit. So while a worker here subscribes to
+:data:`~durable.backends._notify.DUE_TOPIC`, the watcher also reads, after
+each commit, the events sent since its last read (by id, the table's key:
+SQLite commits one writer at a time, so ids never commit out of order) and
+notifies the topic when one is for a suspended workflow that waits for it.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import sqlite3
 import threading
 import urllib.parse
 
-from durable.backends._notify import Notifier
+from durable.backends._notify import DUE_TOPIC, Notifier
 
 log = logging.getLogger("durable")
 
@@ -27,6 +36,16 @@ WATCH_INTERVAL = 0.05
 
 IDLE_LOOKS = 10
 """Looks in a row with nothing waiting after which the thread ends (0.5 s)."""
+
+# One statement, so one snapshot: the newest event id read, and whether any
+# event after ``?`` is still pending for a suspended workflow waiting for it.
+_SUSPENDED_EVENTS = """
+SELECT max(e.id), max(e.consumed_at IS NULL AND w.workflow_id IS NOT NULL)
+FROM durable_events AS e
+LEFT JOIN durable_workflows AS w ON w.workflow_id = e.workflow_id
+    AND w.status = 'waiting' AND w.owner_host IS NULL AND w.waiting_for = e."key"
+WHERE e.id > ?
+"""
 
 
 class FileWatchingNotifier(Notifier):
@@ -91,6 +110,7 @@ class FileWatchingNotifier(Notifier):
     def _watch(self, stop: threading.Event) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
+        events = _EventsSeen()
         idle = [0]
         try:
             while not stop.is_set() and self._still_needed(idle):
@@ -105,10 +125,49 @@ class FileWatchingNotifier(Notifier):
                     conn, version = None, None
                 if version is not None and seen is not None and version != seen:
                     log.debug("durable: another connection wrote %s; waking its waiters", self._uri)
-                    self.notify_all()
+                    self.notify_all(hint=True)
+                if not self.has_subscribers(DUE_TOPIC):
+                    events.forget()  # from where they end when the next worker subscribes
+                elif (
+                    conn is not None
+                    and (version != seen or not events.started)
+                    and events.woke_suspended(conn)
+                ):
+                    self.notify(DUE_TOPIC)
                 seen = version if version is not None else seen
                 stop.wait(self._interval)
         finally:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
+
+
+class _EventsSeen:
+    """The newest event the watcher has read, to read only those sent since."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._last is not None
+
+    def forget(self) -> None:
+        self._last = None
+
+    def woke_suspended(self, conn: sqlite3.Connection) -> bool:
+        """Whether an event sent since the last call is for a suspended workflow waiting for it.
+
+        The first call only learns where the events end: what was sent before
+        a worker subscribed is what its first look, made after, finds.
+        """
+        first = self._last is None
+        try:
+            newest, woke = conn.execute(_SUSPENDED_EVENTS, (self._last or 0,)).fetchone()
+        except sqlite3.Error:  # no such table yet, or locked: the worker's own looks find it
+            return False
+        if newest is not None:
+            self._last = int(newest)
+        elif first:
+            self._last = 0
+        return bool(woke) and not first

@@ -1,9 +1,14 @@
-"""Wake-ups for waiters: an event sent, a workflow enqueued or cancelled.
+"""Wake-ups for waiters: an event sent, a workflow enqueued or cancelled, a wait over.
 
-A waiter subscribes to a topic (``event:<workflow id>``, ``queue``) before it
-looks in the store, then sleeps until notified or until its poll interval
-ends, and looks again. A notification is only a hint to look now: the store
-is the truth, so a lost notification costs at most one poll interval.
+A waiter subscribes to a topic (``event:<workflow id>``, ``queue``, ``due``)
+before it looks in the store, then sleeps until notified or until its poll
+interval ends, and looks again. A notification is only a hint to look now:
+the store is the truth, so a lost notification costs at most one poll interval.
+
+A wake is either a notification of the waiter's topic or, from SQLite's file
+watcher, a hint that something was committed (which may or may not concern
+it): :meth:`Subscription.take_notified` tells them apart, for waiters whose
+look is costly or who back their polling off while nothing comes.
 
 Sends in this process notify directly; PostgreSQL also relays them between
 processes (LISTEN/NOTIFY, see ``_postgres``); SQLite files watch their data
@@ -28,19 +33,23 @@ if TYPE_CHECKING:
 class Subscription:
     """One waiter's interest in a topic; remembers a wake-up that came early."""
 
-    __slots__ = ("_async", "_loop", "_sync", "_woken", "topic")
+    __slots__ = ("_async", "_loop", "_notified", "_sync", "_woken", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         # A flag for take(), which runs before every step; the events that
         # wait() and await_() block on are made only by a waiter that blocks.
         self._woken = False
+        self._notified = False
         self._sync: threading.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async: asyncio.Event | None = None
 
-    def wake(self) -> None:
+    def wake(self, hint: bool = False) -> None:
+        """Wake the waiter: notified of its topic, or (``hint``) told to look in case."""
         self._woken = True
+        if not hint:
+            self._notified = True
         sync = self._sync
         if sync is not None:
             sync.set()
@@ -55,6 +64,15 @@ class Subscription:
         self._woken = False
         if self._sync is not None:
             self._sync.clear()
+        return True
+
+    def take_notified(self) -> bool:
+        """True (once) if its topic was notified since the last call, not only hinted."""
+        # Cleared only once seen set: a notification from another thread between
+        # the read and the write then counts now, never for nothing.
+        if not self._notified:
+            return False
+        self._notified = False
         return True
 
     def wait(self, timeout: float) -> bool:
@@ -124,17 +142,17 @@ class Notifier:
         for subscription in found:
             subscription.wake()
 
-    def notify_all(self) -> None:
-        """Wake every subscriber (notifications may have been missed)."""
+    def notify_all(self, hint: bool = False) -> None:
+        """Wake every subscriber: notifications may have been missed, or (``hint``) may not."""
         with self._lock:
             found = [sub for subs in self._subscribers.values() for sub in subs]
         for subscription in found:
-            subscription.wake()
+            subscription.wake(hint)
 
-    def has_subscribers(self) -> bool:
-        """Whether anything in this process waits for a notification now."""
+    def has_subscribers(self, topic: str | None = None) -> bool:
+        """Whether anything in this process waits for a notification (of ``topic``) now."""
         with self._lock:
-            return bool(self._subscribers)
+            return bool(self._subscribers if topic is None else self._subscribers.get(topic))
 
     def quiesce(self) -> None:
         """Hook: a store of this notifier is closing; stop relaying if nothing waits."""
@@ -181,3 +199,10 @@ def stream_topic(workflow_id: str) -> str:
 
 QUEUE_TOPIC = "queue"
 """The topic of workflows enqueued (on any queue)."""
+
+DUE_TOPIC = "due"
+"""The topic of suspended workflows whose wait ended early: their event arrived.
+
+Workers subscribe to it and look for due work soon after, instead of at
+their next scheduled look.
+"""

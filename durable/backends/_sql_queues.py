@@ -16,9 +16,10 @@ from durable._records import (
     QueueRow,
     StepRow,
     WorkflowRow,
+    WorkflowStatus,
 )
 from durable.backends._base import atomic
-from durable.backends._notify import QUEUE_TOPIC, event_topic
+from durable.backends._notify import DUE_TOPIC, QUEUE_TOPIC, event_topic
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     new_params,
@@ -212,6 +213,10 @@ class QueueOps(SqlOps):
         )
         if inserted.rowcount == 1:
             await self._notify(tx, event_topic(workflow_id))
+            wf = found.rows[0]
+            suspended = wf.status == WorkflowStatus.WAITING.value and wf.owner_host is None
+            if suspended and wf.waiting_for == key:  # this ends its wait: workers look now
+                await self._notify(tx, DUE_TOPIC)
         return inserted.rowcount == 1
 
     async def next_event(self, tx: Tx, workflow_id: str, key: str) -> EventRow | None:

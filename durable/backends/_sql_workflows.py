@@ -13,7 +13,7 @@ from durable._records import (
     WorkflowStatus,
 )
 from durable.backends._base import atomic
-from durable.backends._notify import event_topic
+from durable.backends._notify import DUE_TOPIC, event_topic
 from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     finish_params,
@@ -132,6 +132,12 @@ class WorkflowOps(SqlOps):
                 "waiting_for": waiting_for,
             },
         )
+        if suspend and waiting_for is not None and updated.rowcount == 1:
+            # Its event may have come since the workflow last looked, its
+            # sender finding it not yet suspended: then nobody else wakes the workers.
+            params = {"workflow_id": workflow_id, "key": waiting_for}
+            if (await tx.execute(self.q.next_event, params)).rows:
+                await self._notify(tx, DUE_TOPIC)
         return updated.rowcount == 1
 
     async def set_deadline(

@@ -153,7 +153,10 @@ class Statements:
         self.set_deadline = (
             sa.update(w).where(p.same_epoch).values(deadline=P("deadline"), updated_at=p.now)
         )
-        self.workflow_status = sa.select(w.c.status).where(w.c.workflow_id == P("workflow_id"))
+        # An event's sender wakes the workers if the workflow is suspended waiting for it.
+        self.workflow_status = sa.select(w.c.status, w.c.owner_host, w.c.waiting_for).where(
+            w.c.workflow_id == P("workflow_id")
+        )
 
     def _rewrites(self, p: _Parts) -> None:
         """Rewinding, forking and cancelling a workflow."""
