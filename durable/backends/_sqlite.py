@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from durable._aio import drive
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends._base import Operation, is_atomic
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
@@ -402,7 +403,18 @@ class SqliteBackend(SqlBackend):
 
     def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return super().run_sync(op, *args, **kwargs)
+            if is_atomic(op):
+                return super().run_sync(op, *args, **kwargs)
+            # As in run_async: a sync workflow's every start, step and finish
+            # comes here, and the transaction's context managers cost more
+            # than the rest of the way to the driver.
+            self.fence.enter()
+            try:
+                with self._lock:
+                    tx = _RawTx(self._connection(), self._checkpointer, self._writers)
+                    return drive(op(tx, *args, **kwargs))
+            finally:
+                self.fence.leave()
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 

@@ -100,9 +100,11 @@ class WriteLock:
     @staticmethod
     def release(fd: int) -> None:
         if fd >= 0:
-            # Closed meanwhile by close(): the lock went with it.
-            with contextlib.suppress(OSError):
+            # Not contextlib.suppress: every write comes here, twice a step.
+            try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError:  # closed meanwhile by close(): the lock went with it
+                return
 
     def _open(self) -> int:
         with self._fds_lock:
