@@ -34,8 +34,14 @@ def validate_workflow_id(workflow_id: object) -> str:
 
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """A stable hex digest of a call's (already bound) arguments."""
-    digest = hashlib.sha256()
-    _feed(digest, ("args", args, "kwargs", dict(kwargs)))
+    if args:
+        digest = hashlib.sha256()
+        _feed(digest, ("args", args, "kwargs", dict(kwargs)))
+    else:
+        # A bound call (every call made in code): the encoding of all but
+        # its mapping of arguments is always the same, so it is hashed once.
+        digest = _NO_ARGS.copy()
+        _feed_mapping(digest, dict(kwargs))
     return digest.hexdigest()
 
 
@@ -69,11 +75,7 @@ def _feed(digest: Any, value: Any) -> None:
         for item in value:
             _feed(digest, item)
     elif isinstance(value, Mapping):
-        items = sorted(((_sub_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        _chunk(digest, b"m", str(len(items)).encode())
-        for key_digest, item in items:
-            digest.update(key_digest)
-            _feed(digest, item)
+        _feed_mapping(digest, value)
     elif isinstance(value, (set, frozenset)):
         members = sorted(_sub_digest(item) for item in value)
         _chunk(digest, b"S", str(len(members)).encode())
@@ -87,6 +89,29 @@ def _feed(digest: Any, value: Any) -> None:
         # objects people pass, and at worst a new id (never a wrong replay).
         # A script's classes by name: their copy by value carries a random id.
         _chunk(digest, b"p", dumps(value, by_value=False))
+
+
+def _feed_mapping(digest: Any, value: Mapping[Any, Any]) -> None:
+    items = sorted(((_key_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+    _chunk(digest, b"m", str(len(items)).encode())
+    for key_digest, item in items:
+        digest.update(key_digest)
+        _feed(digest, item)
+
+
+_KEY_DIGESTS: dict[str, bytes] = {}
+
+
+def _key_digest(key: Any) -> bytes:
+    """A mapping key's digest; a str's (a parameter's name, mostly) is kept."""
+    if type(key) is not str:
+        return _sub_digest(key)
+    found = _KEY_DIGESTS.get(key)
+    if found is None:
+        found = _sub_digest(key)
+        if len(_KEY_DIGESTS) < 4096:  # names are few; other str keys may not be
+            _KEY_DIGESTS[key] = found
+    return found
 
 
 def _sub_digest(value: Any) -> bytes:
@@ -103,3 +128,15 @@ def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _empty_args() -> Any:
+    digest = hashlib.sha256()
+    _chunk(digest, b"t", b"4")  # ("args", (), "kwargs", {...}) up to its mapping
+    _feed(digest, "args")
+    _feed(digest, ())
+    _feed(digest, "kwargs")
+    return digest
+
+
+_NO_ARGS = _empty_args()

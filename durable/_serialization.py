@@ -31,7 +31,7 @@ import pickle
 import traceback
 import types
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,11 @@ def _live(module: str, qualname: str, copy: bytes | None, where: str | None = No
             type_name=f"{module}.{qualname}",
         )
     return pickle.loads(copy)
+
+
+def plain(values: Iterable[Any]) -> bool:
+    """Whether each value pickles alike by pickle and cloudpickle (so by the cheaper one)."""
+    return all(type(value) in _PLAIN for value in values)
 
 
 def pickle_value(value: Any, *, what: str) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
 
 from durable._errors import OwnershipLostError
@@ -13,6 +12,8 @@ from durable._records import (
     StepStatus,
     WorkflowRow,
     WorkflowStatus,
+    built,
+    field_names,
 )
 
 R = TypeVar("R")
@@ -90,13 +91,7 @@ def owner_params(owner: Owner) -> dict[str, Any]:
 
 def row_of(cls: type[R], r: Any, **given: Any) -> R:
     """A row of type ``cls`` from a result row, field by field; ``given`` values win."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return cls(**{n: given[n] if n in given else getattr(r, n) for n in names})
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
+    return built(cls, {n: given[n] if n in given else getattr(r, n) for n in field_names(cls)})
 
 
 def workflow_row(r: Any) -> WorkflowRow:

@@ -19,6 +19,7 @@ from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, C
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._fence import Fence
 from durable.backends._filewatch import FileWatchingNotifier
+from durable.backends._forks import pid
 from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._payload_files import PayloadFiles
@@ -226,9 +227,9 @@ class SqliteBackend(SqlBackend):
             return self._shared
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
+        if conn is None or local.pid != pid():
             conn = local.conn = self._connect()
-            local.pid = os.getpid()
+            local.pid = pid()
         return conn
 
     def _open(self) -> None:
@@ -405,13 +406,14 @@ class SqliteBackend(SqlBackend):
         try:
             if is_atomic(op):
                 return super().run_sync(op, *args, **kwargs)
-            # As in run_async: a sync workflow's every start, step and finish
-            # comes here, and the transaction's context managers cost more
-            # than the rest of the way to the driver.
+            # As in run_async: every start, step and finish of a sync workflow
+            # comes here, and a transaction's context managers cost more than that.
             self.fence.enter()
             try:
+                tx = _RawTx(self._connection(), self._checkpointer, self._writers)
+                if self._shared is None:  # a file: this thread's own connection
+                    return drive(op(tx, *args, **kwargs))
                 with self._lock:
-                    tx = _RawTx(self._connection(), self._checkpointer, self._writers)
                     return drive(op(tx, *args, **kwargs))
             finally:
                 self.fence.leave()
