@@ -113,6 +113,47 @@ def workflow_row(r: Any) -> WorkflowRow:
     )
 
 
+def started_row(new: NewWorkflow, owner: Owner, r: Any) -> WorkflowRow:
+    """The row ``insert_workflow`` made: the call's values, and those the store filled in.
+
+    As :func:`workflow_row` would read it back (``started_values`` and the
+    schema's defaults), floats as the columns hold them.
+    """
+    return built(
+        WorkflowRow,
+        {
+            "workflow_id": new.workflow_id,
+            "name": new.name,
+            "status": WorkflowStatus.RUNNING,
+            "args_fingerprint": new.args_fingerprint,
+            "args": new.args,
+            "result": None,
+            "error": None,
+            "attempts": 1,
+            "epoch": 1,
+            "owner": owner,
+            "lease_expires_at": float(r.lease_expires_at),
+            "parent_id": new.parent_id,
+            "created_at": float(r.created_at),
+            "updated_at": float(r.updated_at),
+            "finished_at": None,
+            "db_now": float(r.db_now),
+            "forked_from": None,
+            "queue": None,
+            "priority": 0,
+            "wake_at": None,
+            "waiting_for": None,
+            "recoveries": 0,
+            "event_arrived": False,
+            "timeout": None if new.timeout is None else float(new.timeout),
+            "deadline": None if new.deadline is None else float(new.deadline),
+            "started_at": float(r.started_at),
+            "partition_key": None,
+            "start_by": None,
+        },
+    )
+
+
 def step_row(r: Any) -> StepRow:
     return row_of(StepRow, r, status=StepStatus(r.status), output=_bytes(r.output) or b"")
 
