@@ -61,7 +61,11 @@ def derive_workflow_id(name: str, args_fingerprint: str) -> str:
 
 def _feed(digest: Any, value: Any) -> None:
     """Write a canonical, type-tagged encoding of ``value`` into ``digest``."""
-    if value is None or isinstance(value, (bool, int, float, complex)):
+    tag = _SCALARS.get(type(value))
+    if tag is not None:  # the common arguments, tagged as the branches below tag them
+        data = value.encode("utf-8", "surrogatepass") if tag == b"s" else repr(value).encode()
+        digest.update(tag + len(data).to_bytes(8, "little") + data)
+    elif value is None or isinstance(value, (bool, int, float, complex)):
         _chunk(digest, b"n" + type(value).__name__.encode(), repr(value).encode())
     elif isinstance(value, str):
         _chunk(digest, b"s", value.encode("utf-8", "surrogatepass"))
@@ -118,6 +122,12 @@ def _sub_digest(value: Any) -> bytes:
     sub = hashlib.sha256()
     _feed(sub, value)
     return sub.digest()
+
+
+_SCALARS: dict[type, bytes] = {
+    t: b"n" + t.__name__.encode() for t in (type(None), bool, int, float, complex)
+}
+_SCALARS[str] = b"s"
 
 
 def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
