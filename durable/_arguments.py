@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import pickle
 from typing import Any
 
 from durable._errors import SerializationError
 from durable._identity import fingerprint
-from durable._serialization import pickle_value
+from durable._serialization import pickle_value, plain
 from durable._specs import MissingInstance, WorkflowSpec
 
 
@@ -21,23 +22,57 @@ def call_fingerprint(
     The instance of a method is not part of it: instances rarely pickle or
     compare stably, and the method's qualified name already tells the class.
     """
-    try:
-        if instance is not None:
-            bound = signature.bind(instance, *args, **kwargs)
-        else:
-            bound = signature.bind(*args, **kwargs)
-    except TypeError:
-        return fingerprint(args, kwargs)  # the call itself will raise the TypeError
+    arguments = _by_position(signature, instance, args) if not kwargs else None
+    if arguments is None:
+        try:
+            if instance is not None:
+                bound = signature.bind(instance, *args, **kwargs)
+            else:
+                bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return fingerprint(args, kwargs)  # the call itself will raise the TypeError
+        arguments = dict(bound.arguments)
     # Arguments at their defaults do not count: f(1) is f(1, y=<default>), and
     # a default need not be picklable (a lock, a client).
+    parameters = signature.parameters
     arguments = {
-        name: value
-        for name, value in bound.arguments.items()
-        if not is_default(signature.parameters[name], value)
+        name: value for name, value in arguments.items() if not is_default(parameters[name], value)
     }
     if instance is not None:
-        arguments.pop(next(iter(signature.parameters)), None)
+        arguments.pop(next(iter(parameters)), None)
     return fingerprint((), arguments)
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_SHAPES: dict[int, tuple[inspect.Signature, tuple[str, ...] | None, int]] = {}
+
+
+def _by_position(
+    signature: inspect.Signature, instance: Any, args: tuple[Any, ...]
+) -> dict[str, Any] | None:
+    """What ``signature.bind`` gives for a call by position alone, where that is plain.
+
+    That is a call of a function whose parameters all take a position (no
+    ``*args``, no keyword-only ones), with at most one value each and one
+    for each without a default: then each value binds to its parameter in
+    order. Binding through ``inspect`` costs more than the rest of
+    fingerprinting a short call. None when it takes ``inspect``.
+    """
+    shape = _SHAPES.get(id(signature))
+    if shape is None or shape[0] is not signature:
+        parameters = signature.parameters.values()
+        names = (
+            tuple(p.name for p in parameters)
+            if all(p.kind in _POSITIONAL for p in parameters)
+            else None
+        )
+        required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
+        shape = _SHAPES[id(signature)] = (signature, names, required)  # keeps it: its id stays
+    names = shape[1]
+    values = args if instance is None else (instance, *args)
+    if names is None or not shape[2] <= len(values) <= len(names):
+        return None
+    return dict(zip(names, values, strict=False))  # a default for each parameter left
 
 
 NAMED = ":by-name"
@@ -76,6 +111,9 @@ def args_body(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> bytes:
+    if instance is None and plain(args) and plain(kwargs.values()):
+        # What cloudpickle would give, without setting up its pickler.
+        return pickle.dumps((None, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
     what = f"arguments of workflow {spec.name!r}"
     try:
         return pickle_value((instance, args, kwargs), what=what)

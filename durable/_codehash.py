@@ -19,14 +19,37 @@ import sysconfig
 import types
 from typing import Any
 
+_Inputs = tuple[list[tuple[Any, types.CodeType]], list[tuple[dict[str, Any], str, Any]]]
+"""What a fingerprint was computed from: each function hashed with its code,
+and each global name looked up with what it held."""
+
 _CODE_HASHES: dict[int, tuple[types.CodeType, bytes]] = {}
+_FINGERPRINTS: dict[int, tuple[Any, str, _Inputs]] = {}
 
 
 def fingerprint(fn: Any) -> str:
     """The fingerprint of a function's code and of the project code it calls."""
+    # Every step of every workflow asks, and walking the calls costs more
+    # than the rest of the step's bookkeeping: the last answer stands while
+    # what it was computed from does (a cell run again, autoreload's new
+    # __code__ or a rebound helper computes it afresh).
+    cached = _FINGERPRINTS.get(id(fn))
+    if cached is not None and cached[0] is fn and _unchanged(cached[2]):
+        return cached[1]
     digest = hashlib.sha256()
-    _feed_function(digest, _unwrap(fn), set())
-    return digest.hexdigest()[:32]
+    inputs: _Inputs = ([], [])
+    _feed_function(digest, _unwrap(fn), set(), inputs)
+    value = digest.hexdigest()[:32]
+    _FINGERPRINTS[id(fn)] = (fn, value, inputs)  # keeps fn alive: its id stays its own
+    return value
+
+
+def _unchanged(inputs: _Inputs) -> bool:
+    functions, names = inputs
+    for fn, code in functions:
+        if fn.__code__ is not code:
+            return False
+    return all(namespace.get(name) is value for namespace, name, value in names)
 
 
 def _unwrap(fn: Any) -> Any:
@@ -34,20 +57,23 @@ def _unwrap(fn: Any) -> Any:
     return inspect.unwrap(fn) if callable(fn) else fn
 
 
-def _feed_function(digest: Any, fn: Any, seen: set[int]) -> None:
+def _feed_function(digest: Any, fn: Any, seen: set[int], inputs: _Inputs) -> None:
     code = getattr(fn, "__code__", None)
     if not isinstance(code, types.CodeType) or id(code) in seen:
         return
     seen.add(id(code))
+    inputs[0].append((fn, code))
     digest.update(_code_hash(code))
     module_globals = getattr(fn, "__globals__", {})
     for name in _names(code):
         callee = module_globals.get(name)
+        if isinstance(module_globals, dict):
+            inputs[1].append((module_globals, name, callee))
         if callee is None:
             continue
         callee = _unwrap(callee)
         if inspect.isfunction(callee) and _is_project_code(callee):
-            _feed_function(digest, callee, seen)
+            _feed_function(digest, callee, seen, inputs)
 
 
 def _names(code: types.CodeType) -> list[str]:

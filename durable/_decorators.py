@@ -38,6 +38,7 @@ from durable._engine._sync import run_coroutine_sync
 from durable._errors import ConfigurationError
 from durable._identity import derive_workflow_id, validate_workflow_id
 from durable._queues import Queue
+from durable._records import built
 from durable._retry import RetryPolicy
 from durable._specs import (
     OnCodeChange,
@@ -434,21 +435,24 @@ def durable_workflow(
                     "`async def` or the child a plain `def`"
                 )
             engine = parent.engine if parent is not None else current_runtime().engine
-            inv = Invocation(
-                spec=spec,
-                call=functools.partial(wrapped, *args, **kwargs),
-                # The payload first: it says clearly which argument does not pickle.
-                args_body=args_body(spec, signature, instance, args, kwargs),
-                args_fingerprint=call_fingerprint(signature, instance, args, kwargs),
-                args=args,
-                kwargs=kwargs,
-                requested_id=options.workflow_id,
-                parent=parent,
-                position=parent.allocate(spec.name) if parent is not None else None,
-                never_wait=options.never_wait,
-                preclaimed=options.preclaimed,
-                hold=options.hold,
-                timeout=options.timeout if options.timeout is not None else spec.timeout,
+            inv = built(
+                Invocation,
+                {
+                    "spec": spec,
+                    "call": functools.partial(wrapped, *args, **kwargs),
+                    # The payload first: it says clearly which argument does not pickle.
+                    "args_body": args_body(spec, signature, instance, args, kwargs),
+                    "args_fingerprint": call_fingerprint(signature, instance, args, kwargs),
+                    "args": args,
+                    "kwargs": kwargs,
+                    "requested_id": options.workflow_id,
+                    "parent": parent,
+                    "position": parent.allocate(spec.name) if parent is not None else None,
+                    "never_wait": options.never_wait,
+                    "preclaimed": options.preclaimed,
+                    "hold": options.hold,
+                    "timeout": options.timeout if options.timeout is not None else spec.timeout,
+                },
             )
             from durable._live import watched  # only on a call: import durable stays light
 

@@ -34,8 +34,14 @@ def validate_workflow_id(workflow_id: object) -> str:
 
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """A stable hex digest of a call's (already bound) arguments."""
-    digest = hashlib.sha256()
-    _feed(digest, ("args", args, "kwargs", dict(kwargs)))
+    if args:
+        digest = hashlib.sha256()
+        _feed(digest, ("args", args, "kwargs", dict(kwargs)))
+    else:
+        # A bound call (every call made in code): the encoding of all but
+        # its mapping of arguments is always the same, so it is hashed once.
+        digest = _NO_ARGS.copy()
+        _feed_mapping(digest, dict(kwargs))
     return digest.hexdigest()
 
 
@@ -55,7 +61,11 @@ def derive_workflow_id(name: str, args_fingerprint: str) -> str:
 
 def _feed(digest: Any, value: Any) -> None:
     """Write a canonical, type-tagged encoding of ``value`` into ``digest``."""
-    if value is None or isinstance(value, (bool, int, float, complex)):
+    tag = _SCALARS.get(type(value))
+    if tag is not None:  # the common arguments, tagged as the branches below tag them
+        data = value.encode("utf-8", "surrogatepass") if tag == b"s" else repr(value).encode()
+        digest.update(tag + len(data).to_bytes(8, "little") + data)
+    elif value is None or isinstance(value, (bool, int, float, complex)):
         _chunk(digest, b"n" + type(value).__name__.encode(), repr(value).encode())
     elif isinstance(value, str):
         _chunk(digest, b"s", value.encode("utf-8", "surrogatepass"))
@@ -69,11 +79,7 @@ def _feed(digest: Any, value: Any) -> None:
         for item in value:
             _feed(digest, item)
     elif isinstance(value, Mapping):
-        items = sorted(((_sub_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        _chunk(digest, b"m", str(len(items)).encode())
-        for key_digest, item in items:
-            digest.update(key_digest)
-            _feed(digest, item)
+        _feed_mapping(digest, value)
     elif isinstance(value, (set, frozenset)):
         members = sorted(_sub_digest(item) for item in value)
         _chunk(digest, b"S", str(len(members)).encode())
@@ -89,10 +95,39 @@ def _feed(digest: Any, value: Any) -> None:
         _chunk(digest, b"p", dumps(value, by_value=False))
 
 
+def _feed_mapping(digest: Any, value: Mapping[Any, Any]) -> None:
+    items = sorted(((_key_digest(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+    _chunk(digest, b"m", str(len(items)).encode())
+    for key_digest, item in items:
+        digest.update(key_digest)
+        _feed(digest, item)
+
+
+_KEY_DIGESTS: dict[str, bytes] = {}
+
+
+def _key_digest(key: Any) -> bytes:
+    """A mapping key's digest; a str's (a parameter's name, mostly) is kept."""
+    if type(key) is not str:
+        return _sub_digest(key)
+    found = _KEY_DIGESTS.get(key)
+    if found is None:
+        found = _sub_digest(key)
+        if len(_KEY_DIGESTS) < 4096:  # names are few; other str keys may not be
+            _KEY_DIGESTS[key] = found
+    return found
+
+
 def _sub_digest(value: Any) -> bytes:
     sub = hashlib.sha256()
     _feed(sub, value)
     return sub.digest()
+
+
+_SCALARS: dict[type, bytes] = {
+    t: b"n" + t.__name__.encode() for t in (type(None), bool, int, float, complex)
+}
+_SCALARS[str] = b"s"
 
 
 def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
@@ -103,3 +138,15 @@ def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _empty_args() -> Any:
+    digest = hashlib.sha256()
+    _chunk(digest, b"t", b"4")  # ("args", (), "kwargs", {...}) up to its mapping
+    _feed(digest, "args")
+    _feed(digest, ())
+    _feed(digest, "kwargs")
+    return digest
+
+
+_NO_ARGS = _empty_args()

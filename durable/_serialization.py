@@ -31,7 +31,7 @@ import pickle
 import traceback
 import types
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from durable._errors import (
 
 _V1, _V2, _V3 = 1, 2, 3
 _ZLIB, _ZSTD, _SIGNED = 0x01, 0x02, 0x04
+_PLAIN_HEADER = bytes((_V2, 0))
 _MAC_LEN, _KEY_ID_LEN = 32, 4
 _SAMPLE = 4 * 1024
 
@@ -141,6 +142,11 @@ def _live(module: str, qualname: str, copy: bytes | None, where: str | None = No
             type_name=f"{module}.{qualname}",
         )
     return pickle.loads(copy)
+
+
+def plain(values: Iterable[Any]) -> bool:
+    """Whether each value pickles alike by pickle and cloudpickle (so by the cheaper one)."""
+    return all(type(value) in _PLAIN for value in values)
 
 
 def pickle_value(value: Any, *, what: str) -> bytes:
@@ -317,6 +323,12 @@ class Codec:
         self, parts: tuple[bytes, ...], where: bytes, *, what: str, bound: bytes = b""
     ) -> bytes:
         """The stored form of the pickled body made of ``parts``, joined once."""
+        if self._key is None and len(parts) == 1:
+            # The common case (a small result, no key): its header and itself.
+            body, limit = parts[0], self.max_payload_bytes
+            small = self.compress_threshold is None or len(body) < self.compress_threshold
+            if small and (limit is None or len(body) + 2 <= limit):
+                return _PLAIN_HEADER + body
         flags = 0
         if self.compress_threshold is not None and sum(map(len, parts)) >= self.compress_threshold:
             parts, flags = self._compress(parts)

@@ -33,6 +33,7 @@ from durable._records import (
     StepKind,
     StepRow,
     StepStatus,
+    built,
 )
 from durable._serialization import (
     place,
@@ -300,19 +301,22 @@ class Steps(Part):
             if error is None
             else self.engine.codec.dumps_error(error, slot, what=f"error of {where}", bound=bound)
         )
-        row = StepRow(
-            position=position,
-            name=name,
-            status=status,
-            output=output,
-            attempt=tries,
-            started_at=started,
-            finished_at=self.engine.clock.time(),
-            kind=kind.value,
-            tx_id=ctx.tx.tx_id if ctx.tx is not None else None,
-            error_type=_qualname(type(error)) if error is not None else None,
-            error_message=_text(str(error)) if error is not None else None,
-            code_hash=code_hash,
+        row = built(
+            StepRow,
+            {
+                "position": position,
+                "name": name,
+                "status": status,
+                "output": output,
+                "attempt": tries,
+                "started_at": started,
+                "finished_at": self.engine.clock.time(),
+                "kind": kind.value,
+                "tx_id": ctx.tx.tx_id if ctx.tx is not None else None,
+                "error_type": _qualname(type(error)) if error is not None else None,
+                "error_message": _text(str(error)) if error is not None else None,
+                "code_hash": code_hash,
+            },
         )
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
         if kind is not StepKind.SNAPSHOT:

@@ -9,6 +9,7 @@ for a one-row insert (see benchmarks/RESULTS.md).
 from __future__ import annotations
 
 import collections
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -48,8 +49,8 @@ class Compiled:
         if entry.slots is None:  # an IN list, expanded into one parameter per item
             return entry.sql, entry.expanded(given)
         try:
-            if entry.keys is not None:  # every parameter is given by the caller
-                values = [given[key] for key in entry.keys]
+            if entry.pick is not None:  # every parameter is given by the caller
+                values: Sequence[Any] = entry.pick(given)
             else:
                 values = [
                     given[key] if default is _REQUIRED else given.get(key, default)
@@ -96,7 +97,7 @@ class Compiled:
 class Entry:
     """A statement's SQL text, and where each of its parameters' values comes from."""
 
-    __slots__ = ("compiled", "keys", "names", "positional", "slots", "sql", "stmt")
+    __slots__ = ("compiled", "keys", "names", "pick", "positional", "slots", "sql", "stmt")
 
     def __init__(
         self,
@@ -114,6 +115,11 @@ class Entry:
             if slots is not None and all(default is _REQUIRED for _, default in slots)
             else None
         )
+        # The values of those keys, as a tuple, in one call (every write binds here).
+        self.pick: Callable[[Mapping[str, Any]], Sequence[Any]] | None = None
+        if self.keys:
+            getter = operator.itemgetter(*self.keys)
+            self.pick = getter if len(self.keys) > 1 else lambda given: (getter(given),)
 
     def text(self) -> tuple[str, bool, tuple[str, ...], tuple[tuple[Any, ...], ...]] | None:
         """This entry as literals (a required parameter's slot has no default), or None.

@@ -79,10 +79,6 @@ def check_text(
         error: The error class to raise.
         blank_ok: Whether only whitespace is acceptable.
     """
-    rule = (
-        f"{what} must be a non-empty str of at most {max_chars} characters, "
-        "with no NUL character or unpaired surrogate"
-    )
     if not isinstance(value, str):
         problem = f"{what} must be a str, not {type(value).__name__} ({value!r})"
     elif not value or (not blank_ok and not value.strip()):
@@ -103,6 +99,10 @@ def check_text(
         )
     else:
         return value
+    rule = (
+        f"{what} must be a non-empty str of at most {max_chars} characters, "
+        "with no NUL character or unpaired surrogate"
+    )
     raise error(f"{problem}; {rule}", **{_field(what): value})
 
 

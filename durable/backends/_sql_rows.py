@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, TypeVar
 
 from durable._errors import OwnershipLostError
@@ -13,6 +12,8 @@ from durable._records import (
     StepStatus,
     WorkflowRow,
     WorkflowStatus,
+    built,
+    field_names,
 )
 
 R = TypeVar("R")
@@ -90,13 +91,7 @@ def owner_params(owner: Owner) -> dict[str, Any]:
 
 def row_of(cls: type[R], r: Any, **given: Any) -> R:
     """A row of type ``cls`` from a result row, field by field; ``given`` values win."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return cls(**{n: given[n] if n in given else getattr(r, n) for n in names})
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
+    return built(cls, {n: given[n] if n in given else getattr(r, n) for n in field_names(cls)})
 
 
 def workflow_row(r: Any) -> WorkflowRow:
@@ -115,6 +110,47 @@ def workflow_row(r: Any) -> WorkflowRow:
         owner=owner,
         db_now=float(r.db_now),
         event_arrived=bool(getattr(r, "event_arrived", False)),
+    )
+
+
+def started_row(new: NewWorkflow, owner: Owner, r: Any) -> WorkflowRow:
+    """The row ``insert_workflow`` made: the call's values, and those the store filled in.
+
+    As :func:`workflow_row` would read it back (``started_values`` and the
+    schema's defaults), floats as the columns hold them.
+    """
+    return built(
+        WorkflowRow,
+        {
+            "workflow_id": new.workflow_id,
+            "name": new.name,
+            "status": WorkflowStatus.RUNNING,
+            "args_fingerprint": new.args_fingerprint,
+            "args": new.args,
+            "result": None,
+            "error": None,
+            "attempts": 1,
+            "epoch": 1,
+            "owner": owner,
+            "lease_expires_at": float(r.lease_expires_at),
+            "parent_id": new.parent_id,
+            "created_at": float(r.created_at),
+            "updated_at": float(r.updated_at),
+            "finished_at": None,
+            "db_now": float(r.db_now),
+            "forked_from": None,
+            "queue": None,
+            "priority": 0,
+            "wake_at": None,
+            "waiting_for": None,
+            "recoveries": 0,
+            "event_arrived": False,
+            "timeout": None if new.timeout is None else float(new.timeout),
+            "deadline": None if new.deadline is None else float(new.deadline),
+            "started_at": float(r.started_at),
+            "partition_key": None,
+            "start_by": None,
+        },
     )
 
 

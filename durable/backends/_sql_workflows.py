@@ -19,6 +19,7 @@ from durable.backends._sql_rows import (
     finish_params,
     owner_params,
     start_params,
+    started_row,
     workflow_row,
 )
 from durable.backends._tx import Tx
@@ -32,7 +33,7 @@ class WorkflowOps(SqlOps):
     ) -> tuple[WorkflowRow, bool]:
         inserted = await tx.execute(self.q.insert_workflow, start_params(new, owner, lease_seconds))
         if inserted.rows:
-            return workflow_row(inserted.rows[0]), True
+            return started_row(new, owner, inserted.rows[0]), True
         row = await self.get_workflow(tx, new.workflow_id)  # it was there already
         assert row is not None
         return row, False

@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
+from durable._aio import drive
 from durable._errors import BackendUnavailableError, ConfigurationError
 from durable.backends._base import Operation, is_atomic
 from durable.backends._checkpointer import BACKSTOP_PAGES, JOURNAL_SIZE_LIMIT, Checkpointer
 from durable.backends._compiled import Compiled, named_row
 from durable.backends._fence import Fence
 from durable.backends._filewatch import FileWatchingNotifier
+from durable.backends._forks import pid
 from durable.backends._limits import SCHEMA_VERSION
 from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._payload_files import PayloadFiles
@@ -225,9 +227,9 @@ class SqliteBackend(SqlBackend):
             return self._shared
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
+        if conn is None or local.pid != pid():
             conn = local.conn = self._connect()
-            local.pid = os.getpid()
+            local.pid = pid()
         return conn
 
     def _open(self) -> None:
@@ -382,13 +384,14 @@ class SqliteBackend(SqlBackend):
         try:
             if is_atomic(op):
                 return await super().run_async(op, *args, **kwargs)
-            # The common case (one statement, in autocommit) without the two
-            # context managers of a transaction: they cost a tenth of a step.
-            # Nothing to notify: only atomic operations announce topics.
+            # The common case (one statement, in autocommit) without a transaction's two
+            # context managers (a tenth of a step); only atomic operations notify.
             self.fence.enter()
             try:
+                tx = _RawTx(self._connection(), self._checkpointer, self._writers)
+                if self._shared is None:  # a file: this thread's own connection
+                    return await op(tx, *args, **kwargs)
                 with self._lock:
-                    tx = _RawTx(self._connection(), self._checkpointer, self._writers)
                     return await op(tx, *args, **kwargs)
             finally:
                 self.fence.leave()
@@ -402,7 +405,18 @@ class SqliteBackend(SqlBackend):
 
     def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return super().run_sync(op, *args, **kwargs)
+            if is_atomic(op):
+                return super().run_sync(op, *args, **kwargs)
+            # run_async's common case: every start, step and finish of a sync workflow.
+            self.fence.enter()
+            try:
+                tx = _RawTx(self._connection(), self._checkpointer, self._writers)
+                if self._shared is None:  # a file: this thread's own connection
+                    return drive(op(tx, *args, **kwargs))
+                with self._lock:
+                    return drive(op(tx, *args, **kwargs))
+            finally:
+                self.fence.leave()
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 

@@ -105,8 +105,16 @@ class Statements:
             p.insert(w)
             .values(started_values(P, p.now))
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
-            # The new row as get_workflow reads it: no second round trip.
-            .returning(*w.c, p.now.label("db_now"))
+            # What the store filled in; the caller has the rest of the new row
+            # (``_sql_rows.started_row``), so no second round trip, and no
+            # thirty columns to read back.
+            .returning(
+                w.c.created_at,
+                w.c.updated_at,
+                w.c.lease_expires_at,
+                w.c.started_at,
+                p.now.label("db_now"),
+            )
         )
         self.claim = (
             sa.update(w)

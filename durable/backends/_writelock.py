@@ -31,7 +31,7 @@ import os
 import threading
 import time
 
-from durable.backends._forks import renew_in_children
+from durable.backends._forks import pid, renew_in_children
 
 try:
     import fcntl
@@ -73,7 +73,7 @@ class WriteLock:
         fd: int = getattr(local, "fd", -1)
         if self._closed:
             return -1
-        if fd < 0 or local.pid != os.getpid():
+        if fd < 0 or local.pid != pid():
             fd = self._open()
             if fd < 0:
                 return -1
@@ -100,9 +100,11 @@ class WriteLock:
     @staticmethod
     def release(fd: int) -> None:
         if fd >= 0:
-            # Closed meanwhile by close(): the lock went with it.
-            with contextlib.suppress(OSError):
+            # Not contextlib.suppress: every write comes here, twice a step.
+            try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError:  # closed meanwhile by close(): the lock went with it
+                return
 
     def _open(self) -> int:
         with self._fds_lock:
@@ -114,7 +116,7 @@ class WriteLock:
                 self._closed = True
                 return -1
             self._fds.append(fd)
-        self._local.fd, self._local.pid = fd, os.getpid()
+        self._local.fd, self._local.pid = fd, pid()
         return fd
 
     def close(self) -> None:

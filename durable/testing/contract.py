@@ -25,6 +25,7 @@ Needs pytest. Subclass :class:`BackendContract` in a test module and give it a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -100,6 +101,10 @@ class BackendContract(StateChecks, QueueChecks):
         assert row.args == b"args"
         assert row.lease_expires_at is not None
         assert row.lease_expires_at >= before + LEASE - 1
+        # The row handed back is the row stored, as a read gives it (but its clock).
+        read = store(store.backend.get_workflow, "w1")
+        assert read is not None
+        assert dataclasses.replace(row, db_now=0.0) == dataclasses.replace(read, db_now=0.0)
         again = NewWorkflow("w1", "contract.other", "fp-other", None, None)
         standing, created = store(store.backend.start_workflow, again, OTHER, LEASE)
         assert not created

@@ -211,3 +211,40 @@ def test_a_real_change_is_still_seen_under_a_runner(tmp_path: Path) -> None:
     outcome = _outcome(_run_under("cProfile", tmp_path, CHANGED="1"))
     assert len(outcome["code_changed"]) == 1  # type: ignore[arg-type]
     assert "step 'one'" in outcome["code_changed"][0]  # type: ignore[index]
+
+
+def _scaled(x: int) -> int:
+    return x * 2
+
+
+def _scaled_otherwise(x: int) -> int:
+    return x * 3
+
+
+def test_a_helper_rebound_in_the_same_process_counts_as_a_change(
+    runtime: durable.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fingerprints are remembered between workflows of one process (a
+    # notebook's): rebinding a helper the step calls must still be seen.
+    fail = {"publish": True}
+
+    @durable.step(name="code.inprocess.enrich")
+    def enrich(x: int) -> int:
+        return _scaled(x)
+
+    @durable.step(name="code.inprocess.publish")
+    def publish(x: int) -> int:
+        if fail["publish"]:
+            raise RuntimeError("publish failed")
+        return x
+
+    @durable.durable_workflow(name="code.inprocess", on_code_change="error")
+    def pipeline(x: int) -> int:
+        return publish(enrich(x))
+
+    with pytest.raises(RuntimeError, match="publish failed"):
+        pipeline.run(1, workflow_id="again")
+    fail["publish"] = False
+    monkeypatch.setitem(globals(), "_scaled", _scaled_otherwise)
+    with pytest.raises(durable.CodeChangedError, match=r"code\.inprocess\.enrich"):
+        pipeline.run(1, workflow_id="again")
