@@ -54,6 +54,7 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
         conn.execute("DROP INDEX ix_durable_workflows_queue_started")
         conn.execute("DROP INDEX ix_durable_workflows_start_by")
         conn.execute("DROP INDEX ix_durable_workflows_created")
+        conn.execute("DROP INDEX ix_durable_steps_superseded")
         for column in ("partition_key", "start_by"):
             conn.execute(f"ALTER TABLE durable_workflows DROP COLUMN {column}")
         conn.execute("DROP INDEX ix_durable_workflows_parent")
