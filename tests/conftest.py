@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +93,35 @@ def wait_for(predicate: object, what: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+async def loop_ticks_while_locked(
+    postgres_url: str, table: str, then: Callable[[], object] = lambda: None
+) -> list[float]:
+    """The event loop's ticks while another connection holds ``table`` locked for a second.
+
+    Each tick is in seconds since the lock was taken; ``then`` runs once it
+    is. For tests that a blocking read runs off the loop: it waits for the
+    lock, and the loop must tick meanwhile.
+    """
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url)
+    schema = url.query["schema"]
+    server = url.set(query={}).render_as_string(hide_password=False)
+    ticks = []
+    with psycopg.connect(server) as conn:
+        conn.execute(f'LOCK TABLE "{schema}".{table} IN ACCESS EXCLUSIVE MODE')
+        locked = time.monotonic()
+        release = threading.Timer(1.0, conn.rollback)
+        release.start()
+        then()
+        while release.is_alive():
+            await asyncio.sleep(0.01)
+            ticks.append(time.monotonic() - locked)
+        release.join()
+    return ticks
 
 
 def read_lines(path: Path) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 import durable
-from tests.conftest import program_env
+from tests.conftest import loop_ticks_while_locked, program_env
 
 TIMEOUT = 20.0
 """Seconds a wake-up may take here at most: far below the worker's own 60 s."""
@@ -190,12 +189,6 @@ async def test_a_resume_reads_its_arguments_off_the_event_loop(postgres_url: str
     5,000 resumes were 5,000 blocking round trips, each stalling every workflow the
     worker ran. Here a lock on the workflows table holds the read up for a second;
     the loop must tick meanwhile."""
-    import psycopg
-    import sqlalchemy as sa
-
-    url = sa.make_url(postgres_url)
-    schema = url.query["schema"]
-    server = url.set(query={}).render_as_string(hide_password=False)
     with durable.Runtime(postgres_url) as runtime:
         with pytest.raises(durable.WorkflowSuspendedError):
             await parked.run(3, workflow_id="parked-args")
@@ -203,17 +196,13 @@ async def test_a_resume_reads_its_arguments_off_the_event_loop(postgres_url: str
         recovery = runtime.parts.recovery
         (row,) = await recovery.due(runtime.engine.session(sync=True))
         assert row.args is None  # read by the resume
-        with psycopg.connect(server) as conn:
-            conn.execute(f'LOCK TABLE "{schema}".durable_workflows IN ACCESS EXCLUSIVE MODE')
-            locked = time.monotonic()
-            release = threading.Timer(1.0, conn.rollback)
-            release.start()
-            resume = asyncio.create_task(recovery.rerun(row))
-            ticks = []
-            while release.is_alive():
-                await asyncio.sleep(0.01)
-                ticks.append(time.monotonic())
-            release.join()
-        assert [t for t in ticks if locked + 0.3 < t < locked + 0.9]
+        resumes: list[asyncio.Task[Any]] = []
+        ticks = await loop_ticks_while_locked(
+            postgres_url,
+            "durable_workflows",
+            then=lambda: resumes.append(asyncio.create_task(recovery.rerun(row))),
+        )
+        assert [t for t in ticks if 0.3 < t < 0.9]
+        (resume,) = resumes
         assert await resume == ("done", None)
         assert await durable.WorkflowHandle("parked-args").result(timeout=TIMEOUT) == 7
