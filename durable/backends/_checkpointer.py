@@ -24,8 +24,10 @@ thread that fell behind.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 
 from durable.backends._forks import renew_in_children
@@ -63,6 +65,7 @@ class Checkpointer:
         self._closed = False
         self.after_fork()
         renew_in_children(self)
+        _LIVE.add(self)
 
     def after_fork(self) -> None:
         """Start afresh: at first, and in a forked child.
@@ -71,6 +74,7 @@ class Checkpointer:
         held at the fork.
         """
         self._lock = threading.Lock()
+        self._working = threading.Lock()  # held while the thread is inside SQLite
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._restart_at = RESTART_PAGES
@@ -105,9 +109,10 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            conn = self._connect()
-            # A RESTART makes writers wait: never for long.
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            with self._working:
+                conn = self._connect()
+                # A RESTART makes writers wait: never for long.
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         except sqlite3.Error as exc:
             log.warning("no background checkpoints for %s: %s", self._name, exc)
             return
@@ -118,11 +123,23 @@ class Checkpointer:
                 if self._closed:
                     return
                 try:
-                    self._checkpoint(conn)
+                    with self._working:
+                        self._checkpoint(conn)
                 except sqlite3.Error as exc:  # the writers' backstop takes over meanwhile
                     log.debug("background checkpoint of %s failed: %s", self._name, exc)
         finally:
-            conn.close()
+            with self._working:
+                conn.close()
+
+    def quiet(self, timeout: float) -> threading.Lock | None:
+        """Wait until the thread is outside SQLite and keep it so; the lock to release after.
+
+        For a fork: SQLite's own mutexes, copied into the child while this
+        thread held one, would stay held there for good (its next connect
+        waits forever). None if the thread did not come out in ``timeout``.
+        """
+        working = self._working
+        return working if working.acquire(timeout=timeout) else None
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         if self._before is not None:
@@ -150,3 +167,31 @@ class Checkpointer:
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+
+
+_LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
+_QUIETED: list[threading.Lock] = []
+
+
+def _quiet_before_fork() -> None:
+    for checkpointer in list(_LIVE):
+        lock = checkpointer.quiet(timeout=5.0)  # a stuck checkpoint delays a fork, no more
+        if lock is not None:
+            _QUIETED.append(lock)
+
+
+def _resume_after_fork() -> None:
+    while _QUIETED:
+        _QUIETED.pop().release()
+
+
+def _forget_in_child() -> None:
+    _QUIETED.clear()  # the child's checkpointers start afresh (after_fork), locks too
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(
+        before=_quiet_before_fork,
+        after_in_parent=_resume_after_fork,
+        after_in_child=_forget_in_child,
+    )
