@@ -24,13 +24,11 @@ thread that fell behind.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable
 
-from durable.backends._forks import renew_in_children
+from durable.backends._forks import quiet_before_forks, renew_in_children
 
 log = logging.getLogger("durable.sqlite")
 
@@ -65,7 +63,7 @@ class Checkpointer:
         self._closed = False
         self.after_fork()
         renew_in_children(self)
-        _LIVE.add(self)
+        quiet_before_forks(self)
 
     def after_fork(self) -> None:
         """Start afresh: at first, and in a forked child.
@@ -167,31 +165,3 @@ class Checkpointer:
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-
-
-_LIVE: weakref.WeakSet[Checkpointer] = weakref.WeakSet()
-_QUIETED: list[threading.Lock] = []
-
-
-def _quiet_before_fork() -> None:
-    for checkpointer in list(_LIVE):
-        lock = checkpointer.quiet(timeout=5.0)  # a stuck checkpoint delays a fork, no more
-        if lock is not None:
-            _QUIETED.append(lock)
-
-
-def _resume_after_fork() -> None:
-    while _QUIETED:
-        _QUIETED.pop().release()
-
-
-def _forget_in_child() -> None:
-    _QUIETED.clear()  # the child's checkpointers start afresh (after_fork), locks too
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(
-        before=_quiet_before_fork,
-        after_in_parent=_resume_after_fork,
-        after_in_child=_forget_in_child,
-    )
