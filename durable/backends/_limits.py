@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from durable._errors import ConfigurationError, DurableError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """The version of the tables' layout this durable-sdk reads and writes.
 
 Version 9 indexes workflows by creation time and a workflow's superseded step

@@ -8,7 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from durable.backends import _schema as s
-from durable.backends._row_values import P, finished_values, started_values, step_values
+from durable.backends._row_values import (
+    P,
+    finished_values,
+    from_workflow,
+    started_values,
+    step_values,
+)
 
 
 def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Executable]:
@@ -53,7 +59,11 @@ def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Ex
     started = started_values(lambda name: new.c[name], now)
     step = unnest(
         {
-            **{c.name: c.type for c in st.c if c.name not in ("id", "superseded")},
+            **{
+                c.name: c.type
+                for c in st.c
+                if c.name not in ("id", "superseded", s.WORKFLOW_CREATED)
+            },
             "epoch": sa.Integer(),
         }
     )
@@ -61,6 +71,7 @@ def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Ex
         {c: w.c[c].type for c in ("workflow_id", "epoch", "status", "result", "error")}
     )
     leases = unnest({c: w.c[c].type for c in ("workflow_id", "epoch")})
+    recorded = from_workflow(step_values(lambda name: step.c[name]))
     stmts: dict[str, Any] = {
         "start_workflow": insert(w)
         .from_select(list(started), select(started, w))
@@ -68,14 +79,12 @@ def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Ex
         .returning(*w.c, now.label("db_now")),
         "record_step": insert(st)
         .from_select(
-            list(step_values(lambda name: step.c[name])),
-            select(step_values(lambda name: step.c[name]), st).where(
-                sa.exists().where(w.c.workflow_id == step.c.workflow_id, w.c.epoch == step.c.epoch)
-            ),
+            list(recorded),
+            select(recorded, st)
+            .select_from(step)
+            .join(w, sa.and_(w.c.workflow_id == step.c.workflow_id, w.c.epoch == step.c.epoch)),
         )
-        .on_conflict_do_nothing(
-            index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
-        )
+        .on_conflict_do_nothing()
         .returning(st.c.workflow_id, st.c.position),
         "finish": sa.update(w)
         .where(w.c.workflow_id == finished.c.workflow_id, w.c.epoch == finished.c.epoch)

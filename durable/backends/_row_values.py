@@ -74,8 +74,18 @@ def finished_values(bind: Callable[[str], Any], now: Any) -> dict[str, Any]:
     }
 
 
+# Not the caller's: the store numbers records, and copies the workflow's
+# creation time from its row (``from_workflow``).
+_NOT_BOUND = ("id", "superseded", s.WORKFLOW_CREATED)
+
+
+def from_workflow(values: dict[str, Any]) -> dict[str, Any]:
+    """A step record's values, with what the statement reads from its workflow's row."""
+    return {**values, s.WORKFLOW_CREATED: s.workflows.c.created_at}
+
+
 def step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
     """A step record, live."""
-    values = {c.name: bind(c.name) for c in s.steps.c if c.name not in ("id", "superseded")}
+    values = {c.name: bind(c.name) for c in s.steps.c if c.name not in _NOT_BOUND}
     values["superseded"] = sa.false()
     return values

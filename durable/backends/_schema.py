@@ -27,6 +27,9 @@ from durable.backends._limits import (
 
 log = logging.getLogger("durable")
 
+WORKFLOW_CREATED = "workflow_created_at"
+"""The step records' copy of their workflow's ``created_at`` (version 10)."""
+
 metadata = sa.MetaData()
 
 meta = sa.Table(
@@ -173,6 +176,13 @@ steps = sa.Table(
     # Version 3: a fingerprint of the code that produced the record (its
     # bytecode and constants, and those of project-local functions it calls).
     sa.Column("code_hash", sa.String(64), nullable=True),
+    # Version 10: its workflow's created_at, copied from the workflow's row by
+    # the statement that writes the record. It is what a PostgreSQL store whose
+    # step records are partitioned by month partitions them by
+    # (``_partitions``): a month's records all belong to the workflows
+    # created in that month, so retention can drop the month whole. Records
+    # written before version 10 have none, and need none unpartitioned.
+    sa.Column(WORKFLOW_CREATED, sa.Float, nullable=True),
 )
 
 LIVE_STEP_WHERE = steps.c.superseded == sa.false()
@@ -383,6 +393,12 @@ def _v8_to_v9(conn: sa.Connection) -> None:
     conn.exec_driver_sql(str(CreateIndex(index).compile(dialect=conn.dialect)))
 
 
+def _v9_to_v10(conn: sa.Connection) -> None:
+    # A nullable column without a default: no row is rewritten on either database.
+    ddl = CreateColumn(steps.c[WORKFLOW_CREATED]).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE durable_steps ADD COLUMN {ddl}")
+
+
 MIGRATIONS: dict[int, Migration] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
@@ -392,6 +408,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: _v6_to_v7,
     7: _v7_to_v8,
     8: _v8_to_v9,
+    9: _v9_to_v10,
 }
 
 

@@ -14,6 +14,7 @@ from durable.backends._queue_statements import QueueStatements, is_active
 from durable.backends._row_values import (
     P,
     finished_values,
+    from_workflow,
     new_values,
     refers_to_file,
     started_values,
@@ -191,7 +192,11 @@ class Statements:
             .values(**p.new_workflow, attempts=0, parent_id=None, forked_from=P("forked_from"))
             .on_conflict_do_nothing(index_elements=[w.c.workflow_id])
         )
-        self.insert_step = p.insert(st).values(p.step_row)
+        # A fork's copy of a record: the new workflow's row is written first.
+        copied = from_workflow(p.step_row)
+        self.insert_step = p.insert(st).from_select(
+            list(copied), sa.select(*copied.values()).where(w.c.workflow_id == P("workflow_id"))
+        )
         self.cancel = (
             sa.update(w)
             .where(
@@ -237,12 +242,15 @@ class Statements:
         # unless the epoch still matches, and never over a standing record.
         # INSERT ... SELECT binds its values in a SELECT list, where the
         # database needs their types: each takes its column's.
+        # The conflict is named by no index: a store partitioned by month has
+        # its live-record index on (workflow_id, position, workflow_created_at),
+        # which a partitioned table's unique index must include; the only
+        # other unique index of the table is its generated id's.
+        recorded = from_workflow(p.step_row)
         self.record_step = (
             p.insert(st)
-            .from_select(list(p.step_row), sa.select(*p.step_row.values()).where(p.fence))
-            .on_conflict_do_nothing(
-                index_elements=[st.c.workflow_id, st.c.position], index_where=s.LIVE_STEP_WHERE
-            )
+            .from_select(list(recorded), sa.select(*recorded.values()).where(p.same_epoch))
+            .on_conflict_do_nothing()
         )
         attempt_values = {c.name: P(c.name, type_=c.type) for c in at.c if c.name != "id"}
         self.record_attempt = sa.insert(at).from_select(

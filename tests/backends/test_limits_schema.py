@@ -346,7 +346,9 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     with durable.Runtime(db_url):
         pass
     # Make it what durable-sdk wrote with schema version 4 (nor 6's deadlines,
-    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's indexes).
+    # streams and sessions, nor 7's schedules, nor 8's queues, nor 9's indexes,
+    # nor 10's copy of the workflow's creation time in its step records).
+    execute(db_url, "ALTER TABLE durable_steps DROP COLUMN workflow_created_at")
     execute(db_url, "DROP INDEX ix_durable_steps_superseded")
     execute(db_url, "DROP INDEX ix_durable_workflows_created")
     execute(db_url, "DROP TABLE durable_queues")
@@ -379,9 +381,67 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
         assert store.queues() == []  # and version 8's
         store.set_queue("mail", concurrency=2, partition_concurrency=1)
         assert store.get_queue("mail").concurrency == 2
-    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "9"
+    assert version(db_url) == str(_schema.SCHEMA_VERSION) == "10"
     assert "ix_durable_workflows_created" in indexes(db_url)
     assert "ix_durable_steps_superseded" in indexes(db_url, "durable_steps")
+
+
+_half_done: list[str] = []
+
+
+@durable.step(name="limits.v9_step")
+def _v9_step(n: int) -> int:
+    _half_done.append(f"step {n}")
+    return n
+
+
+@durable.durable_workflow(name="limits.v9_run")
+def _v9_run() -> list[int]:
+    first = _v9_step(1)
+    if "step 2" not in _half_done and not _half_done[-1:] == ["resume"]:
+        raise RuntimeError("crashed half way")
+    return [first, _v9_step(2)]
+
+
+def test_a_run_half_done_under_version_9_resumes_after_the_migration_to_10(
+    db_url: str,
+) -> None:
+    _half_done.clear()
+    with durable.Runtime(db_url):
+        with pytest.raises(RuntimeError):
+            _v9_run.run_sync(workflow_id="half")
+    # What version 9 wrote: records without their workflow's creation time.
+    execute(db_url, "ALTER TABLE durable_steps DROP COLUMN workflow_created_at")
+    execute(db_url, "UPDATE durable_meta SET value = '9' WHERE key = 'schema_version'")
+    _half_done.append("resume")
+    with durable.Runtime(db_url):
+        assert _v9_run.run_sync(workflow_id="half") == [1, 2]
+        assert _v9_run.run_sync(workflow_id="half") == [1, 2]
+    assert _half_done == ["step 1", "resume", "step 2"]  # step 1 replayed from version 9's record
+    assert version(db_url) == "10"
+    copied = select(
+        db_url,
+        "SELECT s.position, s.workflow_created_at = w.created_at FROM durable_steps s"
+        " JOIN durable_workflows w ON w.workflow_id = s.workflow_id ORDER BY s.position",
+    )
+    # The old record has none (an unpartitioned store needs none); the new one its workflow's.
+    assert [(p, None if same is None else bool(same)) for p, same in copied] == [
+        (1, None),
+        (2, True),
+    ]
+
+
+def select(url: str, sql: str) -> list[tuple[Any, ...]]:
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.split("sqlite:///", 1)[1])) as conn:
+            return [tuple(r) for r in conn.execute(sql)]
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
 
 
 def indexes(url: str, table: str = "durable_workflows") -> set[str]:
