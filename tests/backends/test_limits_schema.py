@@ -407,9 +407,8 @@ def test_a_run_half_done_under_version_9_resumes_after_the_migration_to_10(
     db_url: str,
 ) -> None:
     _half_done.clear()
-    with durable.Runtime(db_url):
-        with pytest.raises(RuntimeError):
-            _v9_run.run_sync(workflow_id="half")
+    with durable.Runtime(db_url), pytest.raises(RuntimeError):
+        _v9_run.run_sync(workflow_id="half")
     # What version 9 wrote: records without their workflow's creation time.
     execute(db_url, "ALTER TABLE durable_steps DROP COLUMN workflow_created_at")
     execute(db_url, "UPDATE durable_meta SET value = '9' WHERE key = 'schema_version'")
