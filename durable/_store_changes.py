@@ -212,6 +212,32 @@ class Changes:
         """Async form of :meth:`cleanup`."""
         return await self._cleanup(False, older_than, status, name, queue, dry_run)
 
+    def partition_by_month(self) -> int | None:
+        """Keep this PostgreSQL store's step records in one partition per month.
+
+        Each month's partition holds the records of the workflows created in
+        it (UTC), so a :meth:`cleanup` that removes every workflow of a past
+        month drops its partition whole instead of deleting its records row by
+        row: a retention job's cost no longer grows with the records it
+        removes. The workflows' own rows stay in one table (a workflow id is
+        unique across the store) and are deleted as before.
+
+        A one-off change of the store's layout: it copies every record into
+        the partitioned table in one transaction, during which the store's
+        other callers wait, so run it while workers are stopped. Returns how
+        many records it moved, or None if the store was partitioned already.
+        Opening the store and each cleanup make the partitions of the coming
+        months. A SQLite store refuses (``ConfigurationError``), changing
+        nothing.
+
+        Example::
+
+            with durable.Store.open("postgresql://db/app") as store:
+                store.partition_by_month()
+                store.cleanup(older_than=dt.timedelta(days=90))  # drops whole months
+        """
+        return drive(self._run(True, self._backend.partition_by_month))
+
     def cleanup_sessions(
         self,
         *,

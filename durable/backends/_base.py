@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, TypeVar
 
-from durable._errors import DurableError
+from durable._errors import ConfigurationError, DurableError
 from durable._records import (
     CheckSteps,
     Counts,
@@ -543,6 +543,18 @@ class Backend(ControlContract, ABC):
         ``name`` and ``queue``, when given, narrow it to workflows of that
         registered name, or enqueued on that queue.
         """
+
+    async def partition_by_month(self, tx: Any) -> int | None:
+        """Keep the step records in one partition per month (atomic); how many were moved.
+
+        None if they were kept so already. Only a PostgreSQL store can: the
+        default refuses, changing nothing.
+        """
+        raise ConfigurationError(
+            f"the store at {self.url} cannot keep its step records by month: only a "
+            "PostgreSQL store can. Its cleanup deletes old workflows row by row "
+            "(Store.cleanup), which is what it needs."
+        )
 
     @abstractmethod
     async def prune(self, tx: Any, keep_snapshots: int, dry_run: bool) -> Counts:

@@ -57,16 +57,8 @@ def rows_at_once(insert: Callable[[sa.Table], Any], now: Any) -> dict[str, sa.Ex
         }
     )
     started = started_values(lambda name: new.c[name], now)
-    step = unnest(
-        {
-            **{
-                c.name: c.type
-                for c in st.c
-                if c.name not in ("id", "superseded", s.WORKFLOW_CREATED)
-            },
-            "epoch": sa.Integer(),
-        }
-    )
+    bound = [name for name in step_values(str) if name != "superseded"]  # the caller's
+    step = unnest({**{name: st.c[name].type for name in bound}, "epoch": sa.Integer()})
     finished = unnest(
         {c: w.c[c].type for c in ("workflow_id", "epoch", "status", "result", "error")}
     )

@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -33,8 +33,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from durable._errors import BackendUnavailableError, ConfigurationError
+from durable.backends import _partitions
 from durable.backends import _schema as s
-from durable.backends._base import Operation
+from durable.backends._base import Operation, atomic
 from durable.backends._compiled import Compiled
 from durable.backends._fence import Fence
 from durable.backends._notify import Notifier
@@ -197,6 +198,7 @@ class PostgresBackend(SqlBackend):
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
             raise self._unavailable(exc) from exc
+        self._ready_months()
 
     # Opening ----------------------------------------------------------------
 
@@ -245,6 +247,48 @@ class PostgresBackend(SqlBackend):
             ) from exc
         finally:
             engine.dispose()
+
+    def _ready_months(self) -> None:
+        """A store kept by month: the partitions of this month and the next ones, made now.
+
+        A role that may only read and write rows cannot make them: the store
+        opens all the same (records of months without one go to the default
+        partition), and says so.
+        """
+        try:
+            made = self.run_sync(self._prepare_months)
+        except self._psycopg.errors.InsufficientPrivilege as exc:
+            log.warning(
+                "%s: the partitions of the coming months were not made (%s); the tables' "
+                "owner makes them when it opens the store or cleans it up",
+                self.url,
+                " ".join(str(exc).split()),
+            )
+            return
+        if made:
+            log.info("%s: made partitions %s", self.url, ", ".join(m.name for m in made))
+
+    @atomic
+    async def _prepare_months(self, tx: Tx) -> list[_partitions.Month]:
+        if not await _partitions.partitioned(tx):
+            return []
+        return await _partitions.prepare(tx, await self.now(tx))
+
+    @atomic
+    async def partition_by_month(self, tx: Tx) -> int | None:
+        return await _partitions.convert(tx, await self.now(tx))
+
+    async def _whole_months(
+        self, tx: Tx, doomed: sa.ColumnElement[bool]
+    ) -> Sequence[_partitions.Month]:
+        if not await _partitions.partitioned(tx):
+            return ()
+        now = await self.now(tx)
+        await _partitions.prepare(tx, now)
+        return await _partitions.whole(tx, now, doomed)
+
+    async def _drop_months(self, tx: Tx, months: Sequence[_partitions.Month]) -> None:
+        await _partitions.drop(tx, list(months))
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailableError:
         reason = " ".join(str(exc).split()).rstrip(".") or type(exc).__name__

@@ -56,24 +56,67 @@ class QueryStatements:
             stmt = stmt.limit(query.limit)
         return stmt
 
-    def finished_before(
+    def doomed(
         self,
         cutoff: float,
         statuses: Sequence[WorkflowStatus],
         name: str | None,
         queue: str | None,
-    ) -> sa.Select[Any]:
-        """The ids of the workflows a cleanup removes."""
+    ) -> sa.ColumnElement[bool]:
+        """Whether a cleanup removes a workflow: a condition on its row."""
         w = s.workflows
-        doomed = sa.select(w.c.workflow_id).where(
+        terms = [
             w.c.status.in_([st.value for st in statuses if st.finished]),
             w.c.finished_at < cutoff,
-        )
+        ]
         if name is not None:
-            doomed = doomed.where(w.c.name == name)
+            terms.append(w.c.name == name)
         if queue is not None:
-            doomed = doomed.where(w.c.queue == queue)
-        return doomed
+            terms.append(w.c.queue == queue)
+        return sa.and_(*terms)
+
+    def finished_before(
+        self, doomed: sa.ColumnElement[bool], outside: Sequence[tuple[float, float]] = ()
+    ) -> sa.Select[Any]:
+        """The ids of the workflows a cleanup removes one by one.
+
+        ``outside``: ranges of creation times whose workflows go another way
+        (a month's partition dropped whole, ``_partitions``).
+        """
+        w = s.workflows
+        return sa.select(w.c.workflow_id).where(
+            doomed, *(sa.or_(w.c.created_at < lo, w.c.created_at >= hi) for lo, hi in outside)
+        )
+
+    def created_in(
+        self, ranges: Sequence[tuple[float, float]]
+    ) -> tuple[list[sa.Executable], list[sa.Executable]]:
+        """What removing every workflow created in these ranges counts and deletes, but records.
+
+        Their records go with their partitions (``_partitions.drop``). The
+        counts are of workflows, records and failed attempts.
+        """
+        w, st, at = s.workflows, s.steps, s.step_attempts
+        made = sa.or_(*(sa.and_(w.c.created_at >= lo, w.c.created_at < hi) for lo, hi in ranges))
+        copied = sa.or_(
+            *(
+                sa.and_(st.c[s.WORKFLOW_CREATED] >= lo, st.c[s.WORKFLOW_CREATED] < hi)
+                for lo, hi in ranges
+            )
+        )
+        ids = sa.select(w.c.workflow_id).where(made)
+        count = sa.select(sa.func.count())
+        counts: list[sa.Executable] = [
+            count.select_from(w).where(made),
+            count.select_from(st).where(copied),
+            count.select_from(at).where(at.c.workflow_id.in_(ids)),
+        ]
+        deletes: list[sa.Executable] = [
+            sa.delete(table).where(table.c.workflow_id.in_(ids))
+            for table in (at, s.events, s.streams)
+        ]
+        deletes.append(sa.delete(w).where(made))
+        return counts, deletes
 
     def prunable_steps(self, keep_snapshots: int) -> sa.ColumnElement[bool]:
         """Which step rows a prune removes: superseded ones, and snapshots past the newest N."""

@@ -102,7 +102,7 @@ def _partial(
     """An index of only the rows ``where`` holds (a partial index, on both databases).
 
     The condition is handed to the dialect in use when a schema is made
-    (:func:`_use_partial`): naming both dialects' options here would import
+    (:func:`use_partial`): naming both dialects' options here would import
     PostgreSQL's dialect, and its drivers' modules, into every SQLite process.
     """
     index = sa.Index(name, *columns, unique=unique)
@@ -110,7 +110,7 @@ def _partial(
     return index
 
 
-def _use_partial(dialect: str) -> None:
+def use_partial(dialect: str) -> None:
     for index, where in _PARTIAL:
         index.dialect_kwargs[f"{dialect}_where"] = where
 
@@ -417,7 +417,7 @@ def ensure_schema(conn: sa.Connection, where: str, schema: str | None = None) ->
 
     Returns the version the database had before (0 for a new one).
     """
-    _use_partial(conn.dialect.name)
+    use_partial(conn.dialect.name)
     found = check_version(conn, where, schema)
     if found == 0:
         # No half-made schema can exist (DDL is transactional on both
@@ -528,7 +528,7 @@ def creation(dialect: sa.Dialect) -> list[str]:
     """
     statements = _DDL.get(dialect.name)
     if statements is None:
-        _use_partial(dialect.name)
+        use_partial(dialect.name)
         statements = []
         for table in metadata.sorted_tables:
             statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())

@@ -14,6 +14,8 @@ from durable.backends._tx import Tx
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from durable.backends._partitions import Month
+
 
 class StoreOps(SqlOps):
     """The store as a whole."""
@@ -29,8 +31,38 @@ class StoreOps(SqlOps):
         name: str | None = None,
         queue: str | None = None,
     ) -> Counts:
-        doomed = self.q.per_call.finished_before(cutoff, statuses, name, queue)
-        return await self._delete(tx, doomed, None, dry_run)
+        doomed = self.q.per_call.doomed(cutoff, statuses, name, queue)
+        months = await self._whole_months(tx, doomed)
+        outside = [(m.start, m.end) for m in months]
+        counts = await self._delete(
+            tx, self.q.per_call.finished_before(doomed, outside), None, dry_run
+        )
+        if not months:
+            return counts
+        # Past months every workflow of which goes: their rows are deleted,
+        # their step records dropped with their partitions.
+        tallies, deletes = self.q.per_call.created_in(outside)
+        found = [int((await tx.execute(c)).rows[0][0]) for c in tallies]
+        if not dry_run:
+            for delete in deletes:
+                await tx.execute(delete)
+            await self._drop_months(tx, months)
+        return Counts(
+            workflows=counts.workflows + found[0],
+            steps=counts.steps + found[1],
+            attempts=counts.attempts + found[2],
+        )
+
+    async def _whole_months(self, tx: Tx, doomed: sa.ColumnElement[bool]) -> Sequence[Month]:
+        """Past months whose every workflow a cleanup removes, where records are kept by month.
+
+        Only a PostgreSQL store partitioned by month has any (``_partitions``).
+        """
+        return ()
+
+    async def _drop_months(self, tx: Tx, months: Sequence[Month]) -> None:
+        """Drop the records of ``months``, whose workflows' rows are deleted."""
+        raise NotImplementedError  # only a store that has whole months has any
 
     @atomic
     async def prune(self, tx: Tx, keep_snapshots: int, dry_run: bool) -> Counts:

@@ -107,7 +107,7 @@ def test_a_workflows_history_and_cleanup_read_the_step_indexes(tmp_path: Path) -
         pass
     _, real, compiled = _precompile.compiled_now()
     per_call = real.per_call
-    doomed = per_call.finished_before(0.0, list(WorkflowStatus), None, None)
+    doomed = per_call.finished_before(per_call.doomed(0.0, list(WorkflowStatus), None, None))
     counts, deletes, files = per_call.removal(doomed, None)
     assert counts[1] is not None
     history = compiled(real.history, {"workflow_id": "w"})

@@ -55,6 +55,7 @@ def test_migrate_says_what_it_did(url: str, capsys: pytest.CaptureFixture[str]) 
         conn.execute("DROP INDEX ix_durable_workflows_start_by")
         conn.execute("DROP INDEX ix_durable_workflows_created")
         conn.execute("DROP INDEX ix_durable_steps_superseded")
+        conn.execute("ALTER TABLE durable_steps DROP COLUMN workflow_created_at")
         for column in ("partition_key", "start_by"):
             conn.execute(f"ALTER TABLE durable_workflows DROP COLUMN {column}")
         conn.execute("DROP INDEX ix_durable_workflows_parent")
