@@ -13,8 +13,14 @@ through the public :class:`durable.Store`, it times:
 - ``cleanup(older_than=0)`` of every workflow: the DELETE of all their
   rows, in one transaction, last.
 
+The workflows were created over the twelve months before this one. With
+``--monthly``, each PostgreSQL store is measured twice: as it is, and kept by
+month (``Store.partition_by_month``, timed too), where the cleanup drops
+eleven or twelve partitions instead of deleting their records.
+
     python benchmarks/store_scale.py                              # SQLite, 1,000,000 x 10
     python benchmarks/store_scale.py --backends sqlite,postgresql --markdown
+    python benchmarks/store_scale.py --backends postgresql --monthly --markdown
     python benchmarks/store_scale.py --workflows 10000 --repeat 3  # a quick look
 
 Medians (and the slowest) over ``--repeat`` reads of different workflows.
@@ -24,6 +30,7 @@ Nothing here asserts on timings: the figures are for reading.
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
 import statistics
 import sys
@@ -44,77 +51,93 @@ _WORKFLOW_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "workflow_id, position, name, status, output, attempt, started_at, finished_at, "
-    "superseded, kind"
+    "superseded, kind, workflow_created_at"
 )
+_DAY = 86_400.0
 
 
-def _fill_sqlite(path: str, workflows: int, steps: int, t0: float) -> None:
+def _span(workflows: int) -> tuple[float, float]:
+    """The first creation time and the step between two: the 360 days before this month."""
+    today = time.gmtime()
+    this_month = calendar.timegm((today.tm_year, today.tm_mon, 1, 0, 0, 0))
+    first = this_month - _DAY - 360 * _DAY
+    return first, 360 * _DAY / workflows
+
+
+def _fill_sqlite(path: str, workflows: int, steps: int) -> None:
     import sqlite3
 
+    t0, gap = _span(workflows)
+    at = f"{t0!r} + i * {gap!r}"
     with contextlib.closing(sqlite3.connect(path)) as conn:
         series = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
         wid = "printf('wf-%08d', i)"
         conn.execute(
             f"{series} INSERT INTO durable_workflows ({_WORKFLOW_COLUMNS}) "
-            f"SELECT {wid}, '{NAME}', 'success', '', 1, 1, ? + i * 0.001, ? + i * 0.001, "
-            "? + i * 0.001, 0, 0 FROM n",
-            (workflows - 1, t0, t0, t0),
+            f"SELECT {wid}, '{NAME}', 'success', '', 1, 1, {at}, {at}, {at}, 0, 0 FROM n",
+            (workflows - 1,),
         )
         conn.execute(
             f"{series}, p(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM p WHERE j < ?) "
             f"INSERT INTO durable_steps ({_STEP_COLUMNS}) "
-            f"SELECT {wid}, j, 'step', 'success', randomblob(28), 1, ? + i * 0.001, "
-            "? + i * 0.001, 0, 'step' FROM n, p",
-            (workflows - 1, steps - 1, t0, t0),
+            f"SELECT {wid}, j, 'step', 'success', randomblob(28), 1, {at}, {at}, 0, 'step', "
+            f"{at} FROM n, p",
+            (workflows - 1, steps - 1),
         )
         conn.execute(
             f"{series} INSERT INTO durable_steps ({_STEP_COLUMNS}) "
-            f"SELECT {wid}, 0, 'step', 'error', randomblob(28), 1, ?, ?, 1, 'step' "
+            f"SELECT {wid}, 0, 'step', 'error', randomblob(28), 1, {at}, {at}, 1, 'step', {at} "
             "FROM n WHERE i % 100 = 0",
-            (workflows - 1, t0, t0),
+            (workflows - 1,),
         )
         conn.commit()
+        conn.execute("ANALYZE")
 
 
-def _fill_postgres(url: str, schema: str, workflows: int, steps: int, t0: float) -> None:
+def _fill_postgres(url: str, schema: str, workflows: int, steps: int) -> None:
     import psycopg
 
+    t0, gap = _span(workflows)
+    at = f"{t0!r} + i * {gap!r}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
         wid = "'wf-' || lpad(i::text, 8, '0')"
         conn.execute(
             f"INSERT INTO durable_workflows ({_WORKFLOW_COLUMNS}) "
-            f"SELECT {wid}, '{NAME}', 'success', '', 1, 1, %(t0)s + i * 0.001, "
-            "%(t0)s + i * 0.001, %(t0)s + i * 0.001, 0, 0 "
+            f"SELECT {wid}, '{NAME}', 'success', '', 1, 1, {at}, {at}, {at}, 0, 0 "
             "FROM generate_series(0, %(last)s) AS i",
-            {"t0": t0, "last": workflows - 1},
+            {"last": workflows - 1},
         )
         conn.execute(
             f"INSERT INTO durable_steps ({_STEP_COLUMNS}) "
             f"SELECT {wid}, j, 'step', 'success', sha224((i * 1000 + j)::text::bytea), 1, "
-            "%(t0)s + i * 0.001, %(t0)s + i * 0.001, false, 'step' "
+            f"{at}, {at}, false, 'step', {at} "
             "FROM generate_series(0, %(last)s) AS i, generate_series(0, %(steps)s) AS j",
-            {"t0": t0, "last": workflows - 1, "steps": steps - 1},
+            {"last": workflows - 1, "steps": steps - 1},
         )
         conn.execute(
             f"INSERT INTO durable_steps ({_STEP_COLUMNS}) "
-            f"SELECT {wid}, 0, 'step', 'error', sha224(i::text::bytea), 1, %(t0)s, %(t0)s, "
-            "true, 'step' FROM generate_series(0, %(last)s, 100) AS i",
-            {"t0": t0, "last": workflows - 1},
+            f"SELECT {wid}, 0, 'step', 'error', sha224(i::text::bytea), 1, {at}, {at}, "
+            "true, 'step', {at} FROM generate_series(0, %(last)s, 100) AS i".replace("{at}", at),
+            {"last": workflows - 1},
         )
         conn.execute("ANALYZE")
 
 
 @contextlib.contextmanager
-def _store(backend: str, postgres_url: str, workflows: int, steps: int) -> Iterator[str]:
-    """A store of ``workflows`` finished workflows, ``steps`` records each; its URL."""
-    t0 = time.time() - 86_400
+def _store(
+    backend: str, postgres_url: str, workflows: int, steps: int, monthly: bool = False
+) -> Iterator[str]:
+    """A store of ``workflows`` finished workflows, ``steps`` records each; its URL.
+
+    ``monthly``: a PostgreSQL store, then kept by month (the conversion timed).
+    """
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/scale.db"
             with durable.Runtime(url):  # durable makes the schema
                 pass
-            _fill_sqlite(f"{tmp}/scale.db", workflows, steps, t0)
+            _fill_sqlite(f"{tmp}/scale.db", workflows, steps)
             yield url
         return
     import psycopg
@@ -125,7 +148,16 @@ def _store(backend: str, postgres_url: str, workflows: int, steps: int) -> Itera
     try:
         with durable.Runtime(url):
             pass
-        _fill_postgres(base, schema, workflows, steps, t0)
+        _fill_postgres(base, schema, workflows, steps)
+        if monthly:
+            started = time.perf_counter()
+            with durable.Store.open(url) as store:
+                moved = store.partition_by_month()
+            print(
+                f"kept by month: {moved:,} records moved in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         yield url
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
@@ -174,6 +206,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10, help="records per workflow")
     parser.add_argument("--repeat", type=int, default=15, help="reads of each kind")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--monthly",
+        action="store_true",
+        help="also measure each PostgreSQL store kept by month (Store.partition_by_month)",
+    )
     bench.add_store_args(parser)
     args = parser.parse_args(argv)
     bench.choose_backends(args, parser)
@@ -183,13 +220,17 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"PostgreSQL: {why}")
         args.backends = tuple(b for b in args.backends if b != "postgresql")
     rows = [["store", "what", "median", "slowest"]]
-    for backend in args.backends:
+    layouts = [(b, False) for b in args.backends]
+    if args.monthly and "postgresql" in args.backends:
+        layouts.append(("postgresql", True))
+    for backend, monthly in layouts:
+        shown = f"{backend}, kept by month" if monthly else backend
         started = time.perf_counter()
-        with _store(backend, args.postgres_url, args.workflows, args.steps) as url:
+        with _store(backend, args.postgres_url, args.workflows, args.steps, monthly) as url:
             filled = time.perf_counter() - started
-            print(f"{backend}: filled in {filled:.0f} s", file=sys.stderr, flush=True)
+            print(f"{shown}: ready in {filled:.0f} s", file=sys.stderr, flush=True)
             for what, (median, slowest) in measure(url, args.workflows, args.repeat).items():
-                rows.append([backend, what, f"{median * 1000:.1f} ms", f"{slowest * 1000:.1f} ms"])
+                rows.append([shown, what, f"{median * 1000:.1f} ms", f"{slowest * 1000:.1f} ms"])
     print(bench.render(rows, args.markdown))
 
 

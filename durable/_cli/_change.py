@@ -143,21 +143,39 @@ def cleanup_sessions(
 
 
 @click.command("migrate")
+@click.option(
+    "--partition-by-month",
+    is_flag=True,
+    help="PostgreSQL: keep the step records in one partition per month, so that a cleanup "
+    "drops whole months (a one-off copy; stop the workers first).",
+)
 @json_flag()
 @click.pass_obj
-def migrate(state: State, as_json: bool) -> None:
+def migrate(state: State, partition_by_month: bool, as_json: bool) -> None:
     """Bring the store's tables to this durable-sdk's schema version (opening it does too)."""
     from durable.backends import SCHEMA_VERSION
 
     before = state.runtime().backend.schema_before
+    moved = state.store().partition_by_month() if partition_by_month else None
     if as_json:
-        echo_json({"before": before, "after": SCHEMA_VERSION})
-    elif before == 0:
+        found: dict[str, Any] = {"before": before, "after": SCHEMA_VERSION}
+        if partition_by_month:
+            found["records_moved"] = moved
+        echo_json(found)
+        return
+    if before == 0:
         click.echo(f"created a new store at schema version {SCHEMA_VERSION}")
     elif before is not None and before < SCHEMA_VERSION:
         click.echo(f"migrated from schema version {before} to {SCHEMA_VERSION}")
     else:
-        click.echo(f"already at schema version {SCHEMA_VERSION}; nothing to do")
+        done = "" if partition_by_month else "; nothing to do"
+        click.echo(f"already at schema version {SCHEMA_VERSION}{done}")
+    if partition_by_month:
+        click.echo(
+            "the step records were kept by month already"
+            if moved is None
+            else f"moved {moved:,} step records into one partition per month"
+        )
 
 
 @click.command("prune")

@@ -9,6 +9,11 @@ refuses, changing nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +23,7 @@ import durable
 from durable.backends import Backend, _partitions
 from durable.backends._partitions import Month
 from durable.testing.contract import BackendContract
+from tests.conftest import durable_command
 
 _ran: list[str] = []
 _stop_after: list[int] = []  # a step after which the workflow fails
@@ -235,3 +241,73 @@ def test_a_sqlite_store_refuses_to_be_kept_by_month(durable_sqlite: str) -> None
         with pytest.raises(durable.ConfigurationError, match="only a PostgreSQL store"):
             store.partition_by_month()
         assert store.get_workflow("kept") is not None
+
+
+def test_durable_migrate_partitions_by_month_and_says_so(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = durable_command()
+    with durable.Runtime(postgres_url):
+        _run.run_sync(2, workflow_id="cli")
+    assert command(["--url", postgres_url, "migrate", "--partition-by-month"]) == 0
+    out = capsys.readouterr().out
+    assert "moved 2 step records into one partition per month" in out
+    assert "nothing to do" not in out
+    assert command(["--url", postgres_url, "migrate", "--partition-by-month", "-o", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["records_moved"] is None  # kept by month already
+    assert "durable_steps_default" in _partitions_of(postgres_url)
+
+
+def test_durable_migrate_on_sqlite_refuses_to_partition(
+    durable_sqlite: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = durable_command()
+    with durable.Runtime(durable_sqlite):
+        pass
+    assert command(["--url", durable_sqlite, "migrate", "--partition-by-month"]) != 0
+    assert "only a PostgreSQL store" in capsys.readouterr().err
+
+
+def test_a_conversion_killed_half_way_leaves_the_store_as_it_was(postgres_url: str) -> None:
+    """SIGKILL while the records are being copied: the store is as it was, and can try again."""
+    with durable.Runtime(postgres_url):
+        _run.run_sync(3, workflow_id="kept")
+    # Enough records that the copy takes a while (20,000 workflows of 10).
+    _sql(
+        postgres_url,
+        "INSERT INTO durable_workflows (workflow_id, name, status, args_fingerprint, attempts, "
+        "epoch, created_at, updated_at, finished_at) SELECT 'bulk-' || i, 'bulk', 'success', "
+        "'', 1, 1, 1.7e9 + i, 1.7e9 + i, 1.7e9 + i FROM generate_series(1, 20000) i",
+    )
+    _sql(
+        postgres_url,
+        "INSERT INTO durable_steps (workflow_id, position, name, status, output, attempt, "
+        "started_at, finished_at, superseded, kind) SELECT 'bulk-' || i, j, 's', 'success', "
+        "'\\x00', 1, 0, 0, false, 'step' FROM generate_series(1, 20000) i, "
+        "generate_series(1, 10) j",
+    )
+    before = _sql(postgres_url, "SELECT count(*), sum(id) FROM durable_steps")
+    code = f"import durable; durable.Store.open({postgres_url!r}).partition_by_month()"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        while not _sql(
+            postgres_url,
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'INSERT INTO durable_steps %%' "
+            "AND state = 'active' AND pid <> pg_backend_pid()",
+        ):
+            assert proc.poll() is None, "the conversion ended before it could be killed"
+            assert time.monotonic() < deadline, "the copy never started"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    with durable.Store.open(postgres_url) as store:
+        assert len(store.history("kept")) == 3  # waits for the server to roll it back
+        assert _partitions_of(postgres_url) == []
+        assert _sql(postgres_url, "SELECT count(*), sum(id) FROM durable_steps") == before
+        assert store.partition_by_month() == before[0][0]
+    with durable.Runtime(postgres_url):
+        assert _run.run_sync(3, workflow_id="kept") == 3
