@@ -45,6 +45,7 @@ from durable._errors import (
     RecordedError,
     SerializationError,
 )
+from durable._records import Parts, joined
 
 _V1, _V2, _V3 = 1, 2, 3
 _ZLIB, _ZSTD, _SIGNED = 0x01, 0x02, 0x04
@@ -64,6 +65,9 @@ _LARGE_BYTES = 64 * 1024
 _BINBYTES_HEAD = pickle.PROTO + bytes((5,)) + pickle.BINBYTES
 _BINBYTES_TAIL = pickle.MEMOIZE + pickle.STOP
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024 * 1024
+PARTS_BYTES = 64 * 1024
+"""A sealed step result this large is handed to the store in :class:`Parts`
+(below it, one buffer: joining is cheap, and the row holds it anyway)."""
 
 
 # Pickled alike by pickle and cloudpickle, whose pickler costs more to set up
@@ -96,7 +100,7 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
     a process that does not define it (``durable show`` from the shell).
     """
 
-    def __init__(self, file: io.BytesIO, *, protocol: int, by_value: bool) -> None:
+    def __init__(self, file: io.BytesIO | _PartsWriter, *, protocol: int, by_value: bool) -> None:
         super().__init__(file, protocol=protocol)
         self._by_value = by_value
 
@@ -156,14 +160,54 @@ def pickle_value(value: Any, *, what: str) -> bytes:
     try:
         data = dumps(value)
     except Exception as exc:
-        raise SerializationError(
-            f"cannot pickle the {what}: a value of type {_type_name(value)} "
-            f"is not picklable by cloudpickle ({type(exc).__name__}: {exc}). "
-            "Return plain data (or make the type picklable) from durable code.",
-            what=what,
-            type_name=_type_name(value),
-        ) from exc
+        raise _unpicklable(value, what, exc) from exc
     return data
+
+
+class _PartsWriter:
+    """A file for the pickler that keeps what it is given, in order, without copying.
+
+    The pickler writes its frames (64 KiB each, fresh bytes of its own) and,
+    past them, a large bytes or str value's own buffer: kept as they are,
+    they are the pickle in parts. Anything else it writes (a view of a
+    bytearray's or an array's memory) is copied at once, as a file would:
+    that memory may change after the call.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.parts.append(data if type(data) is bytes else bytes(data))
+        return len(data)
+
+
+def pickle_parts(value: Any, *, what: str) -> Sequence[bytes]:
+    """:func:`pickle_value`, as the pieces the pickler wrote (joined: the same bytes).
+
+    Pickling into one buffer copies each large buffer of the value into it;
+    the pieces leave them where they are, for the store to write out.
+    """
+    if type(value) in _PLAIN:
+        return (pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),)
+    writer = _PartsWriter()
+    try:
+        _Pickler(writer, protocol=pickle.HIGHEST_PROTOCOL, by_value=True).dump(value)
+    except Exception as exc:
+        raise _unpicklable(value, what, exc) from exc
+    return writer.parts
+
+
+def _unpicklable(value: Any, what: str, exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"cannot pickle the {what}: a value of type {_type_name(value)} "
+        f"is not picklable by cloudpickle ({type(exc).__name__}: {exc}). "
+        "Return plain data (or make the type picklable) from durable code.",
+        what=what,
+        type_name=_type_name(value),
+    )
 
 
 def pickle_error(exc: BaseException) -> bytes:
@@ -317,17 +361,21 @@ class Codec:
         ``bound`` is :func:`columns` of the row the payload is stored in: the
         signature then covers them, so editing one of them is detected.
         """
-        return self._seal((body,), where, what=what, bound=bound)
+        return joined(self._seal((body,), where, what=what, bound=bound))
 
     def _seal(
-        self, parts: tuple[bytes, ...], where: bytes, *, what: str, bound: bytes = b""
-    ) -> bytes:
-        """The stored form of the pickled body made of ``parts``, joined once."""
+        self, parts: Sequence[bytes], where: bytes, *, what: str, bound: bytes = b""
+    ) -> bytes | Parts:
+        """The stored form of the pickled body made of ``parts``.
+
+        One buffer when small; from ``PARTS_BYTES`` on, the header and the
+        parts, not joined (see :class:`Parts`): the bytes are the same.
+        """
         if self._key is None and len(parts) == 1:
             # The common case (a small result, no key): its header and itself.
             body, limit = parts[0], self.max_payload_bytes
             small = self.compress_threshold is None or len(body) < self.compress_threshold
-            if small and (limit is None or len(body) + 2 <= limit):
+            if small and (limit is None or len(body) + 2 <= limit) and len(body) < PARTS_BYTES:
                 return _PLAIN_HEADER + body
         flags = 0
         if self.compress_threshold is not None and sum(map(len, parts)) >= self.compress_threshold:
@@ -338,7 +386,7 @@ class Codec:
             mac = hmac.new(self._key, _signed_place(where, bound) + header, hashlib.sha256)
             for part in parts:
                 mac.update(part)
-            pieces: tuple[bytes, ...] = (header, _key_id(self._key), mac.digest(), *parts)
+            pieces: tuple[bytes, ...] = (header + _key_id(self._key) + mac.digest(), *parts)
         else:
             pieces = (bytes((_V2, flags)), *parts)
         size = sum(map(len, pieces))
@@ -351,17 +399,26 @@ class Codec:
                 size=size,
                 limit=self.max_payload_bytes,
             )
+        if size >= PARTS_BYTES:
+            return Parts(pieces)
         return b"".join(pieces)
 
-    def open(self, payload: bytes, where: bytes, *, what: str, bound: bytes = b"") -> bytes:
+    def open(self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b"") -> bytes:
         """The pickled body of a stored payload, verified; never unpickles it."""
+        return bytes(self._open(joined(payload), where, what=what, bound=bound))
+
+    def _open(self, payload: bytes, where: bytes, *, what: str, bound: bytes) -> bytes | memoryview:
+        """:meth:`open`, the body as a view of ``payload`` when it is stored as is.
+
+        A slice of a 16 MiB payload would copy it; unpickling reads the view.
+        """
         if len(payload) < 2 or payload[0] not in (_V1, _V2, _V3):
             raise self._refuse(what, f"an unknown header {bytes(payload[:2])!r}")
         version, flags = payload[0], payload[1]
         if version == _V1:
             if flags or self._key is not None:
                 raise self._refuse(what, "no signature (it predates signing)")
-            return payload[2:]
+            return memoryview(payload)[2:]
         body_at = 2
         if flags & _SIGNED:
             body_at = 2 + _KEY_ID_LEN + _MAC_LEN
@@ -375,10 +432,9 @@ class Codec:
             mac = payload[2 + _KEY_ID_LEN : body_at]
             # Format 2 signed the place alone: its rows are read as before.
             signed = where if version == _V2 else _signed_place(where, bound)
-            expected = hmac.new(
-                key, signed + payload[:2] + payload[body_at:], hashlib.sha256
-            ).digest()
-            if not hmac.compare_digest(mac, expected):
+            expected = hmac.new(key, signed + payload[:2], hashlib.sha256)
+            expected.update(memoryview(payload)[body_at:])
+            if not hmac.compare_digest(mac, expected.digest()):
                 raise self._refuse(
                     what,
                     "a signature that does not match (tampered with, moved from "
@@ -387,7 +443,7 @@ class Codec:
                 )
         elif self._key is not None:
             raise self._refuse(what, "no signature, and a secret key is configured")
-        body = payload[body_at:]
+        body = memoryview(payload)[body_at:]
         if flags & _ZSTD:
             if self._zstd is None:
                 raise ConfigurationError(
@@ -397,21 +453,32 @@ class Codec:
             return bytes(self._zstd.ZstdDecompressor().decompress(body))
         if flags & _ZLIB:
             return zlib.decompress(body)
-        return bytes(body)
+        return body
 
     def dumps(self, value: Any, where: bytes, *, what: str, bound: bytes = b"") -> bytes:
         """Pickle and seal a value."""
+        return joined(self.dumps_parts(value, where, what=what, bound=bound))
+
+    def dumps_parts(
+        self, value: Any, where: bytes, *, what: str, bound: bytes = b""
+    ) -> bytes | Parts:
+        """Pickle and seal a value; a large one in :class:`Parts`, never joined.
+
+        The bytes are those :meth:`dumps` gives. Neither the pickle nor the
+        sealing copies a large result: the pickle's frames are written to a
+        list (``pickle_parts``), the value's own buffers among them, and the
+        header goes before them.
+        """
         if type(value) is bytes and _LARGE_BYTES <= len(value) < 1 << 32:
-            # A file, an image, a buffer: pickle.dumps would copy it twice and
-            # sealing once more. Its pickle is a few opcodes around it (the
-            # very bytes pickle.dumps gives), so the stored form takes one copy.
+            # A file, an image, a buffer: its pickle is a few opcodes around it
+            # (the very bytes pickle.dumps gives), without pickling anything.
             head = _BINBYTES_HEAD + len(value).to_bytes(4, "little")
             return self._seal((head, value, _BINBYTES_TAIL), where, what=what, bound=bound)
-        return self.seal(pickle_value(value, what=what), where, what=what, bound=bound)
+        return self._seal(pickle_parts(value, what=what), where, what=what, bound=bound)
 
-    def loads(self, payload: bytes, where: bytes, *, what: str, bound: bytes = b"") -> Any:
+    def loads(self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b"") -> Any:
         """Open and unpickle a payload."""
-        return pickle.loads(self.open(payload, where, what=what, bound=bound))
+        return pickle.loads(self._open(joined(payload), where, what=what, bound=bound))
 
     def dumps_error(
         self, exc: BaseException, where: bytes, *, what: str, bound: bytes = b""
@@ -420,10 +487,10 @@ class Codec:
         return self.seal(pickle_error(exc), where, what=what, bound=bound)
 
     def loads_error(
-        self, payload: bytes, where: bytes, *, what: str, bound: bytes = b""
+        self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b""
     ) -> BaseException:
         """The exception recorded by :meth:`dumps_error`, ready to raise."""
-        body = self.open(payload, where, what=what, bound=bound)
+        body = self._open(joined(payload), where, what=what, bound=bound)
         try:
             value = pickle.loads(body)
         except Exception as exc:
@@ -440,7 +507,7 @@ class Codec:
             raise self._refuse(what, "a value that is not an exception")
         return value
 
-    def _compress(self, parts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], int]:
+    def _compress(self, parts: Sequence[bytes]) -> tuple[Sequence[bytes], int]:
         first = parts[0]
         sample = first[:_SAMPLE]
         if len(sample) < _SAMPLE and len(parts) > 1:  # a header: sample what follows it

@@ -297,7 +297,7 @@ class Steps(Part):
             else b""
         )
         output = (
-            self.engine.codec.dumps(value, slot, what=f"result of {where}", bound=bound)
+            self.engine.codec.dumps_parts(value, slot, what=f"result of {where}", bound=bound)
             if error is None
             else self.engine.codec.dumps_error(error, slot, what=f"error of {where}", bound=bound)
         )

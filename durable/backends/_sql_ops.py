@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from durable._records import StepRow, WorkflowRow
+from durable._records import StepRow, WorkflowRow, joined
 from durable.backends._base import Backend
 from durable.backends._payload_files import EXTERNAL_BYTES, MARKER, PayloadFiles
 from durable.backends._sql_rows import step_params, step_row, workflow_row
@@ -41,10 +41,10 @@ class SqlOps(Backend):
 
     def _step_params(self, workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
         """A step record's parameters, its output written to a file first if large."""
-        params = step_params(workflow_id, epoch, step)
         if self.payloads is not None and len(step.output) >= EXTERNAL_BYTES:
-            params["output"] = self.payloads.store(step.output)
-        return params
+            # Its parts go to the file as they are (never joined: see Parts).
+            return step_params(workflow_id, epoch, step, self.payloads.store(step.output))
+        return step_params(workflow_id, epoch, step)
 
     def _unwritten(self, params: dict[str, Any]) -> None:
         """A record these parameters were for was not written: its file goes at once."""
@@ -54,8 +54,9 @@ class SqlOps(Backend):
     def _step_row(self, r: Any) -> StepRow:
         """A step record from a result row, its output read from its file if it has one."""
         row = step_row(r)
-        if self.payloads is not None and row.output.startswith(MARKER):
-            row = dataclasses.replace(row, output=self.payloads.load(row.output))
+        stored = joined(row.output)  # a row read back holds bytes: the same object
+        if self.payloads is not None and stored.startswith(MARKER):
+            row = dataclasses.replace(row, output=self.payloads.load(stored))
         return row
 
     async def get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:

@@ -14,6 +14,7 @@ from durable._records import (
     WorkflowStatus,
     built,
     field_names,
+    joined,
 )
 
 R = TypeVar("R")
@@ -28,14 +29,17 @@ def lost(workflow_id: str, epoch: int) -> OwnershipLostError:
     )
 
 
-def step_params(workflow_id: str, epoch: int, step: StepRow) -> dict[str, Any]:
+def step_params(
+    workflow_id: str, epoch: int, step: StepRow, output: bytes | None = None
+) -> dict[str, Any]:
+    """A step record's parameters; ``output`` in place of its own (a file's reference)."""
     return {
         "workflow_id": workflow_id,
         "epoch": epoch,
         "position": step.position,
         "name": step.name,
         "status": step.status.value,
-        "output": step.output,
+        "output": joined(step.output) if output is None else output,
         "attempt": step.attempt,
         # Floats, also from a clock that gives whole numbers: a column's values
         # go in one array when records share a statement.

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from durable.backends import Backend, NewWorkflow, Owner, StepRow, StepStatus, WorkflowRow
+from durable.backends import Backend, NewWorkflow, Owner, Parts, StepRow, StepStatus, WorkflowRow
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,7 +55,7 @@ class Store:
         return found
 
 
-def step(position: int, output: bytes = b"out", *, status: StepStatus = StepStatus.SUCCESS,
+def step(position: int, output: bytes | Parts = b"out", *, status: StepStatus = StepStatus.SUCCESS,
          kind: str = "step") -> StepRow:  # fmt: skip
     """A step record as the engine writes one."""
     return StepRow(position, f"step{position}", status, output, 1, 1.0, 2.0, kind=kind)

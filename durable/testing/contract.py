@@ -39,6 +39,7 @@ from durable.backends import (
     Counts,
     EventGone,
     NewWorkflow,
+    Parts,
     Placement,
     StepAttemptRow,
     StepStatus,
@@ -350,6 +351,25 @@ class BackendContract(StateChecks, QueueChecks):
         with pytest.raises(OwnershipLostError):
             store(b.record_step, "w", 5, step(2))
         assert {p: r.output for p, r in store(b.load_steps, "w").items()} == {1: b"first"}
+
+    @checks("record_step", "record_steps", "load_steps")
+    def test_a_record_in_parts_reads_back_as_its_bytes(self, store: Store) -> None:
+        """A record whose output comes in :class:`Parts` is stored as their bytes, in order.
+
+        The engine hands a large step result over in parts (its header, the
+        pickle's frames, the result's buffer); a store reads back ``bytes``.
+        """
+        b = store.backend
+        store.start("w")
+        big = [bytes([i]) * (100_000 + i) for i in range(3)]  # a file, if the store has them
+        outputs = {1: Parts((b"h", *big)), 2: Parts((b"x" * 70_000, b"", b"y")), 3: Parts(big)}
+        assert store(b.record_step, "w", 1, step(1, outputs[1])).output == outputs[1]
+        store(b.record_steps, "w", 1, [step(2, outputs[2]), step(3, outputs[3])])
+        loaded = store(b.load_steps, "w")
+        assert {p: type(r.output) for p, r in loaded.items()} == dict.fromkeys(outputs, bytes)
+        assert {p: r.output for p, r in loaded.items()} == {
+            p: b"".join(parts.pieces) for p, parts in outputs.items()
+        }
 
     @checks("record_steps")
     def test_several_records_commit_all_or_none(self, store: Store) -> None:

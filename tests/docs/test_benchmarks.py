@@ -20,10 +20,20 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["queues.py", "--quick", "--no-dbos", "--backends", "sqlite", "--markdown"],
         ["checkpoints.py", "--steps", "3", "--repeat", "1"],
         ["vs_joblib.py", "--quick"],
+        ["large_cpu.py", "--size-mib", "1", "--count", "2", "--repeat", "1"],
         ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
         ["store_scale.py", "--workflows", "300", "--backends", "sqlite", "--markdown"],
     ],
-    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib", "ui_pages", "store_scale"],
+    ids=[
+        "bench",
+        "fixture_setup",
+        "queues",
+        "checkpoints",
+        "vs_joblib",
+        "large_cpu",
+        "ui_pages",
+        "store_scale",
+    ],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(
