@@ -84,22 +84,6 @@ def from_workflow(values: dict[str, Any]) -> dict[str, Any]:
     return {**values, s.WORKFLOW_CREATED: s.workflows.c.created_at}
 
 
-def its_records() -> sa.ColumnElement[bool]:
-    """The records of the workflow ``:workflow_id``, as a condition on their month.
-
-    Redundant with ``workflow_id = :workflow_id``, which every statement
-    using it has too; it lets a store kept by month (``_partitions``) read
-    only the partition of the workflow's month, and the default one, instead
-    of probing the index of every month's. Records written before schema 10
-    have no month, and are read as well.
-    """
-    created = sa.select(s.workflows.c.created_at).where(
-        s.workflows.c.workflow_id == P("workflow_id")
-    )
-    column = s.steps.c[s.WORKFLOW_CREATED]
-    return sa.or_(column == created.scalar_subquery(), column.is_(None))
-
-
 def step_values(bind: Callable[[str], Any]) -> dict[str, Any]:
     """A step record, live."""
     values = {c.name: bind(c.name) for c in s.steps.c if c.name not in _NOT_BOUND}

@@ -15,7 +15,6 @@ from durable.backends._row_values import (
     P,
     finished_values,
     from_workflow,
-    its_records,
     new_values,
     refers_to_file,
     started_values,
@@ -226,14 +225,13 @@ class Statements:
                     st.c.tx_id.startswith(ROLLED_BACK, autoescape=True),
                 ),
                 s.LIVE_STEP_WHERE,
-                its_records(),
             )
             .values(superseded=True)
             # The records it supersedes, to be verified before the claim commits.
             .returning(*st.c)
         )
         self.live_steps = sa.select(st).where(
-            st.c.workflow_id == P("workflow_id"), s.LIVE_STEP_WHERE, its_records()
+            st.c.workflow_id == P("workflow_id"), s.LIVE_STEP_WHERE
         )
         self.live_step = sa.select(st).where(
             st.c.workflow_id == P("workflow_id"),
@@ -266,7 +264,7 @@ class Statements:
             sa.func.substr(st.c.output, 1, 64).label("output_head"),
         )
         # Live and superseded records apart, each from its own partial index.
-        of_workflow = sa.and_(st.c.workflow_id == P("workflow_id"), its_records())
+        of_workflow = st.c.workflow_id == P("workflow_id")
         self.history = sa.union_all(
             *(history.where(of_workflow, kind) for kind in s.LIVE_AND_SUPERSEDED)
         ).order_by(sa.literal_column("position"), sa.literal_column("id"))
@@ -274,7 +272,6 @@ class Statements:
             st.c.workflow_id == P("workflow_id"),
             st.c.position <= P("position"),
             s.LIVE_STEP_WHERE,
-            its_records(),
         )
         self.supersede_after = (
             sa.update(st)
@@ -282,7 +279,6 @@ class Statements:
                 st.c.workflow_id == P("workflow_id"),
                 st.c.position > P("position"),
                 s.LIVE_STEP_WHERE,
-                its_records(),
             )
             .values(superseded=True)
         )
