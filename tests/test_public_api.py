@@ -236,7 +236,7 @@ def _run_sync_script(tmp_path: Path) -> list[str]:
 
     Each run's last two lines: durable's modules that imported asyncio (an
     import hook: wrapt 2.5 imports asyncio itself), and which of cloudpickle,
-    hashlib, hmac and OpenSSL's ``_hashlib`` the process loaded.
+    hashlib, hmac, OpenSSL's ``_hashlib`` and uuid the process loaded.
     """
     import subprocess
     import sys
@@ -269,7 +269,7 @@ def _run_sync_script(tmp_path: Path) -> list[str]:
         "    print(total.run_sync(2, labels=['c']), total.run_sync(2, labels=['c']))\n"
         "    print(len(runtime.store.history('t')), runtime.store.get_workflow('t').status.value)\n"
         "print(sorted(m for m in importers if m.partition('.')[0] == 'durable'))\n"
-        "heavy = ('cloudpickle', 'hashlib', 'hmac', '_hashlib')\n"
+        "heavy = ('cloudpickle', 'hashlib', 'hmac', '_hashlib', 'uuid')\n"
         "print([m for m in heavy if m in sys.modules])\n"
     )
     lines = []
@@ -295,7 +295,7 @@ def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
 
 
 def test_a_sync_script_of_plain_values_loads_no_cloudpickle_or_openssl(tmp_path: Path) -> None:
-    """cloudpickle (1.9 MiB) and OpenSSL's libcrypto (3.6 MiB) are loaded when first needed.
+    """cloudpickle (1.9 MiB), OpenSSL's libcrypto (3.6 MiB) and uuid load when first needed.
 
     Arguments and results made of plain types (numbers, str, bytes, None and
     containers of them) are pickled by pickle's own pickler, which writes the
