@@ -20,7 +20,6 @@ of an input).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
 import time
 import uuid
@@ -31,6 +30,7 @@ from typing import Any
 
 from durable._cell_inputs import inputs_fingerprint, names_of
 from durable._decorators import durable_workflow, step
+from durable._digests import sha256
 from durable._engine._runtime import current_runtime
 from durable._errors import ConfigurationError, SerializationError
 from durable._live import quiet
@@ -85,7 +85,7 @@ def _cell(code: str, inputs: str) -> dict[str, Any]:
 
 
 def _cell_key(code: str, inputs: str) -> str:
-    return hashlib.sha256(f"{code}\x00{inputs}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    return sha256(f"{code}\x00{inputs}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 @contextmanager

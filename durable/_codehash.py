@@ -11,13 +11,14 @@ helper of yours does.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import os
 import sys
 import sysconfig
 import types
 from typing import Any
+
+from durable._digests import sha256
 
 _Inputs = tuple[list[tuple[Any, types.CodeType]], list[tuple[dict[str, Any], str, Any]]]
 """What a fingerprint was computed from: each function hashed with its code,
@@ -36,7 +37,7 @@ def fingerprint(fn: Any) -> str:
     cached = _FINGERPRINTS.get(id(fn))
     if cached is not None and cached[0] is fn and _unchanged(cached[2]):
         return cached[1]
-    digest = hashlib.sha256()
+    digest = sha256()
     inputs: _Inputs = ([], [])
     _feed_function(digest, _unwrap(fn), set(), inputs)
     value = digest.hexdigest()[:32]
@@ -88,7 +89,7 @@ def _code_hash(code: types.CodeType) -> bytes:
     cached = _CODE_HASHES.get(id(code))
     if cached is not None and cached[0] is code:
         return cached[1]
-    digest = hashlib.sha256()
+    digest = sha256()
     _feed_code(digest, code)
     value = digest.digest()
     _CODE_HASHES[id(code)] = (code, value)  # keeps the code alive: its id stays its own

@@ -193,8 +193,8 @@ def to_datetime(ts: float, tz: dt.tzinfo | None = None) -> dt.datetime | None:
 # ISO 8601 as people write it: a date, optionally a time (minutes, seconds,
 # fractions) and an offset (Z, +02, +0200, +02:00). Read by hand so that every
 # supported Python accepts the same texts (3.10's fromisoformat has no "Z").
-_TIMESTAMP = re.compile(
-    r"""
+# Compiled by re (and kept in its cache) when first used, not at import.
+_TIMESTAMP = r"""
     (?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})
     (?:
         [T\x20]
@@ -202,9 +202,8 @@ _TIMESTAMP = re.compile(
         (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,9}))?)?
         \s*(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?
     )?
-    """,
-    re.VERBOSE | re.IGNORECASE,
-)
+    """
+_TIMESTAMP_FLAGS = re.VERBOSE | re.IGNORECASE
 
 
 def parse_timestamp(text: str, name: str = "timestamp") -> dt.datetime:
@@ -218,7 +217,9 @@ def parse_timestamp(text: str, name: str = "timestamp") -> dt.datetime:
         ConfigurationError: (also a ``ValueError``) ``text`` is not such a
             timestamp, or names a day or time that does not exist.
     """
-    found = _TIMESTAMP.fullmatch(text.strip()) if isinstance(text, str) else None
+    found = None
+    if isinstance(text, str):
+        found = re.fullmatch(_TIMESTAMP, text.strip(), _TIMESTAMP_FLAGS)
     if found is None:
         raise _error(
             f"{name}={text!r} is not a timestamp; write ISO 8601 such as 2025-06-01, "
@@ -276,7 +277,7 @@ _UNITS = {
     "w": 7 * 86400,
     "week": 7 * 86400,
 }
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*")
+_DURATION_PART = r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*"  # compiled when first used
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -291,7 +292,7 @@ def parse_duration(text: str) -> dt.timedelta:
     """
     compact = text.lower()
     seconds, end = 0.0, 0
-    for match in _DURATION_PART.finditer(compact):
+    for match in re.finditer(_DURATION_PART, compact):
         unit = match[2]
         # Plurals of the spelled-out units only: "days", not "ds".
         plural = len(unit) > 2 and unit.endswith("s")

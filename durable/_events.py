@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Awaitable, Coroutine
 from typing import Any
 
@@ -196,7 +195,7 @@ def _send(
     if idempotency_key is None:
         # A key of its own even so: a send retried after a lost acknowledgement
         # (PostgreSQL) is then stored once.
-        idempotency_key = f"send:{uuid.uuid4().hex}"
+        idempotency_key = f"send:{_unique()}"
     payload = engine.codec.dumps(
         value,
         place(workflow_id, event_slot(key)),
@@ -235,3 +234,9 @@ def _check_timeout(timeout: object) -> None:
     # recorded: a replay goes by the recorded deadline.
     if timeout is not None:
         as_seconds(timeout, "timeout")
+
+
+def _unique() -> str:
+    import uuid  # with platform: not loaded until the first one
+
+    return uuid.uuid4().hex

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from durable._digests import sha256
 from durable._errors import InvalidWorkflowIdError
 from durable._serialization import dumps
 from durable.backends._limits import WORKFLOW_ID_CHARS, check_text
@@ -35,7 +35,7 @@ def validate_workflow_id(workflow_id: object) -> str:
 def fingerprint(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """A stable hex digest of a call's (already bound) arguments."""
     if args:
-        digest = hashlib.sha256()
+        digest = sha256()
         _feed(digest, ("args", args, "kwargs", dict(kwargs)))
     else:
         # A bound call (every call made in code): the encoding of all but
@@ -54,7 +54,7 @@ def derive_workflow_id(name: str, args_fingerprint: str) -> str:
     """
     derived = f"{name}:{args_fingerprint[:20]}"
     if len(derived) > MAX_WORKFLOW_ID_LENGTH:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        digest = sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         derived = f"{name[:150]}~{digest}:{args_fingerprint[:20]}"
     return derived
 
@@ -119,7 +119,7 @@ def _key_digest(key: Any) -> bytes:
 
 
 def _sub_digest(value: Any) -> bytes:
-    sub = hashlib.sha256()
+    sub = sha256()
     _feed(sub, value)
     return sub.digest()
 
@@ -131,9 +131,12 @@ _SCALARS[str] = b"s"
 
 
 def _chunk(digest: Any, tag: bytes, data: bytes) -> None:
-    digest.update(tag)
-    digest.update(len(data).to_bytes(8, "little"))
-    digest.update(data)
+    head = tag + len(data).to_bytes(8, "little")
+    if len(data) < 4096:  # one call: a digest of the joined bytes is the same digest
+        digest.update(head + data)
+    else:  # not copied
+        digest.update(head)
+        digest.update(data)
 
 
 def _qualname(cls: type) -> str:
@@ -141,7 +144,7 @@ def _qualname(cls: type) -> str:
 
 
 def _empty_args() -> Any:
-    digest = hashlib.sha256()
+    digest = sha256()
     _chunk(digest, b"t", b"4")  # ("args", (), "kwargs", {...}) up to its mapping
     _feed(digest, "args")
     _feed(digest, ())

@@ -23,21 +23,17 @@ format 1 (no flags) are still read when no key is configured.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import os
 import pickle
 import traceback
-import types
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cloudpickle
-
 from durable import _registry
+from durable._digests import sha256
 from durable._errors import (
     ConfigurationError,
     PayloadIntegrityError,
@@ -76,57 +72,56 @@ _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def dumps(value: Any, *, by_value: bool = True) -> bytes:
-    """Pickle with cloudpickle, naming a script's classes and functions (see ``_Pickler``).
+    """Pickle as cloudpickle would, naming a script's classes and functions.
 
-    ``by_value=False`` leaves out the copy of them by value: for a
-    fingerprint, which must be the same in every process.
+    A value made only of ``None``, bools, ints, floats, str, bytes,
+    bytearrays and lists, tuples, dicts, sets and frozensets of them is
+    pickled by pickle's own pickler: cloudpickle's writes the very same bytes
+    for it (its hooks are not called for these types), costs more to set up,
+    and is 1.9 MiB of a process's memory once imported. Anything else is
+    pickled by ``durable._cloud`` (see ``_Pickler`` there), which imports
+    cloudpickle. ``by_value=False`` leaves out the copy of a script's classes
+    and functions by value: for a fingerprint, which must be the same in every
+    process.
     """
     buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL, by_value=by_value).dump(value)
+    if _dump_plain(value, buffer):
+        return buffer.getvalue()
+    buffer = io.BytesIO()
+    _dump_cloud(value, buffer, by_value)
     return buffer.getvalue()
 
 
-class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, except that a script's classes and functions resolve to the live ones.
+def _dump_plain(value: Any, file: io.BytesIO | _PartsWriter) -> bool:
+    """Pickle ``value`` into ``file`` by pickle's own pickler; False if it is not plain data."""
+    try:
+        _PlainPickler(file, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except (_NotPlain, RecursionError):  # cloudpickle's, for its own error if any
+        return False
+    return True
 
-    cloudpickle copies a class or function of ``__main__`` (a script, a
-    notebook) by value, and unpickling that copy in the process that defines
-    the class re-applies the recorded class dict to the live class: its
-    methods are replaced, their decorators stripped (a workflow method becomes
-    a plain function). In another process it builds a second class, whose
-    instances are not instances of the script's. So such a class or function
-    is named (module, qualified name) and looked up among the live ones when
-    unpickled, like an importable one; the by-value copy rides along only for
-    a process that does not define it (``durable show`` from the shell).
+
+def _dump_cloud(value: Any, file: io.BytesIO | _PartsWriter, by_value: bool) -> None:
+    from durable import _cloud
+
+    _cloud.dump(value, file, by_value=by_value, live=_live)
+
+
+class _NotPlain(Exception):
+    """A value holds an object that cloudpickle may pickle otherwise than pickle."""
+
+
+class _PlainPickler(pickle.Pickler):
+    """pickle's pickler, for values that pickle and cloudpickle write alike.
+
+    pickle's C pickler writes ``None``, bools, ints, floats, str, bytes,
+    bytearrays, lists, tuples, dicts, sets and frozensets (exact types) by
+    itself and asks ``reducer_override`` about every other object: cloudpickle
+    does its own work there, so this pickler gives up on the first one.
     """
 
-    def __init__(self, file: io.BytesIO | _PartsWriter, *, protocol: int, by_value: bool) -> None:
-        super().__init__(file, protocol=protocol)
-        self._by_value = by_value
-
     def reducer_override(self, obj: Any) -> Any:
-        # A wrapt wrapper passes for a function here (isinstance follows its
-        # __class__): so a decorated function is named, not copied bare.
-        if isinstance(obj, (type, types.FunctionType)):
-            module = getattr(obj, "__module__", None)
-            if module in _registry.SCRIPT_MODULES:
-                qualname = getattr(obj, "__qualname__", "")
-                if isinstance(qualname, str):
-                    found, where = _registry.find_in_file(module, qualname)
-                    if found is obj:
-                        if not self._by_value:  # a fingerprint: the same wherever it runs from
-                            return _live, (module, qualname, None)
-                        script = os.path.abspath(where) if where is not None else None
-                        return _live, (module, qualname, _copy_by_value(obj), script)
-        return super().reducer_override(obj)
-
-
-def _copy_by_value(obj: Any) -> bytes | None:
-    try:
-        copy: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # a class holding a wrapper that cannot be copied: by name only
-        return None
-    return copy
+        raise _NotPlain
 
 
 def _live(module: str, qualname: str, copy: bytes | None, where: str | None = None) -> Any:
@@ -194,7 +189,9 @@ def pickle_parts(value: Any, *, what: str) -> Sequence[bytes]:
         return (pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),)
     writer = _PartsWriter()
     try:
-        _Pickler(writer, protocol=pickle.HIGHEST_PROTOCOL, by_value=True).dump(value)
+        if not _dump_plain(value, writer):
+            writer = _PartsWriter()
+            _dump_cloud(value, writer, by_value=True)
     except Exception as exc:
         raise _unpicklable(value, what, exc) from exc
     return writer.parts
@@ -227,8 +224,9 @@ def pickle_error(exc: BaseException) -> bytes:
             message=str(exc),
             traceback_text="".join(traceback.format_exception(exc)),
         )
-        stand_in: bytes = cloudpickle.dumps(info, protocol=pickle.HIGHEST_PROTOCOL)
-        return stand_in
+        from durable import _cloud
+
+        return _cloud.plain_dumps(info)
 
 
 @dataclass(frozen=True)
@@ -383,7 +381,7 @@ class Codec:
         if self._key is not None:
             flags |= _SIGNED
             header = bytes((_V3, flags))
-            mac = hmac.new(self._key, _signed_place(where, bound) + header, hashlib.sha256)
+            mac = _hmac(self._key, _signed_place(where, bound) + header)
             for part in parts:
                 mac.update(part)
             pieces: tuple[bytes, ...] = (header + _key_id(self._key) + mac.digest(), *parts)
@@ -432,9 +430,9 @@ class Codec:
             mac = payload[2 + _KEY_ID_LEN : body_at]
             # Format 2 signed the place alone: its rows are read as before.
             signed = where if version == _V2 else _signed_place(where, bound)
-            expected = hmac.new(key, signed + payload[:2], hashlib.sha256)
+            expected = _hmac(key, signed + payload[:2])
             expected.update(memoryview(payload)[body_at:])
-            if not hmac.compare_digest(mac, expected.digest()):
+            if not _same_digest(mac, expected.digest()):
                 raise self._refuse(
                     what,
                     "a signature that does not match (tampered with, moved from "
@@ -560,7 +558,21 @@ def _as_key(key: str | bytes) -> bytes:
 
 
 def _key_id(key: bytes) -> bytes:
-    return hashlib.sha256(b"durable-key-id:" + key).digest()[:_KEY_ID_LEN]
+    return sha256(b"durable-key-id:" + key).digest()[:_KEY_ID_LEN]
+
+
+def _hmac(key: bytes, data: bytes) -> Any:
+    # hmac loads OpenSSL's libcrypto (3.6 MiB): only a store with a key signs.
+    import hashlib
+    import hmac
+
+    return hmac.new(key, data, hashlib.sha256)
+
+
+def _same_digest(a: bytes, b: bytes) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)
 
 
 def _zstd() -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
@@ -55,7 +54,7 @@ class Transaction:
         self._parent: HeldRecords | None = None
         self._rows: list[StepRow] = []
         self._compensations: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-        self.tx_id = uuid.uuid4().hex
+        self.tx_id = _unique()
         """Recorded with each step committed by this transaction (the outermost one's)."""
 
     def on_rollback(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
@@ -195,3 +194,9 @@ def transaction() -> Transaction:
             b = await credit(other, 10)
     """
     return Transaction()
+
+
+def _unique() -> str:
+    import uuid  # with platform: not loaded until the first one
+
+    return uuid.uuid4().hex

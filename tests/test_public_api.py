@@ -231,13 +231,12 @@ def test_importing_durable_and_its_plugin_loads_no_database_library() -> None:
     assert out.strip() == "[]"
 
 
-def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
-    """asyncio (its SSL support with it) is some 2.6 MiB of a short sync script's memory.
+def _run_sync_script(tmp_path: Path) -> list[str]:
+    """Run a sync script of workflows on SQLite twice (a new store, then a replay on it).
 
-    durable's async path needs it, and has it from the caller; a sync script
-    of workflows on SQLite runs, replays and reads its store without durable
-    importing it. (wrapt 2.5 imports it itself, for its own locks: then the
-    script has it anyway, and this checks durable's part.)
+    Each run's last two lines: durable's modules that imported asyncio (an
+    import hook: wrapt 2.5 imports asyncio itself), and which of cloudpickle,
+    hashlib, hmac, OpenSSL's ``_hashlib`` and uuid the process loaded.
     """
     import subprocess
     import sys
@@ -256,22 +255,55 @@ def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
         "@durable.step\n"
         "def add(a, b):\n"
         "    return a + b\n"
+        "@durable.step\n"
+        "def pair(t):\n"
+        "    return {'total': t, 'parts': [t, str(t), (t, None, 0.5, b'x')]}\n"
         "@durable.durable_workflow(name='api.total')\n"
-        "def total(n):\n"
+        "def total(n, labels=('a', 'b')):\n"
         "    t = 0\n"
         "    for i in range(n):\n"
         "        t = add(t, i)\n"
-        "    return t\n"
+        "    return pair(t)['total']\n"
         f"with durable.Runtime({url!r}) as runtime:\n"
         "    print(total.run_sync(4, workflow_id='t'), total.run_sync(4, workflow_id='t'))\n"
+        "    print(total.run_sync(2, labels=['c']), total.run_sync(2, labels=['c']))\n"
         "    print(len(runtime.store.history('t')), runtime.store.get_workflow('t').status.value)\n"
         "print(sorted(m for m in importers if m.partition('.')[0] == 'durable'))\n"
+        "heavy = ('cloudpickle', 'hashlib', 'hmac', '_hashlib', 'uuid')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
     )
-    for _ in range(2):  # a new store, then one that holds the run
+    lines = []
+    for _ in range(2):  # a new store, then one that holds the runs
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
-        assert out.split("\n")[:3] == ["6 6", "4 success", "[]"]
+        assert out.split("\n")[:3] == ["6 6", "1 1", "5 success"]
+        lines += out.split("\n")[3:5]
+    return lines
+
+
+def test_a_sync_script_loads_no_asyncio(tmp_path: Path) -> None:
+    """asyncio (its SSL support with it) is some 2.6 MiB of a short sync script's memory.
+
+    durable's async path needs it, and has it from the caller; a sync script
+    of workflows on SQLite runs, replays and reads its store without durable
+    importing it. (wrapt 2.5 imports it itself, for its own locks: then the
+    script has it anyway, and this checks durable's part.)
+    """
+    lines = _run_sync_script(tmp_path)
+    assert lines[0::2] == ["[]", "[]"]
+
+
+def test_a_sync_script_of_plain_values_loads_no_cloudpickle_or_openssl(tmp_path: Path) -> None:
+    """cloudpickle (1.9 MiB), OpenSSL's libcrypto (3.6 MiB) and uuid load when first needed.
+
+    Arguments and results made of plain types (numbers, str, bytes, None and
+    containers of them) are pickled by pickle's own pickler, which writes the
+    same bytes; fingerprints and ids take CPython's own SHA-256. A value of
+    another type, a signing key or a large argument loads them.
+    """
+    lines = _run_sync_script(tmp_path)
+    assert lines[1::2] == ["[]", "[]"]
 
 
 def test_every_public_name_is_listed_by_dir_for_completion() -> None:

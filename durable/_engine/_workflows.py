@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Any, NamedTuple
 
 from durable import _registry, _tracing
 from durable._aio import require_asyncio
 from durable._arguments import NAMED, call_fingerprint, named_fingerprint
+from durable._digests import sha256
 from durable._durations import deadline_after, format_utc
 from durable._engine import _context
 from durable._engine._core import (
@@ -558,7 +558,7 @@ def _child_id(parent_id: str, position: int) -> str:
     """A child's derived id: the parent's and its position, hashed if too long."""
     child = f"{parent_id}/{position}"
     if len(child) > MAX_WORKFLOW_ID_LENGTH:
-        digest = hashlib.sha256(parent_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        digest = sha256(parent_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         child = f"{parent_id[:150]}~{digest}/{position}"
     return child
 
