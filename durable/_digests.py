@@ -3,7 +3,7 @@
 ``hashlib`` loads OpenSSL's libcrypto as it is imported: 3.6 MiB of a short
 sync script's peak memory, for digests of a few hundred bytes (argument
 fingerprints, code fingerprints, derived ids). CPython also ships its own
-SHA-256 (``_digests`` up to 3.11, ``_sha2`` since 3.12; the one ``hashlib``
+SHA-256 (``_sha256`` up to 3.11, ``_sha2`` since 3.12; the one ``hashlib``
 falls back to where OpenSSL lacks it), faster than OpenSSL's on short inputs
 and six times slower on long ones. :class:`Sha256` starts with it and moves to
 ``hashlib``'s once it has been fed :data:`SWITCH_BYTES`, so a large argument
