@@ -22,8 +22,18 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["vs_joblib.py", "--quick"],
         ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
         ["store_scale.py", "--workflows", "300", "--backends", "sqlite", "--markdown"],
+        ["index_pages.py", "--workflows", "5", "--repeat", "1", "--only", "all"],
     ],
-    ids=["bench", "fixture_setup", "queues", "checkpoints", "vs_joblib", "ui_pages", "store_scale"],
+    ids=[
+        "bench",
+        "fixture_setup",
+        "queues",
+        "checkpoints",
+        "vs_joblib",
+        "ui_pages",
+        "store_scale",
+        "index_pages",
+    ],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
     result = subprocess.run(
