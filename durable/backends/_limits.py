@@ -35,7 +35,11 @@ SCHEMA_VERSION = 10
 Version 9 indexes workflows by creation time and a workflow's superseded step
 records, and lets a SQLite store's step records refer to payload files beside
 it (``_payload_files``): an older durable-sdk would read such a reference as a
-damaged payload, so it refuses the store instead."""
+damaged payload, so it refuses the store instead. Version 10 drops the index of
+workflows by status alone (``ix_durable_workflows_queue`` starts with status).
+An older durable-sdk reads and writes a version 10 store correctly, only its
+searches by status use the other index; it refuses it all the same, as it
+refuses every newer version."""
 
 # Column sizes, in characters.
 WORKFLOW_ID_CHARS = 255

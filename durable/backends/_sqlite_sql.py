@@ -119,6 +119,5 @@ CREATION = [
     'CREATE INDEX ix_durable_workflows_queue ON durable_workflows (status, queue, priority, created_at)',
     'CREATE INDEX ix_durable_workflows_queue_started ON durable_workflows (queue, started_at) WHERE queue IS NOT NULL',
     'CREATE INDEX ix_durable_workflows_start_by ON durable_workflows (start_by) WHERE start_by IS NOT NULL',
-    'CREATE INDEX ix_durable_workflows_status ON durable_workflows (status)',
     'INSERT INTO durable_meta ("key", value) VALUES (\'schema_version\', \'10\')',
 ]

@@ -384,6 +384,33 @@ def test_a_version_4_store_is_migrated_to_the_current_version(db_url: str) -> No
     assert version(db_url) == str(_schema.SCHEMA_VERSION) == "10"
     assert "ix_durable_workflows_created" in indexes(db_url)
     assert "ix_durable_steps_superseded" in indexes(db_url, "durable_steps")
+    assert "ix_durable_workflows_status" not in indexes(db_url)
+
+
+def test_a_version_9_store_loses_its_status_index_and_keeps_its_workflows(db_url: str) -> None:
+    """Version 10 drops the index of status alone; searches by status read the queue index."""
+    with durable.Runtime(db_url) as runtime:
+        assert plain.run_sync(1, workflow_id="done") == 1
+        with pytest.raises(durable.WorkflowSuspendedError):
+            parent.run_sync(workflow_id="p")
+    # Make it what durable-sdk wrote with schema version 9: this index more, a column less.
+    execute(db_url, "CREATE INDEX ix_durable_workflows_status ON durable_workflows (status)")
+    execute(db_url, "ALTER TABLE durable_steps DROP COLUMN workflow_created_at")
+    execute(db_url, "UPDATE durable_meta SET value = '9' WHERE key = 'schema_version'")
+    before = indexes(db_url)
+    with durable.Runtime(db_url) as runtime:
+        assert version(db_url) == "10"
+        assert before - indexes(db_url) == {"ix_durable_workflows_status"}
+        assert indexes(db_url) - before == set()
+        waiting = [durable.WorkflowStatus.WAITING]
+        found = {w.workflow_id for w in runtime.store.list_workflows(status=waiting)}
+        assert found == {"p", "c" * _limits.WORKFLOW_ID_CHARS}
+        assert runtime.store.metrics().by_status == {"success": 1, "waiting": 2}
+        assert plain.run_sync(1, workflow_id="done") == 1  # the recorded result
+        assert plain.run_sync(2, workflow_id="new") == 2
+    # Opening it again changes nothing more.
+    with durable.Runtime(db_url):
+        assert version(db_url) == "10"
 
 
 _half_done: list[str] = []

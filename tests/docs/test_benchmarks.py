@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["large_cpu.py", "--size-mib", "1", "--count", "2", "--repeat", "1"],
         ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
         ["store_scale.py", "--workflows", "300", "--backends", "sqlite", "--markdown"],
+        ["index_pages.py", "--workflows", "5", "--repeat", "1", "--only", "all"],
     ],
     ids=[
         "bench",
@@ -33,6 +34,7 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         "large_cpu",
         "ui_pages",
         "store_scale",
+        "index_pages",
     ],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
