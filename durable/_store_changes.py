@@ -238,6 +238,10 @@ class Changes:
         """
         return drive(self._run(True, self._backend.partition_by_month))
 
+    async def apartition_by_month(self) -> int | None:
+        """Async form of :meth:`partition_by_month`."""
+        return await self._run(False, self._backend.partition_by_month)
+
     def cleanup_sessions(
         self,
         *,

@@ -36,8 +36,15 @@ A process that writes on past them (open for months, never cleaning up)
 writes into the default partition: correct, only not dropped whole.
 """
 
+LOCK_WAIT = "2s"
+"""How long creating or dropping a partition waits for the table's lock before giving up.
+
+Meanwhile every read and write of step records waits behind it.
+"""
+
 TABLE = s.steps.name
 DEFAULT = f"{TABLE}_default"
+_OWNER = f"SELECT relowner::regrole::text FROM pg_class WHERE oid = to_regclass('{TABLE}')"
 _NAME = re.compile(rf"^{TABLE}_(\d{{4}})_(\d{{2}})$")
 
 
@@ -113,19 +120,24 @@ async def months(tx: Tx) -> list[Month]:
 async def prepare(tx: Tx, now: float) -> list[Month]:
     """Make partitions for this month and the next ``AHEAD``; the months made.
 
-    A month whose records already went to the default partition (a process
-    that wrote past the months made ready) gets none: its records stay there.
+    Takes no lock when none is missing (every open of the store asks). A
+    month whose records already went to the default partition (a process
+    that wrote past the months made ready) gets none: its records stay there;
+    nor does one whose partition cannot be made now (another transaction
+    holds the table, a record of that month is on its way to the default
+    partition, the role may not create tables): the next open tries again.
     """
-    if not await partitioned(tx):
+    this = Month.of(now)
+    wanted = months_between(this, this.after(AHEAD))
+    if set(wanted) <= set(await months(tx)):
         return []
     # One maker at a time: two would both find a month missing.
-    await _text(
-        tx, "SELECT pg_advisory_xact_lock(hashtext('durable-partitions ' || current_schema()))"
-    )
+    await _text(tx, f"SELECT pg_advisory_xact_lock(hashtext('{DEFAULT} ' || current_schema()))")
     have = set(await months(tx))
+    # The table's owner owns its partitions, so that its cleanup may drop them.
+    owner = (await _text(tx, _OWNER))[0][0]
     made = []
-    this = Month.of(now)
-    for month in months_between(this, this.after(AHEAD)):
+    for month in wanted:
         if month in have:
             continue
         if await _text(
@@ -142,9 +154,40 @@ async def prepare(tx: Tx, now: float) -> list[Month]:
                 DEFAULT,
             )
             continue
-        await _text(tx, _partition_of(month))
-        made.append(month)
+        failed = await _attempt(
+            tx, _partition_of(month), f"ALTER TABLE {month.name} OWNER TO {owner}"
+        ) and await _attempt(tx, _partition_of(month))  # made, if not given to the owner
+        if failed is None:
+            made.append(month)
+        else:
+            log.warning("the partition %s was not made: %s", month.name, failed)
     return made
+
+
+async def _attempt(tx: Tx, *statements: str) -> str | None:
+    """Run statements of partition upkeep, all or none, giving up soon if they must wait.
+
+    Creating or dropping a partition takes the whole table's lock: waiting
+    for it would hold up every step's read and write behind it. Returns why
+    it failed (the transaction goes on without it), or None.
+    """
+    import psycopg
+
+    await _text(tx, "SAVEPOINT durable_partitions")
+    try:
+        await _text(tx, f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+        for sql in statements:
+            await _text(tx, sql)
+    except (
+        psycopg.errors.LockNotAvailable,  # the lock was not had within LOCK_WAIT
+        psycopg.errors.InsufficientPrivilege,  # only the tables' owner may
+        psycopg.errors.CheckViolation,  # a record of that month is on its way to the default
+    ) as exc:
+        await _text(tx, "ROLLBACK TO SAVEPOINT durable_partitions")
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    await _text(tx, "RELEASE SAVEPOINT durable_partitions")
+    await _text(tx, "SET LOCAL lock_timeout = DEFAULT")
+    return None
 
 
 def _partition_of(month: Month) -> str:
@@ -169,7 +212,17 @@ async def convert(tx: Tx, now: float) -> int | None:
         return None
     # The lock that serialises schema migrations, then the tables themselves.
     await _text(tx, "SELECT pg_advisory_xact_lock(hashtext('durable-schema:' || current_schema()))")
+    if await partitioned(tx):  # by another call, while this one waited
+        return None
     await _text(tx, f"LOCK TABLE {s.workflows.name}, {TABLE} IN ACCESS EXCLUSIVE MODE")
+    # Who owns the table and who may use it: a copy made by LIKE has neither.
+    owner = (await _text(tx, _OWNER))[0][0]
+    grants = await _text(
+        tx,
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, "
+        "a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a "
+        f"WHERE c.oid = to_regclass('{TABLE}') AND a.grantee <> c.relowner",
+    )
     old = f"{TABLE}_unpartitioned"
     sequence = (await _text(tx, f"SELECT pg_get_serial_sequence('{TABLE}', 'id')"))[0][0]
     await _text(tx, f"ALTER TABLE {TABLE} RENAME TO {old}")
@@ -214,6 +267,11 @@ async def convert(tx: Tx, now: float) -> int | None:
             columns_of.append(copy.c[s.WORKFLOW_CREATED])
         wider = sa.Index(index.name, *columns_of, unique=index.unique, **index.dialect_kwargs)
         await _text(tx, str(CreateIndex(wider).compile(dialect=pg)))
+    for name in [TABLE, DEFAULT, *(m.name for m in await months(tx))]:
+        await _text(tx, f"ALTER TABLE {name} OWNER TO {owner}")
+    for grantee, privilege, grantable in grants:
+        option = " WITH GRANT OPTION" if grantable else ""
+        await _text(tx, f"GRANT {privilege} ON {TABLE} TO {grantee}{option}")
     await _text(tx, f"ALTER SEQUENCE {sequence} OWNED BY {TABLE}.id")
     await _text(tx, f"DROP TABLE {old}")
     await _text(tx, f"ANALYZE {TABLE}")
@@ -245,9 +303,11 @@ async def whole(tx: Tx, now: float, doomed: Any) -> list[Month]:
 async def drop(tx: Tx, months: list[Month]) -> None:
     """Drop these months' partitions, once their workflows' rows are deleted.
 
-    A workflow of the month that a concurrent call made active again after
-    the month was found whole was not deleted: then that month's records of
-    deleted workflows are deleted row by row, and its partition stays.
+    A partition that cannot be dropped at once (a transaction on the table
+    holds it past ``LOCK_WAIT``, or the role does not own it) is emptied row
+    by row instead. So is one whose month still has a workflow (the cleanup
+    holds the rows of what it removes, so none should): only the records of
+    deleted workflows go.
     """
     w = s.workflows
     for month in months:
@@ -256,11 +316,15 @@ async def drop(tx: Tx, months: list[Month]) -> None:
             f"SELECT 1 FROM {w.name} WHERE created_at >= {month.start!r} "
             f"AND created_at < {month.end!r} LIMIT 1",
         )
-        if standing:
-            await _text(
-                tx,
-                f"DELETE FROM {month.name} r WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {w.name} w WHERE w.workflow_id = r.workflow_id)",
-            )
-        else:
-            await _text(tx, f"DROP TABLE {month.name}")
+        if not standing:
+            failed = await _attempt(tx, f"DROP TABLE {month.name}")
+            if failed is None:
+                continue
+            log.warning("the partition %s was emptied row by row: %s", month.name, failed)
+        # Through the table, not the partition: a role may use the one, not the other.
+        await _text(
+            tx,
+            f"DELETE FROM {TABLE} r WHERE r.{s.WORKFLOW_CREATED} >= {month.start!r} "
+            f"AND r.{s.WORKFLOW_CREATED} < {month.end!r} AND NOT EXISTS "
+            f"(SELECT 1 FROM {w.name} w WHERE w.workflow_id = r.workflow_id)",
+        )

@@ -251,20 +251,11 @@ class PostgresBackend(SqlBackend):
     def _ready_months(self) -> None:
         """A store kept by month: the partitions of this month and the next ones, made now.
 
-        A role that may only read and write rows cannot make them: the store
-        opens all the same (records of months without one go to the default
-        partition), and says so.
+        Each partition that cannot be made (no privilege, the table busy) is
+        left for the next open, and said so (``_partitions.prepare``); records
+        of a month without one go to the default partition.
         """
-        try:
-            made = self.run_sync(self._prepare_months)
-        except self._psycopg.errors.InsufficientPrivilege as exc:
-            log.warning(
-                "%s: the partitions of the coming months were not made (%s); the tables' "
-                "owner makes them when it opens the store or cleans it up",
-                self.url,
-                " ".join(str(exc).split()),
-            )
-            return
+        made = self.run_sync(self._prepare_months)
         if made:
             log.info("%s: made partitions %s", self.url, ", ".join(m.name for m in made))
 
@@ -276,16 +267,31 @@ class PostgresBackend(SqlBackend):
 
     @atomic
     async def partition_by_month(self, tx: Tx) -> int | None:
-        return await _partitions.convert(tx, await self.now(tx))
+        try:
+            return await _partitions.convert(tx, await self.now(tx))
+        except self._psycopg.errors.InsufficientPrivilege as exc:
+            raise ConfigurationError(
+                f"the PostgreSQL role of {self.url} may not change the store's tables "
+                f"({str(exc).splitlines()[0]}); nothing was changed. Run it as the role that "
+                "owns them (or a superuser).",
+                url=self.url,
+            ) from exc
+
+    async def _hold(self, tx: Tx, workflows: sa.Select[Any]) -> None:
+        # FOR UPDATE: a workflow made active again (resume, restore) after
+        # this look waits for the cleanup, and then finds itself gone; one
+        # made active before it no longer matches, and stays with its records.
+        held = workflows.with_for_update(of=s.workflows).subquery()
+        await tx.execute(sa.select(sa.func.count()).select_from(held))
 
     async def _whole_months(
         self, tx: Tx, doomed: sa.ColumnElement[bool]
     ) -> Sequence[_partitions.Month]:
+        # Partitions are made when the store is opened, in a transaction of
+        # their own: making one here would hold the table for the whole cleanup.
         if not await _partitions.partitioned(tx):
             return ()
-        now = await self.now(tx)
-        await _partitions.prepare(tx, now)
-        return await _partitions.whole(tx, now, doomed)
+        return await _partitions.whole(tx, await self.now(tx), doomed)
 
     async def _drop_months(self, tx: Tx, months: Sequence[_partitions.Month]) -> None:
         await _partitions.drop(tx, list(months))

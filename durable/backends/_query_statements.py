@@ -89,15 +89,19 @@ class QueryStatements:
         )
 
     def created_in(
-        self, ranges: Sequence[tuple[float, float]]
+        self, ranges: Sequence[tuple[float, float]], doomed: sa.ColumnElement[bool]
     ) -> tuple[list[sa.Executable], list[sa.Executable]]:
-        """What removing every workflow created in these ranges counts and deletes, but records.
+        """What removing the ``doomed`` workflows created in these ranges counts and deletes.
 
-        Their records go with their partitions (``_partitions.drop``). The
+        All of them are doomed (a month found whole); their records go with
+        their partitions (``_partitions.drop``), and are counted by month. The
         counts are of workflows, records and failed attempts.
         """
         w, st, at = s.workflows, s.steps, s.step_attempts
-        made = sa.or_(*(sa.and_(w.c.created_at >= lo, w.c.created_at < hi) for lo, hi in ranges))
+        made = sa.and_(
+            doomed,
+            sa.or_(*(sa.and_(w.c.created_at >= lo, w.c.created_at < hi) for lo, hi in ranges)),
+        )
         copied = sa.or_(
             *(
                 sa.and_(st.c[s.WORKFLOW_CREATED] >= lo, st.c[s.WORKFLOW_CREATED] < hi)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from durable._errors import OwnershipLostError
+from durable._errors import BackendUnavailableError, OwnershipLostError
 from durable._records import (
     NewWorkflow,
     Owner,
@@ -26,6 +26,18 @@ def lost(workflow_id: str, epoch: int) -> OwnershipLostError:
         f"(its fencing epoch is no longer {epoch}); this executor stops writing to it",
         workflow_id=workflow_id,
         epoch=epoch,
+    )
+
+
+def refused(workflow_id: str, position: int) -> BackendUnavailableError:
+    """A record the store would not take though nothing stands at its place and it is ours."""
+    return BackendUnavailableError(
+        f"the store refused step record {position} of workflow {workflow_id!r}, though this "
+        "executor still holds the workflow and no record stands at that position: another "
+        "of the table's unique keys conflicts. The likeliest cause is durable_steps' id "
+        "sequence set behind its rows (a restore that did not restore sequences): set it "
+        "past them (PostgreSQL: SELECT setval(pg_get_serial_sequence('durable_steps', 'id'), "
+        "(SELECT max(id) FROM durable_steps))), then run the workflow again"
     )
 
 

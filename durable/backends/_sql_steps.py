@@ -18,6 +18,7 @@ from durable.backends._sql_ops import SqlOps
 from durable.backends._sql_rows import (
     lost,
     new_params,
+    refused,
     row_of,
 )
 from durable.backends._tx import Tx
@@ -44,6 +45,8 @@ class StepOps(SqlOps):
         )
         if standing.rows:
             return self._step_row(standing.rows[0])
+        if (await tx.execute(self.q.fence, {"workflow_id": workflow_id, "epoch": epoch})).rows:
+            raise refused(workflow_id, step.position)
         raise lost(workflow_id, epoch)
 
     @atomic

@@ -32,6 +32,8 @@ class StoreOps(SqlOps):
         queue: str | None = None,
     ) -> Counts:
         doomed = self.q.per_call.doomed(cutoff, statuses, name, queue)
+        if not dry_run:
+            await self._hold(tx, self.q.per_call.finished_before(doomed))
         months = await self._whole_months(tx, doomed)
         outside = [(m.start, m.end) for m in months]
         counts = await self._delete(
@@ -41,7 +43,7 @@ class StoreOps(SqlOps):
             return counts
         # Past months every workflow of which goes: their rows are deleted,
         # their step records dropped with their partitions.
-        tallies, deletes = self.q.per_call.created_in(outside)
+        tallies, deletes = self.q.per_call.created_in(outside, doomed)
         found = [int((await tx.execute(c)).rows[0][0]) for c in tallies]
         if not dry_run:
             for delete in deletes:
@@ -52,6 +54,12 @@ class StoreOps(SqlOps):
             steps=counts.steps + found[1],
             attempts=counts.attempts + found[2],
         )
+
+    async def _hold(self, tx: Tx, workflows: sa.Select[Any]) -> None:
+        """Keep ``workflows`` as they are until ``tx`` ends: what a cleanup removes.
+
+        SQLite needs nothing: its write transactions are serial already.
+        """
 
     async def _whole_months(self, tx: Tx, doomed: sa.ColumnElement[bool]) -> Sequence[Month]:
         """Past months whose every workflow a cleanup removes, where records are kept by month.

@@ -13,7 +13,9 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -311,3 +313,148 @@ def test_a_conversion_killed_half_way_leaves_the_store_as_it_was(postgres_url: s
         assert store.partition_by_month() == before[0][0]
     with durable.Runtime(postgres_url):
         assert _run.run_sync(3, workflow_id="kept") == 3
+
+
+def test_a_workflow_made_active_again_during_a_cleanup_keeps_its_records_or_goes_whole(
+    monthly: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume that commits while a cleanup runs: never a workflow left without its records."""
+    _make_month(monthly, Month(2026, 6))
+    with durable.Runtime(monthly):
+        for name in ("a", "b"):
+            _run.run_sync(2, workflow_id=name)
+    _backdate(monthly, ["a", "b"], dt.datetime(2026, 6, 9))
+    revived: list[int] = []
+    found = _partitions.whole
+
+    async def whole_then_revive(tx: Any, now: float, doomed: Any) -> list[Month]:
+        months = await found(tx, now, doomed)
+        # Another process makes "b" active again now: it must wait for the
+        # cleanup (which holds the rows it removes), then finds b gone.
+        thread = threading.Thread(
+            target=lambda: revived.extend(
+                r[0]
+                for r in _sql(
+                    monthly,
+                    "UPDATE durable_workflows SET status = 'running', finished_at = NULL, "
+                    "epoch = epoch + 1 WHERE workflow_id = 'b' RETURNING epoch",
+                )
+            )
+        )
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive(), "the resume did not wait for the cleanup"
+        threads.append(thread)
+        return months
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(_partitions, "whole", whole_then_revive)
+    with durable.Store.open(monthly) as store:
+        report = store.cleanup(older_than=dt.timedelta(days=30))
+        threads[0].join(30)
+        assert (report.workflows, report.steps) == (2, 4)
+        assert revived == []  # its row was gone when it could look
+        assert store.list_workflows() == []
+    assert "durable_steps_2026_06" not in _partitions_of(monthly)
+
+
+def test_a_drop_that_would_wait_empties_the_month_row_by_row(monthly: str) -> None:
+    """A long transaction on the records: the cleanup gives up the drop, not the cleanup."""
+    import psycopg
+
+    _make_month(monthly, Month(2026, 5))
+    with durable.Runtime(monthly):
+        _run.run_sync(2, workflow_id="may")
+        _run.run_sync(2, workflow_id="now")
+    _backdate(monthly, ["may"], dt.datetime(2026, 5, 9))
+    base, _, query = monthly.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    with psycopg.connect(base) as reader:  # a transaction left open on the table
+        reader.execute(f'SET search_path TO "{schema}"')
+        reader.execute("SELECT count(*) FROM durable_steps WHERE workflow_id = 'now'")
+        with durable.Store.open(monthly) as store:
+            report = store.cleanup(older_than=dt.timedelta(days=30))
+        assert (report.workflows, report.steps) == (1, 2)
+        reader.rollback()
+    assert "durable_steps_2026_05" in _partitions_of(monthly)  # kept, empty
+    assert _where(monthly) == {Month.of(time.time()).name: 2}
+
+
+def test_the_tables_keep_their_owner_and_grants_and_a_role_of_rows_cleans_up(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    base, _, query = postgres_url.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    role = f"durable_rows_{uuid.uuid4().hex[:8]}"
+    with durable.Runtime(postgres_url):
+        _run.run_sync(2, workflow_id="before")
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        admin.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"')
+    as_role = postgres_url.replace("postgres@", f"{role}@", 1)
+    try:
+        with (
+            durable.Store.open(as_role) as store,
+            pytest.raises(durable.ConfigurationError, match="may not change the store's"),
+        ):
+            store.partition_by_month()
+        assert _partitions_of(postgres_url) == []  # nothing was changed
+        with durable.Store.open(postgres_url) as store:
+            assert store.partition_by_month() == 2
+        _make_month(postgres_url, Month(2026, 4))
+        _backdate(postgres_url, ["before"], dt.datetime(2026, 4, 9))
+        with durable.Runtime(as_role):  # it may still write records
+            assert _run.run_sync(3, workflow_id="after") == 3
+        with durable.Store.open(as_role) as store:  # and clean up, row by row
+            report = store.cleanup(older_than=dt.timedelta(days=30))
+        assert (report.workflows, report.steps) == (1, 2)
+        assert "durable_steps_2026_04" in _partitions_of(postgres_url)  # not its to drop
+        owners = _sql(
+            postgres_url,
+            "SELECT DISTINCT relowner::regrole::text FROM pg_class WHERE relname LIKE "
+            "'durable_steps%%' AND relkind IN ('r', 'p')",
+        )
+        assert owners == [("postgres",)]
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_record_refused_by_the_id_sequence_says_so(postgres_url: str) -> None:
+    with durable.Runtime(postgres_url):
+        _run.run_sync(2, workflow_id="first")
+    _sql(postgres_url, "SELECT setval(pg_get_serial_sequence('durable_steps', 'id'), 1, false)")
+    with (
+        durable.Runtime(postgres_url),
+        pytest.raises(durable.BackendUnavailableError, match="id sequence"),
+    ):
+        _run.run_sync(2, workflow_id="second")
+
+
+def test_opening_a_store_with_its_months_made_waits_for_no_cleanup(monthly: str) -> None:
+    import psycopg
+
+    base, _, query = monthly.partition("?")
+    schema = dict(p.split("=") for p in query.split("&"))["schema"]
+    with psycopg.connect(base, autocommit=True) as holder:
+        # The lock a maker of partitions takes, held as by a long cleanup.
+        holder.execute(
+            "SELECT pg_advisory_lock(hashtext(%s))", (f"durable_steps_default {schema}",)
+        )
+        opened = threading.Event()
+
+        def open_store() -> None:
+            with durable.Store.open(monthly):
+                opened.set()
+
+        thread = threading.Thread(target=open_store)
+        thread.start()
+        thread.join(60)
+        assert opened.is_set(), "opening waited for the lock"
