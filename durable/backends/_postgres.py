@@ -497,7 +497,7 @@ def _session_options(options: dict[str, Any], schema: str, durability: str) -> s
         part
         for part in (
             str(options.get("options", "")),
-            f"-c search_path={schema}",
+            f'-c search_path="{schema}"',  # quoted: a name in capitals keeps them
             # "batched": the server acknowledges a commit before flushing its
             # WAL; a server crash can lose up to about 3 x wal_writer_delay
             # (600 ms by default) of commits. A client crash loses nothing.

@@ -71,6 +71,25 @@ def test_tables_live_in_the_configured_schema(postgres_url: str) -> None:
     }
 
 
+def test_a_schema_named_in_capitals_is_used_as_named(postgres_url: str) -> None:
+    """The name is kept as written (quoted), where it is made and where it is looked up."""
+    schema = "Durable_" + schema_of(postgres_url).upper()[-8:]
+    url = f"{plain(postgres_url)}?schema={schema}"
+
+    @durable.durable_workflow(name="postgres.capitals")
+    async def capitals() -> int:
+        return 7
+
+    try:
+        with durable.Runtime(url):
+            assert capitals.run_sync(workflow_id="x") == 7
+        with durable.Store.open(url) as store:
+            assert [w.workflow_id for w in store.list_workflows()] == ["x"]
+    finally:
+        with psycopg.connect(plain(postgres_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 PAYLOAD_COLUMNS = {
     ("durable_workflows", "args"),
     ("durable_workflows", "result"),
