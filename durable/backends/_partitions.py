@@ -64,10 +64,7 @@ class Month(NamedTuple):
 
     @property
     def end(self) -> float:
-        return self.next().start
-
-    def next(self) -> Month:
-        return Month(self.year + self.month // 12, self.month % 12 + 1)
+        return self.after(1).start
 
     def after(self, months: int) -> Month:
         index = self.year * 12 + self.month - 1 + months
@@ -88,7 +85,7 @@ def months_between(first: Month, last: Month) -> list[Month]:
     """``first`` to ``last``, both included."""
     months = [first]
     while months[-1] < last:
-        months.append(months[-1].next())
+        months.append(months[-1].after(1))
     return months
 
 

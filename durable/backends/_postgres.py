@@ -289,8 +289,7 @@ class PostgresBackend(SqlBackend):
     ) -> Sequence[_partitions.Month]:
         # Partitions are made when the store is opened, in a transaction of
         # their own: making one here would hold the table for the whole cleanup.
-        if not await _partitions.partitioned(tx):
-            return ()
+        # An unpartitioned store has no months: none is whole.
         return await _partitions.whole(tx, await self.now(tx), doomed)
 
     async def _drop_months(self, tx: Tx, months: Sequence[_partitions.Month]) -> None:
