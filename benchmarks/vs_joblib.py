@@ -4,7 +4,8 @@ One run, same machine, medians of ``--repeat`` runs, a fresh folder per run:
 
 1. Large results: N steps that each return a payload of ``os.urandom`` bytes made
    before the timer starts (50 x 1 MiB, 8 x 16 MiB): MiB/s, and the bytes on disk
-   after the store is closed divided by the payload bytes.
+   after the store is closed divided by the payload bytes. Each run writes into
+   pages just freed (``prime_pages``; ``--cold-pages`` leaves that out).
 2. Cold resume: a 100-step workflow (each step returns its index) is SIGKILLed in
    its step 51; then a new process runs it again. Timed from before the new
    process is spawned to its first step that runs (the 51st), and to its result.
@@ -111,14 +112,39 @@ def _large_sqlite3(folder: Path, payloads: list[bytes]) -> float:
     return elapsed
 
 
+def prime_pages(folder: Path, size: int) -> None:
+    """Write ``size`` bytes to a scratch file in ``folder`` and delete it.
+
+    On a virtual machine whose memory the host has not backed yet, the page
+    cache's first touch of a page costs about ten times the copy into it: 128
+    MiB written into fresh pages took 250-450 ms here, into pages just freed
+    30 ms, whatever wrote them (joblib, durable or a bare ``os.writev`` alike;
+    see RESULTS.md). Which an engine got depended on how long ago the last
+    files were deleted. Freeing as many pages just before each run makes
+    every engine write into recycled pages, so the run times the engine.
+    """
+    chunk = bytes(MIB)
+    scratch = folder / "prime.scratch"
+    with scratch.open("wb") as file:
+        for _ in range(-(-size // MIB)):
+            file.write(chunk)
+    scratch.unlink()
+
+
 def large(
-    engines: dict[str, Callable[[Path, list[bytes]], float]], count: int, size: int, repeat: int
+    engines: dict[str, Callable[[Path, list[bytes]], float]],
+    count: int,
+    size: int,
+    repeat: int,
+    prime: bool = True,
 ) -> dict[str, tuple[float, float]]:
     """Each engine's median MiB/s and disk / payload.
 
     The engines take turns within each repeat, each starting with no dirty
     pages left by another (``os.sync``): writing past the kernel's dirty
-    limit runs at the disk's speed, whoever wrote the backlog.
+    limit runs at the disk's speed, whoever wrote the backlog. Then, unless
+    ``prime`` is false, twice the run's bytes are written and freed just
+    before it (``prime_pages``).
     """
     payloads = [os.urandom(size) for _ in range(count)]
     speeds: dict[str, list[float]] = {name: [] for name in engines}
@@ -127,6 +153,8 @@ def large(
         for name, run in engines.items():
             with tempfile.TemporaryDirectory() as tmp:
                 os.sync()
+                if prime:
+                    prime_pages(Path(tmp), 2 * count * size)
                 seconds = run(Path(tmp), payloads)
                 speeds[name].append(count * size / MIB / seconds)
                 ratios[name].append(_disk(Path(tmp)) / (count * size))
@@ -319,6 +347,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
     parser.add_argument("--markdown", action="store_true", help="(tables are markdown anyway)")
+    parser.add_argument(
+        "--cold-pages",
+        action="store_true",
+        help="large results: do not free pages before each run (prime_pages), for comparison",
+    )
     args = parser.parse_args()
     repeat = 1 if args.quick else args.repeat
     _warm_up()
@@ -335,11 +368,12 @@ def main() -> None:
     )
     rows: list[tuple[str, list[str]]] = []
     for count, size in sizes:
-        found = large(engines, count, size, repeat)
+        found = large(engines, count, size, repeat, prime=not args.cold_pages)
         label = f"{count} x {size // MIB} MiB"
         rows.append((f"{label}, MiB/s", [f"{found[n][0]:,.0f}" for n in names]))
         rows.append((f"{label}, disk / payload", [f"{found[n][1]:.3f}" for n in names]))
-    _table("large results (SQLite file)", names, rows)
+    pages = "fresh pages (--cold-pages)" if args.cold_pages else "recycled pages"
+    _table(f"large results (SQLite file, {pages})", names, rows)
 
     resumers = [n for n in ("durable", "joblib", "raw sqlite3") if n != "joblib" or joblib]
     resumed = {n: cold_resume(n, repeat) for n in resumers}
