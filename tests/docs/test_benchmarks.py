@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         ["ui_pages.py", "--workflows", "300", "--repeat", "1"],
         ["store_scale.py", "--workflows", "300", "--backends", "sqlite", "--markdown"],
         ["index_pages.py", "--workflows", "5", "--repeat", "1", "--only", "all"],
+        ["bare_engine.py", "--workflows", "20", "--repeat", "1"],
     ],
     ids=[
         "bench",
@@ -35,6 +36,7 @@ BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
         "ui_pages",
         "store_scale",
         "index_pages",
+        "bare_engine",
     ],
 )
 def test_benchmark_smoke_run(command: list[str]) -> None:
