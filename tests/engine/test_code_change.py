@@ -52,6 +52,11 @@ except Exception as exc:
 """
 
 
+# Nothing of this environment but the checkout under test: the durable that the
+# interpreter would find otherwise (an editable install) may be another checkout's.
+_ISOLATED = {"PATH": "", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
 def run(
     tmp_path: Path, db_url: str, *, enrich_delta: int = 0, helper_delta: int = 1, **env: str
 ) -> dict[str, str]:
@@ -61,7 +66,7 @@ def run(
     )
     result = subprocess.run(
         [sys.executable, "-W", "always::durable.CodeChangedWarning", str(module)],
-        env={"PATH": "", **env, "DURABLE_URL": db_url, "EFFECTS": str(tmp_path / "effects")},
+        env={**_ISOLATED, **env, "DURABLE_URL": db_url, "EFFECTS": str(tmp_path / "effects")},
         capture_output=True,
         text=True,
         timeout=120,
@@ -131,7 +136,7 @@ def test_moving_code_or_adding_comments_is_not_a_change(tmp_path: Path, failed_o
     module.write_text(shifted)
     result = subprocess.run(
         [sys.executable, "-W", "error::durable.CodeChangedWarning", str(module)],
-        env={"PATH": "", "DURABLE_URL": failed_once, "EFFECTS": str(tmp_path / "effects")},
+        env={**_ISOLATED, "DURABLE_URL": failed_once, "EFFECTS": str(tmp_path / "effects")},
         capture_output=True,
         text=True,
         timeout=120,
