@@ -125,6 +125,15 @@ class Backend(ControlContract, ABC):
         """Async form of :meth:`run_sync`; the default runs it in place."""
         return self.run_sync(op, *args, **kwargs)
 
+    async def run_in_place(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run_sync`, awaited by a sync pipeline (one ``_aio.drive`` runs).
+
+        Same outcome, errors and notifications as :meth:`run_sync`. A backend
+        whose statements never suspend may await ``op`` itself here: the
+        pipeline's own drive runs it, with no coroutine driven per statement.
+        """
+        return self.run_sync(op, *args, **kwargs)
+
     async def run_batch(self, tx: Any, batch: Sequence[Write]) -> list[tuple[bool, Any]]:
         """Run several writes in one transaction (group commit): each one's outcome.
 

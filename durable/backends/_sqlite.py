@@ -404,19 +404,30 @@ class SqliteBackend(SqlBackend):
             raise
 
     def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if is_atomic(op):
+            return self._run_atomic_sync(op, *args, **kwargs)
+        # run_async's common case: every start, step and finish of a sync workflow.
+        return drive(self.run_in_place(op, *args, **kwargs))
+
+    async def run_in_place(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        if is_atomic(op):
+            return self._run_atomic_sync(op, *args, **kwargs)
         try:
-            if is_atomic(op):
-                return super().run_sync(op, *args, **kwargs)
-            # run_async's common case: every start, step and finish of a sync workflow.
             self.fence.enter()
             try:
                 tx = _RawTx(self._connection(), self._checkpointer, self._writers)
                 if self._shared is None:  # a file: this thread's own connection
-                    return drive(op(tx, *args, **kwargs))
+                    return await op(tx, *args, **kwargs)
                 with self._lock:
-                    return drive(op(tx, *args, **kwargs))
+                    return await op(tx, *args, **kwargs)
             finally:
                 self.fence.leave()
+        except sqlite3.DatabaseError as exc:
+            raise self._failed(exc) from exc
+
+    def _run_atomic_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return super().run_sync(op, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise self._failed(exc) from exc
 
