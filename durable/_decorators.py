@@ -454,8 +454,7 @@ def durable_workflow(
                     "timeout": options.timeout if options.timeout is not None else spec.timeout,
                 },
             )
-            from durable._live import watched  # only on a call: import durable stays light
-
+            watched = _watched if _watched is not None else _import_watched()
             if spec.is_async:
                 coro = engine.run_workflow(inv, engine.session(sync=False))
                 return named(coro if parent else watched(engine, coro), raw)
@@ -471,6 +470,23 @@ def durable_workflow(
 
 
 # Helpers --------------------------------------------------------------------
+
+
+_watched: Callable[[Any, Coroutine[Any, Any, Any]], Coroutine[Any, Any, Any]] | None = None
+"""``durable._live.watched``, once a workflow was called (see :func:`_import_watched`)."""
+
+
+def _import_watched() -> Callable[[Any, Coroutine[Any, Any, Any]], Coroutine[Any, Any, Any]]:
+    """Import the live view on the first workflow call: ``import durable`` stays light.
+
+    Kept after: an import statement, run on every call, costs as much as a
+    dozen calls.
+    """
+    global _watched
+    from durable._live import watched
+
+    _watched = watched
+    return watched
 
 
 def _check_decoratable(fn: object, kind: str) -> Callable[..., Any]:
