@@ -196,7 +196,8 @@ class Steps(Part):
         call: Callable[[], Any],
     ) -> Any:
         """Run a step that has no record (with its retries) and record it."""
-        self.engine.site("before_step", ctx, position, spec.name)
+        if self.engine.hooks:  # a crash injector or sweep: a call per site only for them
+            self.engine.site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
             if cancel_hinted(ctx):  # a cheap look first: this runs before every step
@@ -347,7 +348,7 @@ class Steps(Part):
             },
         )
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
-        if kind is not StepKind.SNAPSHOT:
+        if kind is not StepKind.SNAPSHOT and self.engine.hooks:
             self.engine.site("after_step", ctx, position, name)
         if ctx.tx is not None and via is None:
             ctx.tx.hold(row)
@@ -362,7 +363,7 @@ class Steps(Part):
             op = backend.publish if kind is StepKind.PUBLISH else backend.record_step
             standing = await session.write(op, ctx.workflow_id, ctx.epoch, row)
         self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
-        if kind is not StepKind.SNAPSHOT:
+        if kind is not StepKind.SNAPSHOT and self.engine.hooks:
             self.engine.site("after_commit", ctx, position, name)
         if standing is not row:
             return self.engine.decode_step(standing, ctx.workflow_id)
