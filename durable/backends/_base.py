@@ -126,11 +126,10 @@ class Backend(ControlContract, ABC):
         return self.run_sync(op, *args, **kwargs)
 
     async def run_in_place(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """:meth:`run_sync`, awaited by a sync pipeline (one ``_aio.drive`` runs).
+        """:meth:`run_sync` (its outcome, errors and notifications), awaited on the sync path.
 
-        Same outcome, errors and notifications as :meth:`run_sync`. A backend
-        whose statements never suspend may await ``op`` itself here: the
-        pipeline's own drive runs it, with no coroutine driven per statement.
+        A backend whose statements never suspend may await ``op`` here: the
+        pipeline's own ``_aio.drive`` runs it, none is driven per statement.
         """
         return self.run_sync(op, *args, **kwargs)
 
