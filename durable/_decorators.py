@@ -55,6 +55,7 @@ from durable.backends._limits import (
 )
 
 _NO_OPTIONS = _context.CallOptions()
+_watched: Any = None  # durable._live.watched, once a workflow was called
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -454,13 +455,15 @@ def durable_workflow(
                     "timeout": options.timeout if options.timeout is not None else spec.timeout,
                 },
             )
-            from durable._live import watched  # only on a call: import durable stays light
+            global _watched
+            if _watched is None:  # imported by the first call only: import durable stays light
+                from durable._live import watched as _watched
 
             if spec.is_async:
                 coro = engine.run_workflow(inv, engine.session(sync=False))
-                return named(coro if parent else watched(engine, coro), raw)
+                return named(coro if parent else _watched(engine, coro), raw)
             coro = engine.run_workflow(inv, engine.session(sync=True))
-            return drive(coro if parent or options.preclaimed else watched(engine, coro))
+            return drive(coro if parent or options.preclaimed else _watched(engine, coro))
 
         workflow = _WorkflowFunction(fn, wrapper)
         workflow._self_durable = (spec, signature)

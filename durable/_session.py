@@ -39,13 +39,13 @@ class Session:
     async def run(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``op`` in a transaction of its own (atomic if the operation is)."""
         if self.sync:
-            return self.backend.run_sync(op, *args, **kwargs)
+            return await self.backend.run_in_place(op, *args, **kwargs)
         return await self.backend.run_async(op, *args, **kwargs)
 
     async def write(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write of a workflow's own; on the async path, group-committed."""
         if self.sync:
-            return self.backend.run_sync(op, *args, **kwargs)
+            return await self.backend.run_in_place(op, *args, **kwargs)
         return await grouped(self.backend, op, *args, **kwargs)
 
     async def wait_for(self, subscription: Subscription, seconds: float) -> bool:

@@ -56,6 +56,15 @@ def span(
 _NO_SPAN = contextlib.nullcontext()
 
 
+def inner_spans() -> bool:
+    """Whether an ``inner`` :func:`span` (a step's) would be recorded.
+
+    What :func:`span` decides for one, without its arguments: a step that
+    is not traced builds neither its span's name nor its attributes.
+    """
+    return _configured
+
+
 @contextlib.contextmanager
 def _span(name: str, attributes: dict[str, Any]) -> Iterator[Any]:
     with _TRACER.start_as_current_span(name, attributes=attributes) as current:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from durable import _tracing
@@ -59,7 +59,25 @@ class Steps(Part):
         engine.run_step, engine.snapshot = self.run, self.snapshot
         engine.publish = self.publish
 
-    async def run(
+    def run(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Coroutine[Any, Any, Any]:
+        """Replay a step's record, or run it (with retries) and record it: a coroutine.
+
+        A step is traced inside its span; one that is not (the common case)
+        builds neither the span's name nor its attributes, and awaits no
+        coroutine more than its work.
+        """
+        if _tracing.inner_spans():
+            return self._traced(ctx, session, spec, position, call)
+        return self._replay_or_run(ctx, session, spec, position, call)
+
+    async def _traced(
         self,
         ctx: _context.WorkflowContext,
         session: Session,
@@ -67,7 +85,6 @@ class Steps(Part):
         position: int,
         call: Callable[[], Any],
     ) -> Any:
-        """Replay a step's record, or run it (with retries) and record it."""
         recorded = replayable(ctx, position, spec.name, spec.kind)
         with _tracing.span(
             f"step {spec.name}",
@@ -80,19 +97,30 @@ class Steps(Part):
             },
             inner=True,
         ):
-            if _code_differs(ctx, recorded, spec):
-                assert recorded is not None
-                recorded = await self._code_changed(ctx, session, spec, position, recorded)
-            watchers = self.engine.watchers
-            if recorded is not None:
-                _tracing.annotate(payload_bytes=len(recorded.output))
-                if watchers.active:
-                    took = recorded.finished_at - recorded.started_at
-                    watchers.tell(StepEvent("replayed", ctx.workflow_id, spec.name, position, took))
-                return self.engine.decode_step(recorded, ctx.workflow_id)
-            if not watchers.active:
-                return await self._execute(ctx, session, spec, position, call)
-            return await self._watched(ctx, session, spec, position, call)
+            return await self._replay_or_run(ctx, session, spec, position, call)
+
+    async def _replay_or_run(
+        self,
+        ctx: _context.WorkflowContext,
+        session: Session,
+        spec: StepSpec,
+        position: int,
+        call: Callable[[], Any],
+    ) -> Any:
+        recorded = replayable(ctx, position, spec.name, spec.kind)
+        if _code_differs(ctx, recorded, spec):
+            assert recorded is not None
+            recorded = await self._code_changed(ctx, session, spec, position, recorded)
+        watchers = self.engine.watchers
+        if recorded is not None:
+            _tracing.annotate(payload_bytes=len(recorded.output))
+            if watchers.active:
+                took = recorded.finished_at - recorded.started_at
+                watchers.tell(StepEvent("replayed", ctx.workflow_id, spec.name, position, took))
+            return self.engine.decode_step(recorded, ctx.workflow_id)
+        if not watchers.active:
+            return await self._execute(ctx, session, spec, position, call)
+        return await self._watched(ctx, session, spec, position, call)
 
     async def _watched(
         self,
@@ -168,7 +196,8 @@ class Steps(Part):
         call: Callable[[], Any],
     ) -> Any:
         """Run a step that has no record (with its retries) and record it."""
-        self.engine.site("before_step", ctx, position, spec.name)
+        if self.engine.hooks:  # a crash injector or sweep: a call per site only for them
+            self.engine.site("before_step", ctx, position, spec.name)
         retries = 0
         while True:
             if cancel_hinted(ctx):  # a cheap look first: this runs before every step
@@ -319,7 +348,7 @@ class Steps(Part):
             },
         )
         _tracing.annotate(payload_bytes=len(output), attempt=tries)
-        if kind is not StepKind.SNAPSHOT:
+        if kind is not StepKind.SNAPSHOT and self.engine.hooks:
             self.engine.site("after_step", ctx, position, name)
         if ctx.tx is not None and via is None:
             ctx.tx.hold(row)
@@ -334,7 +363,7 @@ class Steps(Part):
             op = backend.publish if kind is StepKind.PUBLISH else backend.record_step
             standing = await session.write(op, ctx.workflow_id, ctx.epoch, row)
         self.engine.checkpoint_seconds.append(time.perf_counter() - write_started)
-        if kind is not StepKind.SNAPSHOT:
+        if kind is not StepKind.SNAPSHOT and self.engine.hooks:
             self.engine.site("after_commit", ctx, position, name)
         if standing is not row:
             return self.engine.decode_step(standing, ctx.workflow_id)

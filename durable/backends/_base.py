@@ -125,6 +125,14 @@ class Backend(ControlContract, ABC):
         """Async form of :meth:`run_sync`; the default runs it in place."""
         return self.run_sync(op, *args, **kwargs)
 
+    async def run_in_place(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run_sync` (its outcome, errors and notifications), awaited on the sync path.
+
+        A backend whose statements never suspend may await ``op`` here: the
+        pipeline's own ``_aio.drive`` runs it, none is driven per statement.
+        """
+        return self.run_sync(op, *args, **kwargs)
+
     async def run_batch(self, tx: Any, batch: Sequence[Write]) -> list[tuple[bool, Any]]:
         """Run several writes in one transaction (group commit): each one's outcome.
 

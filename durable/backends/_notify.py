@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from durable._aio import block_for
@@ -118,22 +118,25 @@ class Notifier:
         """In a forked child: a thread of the parent may have held the lock at the fork."""
         self._lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def subscribe(self, topic: str) -> Iterator[Subscription]:
-        """Be woken by notifications of ``topic`` while in the block."""
-        subscription = Subscription(topic)
+    def subscribe(self, topic: str) -> _Subscribed:
+        """Be woken by notifications of ``topic`` while in the block (``with ... as sub``)."""
+        return _Subscribed(self, topic)
+
+    def add(self, subscription: Subscription) -> None:
+        """Begin waking ``subscription`` (what :meth:`subscribe`'s block does on entry)."""
         with self._lock:
-            self._subscribers.setdefault(topic, set()).add(subscription)
+            self._subscribers.setdefault(subscription.topic, set()).add(subscription)
         self._listening()
-        try:
-            yield subscription
-        finally:
-            with self._lock:
-                found = self._subscribers.get(topic)
-                if found is not None:
-                    found.discard(subscription)
-                    if not found:
-                        del self._subscribers[topic]
+
+    def remove(self, subscription: Subscription) -> None:
+        """Stop waking ``subscription`` (what :meth:`subscribe`'s block does on exit)."""
+        topic = subscription.topic
+        with self._lock:
+            found = self._subscribers.get(topic)
+            if found is not None:
+                found.discard(subscription)
+                if not found:
+                    del self._subscribers[topic]
 
     def notify(self, topic: str) -> None:
         """Wake every subscriber of ``topic``."""
@@ -159,6 +162,28 @@ class Notifier:
 
     def _listening(self) -> None:
         """Hook: a backend that relays notifications between processes starts here."""
+
+
+class _Subscribed:
+    """The block of :meth:`Notifier.subscribe`.
+
+    A class, not a ``contextlib.contextmanager``: every workflow call enters
+    one, and a generator's block costs several calls more, and an exception
+    (its StopIteration) on the way out.
+    """
+
+    __slots__ = ("_notifier", "_subscription")
+
+    def __init__(self, notifier: Notifier, topic: str) -> None:
+        self._notifier = notifier
+        self._subscription = Subscription(topic)
+
+    def __enter__(self) -> Subscription:
+        self._notifier.add(self._subscription)
+        return self._subscription
+
+    def __exit__(self, *exc: object) -> None:
+        self._notifier.remove(self._subscription)
 
 
 _SHARED: weakref.WeakValueDictionary[str, Notifier] = weakref.WeakValueDictionary()

@@ -25,6 +25,7 @@ from durable.backends._notify import Notifier, shared_notifier
 from durable.backends._payload_files import PayloadFiles
 from durable.backends._precompiled import Precompiled
 from durable.backends._sql import SqlBackend
+from durable.backends._sqlite_errors import BUSY_TIMEOUT_MS, busy, damage, damaged, explain
 from durable.backends._sqlite_sql import CREATION, TEXTS
 from durable.backends._store_url import StoreUrl
 from durable.backends._tx import Result, Tx
@@ -42,7 +43,7 @@ T = TypeVar("T")
 
 Durability = Literal["normal", "full", "batched"]
 
-_BUSY_TIMEOUT_MS = 30_000
+_BUSY_TIMEOUT_MS = BUSY_TIMEOUT_MS  # read here at each use (a test shortens it)
 
 
 def _real_statements() -> Statements:
@@ -339,7 +340,7 @@ class SqliteBackend(SqlBackend):
                 self._connection().execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() > deadline:
+                if not busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.005)
 
@@ -404,6 +405,9 @@ class SqliteBackend(SqlBackend):
             raise
 
     def run_sync(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return drive(self.run_in_place(op, *args, **kwargs))
+
+    async def run_in_place(self, op: Operation[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             if is_atomic(op):
                 return super().run_sync(op, *args, **kwargs)
@@ -412,9 +416,9 @@ class SqliteBackend(SqlBackend):
             try:
                 tx = _RawTx(self._connection(), self._checkpointer, self._writers)
                 if self._shared is None:  # a file: this thread's own connection
-                    return drive(op(tx, *args, **kwargs))
+                    return await op(tx, *args, **kwargs)
                 with self._lock:
-                    return drive(op(tx, *args, **kwargs))
+                    return await op(tx, *args, **kwargs)
             finally:
                 self.fence.leave()
         except sqlite3.DatabaseError as exc:
@@ -422,7 +426,7 @@ class SqliteBackend(SqlBackend):
 
     def _failed(self, exc: sqlite3.DatabaseError) -> BackendUnavailableError:
         why = self._read_only_why() if self.read_only else None
-        if "immutable=1" in self._uri and _damage(exc):
+        if "immutable=1" in self._uri and damage(exc):
             # Read as immutable, the file may have been written meanwhile by
             # its owner: what looks damaged is most likely just newer.
             return BackendUnavailableError(
@@ -538,63 +542,3 @@ def _read_only_open(url: StoreUrl) -> tuple[bool, str]:
     if not os.access(folder, os.W_OK) and not os.path.exists(f"{database}-wal"):
         uri += "&immutable=1"
     return True, uri
-
-
-_RESTORE = (
-    "restore it from a copy (with its -wal file), or save what is still readable: "
-    "sqlite3 {path} .recover | sqlite3 {path}.recovered, and point the store URL at that file"
-)
-# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode, Python 3.11+;
-# older Pythons fall back on the message).
-_BUSY, _LOCKED, _READONLY, _CANTOPEN, _CORRUPT, _NOTADB = 5, 6, 8, 14, 11, 26
-
-
-def _busy(exc: BaseException) -> bool:
-    """Whether SQLite answered that another connection holds a lock it needs."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in (_BUSY, _LOCKED)
-    return "locked" in str(exc)
-
-
-def _damage(exc: BaseException) -> bool:
-    """Whether SQLite read the file as damaged."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (isinstance(code, int) and code & 0xFF == _CORRUPT) or "malformed" in str(exc)
-
-
-def damaged(path: str) -> str:
-    """What to do about a damaged store file."""
-    return f"the file {path} is damaged; " + _RESTORE.format(path=path)
-
-
-def explain(exc: BaseException, path: str, read_only_why: str | None = None) -> str:
-    """What a sqlite3 error means for the store at ``path``, and what to do.
-
-    ``read_only_why`` says why the store was opened read-only, if it was.
-    """
-    text = str(exc)
-    code = getattr(exc, "sqlite_errorcode", None)
-    code = code & 0xFF if isinstance(code, int) else None
-    if code == _NOTADB or "not a database" in text or "file is encrypted" in text:
-        return (
-            f"{path} is not a SQLite database ({text}): point the URL at a durable "
-            "store; if this was one, " + damaged(path)
-        )
-    if code == _CORRUPT or "malformed" in text:
-        return f"{text}: {damaged(path)}"
-    if _busy(exc) or "locked" in text:
-        return (
-            f"{text}: another process (or connection) held its write lock for over "
-            f"{_BUSY_TIMEOUT_MS // 1000} s (a long cleanup, a stopped process, a sqlite3 "
-            "shell with a transaction open); try again once it lets go"
-        )
-    if code == _READONLY or "readonly" in text:
-        why = read_only_why or "its file or folder is not writable"
-        return (
-            f"{text}: the store is open read-only ({why}); it can be listed and shown, "
-            "not written (calling a workflow writes, even one that is done)"
-        )
-    if code == _CANTOPEN or "unable to open" in text:
-        return f"{text}: is the path right, and are the file and its folder readable?"
-    return text
