@@ -721,7 +721,8 @@ class Engine:
 
 
 def _sqlite_bytes(place: Place) -> int:
-    """The database's size on disk once its WAL is folded back in."""
+    """The database's size on disk once its WAL is folded back in, and the files
+    durable keeps its large results in beside it (``<database>-payloads``)."""
     db = place.db
     if not db.exists():
         return 0
@@ -733,7 +734,9 @@ def _sqlite_bytes(place: Place) -> int:
     finally:
         conn.close()
     wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    payloads = db.with_name(db.name + "-payloads")
+    files = sum(p.stat().st_size for p in payloads.rglob("*") if p.is_file())
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) + files
 
 
 def _pg_tables_bytes(*tables: str) -> Callable[[Place], int]:
