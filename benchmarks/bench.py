@@ -10,16 +10,19 @@ dir, or a fresh PostgreSQL schema that is dropped afterwards):
 Engines on SQLite: durable; raw ``sqlite3`` (pickle + INSERT + COMMIT per
 step, WAL + ``synchronous=NORMAL`` like durable: the floor any SQLite
 checkpointing can reach); plain Python (the same functions, awaited
-directly); and DBOS, if it is installed, once with its defaults and once
-with WAL + ``synchronous=NORMAL``.
+directly); DBOS, if it is installed, once with its defaults and once
+with WAL + ``synchronous=NORMAL``; and LangGraph's functional API
+(``@entrypoint`` with ``AsyncSqliteSaver``, ``@task`` steps), if it is
+installed, once with its defaults (WAL, ``synchronous=FULL``) and once with
+``synchronous=NORMAL``.
 
 Engines on PostgreSQL (if the server answers): durable; raw psycopg 3, async
 and sync (one autocommit connection, one single-row INSERT of the pickled
-result per step, the server's default durability); and DBOS, in a database of
-its own.
+result per step, the server's default durability); DBOS, in a database of
+its own; and LangGraph with ``AsyncPostgresSaver``, in a schema of its own.
 
 Run: ``python benchmarks/bench.py [--repeat N] [--quick] [--markdown]
-[--backends sqlite,postgresql] [--postgres-url URL] [--no-dbos]``.
+[--backends sqlite,postgresql] [--postgres-url URL] [--no-dbos] [--no-langgraph]``.
 Nothing here asserts on timings: the figures are for reading.
 """
 
@@ -59,7 +62,12 @@ if TYPE_CHECKING:
 # Types -----------------------------------------------------------------------
 
 RunWorkflow = Callable[[str, int, str], Awaitable[object]]
-"""Run one workflow: (kind of step, number of steps, workflow id)."""
+"""Run one workflow: (kind of step, number of steps, workflow id).
+
+An engine whose connection belongs to an event loop (LangGraph's checkpointers)
+gives its ``run`` an ``in_loop`` attribute too: a function returning an async
+context manager, entered in the timed run's event loop before the clock starts
+and left after it stops."""
 
 SQLITE, POSTGRES = "sqlite", "postgresql"
 BACKENDS = (SQLITE, POSTGRES)
@@ -75,10 +83,17 @@ RAW = "raw sqlite3"
 DBOS_DEFAULT, DBOS_WAL = "DBOS (default)", "DBOS (WAL+NORMAL)"
 RAW_PG, RAW_PG_SYNC = "raw psycopg (async)", "raw psycopg (sync)"
 DBOS_PG = "DBOS"
+LANGGRAPH_SCENARIOS = SCENARIOS
+LANGGRAPH_DEFAULT, LANGGRAPH_WAL = "LangGraph (default)", "LangGraph (WAL+NORMAL)"
+LANGGRAPH_PG = "LangGraph"
+DBOS_LABELS = (DBOS_DEFAULT, DBOS_WAL, DBOS_PG)
+LANGGRAPH_LABELS = (LANGGRAPH_DEFAULT, LANGGRAPH_WAL, LANGGRAPH_PG)
 
-# DBOS takes most of the run's time: its figures are the median of fewer
-# repeats (at most this many), so that the default run stays short.
+# DBOS and LangGraph take most of the run's time: their figures are the
+# median of fewer repeats (at most this many), so that the default run stays
+# short.
 DBOS_MAX_REPEAT = 3
+LANGGRAPH_MAX_REPEAT = 3
 
 
 @dataclass(frozen=True)
@@ -534,6 +549,160 @@ def dbos_pg_session(place: Place) -> Iterator[RunWorkflow]:
         server.execute("DROP DATABASE IF EXISTS {} WITH (FORCE)", database)
 
 
+# The LangGraph peer (optional) -----------------------------------------------
+
+# The checkpointer each backend needs, as (module, distribution).
+_LANGGRAPH_SAVERS = {
+    SQLITE: ("langgraph.checkpoint.sqlite.aio", "langgraph-checkpoint-sqlite"),
+    POSTGRES: ("langgraph.checkpoint.postgres.aio", "langgraph-checkpoint-postgres"),
+}
+LANGGRAPH_INSTALL = (
+    "pip install langgraph langgraph-checkpoint-sqlite langgraph-checkpoint-postgres"
+)
+
+
+def langgraph_version() -> str | None:
+    try:
+        import langgraph.func  # noqa: F401
+    except ImportError:
+        return None
+    return importlib.metadata.version("langgraph")
+
+
+def langgraph_missing(backend: str) -> str | None:
+    """The distribution to install for LangGraph's checkpointer on ``backend``, or None."""
+    module, dist = _LANGGRAPH_SAVERS[backend]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return dist
+    return None
+
+
+@functools.cache
+def _langgraph_tasks() -> dict[str, Any]:
+    # The same plain functions as @task. Without a name: task(name=...) would
+    # rename the plain function itself, which the other engines share.
+    from langgraph.func import task
+
+    return {"tiny": task(tiny), "blob": task(blob)}
+
+
+def _langgraph_chains(checkpointer: Any) -> dict[str, Any]:
+    """The two workflows as @entrypoint, on ``checkpointer`` (made in well under 1 ms)."""
+    from langgraph.func import entrypoint
+
+    tasks = _langgraph_tasks()
+    tiny_task, blob_task = tasks["tiny"], tasks["blob"]
+
+    @entrypoint(checkpointer=checkpointer)
+    async def chain(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await tiny_task(i)
+        return total
+
+    @entrypoint(checkpointer=checkpointer)
+    async def blobs(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += len(await blob_task(i))
+        return total
+
+    return {"tiny": chain, "blob": blobs}
+
+
+class _LangGraphRun:
+    """Run a workflow as a LangGraph entrypoint, each on a LangGraph thread of its own.
+
+    The workflow id is the ``thread_id``: a new one per workflow, so that every
+    task runs and its result is written, none is found from an earlier run.
+    LangGraph's default durability (``"async"``) is kept. Its checkpointers
+    belong to the event loop they are made in, so they are made in the timed
+    run's loop (``in_loop``), and closed there.
+    """
+
+    def __init__(self, place: Place, backend: str, wal_normal: bool = False) -> None:
+        self.place = place
+        self.backend = backend
+        self.wal_normal = wal_normal
+        self.conn: Any = None
+        self.chains: dict[str, Any] | None = None
+
+    @contextlib.asynccontextmanager
+    async def in_loop(self) -> Any:
+        try:
+            if self.backend == SQLITE:
+                await self._open_sqlite()
+            else:
+                await self._setup_postgres()
+            yield
+        finally:
+            if self.conn is not None:
+                await self.conn.close()
+
+    async def _open_sqlite(self) -> None:
+        # Before the clock, as durable's Runtime() opens its store: the
+        # connection, and the saver's setup() (its tables, and
+        # PRAGMA journal_mode=WAL, which it always sets).
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        self.conn = await aiosqlite.connect(self.place.db)
+        if self.wal_normal:
+            # Per connection: durable's durability (SQLite's default is FULL).
+            await self.conn.execute("PRAGMA synchronous=NORMAL")
+        saver = AsyncSqliteSaver(self.conn)
+        await saver.setup()
+        self.chains = _langgraph_chains(saver)
+
+    def _pg_connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        # What AsyncPostgresSaver.from_conn_string opens, in the fresh schema.
+        return psycopg.AsyncConnection.connect(
+            self.place.server.url,
+            autocommit=True,
+            prepare_threshold=0,
+            row_factory=dict_row,
+            options=f"-c search_path={self.place.schema}",
+        )
+
+    async def _setup_postgres(self) -> None:
+        # Its tables, before the clock, on a connection of its own; the run's
+        # connection opens at the first workflow, inside the clock, as
+        # durable's and raw psycopg's do.
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with await self._pg_connect() as conn:
+            await AsyncPostgresSaver(conn).setup()
+
+    async def __call__(self, kind: str, n: int, workflow_id: str) -> object:
+        if self.chains is None:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+            self.conn = await self._pg_connect()
+            self.chains = _langgraph_chains(AsyncPostgresSaver(self.conn))
+        config = {"configurable": {"thread_id": workflow_id}}
+        return await self.chains[kind].ainvoke(n, config)
+
+
+def _langgraph_session(wal_normal: bool) -> Session:
+    @contextlib.contextmanager
+    def session(place: Place) -> Iterator[RunWorkflow]:
+        yield _LangGraphRun(place, SQLITE, wal_normal)
+
+    return session
+
+
+@contextlib.contextmanager
+def langgraph_pg_session(place: Place) -> Iterator[RunWorkflow]:
+    # A fresh schema, as durable's; dropped after the run with the others.
+    place.server.execute("CREATE SCHEMA {}", place.schema)
+    yield _LangGraphRun(place, POSTGRES)
+
+
 # Engines ---------------------------------------------------------------------
 
 
@@ -552,7 +721,8 @@ class Engine:
 
 
 def _sqlite_bytes(place: Place) -> int:
-    """The database's size on disk once its WAL is folded back in."""
+    """The database's size on disk once its WAL is folded back in, and the files
+    durable keeps its large results in beside it (``<database>-payloads``)."""
     db = place.db
     if not db.exists():
         return 0
@@ -564,7 +734,9 @@ def _sqlite_bytes(place: Place) -> int:
     finally:
         conn.close()
     wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    payloads = db.with_name(db.name + "-payloads")
+    files = sum(p.stat().st_size for p in payloads.rglob("*") if p.is_file())
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0) + files
 
 
 def _pg_tables_bytes(*tables: str) -> Callable[[Place], int]:
@@ -591,8 +763,11 @@ def _dbos_pg_bytes(place: Place) -> int:
     return int(row[0])
 
 
-def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
-    """The engines to run, in the order they run within a repeat."""
+def engines(
+    backends: tuple[str, ...], with_dbos: bool, langgraph: tuple[str, ...] = ()
+) -> list[Engine]:
+    """The engines to run, in the order they run within a repeat (LangGraph on the
+    backends in ``langgraph``)."""
     found: list[Engine] = []
     if SQLITE in backends:
         found += [
@@ -635,6 +810,29 @@ def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
                 max_repeat=DBOS_MAX_REPEAT,
             )
         )
+    if SQLITE in backends and SQLITE in langgraph:
+        found += [
+            Engine(
+                SQLITE,
+                label,
+                _langgraph_session(wal_normal),
+                LANGGRAPH_SCENARIOS,
+                stored=_sqlite_bytes,
+                max_repeat=LANGGRAPH_MAX_REPEAT,
+            )
+            for label, wal_normal in ((LANGGRAPH_DEFAULT, False), (LANGGRAPH_WAL, True))
+        ]
+    if POSTGRES in backends and POSTGRES in langgraph:
+        found.append(
+            Engine(
+                POSTGRES,
+                LANGGRAPH_PG,
+                langgraph_pg_session,
+                LANGGRAPH_SCENARIOS,
+                stored=_pg_tables_bytes("checkpoints", "checkpoint_blobs", "checkpoint_writes"),
+                max_repeat=LANGGRAPH_MAX_REPEAT,
+            )
+        )
     return found
 
 
@@ -642,15 +840,17 @@ def engines(backends: tuple[str, ...], with_dbos: bool) -> list[Engine]:
 
 
 async def _time_scenario(scenario: str, sizes: Sizes, run: RunWorkflow, tag: str) -> float:
-    start = time.perf_counter()
-    if scenario == SEQ:
-        await run("tiny", sizes.seq_steps, f"{tag}-0")
-    elif scenario == MANY:
-        for i in range(sizes.workflows):
-            await run("tiny", sizes.steps_per_workflow, f"{tag}-{i}")
-    else:
-        await run("blob", sizes.blob_steps, f"{tag}-0")
-    return time.perf_counter() - start
+    in_loop = getattr(run, "in_loop", None)
+    async with in_loop() if in_loop is not None else contextlib.nullcontext():
+        start = time.perf_counter()
+        if scenario == SEQ:
+            await run("tiny", sizes.seq_steps, f"{tag}-0")
+        elif scenario == MANY:
+            for i in range(sizes.workflows):
+                await run("tiny", sizes.steps_per_workflow, f"{tag}-{i}")
+        else:
+            await run("blob", sizes.blob_steps, f"{tag}-0")
+        return time.perf_counter() - start
 
 
 @dataclass(frozen=True)
@@ -765,8 +965,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def versions(dbos: str | None, pg: PgServer | None) -> dict[str, str]:
-    """Versions of what was measured; DBOS only if it could be imported (``dbos``)."""
+def versions(dbos: str | None, pg: PgServer | None, langgraph: str | None = None) -> dict[str, str]:
+    """Versions of what was measured; DBOS and LangGraph only if they could be imported
+    (``dbos``, ``langgraph``)."""
     found = {
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
@@ -781,6 +982,17 @@ def versions(dbos: str | None, pg: PgServer | None) -> dict[str, str]:
         found["postgresql server"] = pg.version
     if dbos is not None:
         found["dbos"] = dbos
+    if langgraph is not None:
+        found["langgraph"] = langgraph
+        for dist in (
+            "langgraph-checkpoint",
+            "langgraph-checkpoint-sqlite",
+            "langgraph-checkpoint-postgres",
+            "aiosqlite",
+            "langchain-core",
+        ):
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                found[dist] = importlib.metadata.version(dist)
     return found
 
 
@@ -865,12 +1077,27 @@ def main_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
 
 def dbos_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
     """Durable beside DBOS, on one backend."""
-    if backend == SQLITE:
-        order: tuple[str, ...] = (DURABLE, DBOS_DEFAULT, DBOS_WAL, RAW)
-    else:
-        order = (DURABLE, DBOS_PG, RAW_PG)
+    peers = (DBOS_DEFAULT, DBOS_WAL) if backend == SQLITE else (DBOS_PG,)
+    return peer_table(results, sizes, backend, peers, DBOS_SCENARIOS)
+
+
+def langgraph_table(results: Results, sizes: Sizes, backend: str) -> list[list[str]]:
+    """Durable beside LangGraph, on one backend."""
+    peers = (LANGGRAPH_DEFAULT, LANGGRAPH_WAL) if backend == SQLITE else (LANGGRAPH_PG,)
+    return peer_table(results, sizes, backend, peers, LANGGRAPH_SCENARIOS)
+
+
+def peer_table(
+    results: Results,
+    sizes: Sizes,
+    backend: str,
+    peers: tuple[str, ...],
+    scenarios: tuple[str, ...],
+) -> list[list[str]]:
+    """Durable beside a peer's setups and the raw baseline, on one backend."""
+    order = (DURABLE, *peers, RAW if backend == SQLITE else RAW_PG)
     rows = [["Scenario", "Metric", *order]]
-    for scenario in DBOS_SCENARIOS:
+    for scenario in scenarios:
         medians = [_median_seconds(results, backend, e, scenario) for e in order]
         title = sizes.title(scenario)
         for label, figure in _metrics(sizes, scenario):
@@ -948,6 +1175,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (1 repeat)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--no-dbos", action="store_true", help="skip DBOS even if installed")
+    parser.add_argument(
+        "--no-langgraph", action="store_true", help="skip LangGraph even if installed"
+    )
     add_store_args(parser)
     args = parser.parse_args(argv)
     if args.repeat is None:
@@ -973,35 +1203,71 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             backends = tuple(b for b in backends if b != POSTGRES)
     dbos = None if args.no_dbos else dbos_version()
+    peers = Peers(dbos, None if args.no_langgraph else langgraph_version())
+    if peers.langgraph is not None:
+        for backend in backends:
+            missing = langgraph_missing(backend)
+            if missing is None:
+                peers.langgraph_on += (backend,)
+            else:
+                peers.langgraph_notes.append(
+                    f"LangGraph on {BACKEND_TITLES[backend]}: skipped, {missing} is not "
+                    f"installed (pip install {missing})"
+                )
     pg = PgServer(args.postgres_url) if POSTGRES in backends else None
     try:
-        return _run_and_report(args, sizes, backends, dbos, pg, pg_note)
+        return _run_and_report(args, sizes, backends, peers, pg, pg_note)
     finally:
         if pg is not None:
             pg.close()
+
+
+@dataclass
+class Peers:
+    """The optional peers this run measures."""
+
+    dbos: str | None
+    """DBOS's version, None if it is not measured."""
+    langgraph: str | None
+    """LangGraph's version, None if it is not measured."""
+    langgraph_on: tuple[str, ...] = ()
+    """The backends LangGraph runs on (those whose checkpointer is installed)."""
+    langgraph_notes: list[str] = field(default_factory=list)
+
+
+def _fewer_note(repeats: dict[str, int], repeat: int) -> str:
+    """Which peers ran fewer repeats than asked, and how many."""
+    fewer = {label: n for label, n in repeats.items() if n < repeat}
+    names = [
+        name
+        for name, labels in (("DBOS", DBOS_LABELS), ("LangGraph", LANGGRAPH_LABELS))
+        if any(label in fewer for label in labels)
+    ]
+    return f" ({', '.join(names)}: {min(fewer.values())})" if fewer else ""
 
 
 def _run_and_report(
     args: argparse.Namespace,
     sizes: Sizes,
     backends: tuple[str, ...],
-    dbos: str | None,
+    peers: Peers,
     pg: PgServer | None,
     pg_note: str | None,
 ) -> int:
+    dbos = peers.dbos
     rss_before = peak_rss_mib()
     started = time.perf_counter()
-    found = engines(backends, with_dbos=dbos is not None)
+    found = engines(backends, with_dbos=dbos is not None, langgraph=peers.langgraph_on)
     results, repeats = run_all(sizes, args.repeat, found, pg)
     took = time.perf_counter() - started
 
-    fewer = {label: n for label, n in repeats.items() if n < args.repeat}
     print(
         f"durable benchmark: {args.repeat} repeat(s), median shown"
-        + (f" (DBOS: {min(fewer.values())})" if fewer else "")
+        + _fewer_note(repeats, args.repeat)
         + f"; {took:.1f} s running the engines (opening stores included)"
     )
-    print(", ".join(f"{k} {v}" for k, v in versions(dbos, pg).items()))
+    langgraph = peers.langgraph if peers.langgraph_on else None
+    print(", ".join(f"{k} {v}" for k, v in versions(dbos, pg, langgraph).items()))
     for backend in backends:
         print()
         if backend == SQLITE:
@@ -1033,6 +1299,7 @@ def _run_and_report(
     else:
         print("DBOS: not installed (pip install dbos to compare)")
         print()
+    _report_langgraph(args, sizes, backends, peers, results)
     blobs_mib = sizes.payload_bytes / (1 << 20)
     print(
         f"peak RSS of this process: {rss_before:.1f} MiB before the runs, "
@@ -1046,10 +1313,49 @@ def _run_and_report(
     print(render(memory_table(args, sizes, found), args.markdown))
     print()
     runs = 1 if args.quick else 5
-    for module in ("durable", "dbos") if dbos is not None else ("durable",):
+    modules = ["durable"]
+    modules += ["dbos"] if dbos is not None else []
+    modules += ["langgraph.func"] if langgraph is not None else []
+    for module in modules:
         print(import_line(module, runs))
     print(import_line("durable.plugins.pytest", runs, after="pytest"))
     return 0
+
+
+def _report_langgraph(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    backends: tuple[str, ...],
+    peers: Peers,
+    results: Results,
+) -> None:
+    if args.no_langgraph:
+        print("LangGraph: skipped (--no-langgraph)")
+        print()
+        return
+    if peers.langgraph is None:
+        print(f"LangGraph: not installed ({LANGGRAPH_INSTALL} to compare)")
+        print()
+        return
+    for backend in backends:
+        if backend not in peers.langgraph_on:
+            continue
+        if backend == SQLITE:
+            print(
+                f"LangGraph {peers.langgraph} on SQLite (functional API, AsyncSqliteSaver): "
+                "its default (WAL, synchronous=FULL), and with synchronous=NORMAL"
+            )
+        else:
+            print(
+                f"LangGraph {peers.langgraph} on PostgreSQL (functional API, "
+                "AsyncPostgresSaver): a schema of its own"
+            )
+        print()
+        print(render(langgraph_table(results, sizes, backend), args.markdown))
+        print()
+    for note in peers.langgraph_notes:
+        print(note)
+        print()
 
 
 def memory_table(args: argparse.Namespace, sizes: Sizes, found: list[Engine]) -> list[list[str]]:
@@ -1107,9 +1413,15 @@ def _blob_memory_child(argv: list[str]) -> int:
     sizes = QUICK if args.quick else FULL
     pg = PgServer(args.postgres_url) if backend == POSTGRES else None
     try:
-        (engine,) = [e for e in engines((backend,), with_dbos=True) if e.label == label]
-        if label in (DBOS_DEFAULT, DBOS_WAL, DBOS_PG):
+        found = engines((backend,), with_dbos=True, langgraph=(backend,))
+        (engine,) = [e for e in found if e.label == label]
+        if label in DBOS_LABELS:
             import dbos  # noqa: F401  (its import is not the scenario's memory)
+        if label in LANGGRAPH_LABELS:
+            # Its imports are not the scenario's memory either.
+            import langgraph.func  # noqa: F401
+
+            importlib.import_module(_LANGGRAPH_SAVERS[backend][0])
         _BLOBS[:] = [os.urandom(sizes.blob_bytes) for _ in range(sizes.blob_steps)]
         with tempfile.TemporaryDirectory(prefix="durable-bench-") as tmp:
             place = Place(Path(tmp), f"bench_{uuid.uuid4().hex[:16]}", pg)
