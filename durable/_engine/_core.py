@@ -400,9 +400,10 @@ class Engine:
         what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
         slot = place(workflow_id, step_slot(row.position))
         bound = step_bound(row)
+        output = self.backend.step_output(row.output)
         if row.status is StepStatus.SUCCESS:
-            return self.codec.loads(row.output, slot, what=what, bound=bound)
-        raise self.codec.loads_error(row.output, slot, what=what, bound=bound)
+            return self.codec.loads(output, slot, what=what, bound=bound)
+        raise self.codec.loads_error(output, slot, what=what, bound=bound)
 
     def verify_failed(self, row: WorkflowRow) -> None:
         """Before a new attempt: the workflow really failed (its status was not edited).
@@ -434,7 +435,7 @@ class Engine:
             return
         for row in rows:
             self.codec.open(
-                row.output,
+                self.backend.step_output(row.output),
                 place(workflow_id, step_slot(row.position)),
                 what=f"record of step {row.name!r} (position {row.position} "
                 f"of workflow {workflow_id!r})",

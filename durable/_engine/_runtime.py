@@ -369,7 +369,7 @@ class Runtime:
                 tries=row.attempt,
                 started_at=row.started_at,
                 finished_at=row.finished_at,
-                payload_bytes=len(row.output),
+                payload_bytes=self._engine.backend.output_size(row.output),
                 failed_attempts=tuple(failures.get(row.position, ())),
             )
             for row in sorted(steps.values(), key=lambda r: r.position)

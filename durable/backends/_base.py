@@ -23,13 +23,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeAlias, TypeVar
 
-from durable._errors import ConfigurationError, DurableError
+from durable._errors import DurableError
 from durable._records import (
     CheckSteps,
-    Counts,
     EventRow,
     NewWorkflow,
     Owner,
+    Parts,
     Placement,
     SessionEntry,
     SessionSummary,
@@ -297,7 +297,20 @@ class Backend(ControlContract, ABC):
 
     @abstractmethod
     async def load_steps(self, tx: Any, workflow_id: str) -> dict[int, StepRow]:
-        """Every live (not superseded) step record of a workflow, by position."""
+        """Every live (not superseded) step record of a workflow, by position.
+
+        An output kept outside its row (a SQLite store's payload files) may be
+        left as its reference: :meth:`step_output` reads it when it is needed,
+        so that a resume holds one large output at a time, not all of them.
+        """
+
+    def step_output(self, stored: bytes | Parts) -> bytes | Parts:
+        """The payload a record's output stands for (itself unless it is a reference)."""
+        return stored
+
+    def output_size(self, stored: bytes | Parts) -> int:
+        """The size of the payload a record's output stands for, without reading it."""
+        return len(stored)
 
     @abstractmethod
     async def record_step(self, tx: Any, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
@@ -528,58 +541,6 @@ class Backend(ControlContract, ABC):
         self, tx: Any, cutoff: float, session_id: str | None, dry_run: bool
     ) -> int:
         """Delete sessions last written before ``cutoff`` (or that one, if given); keys counted."""
-
-    # The store as a whole -------------------------------------------------------
-
-    @abstractmethod
-    async def now(self, tx: Any) -> float:
-        """The store's clock, in seconds since the epoch."""
-
-    @abstractmethod
-    async def cleanup(
-        self,
-        tx: Any,
-        cutoff: float,
-        statuses: Sequence[WorkflowStatus],
-        dry_run: bool,
-        *,
-        name: str | None = None,
-        queue: str | None = None,
-    ) -> Counts:
-        """Delete finished workflows (of ``statuses``) finished before ``cutoff`` (atomic).
-
-        ``name`` and ``queue``, when given, narrow it to workflows of that
-        registered name, or enqueued on that queue.
-        """
-
-    async def partition_by_month(self, tx: Any) -> int | None:
-        """Keep the step records in one partition per month (atomic); how many were moved.
-
-        None if they were kept so already. Only a PostgreSQL store can: the
-        default refuses, changing nothing.
-        """
-        raise ConfigurationError(
-            f"the store at {self.url} cannot keep its step records by month: only a "
-            "PostgreSQL store can. Its cleanup deletes old workflows row by row "
-            "(Store.cleanup), which is what it needs."
-        )
-
-    @abstractmethod
-    async def prune(self, tx: Any, keep_snapshots: int, dry_run: bool) -> Counts:
-        """Delete superseded records, and snapshots beyond the newest N of finished workflows."""
-
-    @abstractmethod
-    async def stats(self, tx: Any) -> dict[str, Any]:
-        """Counts by status, live steps, and payload bytes stored."""
-
-    async def count_by_status(self, tx: Any) -> dict[str, int]:
-        """Workflows by status, without the rest of :meth:`stats` (which reads every step).
-
-        This default reads :meth:`stats`; a backend that can count workflows
-        alone (the SQL ones: on the status index) overrides it.
-        """
-        by_status: dict[str, int] = (await self.stats(tx))["by_status"]
-        return dict(by_status)
 
 
 OPERATIONS = tuple(

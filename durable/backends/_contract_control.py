@@ -1,4 +1,4 @@
-"""The storage contract's flow control: schedules, and queues' settings and counts.
+"""The storage contract's last parts: schedules, queues' flow control, the store as a whole.
 
 A base of :class:`durable.backends.Backend` (the contract's last operations,
 apart so that each module stays small); see that module for what an
@@ -11,11 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from durable._records import QueueCounts, QueueRow, ScheduleRow
+from durable._errors import ConfigurationError
+from durable._records import Counts, QueueCounts, QueueRow, ScheduleRow, WorkflowStatus
 
 
 class ControlContract(ABC):
-    """Schedules, and queues' flow control (part of :class:`Backend`)."""
+    """Schedules, queues' flow control, the store as a whole (part of :class:`Backend`)."""
+
+    url: str
 
     # Schedules ------------------------------------------------------------------
 
@@ -116,3 +119,55 @@ class ControlContract(ABC):
         error, in the transaction that cancels it (atomic); at most 100 in
         one call. Their ids.
         """
+
+    # The store as a whole -------------------------------------------------------
+
+    @abstractmethod
+    async def now(self, tx: Any) -> float:
+        """The store's clock, in seconds since the epoch."""
+
+    @abstractmethod
+    async def cleanup(
+        self,
+        tx: Any,
+        cutoff: float,
+        statuses: Sequence[WorkflowStatus],
+        dry_run: bool,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+    ) -> Counts:
+        """Delete finished workflows (of ``statuses``) finished before ``cutoff`` (atomic).
+
+        ``name`` and ``queue``, when given, narrow it to workflows of that
+        registered name, or enqueued on that queue.
+        """
+
+    async def partition_by_month(self, tx: Any) -> int | None:
+        """Keep the step records in one partition per month (atomic); how many were moved.
+
+        None if they were kept so already. Only a PostgreSQL store can: the
+        default refuses, changing nothing.
+        """
+        raise ConfigurationError(
+            f"the store at {self.url} cannot keep its step records by month: only a "
+            "PostgreSQL store can. Its cleanup deletes old workflows row by row "
+            "(Store.cleanup), which is what it needs."
+        )
+
+    @abstractmethod
+    async def prune(self, tx: Any, keep_snapshots: int, dry_run: bool) -> Counts:
+        """Delete superseded records, and snapshots beyond the newest N of finished workflows."""
+
+    @abstractmethod
+    async def stats(self, tx: Any) -> dict[str, Any]:
+        """Counts by status, live steps, and payload bytes stored."""
+
+    async def count_by_status(self, tx: Any) -> dict[str, int]:
+        """Workflows by status, without the rest of :meth:`stats` (which reads every step).
+
+        This default reads :meth:`stats`; a backend that can count workflows
+        alone (the SQL ones: on the status index) overrides it.
+        """
+        by_status: dict[str, int] = (await self.stats(tx))["by_status"]
+        return dict(by_status)

@@ -6,7 +6,9 @@ returning 16 MiB cost three times as long as writing the file, and the store
 twice the disk (benchmarks/RESULTS.md). A payload of ``EXTERNAL_BYTES`` or
 more goes instead into a file of its own, in the folder ``<database>-payloads``,
 written before the row that refers to it commits; the row holds a reference
-(``reference``) in place of the bytes, and reading the row reads the file.
+(``reference``) in place of the bytes. Reading the row reads the file, except
+for a workflow's records loaded to resume it (``Backend.load_steps``): each
+file is read as its step replays, so a resume holds one large result at a time.
 
 Each file belongs to one row: a fork or a restore copies a row with its own
 file. Files go when their rows do (cleanup, prune), once that commits; a file

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from durable._records import StepRow, WorkflowRow, joined
+from durable._records import Parts, StepRow, WorkflowRow, joined
 from durable.backends._base import Backend
-from durable.backends._payload_files import EXTERNAL_BYTES, MARKER, PayloadFiles
+from durable.backends._payload_files import EXTERNAL_BYTES, MARKER, PayloadFiles, stored_size
 from durable.backends._sql_rows import step_params, step_row, workflow_row
 from durable.backends._tx import Tx
 
@@ -51,13 +51,27 @@ class SqlOps(Backend):
         if self.payloads is not None:
             self.payloads.discard(params["output"])
 
-    def _step_row(self, r: Any) -> StepRow:
-        """A step record from a result row, its output read from its file if it has one."""
+    def _step_row(self, r: Any, *, read_file: bool = True) -> StepRow:
+        """A step record from a result row, its output read from its file if it has one.
+
+        ``read_file`` False leaves a file's reference in its place (``load_steps``).
+        """
         row = step_row(r)
-        stored = joined(row.output)  # a row read back holds bytes: the same object
-        if self.payloads is not None and stored.startswith(MARKER):
-            row = dataclasses.replace(row, output=self.payloads.load(stored))
+        if read_file and self.payloads is not None:
+            stored = joined(row.output)  # a row read back holds bytes: the same object
+            if stored.startswith(MARKER):
+                row = dataclasses.replace(row, output=self.payloads.load(stored))
         return row
+
+    def step_output(self, stored: bytes | Parts) -> bytes | Parts:
+        if self.payloads is not None and type(stored) is bytes and stored.startswith(MARKER):
+            return self.payloads.load(stored)
+        return stored
+
+    def output_size(self, stored: bytes | Parts) -> int:
+        if type(stored) is bytes and stored.startswith(MARKER):
+            return stored_size(stored, len(stored))
+        return len(stored)
 
     async def get_workflow(self, tx: Tx, workflow_id: str) -> WorkflowRow | None:
         result = await tx.execute(self.q.get_workflow, {"workflow_id": workflow_id})

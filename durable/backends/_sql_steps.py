@@ -29,7 +29,7 @@ class StepOps(SqlOps):
 
     async def load_steps(self, tx: Tx, workflow_id: str) -> dict[int, StepRow]:
         result = await tx.execute(self.q.live_steps, {"workflow_id": workflow_id})
-        return {r.position: self._step_row(r) for r in result.rows}
+        return {r.position: self._step_row(r, read_file=False) for r in result.rows}
 
     async def record_step(self, tx: Tx, workflow_id: str, epoch: int, step: StepRow) -> StepRow:
         params = self._step_params(workflow_id, epoch, step)

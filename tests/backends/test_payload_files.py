@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,51 @@ def test_large_results_are_files_and_replay_from_them(db: Path) -> None:
     payload = sum(p.stat().st_size for p in _files(db))
     disk = payload + sum(p.stat().st_size for p in db.parent.glob("jobs.db*") if p.is_file())
     assert disk / payload < 1.05  # the database holds references, not a copy
+
+
+@durable.step
+def last(n: int) -> int:
+    return n
+
+
+@durable.durable_workflow(name="payload_files.discarding")
+def discarding(n: int) -> int:
+    for i in range(n):
+        big(i)  # each result dropped at once, as a pipeline drops what it has used
+    return last(n)
+
+
+def test_a_resume_holds_one_large_result_at_a_time(db: Path) -> None:
+    """Each replayed step reads its own file: a resume never holds them all at once."""
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        durable.testing.CrashInjector(rt).arm("before_step", step="last")
+        with pytest.raises(durable.testing.SimulatedCrash):
+            discarding.run_sync(8, workflow_id="w")
+        assert len(_files(db)) == 8
+        runs.clear()
+        tracemalloc.start()
+        try:
+            assert discarding.run_sync(8, workflow_id="w") == 8
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert runs == []  # all eight replayed from their files
+        # One result read and its value decoded, with room to spare: all eight
+        # read up front would be 8 MiB.
+        assert peak < 4 * MIB, peak
+
+
+def test_a_step_result_and_the_step_list_read_no_other_file(db: Path) -> None:
+    with durable.Runtime(f"sqlite:///{db}") as rt:
+        bigs.run_sync(3, workflow_id="w")
+        first, second, third = sorted(_files(db), key=lambda p: p.stat().st_mtime_ns)
+        first.unlink()
+        third.unlink()
+        big_steps = [s for s in rt.list_steps("w") if s.name.endswith("big")]
+        assert [s.payload_bytes for s in big_steps] == [second.stat().st_size] * 3
+        assert _digest(rt.store.step_result("w", big_steps[1].position)) == _expected(2)[1]
+        with pytest.raises(durable.PayloadIntegrityError, match="is missing"):
+            rt.store.step_result("w", big_steps[0].position)
 
 
 def test_a_result_below_the_threshold_stays_in_the_database(db: Path) -> None:
