@@ -30,7 +30,7 @@ import traceback
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from durable import _registry
 from durable._digests import sha256
@@ -69,6 +69,15 @@ PARTS_BYTES = 64 * 1024
 # Pickled alike by pickle and cloudpickle, whose pickler costs more to set up
 # than pickling one of these.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+Stored: TypeAlias = "bytes | Parts | memoryview"
+"""A sealed payload as read back: its bytes, the parts it was written in, or a view of them."""
+
+
+def _whole(payload: Stored) -> bytes | memoryview:
+    """A payload as one buffer: a view stays a view (a mapped file is not read into a copy)."""
+    return bytes(payload) if isinstance(payload, Parts) else payload
 
 
 def dumps(value: Any, *, by_value: bool = True) -> bytes:
@@ -401,11 +410,13 @@ class Codec:
             return Parts(pieces)
         return b"".join(pieces)
 
-    def open(self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b"") -> bytes:
+    def open(self, payload: Stored, where: bytes, *, what: str, bound: bytes = b"") -> bytes:
         """The pickled body of a stored payload, verified; never unpickles it."""
-        return bytes(self._open(joined(payload), where, what=what, bound=bound))
+        return bytes(self._open(_whole(payload), where, what=what, bound=bound))
 
-    def _open(self, payload: bytes, where: bytes, *, what: str, bound: bytes) -> bytes | memoryview:
+    def _open(
+        self, payload: bytes | memoryview, where: bytes, *, what: str, bound: bytes
+    ) -> bytes | memoryview:
         """:meth:`open`, the body as a view of ``payload`` when it is stored as is.
 
         A slice of a 16 MiB payload would copy it; unpickling reads the view.
@@ -420,17 +431,17 @@ class Codec:
         body_at = 2
         if flags & _SIGNED:
             body_at = 2 + _KEY_ID_LEN + _MAC_LEN
-            key = self._keys.get(payload[2 : 2 + _KEY_ID_LEN])
+            key = self._keys.get(bytes(payload[2 : 2 + _KEY_ID_LEN]))
             if key is None:
                 raise self._refuse(
                     what,
                     "a signature by a key that is not configured (set DURABLE_SECRET_KEY, "
                     "or list the old key in DURABLE_OLD_SECRET_KEYS)",
                 )
-            mac = payload[2 + _KEY_ID_LEN : body_at]
+            mac = bytes(payload[2 + _KEY_ID_LEN : body_at])
             # Format 2 signed the place alone: its rows are read as before.
             signed = where if version == _V2 else _signed_place(where, bound)
-            expected = _hmac(key, signed + payload[:2])
+            expected = _hmac(key, signed + bytes(payload[:2]))
             expected.update(memoryview(payload)[body_at:])
             if not _same_digest(mac, expected.digest()):
                 raise self._refuse(
@@ -474,9 +485,9 @@ class Codec:
             return self._seal((head, value, _BINBYTES_TAIL), where, what=what, bound=bound)
         return self._seal(pickle_parts(value, what=what), where, what=what, bound=bound)
 
-    def loads(self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b"") -> Any:
+    def loads(self, payload: Stored, where: bytes, *, what: str, bound: bytes = b"") -> Any:
         """Open and unpickle a payload."""
-        return pickle.loads(self._open(joined(payload), where, what=what, bound=bound))
+        return pickle.loads(self._open(_whole(payload), where, what=what, bound=bound))
 
     def dumps_error(
         self, exc: BaseException, where: bytes, *, what: str, bound: bytes = b""
@@ -485,10 +496,10 @@ class Codec:
         return self.seal(pickle_error(exc), where, what=what, bound=bound)
 
     def loads_error(
-        self, payload: bytes | Parts, where: bytes, *, what: str, bound: bytes = b""
+        self, payload: Stored, where: bytes, *, what: str, bound: bytes = b""
     ) -> BaseException:
         """The exception recorded by :meth:`dumps_error`, ready to raise."""
-        body = self._open(joined(payload), where, what=what, bound=bound)
+        body = self._open(_whole(payload), where, what=what, bound=bound)
         try:
             value = pickle.loads(body)
         except Exception as exc:

@@ -304,8 +304,11 @@ class Backend(ControlContract, ABC):
         so that a resume holds one large output at a time, not all of them.
         """
 
-    def step_output(self, stored: bytes | Parts) -> bytes | Parts:
-        """The payload a record's output stands for (itself unless it is a reference)."""
+    def step_output(self, stored: bytes | Parts) -> bytes | Parts | memoryview:
+        """The payload a record's output stands for (itself unless it is a reference).
+
+        A read-only view, of a file mapped into memory say, is read once and let go.
+        """
         return stored
 
     def output_size(self, stored: bytes | Parts) -> int:

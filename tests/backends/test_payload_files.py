@@ -124,6 +124,35 @@ def test_a_resume_holds_one_large_result_at_a_time(db: Path) -> None:
         assert peak < 4 * MIB, peak
 
 
+@pytest.mark.parametrize("damage", ["missing", "cut", "emptied", "edited"])
+def test_a_replay_from_a_damaged_file_is_refused_by_name(db: Path, damage: str) -> None:
+    """A resume reads each file as its step replays: damage is named there, not unpickled."""
+    key = "k" * 32
+    with durable.Runtime(f"sqlite:///{db}", secret_key=key) as rt:
+        durable.testing.CrashInjector(rt).arm("before_step", step="last")
+        with pytest.raises(durable.testing.SimulatedCrash):
+            discarding.run_sync(2, workflow_id="w")
+    first = min(_files(db), key=lambda p: p.stat().st_mtime_ns)
+    data = first.read_bytes()
+    if damage == "missing":
+        first.unlink()
+    else:
+        edited = data[:-1] + bytes([data[-1] ^ 1])
+        first.write_bytes({"cut": data[:1000], "emptied": b"", "edited": edited}[damage])
+    expected = {
+        "missing": "is missing",
+        "cut": "holds 1000 bytes",
+        "emptied": "holds 0 bytes",
+        "edited": "does not match",
+    }[damage]
+    with (
+        durable.Runtime(f"sqlite:///{db}", secret_key=key),
+        pytest.raises(durable.PayloadIntegrityError, match=expected),
+    ):
+        discarding.run_sync(2, workflow_id="w")
+    assert runs == [0, 1]  # refused, never run again in its place
+
+
 def test_a_step_result_and_the_step_list_read_no_other_file(db: Path) -> None:
     with durable.Runtime(f"sqlite:///{db}") as rt:
         bigs.run_sync(3, workflow_id="w")
@@ -401,6 +430,20 @@ def test_a_reader_that_found_a_reference_still_reads_it_just_after_its_row_went(
     files.close()  # what waited is deleted now
     with pytest.raises(durable.PayloadIntegrityError, match="is missing"):
         files.load(stored)
+
+
+def test_a_view_of_a_file_stays_whole_after_its_row_and_file_went(tmp_path: Path) -> None:
+    files = PayloadFiles(str(tmp_path / "jobs.db"), "normal")
+    payload = random.Random(7).randbytes(EXTERNAL_BYTES + 5)
+    stored = files.store(payload)
+    view = files.view(stored)
+    assert bytes(view) == files.load(stored) == payload
+    files.remove([stored])
+    files.close()  # deleted now
+    with pytest.raises(durable.PayloadIntegrityError, match="is missing"):
+        files.view(stored)
+    assert bytes(view) == payload  # read before it went: still whole
+    assert files.view(b"inline bytes") == b"inline bytes"
 
 
 def test_a_file_that_cannot_be_written_leaves_the_workflow_to_resume(db: Path) -> None:
