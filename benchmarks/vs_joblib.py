@@ -6,6 +6,9 @@ One run, same machine, medians of ``--repeat`` runs, a fresh folder per run:
    before the timer starts (50 x 1 MiB, 8 x 16 MiB): MiB/s, and the bytes on disk
    after the store is closed divided by the payload bytes. Each run writes into
    pages just freed (``prime_pages``; ``--cold-pages`` leaves that out).
+   Then the same results read back in the process that wrote them: durable
+   replays them in a resume (the workflow stopped before its last step);
+   joblib loads them from its cache; raw sqlite3 selects and unpickles them.
 2. Cold resume: a 100-step workflow (each step returns its index) is SIGKILLed in
    its step 51; then a new process runs it again. Timed from before the new
    process is spawned to its first step that runs (the 51st), and to its result.
@@ -107,6 +110,68 @@ def _large_sqlite3(folder: Path, payloads: list[bytes]) -> float:
         db.execute("BEGIN")
         db.execute("INSERT INTO steps VALUES (?, ?)", (i, pickle.dumps(payload, protocol=5)))
         db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return elapsed
+
+
+def _reread_durable(folder: Path, payloads: list[bytes]) -> float:
+    """A resume's replay of the large results: the workflow stopped before its last step."""
+    import durable
+    import durable.testing
+
+    tag = id(payloads)
+
+    @durable.step(name=f"bench.big{tag}")
+    def big(i: int) -> bytes:
+        return payloads[i]
+
+    @durable.step(name=f"bench.end{tag}")
+    def end(total: int) -> int:
+        return total
+
+    @durable.durable_workflow(name=f"bench.rebigs{tag}")
+    def bigs() -> int:
+        return end(sum(len(big(i)) for i in range(len(payloads))))
+
+    with durable.Runtime(f"sqlite:///{folder}/d.db") as runtime, runtime.activated():
+        crash = durable.testing.CrashInjector(runtime)
+        crash.arm("before_step", step=f"bench.end{tag}")
+        try:
+            bigs.run_sync(workflow_id="reread")
+        except durable.testing.SimulatedCrash:
+            pass
+        else:
+            raise AssertionError("the workflow was to stop before its last step")
+        crash.close()  # no crash hook left on the path timed
+        started = time.perf_counter()
+        total = bigs.run_sync(workflow_id="reread")
+        elapsed = time.perf_counter() - started
+        assert total == sum(map(len, payloads)), total
+        return elapsed
+
+
+def _reread_joblib(folder: Path, payloads: list[bytes]) -> float:
+    assert joblib is not None
+    memory = joblib.Memory(location=str(folder), verbose=0)
+
+    def big(i: int) -> bytes:
+        return payloads[i]
+
+    cached = memory.cache(big)
+    sum(len(cached(i)) for i in range(len(payloads)))
+    started = time.perf_counter()
+    sum(len(cached(i)) for i in range(len(payloads)))  # each from its file now
+    return time.perf_counter() - started
+
+
+def _reread_sqlite3(folder: Path, payloads: list[bytes]) -> float:
+    _large_sqlite3(folder, payloads)
+    db = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    started = time.perf_counter()
+    for i in range(len(payloads)):
+        (blob,) = db.execute("SELECT output FROM steps WHERE position = ?", (i,)).fetchone()
+        len(pickle.loads(blob))
     elapsed = time.perf_counter() - started
     db.close()
     return elapsed
@@ -382,6 +447,17 @@ def main() -> None:
     pages = "fresh pages (--cold-pages)" if args.cold_pages else "recycled pages"
     medians = f"medians of {1 if args.quick else args.large_repeat}"
     _table(f"large results (SQLite file, {pages}, {medians})", names, rows)
+
+    readers: dict[str, Callable[[Path, list[bytes]], float]] = {"durable": _reread_durable}
+    if joblib is not None:
+        readers["joblib"] = _reread_joblib
+    readers["raw sqlite3"] = _reread_sqlite3
+    rows = []
+    for count, size in sizes:
+        found = large(readers, count, size, 1 if args.quick else args.large_repeat)
+        label = f"{count} x {size // MIB} MiB"
+        rows.append((f"{label}, MiB/s", [f"{found[n][0]:,.0f}" for n in readers]))
+    _table(f"large results read back in the same process ({medians})", list(readers), rows)
 
     resumers = [n for n in ("durable", "joblib", "raw sqlite3") if n != "joblib" or joblib]
     resumed = {n: cold_resume(n, repeat) for n in resumers}
