@@ -183,9 +183,11 @@ class _PartsWriter:
     def __init__(self) -> None:
         self.parts: list[bytes] = []
 
-    def write(self, data: bytes | memoryview) -> int:
-        self.parts.append(data if type(data) is bytes else bytes(data))
-        return len(data)
+    def write(self, data: bytes | memoryview | pickle.PickleBuffer) -> int:
+        # A PickleBuffer (a numpy array's memory, say) has no len(): its copy has.
+        part = data if type(data) is bytes else bytes(data)
+        self.parts.append(part)
+        return len(part)
 
 
 def pickle_parts(value: Any, *, what: str) -> Sequence[bytes]:
