@@ -400,10 +400,16 @@ class Engine:
         what = f"outcome of step {row.name!r} (position {row.position} of workflow {workflow_id!r})"
         slot = place(workflow_id, step_slot(row.position))
         bound = step_bound(row)
-        output = self.backend.step_output(row.output)
+        # No local holds the output: a view of a mapped file would live as long
+        # as the traceback of the error raised here.
         if row.status is StepStatus.SUCCESS:
-            return self.codec.loads(output, slot, what=what, bound=bound)
-        raise self.codec.loads_error(output, slot, what=what, bound=bound)
+            return self.codec.loads(
+                self.backend.step_output(row.output), slot, what=what, bound=bound
+            )
+        error = self.codec.loads_error(
+            self.backend.step_output(row.output), slot, what=what, bound=bound
+        )
+        raise error
 
     def verify_failed(self, row: WorkflowRow) -> None:
         """Before a new attempt: the workflow really failed (its status was not edited).

@@ -355,6 +355,8 @@ class Workflows(OverSteps):
             ):
                 raise Lost()
         recorded = {} if fresh else await session.run(session.backend.load_steps, workflow_id)
+        for record in recorded.values():
+            session.backend.check_output(record.output)  # before the body can catch it
         ctx = _context.WorkflowContext(
             engine=self.engine,
             session=session,

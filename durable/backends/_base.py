@@ -311,6 +311,14 @@ class Backend(ControlContract, ABC):
         """
         return stored
 
+    def check_output(self, stored: bytes | Parts) -> None:
+        """Raise if the payload a record's output stands for is missing or cut short.
+
+        Reads no more than a file's size. A resume checks its records so before
+        the workflow's body runs: damage stops it there, the workflow left to
+        resume once the store is restored, not at a step call the body may catch.
+        """
+
     def output_size(self, stored: bytes | Parts) -> int:
         """The size of the payload a record's output stands for, without reading it."""
         return len(stored)

@@ -45,7 +45,7 @@ from durable._records import Parts
 from durable.backends._forks import renew_in_children
 
 log = logging.getLogger("durable.sqlite")
-_Payload = TypeVar("_Payload", bytes, bytes | memoryview)
+_Payload = TypeVar("_Payload", bytes, "bytes | memoryview", "bytes | _Size")
 
 EXTERNAL_BYTES = 128 * 1024
 """Payloads of this size or more are kept in files (SQLite's own measurements put
@@ -191,6 +191,10 @@ class PayloadFiles:
         deleted, which leaves a mapping whole.
         """
         return self._get(stored, _map)
+
+    def ensure(self, stored: bytes) -> None:
+        """Raise as :meth:`load` would for a missing or cut file, reading only its size."""
+        self._get(stored, _size)
 
     def _get(self, stored: bytes, reader: Callable[[str, str], _Payload]) -> _Payload:
         found = parse(stored)
@@ -424,9 +428,32 @@ def _map(path: str, gone: str) -> bytes | memoryview:
         size = os.fstat(fd).st_size
         if size == 0:  # cut short to nothing: mmap refuses an empty file
             return b""
-        return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+        try:
+            return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+        except OSError:  # a file system that cannot map files (some network mounts)
+            with open(fd, "rb", closefd=False) as file:
+                return file.read()
     finally:
         os.close(fd)
+
+
+class _Size:
+    """A file's size, as :meth:`PayloadFiles._get` checks it (``len``)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _size(path: str, gone: str) -> _Size:
+    try:
+        return _Size(os.stat(path).st_size)
+    except FileNotFoundError:
+        return _Size(os.stat(gone).st_size)  # its row was deleted a moment ago
 
 
 def _unlink_all(paths: list[str]) -> None:

@@ -68,6 +68,10 @@ class SqlOps(Backend):
             return self.payloads.view(stored)
         return stored
 
+    def check_output(self, stored: bytes | Parts) -> None:
+        if self.payloads is not None and type(stored) is bytes and stored.startswith(MARKER):
+            self.payloads.ensure(stored)
+
     def output_size(self, stored: bytes | Parts) -> int:
         if type(stored) is bytes and stored.startswith(MARKER):
             return stored_size(stored, len(stored))

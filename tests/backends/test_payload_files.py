@@ -92,8 +92,21 @@ def test_large_results_are_files_and_replay_from_them(db: Path) -> None:
     assert disk / payload < 1.05  # the database holds references, not a copy
 
 
+mapped: list[int] = []
+
+
+def _mapped_payload_files() -> int:
+    """How many payload files this process has mapped (-1 where /proc cannot tell)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return -1
+    return len({line.split()[-1] for line in maps.splitlines() if "-payloads" in line})
+
+
 @durable.step
 def last(n: int) -> int:
+    mapped.append(_mapped_payload_files())
     return n
 
 
@@ -122,6 +135,8 @@ def test_a_resume_holds_one_large_result_at_a_time(db: Path) -> None:
         # One result read and its value decoded, with room to spare: all eight
         # read up front would be 8 MiB.
         assert peak < 4 * MIB, peak
+        # Each file was mapped while its step replayed, and let go after.
+        assert mapped[-1] in (0, -1), mapped
 
 
 @pytest.mark.parametrize("damage", ["missing", "cut", "emptied", "edited"])
@@ -145,12 +160,20 @@ def test_a_replay_from_a_damaged_file_is_refused_by_name(db: Path, damage: str) 
         "emptied": "holds 0 bytes",
         "edited": "does not match",
     }[damage]
-    with (
-        durable.Runtime(f"sqlite:///{db}", secret_key=key),
-        pytest.raises(durable.PayloadIntegrityError, match=expected),
-    ):
-        discarding.run_sync(2, workflow_id="w")
+    with durable.Runtime(f"sqlite:///{db}", secret_key=key) as rt:
+        with pytest.raises(durable.PayloadIntegrityError, match=expected):
+            discarding.run_sync(2, workflow_id="w")
+        info = rt.get_workflow("w")
     assert runs == [0, 1]  # refused, never run again in its place
+    if damage != "edited":  # an edit shows only to the signature, as its step replays
+        # Missing or cut, the file stops the resume before the body runs (no step
+        # call for it to catch), and the workflow stays to resume once restored.
+        assert info is not None
+        assert info.status is durable.WorkflowStatus.RUNNING
+        first.write_bytes(data)  # the folder restored
+        with durable.Runtime(f"sqlite:///{db}", secret_key=key):
+            assert discarding.run_sync(2, workflow_id="w") == 2
+        assert runs == [0, 1]
 
 
 def test_a_step_result_and_the_step_list_read_no_other_file(db: Path) -> None:
