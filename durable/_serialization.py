@@ -184,8 +184,7 @@ class _PartsWriter:
         self.parts: list[bytes] = []
 
     def write(self, data: bytes | memoryview | pickle.PickleBuffer) -> int:
-        # A PickleBuffer (a numpy array's memory, say) has no len(): its copy has.
-        part = data if type(data) is bytes else bytes(data)
+        part = data if type(data) is bytes else bytes(data)  # a PickleBuffer has no len()
         self.parts.append(part)
         return len(part)
 
