@@ -113,7 +113,8 @@ class Steps(Part):
             recorded = await self._code_changed(ctx, session, spec, position, recorded)
         watchers = self.engine.watchers
         if recorded is not None:
-            _tracing.annotate(payload_bytes=self.engine.backend.output_size(recorded.output))
+            if _tracing.inner_spans():  # the size is looked up only for a span
+                _tracing.annotate(payload_bytes=self.engine.backend.output_size(recorded.output))
             if watchers.active:
                 took = recorded.finished_at - recorded.started_at
                 watchers.tell(StepEvent("replayed", ctx.workflow_id, spec.name, position, took))
